@@ -1,0 +1,159 @@
+//! Rejects, with a message naming the operation, the specs that would make progenitor 0.15.1
+//! panic instead of returning an error.
+//!
+//! progenitor builds one Rust type for an operation's success responses and one for its error
+//! responses, and asserts (`assert!(response_types.len() <= 1)` in `extract_responses`) that
+//! each group has a single body type, counting "no body" and "non-JSON body" as types of their
+//! own. It also needs an `operationId` on every operation.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// The body kind progenitor would derive for one response.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum BodyKind {
+    /// A JSON body of this schema (compared as canonical JSON text).
+    Json(String),
+    /// A body of some other media type.
+    Raw,
+    /// No body.
+    None,
+}
+
+impl std::fmt::Display for BodyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyKind::Json(schema) => write!(f, "JSON {schema}"),
+            BodyKind::Raw => write!(f, "a non-JSON body"),
+            BodyKind::None => write!(f, "no body"),
+        }
+    }
+}
+
+/// Checks every operation of an OpenAPI document.
+pub fn check(openapi: &Value) -> Result<()> {
+    let mut problems = Vec::new();
+    for (path, item) in openapi["paths"].as_object().into_iter().flatten() {
+        for method in METHODS {
+            let Some(operation) = item.get(*method) else {
+                continue;
+            };
+            let name = match operation["operationId"].as_str() {
+                Some(id) => format!("{id} ({} {path})", method.to_uppercase()),
+                None => {
+                    problems.push(format!(
+                        "{} {path}: no operationId (progenitor names methods after it)",
+                        method.to_uppercase()
+                    ));
+                    continue;
+                }
+            };
+            let mut success = BTreeSet::new();
+            let mut error = BTreeSet::new();
+            for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+                let kind = body_kind(response);
+                if status.starts_with('2') || status == "default" {
+                    success.insert(body_kind(response));
+                }
+                if status.starts_with('4') || status.starts_with('5') || status == "default" {
+                    error.insert(kind);
+                }
+            }
+            for (group, kinds) in [("success", &success), ("error", &error)] {
+                if kinds.len() > 1 {
+                    let listed: Vec<String> = kinds.iter().map(ToString::to_string).collect();
+                    problems.push(format!(
+                        "{name}: its {group} responses have {} different body types ({}); \
+                         progenitor 0.15.1 asserts one per operation, so give them one schema \
+                         (or drop the body-less ones) in the overlay",
+                        kinds.len(),
+                        listed.join(" / ")
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+fn body_kind(response: &Value) -> BodyKind {
+    let Some(content) = response.get("content").and_then(Value::as_object) else {
+        return BodyKind::None;
+    };
+    if content.is_empty() {
+        return BodyKind::None;
+    }
+    match content
+        .iter()
+        .find(|(media, _)| media.as_str() == "application/json" || media.ends_with("+json"))
+    {
+        Some((_, media)) => match media.get("schema") {
+            Some(schema) => BodyKind::Json(schema.to_string()),
+            None => BodyKind::Raw,
+        },
+        None => BodyKind::Raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(responses: Value) -> Value {
+        json!({"openapi": "3.0.0", "paths": {"/r": {"post": {"operationId": "refund", "responses": responses}}}})
+    }
+
+    #[test]
+    fn several_error_schemas_are_rejected_naming_the_operation() {
+        let err = check(&spec(json!({
+            "200": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}},
+            "401": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/B"}}}}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("refund (POST /r)"), "{err}");
+        assert!(err.contains("error responses have 2 different body types"), "{err}");
+    }
+
+    #[test]
+    fn a_body_next_to_no_body_is_rejected() {
+        let err = check(&spec(json!({
+            "200": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"content": {"application/json": {"schema": {"type": "array"}}}},
+            "401": {"description": "no body"}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no body"), "{err}");
+    }
+
+    #[test]
+    fn several_success_schemas_are_rejected() {
+        let err = check(&spec(json!({
+            "200": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "201": {"content": {"application/json": {"schema": {"type": "string"}}}}
+        })))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("success responses have 2"), "{err}");
+    }
+
+    #[test]
+    fn one_type_per_group_passes() {
+        check(&spec(json!({
+            "200": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/E"}}}},
+            "500": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/E"}}}}
+        })))
+        .unwrap();
+    }
+}

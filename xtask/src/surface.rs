@@ -1,0 +1,144 @@
+//! A plain-text rendering of a normalized spec's API surface, for snapshot tests: every
+//! operation (method, path, parameters, body, responses) and every schema's fields with type,
+//! required/optional and constraints. A spec change becomes a readable snapshot diff.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Number of operations in an OpenAPI document.
+pub fn operation_count(openapi: &Value) -> usize {
+    operations(openapi).count()
+}
+
+/// Number of named schemas in an OpenAPI document.
+pub fn schema_count(openapi: &Value) -> usize {
+    openapi
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map_or(0, |schemas| schemas.len())
+}
+
+fn operations(openapi: &Value) -> impl Iterator<Item = (&str, &String, &Value)> {
+    openapi["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter_map(move |method| item.get(*method).map(|op| (*method, path, op)))
+        })
+}
+
+/// Renders the surface of an OpenAPI document.
+pub fn render(openapi: &Value) -> String {
+    let mut out = String::new();
+    out.push_str("operations:\n");
+    for (method, path, operation) in operations(openapi) {
+        let id = operation["operationId"].as_str().unwrap_or("<no operationId>");
+        let _ = writeln!(out, "  {} {path} ({id})", method.to_uppercase());
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "    param {} {}: {}{}",
+                parameter["in"].as_str().unwrap_or("?"),
+                parameter["name"].as_str().unwrap_or("?"),
+                type_of(&parameter["schema"]),
+                if parameter["required"] == true { " (required)" } else { "" }
+            );
+        }
+        if let Some(body) = operation.get("requestBody") {
+            for (media, content) in body["content"].as_object().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "    body {media}: {}{}",
+                    type_of(&content["schema"]),
+                    if body["required"] == true { " (required)" } else { " (optional)" }
+                );
+            }
+        }
+        for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+            let bodies: Vec<String> = response["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(media, content)| format!("{media} {}", type_of(&content["schema"])))
+                .collect();
+            let body = if bodies.is_empty() { "no body".to_owned() } else { bodies.join(", ") };
+            let _ = writeln!(out, "    {status}: {body}");
+        }
+    }
+    out.push_str("schemas:\n");
+    let schemas = openapi.pointer("/components/schemas").and_then(Value::as_object);
+    for (name, schema) in schemas.into_iter().flatten() {
+        let _ = writeln!(out, "  {name}: {}{}", type_of(schema), constraints(schema));
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            let presence = if required.contains(&field.as_str()) { "required" } else { "optional" };
+            let _ = writeln!(
+                out,
+                "    {field}: {} {presence}{}",
+                type_of(property),
+                constraints(property)
+            );
+        }
+    }
+    out
+}
+
+/// `string`, `number(decimal)`, `array<Item>`, `Name` for a reference, `any` without a type.
+fn type_of(schema: &Value) -> String {
+    if let Some(reference) = schema["$ref"].as_str() {
+        return reference.rsplit('/').next().unwrap_or(reference).to_owned();
+    }
+    if let Some(all_of) = schema["allOf"].as_array() {
+        let parts: Vec<String> = all_of.iter().map(type_of).collect();
+        return parts.join(" & ");
+    }
+    let base = match schema["type"].as_str() {
+        Some("array") => format!("array<{}>", type_of(&schema["items"])),
+        Some(kind) => kind.to_owned(),
+        None => "any".to_owned(),
+    };
+    match schema["format"].as_str() {
+        Some(format) => format!("{base}({format})"),
+        None => base,
+    }
+}
+
+/// The validation keywords of a schema, in a fixed order.
+fn constraints(schema: &Value) -> String {
+    const KEYWORDS: &[&str] = &[
+        "nullable",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minItems",
+        "maxItems",
+        "enum",
+        "additionalProperties",
+    ];
+    let mut parts = Vec::new();
+    for keyword in KEYWORDS {
+        if let Some(value) = schema.get(*keyword) {
+            let shown = match value {
+                Value::Object(_) => type_of(value),
+                other => other.to_string(),
+            };
+            parts.push(format!("{keyword}={shown}"));
+        }
+    }
+    if parts.is_empty() { String::new() } else { format!(" [{}]", parts.join(", ")) }
+}
