@@ -1,0 +1,105 @@
+//! Properties of `specs/` itself: vendor documents are as published, the published Optty spec
+//! really needs its overlay, and a spec edit changes the generated output.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use xtask::{PROVIDERS, generate, precheck, workspace_root};
+
+/// The providers' documentation, beside the workspace (as in CI), if present.
+fn provider_docs() -> Option<PathBuf> {
+    let dir = workspace_root().join("../shared/provider-docs");
+    dir.is_dir().then_some(dir)
+}
+
+fn json_file(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn optty_vendor_document_is_the_published_json() {
+    let Some(docs) = provider_docs() else {
+        eprintln!("../shared/provider-docs not found; skipping the provenance comparison");
+        return;
+    };
+    let page = std::fs::read_to_string(docs.join("optty-refund-openapi.md")).unwrap();
+    let published = page
+        .lines()
+        .find(|line| line.starts_with("{\"openapi\""))
+        .expect("the page embeds the spec on one line");
+    let published: Value = serde_json::from_str(published).unwrap();
+    let vendored = json_file(&workspace_root().join("specs/optty/openapi.json"));
+    assert_eq!(vendored, published);
+}
+
+#[test]
+fn openapp_vendor_schema_is_the_published_json() {
+    let Some(docs) = provider_docs() else {
+        eprintln!("../shared/provider-docs not found; skipping the provenance comparison");
+        return;
+    };
+    let page = std::fs::read_to_string(docs.join("openapp-refund.txt")).unwrap();
+    let start = page.find("{\n    \"additionalProperties\"").unwrap();
+    let mut stream = serde_json::Deserializer::from_str(&page[start..]).into_iter::<Value>();
+    let published = stream.next().unwrap().unwrap();
+    let vendored = json_file(&workspace_root().join("specs/openapp/refund-request.schema.json"));
+    assert_eq!(vendored, published);
+}
+
+#[test]
+fn published_optty_spec_without_overlay_is_rejected_before_progenitor() {
+    let vendored = json_file(&workspace_root().join("specs/optty/openapi.json"));
+    let err = precheck::check(&vendored).unwrap_err().to_string();
+    assert!(
+        err.contains("RefundsController_refundOrder (POST /orders/{orderReference}/refund)"),
+        "{err}"
+    );
+    assert!(err.contains("error responses have 3 different body types"), "{err}");
+}
+
+#[test]
+fn authored_afterpay_spec_without_overlay_is_rejected_before_progenitor() {
+    let vendored = json_file(&workspace_root().join("specs/afterpay/openapi.json"));
+    let err = precheck::check(&vendored).unwrap_err().to_string();
+    assert!(err.contains("refundOrder (POST /api/v3/orders/{orderNumber}/refunds)"), "{err}");
+}
+
+fn copy_specs(to: &Path) {
+    for provider in PROVIDERS {
+        let from = workspace_root().join("specs").join(provider.name);
+        let dest = to.join("specs").join(provider.name);
+        std::fs::create_dir_all(&dest).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn changing_any_max_length_changes_the_generated_code() {
+    let scratch = std::env::temp_dir().join(format!("xtask-maxlength-{}", std::process::id()));
+    let mut edited = 0;
+    for provider in PROVIDERS {
+        let _ = std::fs::remove_dir_all(&scratch);
+        copy_specs(&scratch);
+        let before = generate(&scratch, provider).unwrap().text;
+        let dir = scratch.join("specs").join(provider.name);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            if path.file_name().unwrap() == "overlay.json" || !text.contains("\"maxLength\": 36") {
+                continue;
+            }
+            std::fs::write(&path, text.replacen("\"maxLength\": 36", "\"maxLength\": 37", 1))
+                .unwrap();
+            let after = generate(&scratch, provider).unwrap().text;
+            assert_ne!(before, after, "{} did not change the output", path.display());
+            edited += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(edited >= 2, "expected maxLength 36 in the Moyasar and OpenApp specs");
+}
