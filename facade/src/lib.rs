@@ -1,1 +1,62 @@
-//! placeholder
+//! # refunds: one refund model over Optty, AfterPay (Riverty), Moyasar and OpenApp
+//!
+//! A service describes a refund once, as a [`RefundRequest`], and gets back a
+//! [`Refund`] or a [`RefundError`], whichever provider took the payment.
+//!
+//! ## The model
+//!
+//! - [`Money`]: an exact decimal amount in an ISO 4217 [`Currency`], never more
+//!   decimal places than the currency has (JPY 0, SAR 2, KWD 3). Conversions to
+//!   minor units (Moyasar, OpenApp) and to major units (Optty, AfterPay) are
+//!   exact or rejected; there is no floating point anywhere.
+//! - [`MerchantReference`]: the caller's id for one logical refund, sent as each
+//!   provider's duplicate key, so retrying with the same reference can never
+//!   refund twice where the provider deduplicates
+//!   ([`Capabilities::idempotent_retries`]).
+//! - [`RefundRequest`]: provider, order id, amount, merchant reference, and
+//!   optionally a [`RefundReason`], a description, [`LineItem`]s and the
+//!   provider-specific ids (AfterPay capture number, OpenApp order id).
+//!   [`RefundRequest::validate`] rejects bad input before any I/O with a
+//!   field-level [`ErrorKind::InvalidRequest`], using the limits of each
+//!   provider's spec ([`Provider::capabilities`]).
+//! - [`Refund`]: the provider's refund id, a [`RefundStatus`], the amount, the
+//!   refunded and captured totals where the provider reports them, and the raw
+//!   provider answer.
+//! - [`RefundError`]: an [`ErrorKind`] a service can branch on, plus the
+//!   provider's status, code and messages; [`RefundError::is_retryable`] says
+//!   whether sending the same request again is safe.
+//! - [`config`]: per-provider settings whose secrets never appear in `Debug`.
+//! - [`signing`]: OpenApp's HMAC request and response signatures.
+//!
+//! ```
+//! use refunds::{MerchantReference, Money, Provider, RefundReason, RefundRequest};
+//!
+//! let request = RefundRequest::new(
+//!     Provider::Moyasar,
+//!     "0191f5a7-44d3-7430-8739-2d80821416bf",
+//!     Money::parse("26.00", "SAR")?,
+//!     MerchantReference::new("RET-123434")?,
+//! )
+//! .with_reason(RefundReason::Returned);
+//! request.validate()?;
+//! assert_eq!(request.amount.to_minor_units()?, 2600);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod capabilities;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod money;
+pub mod reference;
+pub mod signing;
+
+// providers: added by the adapter work
+
+pub use capabilities::Capabilities;
+pub use config::{AfterPayConfig, MoyasarConfig, OpenAppConfig, OpttyConfig};
+pub use error::{ErrorKind, ProviderMessage, RefundError};
+pub use model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
+pub use money::{Currency, Money, MoneyError};
+pub use reference::MerchantReference;
+pub use secrecy::{ExposeSecret, SecretString};
