@@ -1,1 +1,100 @@
-//! Shared helpers for workspace tests.
+//! Helpers for the workspace tests: where the documented payloads live, and JSON equivalence
+//! that compares numbers by exact decimal value.
+
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// `specs/` of this workspace.
+pub fn specs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs")
+}
+
+/// One documented payload: `specs/<provider>/examples/<operation>.<request|status>[.<label>].json`.
+#[derive(Debug)]
+pub struct Example {
+    /// Provider folder name.
+    pub provider: String,
+    /// Operation alias (`refund`, `token`).
+    pub operation: String,
+    /// `request` or an HTTP status code.
+    pub kind: String,
+    /// File path.
+    pub path: PathBuf,
+    /// File contents.
+    pub text: String,
+}
+
+/// Every example file of every provider, sorted by path.
+pub fn examples() -> Vec<Example> {
+    let mut found = Vec::new();
+    for provider in std::fs::read_dir(specs_dir()).unwrap() {
+        let provider = provider.unwrap().path();
+        let dir = provider.join("examples");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|ext| ext != "json") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let mut parts = name.split('.');
+            let operation = parts.next().unwrap().to_owned();
+            let kind = parts
+                .next()
+                .expect("<operation>.<kind>[.<label>].json")
+                .to_owned();
+            found.push(Example {
+                provider: provider.file_name().unwrap().to_str().unwrap().to_owned(),
+                operation,
+                kind,
+                text: std::fs::read_to_string(&path).unwrap(),
+                path,
+            });
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// Decodes `text` as `T` and encodes it again.
+pub fn roundtrip<T: DeserializeOwned + Serialize>(text: &str) -> Result<(Value, Value), String> {
+    let original: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let typed: T = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let encoded = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    Ok((original, encoded))
+}
+
+/// JSON equality where numbers compare by exact decimal value (`1` == `1.0`, `10.00` == `10`)
+/// and a `null` member equals an absent one (the generated types skip `None`).
+pub fn equivalent(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let parse = |n: &serde_json::Number| {
+                let text = n.to_string();
+                Decimal::from_str_exact(&text).or_else(|_| Decimal::from_scientific(&text))
+            };
+            match (parse(x), parse(y)) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => x == y,
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| equivalent(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().all(|key| {
+                let a = x.get(key).unwrap_or(&Value::Null);
+                let b = y.get(key).unwrap_or(&Value::Null);
+                equivalent(a, b)
+            })
+        }
+        _ => a == b,
+    }
+}

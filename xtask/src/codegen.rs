@@ -137,7 +137,8 @@ fn collect_decimals(value: &Value, found: &mut Vec<Value>) {
             {
                 found.push(value.clone());
             }
-            map.values().for_each(|child| collect_decimals(child, found));
+            map.values()
+                .for_each(|child| collect_decimals(child, found));
         }
         Value::Array(items) => items.iter().for_each(|item| collect_decimals(item, found)),
         _ => {}

@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// The body kind progenitor would derive for one response.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,7 +123,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("refund (POST /r)"), "{err}");
-        assert!(err.contains("error responses have 2 different body types"), "{err}");
+        assert!(
+            err.contains("error responses have 2 different body types"),
+            "{err}"
+        );
     }
 
     #[test]

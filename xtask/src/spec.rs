@@ -160,7 +160,10 @@ fn embed_schema(openapi: &mut Value, root: &Value) -> Result<Value> {
         .context("definitions")?;
     for (name, mut schema) in endpoint_schemas {
         rewrite_refs(&mut schema, "#/components/schemas/", "#/definitions/");
-        ensure!(!defs.contains_key(&name), "schema `{name}` is defined twice");
+        ensure!(
+            !defs.contains_key(&name),
+            "schema `{name}` is defined twice"
+        );
         defs.insert(name, schema);
     }
     Ok(json_schema)
@@ -178,7 +181,9 @@ fn rewrite_refs(value: &mut Value, from: &str, to: &str) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| rewrite_refs(item, from, to)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| rewrite_refs(item, from, to)),
         _ => {}
     }
 }

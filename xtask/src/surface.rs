@@ -6,7 +6,9 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// Number of operations in an OpenAPI document.
 pub fn operation_count(openapi: &Value) -> usize {
@@ -38,7 +40,9 @@ pub fn render(openapi: &Value) -> String {
     let mut out = String::new();
     out.push_str("operations:\n");
     for (method, path, operation) in operations(openapi) {
-        let id = operation["operationId"].as_str().unwrap_or("<no operationId>");
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or("<no operationId>");
         let _ = writeln!(out, "  {} {path} ({id})", method.to_uppercase());
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
             let _ = writeln!(
@@ -47,7 +51,11 @@ pub fn render(openapi: &Value) -> String {
                 parameter["in"].as_str().unwrap_or("?"),
                 parameter["name"].as_str().unwrap_or("?"),
                 type_of(&parameter["schema"]),
-                if parameter["required"] == true { " (required)" } else { "" }
+                if parameter["required"] == true {
+                    " (required)"
+                } else {
+                    ""
+                }
             );
         }
         if let Some(body) = operation.get("requestBody") {
@@ -56,7 +64,11 @@ pub fn render(openapi: &Value) -> String {
                     out,
                     "    body {media}: {}{}",
                     type_of(&content["schema"]),
-                    if body["required"] == true { " (required)" } else { " (optional)" }
+                    if body["required"] == true {
+                        " (required)"
+                    } else {
+                        " (optional)"
+                    }
                 );
             }
         }
@@ -67,12 +79,18 @@ pub fn render(openapi: &Value) -> String {
                 .flatten()
                 .map(|(media, content)| format!("{media} {}", type_of(&content["schema"])))
                 .collect();
-            let body = if bodies.is_empty() { "no body".to_owned() } else { bodies.join(", ") };
+            let body = if bodies.is_empty() {
+                "no body".to_owned()
+            } else {
+                bodies.join(", ")
+            };
             let _ = writeln!(out, "    {status}: {body}");
         }
     }
     out.push_str("schemas:\n");
-    let schemas = openapi.pointer("/components/schemas").and_then(Value::as_object);
+    let schemas = openapi
+        .pointer("/components/schemas")
+        .and_then(Value::as_object);
     for (name, schema) in schemas.into_iter().flatten() {
         let _ = writeln!(out, "  {name}: {}{}", type_of(schema), constraints(schema));
         let required: Vec<&str> = schema["required"]
@@ -82,7 +100,11 @@ pub fn render(openapi: &Value) -> String {
             .filter_map(Value::as_str)
             .collect();
         for (field, property) in schema["properties"].as_object().into_iter().flatten() {
-            let presence = if required.contains(&field.as_str()) { "required" } else { "optional" };
+            let presence = if required.contains(&field.as_str()) {
+                "required"
+            } else {
+                "optional"
+            };
             let _ = writeln!(
                 out,
                 "    {field}: {} {presence}{}",
@@ -140,5 +162,9 @@ fn constraints(schema: &Value) -> String {
             parts.push(format!("{keyword}={shown}"));
         }
     }
-    if parts.is_empty() { String::new() } else { format!(" [{}]", parts.join(", ")) }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", parts.join(", "))
+    }
 }

@@ -27,6 +27,10 @@ fn generation_is_deterministic() {
     for provider in PROVIDERS {
         let first = generate(&root, provider).unwrap().text;
         let second = generate(&root, provider).unwrap().text;
-        assert_eq!(first, second, "{} output differs between two runs", provider.name);
+        assert_eq!(
+            first, second,
+            "{} output differs between two runs",
+            provider.name
+        );
     }
 }

@@ -54,14 +54,20 @@ fn published_optty_spec_without_overlay_is_rejected_before_progenitor() {
         err.contains("RefundsController_refundOrder (POST /orders/{orderReference}/refund)"),
         "{err}"
     );
-    assert!(err.contains("error responses have 3 different body types"), "{err}");
+    assert!(
+        err.contains("error responses have 3 different body types"),
+        "{err}"
+    );
 }
 
 #[test]
 fn authored_afterpay_spec_without_overlay_is_rejected_before_progenitor() {
     let vendored = json_file(&workspace_root().join("specs/afterpay/openapi.json"));
     let err = precheck::check(&vendored).unwrap_err().to_string();
-    assert!(err.contains("refundOrder (POST /api/v3/orders/{orderNumber}/refunds)"), "{err}");
+    assert!(
+        err.contains("refundOrder (POST /api/v3/orders/{orderNumber}/refunds)"),
+        "{err}"
+    );
 }
 
 fn copy_specs(to: &Path) {
@@ -93,13 +99,24 @@ fn changing_any_max_length_changes_the_generated_code() {
             if path.file_name().unwrap() == "overlay.json" || !text.contains("\"maxLength\": 36") {
                 continue;
             }
-            std::fs::write(&path, text.replacen("\"maxLength\": 36", "\"maxLength\": 37", 1))
-                .unwrap();
+            std::fs::write(
+                &path,
+                text.replacen("\"maxLength\": 36", "\"maxLength\": 37", 1),
+            )
+            .unwrap();
             let after = generate(&scratch, provider).unwrap().text;
-            assert_ne!(before, after, "{} did not change the output", path.display());
+            assert_ne!(
+                before,
+                after,
+                "{} did not change the output",
+                path.display()
+            );
             edited += 1;
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    assert!(edited >= 2, "expected maxLength 36 in the Moyasar and OpenApp specs");
+    assert!(
+        edited >= 2,
+        "expected maxLength 36 in the Moyasar and OpenApp specs"
+    );
 }
