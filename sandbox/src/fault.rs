@@ -1,0 +1,212 @@
+//! Fault injection: rules that make a provider's refund route misbehave.
+//!
+//! Faults apply to the refund route only (not to Optty's `/token`, not to
+//! `/__admin`), so a test can break refunds while authentication still works.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::state::lock;
+
+/// What goes wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Wait this long before handling the request (Moyasar: after the
+    /// `transaction_id` was marked in flight, so a concurrent duplicate gets
+    /// "Initial request is still processing."). The work runs to completion
+    /// even if the client gives up meanwhile, as a real server's would.
+    Latency(Duration),
+    /// Answer this status at once, doing nothing; the body is the provider's
+    /// own shape for it (Optty `{"statusCode":500,"message":"Internal server
+    /// error"}`, AfterPay empty, Moyasar `{"message":..}`, OpenApp
+    /// `{"exception":..,"message":..}`).
+    Status(u16),
+    /// Handle the request fully (recording the refund when it succeeds),
+    /// then close the TCP connection without sending a single response byte.
+    DropAfterCommit,
+    /// Handle the request fully (recording the refund when it succeeds),
+    /// then answer `200` with an HTML body instead of JSON, as a broken
+    /// proxy in front of the provider would.
+    MalformedBody,
+    /// Answer `502 Bad Gateway` with a `text/html` body at once, doing
+    /// nothing, as a gateway in front of the provider would.
+    NonJson502,
+}
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// Every refund request.
+    Any,
+    /// Refund requests for this order id (the path id; for OpenApp the
+    /// `oaOrderId` or `shopOrderId` in the body).
+    Order(String),
+    /// Only the n-th refund request (1-based) counted from when the fault was
+    /// injected.
+    Nth(usize),
+}
+
+impl Match {
+    /// This match, firing once and then clearing itself.
+    pub fn once(self) -> Trigger {
+        self.times(1)
+    }
+
+    /// This match, firing `n` times and then clearing itself.
+    pub fn times(self, n: usize) -> Trigger {
+        Trigger {
+            matcher: self,
+            times: Some(n),
+        }
+    }
+}
+
+/// A [`Match`] with an optional limit on how often the fault fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// Which requests.
+    pub matcher: Match,
+    /// How many times at most; `None` = until cleared.
+    pub times: Option<usize>,
+}
+
+impl From<Match> for Trigger {
+    fn from(matcher: Match) -> Self {
+        Trigger {
+            matcher,
+            times: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    id: u64,
+    fault: Fault,
+    matcher: Match,
+    remaining: Option<usize>,
+    seen: usize,
+    fired: usize,
+}
+
+#[derive(Debug, Default)]
+struct Rules {
+    next_id: u64,
+    rules: Vec<Rule>,
+}
+
+/// A provider's fault rules.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    inner: Mutex<Rules>,
+}
+
+impl Faults {
+    pub fn add(self: &Arc<Self>, fault: Fault, trigger: Trigger) -> FaultHandle {
+        let mut rules = lock(&self.inner);
+        rules.next_id += 1;
+        let id = rules.next_id;
+        rules.rules.push(Rule {
+            id,
+            fault,
+            matcher: trigger.matcher,
+            remaining: trigger.times,
+            seen: 0,
+            fired: 0,
+        });
+        FaultHandle {
+            faults: Arc::clone(self),
+            id,
+        }
+    }
+
+    pub fn clear(&self) {
+        lock(&self.inner).rules.clear();
+    }
+
+    /// Decides the fault for one refund request about `orders` (the ids the
+    /// request names). Every rule counts the request for [`Match::Nth`]; the
+    /// first matching rule with firings left wins.
+    pub fn take(&self, orders: &[&str]) -> Option<Fault> {
+        let mut rules = lock(&self.inner);
+        let mut chosen = None;
+        for rule in &mut rules.rules {
+            rule.seen += 1;
+            if chosen.is_some() || rule.remaining == Some(0) {
+                continue;
+            }
+            let hit = match &rule.matcher {
+                Match::Any => true,
+                Match::Order(id) => orders.contains(&id.as_str()),
+                Match::Nth(n) => rule.seen == *n,
+            };
+            if hit {
+                rule.fired += 1;
+                if let Some(r) = rule.remaining.as_mut() {
+                    *r -= 1;
+                }
+                chosen = Some(rule.fault.clone());
+            }
+        }
+        chosen
+    }
+}
+
+/// A handle to one injected fault.
+#[derive(Debug, Clone)]
+pub struct FaultHandle {
+    faults: Arc<Faults>,
+    id: u64,
+}
+
+impl FaultHandle {
+    fn with<R>(&self, f: impl FnOnce(&mut Rule) -> R) -> Option<R> {
+        let mut rules = lock(&self.faults.inner);
+        rules.rules.iter_mut().find(|r| r.id == self.id).map(f)
+    }
+
+    /// Limits the fault to fire once more, then clear itself.
+    pub fn once(self) -> Self {
+        self.times(1)
+    }
+
+    /// Limits the fault to fire `n` more times.
+    pub fn times(self, n: usize) -> Self {
+        self.with(|r| r.remaining = Some(n));
+        self
+    }
+
+    /// How many requests this fault has hit.
+    pub fn fired(&self) -> usize {
+        self.with(|r| r.fired).unwrap_or(0)
+    }
+
+    /// Removes the fault.
+    pub fn clear(&self) {
+        lock(&self.faults.inner).rules.retain(|r| r.id != self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_fires_once_and_nth_counts_from_injection() {
+        let faults = Arc::new(Faults::default());
+        let h = faults.add(Fault::Status(500), Match::Any.once());
+        assert_eq!(faults.take(&["a"]), Some(Fault::Status(500)));
+        assert_eq!(faults.take(&["a"]), None);
+        assert_eq!(h.fired(), 1);
+        faults.add(Fault::NonJson502, Match::Nth(2).into());
+        assert_eq!(faults.take(&["a"]), None);
+        assert_eq!(faults.take(&["a"]), Some(Fault::NonJson502));
+        assert_eq!(faults.take(&["a"]), None);
+        faults.clear();
+        let h = faults.add(Fault::MalformedBody, Match::Order("b".into()).into());
+        assert_eq!(faults.take(&["a"]), None);
+        assert_eq!(faults.take(&["x", "b"]), Some(Fault::MalformedBody));
+        h.clear();
+        assert_eq!(faults.take(&["b"]), None);
+    }
+}

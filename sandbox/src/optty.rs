@@ -1,0 +1,395 @@
+//! Optty: `POST /orders/{orderReference}/refund` with bearer tokens from
+//! `POST /token`, errors as NestJS writes them (`{statusCode, message,
+//! error?}`).
+//!
+//! Assumptions where the docs are silent:
+//! - `refundReference` is unique per merchant. A repeat with the same order,
+//!   amount and currency is an idempotent replay: it answers 200 with the
+//!   original response body and records nothing, so a retry after a dropped
+//!   connection learns the original result. A repeat that differs answers
+//!   400 `Refund reference <ref> already exists`.
+//! - The response echoes `refundReference` as sent (the docs' example shows
+//!   a `-00` suffix nobody explains) and `refundedAmount` as sent.
+//! - The token endpoint, on `auth.optty.com` in real life, is served by the
+//!   same server at `/token`.
+//! - An empty request body reads as `{}` (as Express' body parser does), so
+//!   it fails validation rather than JSON parsing.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};
+use crate::fault::Fault;
+use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json, json_bytes};
+use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
+use crate::{clock, money, wire};
+
+/// The `bnplProvider` every sandbox refund reports.
+pub const BNPL_PROVIDER: &str = "KLARNA_AU";
+
+/// The only scope Optty issues.
+pub const SCOPE: &str = "api-user";
+
+/// The Optty sandbox. Dereferences to [`ProviderHandle`] for orders and
+/// faults.
+#[derive(Debug)]
+pub struct OpttyServer {
+    handle: ProviderHandle,
+    state: Arc<OpttyState>,
+}
+
+impl Deref for OpttyServer {
+    type Target = ProviderHandle;
+
+    fn deref(&self) -> &ProviderHandle {
+        &self.handle
+    }
+}
+
+impl OpttyServer {
+    /// `base_url() + "/token"`, where client-credentials tokens are issued.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.handle.base_url())
+    }
+
+    /// Makes every token issued so far invalid (401 on next use).
+    pub fn expire_tokens(&self) {
+        lock(&self.state.tokens).clear();
+    }
+
+    /// Sets the lifetime of tokens issued from now on (default 86400 s; zero
+    /// issues tokens that are already expired). Also reported as
+    /// `expires_in`, in whole seconds.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        *lock(&self.state.lifetime) = lifetime;
+    }
+
+    /// Sets what new refunds on an order answer (`SUCCESSFUL` or `PENDING`).
+    /// `false` when the order does not exist.
+    pub fn set_refund_status(&self, order_id: &str, status: RefundStatus) -> bool {
+        let mut store = lock(&self.handle.shared().store);
+        match store.orders.get_mut(order_id) {
+            Some(order) => {
+                order.seed.refund_status = status;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OpttyState {
+    shared: Arc<Shared>,
+    tokens: Mutex<HashMap<String, Instant>>,
+    lifetime: Mutex<Duration>,
+}
+
+pub(crate) async fn start(port: u16, token_lifetime: Duration) -> std::io::Result<OpttyServer> {
+    let shared = Shared::new(Units::Major);
+    let state = Arc::new(OpttyState {
+        shared: Arc::clone(&shared),
+        tokens: Mutex::new(HashMap::new()),
+        lifetime: Mutex::new(token_lifetime),
+    });
+    let routes = Router::new()
+        .route("/token", post(token))
+        .route("/orders/{order_reference}/refund", post(refund))
+        .with_state(Arc::clone(&state));
+    let handle = server::serve(port, shared, routes).await?;
+    Ok(OpttyServer { handle, state })
+}
+
+/// `{statusCode, message, error?}` in NestJS' field order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    status_code: u16,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+fn error(status: StatusCode, message: &str, error: Option<&str>) -> Response {
+    json(
+        status,
+        &ErrorBody {
+            status_code: status.as_u16(),
+            message,
+            error,
+        },
+    )
+}
+
+fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, message, Some("Bad Request"))
+}
+
+fn unauthorized() -> Response {
+    error(StatusCode::UNAUTHORIZED, "Unauthorized", None)
+}
+
+/// [`Fault::Status`]: the documented 500 body, and the same shape with the
+/// status' reason phrase for any other code.
+fn status_fault(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        "Internal server error"
+    } else {
+        status.canonical_reason().unwrap_or("Error")
+    };
+    error(status, message, None)
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+    token_type: &'static str,
+    scope: &'static str,
+}
+
+async fn token(State(st): State<Arc<OpttyState>>, body: Bytes) -> Response {
+    let form: HashMap<String, String> = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) => form,
+        Err(_) => return bad_request("Invalid form body"),
+    };
+    let field = |name: &str| form.get(name).map(String::as_str);
+    if field("client_id") != Some(OPTTY_CLIENT_ID)
+        || field("client_secret") != Some(OPTTY_CLIENT_SECRET)
+    {
+        return unauthorized();
+    }
+    if field("grant_type") != Some("client_credentials") {
+        return bad_request("grant_type must be client_credentials");
+    }
+    if field("scope").is_some_and(|s| s != SCOPE) {
+        return bad_request("scope must be api-user");
+    }
+    let lifetime = *lock(&st.lifetime);
+    let access_token = format!("sbx-optty.{}", uuid::Uuid::new_v4().simple());
+    lock(&st.tokens).insert(access_token.clone(), Instant::now() + lifetime);
+    json(
+        StatusCode::OK,
+        &TokenResponse {
+            access_token,
+            expires_in: lifetime.as_secs(),
+            token_type: "Bearer",
+            scope: SCOPE,
+        },
+    )
+}
+
+fn authorized(st: &OpttyState, headers: &HeaderMap) -> bool {
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let now = Instant::now();
+    let mut tokens = lock(&st.tokens);
+    tokens.retain(|_, expires| *expires > now);
+    tokens.contains_key(token.trim())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundResponse {
+    refund_reference: String,
+    bnpl_provider: &'static str,
+    refunded_amount: Decimal,
+    refund_status: &'static str,
+    description: Value,
+    refund_date: String,
+    bnpl_refund_id: String,
+}
+
+async fn refund(
+    State(st): State<Arc<OpttyState>>,
+    Path(order_reference): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = st.shared.faults.take(&[&order_reference]);
+    match fault {
+        Some(Fault::Status(code)) => return status_fault(code),
+        Some(Fault::NonJson502) => return server::non_json_502(),
+        _ => {}
+    }
+    detached(async move {
+        if let Some(Fault::Latency(d)) = fault {
+            tokio::time::sleep(d).await;
+        }
+        let res = handle(&st, &order_reference, &headers, &body);
+        after_commit(fault.as_ref(), res)
+    })
+    .await
+}
+
+/// JavaScript's `JSON.parse` message for a body serde_json refused, as
+/// Optty (a Node service) answers it.
+fn js_parse_message(body: &[u8], e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        return "Unexpected end of JSON input".into();
+    }
+    let pos = wire::offset_of(body, e.line(), e.column());
+    match std::str::from_utf8(&body[pos..])
+        .ok()
+        .and_then(|s| s.chars().next())
+    {
+        Some(c) => format!("Unexpected token {c} in JSON at position {pos}"),
+        None => "Unexpected end of JSON input".into(),
+    }
+}
+
+struct Request {
+    reference: String,
+    amount: Decimal,
+    currency: String,
+}
+
+fn validate(v: &Value) -> Result<Request, String> {
+    let Value::Object(obj) = v else {
+        return Err("refundReference should not be empty".into());
+    };
+    let reference = match obj.get("refundReference") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err("refundReference should not be empty".into());
+        }
+        Some(_) => return Err("refundReference must be a string".into()),
+    };
+    let Some(Value::Object(amount_obj)) = obj.get("refundAmount") else {
+        return Err("refundAmount must be an object".into());
+    };
+    let amount = amount_obj
+        .get("amount")
+        .and_then(wire::decimal)
+        .filter(|a| *a > Decimal::ZERO)
+        .ok_or("refundAmount.amount must be a positive number")?;
+    let currency = match amount_obj.get("currency") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err("refundAmount.currency must be a string".into()),
+    };
+    match obj.get("refundDescription") {
+        Some(Value::String(_)) => {}
+        _ => return Err("refundDescription must be a string".into()),
+    }
+    match obj.get("isActivatedViaOAuth") {
+        None | Some(Value::Null) | Some(Value::Bool(_)) => {}
+        Some(_) => return Err("isActivatedViaOAuth must be a boolean value".into()),
+    }
+    Ok(Request {
+        reference,
+        amount,
+        currency,
+    })
+}
+
+fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !authorized(st, headers) {
+        return unauthorized();
+    }
+    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Value::Object(serde_json::Map::new()))
+    } else {
+        serde_json::from_slice::<Value>(body)
+    };
+    let value = match parsed {
+        Ok(v) => v,
+        Err(e) => return bad_request(&js_parse_message(body, &e)),
+    };
+    let req = match validate(&value) {
+        Ok(req) => req,
+        Err(message) => return bad_request(&message),
+    };
+
+    let mut store = lock(&st.shared.store);
+    let fingerprint = format!(
+        "{order_reference}\n{}\n{}",
+        req.amount.normalize(),
+        req.currency
+    );
+    if let Some(replay) = store.replays.get(&req.reference) {
+        return if replay.fingerprint == fingerprint {
+            json_bytes(StatusCode::OK, replay.body.clone())
+        } else {
+            bad_request(&format!(
+                "Refund reference {} already exists",
+                req.reference
+            ))
+        };
+    }
+    let Some(order) = store.orders.get_mut(order_reference) else {
+        return error(StatusCode::NOT_FOUND, "Not Found", None);
+    };
+    let currency = order.state.currency.clone();
+    if req.currency != currency {
+        return bad_request(&format!(
+            "Refund currency {} does not match the order currency {currency}",
+            req.currency
+        ));
+    }
+    let exp = money::exponent(&currency).unwrap_or(2);
+    if req.amount.normalize().scale() > exp {
+        return bad_request(&format!(
+            "refundAmount.amount must have at most {exp} decimal places"
+        ));
+    }
+    let refundable = order.state.refundable();
+    if req.amount > refundable {
+        let mut limit = refundable;
+        limit.rescale(exp);
+        return bad_request(&format!(
+            "You can only refund amount up to {currency} {limit}"
+        ));
+    }
+    let status = order.seed.refund_status;
+    let refund_id = uuid::Uuid::new_v4().to_string();
+    order.record(RecordedRefund {
+        id: refund_id.clone(),
+        reference: Some(req.reference.clone()),
+        amount: req.amount,
+        status,
+        created_at: now_rfc3339(),
+    });
+    let response = RefundResponse {
+        refund_reference: req.reference.clone(),
+        bnpl_provider: BNPL_PROVIDER,
+        refunded_amount: req.amount,
+        refund_status: match status {
+            RefundStatus::Succeeded => "SUCCESSFUL",
+            RefundStatus::Pending => "PENDING",
+        },
+        description: Value::Object(serde_json::Map::new()),
+        refund_date: clock::rfc1123(SystemTime::now()),
+        bnpl_refund_id: refund_id,
+    };
+    let bytes = match serde_json::to_vec(&response) {
+        Ok(bytes) => bytes,
+        Err(_) => return status_fault(500),
+    };
+    store.replays.insert(
+        req.reference,
+        Replay {
+            order_id: order_reference.to_owned(),
+            fingerprint,
+            body: bytes.clone(),
+        },
+    );
+    json_bytes(StatusCode::OK, bytes)
+}
