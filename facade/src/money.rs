@@ -364,7 +364,10 @@ impl FromStr for Money {
     }
 }
 
-/// The wire form of [`Money`] (also its JSON Schema).
+// The wire form of `Money` (also its JSON Schema; the doc comment below is the
+// schema's description).
+/// An exact amount of money: a decimal string in major units and an ISO 4217
+/// currency code. The amount has at most the currency's number of decimal places.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Money")]
@@ -435,6 +438,10 @@ pub(crate) mod decimal_string {
     pub(crate) struct DecimalString;
 
     impl schemars::JsonSchema for DecimalString {
+        fn is_referenceable() -> bool {
+            false
+        }
+
         fn schema_name() -> String {
             "DecimalString".to_owned()
         }
