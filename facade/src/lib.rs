@@ -51,9 +51,11 @@ pub mod money;
 pub mod reference;
 pub mod signing;
 
-// providers: added by the adapter work
+pub mod client;
+pub mod providers;
 
 pub use capabilities::Capabilities;
+pub use client::{Refunds, RefundsBuilder};
 pub use config::{AfterPayConfig, MoyasarConfig, OpenAppConfig, OpttyConfig};
 pub use error::{ErrorKind, ProviderMessage, RefundError};
 pub use model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};

@@ -1,0 +1,160 @@
+//! One adapter per provider, in the layout of hyperswitch's connectors: `transformers.rs` holds
+//! the pure mapping (unified request -> generated wire type, provider answer -> unified
+//! result), the provider's `mod.rs` the I/O around it with the generated client.
+//!
+//! The pure functions are what the snapshot tests exercise; the sandbox tests exercise I/O.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{ErrorKind, RefundError};
+use crate::model::Provider;
+
+#[cfg(feature = "afterpay")]
+pub mod afterpay;
+#[cfg(feature = "moyasar")]
+pub mod moyasar;
+#[cfg(feature = "openapp")]
+pub mod openapp;
+#[cfg(feature = "optty")]
+pub mod optty;
+
+/// At most this much of an unparsable body is kept in an error message.
+const BODY_EXCERPT: usize = 200;
+
+/// A body excerpt for error messages: a proxy's HTML page, say.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut end = text.len().min(BODY_EXCERPT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].trim().to_owned()
+}
+
+/// The error for a status the provider does not document, or a body we cannot read:
+/// 5xx, 408 and 429 are transient (the provider or a proxy failed; retry), anything else is a
+/// protocol error (the provider said something we do not understand).
+pub(crate) fn undocumented(provider: Provider, status: u16, body: &[u8]) -> RefundError {
+    let kind = if status >= 500 || status == 408 || status == 429 {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Protocol
+    };
+    RefundError::new(kind)
+        .provider(provider)
+        .status(status)
+        .message(format!("unexpected HTTP {status}: {}", excerpt(body)))
+}
+
+/// Decodes a provider body through its generated type; a body that does not decode is a
+/// [`ErrorKind::Protocol`] error (or transient, for a 5xx such as a proxy's HTML 502).
+pub(crate) fn decode<T: DeserializeOwned>(
+    provider: Provider,
+    status: u16,
+    body: &[u8],
+) -> Result<T, RefundError> {
+    serde_json::from_slice(body).map_err(|err| {
+        undocumented(provider, status, body).message(format!(
+            "HTTP {status} body does not match the spec ({err}): {}",
+            excerpt(body)
+        ))
+    })
+}
+
+/// The provider's answer as JSON for [`Refund::raw`](crate::Refund::raw).
+pub(crate) fn raw_json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Maps a transport failure of the HTTP client (nothing, or nothing readable, came back).
+pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> RefundError {
+    let kind = if err.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        // Connection refused or reset, or the connection dropped mid-answer: the refund may or
+        // may not have been recorded; the merchant reference makes a retry safe.
+        ErrorKind::Transient
+    };
+    let message = if err.is_connect() {
+        "could not connect to the provider"
+    } else if err.is_timeout() {
+        "the provider did not answer in time"
+    } else {
+        "the connection failed before a complete answer arrived"
+    };
+    RefundError::new(kind)
+        .provider(provider)
+        .message(message)
+        .caused_by(err.without_url())
+}
+
+/// Maps a progenitor client error whose body was already decoded or is unreadable, for the
+/// cases every OpenAPI provider shares. Returns `Err(response)` for an undocumented status, so
+/// the caller can read the body and map it with its `refund_result`.
+pub(crate) fn progenitor_error<E>(
+    provider: Provider,
+    err: progenitor_client::Error<E>,
+) -> Result<(u16, E), Result<reqwest::Response, RefundError>> {
+    use progenitor_client::Error;
+    match err {
+        Error::ErrorResponse(response) => {
+            let status = response.status().as_u16();
+            Ok((status, response.into_inner()))
+        }
+        Error::UnexpectedResponse(response) => Err(Ok(response)),
+        Error::CommunicationError(err) | Error::ResponseBodyError(err) => {
+            Err(Err(transport_error(provider, err)))
+        }
+        Error::InvalidResponsePayload(body, err) => Err(Err(RefundError::new(ErrorKind::Protocol)
+            .provider(provider)
+            .message(format!(
+                "answer does not match the spec ({err}): {}",
+                excerpt(&body)
+            )))),
+        Error::InvalidRequest(message) => Err(Err(RefundError::new(ErrorKind::Protocol)
+            .provider(provider)
+            .message(format!("the request could not be built: {message}")))),
+        _ => Err(Err(RefundError::new(ErrorKind::Protocol)
+            .provider(provider)
+            .message("the HTTP client failed before a usable answer"))),
+    }
+}
+
+/// Reads the body of an undocumented answer, then maps it with `map`.
+pub(crate) async fn read_unexpected<T>(
+    provider: Provider,
+    response: reqwest::Response,
+    map: impl FnOnce(u16, &[u8]) -> Result<T, RefundError>,
+) -> Result<T, RefundError> {
+    let status = response.status().as_u16();
+    match response.bytes().await {
+        Ok(body) => map(status, &body),
+        Err(err) => Err(transport_error(provider, err).status(status)),
+    }
+}
+
+/// A reqwest client with the provider's timeout, rustls, and the given default headers (marked
+/// sensitive, so reqwest never prints them).
+pub(crate) fn http_client(
+    timeout: std::time::Duration,
+    headers: reqwest::header::HeaderMap,
+) -> Result<reqwest::Client, RefundError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .map_err(|err| {
+            RefundError::new(ErrorKind::Protocol)
+                .message("could not build the HTTP client")
+                .caused_by(err)
+        })
+}
+
+/// A header value that is never printed (API keys, bearer tokens).
+pub(crate) fn secret_header(value: &str) -> Result<reqwest::header::HeaderValue, RefundError> {
+    let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        RefundError::invalid("credentials", "contains characters not allowed in a header")
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
