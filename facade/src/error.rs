@@ -39,10 +39,12 @@ pub enum ErrorKind {
     /// An earlier attempt with the same idempotency key is still being
     /// processed (Moyasar: "Initial request is still processing.").
     InProgress,
-    /// A failure the provider says is temporary (HTTP 5xx, 429, connection
-    /// refused before the request was sent).
+    /// A temporary failure: the provider (or a proxy) answered HTTP 5xx, 408
+    /// or 429, or no connection could be made so nothing was sent.
     Transient,
-    /// No answer in time: the request may or may not have been applied.
+    /// No complete answer: the provider did not answer in time, or the
+    /// connection dropped after the request was sent. The request may or may
+    /// not have been applied.
     Timeout,
     /// The provider answered something the facade could not interpret
     /// (malformed or unexpected body, unexpected status): the request may or
@@ -85,7 +87,7 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::Transient => f.write_str("temporary provider failure"),
             ErrorKind::Timeout => f.write_str(
-                "timed out waiting for the provider (the refund may or may not have been applied)",
+                "no complete answer from the provider (timed out or connection lost; the refund may or may not have been applied)",
             ),
             ErrorKind::Protocol => f.write_str(
                 "unexpected response from the provider (the refund may or may not have been applied)",
