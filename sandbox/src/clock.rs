@@ -66,6 +66,9 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_726_403_265);
         assert_eq!(rfc3339(t), "2024-09-15T12:27:45Z");
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(epoch_ms(UNIX_EPOCH + Duration::from_millis(1_678_206_688_075)), 1_678_206_688_075);
+        assert_eq!(
+            epoch_ms(UNIX_EPOCH + Duration::from_millis(1_678_206_688_075)),
+            1_678_206_688_075
+        );
     }
 }

@@ -47,7 +47,9 @@ impl Shared {
     pub fn seed(&self, seed: OrderSeed) -> Result<OrderState, SeedError> {
         let order = state::build_order(seed, self.units)?;
         let snapshot = order.state.clone();
-        lock(&self.store).orders.insert(order.state.id.clone(), order);
+        lock(&self.store)
+            .orders
+            .insert(order.state.id.clone(), order);
         Ok(snapshot)
     }
 
@@ -302,8 +304,7 @@ pub(crate) fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
 }
 
 /// The HTML a gateway answers with.
-const BAD_GATEWAY_HTML: &str =
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
+const BAD_GATEWAY_HTML: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
 
 /// [`Fault::MalformedBody`]: status 200, but HTML where JSON belongs.
 pub(crate) fn malformed_body() -> Response {
@@ -317,10 +318,8 @@ pub(crate) fn non_json_502() -> Response {
 
 fn html(status: StatusCode) -> Response {
     let mut res = (status, BAD_GATEWAY_HTML).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html"),
-    );
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     res
 }
 

@@ -134,7 +134,9 @@ impl OrderSeed {
     }
 
     pub(crate) fn capture_number_or_default(&self) -> &str {
-        self.capture_number.as_deref().unwrap_or(DEFAULT_CAPTURE_NUMBER)
+        self.capture_number
+            .as_deref()
+            .unwrap_or(DEFAULT_CAPTURE_NUMBER)
     }
 
     pub(crate) fn oa_order_id_or_default(&self) -> &str {

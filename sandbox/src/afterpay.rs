@@ -1,0 +1,514 @@
+//! AfterPay (Riverty): `POST /api/v3/orders/{orderNumber}/refunds` with the
+//! `X-Auth-Key` header; 400s are JSON arrays of ResponseMessage.
+//!
+//! Assumptions where the docs are silent (codes and wording are ours):
+//! - The refund amount is the sum of `grossUnitPrice * quantity` over the
+//!   items; with no items the whole remaining amount of the capture is
+//!   refunded. `items` and the legacy `orderItems` are both accepted.
+//! - Refund numbers continue the order's 9-digit sequence the seeded capture
+//!   started (capture `000000001`, first refund `000000002`).
+//! - `remainingAuthorizedAmount` is authorized minus captured.
+//! - A repeated `transactionReference` on the same order returns the
+//!   original response and records nothing (switchable by
+//!   [`crate::SandboxConfig::afterpay_replay_transaction_reference`]; Riverty
+//!   documents no duplicate rule).
+//! - An unknown order answers 404 with a ResponseMessage array (code
+//!   `NotFound`); an unknown `captureNumber` answers 400 `CaptureNotFound`;
+//!   a refund beyond the capture's remaining amount answers 400
+//!   `RefundAmountTooHigh` with `fieldReference` `items`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::credentials::AFTERPAY_API_KEY;
+use crate::fault::Fault;
+use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json, json_bytes};
+use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
+use crate::{money, wire};
+
+/// The AfterPay sandbox. Dereferences to [`ProviderHandle`].
+#[derive(Debug)]
+pub struct AfterPayServer {
+    handle: ProviderHandle,
+}
+
+impl Deref for AfterPayServer {
+    type Target = ProviderHandle;
+
+    fn deref(&self) -> &ProviderHandle {
+        &self.handle
+    }
+}
+
+#[derive(Debug)]
+struct AfterPayState {
+    shared: Arc<Shared>,
+    replay_transaction_reference: bool,
+}
+
+pub(crate) async fn start(port: u16, replay: bool) -> std::io::Result<AfterPayServer> {
+    let shared = Shared::new(Units::Major);
+    let state = Arc::new(AfterPayState {
+        shared: Arc::clone(&shared),
+        replay_transaction_reference: replay,
+    });
+    let routes = Router::new()
+        .route("/api/v3/orders/{order_number}/refunds", post(refund))
+        .with_state(state);
+    let handle = server::serve(port, shared, routes).await?;
+    Ok(AfterPayServer { handle })
+}
+
+/// One Riverty ResponseMessage; absent fields are omitted.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseMessage {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_facing_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field_reference: Option<String>,
+}
+
+impl ResponseMessage {
+    fn business(code: &'static str, message: String, field: Option<&str>) -> Self {
+        ResponseMessage {
+            kind: "BusinessError",
+            code,
+            message,
+            customer_facing_message: None,
+            action_code: None,
+            field_reference: field.map(str::to_owned),
+        }
+    }
+
+    fn validation(field: String, message: String) -> Self {
+        ResponseMessage {
+            kind: "BusinessError",
+            code: "ValidationError",
+            message,
+            customer_facing_message: None,
+            action_code: Some("AskConsumerToReEnterData"),
+            field_reference: Some(field),
+        }
+    }
+}
+
+fn errors(status: StatusCode, messages: &[ResponseMessage]) -> Response {
+    json(status, messages)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundOrderResponse {
+    total_captured_amount: Decimal,
+    total_authorized_amount: Decimal,
+    total_refunded_amount: Decimal,
+    remaining_authorized_amount: Decimal,
+    refund_numbers: Vec<String>,
+}
+
+async fn refund(
+    State(st): State<Arc<AfterPayState>>,
+    Path(order_number): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = st.shared.faults.take(&[&order_number]);
+    match fault {
+        // Riverty's 500 has no body.
+        Some(Fault::Status(code)) => {
+            return StatusCode::from_u16(code)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response();
+        }
+        Some(Fault::NonJson502) => return server::non_json_502(),
+        _ => {}
+    }
+    detached(async move {
+        if let Some(Fault::Latency(d)) = fault {
+            tokio::time::sleep(d).await;
+        }
+        let res = handle(&st, &order_number, &headers, &body);
+        after_commit(fault.as_ref(), res)
+    })
+    .await
+}
+
+struct Item {
+    gross_unit_price: Decimal,
+    quantity: Decimal,
+}
+
+struct Request {
+    capture_number: String,
+    items: Vec<Item>,
+    transaction_reference: Option<String>,
+}
+
+const VAT_CATEGORIES: [&str; 6] = [
+    "HighCategory",
+    "MiddleCategory",
+    "LowCategory",
+    "NullCategory",
+    "NoCategory",
+    "OtherCategory",
+];
+const REFUND_TYPES: [&str; 2] = ["Refund", "Return"];
+const ITEM_TYPES: [&str; 8] = [
+    "PhysicalArticle",
+    "DigitalArticle",
+    "GiftCard",
+    "Discount",
+    "ShippingFee",
+    "Surcharge",
+    "Info",
+    "Subscription",
+];
+
+/// Checks an optional string field's type and length.
+fn optional_string(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    max: usize,
+    out: &mut Vec<ResponseMessage>,
+) -> Option<String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
+        Some(Value::String(_)) => {
+            out.push(ResponseMessage::validation(
+                path.into(),
+                format!("'{path}' must be at most {max} characters long."),
+            ));
+            None
+        }
+        Some(_) => {
+            out.push(ResponseMessage::validation(
+                path.into(),
+                format!("'{path}' must be a string."),
+            ));
+            None
+        }
+    }
+}
+
+fn required_string(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    max: usize,
+    out: &mut Vec<ResponseMessage>,
+) -> Option<String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => {
+            out.push(ResponseMessage::validation(
+                path.into(),
+                format!("'{path}' is required."),
+            ));
+            None
+        }
+        Some(Value::String(s)) if s.is_empty() => {
+            out.push(ResponseMessage::validation(
+                path.into(),
+                format!("'{path}' must not be empty."),
+            ));
+            None
+        }
+        _ => optional_string(obj, field, path, max, out),
+    }
+}
+
+fn required_decimal(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    out: &mut Vec<ResponseMessage>,
+) -> Option<Decimal> {
+    match obj.get(field) {
+        None | Some(Value::Null) => {
+            out.push(ResponseMessage::validation(
+                path.into(),
+                format!("'{path}' is required."),
+            ));
+            None
+        }
+        Some(v) => {
+            let d = wire::decimal(v);
+            if d.is_none() {
+                out.push(ResponseMessage::validation(
+                    path.into(),
+                    format!("'{path}' must be a number."),
+                ));
+            }
+            d
+        }
+    }
+}
+
+fn optional_enum(
+    obj: &Map<String, Value>,
+    field: &str,
+    path: &str,
+    allowed: &[&str],
+    out: &mut Vec<ResponseMessage>,
+) {
+    match obj.get(field) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if allowed.contains(&s.as_str()) => {}
+        Some(_) => out.push(ResponseMessage::validation(
+            path.into(),
+            format!("'{path}' must be one of: {}.", allowed.join(", ")),
+        )),
+    }
+}
+
+fn validate_item(v: &Value, path: &str, out: &mut Vec<ResponseMessage>) -> Option<Item> {
+    let Value::Object(obj) = v else {
+        out.push(ResponseMessage::validation(
+            path.into(),
+            format!("'{path}' must be an object."),
+        ));
+        return None;
+    };
+    let f = |name: &str| format!("{path}.{name}");
+    required_string(obj, "productId", &f("productId"), 100, out);
+    required_string(obj, "description", &f("description"), 255, out);
+    let _ = required_decimal(obj, "netUnitPrice", &f("netUnitPrice"), out);
+    let gross = required_decimal(obj, "grossUnitPrice", &f("grossUnitPrice"), out);
+    let quantity = required_decimal(obj, "quantity", &f("quantity"), out);
+    let _ = required_decimal(obj, "vatPercent", &f("vatPercent"), out);
+    let _ = required_decimal(obj, "vatAmount", &f("vatAmount"), out);
+    optional_string(obj, "groupId", &f("groupId"), 50, out);
+    optional_string(obj, "unitCode", &f("unitCode"), 50, out);
+    optional_enum(obj, "vatCategory", &f("vatCategory"), &VAT_CATEGORIES, out);
+    optional_enum(obj, "refundType", &f("refundType"), &REFUND_TYPES, out);
+    optional_enum(obj, "type", &f("type"), &ITEM_TYPES, out);
+    match obj.get("lineNumber") {
+        None | Some(Value::Null) => {}
+        Some(v) if wire::integer(v).is_some() => {}
+        Some(_) => out.push(ResponseMessage::validation(
+            f("lineNumber"),
+            format!("'{}' must be an integer.", f("lineNumber")),
+        )),
+    }
+    if let Some(q) = quantity
+        && q <= Decimal::ZERO
+    {
+        out.push(ResponseMessage::validation(
+            f("quantity"),
+            format!("'{}' must be greater than 0.", f("quantity")),
+        ));
+    }
+    Some(Item {
+        gross_unit_price: gross?,
+        quantity: quantity?,
+    })
+}
+
+fn validate(v: &Value) -> Result<Request, Vec<ResponseMessage>> {
+    let mut out = Vec::new();
+    let Value::Object(obj) = v else {
+        return Err(vec![ResponseMessage::validation(
+            "request".into(),
+            "The request body must be a JSON object.".into(),
+        )]);
+    };
+    let capture_number = required_string(obj, "captureNumber", "captureNumber", 50, &mut out);
+    let transaction_reference = optional_string(
+        obj,
+        "transactionReference",
+        "transactionReference",
+        100,
+        &mut out,
+    );
+    optional_string(
+        obj,
+        "parentTransactionReference",
+        "parentTransactionReference",
+        128,
+        &mut out,
+    );
+    optional_string(obj, "creditNoteNumber", "creditNoteNumber", 19, &mut out);
+    optional_string(obj, "merchantId", "merchantId", 50, &mut out);
+    let (name, list) = match (obj.get("items"), obj.get("orderItems")) {
+        (Some(v), _) if !v.is_null() => ("items", Some(v)),
+        (_, Some(v)) if !v.is_null() => ("orderItems", Some(v)),
+        _ => ("items", None),
+    };
+    let mut items = Vec::new();
+    match list {
+        None => {}
+        Some(Value::Array(list)) if list.len() > 200 => out.push(ResponseMessage::validation(
+            name.into(),
+            format!("'{name}' must not have more than 200 items."),
+        )),
+        Some(Value::Array(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                if let Some(item) = validate_item(item, &format!("{name}[{i}]"), &mut out) {
+                    items.push(item);
+                }
+            }
+        }
+        Some(_) => out.push(ResponseMessage::validation(
+            name.into(),
+            format!("'{name}' must be an array."),
+        )),
+    }
+    match capture_number {
+        Some(capture_number) if out.is_empty() => Ok(Request {
+            capture_number,
+            items,
+            transaction_reference,
+        }),
+        _ => Err(out),
+    }
+}
+
+fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    // "API user is unauthorized. Make sure X-Auth-Key header is sent.": the
+    // status alone, no body.
+    if headers.get("x-auth-key").and_then(|v| v.to_str().ok()) != Some(AFTERPAY_API_KEY) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return errors(
+                    StatusCode::BAD_REQUEST,
+                    &[ResponseMessage::validation(
+                        "request".into(),
+                        format!("The request body is not valid JSON: {e}."),
+                    )],
+                );
+            }
+        }
+    };
+    let req = match validate(&value) {
+        Ok(req) => req,
+        Err(messages) => return errors(StatusCode::BAD_REQUEST, &messages),
+    };
+
+    let mut store = lock(&st.shared.store);
+    let replay_key = req
+        .transaction_reference
+        .as_ref()
+        .filter(|_| st.replay_transaction_reference)
+        .map(|r| format!("{order_number}\n{r}"));
+    if let Some(replay) = replay_key.as_ref().and_then(|k| store.replays.get(k)) {
+        return json_bytes(StatusCode::OK, replay.body.clone());
+    }
+    let Some(order) = store.orders.get_mut(order_number) else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            &[ResponseMessage::business(
+                "NotFound",
+                format!("Order '{order_number}' was not found."),
+                Some("orderNumber"),
+            )],
+        );
+    };
+    if req.capture_number != order.seed.capture_number_or_default() {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            &[ResponseMessage::business(
+                "CaptureNotFound",
+                format!(
+                    "Capture '{}' was not found for order '{order_number}'.",
+                    req.capture_number
+                ),
+                Some("captureNumber"),
+            )],
+        );
+    }
+    let currency = order.state.currency.clone();
+    let exp = money::exponent(&currency).unwrap_or(2);
+    let refundable = order.state.refundable();
+    let amount = if req.items.is_empty() {
+        refundable
+    } else {
+        req.items
+            .iter()
+            .map(|i| i.gross_unit_price * i.quantity)
+            .sum()
+    };
+    if amount <= Decimal::ZERO {
+        let message = if req.items.is_empty() {
+            "The capture has no amount left to refund.".to_owned()
+        } else {
+            "The refund amount must be greater than 0.".to_owned()
+        };
+        return errors(
+            StatusCode::BAD_REQUEST,
+            &[ResponseMessage::business(
+                "InvalidRefundAmount",
+                message,
+                Some("items"),
+            )],
+        );
+    }
+    if amount > refundable {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            &[ResponseMessage::business(
+                "RefundAmountTooHigh",
+                format!(
+                    "The refund amount {} {currency} exceeds the remaining captured amount {} {currency}.",
+                    money::normalize(amount, exp),
+                    money::normalize(refundable, exp)
+                ),
+                Some("items"),
+            )],
+        );
+    }
+    let number = format!("{:09}", order.next_number);
+    order.next_number += 1;
+    order.record(RecordedRefund {
+        id: number.clone(),
+        reference: req.transaction_reference.clone(),
+        amount: money::normalize(amount, exp),
+        status: RefundStatus::Succeeded,
+        created_at: now_rfc3339(),
+    });
+    let s = &order.state;
+    let response = RefundOrderResponse {
+        total_captured_amount: money::normalize(s.captured, exp),
+        total_authorized_amount: money::normalize(s.authorized, exp),
+        total_refunded_amount: money::normalize(s.refunded, exp),
+        remaining_authorized_amount: money::normalize(s.authorized - s.captured, exp),
+        refund_numbers: vec![number],
+    };
+    let Ok(bytes) = serde_json::to_vec(&response) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Some(key) = replay_key {
+        store.replays.insert(
+            key,
+            Replay {
+                order_id: order_number.to_owned(),
+                fingerprint: String::new(),
+                body: bytes.clone(),
+            },
+        );
+    }
+    json_bytes(StatusCode::OK, bytes)
+}

@@ -1,0 +1,502 @@
+//! Moyasar Payment Gateway: `POST /v1/orders/{id}/refund` with the secret
+//! key as a bearer token; success is the whole order with the refund as a
+//! transaction; amounts in integer minor units.
+//!
+//! Assumptions where the docs are silent (wording is ours):
+//! - The key may also come as HTTP Basic (`<key>:` as user), as Moyasar's
+//!   public API takes it.
+//! - Auth is checked first, then the order (404 `Object not found`), then
+//!   the body (400 `{message}` for unparsable JSON, 422 for invalid fields).
+//! - `transaction_id` is the idempotency key across all orders: a repeat on
+//!   the same order answers 200 with the order as it is now and records
+//!   nothing; a repeat while the first attempt is still running answers 400
+//!   `Initial request is still processing.`; reuse on another order answers
+//!   422 `errors.transaction_id`.
+//! - Beyond the refundable amount: 400 [`EXCEEDS_REFUNDABLE`].
+//! - The order's fixed parts (merchant, card source, airline, sub-merchant)
+//!   are demo values shaped as in the docs' example; the capture
+//!   transaction's id is a UUID v5 of the order id, so it is stable.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::credentials::{MOYASAR_KEY_WITHOUT_REFUND, MOYASAR_SECRET_KEY};
+use crate::fault::Fault;
+use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json};
+use crate::state::{Order, RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
+use crate::{clock, money, wire};
+
+/// The largest refund `amount` Moyasar accepts, in minor units.
+pub const MAX_AMOUNT: i64 = 100_000_000;
+
+/// The 400 message for a refund beyond captured minus refunded.
+pub const EXCEEDS_REFUNDABLE: &str = "Refund amount exceeds the refundable amount.";
+
+/// The 400 message for a repeat while the first attempt still runs.
+pub const STILL_PROCESSING: &str = "Initial request is still processing.";
+
+/// The Moyasar sandbox. Dereferences to [`ProviderHandle`].
+#[derive(Debug)]
+pub struct MoyasarServer {
+    handle: ProviderHandle,
+}
+
+impl Deref for MoyasarServer {
+    type Target = ProviderHandle;
+
+    fn deref(&self) -> &ProviderHandle {
+        &self.handle
+    }
+}
+
+pub(crate) async fn start(port: u16) -> std::io::Result<MoyasarServer> {
+    let shared = Shared::new(Units::IsoMinor);
+    let routes = Router::new()
+        .route("/v1/orders/{id}/refund", post(refund))
+        .with_state(Arc::clone(&shared));
+    let handle = server::serve(port, shared, routes).await?;
+    Ok(MoyasarServer { handle })
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    message: &'a str,
+}
+
+fn message(status: StatusCode, message: &str) -> Response {
+    json(status, &Message { message })
+}
+
+#[derive(Serialize)]
+struct ValidationBody {
+    message: &'static str,
+    errors: BTreeMap<&'static str, Vec<String>>,
+}
+
+fn validation(errors: BTreeMap<&'static str, Vec<String>>) -> Response {
+    json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &ValidationBody {
+            message: "Data validation failed",
+            errors,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct OrderBody {
+    id: String,
+    merchant: Merchant,
+    currency: String,
+    amount: i64,
+    captured_amount: i64,
+    refunded_amount: i64,
+    voided_amount: i64,
+    description: String,
+    created_at: String,
+    updated_at: String,
+    source: Source,
+    reauthorized_order_id: Option<String>,
+    airline: Airline,
+    sub_merchant: SubMerchant,
+    agreement: Option<Value>,
+    transactions: Vec<Transaction>,
+}
+
+#[derive(Serialize)]
+struct Merchant {
+    id: &'static str,
+    acquirer_id: &'static str,
+    name: &'static str,
+    arabic_name: &'static str,
+    merchant_id: &'static str,
+    rule_precedence: &'static str,
+}
+
+#[derive(Serialize)]
+struct Source {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    issuer: Option<String>,
+    card_type: Option<String>,
+    category: Option<String>,
+    country_alpha2: Option<String>,
+    scheme: &'static str,
+    first_digits: &'static str,
+    last_digits: &'static str,
+    month: u32,
+    year: u32,
+}
+
+#[derive(Serialize)]
+struct Airline {
+    reference: &'static str,
+}
+
+#[derive(Serialize)]
+struct SubMerchant {
+    id: &'static str,
+    registered_name: &'static str,
+    trading_name: &'static str,
+    email: &'static str,
+}
+
+#[derive(Serialize)]
+struct Transaction {
+    id: String,
+    status: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    source_type: &'static str,
+    reverse_reason: Option<String>,
+    justification: Option<String>,
+    reversed_transaction_id: Option<String>,
+    message: &'static str,
+    response_code: &'static str,
+    retrieval_reference: String,
+    stan: String,
+    auth_code: Option<String>,
+    amount: i64,
+    refunded_amount: i64,
+    created_at: String,
+}
+
+impl Transaction {
+    fn approved(kind: &'static str, id: String, seq: usize, amount: i64, at: String) -> Self {
+        Transaction {
+            id,
+            status: "approved",
+            kind,
+            source_type: "merchant",
+            reverse_reason: None,
+            justification: None,
+            reversed_transaction_id: None,
+            message: "APPROVED",
+            response_code: "00",
+            retrieval_reference: format!("2425900{seq:05}"),
+            stan: format!("{seq:06}"),
+            auth_code: (kind == "capture").then(|| "663390".to_owned()),
+            amount,
+            refunded_amount: 0,
+            created_at: at,
+        }
+    }
+}
+
+/// The order as Moyasar answers it: the capture, a refund transaction for
+/// any amount refunded before seeding, then one per recorded refund.
+fn order_body(order: &Order) -> OrderBody {
+    let s = &order.state;
+    let exp = money::exponent(&s.currency).unwrap_or(2);
+    let minor = |d| money::to_minor(d, exp).unwrap_or_default();
+    let created = clock::rfc3339(order.created);
+    let mut transactions = vec![Transaction::approved(
+        "capture",
+        Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("capture:{}", s.id).as_bytes()).to_string(),
+        0,
+        minor(s.captured),
+        created.clone(),
+    )];
+    let recorded: rust_decimal::Decimal = s.refunds.iter().map(|r| r.amount).sum();
+    let seeded = s.refunded - recorded;
+    if seeded > rust_decimal::Decimal::ZERO {
+        transactions.push(Transaction::approved(
+            "refund",
+            Uuid::new_v5(
+                &Uuid::NAMESPACE_URL,
+                format!("seeded-refund:{}", s.id).as_bytes(),
+            )
+            .to_string(),
+            transactions.len(),
+            minor(seeded),
+            created.clone(),
+        ));
+    }
+    for r in &s.refunds {
+        transactions.push(Transaction::approved(
+            "refund",
+            r.id.clone(),
+            transactions.len(),
+            minor(r.amount),
+            r.created_at.clone(),
+        ));
+    }
+    OrderBody {
+        id: s.id.clone(),
+        merchant: Merchant {
+            id: "0191f5a7-44a5-7700-8c11-ffc3703a7990",
+            acquirer_id: "0191f5a7-44a2-73d5-9a9c-745f40f8db31",
+            name: "Sandbox Merchant",
+            arabic_name: "التاجر التجريبي",
+            merchant_id: "60052",
+            rule_precedence: "mixed",
+        },
+        currency: s.currency.clone(),
+        amount: minor(s.authorized),
+        captured_amount: minor(s.captured),
+        refunded_amount: minor(s.refunded),
+        voided_amount: 0,
+        description: format!("Sandbox order {}", s.id),
+        created_at: created,
+        updated_at: clock::rfc3339(order.updated),
+        source: Source {
+            kind: "card",
+            issuer: None,
+            card_type: None,
+            category: None,
+            country_alpha2: None,
+            scheme: "mastercard",
+            first_digits: "55555555",
+            last_digits: "4444",
+            month: 12,
+            year: 2030,
+        },
+        reauthorized_order_id: None,
+        airline: Airline {
+            reference: "576449881",
+        },
+        sub_merchant: SubMerchant {
+            id: "ecb0e32fd3d95b41cbf2ca9a9513a3",
+            registered_name: "Sandbox Trading LLC",
+            trading_name: "Sandbox Shop",
+            email: "merchant@sandbox.test",
+        },
+        agreement: None,
+        transactions,
+    }
+}
+
+/// Why the key was refused, or `None` when it may refund.
+fn auth_error(headers: &HeaderMap) -> Option<Response> {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Some(message(
+            StatusCode::UNAUTHORIZED,
+            "Missing authentication information",
+        ));
+    };
+    let key = if let Some(token) = value.strip_prefix("Bearer ") {
+        Some(token.trim().to_owned())
+    } else if let Some(basic) = value.strip_prefix("Basic ") {
+        STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|user_pass| user_pass.split(':').next().unwrap_or_default().to_owned())
+    } else {
+        None
+    };
+    match key.as_deref() {
+        Some(MOYASAR_SECRET_KEY) => None,
+        Some(MOYASAR_KEY_WITHOUT_REFUND) => Some(message(StatusCode::FORBIDDEN, "Unauthorized")),
+        Some("") => Some(message(
+            StatusCode::UNAUTHORIZED,
+            "Missing authentication information",
+        )),
+        _ => Some(message(
+            StatusCode::UNAUTHORIZED,
+            "Invalid authorization credentials",
+        )),
+    }
+}
+
+struct Request {
+    amount: i64,
+    transaction_id: Option<String>,
+}
+
+fn validate(v: &Value) -> Result<Request, BTreeMap<&'static str, Vec<String>>> {
+    let mut errors = BTreeMap::new();
+    let empty = serde_json::Map::new();
+    let obj = v.as_object().unwrap_or(&empty);
+    let amount = match obj.get("amount") {
+        None | Some(Value::Null) => {
+            errors.insert("amount", vec!["The value is required.".to_owned()]);
+            None
+        }
+        Some(v) => match wire::integer(v) {
+            None => {
+                errors.insert("amount", vec!["The value must be an integer.".to_owned()]);
+                None
+            }
+            Some(a) if a < 1 => {
+                errors.insert(
+                    "amount",
+                    vec!["The value must be greater than or equal to 1.".to_owned()],
+                );
+                None
+            }
+            Some(a) if a > MAX_AMOUNT => {
+                errors.insert(
+                    "amount",
+                    vec![format!(
+                        "The value must be less than or equal to {MAX_AMOUNT}."
+                    )],
+                );
+                None
+            }
+            Some(a) => Some(a),
+        },
+    };
+    let transaction_id = match obj.get("transaction_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() == 36 && Uuid::parse_str(s).is_ok() => Some(s.clone()),
+        Some(_) => {
+            errors.insert(
+                "transaction_id",
+                vec!["The value must be a valid UUID.".to_owned()],
+            );
+            None
+        }
+    };
+    match amount {
+        Some(amount) if errors.is_empty() => Ok(Request {
+            amount,
+            transaction_id,
+        }),
+        _ => Err(errors),
+    }
+}
+
+async fn refund(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = shared.faults.take(&[&id]);
+    match fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return message(status, status.canonical_reason().unwrap_or("Error"));
+        }
+        Some(Fault::NonJson502) => return server::non_json_502(),
+        _ => {}
+    }
+    detached(async move {
+        let res = handle(&shared, &id, &headers, &body, fault.as_ref()).await;
+        after_commit(fault.as_ref(), res)
+    })
+    .await
+}
+
+/// Removes a `transaction_id` from the in-flight set however the attempt
+/// ends.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    key: Option<String>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            lock(&self.shared.store).inflight.remove(&key);
+        }
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    fault: Option<&Fault>,
+) -> Response {
+    if let Some(res) = auth_error(headers) {
+        return res;
+    }
+    if !lock(&shared.store).orders.contains_key(id) {
+        return message(StatusCode::NOT_FOUND, "Object not found");
+    }
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v,
+        Err(_) => return message(StatusCode::BAD_REQUEST, "Malformed JSON request body."),
+    };
+    let req = match validate(&value) {
+        Ok(req) => req,
+        Err(errors) => return validation(errors),
+    };
+
+    let guard = {
+        let mut store = lock(&shared.store);
+        if let Some(tx) = &req.transaction_id {
+            if store.inflight.contains(tx) {
+                return message(StatusCode::BAD_REQUEST, STILL_PROCESSING);
+            }
+            if let Some(replay) = store.replays.get(tx) {
+                if replay.order_id != id {
+                    let mut errors = BTreeMap::new();
+                    errors.insert(
+                        "transaction_id",
+                        vec!["The value has already been taken.".to_owned()],
+                    );
+                    return validation(errors);
+                }
+                return match store.orders.get(id) {
+                    Some(order) => json(StatusCode::OK, &order_body(order)),
+                    None => message(StatusCode::NOT_FOUND, "Object not found"),
+                };
+            }
+            store.inflight.insert(tx.clone());
+        }
+        InFlight {
+            shared,
+            key: req.transaction_id.clone(),
+        }
+    };
+    // The delay runs while the transaction_id is in flight, which is what
+    // lets a concurrent duplicate see "Initial request is still processing."
+    if let Some(Fault::Latency(d)) = fault {
+        tokio::time::sleep(*d).await;
+    }
+
+    let mut store = lock(&shared.store);
+    let Some(order) = store.orders.get_mut(id) else {
+        return message(StatusCode::NOT_FOUND, "Object not found");
+    };
+    let exp = money::exponent(&order.state.currency).unwrap_or(2);
+    let amount = money::from_minor(req.amount, exp);
+    if amount > order.state.refundable() {
+        return message(StatusCode::BAD_REQUEST, EXCEEDS_REFUNDABLE);
+    }
+    let tx_id = req
+        .transaction_id
+        .clone()
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    order.record(RecordedRefund {
+        id: tx_id.clone(),
+        reference: req.transaction_id.clone(),
+        amount,
+        status: RefundStatus::Succeeded,
+        created_at: now_rfc3339(),
+    });
+    order.updated = SystemTime::now();
+    let body = order_body(order);
+    store.replays.insert(
+        tx_id,
+        Replay {
+            order_id: id.to_owned(),
+            fingerprint: String::new(),
+            body: Vec::new(),
+        },
+    );
+    drop(store);
+    drop(guard);
+    json(StatusCode::OK, &body)
+}

@@ -1,0 +1,707 @@
+//! OpenApp: `POST /merchant/v1/orders/refund`, HMAC-signed requests and
+//! responses, errors as named exceptions (`{"exception":..,"message":..}`).
+//!
+//! # Signatures
+//!
+//! ```text
+//! authorization:   hmac v1$<api-key>$<METHOD>$<PATH>$<epoch-ms>$<nonce>
+//! x-app-signature: Base64(HMAC-SHA256(apiSecret,
+//!                    "<api-key>$<METHOD>$<PATH>$<epoch-ms>$<nonce>$<Base64(SHA256(body))>"))
+//! ```
+//!
+//! METHOD and PATH upper-cased, standard Base64 with padding, and with an
+//! empty body the last element is empty. A request passes when the key is
+//! known, METHOD and PATH are the request's own, the MAC matches (compared in
+//! constant time), the timestamp is within [`DEFAULT_TIMESTAMP_WINDOW`] of
+//! the sandbox's clock and the nonce (at most 64 characters) was never seen.
+//! Anything else answers 401 `{"exception":"UnauthorizedException",..}`.
+//!
+//! Responses are signed "the same way" ([`RESPONSE_SIGNATURE_SCHEME`]): they
+//! carry an `authorization` header with the request's METHOD and PATH, a
+//! fresh epoch-ms and nonce, and an `x-app-signature` over the response
+//! body. [`verify`] checks one; the facade's verifier works unchanged.
+//!
+//! # Assumptions where the docs are silent (ours)
+//!
+//! - Success is 200 `{"caseId":"<caseId>","status":"REGISTERED"}`; the
+//!   refund stays pending until [`crate::ProviderHandle::settle_refund`].
+//! - The order is looked up by `oaOrderId` and its `shopOrderId` must match
+//!   the seed's id, else `OrderNotFoundException`.
+//! - Schema violations (required, maxLength, enum, types, unknown fields,
+//!   since `additionalProperties` is false) and a currency other than the
+//!   order's answer 400 `ValidationException`; an `amount` of 0 is refused
+//!   the same way (the schema allows it, a refund of nothing is no refund).
+//! - `RefundTooMuchException` is for exceeding the order's captured minus
+//!   refunded amount; the merchant's wallet balance is not modelled (OpenApp
+//!   accepts refunds beyond it and holds them).
+
+use std::collections::HashSet;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
+use crate::fault::Fault;
+use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json};
+use crate::state::{RecordedRefund, RefundStatus, SANDBOX_MERCHANT, Units, lock, now_rfc3339};
+use crate::{clock, money, wire};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The refund route.
+pub const REFUND_PATH: &str = "/merchant/v1/orders/refund";
+
+/// The `authorization` header's prefix.
+pub const AUTH_PREFIX: &str = "hmac v1$";
+
+/// How far a request's timestamp may be from the sandbox's clock.
+pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(60);
+
+/// The longest nonce accepted.
+pub const MAX_NONCE_LEN: usize = 64;
+
+/// How the sandbox signs its responses: headers `authorization: hmac
+/// v1$<api-key>$<METHOD>$<PATH>$<epoch-ms>$<nonce>` (the request's METHOD
+/// and PATH upper-cased, the response's own fresh epoch-ms and nonce) and
+/// `x-app-signature: Base64(HMAC-SHA256(apiSecret,
+/// "<api-key>$<METHOD>$<PATH>$<epoch-ms>$<nonce>$<Base64(SHA256(response
+/// body))>"))`, empty last element for an empty body. Verify with
+/// [`verify`]`(secret, authorization, body, signature)`.
+pub const RESPONSE_SIGNATURE_SCHEME: &str = "authorization + x-app-signature over the response body, request METHOD and PATH, fresh epoch-ms and nonce";
+
+/// The two headers that sign one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// `authorization` header value.
+    pub authorization: String,
+    /// `x-app-signature` header value.
+    pub signature: String,
+}
+
+/// `Base64(SHA256(body))`, empty for an empty body.
+pub fn content_digest(body: &[u8]) -> String {
+    if body.is_empty() {
+        String::new()
+    } else {
+        STANDARD.encode(Sha256::digest(body))
+    }
+}
+
+fn mac(secret: &str, elements: &str, body: &[u8]) -> HmacSha256 {
+    let mut mac = match HmacSha256::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; this arm is never taken.
+        Err(_) => unreachable!("HMAC-SHA256 accepts any key length"),
+    };
+    mac.update(elements.as_bytes());
+    mac.update(b"$");
+    mac.update(content_digest(body).as_bytes());
+    mac
+}
+
+/// Signs a request (or response) `body` sent with `method` to `path`;
+/// `method` and `path` are upper-cased here.
+pub fn sign(
+    api_key: &str,
+    api_secret: &str,
+    method: &str,
+    path: &str,
+    epoch_ms: i64,
+    nonce: &str,
+    body: &[u8],
+) -> Signature {
+    let elements = format!(
+        "{api_key}${}${}${epoch_ms}${nonce}",
+        method.to_uppercase(),
+        path.to_uppercase()
+    );
+    let tag = mac(api_secret, &elements, body).finalize().into_bytes();
+    Signature {
+        authorization: format!("{AUTH_PREFIX}{elements}"),
+        signature: STANDARD.encode(tag),
+    }
+}
+
+/// Checks `signature` against the `authorization` header and the exact
+/// body, in constant time. Only the MAC: the key, method, path, timestamp
+/// and nonce are for the caller to compare ([`parse_authorization`]).
+pub fn verify(api_secret: &str, authorization: &str, body: &[u8], signature: &str) -> bool {
+    let Some(elements) = authorization.strip_prefix(AUTH_PREFIX) else {
+        return false;
+    };
+    let Ok(tag) = STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    mac(api_secret, elements, body).verify_slice(&tag).is_ok()
+}
+
+/// The elements of an `authorization` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// API key.
+    pub api_key: String,
+    /// METHOD as written.
+    pub method: String,
+    /// PATH as written.
+    pub path: String,
+    /// Milliseconds since the Unix epoch.
+    pub epoch_ms: i64,
+    /// The nonce.
+    pub nonce: String,
+}
+
+/// Splits `hmac v1$<api-key>$<METHOD>$<PATH>$<epoch-ms>$<nonce>`.
+pub fn parse_authorization(header: &str) -> Option<Authorization> {
+    let parts: Vec<&str> = header.strip_prefix(AUTH_PREFIX)?.split('$').collect();
+    let [api_key, method, path, epoch, nonce] = parts.as_slice() else {
+        return None;
+    };
+    if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Authorization {
+        api_key: (*api_key).to_owned(),
+        method: (*method).to_owned(),
+        path: (*path).to_owned(),
+        epoch_ms: epoch.parse().ok()?,
+        nonce: (*nonce).to_owned(),
+    })
+}
+
+/// How the sandbox signs responses, so a client's verification can be
+/// tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseSigning {
+    /// Correct signatures.
+    #[default]
+    Valid,
+    /// A signature over a different body.
+    Tampered,
+    /// No signature headers.
+    Absent,
+}
+
+/// The OpenApp sandbox. Dereferences to [`ProviderHandle`].
+#[derive(Debug)]
+pub struct OpenAppServer {
+    handle: ProviderHandle,
+    state: Arc<OpenAppState>,
+}
+
+impl Deref for OpenAppServer {
+    type Target = ProviderHandle;
+
+    fn deref(&self) -> &ProviderHandle {
+        &self.handle
+    }
+}
+
+impl OpenAppServer {
+    /// `base_url() + "/merchant/v1/orders/refund"`.
+    pub fn refund_url(&self) -> String {
+        format!("{}{REFUND_PATH}", self.handle.base_url())
+    }
+
+    /// Sets the sandbox's clock to run `ms` milliseconds ahead of the system
+    /// clock (negative: behind), so a test can make fresh requests stale.
+    pub fn set_clock_skew_ms(&self, ms: i64) {
+        self.state.skew_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Sets how far a request's timestamp may be from the sandbox's clock
+    /// (default 60 s).
+    pub fn set_timestamp_window(&self, window: Duration) {
+        *lock(&self.state.window) = window;
+    }
+
+    /// The sandbox's clock, epoch milliseconds (system clock plus skew).
+    pub fn now_ms(&self) -> i64 {
+        self.state.now_ms()
+    }
+
+    /// Makes every refund answer `MerchantWalletNotFoundException` (404)
+    /// while `missing`.
+    pub fn set_wallet_missing(&self, missing: bool) {
+        self.state.wallet_missing.store(missing, Ordering::SeqCst);
+    }
+
+    /// Makes refunds on this order answer `UserNotFoundException` (404)
+    /// while `missing`. `false` when the order does not exist.
+    pub fn set_user_missing(&self, order_id: &str, missing: bool) -> bool {
+        let mut store = lock(&self.handle.shared().store);
+        match store.orders.get_mut(order_id) {
+            Some(order) => {
+                order.user_missing = missing;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets how responses are signed (default [`ResponseSigning::Valid`]).
+    pub fn set_response_signing(&self, signing: ResponseSigning) {
+        *lock(&self.state.signing) = signing;
+    }
+
+    /// Signs `body` for a refund request with the demo credentials, the
+    /// sandbox's clock and a fresh nonce: the headers a client must send.
+    pub fn sign_refund(&self, body: &[u8]) -> Signature {
+        sign(
+            OPENAPP_API_KEY,
+            OPENAPP_API_SECRET,
+            "POST",
+            REFUND_PATH,
+            self.now_ms(),
+            &uuid::Uuid::new_v4().simple().to_string(),
+            body,
+        )
+    }
+}
+
+#[derive(Debug)]
+struct OpenAppState {
+    shared: Arc<Shared>,
+    nonces: Mutex<HashSet<String>>,
+    skew_ms: AtomicI64,
+    window: Mutex<Duration>,
+    wallet_missing: AtomicBool,
+    signing: Mutex<ResponseSigning>,
+}
+
+impl OpenAppState {
+    fn now_ms(&self) -> i64 {
+        clock::epoch_ms(SystemTime::now()) + self.skew_ms.load(Ordering::SeqCst)
+    }
+}
+
+pub(crate) async fn start(port: u16, window: Duration) -> std::io::Result<OpenAppServer> {
+    let shared = Shared::new(Units::Hundredths);
+    let state = Arc::new(OpenAppState {
+        shared: Arc::clone(&shared),
+        nonces: Mutex::new(HashSet::new()),
+        skew_ms: AtomicI64::new(0),
+        window: Mutex::new(window),
+        wallet_missing: AtomicBool::new(false),
+        signing: Mutex::new(ResponseSigning::Valid),
+    });
+    let routes = Router::new()
+        .route(REFUND_PATH, post(refund))
+        .with_state(Arc::clone(&state));
+    let handle = server::serve(port, shared, routes).await?;
+    Ok(OpenAppServer { handle, state })
+}
+
+#[derive(Serialize)]
+struct Exception<'a> {
+    exception: &'a str,
+    message: &'a str,
+}
+
+fn exception(status: StatusCode, exception: &str, message: &str) -> Response {
+    json(status, &Exception { exception, message })
+}
+
+fn unauthorized(message: &str) -> Response {
+    exception(StatusCode::UNAUTHORIZED, "UnauthorizedException", message)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Verifies a request's signature headers; the error is the 401 message.
+fn authenticate(
+    st: &OpenAppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), &'static str> {
+    let authorization = header(headers, "authorization").ok_or("Missing authorization header")?;
+    let signature = header(headers, "x-app-signature").ok_or("Missing x-app-signature header")?;
+    let auth = parse_authorization(authorization).ok_or("Malformed authorization header")?;
+    if auth.api_key != OPENAPP_API_KEY {
+        return Err("Unknown API key");
+    }
+    if auth.method != method.as_str().to_uppercase() || auth.path != uri.path().to_uppercase() {
+        return Err("Signed method or path does not match the request");
+    }
+    if auth.nonce.is_empty() || auth.nonce.chars().count() > MAX_NONCE_LEN {
+        return Err("Invalid nonce");
+    }
+    if !verify(OPENAPP_API_SECRET, authorization, body, signature) {
+        return Err("Invalid signature");
+    }
+    let window = i64::try_from(lock(&st.window).as_millis()).unwrap_or(i64::MAX);
+    if (st.now_ms() - auth.epoch_ms).abs() > window {
+        return Err("Request timestamp is outside the allowed window");
+    }
+    // Recorded only for requests that passed every other check, so a forger
+    // cannot burn a legitimate client's nonces.
+    if !lock(&st.nonces).insert(auth.nonce) {
+        return Err("Nonce has already been used");
+    }
+    Ok(())
+}
+
+/// Adds the response signature headers.
+async fn sign_response(st: &OpenAppState, method: &Method, uri: &Uri, res: Response) -> Response {
+    let signing = *lock(&st.signing);
+    if signing == ResponseSigning::Absent {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // Every body here is an in-memory buffer, so collecting cannot fail.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let signed_over: &[u8] = if signing == ResponseSigning::Tampered {
+        b"{\"tampered\":true}"
+    } else {
+        &bytes
+    };
+    let sig = sign(
+        OPENAPP_API_KEY,
+        OPENAPP_API_SECRET,
+        method.as_str(),
+        uri.path(),
+        st.now_ms(),
+        &uuid::Uuid::new_v4().simple().to_string(),
+        signed_over,
+    );
+    for (name, value) in [
+        ("authorization", sig.authorization),
+        ("x-app-signature", sig.signature),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            parts.headers.insert(name, value);
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+async fn refund(
+    State(st): State<Arc<OpenAppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ids = order_ids(&body);
+    let fault = st
+        .shared
+        .faults
+        .take(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+    match fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let res = exception(
+                status,
+                "InternalServerErrorException",
+                status.canonical_reason().unwrap_or("Error"),
+            );
+            return sign_response(&st, &method, &uri, res).await;
+        }
+        Some(Fault::NonJson502) => return server::non_json_502(),
+        _ => {}
+    }
+    detached(async move {
+        if let Some(Fault::Latency(d)) = fault {
+            tokio::time::sleep(d).await;
+        }
+        let res = match authenticate(&st, &method, &uri, &headers, &body) {
+            Ok(()) => handle(&st, &body),
+            Err(message) => unauthorized(message),
+        };
+        let res = sign_response(&st, &method, &uri, res).await;
+        after_commit(fault.as_ref(), res)
+    })
+    .await
+}
+
+/// `oaOrderId` and `shopOrderId` from a body, for fault matching before any
+/// validation.
+fn order_ids(body: &[u8]) -> Vec<String> {
+    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    ["oaOrderId", "shopOrderId"]
+        .iter()
+        .filter_map(|k| obj.get(*k).and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+struct Request {
+    oa_order_id: String,
+    shop_order_id: String,
+    currency: String,
+    amount: i64,
+    case_id: String,
+}
+
+const TOP_LEVEL: [&str; 8] = [
+    "oaOrderId",
+    "shopOrderId",
+    "currency",
+    "amount",
+    "caseId",
+    "reason",
+    "notes",
+    "products",
+];
+const REASONS: [&str; 3] = ["OTHER", "RETURNED", "WARRANTY"];
+
+fn string_field(
+    obj: &Map<String, Value>,
+    path: &str,
+    field: &str,
+    required: bool,
+    max: Option<usize>,
+    errors: &mut Vec<String>,
+) -> Option<String> {
+    match obj.get(field) {
+        None if required => {
+            errors.push(format!("{path}{field} is required"));
+            None
+        }
+        None => None,
+        Some(Value::String(s)) => match max {
+            Some(max) if s.chars().count() > max => {
+                errors.push(format!("{path}{field} must be at most {max} characters"));
+                None
+            }
+            _ => Some(s.clone()),
+        },
+        Some(_) => {
+            errors.push(format!("{path}{field} must be a string"));
+            None
+        }
+    }
+}
+
+fn integer_field(
+    obj: &Map<String, Value>,
+    path: &str,
+    field: &str,
+    errors: &mut Vec<String>,
+) -> Option<i64> {
+    match obj.get(field) {
+        None => {
+            errors.push(format!("{path}{field} is required"));
+            None
+        }
+        Some(v) => match wire::integer(v) {
+            Some(n) if n >= 0 => Some(n),
+            Some(_) => {
+                errors.push(format!("{path}{field} must be at least 0"));
+                None
+            }
+            None => {
+                errors.push(format!("{path}{field} must be an integer"));
+                None
+            }
+        },
+    }
+}
+
+fn validate(v: &Value) -> Result<Request, String> {
+    let Value::Object(obj) = v else {
+        return Err("The request body must be a JSON object".into());
+    };
+    let mut errors = Vec::new();
+    for key in obj.keys() {
+        if !TOP_LEVEL.contains(&key.as_str()) {
+            errors.push(format!("Unrecognized field \"{key}\""));
+        }
+    }
+    let oa_order_id = string_field(obj, "", "oaOrderId", true, None, &mut errors);
+    let shop_order_id = string_field(obj, "", "shopOrderId", true, Some(36), &mut errors);
+    let currency = string_field(obj, "", "currency", true, None, &mut errors);
+    let amount = integer_field(obj, "", "amount", &mut errors);
+    if amount == Some(0) {
+        errors.push("amount must be greater than 0".into());
+    }
+    let case_id = string_field(obj, "", "caseId", true, Some(36), &mut errors);
+    if let Some(reason) = string_field(obj, "", "reason", true, None, &mut errors)
+        && !REASONS.contains(&reason.as_str())
+    {
+        errors.push(format!("reason must be one of {}", REASONS.join(", ")));
+    }
+    string_field(obj, "", "notes", false, Some(500), &mut errors);
+    match obj.get("products") {
+        None => {}
+        Some(Value::Array(products)) => {
+            for (i, p) in products.iter().enumerate() {
+                let path = format!("products[{i}].");
+                let Value::Object(p) = p else {
+                    errors.push(format!("products[{i}] must be an object"));
+                    continue;
+                };
+                string_field(p, &path, "id", true, Some(36), &mut errors);
+                match p.get("refundedQuantity") {
+                    None => errors.push(format!("{path}refundedQuantity is required")),
+                    Some(q) => match wire::decimal(q) {
+                        Some(q) if q >= rust_decimal::Decimal::ZERO => {}
+                        Some(_) => {
+                            errors.push(format!("{path}refundedQuantity must be at least 0"))
+                        }
+                        None => errors.push(format!("{path}refundedQuantity must be a number")),
+                    },
+                }
+                integer_field(p, &path, "amount", &mut errors);
+                string_field(p, &path, "notes", false, Some(500), &mut errors);
+            }
+        }
+        Some(_) => errors.push("products must be an array".into()),
+    }
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    match (oa_order_id, shop_order_id, currency, amount, case_id) {
+        (Some(oa_order_id), Some(shop_order_id), Some(currency), Some(amount), Some(case_id)) => {
+            Ok(Request {
+                oa_order_id,
+                shop_order_id,
+                currency,
+                amount,
+                case_id,
+            })
+        }
+        _ => Err("The request body is invalid".into()),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Registered<'a> {
+    case_id: &'a str,
+    status: &'static str,
+}
+
+fn handle(st: &OpenAppState, body: &[u8]) -> Response {
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return exception(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                &format!("Malformed JSON: {e}"),
+            );
+        }
+    };
+    let req = match validate(&value) {
+        Ok(req) => req,
+        Err(message) => {
+            return exception(StatusCode::BAD_REQUEST, "ValidationException", &message);
+        }
+    };
+    let mut store = lock(&st.shared.store);
+    let not_found = || {
+        exception(
+            StatusCode::NOT_FOUND,
+            "OrderNotFoundException",
+            &format!(
+                "Order {} / {} not found",
+                req.oa_order_id, req.shop_order_id
+            ),
+        )
+    };
+    let Some(order) = store
+        .orders
+        .values_mut()
+        .find(|o| o.seed.oa_order_id_or_default() == req.oa_order_id)
+    else {
+        return not_found();
+    };
+    if order.seed.id != req.shop_order_id {
+        return not_found();
+    }
+    if order.seed.owner_or_default() != SANDBOX_MERCHANT {
+        return exception(
+            StatusCode::NOT_FOUND,
+            "MerchantOrderOwnershipException",
+            &format!("Order {} does not belong to this merchant", req.oa_order_id),
+        );
+    }
+    if st.wallet_missing.load(Ordering::SeqCst) {
+        return exception(
+            StatusCode::NOT_FOUND,
+            "MerchantWalletNotFoundException",
+            "Merchant wallet not found",
+        );
+    }
+    if order.user_missing {
+        return exception(
+            StatusCode::NOT_FOUND,
+            "UserNotFoundException",
+            &format!("The customer of order {} was not found", req.oa_order_id),
+        );
+    }
+    if req.currency != order.state.currency {
+        return exception(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &format!(
+                "currency {} does not match the order currency {}",
+                req.currency, order.state.currency
+            ),
+        );
+    }
+    if order
+        .state
+        .refunds
+        .iter()
+        .any(|r| r.reference.as_deref() == Some(req.case_id.as_str()))
+    {
+        return exception(
+            StatusCode::CONFLICT,
+            "RefundExistsException",
+            &format!(
+                "A refund with caseId {} already exists for order {}",
+                req.case_id, req.oa_order_id
+            ),
+        );
+    }
+    let amount = money::from_minor(req.amount, 2);
+    let refundable = order.state.refundable();
+    if amount > refundable {
+        return exception(
+            StatusCode::BAD_REQUEST,
+            "RefundTooMuchException",
+            &format!(
+                "Refund amount {} exceeds the refundable amount {} of order {}",
+                req.amount,
+                money::to_minor(refundable, 2).unwrap_or_default(),
+                req.oa_order_id
+            ),
+        );
+    }
+    order.record(RecordedRefund {
+        id: req.case_id.clone(),
+        reference: Some(req.case_id.clone()),
+        amount,
+        status: RefundStatus::Pending,
+        created_at: now_rfc3339(),
+    });
+    json(
+        StatusCode::OK,
+        &Registered {
+            case_id: &req.case_id,
+            status: "REGISTERED",
+        },
+    )
+}
