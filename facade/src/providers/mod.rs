@@ -88,44 +88,56 @@ pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> Refund
         .caused_by(err.without_url())
 }
 
-/// Maps a progenitor client error whose body was already decoded or is unreadable, for the
-/// cases every OpenAPI provider shares. Returns `Err(response)` for an undocumented status, so
-/// the caller can read the body and map it with its `refund_result`.
+/// What a failed call of a generated client amounts to.
+pub(crate) enum Failure<E> {
+    /// A documented error status, its body decoded through the generated type.
+    Documented(u16, E),
+    /// A status the spec does not declare: read the body and map it with `refund_result`.
+    Undocumented(Box<reqwest::Response>),
+    /// Nothing usable came back.
+    Failed(RefundError),
+}
+
+/// Sorts a progenitor client error into the cases every OpenAPI provider shares.
 pub(crate) fn progenitor_error<E>(
     provider: Provider,
     err: progenitor_client::Error<E>,
-) -> Result<(u16, E), Result<reqwest::Response, RefundError>> {
+) -> Failure<E> {
     use progenitor_client::Error;
+    let protocol = |message: String| {
+        Failure::Failed(
+            RefundError::new(ErrorKind::Protocol)
+                .provider(provider)
+                .message(message),
+        )
+    };
     match err {
         Error::ErrorResponse(response) => {
             let status = response.status().as_u16();
-            Ok((status, response.into_inner()))
+            Failure::Documented(status, response.into_inner())
         }
-        Error::UnexpectedResponse(response) => Err(Ok(response)),
+        Error::UnexpectedResponse(response) => Failure::Undocumented(Box::new(response)),
         Error::CommunicationError(err) | Error::ResponseBodyError(err) => {
-            Err(Err(transport_error(provider, err)))
+            Failure::Failed(transport_error(provider, err))
         }
-        Error::InvalidResponsePayload(body, err) => Err(Err(RefundError::new(ErrorKind::Protocol)
-            .provider(provider)
-            .message(format!(
-                "answer does not match the spec ({err}): {}",
-                excerpt(&body)
-            )))),
-        Error::InvalidRequest(message) => Err(Err(RefundError::new(ErrorKind::Protocol)
-            .provider(provider)
-            .message(format!("the request could not be built: {message}")))),
-        _ => Err(Err(RefundError::new(ErrorKind::Protocol)
-            .provider(provider)
-            .message("the HTTP client failed before a usable answer"))),
+        Error::InvalidResponsePayload(body, err) => protocol(format!(
+            "answer does not match the spec ({err}): {}",
+            excerpt(&body)
+        )),
+        Error::InvalidRequest(message) => {
+            protocol(format!("the request could not be built: {message}"))
+        }
+        _ => protocol("the HTTP client failed before a usable answer".to_owned()),
     }
 }
 
 /// Reads the body of an undocumented answer, then maps it with `map`.
 pub(crate) async fn read_unexpected<T>(
     provider: Provider,
-    response: reqwest::Response,
+    response: impl Into<Box<reqwest::Response>>,
     map: impl FnOnce(u16, &[u8]) -> Result<T, RefundError>,
 ) -> Result<T, RefundError> {
+    let response = *response.into();
     let status = response.status().as_u16();
     match response.bytes().await {
         Ok(body) => map(status, &body),

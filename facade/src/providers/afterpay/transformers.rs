@@ -116,7 +116,7 @@ pub fn refund_success(
         provider: PROVIDER,
         provider_refund_id: answer.refund_numbers.first().cloned(),
         status: RefundStatus::Succeeded,
-        amount: request.amount.clone(),
+        amount: request.amount,
         refunded_total,
         captured_total: Some(money(
             answer.total_captured_amount,

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use crate::config::MoyasarConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{http_client, progenitor_error, read_unexpected, secret_header};
+use crate::providers::{Failure, http_client, progenitor_error, read_unexpected, secret_header};
 
 const PROVIDER: Provider = Provider::Moyasar;
 
@@ -40,14 +40,16 @@ impl Moyasar {
         match self.api.refund_order(&request.order_id, &body).await {
             Ok(answer) => transformers::refund_success(request, &answer.into_inner()),
             Err(err) => match progenitor_error(PROVIDER, err) {
-                Ok((status, answer)) => Err(transformers::refund_error(status, &answer)),
-                Err(Ok(response)) => {
+                Failure::Documented(status, answer) => {
+                    Err(transformers::refund_error(status, &answer))
+                }
+                Failure::Undocumented(response) => {
                     read_unexpected(PROVIDER, response, |status, body| {
                         transformers::refund_result(request, status, body)
                     })
                     .await
                 }
-                Err(Err(error)) => Err(error),
+                Failure::Failed(error) => Err(error),
             },
         }
     }

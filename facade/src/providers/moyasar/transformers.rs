@@ -49,7 +49,10 @@ fn protocol(message: String) -> RefundError {
 
 /// Maps a 200 answer (the order) to the refund transaction this request created.
 pub fn refund_success(request: &RefundRequest, order: &Order) -> Result<Refund, RefundError> {
-    let transaction_id = request.merchant_reference.moyasar_transaction_id().to_string();
+    let transaction_id = request
+        .merchant_reference
+        .moyasar_transaction_id()
+        .to_string();
     let transaction = order
         .transactions
         .iter()
@@ -74,7 +77,7 @@ pub fn refund_success(request: &RefundRequest, order: &Order) -> Result<Refund, 
         provider: PROVIDER,
         provider_refund_id: transaction.id.clone(),
         status,
-        amount: minor(transaction.amount).unwrap_or_else(|| request.amount.clone()),
+        amount: minor(transaction.amount).unwrap_or(request.amount),
         refunded_total: minor(order.refunded_amount),
         captured_total: minor(order.captured_amount),
         raw: raw_json(order),

@@ -53,7 +53,9 @@ impl OpenApp {
         })?;
         let epoch_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            });
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let signed = openapp_signature(
             self.config.api_key.expose_secret(),

@@ -38,10 +38,12 @@ fn hundredths(money: &Money, field: &str) -> Result<u64, RefundError> {
 /// The wire body of a refund. The generated types enforce the schema's maxLength limits; a
 /// violation comes back as a field-level error.
 pub fn refund_body(request: &RefundRequest) -> Result<openapp_api::RefundRequest, RefundError> {
-    let oa_order_id = request
-        .provider_order_id
-        .clone()
-        .ok_or_else(|| invalid("provider_order_id", "OpenApp needs its own order id (oaOrderId)"))?;
+    let oa_order_id = request.provider_order_id.clone().ok_or_else(|| {
+        invalid(
+            "provider_order_id",
+            "OpenApp needs its own order id (oaOrderId)",
+        )
+    })?;
     let products = request
         .line_items
         .iter()
@@ -99,8 +101,8 @@ pub fn refund_body(request: &RefundRequest) -> Result<openapp_api::RefundRequest
 /// Maps a 2xx acknowledgement: registered, so [`RefundStatus::Pending`].
 pub fn refund_success(request: &RefundRequest, body: &[u8]) -> Refund {
     // The acknowledgement's shape is not documented: keep whatever came back.
-    let raw = serde_json::from_slice(body)
-        .unwrap_or_else(|_| serde_json::Value::String(excerpt(body)));
+    let raw =
+        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(excerpt(body)));
     let acknowledged: Option<RefundAcknowledgement> = serde_json::from_slice(body).ok();
     Refund {
         provider: PROVIDER,
@@ -108,7 +110,7 @@ pub fn refund_success(request: &RefundRequest, body: &[u8]) -> Refund {
             .and_then(|ack| ack.case_id.map(|id| id.to_string()))
             .or_else(|| Some(request.merchant_reference.as_str().to_owned())),
         status: RefundStatus::Pending,
-        amount: request.amount.clone(),
+        amount: request.amount,
         refunded_total: None,
         captured_total: None,
         raw,
@@ -118,11 +120,16 @@ pub fn refund_success(request: &RefundRequest, body: &[u8]) -> Refund {
 /// Maps an error by OpenApp's exception name, falling back on the status code the docs pair
 /// with it.
 pub fn refund_error(status: u16, answer: Option<&ErrorResponse>) -> RefundError {
-    let exception = answer.and_then(|a| a.exception.as_deref()).unwrap_or_default();
+    let exception = answer
+        .and_then(|a| a.exception.as_deref())
+        .unwrap_or_default();
     let kind = match (exception, status) {
         ("RefundExistsException", _) | ("", 409) => ErrorKind::Duplicate,
         ("RefundTooMuchException", _) => ErrorKind::ExceedsRefundable { limit: None },
-        ("OrderNotFoundException" | "MerchantOrderOwnershipException" | "UserNotFoundException", _)
+        (
+            "OrderNotFoundException" | "MerchantOrderOwnershipException" | "UserNotFoundException",
+            _,
+        )
         | ("", 404) => ErrorKind::OrderNotFound,
         // The merchant's OpenApp wallet is missing: an account set-up problem, not the order's.
         ("MerchantWalletNotFoundException", _) => ErrorKind::Forbidden,

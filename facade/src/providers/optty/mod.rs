@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use crate::config::OpttyConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{http_client, progenitor_error, read_unexpected, secret_header};
+use crate::providers::{Failure, http_client, progenitor_error, read_unexpected, secret_header};
 
 const PROVIDER: Provider = Provider::Optty;
 
@@ -75,14 +75,16 @@ impl Optty {
         {
             Ok(answer) => transformers::refund_success(request, &answer.into_inner()),
             Err(err) => match progenitor_error(PROVIDER, err) {
-                Ok((status, answer)) => Err(transformers::refund_error(status, &answer)),
-                Err(Ok(response)) => {
+                Failure::Documented(status, answer) => {
+                    Err(transformers::refund_error(status, &answer))
+                }
+                Failure::Undocumented(response) => {
                     read_unexpected(PROVIDER, response, |status, body| {
                         transformers::refund_result(request, status, body)
                     })
                     .await
                 }
-                Err(Err(error)) => Err(error),
+                Failure::Failed(error) => Err(error),
             },
         }
     }
@@ -91,10 +93,11 @@ impl Optty {
     /// expire, or `renew` says the last one was refused.
     async fn api(&self, renew: bool) -> Result<optty_api::Client, RefundError> {
         let mut session = self.session.lock().await;
-        if let Some(current) = session.as_ref() {
-            if !renew && Instant::now() < current.renew_at {
-                return Ok(current.api.clone());
-            }
+        if let Some(current) = session.as_ref()
+            && !renew
+            && Instant::now() < current.renew_at
+        {
+            return Ok(current.api.clone());
         }
         let fresh = self.fetch_token().await?;
         let api = fresh.api.clone();
@@ -109,15 +112,17 @@ impl Optty {
             Ok(answer) => answer.into_inner(),
             Err(err) => {
                 return Err(match progenitor_error(PROVIDER, err) {
-                    Ok((status, ())) => crate::providers::undocumented(PROVIDER, status, b""),
-                    Err(Ok(response)) => {
+                    Failure::Documented(status, ()) => {
+                        crate::providers::undocumented(PROVIDER, status, b"")
+                    }
+                    Failure::Undocumented(response) => {
                         read_unexpected(PROVIDER, response, |status, body| {
                             Err::<(), _>(token_error(status, body))
                         })
                         .await
                         .unwrap_err()
                     }
-                    Err(Err(error)) => error,
+                    Failure::Failed(error) => error,
                 });
             }
         };

@@ -126,7 +126,11 @@ fn parse_limit(text: &str) -> Option<Money> {
 }
 
 /// Maps any answer from its status and body bytes.
-pub fn refund_result(request: &RefundRequest, status: u16, body: &[u8]) -> Result<Refund, RefundError> {
+pub fn refund_result(
+    request: &RefundRequest,
+    status: u16,
+    body: &[u8],
+) -> Result<Refund, RefundError> {
     match status {
         200..=299 => refund_success(request, &decode(PROVIDER, status, body)?),
         400 | 401 | 403 | 404 | 500 => match decode::<ErrorResponse>(PROVIDER, status, body) {
