@@ -61,6 +61,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     })
 }
 
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
 /// The provider's answer as JSON for [`Refund::raw`](crate::Refund::raw).
 pub(crate) fn raw_json(value: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
@@ -88,6 +89,7 @@ pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> Refund
         .caused_by(err.without_url())
 }
 
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
 /// What a failed call of a generated client amounts to.
 pub(crate) enum Failure<E> {
     /// A documented error status, its body decoded through the generated type.
@@ -98,6 +100,7 @@ pub(crate) enum Failure<E> {
     Failed(RefundError),
 }
 
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
 /// Sorts a progenitor client error into the cases every OpenAPI provider shares.
 pub(crate) fn progenitor_error<E>(
     provider: Provider,
@@ -162,6 +165,7 @@ pub(crate) fn http_client(
         })
 }
 
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
 /// A header value that is never printed (API keys, bearer tokens).
 pub(crate) fn secret_header(value: &str) -> Result<reqwest::header::HeaderValue, RefundError> {
     let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
