@@ -67,21 +67,20 @@ pub(crate) fn raw_json(value: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-/// Maps a transport failure of the HTTP client (nothing, or nothing readable, came back).
+/// Maps a transport failure of the HTTP client (nothing, or nothing complete, came back).
+/// Only a failed connection is [`ErrorKind::Transient`] (nothing was sent); a time-out or a
+/// connection dropped after the request left is [`ErrorKind::Timeout`]: the refund may have
+/// been recorded, so the outcome is unknown.
 pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> RefundError {
-    let kind = if err.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        // Connection refused or reset, or the connection dropped mid-answer: the refund may or
-        // may not have been recorded; the merchant reference makes a retry safe.
-        ErrorKind::Transient
-    };
-    let message = if err.is_connect() {
-        "could not connect to the provider"
+    let (kind, message) = if err.is_connect() {
+        (ErrorKind::Transient, "could not connect to the provider")
     } else if err.is_timeout() {
-        "the provider did not answer in time"
+        (ErrorKind::Timeout, "the provider did not answer in time")
     } else {
-        "the connection failed before a complete answer arrived"
+        (
+            ErrorKind::Timeout,
+            "the connection failed before a complete answer arrived",
+        )
     };
     RefundError::new(kind)
         .provider(provider)
