@@ -139,6 +139,13 @@ impl ProviderHandle {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// How many duplicate keys are being processed right now (Moyasar
+    /// `transaction_id`s between arrival and answer), so a test can wait for
+    /// a delayed first attempt before sending its duplicate.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.shared.store).inflight.len()
+    }
+
     /// Injects a fault for refund requests matching `when`: a [`Match`]
     /// (until cleared) or a [`Trigger`] such as `Match::Any.once()`. Rules
     /// are tried in the order they were injected.
