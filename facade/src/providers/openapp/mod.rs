@@ -14,16 +14,12 @@ use crate::config::OpenAppConfig;
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest};
 use crate::providers::{http_client, read_unexpected, transport_error};
-use crate::signing::{OPENAPP_AUTH_PREFIX, openapp_signature, verify_openapp_signature};
+use crate::signing::{OpenAppAuthorization, openapp_signature, verify_openapp_signature};
 
 const PROVIDER: Provider = Provider::OpenApp;
 
 /// Request and response signature header.
 pub const SIGNATURE_HEADER: &str = "x-app-signature";
-/// Response header carrying the signer's epoch milliseconds.
-pub const RESPONSE_TIMESTAMP_HEADER: &str = "x-app-timestamp";
-/// Response header carrying the signer's nonce.
-pub const RESPONSE_NONCE_HEADER: &str = "x-app-nonce";
 
 /// Refunds through OpenApp.
 pub struct OpenApp {
@@ -89,8 +85,9 @@ impl OpenApp {
         .await
     }
 
-    /// Checks the answer's signature when it carries one: the same HMAC as the request, over
-    /// the request's method and path with the answer's own timestamp, nonce and body.
+    /// Checks the answer's signature when it carries one. Answers are signed "the same way" as
+    /// requests: an `authorization` header naming our API key, the request's METHOD and PATH,
+    /// the signer's epoch-ms and nonce, and an `x-app-signature` over the answer's body.
     fn verify_response(
         &self,
         headers: &HeaderMap,
@@ -98,28 +95,31 @@ impl OpenApp {
         body: &[u8],
     ) -> Result<(), RefundError> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let (Some(signature), Some(timestamp), Some(nonce)) = (
-            header(SIGNATURE_HEADER),
-            header(RESPONSE_TIMESTAMP_HEADER),
-            header(RESPONSE_NONCE_HEADER),
-        ) else {
+        let (Some(authorization), Some(signature)) =
+            (header(AUTHORIZATION.as_str()), header(SIGNATURE_HEADER))
+        else {
             // The notes say answers "should" be verified; an unsigned one (a proxy's error
             // page, say) is judged by its status and body alone.
             return Ok(());
         };
-        let authorization = format!(
-            "{OPENAPP_AUTH_PREFIX}{}${}${}${timestamp}${nonce}",
-            self.config.api_key.expose_secret(),
-            openapp_api::endpoint::METHOD,
-            openapp_api::endpoint::PATH.to_uppercase(),
-        );
-        if verify_openapp_signature(&self.config.api_secret, &authorization, body, signature) {
-            Ok(())
-        } else {
+        let untrusted = |why: &str| {
             Err(RefundError::new(ErrorKind::Protocol)
                 .provider(PROVIDER)
                 .status(status)
-                .message("the answer's x-app-signature does not verify; it is not trusted"))
+                .message(format!("the answer's signature is not trusted: {why}")))
+        };
+        let Some(signed) = OpenAppAuthorization::parse(authorization) else {
+            return untrusted("malformed authorization header");
+        };
+        if signed.api_key != self.config.api_key.expose_secret()
+            || signed.method != openapp_api::endpoint::METHOD
+            || signed.path != openapp_api::endpoint::PATH.to_uppercase()
+        {
+            return untrusted("it names another key, method or path");
         }
+        if !verify_openapp_signature(&self.config.api_secret, authorization, body, signature) {
+            return untrusted("x-app-signature does not match the body");
+        }
+        Ok(())
     }
 }
