@@ -62,3 +62,8 @@ pub use model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundS
 pub use money::{Currency, Money, MoneyError};
 pub use reference::MerchantReference;
 pub use secrecy::{ExposeSecret, SecretString};
+
+// The README's examples are compiled as doctests of this crate.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
