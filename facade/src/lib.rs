@@ -27,6 +27,59 @@
 //!   whether sending the same request again is safe.
 //! - [`config`]: per-provider settings whose secrets never appear in `Debug`.
 //! - [`signing`]: OpenApp's HMAC request and response signatures.
+//! - [`Refunds`]: the client; [`providers`]: one adapter per provider (pure mapping in
+//!   `transformers`, I/O around it).
+//!
+//! ## A complete refund
+//!
+//! Against the workspace's sandbox (real HTTP on loopback); in production only the base URL
+//! and the credentials change.
+//!
+//! ```
+//! use refunds::{MerchantReference, Money, Provider, RefundRequest, RefundStatus, Refunds};
+//! use refunds::{ErrorKind, OpttyConfig};
+//! use sandbox::{OrderSeed, Sandbox, SandboxConfig, credentials};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sandbox = Sandbox::start(SandboxConfig::default()).await?;
+//! sandbox.optty.seed_order(OrderSeed::new("ORD-1", "AUD", "100.00".parse()?));
+//!
+//! let refunds = Refunds::builder()
+//!     .optty(OpttyConfig::new(
+//!         sandbox.optty.base_url(),   // refund API
+//!         sandbox.optty.base_url(),   // token endpoint (auth.optty.com in production)
+//!         credentials::OPTTY_CLIENT_ID,
+//!         credentials::OPTTY_CLIENT_SECRET,
+//!     ))
+//!     .build()?;
+//!
+//! let request = RefundRequest::new(
+//!     Provider::Optty,
+//!     "ORD-1",
+//!     Money::parse("24.98", "AUD")?,
+//!     MerchantReference::new("RF-2024-0001")?,
+//! );
+//! let refund = refunds.refund(&request).await?;
+//! assert_eq!(refund.status, RefundStatus::Succeeded);
+//! assert_eq!(refund.amount, Money::parse("24.98", "AUD")?);
+//!
+//! // More than what is left is refused by the provider, with its limit.
+//! let too_much = RefundRequest::new(
+//!     Provider::Optty,
+//!     "ORD-1",
+//!     Money::parse("80.00", "AUD")?,
+//!     MerchantReference::new("RF-2024-0002")?,
+//! );
+//! let err = refunds.refund(&too_much).await.unwrap_err();
+//! assert_eq!(
+//!     err.kind(),
+//!     &ErrorKind::ExceedsRefundable { limit: Some(Money::parse("75.02", "AUD")?) }
+//! );
+//! sandbox.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```
 //! use refunds::{MerchantReference, Money, Provider, RefundReason, RefundRequest};
