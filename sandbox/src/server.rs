@@ -209,8 +209,8 @@ pub(crate) async fn serve(
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
     let app = routes
-        .layer(middleware::from_fn_with_state(Arc::clone(&shared), count))
-        .merge(admin_routes(Arc::clone(&shared)));
+        .merge(admin_routes(Arc::clone(&shared)))
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), count));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // A dropped sender (handle dropped) stops the server too.
@@ -232,10 +232,16 @@ pub(crate) async fn serve(
     })
 }
 
+/// Counts every request but the admin ones, unknown paths included (a
+/// layer on the whole app, because route layers skip the fallback).
 async fn count(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    shared.requests.fetch_add(1, Ordering::SeqCst);
+    if !req.uri().path().starts_with(ADMIN_PREFIX) {
+        shared.requests.fetch_add(1, Ordering::SeqCst);
+    }
     next.run(req).await
 }
+
+const ADMIN_PREFIX: &str = "/__admin/";
 
 fn admin_routes(shared: Arc<Shared>) -> Router {
     Router::new()
