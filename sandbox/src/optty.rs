@@ -324,6 +324,9 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
         req.amount.normalize(),
         req.currency
     );
+    if !store.orders.contains_key(order_reference) {
+        return error(StatusCode::NOT_FOUND, "Not Found", None);
+    }
     if let Some(replay) = store.replays.get(&req.reference) {
         return if replay.fingerprint == fingerprint {
             json_bytes(StatusCode::OK, replay.body.clone())
