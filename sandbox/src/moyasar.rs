@@ -15,7 +15,9 @@
 //! - Beyond the refundable amount: 400 [`EXCEEDS_REFUNDABLE`].
 //! - The order's fixed parts (merchant, card source, airline, sub-merchant)
 //!   are demo values shaped as in the docs' example; the capture
-//!   transaction's id is a UUID v5 of the order id, so it is stable.
+//!   transaction's id is a UUID v5 of the order id, so it is stable. Every
+//!   transaction's own `refunded_amount` stays 0, as in the docs' example
+//!   (the order's `refunded_amount` carries the total).
 
 use std::collections::BTreeMap;
 use std::ops::Deref;

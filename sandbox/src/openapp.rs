@@ -31,6 +31,8 @@
 //!   since `additionalProperties` is false) and a currency other than the
 //!   order's answer 400 `ValidationException`; an `amount` of 0 is refused
 //!   the same way (the schema allows it, a refund of nothing is no refund).
+//! - `products[]` is validated against the schema but its amounts are not
+//!   summed against `amount`.
 //! - `RefundTooMuchException` is for exceeding the order's captured minus
 //!   refunded amount; the merchant's wallet balance is not modelled (OpenApp
 //!   accepts refunds beyond it and holds them).
