@@ -1,0 +1,1275 @@
+//! End to end: the `refunds` facade against the `sandbox` emulators, over real loopback HTTP.
+//!
+//! Every scenario in the first half runs once per provider, as `<scenario>::<provider>`
+//! (`partial_refunds_then_over_balance::afterpay`), so a failure names the provider. The second
+//! half holds provider-specific scenarios (Optty tokens, OpenApp signatures, Moyasar's
+//! in-flight duplicate rule, AfterPay's whole-capture refund).
+//!
+//! Each test starts its own sandbox (ephemeral ports), so tests are independent and can run in
+//! parallel. Nothing waits on wall-clock sleeps: `Sandbox::start` returns once listening, and the
+//! one concurrent scenario waits on the sandbox's own in-flight counter.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use refunds::signing::{OpenAppSignature, openapp_signature, verify_openapp_signature};
+use refunds::{
+    AfterPayConfig, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig,
+    OpttyConfig, Provider, Refund, RefundError, RefundRequest, RefundStatus, Refunds, SecretString,
+};
+use rust_decimal::Decimal;
+use sandbox::credentials::{
+    AFTERPAY_API_KEY, MOYASAR_SECRET_KEY, OPENAPP_API_KEY, OPENAPP_API_SECRET, OPTTY_CLIENT_ID,
+    OPTTY_CLIENT_SECRET,
+};
+use sandbox::openapp::{REFUND_PATH, ResponseSigning};
+use sandbox::{
+    DEFAULT_CAPTURE_NUMBER, Fault, Match, OrderSeed, OrderState, ProviderHandle, Sandbox,
+    SandboxConfig,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+/// What every seeded order captured, in major units of the provider's currency.
+const CAPTURED: &str = "100.00";
+
+/// Per-request timeout of the facade's clients: generous for a loaded 2-core machine, short
+/// enough that a hang fails the test instead of stalling the suite.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The currency each provider's orders are in (OpenApp and Optty need a 2-decimal one).
+fn currency(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Optty => "AUD",
+        Provider::AfterPay => "EUR",
+        Provider::Moyasar => "SAR",
+        Provider::OpenApp => "PLN",
+    }
+}
+
+fn dec(text: &str) -> Decimal {
+    Decimal::from_str(text).unwrap_or_else(|e| panic!("{text:?} is not a decimal: {e}"))
+}
+
+fn money(provider: Provider, amount: &str) -> Money {
+    Money::parse(amount, currency(provider))
+        .unwrap_or_else(|e| panic!("{amount} {}: {e}", currency(provider)))
+}
+
+fn reference(text: &str) -> MerchantReference {
+    MerchantReference::new(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// OpenApp's own id of a seeded order (`oaOrderId`); `order_id` is the shop's.
+fn oa_order_id(order_id: &str) -> String {
+    format!("OA-{order_id}")
+}
+
+/// The key the provider deduplicates on, as the sandbox records it.
+fn duplicate_key(provider: Provider, merchant_reference: &MerchantReference) -> String {
+    match provider {
+        Provider::Moyasar => merchant_reference.moyasar_transaction_id().to_string(),
+        _ => merchant_reference.as_str().to_owned(),
+    }
+}
+
+/// The status a new refund has, as the provider reports it: OpenApp only acknowledges.
+fn expected_status(provider: Provider) -> RefundStatus {
+    match provider {
+        Provider::OpenApp => RefundStatus::Pending,
+        _ => RefundStatus::Succeeded,
+    }
+}
+
+/// One refunded line for AfterPay, whose refund amount is the sum of its line items.
+fn line_item(total: Money) -> LineItem {
+    LineItem {
+        product_id: "SKU-1".to_owned(),
+        description: "Returned goods".to_owned(),
+        quantity: 1,
+        unit_price: total,
+        unit_vat: Money::zero(total.currency()),
+        vat_percent: Decimal::ZERO,
+    }
+}
+
+/// A refund of `amount` on a seeded order, with what each provider needs on top: AfterPay the
+/// seeded capture number and a line item carrying the amount (without items AfterPay refunds
+/// the whole remaining capture), OpenApp its own order id.
+fn request(provider: Provider, order_id: &str, amount: &str, merchant_ref: &str) -> RefundRequest {
+    let amount = money(provider, amount);
+    let request = RefundRequest::new(provider, order_id, amount, reference(merchant_ref));
+    match provider {
+        Provider::AfterPay => request
+            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
+            .with_line_items(vec![line_item(amount)]),
+        Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
+        Provider::Optty | Provider::Moyasar => request,
+    }
+}
+
+/// The credentials a client is built with.
+struct Secrets {
+    optty_client_secret: &'static str,
+    afterpay_api_key: &'static str,
+    moyasar_secret_key: &'static str,
+    openapp_api_key: &'static str,
+    openapp_api_secret: &'static str,
+}
+
+/// The sandbox's demo credentials.
+const DEMO: Secrets = Secrets {
+    optty_client_secret: OPTTY_CLIENT_SECRET,
+    afterpay_api_key: AFTERPAY_API_KEY,
+    moyasar_secret_key: MOYASAR_SECRET_KEY,
+    openapp_api_key: OPENAPP_API_KEY,
+    openapp_api_secret: OPENAPP_API_SECRET,
+};
+
+/// Credentials the sandbox does not know (OpenApp: the right key, a wrong HMAC secret).
+const WRONG: Secrets = Secrets {
+    optty_client_secret: "not-the-optty-secret",
+    afterpay_api_key: "not-the-afterpay-key",
+    moyasar_secret_key: "sk_test_not_a_moyasar_key",
+    openapp_api_key: OPENAPP_API_KEY,
+    openapp_api_secret: "not-the-openapp-secret",
+};
+
+/// A facade client with all four providers pointed at `sb`. Optty's token endpoint is served
+/// by the Optty sandbox itself, at `/token` under its base URL.
+fn client(sb: &Sandbox, secrets: &Secrets) -> Refunds {
+    Refunds::builder()
+        .optty(
+            OpttyConfig::new(
+                sb.optty.base_url(),
+                sb.optty.base_url(),
+                OPTTY_CLIENT_ID,
+                secrets.optty_client_secret,
+            )
+            .with_timeout(TIMEOUT),
+        )
+        .afterpay(
+            AfterPayConfig::new(sb.afterpay.base_url(), secrets.afterpay_api_key)
+                .with_timeout(TIMEOUT),
+        )
+        .moyasar(
+            MoyasarConfig::new(sb.moyasar.base_url(), secrets.moyasar_secret_key)
+                .with_timeout(TIMEOUT),
+        )
+        .openapp(
+            OpenAppConfig::new(
+                sb.openapp.base_url(),
+                secrets.openapp_api_key,
+                secrets.openapp_api_secret,
+            )
+            .with_timeout(TIMEOUT),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("building the facade client: {e}"))
+}
+
+/// A running sandbox and a facade client with the demo credentials.
+struct Env {
+    sb: Sandbox,
+    refunds: Refunds,
+}
+
+impl Env {
+    async fn start() -> Env {
+        Env::with_config(SandboxConfig::default()).await
+    }
+
+    async fn with_config(config: SandboxConfig) -> Env {
+        let sb = Sandbox::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("starting the sandbox: {e}"));
+        let refunds = client(&sb, &DEMO);
+        Env { sb, refunds }
+    }
+
+    fn handle(&self, provider: Provider) -> &ProviderHandle {
+        match provider {
+            Provider::Optty => &self.sb.optty,
+            Provider::AfterPay => &self.sb.afterpay,
+            Provider::Moyasar => &self.sb.moyasar,
+            Provider::OpenApp => &self.sb.openapp,
+        }
+    }
+
+    /// Seeds an order of [`CAPTURED`] in the provider's currency (OpenApp: with its own id).
+    fn seed(&self, provider: Provider, order_id: &str) {
+        let seed = OrderSeed::new(order_id, currency(provider), dec(CAPTURED));
+        let seed = match provider {
+            Provider::OpenApp => seed.oa_order_id(oa_order_id(order_id)),
+            _ => seed,
+        };
+        self.handle(provider).seed_order(seed);
+    }
+
+    fn order(&self, provider: Provider, order_id: &str) -> OrderState {
+        self.handle(provider)
+            .order(order_id)
+            .unwrap_or_else(|| panic!("{provider}: the sandbox has no order {order_id}"))
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        self.refunds.refund(request).await
+    }
+
+    /// A refund that must succeed.
+    async fn refund_ok(&self, request: &RefundRequest) -> Refund {
+        self.refund(request).await.unwrap_or_else(|e| {
+            panic!(
+                "{}: refund {} should succeed: {e} ({e:?})",
+                request.provider, request.merchant_reference
+            )
+        })
+    }
+
+    /// A refund that must fail.
+    async fn refund_err(&self, request: &RefundRequest) -> RefundError {
+        match self.refund(request).await {
+            Ok(refund) => panic!(
+                "{}: refund {} should fail, got {refund:?}",
+                request.provider, request.merchant_reference
+            ),
+            Err(err) => err,
+        }
+    }
+}
+
+/// Waits, without sleeping, until `condition` holds (at most 10 s).
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The sandbox's order after a refund: `refunded` in total, one recorded refund per entry of
+/// `references` (in order, each with the provider's duplicate key).
+fn assert_recorded(
+    provider: Provider,
+    order: &OrderState,
+    refunded: &str,
+    references: &[&MerchantReference],
+) {
+    assert_eq!(
+        order.refunded,
+        dec(refunded),
+        "{provider}: refunded total of order {}",
+        order.id
+    );
+    let keys: Vec<Option<String>> = order.refunds.iter().map(|r| r.reference.clone()).collect();
+    let expected: Vec<Option<String>> = references
+        .iter()
+        .map(|r| Some(duplicate_key(provider, r)))
+        .collect();
+    assert_eq!(
+        keys, expected,
+        "{provider}: refunds recorded on order {}",
+        order.id
+    );
+}
+
+/// Runs a scenario once per provider: `mod $name { optty, afterpay, moyasar, openapp }`.
+macro_rules! each_provider {
+    ($($name:ident => $scenario:path;)+) => {$(
+        mod $name {
+            use refunds::Provider;
+
+            #[tokio::test]
+            async fn optty() {
+                $scenario(Provider::Optty).await;
+            }
+
+            #[tokio::test]
+            async fn afterpay() {
+                $scenario(Provider::AfterPay).await;
+            }
+
+            #[tokio::test]
+            async fn moyasar() {
+                $scenario(Provider::Moyasar).await;
+            }
+
+            #[tokio::test]
+            async fn openapp() {
+                $scenario(Provider::OpenApp).await;
+            }
+        }
+    )+};
+}
+
+each_provider! {
+    full_refund_succeeds => super::full_refund;
+    partial_refunds_then_over_balance => super::partial_refunds_then_over_balance;
+    same_request_twice_refunds_once => super::same_request_twice;
+    dropped_connection_after_commit_then_retry => super::dropped_after_commit_then_retry;
+    wrong_credentials_are_unauthorized => super::wrong_credentials;
+    unknown_order_is_order_not_found => super::unknown_order;
+    invalid_input_never_reaches_the_provider => super::invalid_input;
+    server_error_is_transient_and_retryable => super::server_error;
+    html_bad_gateway_is_transient => super::html_bad_gateway;
+    malformed_success_body_is_not_a_success => super::malformed_body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios run for every provider
+// ---------------------------------------------------------------------------------------------
+
+/// Scenario 1: The whole captured amount comes back; the sandbox's refunded total equals it.
+async fn full_refund(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-FULL");
+    let merchant_ref = reference("RF-FULL-1");
+    let req = request(provider, "ORD-FULL", CAPTURED, merchant_ref.as_str());
+
+    let refund = env.refund_ok(&req).await;
+
+    assert_eq!(refund.provider, provider);
+    assert_eq!(
+        refund.status,
+        expected_status(provider),
+        "{provider}: status"
+    );
+    assert_eq!(
+        refund.amount,
+        money(provider, CAPTURED),
+        "{provider}: amount"
+    );
+    let order = env.order(provider, "ORD-FULL");
+    assert_recorded(provider, &order, CAPTURED, &[&merchant_ref]);
+    assert_eq!(order.refundable(), Decimal::ZERO, "{provider}: refundable");
+    assert_eq!(
+        refund.provider_refund_id.as_deref(),
+        Some(order.refunds[0].id.as_str()),
+        "{provider}: the facade's refund id is the provider's"
+    );
+    // AfterPay and Moyasar answer with the order's totals; the others do not.
+    match provider {
+        Provider::AfterPay | Provider::Moyasar => {
+            assert_eq!(refund.refunded_total, Some(money(provider, CAPTURED)));
+            assert_eq!(refund.captured_total, Some(money(provider, CAPTURED)));
+        }
+        Provider::Optty | Provider::OpenApp => {
+            assert_eq!(refund.refunded_total, None);
+            assert_eq!(refund.captured_total, None);
+        }
+    }
+}
+
+/// Scenario 2: Two partial refunds, then a third beyond what is left: refused, nothing recorded;
+/// the exact remainder still goes through.
+async fn partial_refunds_then_over_balance(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-PART");
+    let (ref1, ref2, ref3, ref4) = (
+        reference("RF-PART-1"),
+        reference("RF-PART-2"),
+        reference("RF-PART-3"),
+        reference("RF-PART-4"),
+    );
+
+    let first = env
+        .refund_ok(&request(provider, "ORD-PART", "30.00", ref1.as_str()))
+        .await;
+    assert_eq!(first.amount, money(provider, "30.00"));
+    assert_eq!(first.status, expected_status(provider));
+    let second = env
+        .refund_ok(&request(provider, "ORD-PART", "40.00", ref2.as_str()))
+        .await;
+    assert_eq!(second.amount, money(provider, "40.00"));
+    if let Some(total) = second.refunded_total {
+        assert_eq!(
+            total,
+            money(provider, "70.00"),
+            "{provider}: refunded_total"
+        );
+    }
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-PART"),
+        "70.00",
+        &[&ref1, &ref2],
+    );
+
+    let err = env
+        .refund_err(&request(provider, "ORD-PART", "30.01", ref3.as_str()))
+        .await;
+    let remaining = money(provider, "30.00");
+    match err.kind() {
+        ErrorKind::ExceedsRefundable { limit } => match provider {
+            // Optty states the limit in its message ("You can only refund amount up to AUD 30.00").
+            Provider::Optty => assert_eq!(limit, &Some(remaining), "{provider}: {err}"),
+            // The others may not say it; when the facade reports one it must be right.
+            _ => {
+                if let Some(limit) = limit {
+                    assert_eq!(limit, &remaining, "{provider}: {err}");
+                }
+            }
+        },
+        other => panic!("{provider}: expected ExceedsRefundable, got {other:?} ({err:?})"),
+    }
+    assert_eq!(err.source_provider(), Some(provider));
+    assert!(!err.is_retryable(), "{provider}: {err:?}");
+    assert!(!err.outcome_unknown(), "{provider}: {err:?}");
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-PART"),
+        "70.00",
+        &[&ref1, &ref2],
+    );
+
+    // Exactly the remainder is still refundable.
+    let last = env
+        .refund_ok(&request(provider, "ORD-PART", "30.00", ref4.as_str()))
+        .await;
+    assert_eq!(last.amount, remaining);
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-PART"),
+        CAPTURED,
+        &[&ref1, &ref2, &ref4],
+    );
+}
+
+/// Scenario 3: The same request twice: one refund. OpenApp answers the second with 409
+/// `RefundExistsException`; the others replay the original answer.
+async fn same_request_twice(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-DUP");
+    let merchant_ref = reference("RF-DUP-1");
+    let req = request(provider, "ORD-DUP", "25.00", merchant_ref.as_str());
+
+    let first = env.refund_ok(&req).await;
+    let second = env.refund(&req).await;
+
+    match provider {
+        Provider::OpenApp => {
+            let err = second.expect_err("openapp: a repeated caseId must be refused");
+            assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
+            assert_eq!(err.http_status(), Some(409));
+            assert_eq!(err.provider_code(), Some("RefundExistsException"));
+            assert!(!err.is_retryable());
+        }
+        _ => {
+            let second = second.unwrap_or_else(|e| panic!("{provider}: replay failed: {e:?}"));
+            assert_eq!(second.provider_refund_id, first.provider_refund_id);
+            assert_eq!(second.amount, first.amount);
+            assert_eq!(second.status, first.status);
+        }
+    }
+    assert_eq!(env.handle(provider).refund_count(), 1, "{provider}");
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-DUP"),
+        "25.00",
+        &[&merchant_ref],
+    );
+}
+
+/// Scenario 4: The provider commits the refund, then the connection drops before any answer: the
+/// outcome is unknown. Sending the same request again never refunds twice.
+async fn dropped_after_commit_then_retry(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-DROP");
+    let merchant_ref = reference("RF-DROP-1");
+    let req = request(provider, "ORD-DROP", "20.00", merchant_ref.as_str());
+    let fault = env
+        .handle(provider)
+        .inject(Fault::DropAfterCommit, Match::Any.once());
+
+    let err = env.refund_err(&req).await;
+    assert_eq!(fault.fired(), 1, "{provider}: the fault must have fired");
+    assert_eq!(err.kind(), &ErrorKind::Timeout, "{provider}: {err:?}");
+    assert_eq!(err.source_provider(), Some(provider));
+    assert!(err.outcome_unknown(), "{provider}: {err:?}");
+    // Safe to resend only where the provider deduplicates (AfterPay documents no duplicate key).
+    assert_eq!(
+        err.is_retryable(),
+        provider.capabilities().idempotent_retries,
+        "{provider}: {err:?}"
+    );
+    // The refund was applied although no answer came back.
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-DROP"),
+        "20.00",
+        &[&merchant_ref],
+    );
+
+    // The caller resends the same request (same merchant reference).
+    let retry = env.refund(&req).await;
+    match provider {
+        // Duplicate after an ambiguous attempt: the first one was applied.
+        Provider::OpenApp => {
+            let err = retry.expect_err("openapp: the retry must see the first attempt");
+            assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
+        }
+        _ => {
+            let refund = retry.unwrap_or_else(|e| panic!("{provider}: retry failed: {e:?}"));
+            assert_eq!(refund.amount, money(provider, "20.00"));
+            assert_eq!(refund.status, expected_status(provider));
+            let order = env.order(provider, "ORD-DROP");
+            assert_eq!(
+                refund.provider_refund_id.as_deref(),
+                Some(order.refunds[0].id.as_str())
+            );
+        }
+    }
+    assert_eq!(env.handle(provider).refund_count(), 1, "{provider}");
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-DROP"),
+        "20.00",
+        &[&merchant_ref],
+    );
+}
+
+/// Scenario 5a: Credentials the provider does not know.
+async fn wrong_credentials(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-AUTH");
+    let refunds = client(&env.sb, &WRONG);
+    let req = request(provider, "ORD-AUTH", "10.00", "RF-AUTH-1");
+
+    let err = refunds
+        .refund(&req)
+        .await
+        .expect_err("wrong credentials must be refused");
+
+    assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{provider}: {err:?}");
+    assert_eq!(err.http_status(), Some(401), "{provider}: {err:?}");
+    assert_eq!(err.source_provider(), Some(provider));
+    assert!(!err.is_retryable(), "{provider}: {err:?}");
+    assert!(!err.outcome_unknown(), "{provider}: {err:?}");
+    assert!(env.handle(provider).requests_received() > 0, "{provider}");
+    assert_eq!(env.handle(provider).refund_count(), 0, "{provider}");
+}
+
+/// Scenario 5b: An order the provider does not know.
+async fn unknown_order(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-KNOWN");
+    let req = request(provider, "ORD-MISSING", "10.00", "RF-MISSING-1");
+
+    let err = env.refund_err(&req).await;
+
+    assert_eq!(err.kind(), &ErrorKind::OrderNotFound, "{provider}: {err:?}");
+    assert_eq!(err.http_status(), Some(404), "{provider}: {err:?}");
+    assert_eq!(err.source_provider(), Some(provider));
+    assert!(!err.is_retryable(), "{provider}: {err:?}");
+    assert_eq!(env.handle(provider).refund_count(), 0, "{provider}");
+}
+
+/// Scenario 5c: Invalid input is refused before any I/O, naming the field; no request reaches any
+/// sandbox.
+async fn invalid_input(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-BAD");
+    let valid = || request(provider, "ORD-BAD", "10.00", "RF-BAD-1");
+    let with_amount = |amount: Money| {
+        let mut req = valid();
+        req.amount = amount;
+        req.line_items.clear();
+        req
+    };
+    let kwd = Money::parse("1.234", "KWD").unwrap();
+
+    let mut cases: Vec<(&str, RefundRequest)> = vec![
+        ("amount", request(provider, "ORD-BAD", "-5.00", "RF-BAD-1")),
+        ("amount", request(provider, "ORD-BAD", "0.00", "RF-BAD-1")),
+        ("order_id", request(provider, "   ", "10.00", "RF-BAD-1")),
+        ("description", valid().with_description("x".repeat(501))),
+    ];
+    match provider {
+        Provider::Optty => cases.extend([
+            (
+                "line_items",
+                valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
+            ),
+            ("amount.currency", with_amount(kwd)),
+            (
+                "capture_number",
+                valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
+            ),
+            (
+                "provider_order_id",
+                valid().with_provider_order_id("OA-ORD-BAD"),
+            ),
+        ]),
+        Provider::AfterPay => cases.extend([
+            ("capture_number", {
+                let mut req = valid();
+                req.capture_number = None;
+                req
+            }),
+            (
+                "capture_number",
+                valid().with_capture_number("9".repeat(51)),
+            ),
+            (
+                "line_items",
+                valid().with_line_items(vec![line_item(money(provider, "9.99"))]),
+            ),
+            ("line_items[0].quantity", {
+                let mut item = line_item(money(provider, "10.00"));
+                item.quantity = 0;
+                valid().with_line_items(vec![item])
+            }),
+            (
+                "provider_order_id",
+                valid().with_provider_order_id("OA-ORD-BAD"),
+            ),
+        ]),
+        Provider::Moyasar => cases.extend([
+            (
+                "line_items",
+                valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
+            ),
+            // 100000001 halalas: one more than Moyasar's maximum.
+            ("amount", with_amount(money(provider, "1000000.01"))),
+            (
+                "capture_number",
+                valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
+            ),
+        ]),
+        Provider::OpenApp => cases.extend([
+            ("provider_order_id", {
+                let mut req = valid();
+                req.provider_order_id = None;
+                req
+            }),
+            ("order_id", {
+                let mut req = valid();
+                req.order_id = "O".repeat(37);
+                req
+            }),
+            ("amount.currency", with_amount(kwd)),
+            (
+                "capture_number",
+                valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
+            ),
+            ("line_items[0].product_id", {
+                let mut item = line_item(money(provider, "10.00"));
+                item.product_id = "P".repeat(37);
+                valid().with_line_items(vec![item])
+            }),
+        ]),
+    }
+
+    for (field, req) in &cases {
+        let err = env.refund_err(req).await;
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidRequest { .. }),
+            "{provider}: expected InvalidRequest on {field}, got {err:?}"
+        );
+        assert_eq!(err.field(), Some(*field), "{provider}: {err}");
+        assert_eq!(err.source_provider(), Some(provider), "{provider}: {err:?}");
+        assert_eq!(err.http_status(), None, "{provider}: {err:?}");
+        assert!(!err.is_retryable(), "{provider}: {err:?}");
+    }
+
+    // What cannot even be built: an overlong or ill-formed reference, an over-precise amount.
+    for bad in ["R".repeat(37), "RF 1".to_owned(), String::new()] {
+        let err = MerchantReference::new(bad.clone()).expect_err("an invalid reference");
+        assert!(matches!(err.kind(), ErrorKind::InvalidRequest { .. }));
+        assert_eq!(err.field(), Some("merchant_reference"), "{bad:?}: {err}");
+    }
+    assert!(Money::parse("10.001", currency(provider)).is_err());
+
+    for other in Provider::ALL {
+        assert_eq!(
+            env.handle(other).requests_received(),
+            0,
+            "{provider}: invalid requests reached the {other} sandbox"
+        );
+    }
+    assert_eq!(env.order(provider, "ORD-BAD").refunded, Decimal::ZERO);
+}
+
+/// Scenario 9a: A 500 is transient and safe to retry; the retry refunds once.
+async fn server_error(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-500");
+    let merchant_ref = reference("RF-500-1");
+    let req = request(provider, "ORD-500", "15.00", merchant_ref.as_str());
+    env.handle(provider)
+        .inject(Fault::Status(500), Match::Any.once());
+
+    let err = env.refund_err(&req).await;
+    assert_eq!(err.kind(), &ErrorKind::Transient, "{provider}: {err:?}");
+    assert_eq!(err.http_status(), Some(500), "{provider}: {err:?}");
+    assert!(err.is_retryable(), "{provider}: {err:?}");
+    assert!(!err.outcome_unknown(), "{provider}: {err:?}");
+    assert_eq!(env.handle(provider).refund_count(), 0, "{provider}");
+
+    let refund = env.refund_ok(&req).await;
+    assert_eq!(refund.amount, money(provider, "15.00"));
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-500"),
+        "15.00",
+        &[&merchant_ref],
+    );
+}
+
+/// Scenario 9b: A gateway's HTML 502 is transient, not a parse failure.
+async fn html_bad_gateway(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-502");
+    let req = request(provider, "ORD-502", "15.00", "RF-502-1");
+    env.handle(provider)
+        .inject(Fault::NonJson502, Match::Any.once());
+
+    let err = env.refund_err(&req).await;
+    assert_eq!(err.kind(), &ErrorKind::Transient, "{provider}: {err:?}");
+    assert_eq!(err.http_status(), Some(502), "{provider}: {err:?}");
+    assert!(err.is_retryable(), "{provider}: {err:?}");
+    assert_eq!(env.handle(provider).refund_count(), 0, "{provider}");
+
+    env.refund_ok(&req).await;
+    assert_eq!(env.handle(provider).refund_count(), 1, "{provider}");
+}
+
+/// Scenario 9c: The provider commits, then a proxy answers 200 with HTML: the facade must not call
+/// that a refund (nor panic); it is Protocol or Transient, and a resend does not refund twice.
+async fn malformed_body(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-HTML");
+    let merchant_ref = reference("RF-HTML-1");
+    let req = request(provider, "ORD-HTML", "15.00", merchant_ref.as_str());
+    env.handle(provider)
+        .inject(Fault::MalformedBody, Match::Any.once());
+
+    let err = env.refund_err(&req).await;
+    assert!(
+        matches!(err.kind(), ErrorKind::Protocol | ErrorKind::Transient),
+        "{provider}: {err:?}"
+    );
+    assert_eq!(err.source_provider(), Some(provider));
+    // The sandbox did commit it, so the facade must not claim it surely did not happen.
+    assert!(err.outcome_unknown(), "{provider}: {err:?}");
+
+    match env.refund(&req).await {
+        Ok(refund) => assert_eq!(refund.amount, money(provider, "15.00")),
+        Err(err) => assert_eq!(err.kind(), &ErrorKind::Duplicate, "{provider}: {err:?}"),
+    }
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-HTML"),
+        "15.00",
+        &[&merchant_ref],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optty: bearer tokens
+// ---------------------------------------------------------------------------------------------
+
+/// Scenario 6: The token is invalidated between two refunds (as when it expires): the facade gets a
+/// 401, fetches a new token and resends, and the caller sees a plain success.
+#[tokio::test]
+async fn optty_token_expired_between_refunds_is_renewed_transparently() {
+    let env = Env::start().await;
+    env.seed(Provider::Optty, "ORD-TOKEN");
+    let optty = &env.sb.optty;
+
+    let before = optty.requests_received();
+    env.refund_ok(&request(
+        Provider::Optty,
+        "ORD-TOKEN",
+        "10.00",
+        "RF-TOKEN-1",
+    ))
+    .await;
+    // POST /token, then the refund.
+    assert_eq!(optty.requests_received() - before, 2);
+
+    optty.expire_tokens();
+    let before = optty.requests_received();
+    let refund = env
+        .refund_ok(&request(
+            Provider::Optty,
+            "ORD-TOKEN",
+            "20.00",
+            "RF-TOKEN-2",
+        ))
+        .await;
+    assert_eq!(refund.status, RefundStatus::Succeeded);
+    // The refund refused with 401, a second POST /token, the refund again.
+    assert_eq!(optty.requests_received() - before, 3);
+    assert_eq!(optty.refund_count(), 2);
+    assert_eq!(
+        env.order(Provider::Optty, "ORD-TOKEN").refunded,
+        dec("30.00")
+    );
+
+    // The renewed token is cached: the next refund is one request.
+    let before = optty.requests_received();
+    env.refund_ok(&request(Provider::Optty, "ORD-TOKEN", "5.00", "RF-TOKEN-3"))
+        .await;
+    assert_eq!(optty.requests_received() - before, 1);
+}
+
+/// Scenario 6b: Tokens that expire soon (here 30 s, inside the facade's 60 s margin) are renewed
+/// before use rather than sent to expire in flight: each refund fetches a token, none is refused.
+#[tokio::test]
+async fn optty_token_close_to_expiry_is_renewed_before_use() {
+    let env = Env::with_config(SandboxConfig {
+        optty_token_lifetime: Duration::from_secs(30),
+        ..SandboxConfig::default()
+    })
+    .await;
+    env.seed(Provider::Optty, "ORD-SHORT");
+    let optty = &env.sb.optty;
+
+    for (i, amount) in ["10.00", "20.00"].into_iter().enumerate() {
+        let before = optty.requests_received();
+        env.refund_ok(&request(
+            Provider::Optty,
+            "ORD-SHORT",
+            amount,
+            &format!("RF-SHORT-{i}"),
+        ))
+        .await;
+        // POST /token, then the refund: no 401 round trip.
+        assert_eq!(optty.requests_received() - before, 2, "refund {i}");
+    }
+    assert_eq!(optty.refund_count(), 2);
+}
+
+/// Optty reports `PENDING` refunds as such (settled later by its webhook).
+#[tokio::test]
+async fn optty_pending_refund_is_pending() {
+    let env = Env::start().await;
+    env.sb.optty.seed_order(
+        OrderSeed::new("ORD-PENDING", "AUD", dec(CAPTURED))
+            .refund_status(sandbox::RefundStatus::Pending),
+    );
+    let refund = env
+        .refund_ok(&request(
+            Provider::Optty,
+            "ORD-PENDING",
+            "10.00",
+            "RF-PEND-1",
+        ))
+        .await;
+    assert_eq!(refund.status, RefundStatus::Pending);
+    assert_eq!(env.sb.optty.refund_count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenApp: request signatures, driven with raw HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// Raw, hand-signed requests to the OpenApp sandbox.
+struct RawOpenApp<'a> {
+    sb: &'a Sandbox,
+    http: reqwest::Client,
+}
+
+/// What the sandbox answered.
+struct Answer {
+    status: u16,
+    body: serde_json::Value,
+    authorization: Option<String>,
+    signature: Option<String>,
+    raw: Vec<u8>,
+}
+
+impl<'a> RawOpenApp<'a> {
+    fn new(env: &'a Env) -> RawOpenApp<'a> {
+        env.sb.openapp.seed_order(
+            OrderSeed::new("ORD-RAW", "PLN", dec(CAPTURED)).oa_order_id(oa_order_id("ORD-RAW")),
+        );
+        RawOpenApp {
+            sb: &env.sb,
+            http: reqwest::Client::builder().timeout(TIMEOUT).build().unwrap(),
+        }
+    }
+
+    /// A refund body of `amount` 1/100s PLN on the seeded order.
+    fn body(case_id: &str, amount: u64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "oaOrderId": oa_order_id("ORD-RAW"),
+            "shopOrderId": "ORD-RAW",
+            "currency": "PLN",
+            "amount": amount,
+            "caseId": case_id,
+            "reason": "RETURNED",
+        }))
+        .unwrap()
+    }
+
+    /// The sandbox's clock, epoch milliseconds.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.sb.openapp.now_ms()).unwrap()
+    }
+
+    /// Signs `body` for the refund route with the demo credentials.
+    fn sign(&self, body: &[u8], epoch_ms: u64, nonce: &str) -> OpenAppSignature {
+        openapp_signature(
+            OPENAPP_API_KEY,
+            &SecretString::from(OPENAPP_API_SECRET),
+            "POST",
+            REFUND_PATH,
+            epoch_ms,
+            nonce,
+            body,
+        )
+    }
+
+    async fn send(&self, signed: &OpenAppSignature, body: &[u8]) -> Answer {
+        let response = self
+            .http
+            .post(self.sb.openapp.refund_url())
+            .header("authorization", signed.authorization.as_str())
+            .header("x-app-signature", signed.signature.as_str())
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (authorization, signature) = (header("authorization"), header("x-app-signature"));
+        let raw = response.bytes().await.unwrap().to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            body,
+            authorization,
+            signature,
+            raw,
+        }
+    }
+
+    fn refund_count(&self) -> usize {
+        self.sb.openapp.refund_count()
+    }
+}
+
+fn assert_unauthorized(answer: &Answer, what: &str) {
+    assert_eq!(answer.status, 401, "{what}: {}", answer.body);
+    assert_eq!(
+        answer.body["exception"], "UnauthorizedException",
+        "{what}: {}",
+        answer.body
+    );
+}
+
+fn assert_registered(answer: &Answer, case_id: &str, what: &str) {
+    assert_eq!(answer.status, 200, "{what}: {}", answer.body);
+    assert_eq!(answer.body["caseId"], case_id, "{what}: {}", answer.body);
+}
+
+fn nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Scenario 7a: A request whose signature does not match what was sent is refused and records
+/// nothing; the same request correctly signed goes through (so the refusal is the signature's).
+#[tokio::test]
+async fn openapp_tampered_signature_is_rejected() {
+    let env = Env::start().await;
+    let raw = RawOpenApp::new(&env);
+    let body = RawOpenApp::body("CASE-SIG-1", 1_000);
+
+    // A signature with one character changed.
+    let mut signed = raw.sign(&body, raw.now_ms(), &nonce());
+    let first = signed.signature.remove(0);
+    signed
+        .signature
+        .insert(0, if first == 'A' { 'B' } else { 'A' });
+    assert_unauthorized(&raw.send(&signed, &body).await, "altered signature");
+
+    // A body changed after signing (a larger amount).
+    let signed = raw.sign(&body, raw.now_ms(), &nonce());
+    let altered = RawOpenApp::body("CASE-SIG-1", 9_000);
+    assert_unauthorized(&raw.send(&signed, &altered).await, "altered body");
+
+    // Signed with another secret.
+    let forged = openapp_signature(
+        OPENAPP_API_KEY,
+        &SecretString::from("a-guessed-secret"),
+        "POST",
+        REFUND_PATH,
+        raw.now_ms(),
+        &nonce(),
+        &body,
+    );
+    assert_unauthorized(&raw.send(&forged, &body).await, "wrong secret");
+
+    // Signed for another path.
+    let elsewhere = openapp_signature(
+        OPENAPP_API_KEY,
+        &SecretString::from(OPENAPP_API_SECRET),
+        "POST",
+        "/merchant/v1/orders/status",
+        raw.now_ms(),
+        &nonce(),
+        &body,
+    );
+    assert_unauthorized(&raw.send(&elsewhere, &body).await, "other path");
+
+    assert_eq!(raw.refund_count(), 0);
+    assert_eq!(
+        env.order(Provider::OpenApp, "ORD-RAW").refunded,
+        Decimal::ZERO
+    );
+
+    // The same body, correctly signed, is accepted, and the answer is signed in turn.
+    let signed = raw.sign(&body, raw.now_ms(), &nonce());
+    let answer = raw.send(&signed, &body).await;
+    assert_registered(&answer, "CASE-SIG-1", "correctly signed");
+    let (Some(authorization), Some(signature)) = (&answer.authorization, &answer.signature) else {
+        panic!("the sandbox's answer is not signed");
+    };
+    assert!(verify_openapp_signature(
+        &SecretString::from(OPENAPP_API_SECRET),
+        authorization,
+        &answer.raw,
+        signature
+    ));
+    assert_eq!(raw.refund_count(), 1);
+    assert_eq!(
+        env.order(Provider::OpenApp, "ORD-RAW").refunded,
+        dec("10.00")
+    );
+}
+
+/// Scenario 7b: A correctly signed request whose timestamp is outside the 60 s window (either way)
+/// is refused and records nothing; the same body signed now goes through.
+#[tokio::test]
+async fn openapp_stale_timestamp_is_rejected() {
+    let env = Env::start().await;
+    let raw = RawOpenApp::new(&env);
+    let body = RawOpenApp::body("CASE-TS-1", 1_000);
+    let now = raw.now_ms();
+
+    for (what, epoch_ms) in [
+        ("5 minutes old", now - 300_000),
+        ("61 s old", now - 61_000),
+        ("5 minutes ahead", now + 300_000),
+    ] {
+        let signed = raw.sign(&body, epoch_ms, &nonce());
+        assert_unauthorized(&raw.send(&signed, &body).await, what);
+    }
+    assert_eq!(raw.refund_count(), 0);
+
+    let signed = raw.sign(&body, raw.now_ms(), &nonce());
+    assert_registered(&raw.send(&signed, &body).await, "CASE-TS-1", "fresh");
+    assert_eq!(raw.refund_count(), 1);
+}
+
+/// Scenario 7c: A nonce is good for one request: reusing it, even on a new correctly signed refund,
+/// is refused; the same refund with a fresh nonce goes through.
+#[tokio::test]
+async fn openapp_replayed_nonce_is_rejected() {
+    let env = Env::start().await;
+    let raw = RawOpenApp::new(&env);
+    let used = nonce();
+
+    let body = RawOpenApp::body("CASE-NONCE-1", 1_000);
+    let signed = raw.sign(&body, raw.now_ms(), &used);
+    assert_registered(&raw.send(&signed, &body).await, "CASE-NONCE-1", "first use");
+    assert_eq!(raw.refund_count(), 1);
+
+    // The captured request replayed verbatim: refused by its nonce, before the caseId check.
+    assert_unauthorized(&raw.send(&signed, &body).await, "verbatim replay");
+
+    // A new refund, correctly signed, but with the used nonce.
+    let other = RawOpenApp::body("CASE-NONCE-2", 2_000);
+    let reused = raw.sign(&other, raw.now_ms(), &used);
+    assert_unauthorized(&raw.send(&reused, &other).await, "reused nonce");
+    assert_eq!(raw.refund_count(), 1);
+    assert_eq!(
+        env.order(Provider::OpenApp, "ORD-RAW").refunded,
+        dec("10.00")
+    );
+
+    let fresh = raw.sign(&other, raw.now_ms(), &nonce());
+    assert_registered(
+        &raw.send(&fresh, &other).await,
+        "CASE-NONCE-2",
+        "fresh nonce",
+    );
+    assert_eq!(raw.refund_count(), 2);
+}
+
+/// The facade refuses to believe an answer whose signature does not verify; the refund was
+/// recorded, so the outcome is unknown and a resend answers Duplicate.
+#[tokio::test]
+async fn openapp_tampered_response_signature_is_not_trusted() {
+    let env = Env::start().await;
+    env.seed(Provider::OpenApp, "ORD-RESP");
+    env.sb
+        .openapp
+        .set_response_signing(ResponseSigning::Tampered);
+    let req = request(Provider::OpenApp, "ORD-RESP", "10.00", "RF-RESP-1");
+
+    let err = env.refund_err(&req).await;
+    assert_eq!(err.kind(), &ErrorKind::Protocol, "{err:?}");
+    assert!(err.outcome_unknown());
+    assert_eq!(env.sb.openapp.refund_count(), 1);
+
+    env.sb.openapp.set_response_signing(ResponseSigning::Valid);
+    let err = env.refund_err(&req).await;
+    assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
+    assert_eq!(env.sb.openapp.refund_count(), 1);
+}
+
+/// An API key OpenApp does not know (the HMAC secret is the demo one): Unauthorized, like the
+/// wrong secret of `wrong_credentials_are_unauthorized::openapp`.
+#[tokio::test]
+async fn openapp_unknown_api_key_is_unauthorized() {
+    let env = Env::start().await;
+    env.seed(Provider::OpenApp, "ORD-KEY");
+    let refunds = client(
+        &env.sb,
+        &Secrets {
+            openapp_api_key: "0123456789abcdef0123456789abcdef",
+            ..DEMO
+        },
+    );
+    let err = refunds
+        .refund(&request(Provider::OpenApp, "ORD-KEY", "10.00", "RF-KEY-1"))
+        .await
+        .expect_err("an unknown API key must be refused");
+    assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{err:?}");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert_eq!(env.sb.openapp.refund_count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moyasar: a duplicate while the first attempt is still processing
+// ---------------------------------------------------------------------------------------------
+
+/// Scenario 8: The first attempt is slowed down; the same request sent meanwhile gets "Initial
+/// request is still processing." (InProgress, retryable). One refund in the end, and a later resend
+/// replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moyasar_duplicate_while_first_in_flight_is_in_progress() {
+    let env = Env::start().await;
+    env.seed(Provider::Moyasar, "ORD-RACE");
+    let moyasar = &env.sb.moyasar;
+    let fault = moyasar.inject(Fault::Latency(Duration::from_secs(2)), Match::Any.once());
+    let merchant_ref = reference("RF-RACE-1");
+    let req = request(
+        Provider::Moyasar,
+        "ORD-RACE",
+        "10.00",
+        merchant_ref.as_str(),
+    );
+
+    let (first, second) = tokio::join!(env.refund(&req), async {
+        // Send the duplicate only once the first attempt holds the idempotency key.
+        wait_until("the first attempt is in flight", || {
+            moyasar.in_flight() == 1
+        })
+        .await;
+        env.refund(&req).await
+    });
+
+    let first = first.unwrap_or_else(|e| panic!("the first attempt failed: {e:?}"));
+    assert_eq!(first.status, RefundStatus::Succeeded);
+    let err = second.expect_err("the concurrent duplicate must be refused");
+    assert_eq!(err.kind(), &ErrorKind::InProgress, "{err:?}");
+    assert_eq!(err.http_status(), Some(400));
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(!err.outcome_unknown(), "{err:?}");
+    assert_eq!(fault.fired(), 1);
+    assert_eq!(moyasar.in_flight(), 0);
+    assert_recorded(
+        Provider::Moyasar,
+        &env.order(Provider::Moyasar, "ORD-RACE"),
+        "10.00",
+        &[&merchant_ref],
+    );
+
+    // Retrying the InProgress answer later replays the one refund.
+    let again = env.refund_ok(&req).await;
+    assert_eq!(again.provider_refund_id, first.provider_refund_id);
+    assert_eq!(moyasar.refund_count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AfterPay: a refund without line items
+// ---------------------------------------------------------------------------------------------
+
+/// Without line items AfterPay refunds the whole remaining capture; asking for exactly that
+/// amount is a full refund.
+#[tokio::test]
+async fn afterpay_full_refund_without_line_items() {
+    let env = Env::start().await;
+    env.seed(Provider::AfterPay, "ORD-WHOLE");
+    let merchant_ref = reference("RF-WHOLE-1");
+    let req = RefundRequest::new(
+        Provider::AfterPay,
+        "ORD-WHOLE",
+        money(Provider::AfterPay, CAPTURED),
+        merchant_ref.clone(),
+    )
+    .with_capture_number(DEFAULT_CAPTURE_NUMBER);
+
+    let refund = env.refund_ok(&req).await;
+    assert_eq!(refund.status, RefundStatus::Succeeded);
+    assert_eq!(
+        refund.refunded_total,
+        Some(money(Provider::AfterPay, CAPTURED))
+    );
+    assert_recorded(
+        Provider::AfterPay,
+        &env.order(Provider::AfterPay, "ORD-WHOLE"),
+        CAPTURED,
+        &[&merchant_ref],
+    );
+}
+
+/// A partial amount without line items: AfterPay cannot express it and refunds the whole
+/// remaining capture instead. The facade must not report a refund of the requested amount when
+/// the provider refunded more: it either refuses the request before any I/O, or reports what
+/// was actually refunded.
+#[tokio::test]
+async fn afterpay_partial_amount_without_line_items_is_not_misreported() {
+    let env = Env::start().await;
+    env.seed(Provider::AfterPay, "ORD-NOITEMS");
+    let req = RefundRequest::new(
+        Provider::AfterPay,
+        "ORD-NOITEMS",
+        money(Provider::AfterPay, "10.00"),
+        reference("RF-NOITEMS-1"),
+    )
+    .with_capture_number(DEFAULT_CAPTURE_NUMBER);
+
+    match env.refund(&req).await {
+        Err(err) => {
+            assert!(
+                matches!(err.kind(), ErrorKind::InvalidRequest { .. }),
+                "{err:?}"
+            );
+            assert_eq!(env.sb.afterpay.requests_received(), 0);
+        }
+        Ok(refund) => {
+            let order = env.order(Provider::AfterPay, "ORD-NOITEMS");
+            let refunded: Vec<Decimal> = order.refunds.iter().map(|r| r.amount).collect();
+            assert_eq!(
+                vec![refund.amount.amount()],
+                refunded,
+                "the facade reports {} refunded, the provider refunded {refunded:?}",
+                refund.amount
+            );
+        }
+    }
+}
