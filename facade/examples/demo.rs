@@ -5,8 +5,8 @@
 //! `cargo run -p refunds --example demo`.
 
 use refunds::{
-    AfterPayConfig, MerchantReference, Money, MoyasarConfig, OpenAppConfig, OpttyConfig, Provider,
-    RefundReason, RefundRequest, Refunds,
+    AfterPayConfig, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, OpttyConfig,
+    Provider, RefundReason, RefundRequest, Refunds,
 };
 use rust_decimal::Decimal;
 use sandbox::{OrderSeed, Sandbox, SandboxConfig, credentials};
@@ -70,7 +70,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Money::parse("300.00", "EUR")?,
             MerchantReference::new("demo-afterpay-1")?,
         )
-        .with_capture_number(sandbox::DEFAULT_CAPTURE_NUMBER),
+        .with_capture_number(sandbox::DEFAULT_CAPTURE_NUMBER)
+        // AfterPay takes the amount as line items: here the whole capture, 25 x 12.00.
+        .with_line_items(vec![LineItem {
+            product_id: "0001".to_owned(),
+            description: "Item 1 description".to_owned(),
+            quantity: 25,
+            unit_price: Money::parse("12.00", "EUR")?,
+            unit_vat: Money::parse("2.00", "EUR")?,
+            vat_percent: Decimal::new(20, 0),
+        }]),
         RefundRequest::new(
             Provider::Moyasar,
             "ORD-MOYASAR-1",

@@ -19,8 +19,9 @@ pub struct Capabilities {
     /// `false`, a request with line items is rejected (field `line_items`)
     /// rather than silently dropping them.
     pub line_items: bool,
-    /// A partial refund can only be expressed through line items (AfterPay):
-    /// a request without line items refunds the whole remaining capture.
+    /// The amount can only be expressed through line items (AfterPay): without
+    /// them the provider refunds the whole remaining capture, so the facade
+    /// requires line items summing to the amount.
     pub partial_requires_line_items: bool,
     /// The API has a structured reason field (OpenApp `reason`); other
     /// providers fold [`RefundReason`](crate::RefundReason) into their text.

@@ -22,7 +22,8 @@ const REDACTED: &str = "[REDACTED]";
 pub struct OpttyConfig {
     /// API base URL, e.g. `https://api.qa.optty.com` (sandbox) or `https://api.optty.com`.
     pub base_url: String,
-    /// Token endpoint, e.g. `https://auth.qa.optty.com/token` (sandbox) or `https://auth.optty.com/token`.
+    /// Base URL of the auth server, e.g. `https://auth.qa.optty.com` (sandbox) or
+    /// `https://auth.optty.com`; the token endpoint is `<auth_url>/token`.
     pub auth_url: String,
     /// OAuth2 client id (not secret).
     pub client_id: String,

@@ -430,7 +430,18 @@ impl RefundRequest {
             }
         }
 
-        // Line items.
+        // Line items. Without them AfterPay refunds the whole remaining capture whatever
+        // `amount` says, so the facade could report an amount the provider did not refund.
+        if caps.partial_requires_line_items && self.line_items.is_empty() {
+            return Err(RefundError::invalid(
+                "line_items",
+                format!(
+                    "{provider} takes the refunded amount only as line items (without them it \
+                     refunds the whole remaining capture, whatever the amount says); list the \
+                     refunded items, or one goodwill item for the amount"
+                ),
+            ));
+        }
         if !self.line_items.is_empty() {
             if !caps.line_items {
                 return Err(RefundError::invalid(

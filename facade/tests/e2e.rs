@@ -1211,30 +1211,23 @@ async fn moyasar_duplicate_while_first_in_flight_is_in_progress() {
 /// Without line items AfterPay refunds the whole remaining capture; asking for exactly that
 /// amount is a full refund.
 #[tokio::test]
-async fn afterpay_full_refund_without_line_items() {
+async fn afterpay_full_refund_without_line_items_is_refused_before_io() {
+    // Without items AfterPay refunds the whole remaining capture whatever `amount` says, so
+    // the facade requires the amount as line items, even for a full refund.
     let env = Env::start().await;
     env.seed(Provider::AfterPay, "ORD-WHOLE");
-    let merchant_ref = reference("RF-WHOLE-1");
     let req = RefundRequest::new(
         Provider::AfterPay,
         "ORD-WHOLE",
         money(Provider::AfterPay, CAPTURED),
-        merchant_ref.clone(),
+        reference("RF-WHOLE-1"),
     )
     .with_capture_number(DEFAULT_CAPTURE_NUMBER);
 
-    let refund = env.refund_ok(&req).await;
-    assert_eq!(refund.status, RefundStatus::Succeeded);
-    assert_eq!(
-        refund.refunded_total,
-        Some(money(Provider::AfterPay, CAPTURED))
-    );
-    assert_recorded(
-        Provider::AfterPay,
-        &env.order(Provider::AfterPay, "ORD-WHOLE"),
-        CAPTURED,
-        &[&merchant_ref],
-    );
+    let err = env.refund_err(&req).await;
+    assert_eq!(err.field(), Some("line_items"), "{err:?}");
+    assert_eq!(env.sb.afterpay.requests_received(), 0);
+    assert_eq!(env.order(Provider::AfterPay, "ORD-WHOLE").refunds.len(), 0);
 }
 
 /// A partial amount without line items: AfterPay cannot express it and refunds the whole

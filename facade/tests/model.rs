@@ -35,10 +35,18 @@ fn request(provider: Provider, amount: &str) -> RefundRequest {
         reference("RET-123434"),
     );
     match provider {
-        Provider::AfterPay => r.with_capture_number("000000001"),
+        Provider::AfterPay => r
+            .with_capture_number("000000001")
+            .with_line_items(vec![item("0001", 1, amount, "0", "EUR")]),
         Provider::OpenApp => r.with_provider_order_id("OA12345678901234"),
         _ => r,
     }
+}
+
+#[test]
+fn afterpay_needs_line_items_for_its_amount() {
+    let r = request(Provider::AfterPay, "10.00").with_line_items(Vec::new());
+    assert_invalid(&r, "line_items");
 }
 
 fn item(product_id: &str, quantity: u32, unit_price: &str, unit_vat: &str, code: &str) -> LineItem {

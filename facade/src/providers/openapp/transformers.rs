@@ -19,7 +19,7 @@ use openapp_api::{ErrorResponse, Reason, RefundAcknowledgement, RefundProduct};
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::Money;
-use crate::providers::{decode, excerpt, undocumented};
+use crate::providers::{decode, undocumented};
 
 const PROVIDER: Provider = Provider::OpenApp;
 
@@ -98,23 +98,28 @@ pub fn refund_body(request: &RefundRequest) -> Result<openapp_api::RefundRequest
     })
 }
 
-/// Maps a 2xx acknowledgement: registered, so [`RefundStatus::Pending`].
-pub fn refund_success(request: &RefundRequest, body: &[u8]) -> Refund {
-    // The acknowledgement's shape is not documented: keep whatever came back.
-    let raw =
-        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(excerpt(body)));
-    let acknowledged: Option<RefundAcknowledgement> = serde_json::from_slice(body).ok();
-    Refund {
+/// Maps a 2xx acknowledgement: registered, so [`RefundStatus::Pending`]. Its shape is not
+/// documented, but it must be a JSON object: anything else (a proxy's HTML page, a wrong base
+/// URL) is [`ErrorKind::Protocol`], never a registered refund.
+pub fn refund_success(
+    request: &RefundRequest,
+    status: u16,
+    body: &[u8],
+) -> Result<Refund, RefundError> {
+    let acknowledged: RefundAcknowledgement = decode(PROVIDER, status, body)?;
+    let raw = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    Ok(Refund {
         provider: PROVIDER,
         provider_refund_id: acknowledged
-            .and_then(|ack| ack.case_id.map(|id| id.to_string()))
+            .case_id
+            .map(|id| id.to_string())
             .or_else(|| Some(request.merchant_reference.as_str().to_owned())),
         status: RefundStatus::Pending,
         amount: request.amount,
         refunded_total: None,
         captured_total: None,
         raw,
-    }
+    })
 }
 
 /// Maps an error by OpenApp's exception name, falling back on the status code the docs pair
@@ -161,7 +166,7 @@ pub fn refund_result(
     body: &[u8],
 ) -> Result<Refund, RefundError> {
     match status {
-        200..=299 => Ok(refund_success(request, body)),
+        200..=299 => refund_success(request, status, body),
         400 | 401 | 403 | 404 | 409 => {
             let answer = decode::<ErrorResponse>(PROVIDER, status, body).ok();
             Err(refund_error(status, answer.as_ref()))
