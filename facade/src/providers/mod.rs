@@ -31,33 +31,47 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     text[..end].trim().to_owned()
 }
 
-/// The error for a status the provider does not document, or a body we cannot read:
-/// 5xx, 408 and 429 are transient (the provider or a proxy failed; retry), anything else is a
-/// protocol error (the provider said something we do not understand).
+/// What an HTTP status means when the provider's body says nothing more specific: the one
+/// place every adapter falls back to.
+pub(crate) fn kind_for_status(status: u16) -> ErrorKind {
+    match status {
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::OrderNotFound,
+        // The provider or a proxy failed; the same request may succeed later.
+        408 | 429 | 500..=599 => ErrorKind::Transient,
+        _ => ErrorKind::Protocol,
+    }
+}
+
+/// The error for a status the provider does not document, judged by the status alone.
 pub(crate) fn undocumented(provider: Provider, status: u16, body: &[u8]) -> RefundError {
-    let kind = if status >= 500 || status == 408 || status == 429 {
-        ErrorKind::Transient
-    } else {
-        ErrorKind::Protocol
-    };
-    RefundError::new(kind)
+    RefundError::new(kind_for_status(status))
         .provider(provider)
         .status(status)
         .message(format!("unexpected HTTP {status}: {}", excerpt(body)))
 }
 
-/// Decodes a provider body through its generated type; a body that does not decode is a
-/// [`ErrorKind::Protocol`] error (or transient, for a 5xx such as a proxy's HTML 502).
+/// Decodes a provider body through its generated type. A body that does not decode says
+/// nothing we can trust: [`ErrorKind::Protocol`], or transient for a 5xx such as a proxy's
+/// HTML 502.
 pub(crate) fn decode<T: DeserializeOwned>(
     provider: Provider,
     status: u16,
     body: &[u8],
 ) -> Result<T, RefundError> {
     serde_json::from_slice(body).map_err(|err| {
-        undocumented(provider, status, body).message(format!(
-            "HTTP {status} body does not match the spec ({err}): {}",
-            excerpt(body)
-        ))
+        let kind = match kind_for_status(status) {
+            ErrorKind::Transient => ErrorKind::Transient,
+            _ => ErrorKind::Protocol,
+        };
+        RefundError::new(kind)
+            .provider(provider)
+            .status(status)
+            .message(format!(
+                "HTTP {status} body does not match the spec ({err}): {}",
+                excerpt(body)
+            ))
     })
 }
 
@@ -89,57 +103,52 @@ pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> Refund
 }
 
 #[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
-/// What a failed call of a generated client amounts to.
-pub(crate) enum Failure<E> {
-    /// A documented error status, its body decoded through the generated type.
-    Documented(u16, E),
-    /// A status the spec does not declare: read the body and map it with `refund_result`.
-    Undocumented(Box<reqwest::Response>),
-    /// Nothing usable came back.
-    Failed(RefundError),
-}
-
-#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
-/// Sorts a progenitor client error into the cases every OpenAPI provider shares.
-pub(crate) fn progenitor_error<E>(
+/// Turns the result of a generated (progenitor) client call into ours, the same way for every
+/// OpenAPI provider: a documented body goes to `success` or `documented_error`, an undocumented
+/// status is read and given to `from_bytes` (the adapter's `refund_result`), and a transport
+/// failure becomes [`transport_error`].
+pub(crate) async fn settle<T, E, R>(
     provider: Provider,
-    err: progenitor_client::Error<E>,
-) -> Failure<E> {
+    result: Result<progenitor_client::ResponseValue<T>, progenitor_client::Error<E>>,
+    success: impl FnOnce(T) -> Result<R, RefundError>,
+    documented_error: impl FnOnce(u16, E) -> RefundError,
+    from_bytes: impl FnOnce(u16, &[u8]) -> Result<R, RefundError>,
+) -> Result<R, RefundError> {
     use progenitor_client::Error;
     let protocol = |message: String| {
-        Failure::Failed(
-            RefundError::new(ErrorKind::Protocol)
-                .provider(provider)
-                .message(message),
-        )
+        Err(RefundError::new(ErrorKind::Protocol)
+            .provider(provider)
+            .message(message))
     };
-    match err {
-        Error::ErrorResponse(response) => {
-            let status = response.status().as_u16();
-            Failure::Documented(status, response.into_inner())
+    match result {
+        Ok(answer) => success(answer.into_inner()),
+        Err(Error::ErrorResponse(answer)) => {
+            let status = answer.status().as_u16();
+            Err(documented_error(status, answer.into_inner()))
         }
-        Error::UnexpectedResponse(response) => Failure::Undocumented(Box::new(response)),
-        Error::CommunicationError(err) | Error::ResponseBodyError(err) => {
-            Failure::Failed(transport_error(provider, err))
+        Err(Error::UnexpectedResponse(response)) => {
+            read_unexpected(provider, response, from_bytes).await
         }
-        Error::InvalidResponsePayload(body, err) => protocol(format!(
+        Err(Error::CommunicationError(err) | Error::ResponseBodyError(err)) => {
+            Err(transport_error(provider, err))
+        }
+        Err(Error::InvalidResponsePayload(body, err)) => protocol(format!(
             "answer does not match the spec ({err}): {}",
             excerpt(&body)
         )),
-        Error::InvalidRequest(message) => {
+        Err(Error::InvalidRequest(message)) => {
             protocol(format!("the request could not be built: {message}"))
         }
-        _ => protocol("the HTTP client failed before a usable answer".to_owned()),
+        Err(_) => protocol("the HTTP client failed before a usable answer".to_owned()),
     }
 }
 
 /// Reads the body of an undocumented answer, then maps it with `map`.
 pub(crate) async fn read_unexpected<T>(
     provider: Provider,
-    response: impl Into<Box<reqwest::Response>>,
+    response: reqwest::Response,
     map: impl FnOnce(u16, &[u8]) -> Result<T, RefundError>,
 ) -> Result<T, RefundError> {
-    let response = *response.into();
     let status = response.status().as_u16();
     match response.bytes().await {
         Ok(body) => map(status, &body),

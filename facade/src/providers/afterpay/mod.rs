@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use crate::config::AfterPayConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{Failure, http_client, progenitor_error, read_unexpected, secret_header};
+use crate::providers::{http_client, secret_header, settle};
 
 const PROVIDER: Provider = Provider::AfterPay;
 
@@ -37,20 +37,13 @@ impl AfterPay {
     /// Sends one refund; the request must have passed validation.
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
-        match self.api.refund_order(&request.order_id, &body).await {
-            Ok(answer) => transformers::refund_success(request, &answer.into_inner()),
-            Err(err) => match progenitor_error(PROVIDER, err) {
-                Failure::Documented(status, messages) => {
-                    Err(transformers::refund_error(status, &messages))
-                }
-                Failure::Undocumented(response) => {
-                    read_unexpected(PROVIDER, response, |status, body| {
-                        transformers::refund_result(request, status, body)
-                    })
-                    .await
-                }
-                Failure::Failed(error) => Err(error),
-            },
-        }
+        settle(
+            PROVIDER,
+            self.api.refund_order(&request.order_id, &body).await,
+            |answer| transformers::refund_success(request, &answer),
+            |status, messages| transformers::refund_error(status, &messages),
+            |status, body| transformers::refund_result(request, status, body),
+        )
+        .await
     }
 }

@@ -128,21 +128,10 @@ pub fn refund_success(
 }
 
 /// Maps a 400 array of ResponseMessage, keeping every message. Riverty documents no codes;
-/// the kind is read from the code and message words (`NotFound`, `TooHigh`/`exceed`), and
+/// the kind is read from the code and message words (`TooHigh`/`exceed`), and
 /// otherwise the first message names the invalid field (`fieldReference`).
 pub fn refund_error(status: u16, messages: &[ResponseMessage]) -> RefundError {
-    let kept: Vec<ProviderMessage> = messages
-        .iter()
-        .map(|m| ProviderMessage {
-            code: m.code.clone(),
-            message: m
-                .message
-                .clone()
-                .or_else(|| m.customer_facing_message.clone())
-                .unwrap_or_default(),
-            field: m.field_reference.clone(),
-        })
-        .collect();
+    let kept = provider_messages(messages);
     let words = |m: &ResponseMessage| {
         format!(
             "{} {}",
@@ -156,8 +145,6 @@ pub fn refund_error(status: u16, messages: &[ResponseMessage]) -> RefundError {
         w.contains("toohigh") || w.contains("exceed") || w.contains("too high")
     }) {
         ErrorKind::ExceedsRefundable { limit: None }
-    } else if messages.iter().any(|m| words(m).contains("notfound")) && status == 404 {
-        ErrorKind::OrderNotFound
     } else {
         let first = kept.first();
         ErrorKind::InvalidRequest {
@@ -177,7 +164,24 @@ pub fn refund_error(status: u16, messages: &[ResponseMessage]) -> RefundError {
     error.messages(kept)
 }
 
+/// Every message of a ResponseMessage array, in our terms.
+fn provider_messages(messages: &[ResponseMessage]) -> Vec<ProviderMessage> {
+    messages
+        .iter()
+        .map(|m| ProviderMessage {
+            code: m.code.clone(),
+            message: m
+                .message
+                .clone()
+                .or_else(|| m.customer_facing_message.clone())
+                .unwrap_or_default(),
+            field: m.field_reference.clone(),
+        })
+        .collect()
+}
+
 /// Maps any answer from its status and body bytes. 401 and 500 have no documented body.
+/// Statuses the page does not list are judged by [`undocumented`].
 pub fn refund_result(
     request: &RefundRequest,
     status: u16,
@@ -193,24 +197,15 @@ pub fn refund_result(
             .provider(PROVIDER)
             .status(status)
             .message("API user is unauthorized (X-Auth-Key)")),
-        403 => Err(RefundError::new(ErrorKind::Forbidden)
-            .provider(PROVIDER)
-            .status(status)),
-        404 => match serde_json::from_slice::<Vec<ResponseMessage>>(body) {
-            Ok(messages) => {
-                let error = refund_error(status, &messages);
-                Err(match error.kind() {
-                    ErrorKind::OrderNotFound => error,
-                    _ => RefundError::new(ErrorKind::OrderNotFound)
-                        .provider(PROVIDER)
-                        .status(status)
-                        .messages(error.provider_messages().to_vec()),
-                })
-            }
-            Err(_) => Err(RefundError::new(ErrorKind::OrderNotFound)
+        // Not in the docs; Riverty answers an unknown order with a 404 whose ResponseMessage
+        // array (if any) is kept.
+        404 => {
+            let messages: Vec<ResponseMessage> = serde_json::from_slice(body).unwrap_or_default();
+            Err(RefundError::new(ErrorKind::OrderNotFound)
                 .provider(PROVIDER)
-                .status(status)),
-        },
+                .status(status)
+                .messages(provider_messages(&messages)))
+        }
         _ => Err(undocumented(PROVIDER, status, body)),
     }
 }

@@ -17,7 +17,7 @@ use moyasar_api::types::{ErrorResponse, Order, RefundRequest as WireRefund};
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
-use crate::providers::{decode, raw_json, undocumented};
+use crate::providers::{decode, kind_for_status, raw_json, undocumented};
 
 const PROVIDER: Provider = Provider::Moyasar;
 
@@ -108,11 +108,7 @@ pub fn refund_error(status: u16, answer: &ErrorResponse) -> RefundError {
                 reason: reasons,
             }
         }
-        401 => ErrorKind::Unauthorized,
-        403 => ErrorKind::Forbidden,
-        404 => ErrorKind::OrderNotFound,
-        408 | 429 | 500..=599 => ErrorKind::Transient,
-        _ => ErrorKind::Protocol,
+        _ => kind_for_status(status),
     };
     RefundError::new(kind)
         .provider(PROVIDER)

@@ -19,7 +19,7 @@ use openapp_api::{ErrorResponse, Reason, RefundAcknowledgement, RefundProduct};
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::Money;
-use crate::providers::{decode, undocumented};
+use crate::providers::{decode, kind_for_status, undocumented};
 
 const PROVIDER: Provider = Provider::OpenApp;
 
@@ -106,8 +106,14 @@ pub fn refund_success(
     status: u16,
     body: &[u8],
 ) -> Result<Refund, RefundError> {
-    let acknowledged: RefundAcknowledgement = decode(PROVIDER, status, body)?;
-    let raw = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let raw: serde_json::Value = decode(PROVIDER, status, body)?;
+    let acknowledged: RefundAcknowledgement =
+        serde_json::from_value(raw.clone()).map_err(|err| {
+            RefundError::new(ErrorKind::Protocol)
+                .provider(PROVIDER)
+                .status(status)
+                .message(format!("the acknowledgement is not an object ({err})"))
+        })?;
     Ok(Refund {
         provider: PROVIDER,
         provider_refund_id: acknowledged
@@ -134,20 +140,17 @@ pub fn refund_error(status: u16, answer: Option<&ErrorResponse>) -> RefundError 
         (
             "OrderNotFoundException" | "MerchantOrderOwnershipException" | "UserNotFoundException",
             _,
-        )
-        | ("", 404) => ErrorKind::OrderNotFound,
+        ) => ErrorKind::OrderNotFound,
         // The merchant's OpenApp wallet is missing: an account set-up problem, not the order's.
         ("MerchantWalletNotFoundException", _) => ErrorKind::Forbidden,
-        (_, 401) => ErrorKind::Unauthorized,
-        (_, 403) => ErrorKind::Forbidden,
-        ("", 400) => ErrorKind::InvalidRequest {
+        // A 400 other than RefundTooMuchException: the request broke OpenApp's schema.
+        (_, 400) => ErrorKind::InvalidRequest {
             field: "request".to_owned(),
             reason: answer
                 .and_then(|a| a.message.clone())
                 .unwrap_or_else(|| "rejected by OpenApp".to_owned()),
         },
-        (_, 408 | 429 | 500..=599) => ErrorKind::Transient,
-        _ => ErrorKind::Protocol,
+        _ => kind_for_status(status),
     };
     let mut error = RefundError::new(kind).provider(PROVIDER).status(status);
     if !exception.is_empty() {

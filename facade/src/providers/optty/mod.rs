@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use crate::config::OpttyConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{Failure, http_client, progenitor_error, read_unexpected, secret_header};
+use crate::providers::{http_client, secret_header, settle};
 
 const PROVIDER: Provider = Provider::Optty;
 
@@ -69,24 +69,15 @@ impl Optty {
         request: &RefundRequest,
         body: &optty_api::types::OrderRefundDto,
     ) -> Result<Refund, RefundError> {
-        match api
-            .refunds_controller_refund_order(&request.order_id, body)
-            .await
-        {
-            Ok(answer) => transformers::refund_success(request, &answer.into_inner()),
-            Err(err) => match progenitor_error(PROVIDER, err) {
-                Failure::Documented(status, answer) => {
-                    Err(transformers::refund_error(status, &answer))
-                }
-                Failure::Undocumented(response) => {
-                    read_unexpected(PROVIDER, response, |status, body| {
-                        transformers::refund_result(request, status, body)
-                    })
-                    .await
-                }
-                Failure::Failed(error) => Err(error),
-            },
-        }
+        settle(
+            PROVIDER,
+            api.refunds_controller_refund_order(&request.order_id, body)
+                .await,
+            |answer| transformers::refund_success(request, &answer),
+            |status, answer| transformers::refund_error(status, &answer),
+            |status, body| transformers::refund_result(request, status, body),
+        )
+        .await
     }
 
     /// The client carrying a valid token, fetching one if there is none, it is about to
@@ -108,24 +99,15 @@ impl Optty {
     async fn fetch_token(&self) -> Result<Session, RefundError> {
         let requested = Instant::now();
         let form = transformers::token_body(&self.config);
-        let answer = match self.auth.create_access_token(&form).await {
-            Ok(answer) => answer.into_inner(),
-            Err(err) => {
-                return Err(match progenitor_error(PROVIDER, err) {
-                    Failure::Documented(status, ()) => {
-                        crate::providers::undocumented(PROVIDER, status, b"")
-                    }
-                    Failure::Undocumented(response) => {
-                        read_unexpected(PROVIDER, response, |status, body| {
-                            Err::<(), _>(token_error(status, body))
-                        })
-                        .await
-                        .unwrap_err()
-                    }
-                    Failure::Failed(error) => error,
-                });
-            }
-        };
+        let answer = settle(
+            PROVIDER,
+            self.auth.create_access_token(&form).await,
+            Ok,
+            // The token endpoint documents no error body.
+            |status, ()| token_error(status, b""),
+            |status, body| Err(token_error(status, body)),
+        )
+        .await?;
         let token = SecretString::from(answer.access_token);
         let lifetime = Duration::from_secs(answer.expires_in.max(0).unsigned_abs());
         let mut headers = HeaderMap::new();

@@ -17,7 +17,7 @@ use crate::config::OpttyConfig;
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::Money;
-use crate::providers::{decode, raw_json, undocumented};
+use crate::providers::{decode, kind_for_status, raw_json, undocumented};
 
 const PROVIDER: Provider = Provider::Optty;
 
@@ -103,11 +103,7 @@ pub fn refund_error(status: u16, answer: &ErrorResponse) -> RefundError {
                 reason: message.to_owned(),
             },
         },
-        401 => ErrorKind::Unauthorized,
-        403 => ErrorKind::Forbidden,
-        404 => ErrorKind::OrderNotFound,
-        408 | 429 | 500..=599 => ErrorKind::Transient,
-        _ => ErrorKind::Protocol,
+        _ => kind_for_status(status),
     };
     let error = RefundError::new(kind)
         .provider(PROVIDER)
