@@ -11,12 +11,10 @@ use std::collections::BTreeSet;
 use anyhow::{Result, bail};
 use serde_json::Value;
 
-const METHODS: &[&str] = &[
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+use crate::spec::operations;
 
 /// The body kind progenitor would derive for one response.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum BodyKind {
     /// A JSON body of this schema (compared as canonical JSON text).
     Json(String),
@@ -39,43 +37,38 @@ impl std::fmt::Display for BodyKind {
 /// Checks every operation of an OpenAPI document.
 pub fn check(openapi: &Value) -> Result<()> {
     let mut problems = Vec::new();
-    for (path, item) in openapi["paths"].as_object().into_iter().flatten() {
-        for method in METHODS {
-            let Some(operation) = item.get(*method) else {
+    for (method, path, operation) in operations(openapi) {
+        let name = match operation["operationId"].as_str() {
+            Some(id) => format!("{id} ({} {path})", method.to_uppercase()),
+            None => {
+                problems.push(format!(
+                    "{} {path}: no operationId (progenitor names methods after it)",
+                    method.to_uppercase()
+                ));
                 continue;
-            };
-            let name = match operation["operationId"].as_str() {
-                Some(id) => format!("{id} ({} {path})", method.to_uppercase()),
-                None => {
-                    problems.push(format!(
-                        "{} {path}: no operationId (progenitor names methods after it)",
-                        method.to_uppercase()
-                    ));
-                    continue;
-                }
-            };
-            let mut success = BTreeSet::new();
-            let mut error = BTreeSet::new();
-            for (status, response) in operation["responses"].as_object().into_iter().flatten() {
-                let kind = body_kind(response);
-                if status.starts_with('2') || status == "default" {
-                    success.insert(body_kind(response));
-                }
-                if status.starts_with('4') || status.starts_with('5') || status == "default" {
-                    error.insert(kind);
-                }
             }
-            for (group, kinds) in [("success", &success), ("error", &error)] {
-                if kinds.len() > 1 {
-                    let listed: Vec<String> = kinds.iter().map(ToString::to_string).collect();
-                    problems.push(format!(
-                        "{name}: its {group} responses have {} different body types ({}); \
+        };
+        let mut success = BTreeSet::new();
+        let mut error = BTreeSet::new();
+        for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+            let kind = body_kind(response);
+            if status.starts_with('2') || status == "default" {
+                success.insert(kind.clone());
+            }
+            if status.starts_with('4') || status.starts_with('5') || status == "default" {
+                error.insert(kind);
+            }
+        }
+        for (group, kinds) in [("success", &success), ("error", &error)] {
+            if kinds.len() > 1 {
+                let listed: Vec<String> = kinds.iter().map(ToString::to_string).collect();
+                problems.push(format!(
+                    "{name}: its {group} responses have {} different body types ({}); \
                          progenitor 0.15.1 asserts one per operation, so give them one schema \
                          (or drop the body-less ones) in the overlay",
-                        kinds.len(),
-                        listed.join(" / ")
-                    ));
-                }
+                    kinds.len(),
+                    listed.join(" / ")
+                ));
             }
         }
     }

@@ -8,6 +8,25 @@ use serde_json::{Map, Value};
 use crate::overlay::Overlay;
 use crate::{OVERLAY, Provider, SpecKind};
 
+/// The HTTP methods an OpenAPI path item can hold, in the order operations are listed.
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Every operation of an OpenAPI document as (method, path, operation object), paths in
+/// document order.
+pub fn operations(openapi: &Value) -> impl Iterator<Item = (&'static str, &String, &Value)> {
+    openapi["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter_map(move |method| item.get(*method).map(|op| (*method, path, op)))
+        })
+}
+
 /// A provider's contract after our corrections.
 pub struct Normalized {
     /// One OpenAPI 3.0 document: operations and every named schema.

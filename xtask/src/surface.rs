@@ -6,9 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-const METHODS: &[&str] = &[
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+use crate::spec::operations;
 
 /// Number of operations in an OpenAPI document.
 pub fn operation_count(openapi: &Value) -> usize {
@@ -21,18 +19,6 @@ pub fn schema_count(openapi: &Value) -> usize {
         .pointer("/components/schemas")
         .and_then(Value::as_object)
         .map_or(0, |schemas| schemas.len())
-}
-
-fn operations(openapi: &Value) -> impl Iterator<Item = (&str, &String, &Value)> {
-    openapi["paths"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .flat_map(|(path, item)| {
-            METHODS
-                .iter()
-                .filter_map(move |method| item.get(*method).map(|op| (*method, path, op)))
-        })
 }
 
 /// Renders the surface of an OpenAPI document.
