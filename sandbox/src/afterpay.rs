@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::credentials::AFTERPAY_API_KEY;
 use crate::fault::Fault;
-use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json, json_bytes};
+use crate::server::{self, ProviderHandle, Shared, json, json_bytes, run_refund};
 use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{money, wire};
 
@@ -140,13 +140,10 @@ async fn refund(
         Some(Fault::NonJson502) => return server::non_json_502(),
         _ => {}
     }
-    detached(async move {
-        if let Some(Fault::Latency(d)) = fault {
-            tokio::time::sleep(d).await;
-        }
-        let res = handle(&st, &order_number, &headers, &body);
-        after_commit(fault.as_ref(), res)
-    })
+    run_refund(
+        fault,
+        async move { handle(&st, &order_number, &headers, &body) },
+    )
     .await
 }
 

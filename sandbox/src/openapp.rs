@@ -58,7 +58,7 @@ use sha2::{Digest, Sha256};
 
 use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use crate::fault::Fault;
-use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json};
+use crate::server::{self, ProviderHandle, Shared, json, run_refund};
 use crate::state::{RecordedRefund, RefundStatus, SANDBOX_MERCHANT, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -421,16 +421,12 @@ async fn refund(
         Some(Fault::NonJson502) => return server::non_json_502(),
         _ => {}
     }
-    detached(async move {
-        if let Some(Fault::Latency(d)) = fault {
-            tokio::time::sleep(d).await;
-        }
+    run_refund(fault, async move {
         let res = match authenticate(&st, &method, &uri, &headers, &body) {
             Ok(()) => handle(&st, &body),
             Err(message) => unauthorized(message),
         };
-        let res = sign_response(&st, &method, &uri, res).await;
-        after_commit(fault.as_ref(), res)
+        sign_response(&st, &method, &uri, res).await
     })
     .await
 }

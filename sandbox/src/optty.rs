@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};
 use crate::fault::Fault;
-use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json, json_bytes};
+use crate::server::{self, ProviderHandle, Shared, json, json_bytes, run_refund};
 use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -230,12 +230,8 @@ async fn refund(
         Some(Fault::NonJson502) => return server::non_json_502(),
         _ => {}
     }
-    detached(async move {
-        if let Some(Fault::Latency(d)) = fault {
-            tokio::time::sleep(d).await;
-        }
-        let res = handle(&st, &order_reference, &headers, &body);
-        after_commit(fault.as_ref(), res)
+    run_refund(fault, async move {
+        handle(&st, &order_reference, &headers, &body)
     })
     .await
 }

@@ -373,6 +373,23 @@ where
     }
 }
 
+/// A refund handler's work under its fault: [`Fault::Latency`] delays it, the work runs
+/// [`detached`], and [`after_commit`] may then replace its response. (Moyasar applies the
+/// latency itself, inside its in-flight window.)
+pub(crate) async fn run_refund<F>(fault: Option<Fault>, work: F) -> Response
+where
+    F: Future<Output = Response> + Send + 'static,
+{
+    detached(async move {
+        if let Some(Fault::Latency(delay)) = fault {
+            tokio::time::sleep(delay).await;
+        }
+        let res = work.await;
+        after_commit(fault.as_ref(), res)
+    })
+    .await
+}
+
 /// Applies the faults that replace the response after the work was done.
 pub(crate) fn after_commit(fault: Option<&Fault>, res: Response) -> Response {
     match fault {
