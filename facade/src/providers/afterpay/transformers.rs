@@ -181,7 +181,7 @@ fn provider_messages(messages: &[ResponseMessage]) -> Vec<ProviderMessage> {
 }
 
 /// Maps any answer from its status and body bytes. 401 and 500 have no documented body.
-/// Statuses the page does not list are judged by [`undocumented`].
+/// Statuses the page does not list are judged by their status code alone.
 pub fn refund_result(
     request: &RefundRequest,
     status: u16,
