@@ -8,8 +8,12 @@ use crate::config::MoyasarConfig;
 use crate::config::OpenAppConfig;
 #[cfg(feature = "optty")]
 use crate::config::OpttyConfig;
+use std::sync::Arc;
+
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
+use crate::reference::MerchantReference;
+use crate::single_flight::{Flights, Join, ReplayMemory, outcome_of};
 #[cfg(feature = "afterpay")]
 use crate::providers::afterpay::AfterPay;
 #[cfg(feature = "moyasar")]
@@ -22,9 +26,23 @@ use crate::providers::optty::Optty;
 /// Refunds through every configured provider.
 ///
 /// Build it with [`Refunds::builder`], naming each provider's base URL explicitly (there is no
-/// default: sandbox or production is the caller's choice). Cheap to share: wrap it in an `Arc`.
-#[derive(Default)]
+/// default: sandbox or production is the caller's choice). Build one and share it: clones are
+/// cheap and share the HTTP connections and the single-flight state, so concurrent calls with
+/// the same merchant reference anywhere in the service send one request.
+#[derive(Clone)]
 pub struct Refunds {
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one client share.
+struct Shared {
+    adapters: Adapters,
+    flights: Flights,
+}
+
+/// The configured provider adapters.
+#[derive(Default)]
+struct Adapters {
     #[cfg(feature = "optty")]
     optty: Option<Optty>,
     #[cfg(feature = "afterpay")]
@@ -47,22 +65,24 @@ impl std::fmt::Debug for Refunds {
 /// Collects provider configurations for [`Refunds`].
 #[derive(Default)]
 pub struct RefundsBuilder {
-    refunds: Refunds,
+    adapters: Adapters,
+    memory: ReplayMemory,
     error: Option<RefundError>,
 }
 
 impl std::fmt::Debug for RefundsBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefundsBuilder")
-            .field("providers", &self.refunds.configured())
+            .field("providers", &self.adapters.configured())
+            .field("replay_memory", &self.memory)
             .finish()
     }
 }
 
 impl RefundsBuilder {
-    fn add<T>(mut self, client: Result<T, RefundError>, slot: fn(&mut Refunds, T)) -> Self {
+    fn add<T>(mut self, client: Result<T, RefundError>, slot: fn(&mut Adapters, T)) -> Self {
         match client {
-            Ok(client) => slot(&mut self.refunds, client),
+            Ok(client) => slot(&mut self.adapters, client),
             Err(err) => {
                 self.error.get_or_insert(err);
             }
@@ -73,32 +93,45 @@ impl RefundsBuilder {
     /// Enables Optty.
     #[cfg(feature = "optty")]
     pub fn optty(self, config: OpttyConfig) -> Self {
-        self.add(Optty::new(config), |r, c| r.optty = Some(c))
+        self.add(Optty::new(config), |a, c| a.optty = Some(c))
     }
 
     /// Enables AfterPay (Riverty).
     #[cfg(feature = "afterpay")]
     pub fn afterpay(self, config: AfterPayConfig) -> Self {
-        self.add(AfterPay::new(&config), |r, c| r.afterpay = Some(c))
+        self.add(AfterPay::new(&config), |a, c| a.afterpay = Some(c))
     }
 
     /// Enables Moyasar.
     #[cfg(feature = "moyasar")]
     pub fn moyasar(self, config: MoyasarConfig) -> Self {
-        self.add(Moyasar::new(&config), |r, c| r.moyasar = Some(c))
+        self.add(Moyasar::new(&config), |a, c| a.moyasar = Some(c))
     }
 
     /// Enables OpenApp.
     #[cfg(feature = "openapp")]
     pub fn openapp(self, config: OpenAppConfig) -> Self {
-        self.add(OpenApp::new(config), |r, c| r.openapp = Some(c))
+        self.add(OpenApp::new(config), |a, c| a.openapp = Some(c))
+    }
+
+    /// How long and how many settled results answer a repeat of their request without I/O
+    /// (default: 10 minutes, 1024 results). See [`Refunds::refund`].
+    #[must_use]
+    pub fn replay_memory(mut self, memory: ReplayMemory) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// The client, or the first configuration error (an API key that cannot be a header).
     pub fn build(self) -> Result<Refunds, RefundError> {
         match self.error {
             Some(err) => Err(err),
-            None => Ok(self.refunds),
+            None => Ok(Refunds {
+                shared: Arc::new(Shared {
+                    adapters: self.adapters,
+                    flights: Flights::new(self.memory),
+                }),
+            }),
         }
     }
 }
@@ -111,6 +144,76 @@ impl Refunds {
 
     /// The providers this client can refund through.
     pub fn configured(&self) -> Vec<Provider> {
+        self.shared.adapters.configured()
+    }
+
+    /// Refunds `request` through its provider, once.
+    ///
+    /// - The request is validated first ([`RefundRequest::validate`]): invalid input fails with
+    ///   a field-level [`ErrorKind::InvalidRequest`](crate::ErrorKind) and nothing is sent.
+    /// - Concurrent calls with the same provider and merchant reference share one attempt on
+    ///   the wire and all get its result. A repeat within the replay memory
+    ///   ([`RefundsBuilder::replay_memory`]) of a call whose refund exists, or whose outcome is
+    ///   unknown on a provider without a duplicate key (AfterPay), gets that same result
+    ///   without I/O. A result that says nothing was applied is not remembered.
+    /// - The same merchant reference with a different request (order, amount, items, text)
+    ///   while the first is in flight or remembered is refused before any I/O
+    ///   (`InvalidRequest` on `merchant_reference`): a new refund needs a new reference.
+    /// - Once sent, an attempt runs to completion even if the caller stops waiting, so its
+    ///   result still reaches the other callers and the replay memory.
+    ///
+    /// Every error states its [`Outcome`](crate::Outcome); to retry safely use
+    /// [`Refunds::refund_with_retries`].
+    pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        request.validate()?;
+        if !self.shared.adapters.is_configured(request.provider) {
+            return Err(RefundError::invalid(
+                "provider",
+                format!("{} is not configured in this client", request.provider),
+            )
+            .with_provider(request.provider));
+        }
+        let receiver = match self.shared.flights.join(request)? {
+            Join::Replay(result) => {
+                tracing::debug!(provider = %request.provider, reference = request.merchant_reference.as_str(), "refund answered from replay memory");
+                return result;
+            }
+            Join::Follow(receiver) => receiver,
+            Join::Lead(sender, receiver) => {
+                let shared = Arc::clone(&self.shared);
+                let request = request.clone();
+                // The attempt runs on its own task: a caller that gives up cannot cancel a
+                // request already on the wire and leave the others without its result.
+                let attempt = tokio::spawn({
+                    let shared = Arc::clone(&shared);
+                    let request = request.clone();
+                    async move { shared.adapters.send(&request).await }
+                });
+                tokio::spawn(async move {
+                    let result = attempt.await.unwrap_or_else(|_| {
+                        Err(RefundError::new(crate::ErrorKind::Protocol)
+                            .with_provider(request.provider)
+                            .with_provider_message("the attempt's task panicked"))
+                    });
+                    shared.flights.finish(&request, &result);
+                    sender.send_replace(Some(result));
+                });
+                receiver
+            }
+        };
+        outcome_of(receiver, request.provider).await
+    }
+
+    /// Forgets the remembered result of `reference` (see [`Refunds::refund`]), for example after
+    /// an unknown AfterPay outcome was reconciled by hand and found not applied. Returns whether
+    /// there was one.
+    pub fn forget(&self, provider: Provider, reference: &MerchantReference) -> bool {
+        self.shared.flights.forget(provider, reference)
+    }
+}
+
+impl Adapters {
+    fn configured(&self) -> Vec<Provider> {
         Provider::ALL
             .into_iter()
             .filter(|provider| self.is_configured(*provider))
@@ -132,44 +235,38 @@ impl Refunds {
         }
     }
 
-    /// Refunds `request` through its provider.
-    ///
-    /// The request is validated first ([`RefundRequest::validate`]): invalid input fails with
-    /// a field-level [`ErrorKind::InvalidRequest`](crate::ErrorKind) and nothing is sent. The
-    /// wire body depends only on the request, so sending the same request again after a
-    /// retryable error ([`RefundError::is_retryable`]) carries the same duplicate key.
-    pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
-        request.validate()?;
-        let not_configured = || {
-            RefundError::invalid(
-                "provider",
-                format!("{} is not configured in this client", request.provider),
-            )
-            .provider(request.provider)
-        };
-        match request.provider {
+    /// Sends one attempt through the request's provider (configured and validated).
+    async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        let result = match request.provider {
             #[cfg(feature = "optty")]
-            Provider::Optty => match &self.optty {
-                Some(optty) => optty.refund(request).await,
-                None => Err(not_configured()),
-            },
+            Provider::Optty if let Some(optty) = &self.optty => optty.refund(request).await,
             #[cfg(feature = "afterpay")]
-            Provider::AfterPay => match &self.afterpay {
-                Some(afterpay) => afterpay.refund(request).await,
-                None => Err(not_configured()),
-            },
+            Provider::AfterPay if let Some(afterpay) = &self.afterpay => {
+                afterpay.refund(request).await
+            }
             #[cfg(feature = "moyasar")]
-            Provider::Moyasar => match &self.moyasar {
-                Some(moyasar) => moyasar.refund(request).await,
-                None => Err(not_configured()),
-            },
+            Provider::Moyasar if let Some(moyasar) = &self.moyasar => moyasar.refund(request).await,
             #[cfg(feature = "openapp")]
-            Provider::OpenApp => match &self.openapp {
-                Some(openapp) => openapp.refund(request).await,
-                None => Err(not_configured()),
-            },
-            #[allow(unreachable_patterns)]
-            _ => Err(not_configured()),
+            Provider::OpenApp if let Some(openapp) = &self.openapp => openapp.refund(request).await,
+            _ => Err(RefundError::invalid("provider", "not configured")
+                .with_provider(request.provider)),
+        };
+        match &result {
+            Ok(refund) => tracing::info!(
+                provider = %request.provider,
+                reference = request.merchant_reference.as_str(),
+                status = ?refund.status,
+                "refund applied"
+            ),
+            Err(error) => tracing::warn!(
+                provider = %request.provider,
+                reference = request.merchant_reference.as_str(),
+                outcome = %error.outcome(),
+                http_status = error.http_status(),
+                error = %error,
+                "refund attempt failed"
+            ),
         }
+        result
     }
 }

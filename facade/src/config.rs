@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use crate::answer::AnswerLimits;
+
 /// The request timeout used unless a config says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -29,8 +31,10 @@ pub struct OpttyConfig {
     pub client_id: String,
     /// OAuth2 client secret.
     pub client_secret: SecretString,
-    /// Per-request timeout.
+    /// Per-request timeout (connection, request and the whole answer).
     pub timeout: Duration,
+    /// Caps on the answer's size; past them the outcome is unknown and memory stays bounded.
+    pub limits: AnswerLimits,
 }
 
 impl OpttyConfig {
@@ -47,6 +51,7 @@ impl OpttyConfig {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             timeout: DEFAULT_TIMEOUT,
+            limits: AnswerLimits::default(),
         }
     }
 
@@ -54,6 +59,13 @@ impl OpttyConfig {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> OpttyConfig {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the caps on the answer's size.
+    #[must_use]
+    pub fn with_answer_limits(mut self, limits: AnswerLimits) -> OpttyConfig {
+        self.limits = limits;
         self
     }
 }
@@ -66,6 +78,7 @@ impl fmt::Debug for OpttyConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &REDACTED)
             .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -77,8 +90,10 @@ pub struct AfterPayConfig {
     pub base_url: String,
     /// The `X-Auth-Key` value.
     pub api_key: SecretString,
-    /// Per-request timeout.
+    /// Per-request timeout (connection, request and the whole answer).
     pub timeout: Duration,
+    /// Caps on the answer's size; past them the outcome is unknown and memory stays bounded.
+    pub limits: AnswerLimits,
 }
 
 impl AfterPayConfig {
@@ -88,6 +103,7 @@ impl AfterPayConfig {
             base_url: base_url.into(),
             api_key: api_key.into(),
             timeout: DEFAULT_TIMEOUT,
+            limits: AnswerLimits::default(),
         }
     }
 
@@ -95,6 +111,13 @@ impl AfterPayConfig {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> AfterPayConfig {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the caps on the answer's size.
+    #[must_use]
+    pub fn with_answer_limits(mut self, limits: AnswerLimits) -> AfterPayConfig {
+        self.limits = limits;
         self
     }
 }
@@ -105,6 +128,7 @@ impl fmt::Debug for AfterPayConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &REDACTED)
             .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -116,8 +140,10 @@ pub struct MoyasarConfig {
     pub base_url: String,
     /// The secret API key.
     pub secret_key: SecretString,
-    /// Per-request timeout.
+    /// Per-request timeout (connection, request and the whole answer).
     pub timeout: Duration,
+    /// Caps on the answer's size; past them the outcome is unknown and memory stays bounded.
+    pub limits: AnswerLimits,
 }
 
 impl MoyasarConfig {
@@ -127,6 +153,7 @@ impl MoyasarConfig {
             base_url: base_url.into(),
             secret_key: secret_key.into(),
             timeout: DEFAULT_TIMEOUT,
+            limits: AnswerLimits::default(),
         }
     }
 
@@ -134,6 +161,13 @@ impl MoyasarConfig {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> MoyasarConfig {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the caps on the answer's size.
+    #[must_use]
+    pub fn with_answer_limits(mut self, limits: AnswerLimits) -> MoyasarConfig {
+        self.limits = limits;
         self
     }
 }
@@ -144,6 +178,7 @@ impl fmt::Debug for MoyasarConfig {
             .field("base_url", &self.base_url)
             .field("secret_key", &REDACTED)
             .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -158,8 +193,10 @@ pub struct OpenAppConfig {
     pub api_key: SecretString,
     /// The HMAC secret.
     pub api_secret: SecretString,
-    /// Per-request timeout.
+    /// Per-request timeout (connection, request and the whole answer).
     pub timeout: Duration,
+    /// Caps on the answer's size; past them the outcome is unknown and memory stays bounded.
+    pub limits: AnswerLimits,
     /// Verify the signature OpenApp puts on its responses (default `true`).
     pub verify_response_signatures: bool,
 }
@@ -176,6 +213,7 @@ impl OpenAppConfig {
             api_key: api_key.into(),
             api_secret: api_secret.into(),
             timeout: DEFAULT_TIMEOUT,
+            limits: AnswerLimits::default(),
             verify_response_signatures: true,
         }
     }
@@ -184,6 +222,13 @@ impl OpenAppConfig {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> OpenAppConfig {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the caps on the answer's size.
+    #[must_use]
+    pub fn with_answer_limits(mut self, limits: AnswerLimits) -> OpenAppConfig {
+        self.limits = limits;
         self
     }
 
@@ -202,6 +247,7 @@ impl fmt::Debug for OpenAppConfig {
             .field("api_key", &REDACTED)
             .field("api_secret", &REDACTED)
             .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .field(
                 "verify_response_signatures",
                 &self.verify_response_signatures,

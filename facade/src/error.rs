@@ -4,55 +4,101 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::model::Provider;
 use crate::money::Money;
 
-/// What went wrong, independent of the provider.
+/// What an answer tells about the money: the one classification the retry executor, the
+/// single-flight of identical calls and a journal rest on.
+///
+/// | outcome | meaning | produced by |
+/// |---|---|---|
+/// | [`NotApplied`](Outcome::NotApplied) | nothing reached the provider, or it definitively refused | invalid input, no connection, 401/403/404, 408/429, over-refund, a documented validation error |
+/// | [`Unknown`](Outcome::Unknown) | it may have been applied | time-out, connection lost after sending, any 5xx (provider or gateway), an answer that cannot be read, verified or is too large, a request still in flight |
+/// | [`Applied`](Outcome::Applied) | the provider says a refund with this merchant reference exists | a success (`Ok`), [`ErrorKind::Duplicate`] |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Nothing was refunded by this attempt: nothing reached the provider, or it refused.
+    NotApplied,
+    /// The refund may or may not have been applied; settle it before giving up (retry with
+    /// the same merchant reference where the provider deduplicates, otherwise reconcile).
+    Unknown,
+    /// The provider says a refund with this merchant reference exists.
+    Applied,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::NotApplied => "not applied",
+            Outcome::Unknown => "outcome unknown",
+            Outcome::Applied => "applied",
+        })
+    }
+}
+
+/// What went wrong, independent of the provider. Each kind has a default
+/// [`Outcome`] ([`ErrorKind::outcome`]); see [`RefundError::outcome`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
-    /// The request was rejected before any I/O (or the provider rejected a
-    /// field). `field` is a path into [`RefundRequest`](crate::RefundRequest),
-    /// e.g. `"amount"`, `"line_items[2].quantity"`, `"amount.currency"`.
+    /// The request was rejected before any I/O, or the provider rejected a field.
+    /// `field` is a path into [`RefundRequest`](crate::RefundRequest), e.g. `"amount"`,
+    /// `"line_items[2].quantity"`; the provider's own field name, where it gave one, is in
+    /// [`RefundError::provider_messages`]. Not applied.
     InvalidRequest {
-        /// Path of the offending field.
+        /// Path of the offending field in [`RefundRequest`](crate::RefundRequest).
         field: String,
         /// Human-readable reason.
         reason: String,
     },
-    /// The credentials were missing or rejected (HTTP 401).
+    /// The credentials were missing or rejected (HTTP 401). Not applied.
     Unauthorized,
-    /// The credentials are valid but lack permission (HTTP 403).
+    /// The credentials are valid but lack permission (HTTP 403). Not applied.
     Forbidden,
-    /// The provider does not know the order (or it belongs to another merchant).
+    /// The provider does not know the order (or it belongs to another merchant). Not applied.
     OrderNotFound,
-    /// The merchant reference was already used for a refund. After a retry of
-    /// an ambiguous attempt (see [`RefundError::outcome_unknown`]) this means the
-    /// earlier attempt was applied.
+    /// A refund with this merchant reference already exists at the provider (OpenApp 409
+    /// `RefundExistsException`). Applied: after a retry of an ambiguous attempt this is the
+    /// earlier attempt's refund.
     Duplicate,
-    /// The amount exceeds what can still be refunded.
+    /// The amount exceeds what can still be refunded. Not applied.
     ExceedsRefundable {
         /// The refundable amount, where the provider states it
         /// (Optty: "You can only refund amount up to AUD 24.98").
         limit: Option<Money>,
     },
-    /// An earlier attempt with the same idempotency key is still being
-    /// processed (Moyasar: "Initial request is still processing.").
+    /// An earlier attempt with the same merchant reference is still being processed
+    /// (Moyasar: "Initial request is still processing."). Outcome unknown: wait and retry.
     InProgress,
-    /// A temporary failure: the provider (or a proxy) answered HTTP 5xx, 408
-    /// or 429, or no connection could be made so nothing was sent.
+    /// Nothing was applied and the same request may succeed later: no connection could be
+    /// made, or the provider answered 408 or 429. Not applied.
     Transient,
-    /// No complete answer: the provider did not answer in time, or the
-    /// connection dropped after the request was sent. The request may or may
-    /// not have been applied.
+    /// The provider, or a gateway in front of it, answered HTTP 5xx. A gateway's 502/504 can
+    /// come after the provider committed the refund: outcome unknown.
+    ServerError,
+    /// No complete answer: the provider did not answer in time, or the connection dropped
+    /// after the request was sent. Outcome unknown.
     Timeout,
-    /// The provider answered something the facade could not interpret
-    /// (malformed or unexpected body, unexpected status): the request may or
-    /// may not have been applied.
+    /// The answer could not be trusted: malformed or unexpected body or status, too large, or
+    /// (OpenApp) unsigned or badly signed. Outcome unknown.
     Protocol,
 }
 
 impl ErrorKind {
+    /// The outcome an error of this kind implies unless the error says otherwise.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            ErrorKind::Duplicate => Outcome::Applied,
+            ErrorKind::InProgress
+            | ErrorKind::ServerError
+            | ErrorKind::Timeout
+            | ErrorKind::Protocol => Outcome::Unknown,
+            _ => Outcome::NotApplied,
+        }
+    }
+
     /// The field path of an [`ErrorKind::InvalidRequest`], otherwise `None`.
     pub fn field(&self) -> Option<&str> {
         match self {
@@ -85,12 +131,17 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InProgress => {
                 f.write_str("an earlier attempt with the same merchant reference is still processing")
             }
-            ErrorKind::Transient => f.write_str("temporary provider failure"),
+            ErrorKind::Transient => {
+                f.write_str("temporary failure before the provider acted (not applied)")
+            }
+            ErrorKind::ServerError => f.write_str(
+                "the provider or a gateway failed (HTTP 5xx; the refund may or may not have been applied)",
+            ),
             ErrorKind::Timeout => f.write_str(
                 "no complete answer from the provider (timed out or connection lost; the refund may or may not have been applied)",
             ),
             ErrorKind::Protocol => f.write_str(
-                "unexpected response from the provider (the refund may or may not have been applied)",
+                "untrusted response from the provider (the refund may or may not have been applied)",
             ),
         }
     }
@@ -124,6 +175,9 @@ impl fmt::Display for ProviderMessage {
 #[derive(Debug, Clone)]
 struct Inner {
     kind: ErrorKind,
+    outcome: Outcome,
+    retry_futile: bool,
+    retry_after: Option<Duration>,
     provider: Option<Provider>,
     http_status: Option<u16>,
     provider_code: Option<String>,
@@ -134,10 +188,9 @@ struct Inner {
 
 /// A failed refund: an [`ErrorKind`] plus what the provider said.
 ///
-/// Built with [`RefundError::new`] / [`RefundError::invalid`] and the builder
-/// methods [`provider`](RefundError::provider), [`status`](RefundError::status),
-/// [`code`](RefundError::code), [`message`](RefundError::message),
-/// [`messages`](RefundError::messages). Neither `Debug` nor `Display` ever
+/// Built with [`RefundError::new`] / [`RefundError::invalid`] and the `with_*` builder
+/// methods; read with [`kind`](RefundError::kind), [`outcome`](RefundError::outcome),
+/// [`http_status`](RefundError::http_status) and the `provider_*` getters. Neither `Debug` nor `Display` ever
 /// contains credentials: the error holds none.
 ///
 /// The data lives behind one `Box` so that `Result<_, RefundError>` stays small.
@@ -151,6 +204,9 @@ impl RefundError {
     pub fn new(kind: ErrorKind) -> RefundError {
         RefundError {
             inner: Box::new(Inner {
+                outcome: kind.outcome(),
+                retry_futile: false,
+                retry_after: None,
                 kind,
                 provider: None,
                 http_status: None,
@@ -172,36 +228,59 @@ impl RefundError {
 
     /// Sets the provider that produced (or would have received) the request.
     #[must_use]
-    pub fn provider(mut self, provider: Provider) -> RefundError {
+    pub fn with_provider(mut self, provider: Provider) -> RefundError {
         self.inner.provider = Some(provider);
         self
     }
 
     /// Sets the HTTP status of the provider's answer.
     #[must_use]
-    pub fn status(mut self, status: u16) -> RefundError {
+    pub fn with_http_status(mut self, status: u16) -> RefundError {
         self.inner.http_status = Some(status);
         self
     }
 
     /// Sets the provider's own error code (e.g. `RefundExistsException`).
     #[must_use]
-    pub fn code(mut self, code: impl Into<String>) -> RefundError {
+    pub fn with_provider_code(mut self, code: impl Into<String>) -> RefundError {
         self.inner.provider_code = Some(code.into());
         self
     }
 
-    /// Sets the provider's error message.
+    /// Sets the provider's headline error message.
     #[must_use]
-    pub fn message(mut self, message: impl Into<String>) -> RefundError {
+    pub fn with_provider_message(mut self, message: impl Into<String>) -> RefundError {
         self.inner.provider_message = Some(message.into());
         self
     }
 
     /// Sets all messages of a provider body that carries several.
     #[must_use]
-    pub fn messages(mut self, messages: Vec<ProviderMessage>) -> RefundError {
+    pub fn with_provider_messages(mut self, messages: Vec<ProviderMessage>) -> RefundError {
         self.inner.provider_messages = messages;
+        self
+    }
+
+    /// Overrides the outcome the kind implies (e.g. a [`ErrorKind::Protocol`] error raised
+    /// before anything was sent is [`Outcome::NotApplied`]).
+    #[must_use]
+    pub fn with_outcome(mut self, outcome: Outcome) -> RefundError {
+        self.inner.outcome = outcome;
+        self
+    }
+
+    /// Marks the error as one that re-sending the same request cannot change (the provider
+    /// would answer the same), so [`is_retryable`](RefundError::is_retryable) is `false`.
+    #[must_use]
+    pub fn with_retry_futile(mut self) -> RefundError {
+        self.inner.retry_futile = true;
+        self
+    }
+
+    /// Sets how long the provider asked the client to wait (`Retry-After`).
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Duration) -> RefundError {
+        self.inner.retry_after = Some(wait);
         self
     }
 
@@ -224,7 +303,7 @@ impl RefundError {
     }
 
     /// The provider the error concerns, if known.
-    pub fn source_provider(&self) -> Option<Provider> {
+    pub fn provider(&self) -> Option<Provider> {
         self.inner.provider
     }
 
@@ -248,40 +327,49 @@ impl RefundError {
         &self.inner.provider_messages
     }
 
-    /// Whether sending the *same* request again (same merchant reference) is
-    /// safe and may succeed.
+    /// What this error tells about the money: see [`Outcome`].
+    pub fn outcome(&self) -> Outcome {
+        self.inner.outcome
+    }
+
+    /// How long the provider asked to wait before the next attempt (`Retry-After`), if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// Whether sending the *same* request again (same merchant reference) is safe and may
+    /// change the result. It follows from the [`outcome`](RefundError::outcome) and the
+    /// provider's duplicate key:
     ///
-    /// - `InProgress`, `Transient`: `true`.
-    /// - `Timeout`, `Protocol`: the first attempt may have been applied
-    ///   ([`outcome_unknown`](RefundError::outcome_unknown)). A retry is safe
-    ///   only because the provider deduplicates on the merchant reference
-    ///   (Optty `refundReference`, Moyasar `transaction_id`, OpenApp `caseId`):
-    ///   a retry then either performs the refund once or answers
-    ///   [`ErrorKind::Duplicate`], which means the earlier attempt was applied.
-    ///   So these are `true`, **except** when the error's provider does not
-    ///   deduplicate ([`Capabilities::idempotent_retries`](crate::Capabilities)
-    ///   is `false`: AfterPay documents no duplicate key), where a blind retry
-    ///   could refund twice: `false` (reconcile by reading the order's refunds
-    ///   instead). An error without a provider is judged by its kind alone.
-    /// - Everything else: `false` (the same request will fail the same way).
+    /// | outcome | provider deduplicates (Optty, Moyasar, OpenApp) | no duplicate key (AfterPay) |
+    /// |---|---|---|
+    /// | not applied, [`ErrorKind::Transient`] | retry | retry |
+    /// | not applied, any other kind | no: the same request fails the same way | no |
+    /// | unknown | retry: the provider applies it once, or answers that it exists | **no**: a blind retry could refund twice; reconcile |
+    /// | applied | no: it is done | no |
     ///
-    /// Retry with a bounded number of attempts and back-off: a `Protocol`
-    /// error caused by a body the facade cannot parse may repeat.
+    /// An error without a provider, or one the provider would answer the same way again (a
+    /// Moyasar order that does not list our refund), is not retryable when its outcome is
+    /// unknown. Use [`Refunds::refund_with_retries`](crate::Refunds::refund_with_retries)
+    /// rather than a loop of your own: it applies this rule with back-off and `Retry-After`.
     pub fn is_retryable(&self) -> bool {
-        match self.inner.kind {
-            ErrorKind::InProgress | ErrorKind::Transient => true,
-            ErrorKind::Timeout | ErrorKind::Protocol => self
+        if self.inner.retry_futile {
+            return false;
+        }
+        match self.inner.outcome {
+            Outcome::NotApplied => self.inner.kind == ErrorKind::Transient,
+            Outcome::Unknown => self
                 .inner
                 .provider
-                .is_none_or(|provider| provider.capabilities().idempotent_retries),
-            _ => false,
+                .is_some_and(|provider| provider.capabilities().idempotent_retries),
+            Outcome::Applied => false,
         }
     }
 
-    /// Whether the refund may have been applied even though this error was
-    /// returned (`Timeout`, `Protocol`): reconcile before giving up.
+    /// Whether the refund may have been applied although this error was returned
+    /// ([`Outcome::Unknown`]): settle it before giving up.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::Timeout | ErrorKind::Protocol)
+        self.inner.outcome == Outcome::Unknown
     }
 }
 
@@ -296,6 +384,7 @@ impl fmt::Debug for RefundError {
         let inner = &self.inner;
         let mut s = f.debug_struct("RefundError");
         s.field("kind", &inner.kind)
+            .field("outcome", &inner.outcome)
             .field("provider", &inner.provider)
             .field("http_status", &inner.http_status)
             .field("provider_code", &inner.provider_code)
@@ -315,7 +404,7 @@ impl fmt::Display for RefundError {
         if let Some(provider) = inner.provider {
             write!(f, "{provider}: ")?;
         }
-        write!(f, "{}", inner.kind)?;
+        write!(f, "{} [{}]", inner.kind, inner.outcome)?;
         match (inner.http_status, &inner.provider_code) {
             (Some(status), Some(code)) => write!(f, " (HTTP {status}, {code})")?,
             (Some(status), None) => write!(f, " (HTTP {status})")?,

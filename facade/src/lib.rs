@@ -96,6 +96,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod answer;
 pub mod capabilities;
 pub mod config;
 pub mod error;
@@ -106,11 +107,16 @@ pub mod signing;
 
 pub mod client;
 pub mod providers;
+pub mod retry;
+mod single_flight;
 
+pub use answer::{Answer, AnswerLimits, RawAnswer};
 pub use capabilities::Capabilities;
 pub use client::{Refunds, RefundsBuilder};
+pub use retry::{RetryPolicy, Settlement};
+pub use single_flight::ReplayMemory;
 pub use config::{AfterPayConfig, MoyasarConfig, OpenAppConfig, OpttyConfig};
-pub use error::{ErrorKind, ProviderMessage, RefundError};
+pub use error::{ErrorKind, Outcome, ProviderMessage, RefundError};
 pub use model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 pub use money::{Currency, Money, MoneyError};
 pub use reference::MerchantReference;

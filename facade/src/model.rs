@@ -253,7 +253,7 @@ impl RefundRequest {
     pub fn validate(&self) -> Result<(), RefundError> {
         self.validate_generic()
             .and_then(|()| self.validate_for_provider(&self.provider.capabilities()))
-            .map_err(|e| e.provider(self.provider))
+            .map_err(|e| e.with_provider(self.provider))
     }
 
     fn validate_generic(&self) -> Result<(), RefundError> {
@@ -262,6 +262,25 @@ impl RefundRequest {
                 "order_id",
                 "is required and must not be blank",
             ));
+        }
+        let texts = [
+            ("order_id".to_owned(), Some(self.order_id.as_str())),
+            ("capture_number".to_owned(), self.capture_number.as_deref()),
+            ("provider_order_id".to_owned(), self.provider_order_id.as_deref()),
+        ];
+        let item_texts = self.line_items.iter().enumerate().flat_map(|(i, item)| {
+            [
+                (format!("line_items[{i}].product_id"), Some(item.product_id.as_str())),
+                (format!("line_items[{i}].description"), Some(item.description.as_str())),
+            ]
+        });
+        for (field, text) in texts.into_iter().chain(item_texts) {
+            if let Some(bad) = text.and_then(|text| text.chars().find(|c| c.is_control())) {
+                return Err(RefundError::invalid(
+                    field,
+                    format!("contains the control character {bad:?}"),
+                ));
+            }
         }
         if !self.amount.is_positive() {
             return Err(RefundError::invalid(
@@ -273,6 +292,18 @@ impl RefundRequest {
             return Err(RefundError::invalid("amount", e.to_string()));
         }
         if let Some(description) = &self.description {
+            if description.trim().is_empty() {
+                return Err(RefundError::invalid(
+                    "description",
+                    "must not be empty or only whitespace: leave it out instead",
+                ));
+            }
+            if let Some(bad) = description.chars().find(|c| c.is_control()) {
+                return Err(RefundError::invalid(
+                    "description",
+                    format!("contains the control character {bad:?}"),
+                ));
+            }
             let len = description.chars().count();
             if len > Capabilities::MAX_DESCRIPTION_LEN {
                 return Err(RefundError::invalid(
@@ -545,6 +576,7 @@ pub struct Refund {
     pub refunded_total: Option<Money>,
     /// The captured total of the order, where the provider says.
     pub captured_total: Option<Money>,
-    /// The provider's answer as received (JSON), for audit and debugging.
-    pub raw: serde_json::Value,
+    /// The provider's answer body exactly as received (unknown fields kept), for audit and
+    /// debugging; [`RawAnswer::json`](crate::RawAnswer::json) parses it.
+    pub raw: crate::answer::RawAnswer,
 }

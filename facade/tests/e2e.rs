@@ -414,7 +414,7 @@ async fn partial_refunds_then_over_balance(provider: Provider) {
         },
         other => panic!("{provider}: expected ExceedsRefundable, got {other:?} ({err:?})"),
     }
-    assert_eq!(err.source_provider(), Some(provider));
+    assert_eq!(err.provider(), Some(provider));
     assert!(!err.is_retryable(), "{provider}: {err:?}");
     assert!(!err.outcome_unknown(), "{provider}: {err:?}");
     assert_recorded(
@@ -486,7 +486,7 @@ async fn dropped_after_commit_then_retry(provider: Provider) {
     let err = env.refund_err(&req).await;
     assert_eq!(fault.fired(), 1, "{provider}: the fault must have fired");
     assert_eq!(err.kind(), &ErrorKind::Timeout, "{provider}: {err:?}");
-    assert_eq!(err.source_provider(), Some(provider));
+    assert_eq!(err.provider(), Some(provider));
     assert!(err.outcome_unknown(), "{provider}: {err:?}");
     // Safe to resend only where the provider deduplicates (AfterPay documents no duplicate key).
     assert_eq!(
@@ -544,7 +544,7 @@ async fn wrong_credentials(provider: Provider) {
 
     assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{provider}: {err:?}");
     assert_eq!(err.http_status(), Some(401), "{provider}: {err:?}");
-    assert_eq!(err.source_provider(), Some(provider));
+    assert_eq!(err.provider(), Some(provider));
     assert!(!err.is_retryable(), "{provider}: {err:?}");
     assert!(!err.outcome_unknown(), "{provider}: {err:?}");
     assert!(env.handle(provider).requests_received() > 0, "{provider}");
@@ -561,7 +561,7 @@ async fn unknown_order(provider: Provider) {
 
     assert_eq!(err.kind(), &ErrorKind::OrderNotFound, "{provider}: {err:?}");
     assert_eq!(err.http_status(), Some(404), "{provider}: {err:?}");
-    assert_eq!(err.source_provider(), Some(provider));
+    assert_eq!(err.provider(), Some(provider));
     assert!(!err.is_retryable(), "{provider}: {err:?}");
     assert_eq!(env.handle(provider).refund_count(), 0, "{provider}");
 }
@@ -669,7 +669,7 @@ async fn invalid_input(provider: Provider) {
             "{provider}: expected InvalidRequest on {field}, got {err:?}"
         );
         assert_eq!(err.field(), Some(*field), "{provider}: {err}");
-        assert_eq!(err.source_provider(), Some(provider), "{provider}: {err:?}");
+        assert_eq!(err.provider(), Some(provider), "{provider}: {err:?}");
         assert_eq!(err.http_status(), None, "{provider}: {err:?}");
         assert!(!err.is_retryable(), "{provider}: {err:?}");
     }
@@ -751,7 +751,7 @@ async fn malformed_body(provider: Provider) {
         matches!(err.kind(), ErrorKind::Protocol | ErrorKind::Transient),
         "{provider}: {err:?}"
     );
-    assert_eq!(err.source_provider(), Some(provider));
+    assert_eq!(err.provider(), Some(provider));
     // The sandbox did commit it, so the facade must not claim it surely did not happen.
     assert!(err.outcome_unknown(), "{provider}: {err:?}");
 

@@ -80,27 +80,27 @@ fn errors_carry_no_secrets() {
     // Errors of every kind a transport builds after using the credentials.
     let errors = [
         RefundError::new(ErrorKind::Unauthorized)
-            .provider(Provider::Optty)
-            .status(401)
-            .message("Unauthorized"),
+            .with_provider(Provider::Optty)
+            .with_http_status(401)
+            .with_provider_message("Unauthorized"),
         RefundError::new(ErrorKind::Forbidden)
-            .provider(Provider::Moyasar)
-            .status(403)
-            .message("Unauthorized"),
+            .with_provider(Provider::Moyasar)
+            .with_http_status(403)
+            .with_provider_message("Unauthorized"),
         RefundError::new(ErrorKind::Unauthorized)
-            .provider(Provider::AfterPay)
-            .status(401),
+            .with_provider(Provider::AfterPay)
+            .with_http_status(401),
         RefundError::new(ErrorKind::Protocol)
-            .provider(Provider::OpenApp)
-            .status(200)
-            .message("response signature did not verify"),
+            .with_provider(Provider::OpenApp)
+            .with_http_status(200)
+            .with_provider_message("response signature did not verify"),
         RefundError::new(ErrorKind::InvalidRequest {
             field: "captureNumber".into(),
             reason: "required".into(),
         })
-        .provider(Provider::AfterPay)
-        .status(400)
-        .messages(vec![ProviderMessage {
+        .with_provider(Provider::AfterPay)
+        .with_http_status(400)
+        .with_provider_messages(vec![ProviderMessage {
             code: Some("400.001".into()),
             message: "Capture number is required".into(),
             field: Some("captureNumber".into()),

@@ -31,6 +31,46 @@ pub enum Fault {
     /// Answer `502 Bad Gateway` with a `text/html` body at once, doing
     /// nothing, as a gateway in front of the provider would.
     NonJson502,
+    /// Handle the request fully (recording the refund when it succeeds),
+    /// then discard the provider's answer and answer this status with a
+    /// gateway's HTML page (`content-type: text/html`), as a gateway in
+    /// front of the provider does when it timed out after the provider
+    /// committed. 500, 502, 503 and 504 get nginx's page for that status
+    /// (`<title>504 Gateway Time-out</title>`..); any other status a generic
+    /// page with its canonical reason. A number that is no HTTP status
+    /// (outside 100..=999) answers 502.
+    StatusAfterCommit(u16),
+    /// Handle the request fully (recording the refund when it succeeds),
+    /// then send the provider's real answer (status, headers, body) without
+    /// its response-signature headers: OpenApp's `authorization` and
+    /// `x-app-signature` are removed. Optty, AfterPay and Moyasar do not
+    /// sign their answers, so for them this changes nothing.
+    UnsignedAnswer,
+    /// Handle the request fully (recording the refund when it succeeds),
+    /// then send the provider's real answer with an `x-app-signature` that
+    /// does not match its body: OpenApp's `authorization` header is kept and
+    /// the signature is a well-formed HMAC under the right secret and that
+    /// header's elements, but over a different body. Optty, AfterPay and
+    /// Moyasar do not sign their answers, so for them this changes nothing;
+    /// nor does it on OpenApp while
+    /// [`crate::openapp::ResponseSigning::Absent`] leaves answers unsigned.
+    WrongSignature,
+    /// Handle the request fully (recording the refund when it succeeds),
+    /// then discard the provider's answer and answer `200` with
+    /// `content-type: application/json; charset=utf-8` and a body of exactly
+    /// this many bytes: `{"padding":"xxx..x"}` (for fewer than 14 bytes, the
+    /// first n bytes of `{"padding":""}`). The body is streamed in chunks of
+    /// at most 64 KiB with chunked transfer encoding and no
+    /// `content-length`, so the client learns its size only by reading it;
+    /// the server never holds more than one chunk of it in memory.
+    OversizedBody(usize),
+    /// Handle the request fully (recording the refund when it succeeds),
+    /// then send the provider's real answer plus one extra header,
+    /// `x-sandbox-padding`, whose value is this many `x` bytes (visible
+    /// ASCII). hyper's client refuses a response head beyond about 400 KiB
+    /// (`max_buf_size`), so 1 MiB makes reqwest fail after the refund was
+    /// recorded, while 64 KiB arrives.
+    OversizedHeaders(usize),
 }
 
 /// Which requests a fault applies to.

@@ -48,7 +48,16 @@
 //!
 //! [`ProviderHandle::inject`] makes the refund route misbehave for requests
 //! matching a [`Match`], until cleared or for a number of times
-//! (`Match::Any.once()`); see [`Fault`] for what each does.
+//! (`Match::Any.once()`); see [`Fault`] for what each does. Before the work:
+//! [`Fault::Status`], [`Fault::NonJson502`] (nothing recorded),
+//! [`Fault::Latency`]. After the work, the refund already recorded, an
+//! ambiguous answer: [`Fault::DropAfterCommit`] (none at all),
+//! [`Fault::MalformedBody`], [`Fault::StatusAfterCommit`] (a gateway's HTML
+//! 502/504..), [`Fault::UnsignedAnswer`] and [`Fault::WrongSignature`]
+//! (OpenApp's signature missing or not matching), [`Fault::OversizedBody`]
+//! (n bytes of JSON-looking body, streamed) and [`Fault::OversizedHeaders`]
+//! (an n-byte header). [`ProviderHandle::refunds_with_reference`] then
+//! checks that a client's retries left exactly one refund per duplicate key.
 //!
 //! # Not emulated
 //!

@@ -360,6 +360,37 @@ fn authenticate(
     Ok(())
 }
 
+/// What [`ResponseSigning::Tampered`] and [`Fault::WrongSignature`] sign
+/// instead of the real body.
+const TAMPERED_BODY: &[u8] = b"{\"tampered\":true}";
+
+/// [`Fault::UnsignedAnswer`]: removes the signature headers. Answers of the
+/// other providers never carry them, so this leaves theirs unchanged.
+pub(crate) fn remove_signature(headers: &mut HeaderMap) {
+    headers.remove("authorization");
+    headers.remove("x-app-signature");
+}
+
+/// [`Fault::WrongSignature`]: replaces a signed answer's `x-app-signature`
+/// by a MAC under the same `authorization` elements but over another body.
+/// Leaves answers without both signature headers (the other providers', or
+/// OpenApp's under [`ResponseSigning::Absent`]) unchanged.
+pub(crate) fn tamper_signature(headers: &mut HeaderMap) {
+    if !headers.contains_key("x-app-signature") {
+        return;
+    }
+    let Some(elements) = header(headers, "authorization").and_then(|a| a.strip_prefix(AUTH_PREFIX))
+    else {
+        return;
+    };
+    let tag = mac(OPENAPP_API_SECRET, elements, TAMPERED_BODY)
+        .finalize()
+        .into_bytes();
+    if let Ok(value) = HeaderValue::from_str(&STANDARD.encode(tag)) {
+        headers.insert("x-app-signature", value);
+    }
+}
+
 /// Adds the response signature headers.
 async fn sign_response(st: &OpenAppState, method: &Method, uri: &Uri, res: Response) -> Response {
     let signing = *lock(&st.signing);
@@ -372,7 +403,7 @@ async fn sign_response(st: &OpenAppState, method: &Method, uri: &Uri, res: Respo
         .await
         .unwrap_or_default();
     let signed_over: &[u8] = if signing == ResponseSigning::Tampered {
-        b"{\"tampered\":true}"
+        TAMPERED_BODY
     } else {
         &bytes
     };

@@ -23,7 +23,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::fault::{Fault, FaultHandle, Faults, Trigger};
-use crate::state::{self, OrderSeed, OrderState, RefundStatus, SeedError, Store, Units, lock};
+use crate::openapp;
+use crate::state::{
+    self, OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError, Store, Units, lock,
+};
 
 /// The state every provider keeps.
 #[derive(Debug)]
@@ -131,6 +134,21 @@ impl ProviderHandle {
             .values()
             .map(|o| o.state.refunds.len())
             .sum()
+    }
+
+    /// Every refund recorded through the API, over all orders (by order
+    /// id, then oldest first), whose duplicate key
+    /// ([`crate::RecordedRefund::reference`]) is `reference`: for a ledger
+    /// check such as "exactly one refund per merchant reference". Refunds
+    /// recorded without a key never match.
+    pub fn refunds_with_reference(&self, reference: &str) -> Vec<RecordedRefund> {
+        lock(&self.shared.store)
+            .orders
+            .values()
+            .flat_map(|o| &o.state.refunds)
+            .filter(|r| r.reference.as_deref() == Some(reference))
+            .cloned()
+            .collect()
     }
 
     /// How many HTTP requests reached this provider's routes (anything but
@@ -330,10 +348,119 @@ pub(crate) fn non_json_502() -> Response {
 }
 
 fn html(status: StatusCode) -> Response {
-    let mut res = (status, BAD_GATEWAY_HTML).into_response();
+    html_page(status, Body::from(BAD_GATEWAY_HTML))
+}
+
+fn html_page(status: StatusCode, page: Body) -> Response {
+    let mut res = (status, page).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     res
+}
+
+/// nginx's pages for the statuses a gateway answers when the upstream
+/// fails or times out (same layout as [`BAD_GATEWAY_HTML`]).
+const INTERNAL_SERVER_ERROR_HTML: &str = "<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n<body>\r\n<center><h1>500 Internal Server Error</h1></center>\r\n</body>\r\n</html>\r\n";
+const SERVICE_UNAVAILABLE_HTML: &str = "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n";
+const GATEWAY_TIMEOUT_HTML: &str = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n";
+
+/// [`Fault::StatusAfterCommit`]: a gateway's HTML page for `code`.
+pub(crate) fn gateway_status(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+    let page = match status.as_u16() {
+        500 => Body::from(INTERNAL_SERVER_ERROR_HTML),
+        502 => Body::from(BAD_GATEWAY_HTML),
+        503 => Body::from(SERVICE_UNAVAILABLE_HTML),
+        504 => Body::from(GATEWAY_TIMEOUT_HTML),
+        _ => {
+            let line = format!(
+                "{} {}",
+                status.as_str(),
+                status.canonical_reason().unwrap_or("Error")
+            );
+            Body::from(format!(
+                "<!DOCTYPE html>\n<html>\n<head><title>{line}</title></head>\n<body>\n<h1>{line}</h1>\n</body>\n</html>\n"
+            ))
+        }
+    };
+    html_page(status, page)
+}
+
+/// The largest chunk [`Fault::OversizedBody`] sends at once.
+const PADDING_CHUNK: usize = 64 * 1024;
+
+/// The bytes every chunk of padding is cut from (static, so streaming a
+/// huge body allocates nothing per chunk).
+static PADDING: [u8; PADDING_CHUNK] = [b'x'; PADDING_CHUNK];
+
+/// The smallest complete padding body; its first 12 bytes open it and its
+/// last 2 close it.
+const PADDING_JSON: &[u8] = b"{\"padding\":\"\"}";
+
+/// [`Fault::OversizedBody`]'s body: `{"padding":"` then `x`s then `"}`,
+/// exactly `n` bytes in all, produced chunk by chunk as hyper asks.
+struct Padding {
+    head: &'static [u8],
+    xs: usize,
+    tail: &'static [u8],
+}
+
+impl Padding {
+    fn new(n: usize) -> Self {
+        match n.checked_sub(PADDING_JSON.len()) {
+            Some(xs) => Padding {
+                head: &PADDING_JSON[..12],
+                xs,
+                tail: &PADDING_JSON[12..],
+            },
+            None => Padding {
+                head: &PADDING_JSON[..n],
+                xs: 0,
+                tail: &[],
+            },
+        }
+    }
+}
+
+impl futures_core::Stream for Padding {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let chunk = if !self.head.is_empty() {
+            std::mem::take(&mut self.head)
+        } else if self.xs > 0 {
+            let len = self.xs.min(PADDING_CHUNK);
+            self.xs -= len;
+            &PADDING[..len]
+        } else if !self.tail.is_empty() {
+            std::mem::take(&mut self.tail)
+        } else {
+            return Poll::Ready(None);
+        };
+        Poll::Ready(Some(Ok(Bytes::from_static(chunk))))
+    }
+}
+
+/// [`Fault::OversizedBody`]: 200, JSON content type, `n` streamed bytes.
+pub(crate) fn oversized_body(n: usize) -> Response {
+    let mut res = Response::new(Body::from_stream(Padding::new(n)));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res
+}
+
+/// [`Fault::OversizedHeaders`]: `res` plus `x-sandbox-padding` of `n` `x`s.
+pub(crate) fn with_padding_header(mut res: Response, n: usize) -> Response {
+    match HeaderValue::from_maybe_shared(Bytes::from(vec![b'x'; n])) {
+        Ok(value) => {
+            res.headers_mut().insert("x-sandbox-padding", value);
+            res
+        }
+        // `x` is a valid header byte; this arm is never taken.
+        Err(_) => unreachable!("a run of `x` is a valid header value"),
+    }
 }
 
 /// A body that fails on its first poll. hyper then closes the connection
@@ -390,11 +517,77 @@ where
     .await
 }
 
-/// Applies the faults that replace the response after the work was done.
-pub(crate) fn after_commit(fault: Option<&Fault>, res: Response) -> Response {
+/// Applies the faults that replace or alter the response after the work was
+/// done. OpenApp passes its already signed answer, so the signature faults
+/// act on the signature a client would verify.
+pub(crate) fn after_commit(fault: Option<&Fault>, mut res: Response) -> Response {
     match fault {
         Some(Fault::DropAfterCommit) => drop_connection(),
         Some(Fault::MalformedBody) => malformed_body(),
-        _ => res,
+        Some(Fault::StatusAfterCommit(code)) => gateway_status(*code),
+        Some(Fault::UnsignedAnswer) => {
+            openapp::remove_signature(res.headers_mut());
+            res
+        }
+        Some(Fault::WrongSignature) => {
+            openapp::tamper_signature(res.headers_mut());
+            res
+        }
+        Some(Fault::OversizedBody(n)) => oversized_body(*n),
+        Some(Fault::OversizedHeaders(n)) => with_padding_header(res, *n),
+        Some(Fault::Latency(_) | Fault::Status(_) | Fault::NonJson502) | None => res,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_core::Stream;
+
+    /// The whole padding body, and the largest chunk it came in.
+    fn padding(n: usize) -> (Vec<u8>, usize) {
+        let mut stream = Padding::new(n);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let (mut body, mut largest) = (Vec::new(), 0);
+        while let Poll::Ready(Some(chunk)) = Pin::new(&mut stream).poll_next(&mut cx) {
+            let chunk = chunk.unwrap_or_default();
+            largest = largest.max(chunk.len());
+            body.extend_from_slice(&chunk);
+        }
+        (body, largest)
+    }
+
+    #[test]
+    fn padding_is_exactly_n_bytes_in_bounded_chunks() {
+        for n in [
+            0,
+            1,
+            13,
+            14,
+            15,
+            PADDING_CHUNK + 13,
+            PADDING_CHUNK + 14,
+            3 * PADDING_CHUNK + 15,
+        ] {
+            let (body, largest) = padding(n);
+            assert_eq!(body.len(), n);
+            assert!(largest <= PADDING_CHUNK);
+            if n >= PADDING_JSON.len() {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                assert_eq!(
+                    v["padding"].as_str().map(str::len),
+                    Some(n - PADDING_JSON.len())
+                );
+            } else {
+                assert_eq!(body, &PADDING_JSON[..n]);
+            }
+        }
+    }
+
+    #[test]
+    fn gateway_status_falls_back_to_502_for_a_non_status() {
+        assert_eq!(gateway_status(42).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(gateway_status(1000).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(gateway_status(504).status(), StatusCode::GATEWAY_TIMEOUT);
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::Client;
-use sandbox::{Fault, Match, OrderSeed, Sandbox};
+use sandbox::credentials::OPENAPP_API_SECRET;
+use sandbox::{Fault, Match, OrderSeed, Sandbox, openapp};
 
 const PROVIDERS: [&str; 4] = ["optty", "afterpay", "moyasar", "openapp"];
 
@@ -17,49 +18,66 @@ fn seed(sb: &Sandbox) {
     }
 }
 
-/// A valid refund of 1.00 with duplicate key `key-<n>`.
+/// The duplicate key of refund `n`: `key-<n>`, for Moyasar a UUID ending
+/// in `n` (its `transaction_id` must be one).
+fn key(p: &str, n: usize) -> String {
+    if p == "moyasar" {
+        format!("00000000-0000-4000-8000-{n:012}")
+    } else {
+        format!("key-{n}")
+    }
+}
+
+/// A valid refund of 1.00 with duplicate key [`key`]`(p, n)`.
 async fn refund(sb: &Sandbox, c: &Client, p: &str, n: usize) -> reqwest::Result<reqwest::Response> {
+    let key = key(p, n);
     match p {
         "optty" => {
             let token = optty_token(sb, c).await;
-            optty_refund(
-                sb,
-                c,
-                &token,
-                "O-1",
-                optty_body(&format!("key-{n}"), "1.00", "PLN"),
-            )
-            .send()
-            .await
+            optty_refund(sb, c, &token, "O-1", optty_body(&key, "1.00", "PLN"))
+                .send()
+                .await
         }
         "afterpay" => {
             afterpay_refund(
                 sb,
                 c,
                 "O-1",
-                afterpay_body("000000001", "1.00", "1", Some(&format!("key-{n}"))),
+                afterpay_body("000000001", "1.00", "1", Some(&key)),
             )
             .send()
             .await
         }
         "moyasar" => {
-            let tx = uuid::Uuid::new_v4();
             moyasar_refund(
                 sb,
                 c,
                 "O-1",
-                format!(r#"{{"amount":100,"transaction_id":"{tx}"}}"#),
+                format!(r#"{{"amount":100,"transaction_id":"{key}"}}"#),
             )
             .send()
             .await
         }
         "openapp" => {
-            openapp_refund(sb, c, openapp_body("O-1", "O-1", 100, &format!("key-{n}")))
+            openapp_refund(sb, c, openapp_body("O-1", "O-1", 100, &key))
                 .send()
                 .await
         }
         _ => unreachable!(),
     }
+}
+
+/// Refund `n` of 1.00 was recorded exactly once on `p`, leaving `refunded`
+/// as O-1's total.
+fn assert_recorded(sb: &Sandbox, p: &str, n: usize, refunded: &str) {
+    let found = provider(sb, p).refunds_with_reference(&key(p, n));
+    assert_eq!(found.len(), 1, "{p}: {found:?}");
+    assert_eq!(found[0].amount, dec("1.00"), "{p}");
+    assert_eq!(
+        provider(sb, p).order("O-1").unwrap().refunded,
+        dec(refunded),
+        "{p}"
+    );
 }
 
 #[tokio::test]
@@ -211,4 +229,149 @@ async fn faults_apply_per_order_and_can_be_cleared() {
     sb.afterpay.inject(Fault::NonJson502, Match::Any).times(2);
     sb.afterpay.clear_faults();
     assert_eq!(refund(&sb, &c, "afterpay", 3).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn status_after_commit_records_then_answers_a_gateway_page() {
+    let sb = start().await;
+    seed(&sb);
+    let c = client();
+    let cases = [
+        (504, "504 Gateway Time-out"),
+        (502, "502 Bad Gateway"),
+        (503, "503 Service Temporarily Unavailable"),
+        (520, "520 "),
+    ];
+    for (p, (code, title)) in PROVIDERS.into_iter().zip(cases) {
+        provider(&sb, p).inject(Fault::StatusAfterCommit(code), Match::Any.once());
+        let res = refund(&sb, &c, p, 1).await.unwrap();
+        assert_eq!(res.status(), code, "{p}");
+        assert_eq!(res.headers()["content-type"], "text/html", "{p}");
+        assert!(res.headers().get("x-app-signature").is_none(), "{p}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains(&format!("<title>{title}")), "{p}: {body}");
+        assert_recorded(&sb, p, 1, "1.00");
+        assert!(provider(&sb, p).refunds_with_reference("key-9").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn unsigned_answer_records_then_drops_openapps_signature() {
+    let sb = start().await;
+    seed(&sb);
+    let c = client();
+    for p in PROVIDERS {
+        provider(&sb, p).inject(Fault::UnsignedAnswer, Match::Any.once());
+        let res = refund(&sb, &c, p, 1).await.unwrap();
+        assert_eq!(res.status(), 200, "{p}");
+        assert!(res.headers().get("authorization").is_none(), "{p}");
+        assert!(res.headers().get("x-app-signature").is_none(), "{p}");
+        // The real answer otherwise.
+        let body: serde_json::Value = res.json().await.unwrap();
+        if p == "openapp" {
+            assert_eq!(body["status"], "REGISTERED");
+            assert_eq!(body["caseId"], "key-1");
+        }
+        assert_recorded(&sb, p, 1, "1.00");
+    }
+    // Once only: OpenApp signs its next answer again.
+    let res = refund(&sb, &c, "openapp", 2).await.unwrap();
+    assert!(res.headers().contains_key("x-app-signature"));
+}
+
+#[tokio::test]
+async fn wrong_signature_records_then_signs_another_body() {
+    let sb = start().await;
+    seed(&sb);
+    let c = client();
+    for p in PROVIDERS {
+        provider(&sb, p).inject(Fault::WrongSignature, Match::Any.once());
+        let res = refund(&sb, &c, p, 1).await.unwrap();
+        assert_eq!(res.status(), 200, "{p}");
+        if p == "openapp" {
+            let auth = res.headers()["authorization"].to_str().unwrap().to_owned();
+            let sig = res.headers()["x-app-signature"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body = res.bytes().await.unwrap();
+            assert!(openapp::parse_authorization(&auth).is_some(), "{auth}");
+            assert!(!openapp::verify(OPENAPP_API_SECRET, &auth, &body, &sig));
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["status"], "REGISTERED");
+        } else {
+            assert!(res.headers().get("x-app-signature").is_none(), "{p}");
+            res.json::<serde_json::Value>().await.unwrap();
+        }
+        assert_recorded(&sb, p, 1, "1.00");
+    }
+    // Once only: the next OpenApp answer verifies.
+    let res = refund(&sb, &c, "openapp", 2).await.unwrap();
+    let auth = res.headers()["authorization"].to_str().unwrap().to_owned();
+    let sig = res.headers()["x-app-signature"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = res.bytes().await.unwrap();
+    assert!(openapp::verify(OPENAPP_API_SECRET, &auth, &body, &sig));
+}
+
+#[tokio::test]
+async fn oversized_body_records_then_streams_exactly_n_bytes_of_json() {
+    const N: usize = 3 * 1024 * 1024;
+    let sb = start().await;
+    seed(&sb);
+    let c = client();
+    for p in PROVIDERS {
+        provider(&sb, p).inject(Fault::OversizedBody(N), Match::Any.once());
+        let res = refund(&sb, &c, p, 1).await.unwrap();
+        assert_eq!(res.status(), 200, "{p}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/json; charset=utf-8",
+            "{p}"
+        );
+        assert!(res.headers().get("content-length").is_none(), "{p}");
+        let body = res.bytes().await.unwrap();
+        assert_eq!(body.len(), N, "{p}");
+        assert!(body.starts_with(br#"{"padding":"xxx"#), "{p}");
+        assert!(body.ends_with(br#"xx"}"#), "{p}");
+        assert_recorded(&sb, p, 1, "1.00");
+    }
+    // Small sizes: the whole padding object, then a prefix of it.
+    for (n, (size, expected)) in [(14, r#"{"padding":""}"#), (5, r#"{"pad"#), (0, "")]
+        .into_iter()
+        .enumerate()
+    {
+        sb.afterpay
+            .inject(Fault::OversizedBody(size), Match::Any.once());
+        let res = refund(&sb, &c, "afterpay", n + 2).await.unwrap();
+        assert_eq!(res.text().await.unwrap(), expected);
+    }
+}
+
+#[tokio::test]
+async fn oversized_headers_record_then_pad_the_real_answer() {
+    const SMALL: usize = 64 * 1024;
+    const LARGE: usize = 1024 * 1024;
+    let sb = start().await;
+    seed(&sb);
+    let c = client();
+    for p in PROVIDERS {
+        provider(&sb, p).inject(Fault::OversizedHeaders(SMALL), Match::Any.once());
+        let res = refund(&sb, &c, p, 1).await.unwrap();
+        assert_eq!(res.status(), 200, "{p}");
+        let padding = res.headers()["x-sandbox-padding"].as_bytes();
+        assert_eq!(padding.len(), SMALL, "{p}");
+        assert!(padding.iter().all(u8::is_ascii_graphic), "{p}");
+        res.json::<serde_json::Value>().await.unwrap();
+        assert_recorded(&sb, p, 1, "1.00");
+
+        // Beyond hyper's limit on a response head: no answer the client can
+        // parse, yet the refund was recorded.
+        provider(&sb, p).inject(Fault::OversizedHeaders(LARGE), Match::Any.once());
+        let err = refund(&sb, &c, p, 2).await.expect_err(p);
+        assert!(!err.is_status() && !err.is_timeout(), "{p}: {err:?}");
+        assert_recorded(&sb, p, 2, "2.00");
+    }
 }

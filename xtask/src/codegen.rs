@@ -18,18 +18,19 @@ const DECIMAL_TYPE: &str = "::rust_decimal::Decimal";
 /// Renders the complete `lib.rs` of a provider's crate.
 pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
     let (generator, body) = match provider.kind {
-        SpecKind::OpenApi { .. } => (
-            "progenitor-impl 0.15.1",
-            progenitor_tokens(&normalized.openapi)?,
-        ),
+        SpecKind::OpenApi { .. } => {
+            let client = progenitor_tokens(&normalized.openapi)?;
+            let operations = operation_constants(&normalized.openapi)?;
+            ("progenitor-impl 0.15.1", quote! { #client #operations })
+        }
         SpecKind::JsonSchema { .. } => {
             let schema = normalized
                 .json_schema
                 .as_ref()
                 .context("JSON Schema provider without a schema")?;
             let types = typify_tokens(schema)?;
-            let endpoint = endpoint_constants(&normalized.openapi)?;
-            ("typify 0.8.0", quote! { #types #endpoint })
+            let operations = operation_constants(&normalized.openapi)?;
+            ("typify 0.8.0", quote! { #types #operations })
         }
     };
     let file = quote! {
@@ -145,27 +146,59 @@ fn collect_decimals(value: &Value, found: &mut Vec<Value>) {
     }
 }
 
-/// For a JSON Schema provider, the method and path of its one documented operation, so the
-/// transport does not restate them.
-fn endpoint_constants(openapi: &Value) -> Result<TokenStream> {
-    let (path, item) = openapi["paths"]
+/// The method and path template of every operation, one module per operation named like
+/// progenitor's method (`operations::refund_order::PATH`), so a transport that sends the
+/// generated types itself (to read the answer's bytes under a size cap) does not restate them.
+fn operation_constants(openapi: &Value) -> Result<TokenStream> {
+    let paths = openapi["paths"]
         .as_object()
-        .and_then(|paths| paths.iter().next())
-        .context("the endpoint description has no path")?;
-    let (method, operation) = item
-        .as_object()
-        .and_then(|item| item.iter().find(|(_, op)| op.get("operationId").is_some()))
-        .context("the endpoint description has no operation")?;
-    let method = method.to_uppercase();
-    let summary = operation["summary"].as_str().unwrap_or_default();
-    let doc = format!(" {summary}: `{method} {path}`.");
+        .context("the spec has no paths")?;
+    let mut modules = Vec::new();
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else {
+            continue;
+        };
+        for (method, operation) in item {
+            let Some(operation_id) = operation.get("operationId").and_then(Value::as_str) else {
+                continue;
+            };
+            let name = syn::Ident::new(&snake_case(operation_id), proc_macro2::Span::call_site());
+            let method = method.to_uppercase();
+            let summary = operation["summary"].as_str().unwrap_or(operation_id);
+            let doc = format!(" {summary}: `{method} {path}`.");
+            modules.push(quote! {
+                #[doc = #doc]
+                pub mod #name {
+                    /// HTTP method of the operation.
+                    pub const METHOD: &str = #method;
+                    /// Path template of the operation, relative to the base URL; each
+                    /// `{parameter}` is filled in order with its percent-encoded value.
+                    pub const PATH: &str = #path;
+                }
+            });
+        }
+    }
+    if modules.is_empty() {
+        return Err(anyhow!("the spec has no operation with an operationId"));
+    }
     Ok(quote! {
-        #[doc = #doc]
-        pub mod endpoint {
-            /// HTTP method of the refund operation.
-            pub const METHOD: &str = #method;
-            /// Path of the refund operation, relative to the base URL.
-            pub const PATH: &str = #path;
+        /// Method and path of each operation in the spec.
+        pub mod operations {
+            #(#modules)*
         }
     })
+}
+
+/// `RefundsController_refundOrder` -> `refunds_controller_refund_order` (progenitor's names).
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && previous_lower {
+            out.push('_');
+        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }

@@ -1,11 +1,15 @@
 //! One adapter per provider, in the layout of hyperswitch's connectors: `transformers.rs` holds
-//! the pure mapping (unified request -> generated wire type, provider answer -> unified
-//! result), the provider's `mod.rs` the I/O around it with the generated client.
+//! the pure mapping (unified request -> generated wire type, [`Answer`] -> unified result), the
+//! provider's `mod.rs` the I/O around it.
 //!
-//! The pure functions are what the snapshot tests exercise; the sandbox tests exercise I/O.
+//! Each adapter sends the generated wire type itself (method and path from the generated
+//! `operations` module) and reads the answer with a size cap ([`crate::answer`]); the one pure
+//! `transformers::refund_result(request, &answer)` then decides the result. That function is
+//! what production runs and what the snapshot tests exercise.
 
 use serde::de::DeserializeOwned;
 
+use crate::answer::{Answer, RawAnswer};
 use crate::error::{ErrorKind, RefundError};
 use crate::model::Provider;
 
@@ -18,12 +22,34 @@ pub mod openapp;
 #[cfg(feature = "optty")]
 pub mod optty;
 
+/// The pure mapping of `request.provider`'s answers: the same function each adapter runs on
+/// what it received (OpenApp here without signature verification; its adapter passes its
+/// config). For tests, replays and tools that hold a recorded answer.
+pub fn refund_result(
+    request: &crate::RefundRequest,
+    answer: &Answer,
+) -> Result<crate::Refund, RefundError> {
+    match request.provider {
+        #[cfg(feature = "optty")]
+        Provider::Optty => optty::transformers::refund_result(request, answer),
+        #[cfg(feature = "afterpay")]
+        Provider::AfterPay => afterpay::transformers::refund_result(request, answer),
+        #[cfg(feature = "moyasar")]
+        Provider::Moyasar => moyasar::transformers::refund_result(request, answer),
+        #[cfg(feature = "openapp")]
+        Provider::OpenApp => openapp::transformers::refund_result(request, answer, None),
+        #[allow(unreachable_patterns)]
+        _ => Err(RefundError::invalid("provider", "not compiled in (cargo feature)")
+            .with_provider(request.provider)),
+    }
+}
+
 /// At most this much of an unparsable body is kept in an error message.
 const BODY_EXCERPT: usize = 200;
 
 /// A body excerpt for error messages: a proxy's HTML page, say.
 pub(crate) fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT * 4)]);
     let mut end = text.len().min(BODY_EXCERPT);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -32,128 +58,117 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 }
 
 /// What an HTTP status means when the provider's body says nothing more specific: the one
-/// place every adapter falls back to.
+/// place every adapter falls back to. Its [`ErrorKind::outcome`] follows: a 5xx, from the
+/// provider or a gateway in front of it, may come after the refund was committed.
 pub(crate) fn kind_for_status(status: u16) -> ErrorKind {
     match status {
         401 => ErrorKind::Unauthorized,
         403 => ErrorKind::Forbidden,
         404 => ErrorKind::OrderNotFound,
-        // The provider or a proxy failed; the same request may succeed later.
-        408 | 429 | 500..=599 => ErrorKind::Transient,
+        // The request was not processed (408: not received in time; 429: rate limited).
+        408 | 429 => ErrorKind::Transient,
+        500..=599 => ErrorKind::ServerError,
         _ => ErrorKind::Protocol,
     }
 }
 
+/// An error of `kind` about `answer`: provider, HTTP status and `Retry-After` set.
+pub(crate) fn answer_error(provider: Provider, answer: &Answer, kind: ErrorKind) -> RefundError {
+    let error = RefundError::new(kind)
+        .with_provider(provider)
+        .with_http_status(answer.status);
+    match answer.retry_after() {
+        Some(wait) => error.with_retry_after(wait),
+        None => error,
+    }
+}
+
 /// The error for a status the provider does not document, judged by the status alone.
-pub(crate) fn undocumented(provider: Provider, status: u16, body: &[u8]) -> RefundError {
-    RefundError::new(kind_for_status(status))
-        .provider(provider)
-        .status(status)
-        .message(format!("unexpected HTTP {status}: {}", excerpt(body)))
+pub(crate) fn undocumented(provider: Provider, answer: &Answer) -> RefundError {
+    answer_error(provider, answer, kind_for_status(answer.status)).with_provider_message(format!(
+        "unexpected HTTP {}: {}",
+        answer.status,
+        excerpt(&answer.body)
+    ))
 }
 
 /// Decodes a provider body through its generated type. A body that does not decode says
-/// nothing we can trust: [`ErrorKind::Protocol`], or transient for a 5xx such as a proxy's
-/// HTML 502.
+/// nothing we can trust: [`ErrorKind::Protocol`], or [`ErrorKind::ServerError`] for a 5xx such
+/// as a gateway's HTML 502; the outcome is unknown either way.
 pub(crate) fn decode<T: DeserializeOwned>(
     provider: Provider,
-    status: u16,
-    body: &[u8],
+    answer: &Answer,
 ) -> Result<T, RefundError> {
-    serde_json::from_slice(body).map_err(|err| {
-        let kind = match kind_for_status(status) {
-            ErrorKind::Transient => ErrorKind::Transient,
+    serde_json::from_slice(&answer.body).map_err(|err| {
+        let kind = match kind_for_status(answer.status) {
+            ErrorKind::ServerError => ErrorKind::ServerError,
             _ => ErrorKind::Protocol,
         };
-        RefundError::new(kind)
-            .provider(provider)
-            .status(status)
-            .message(format!(
-                "HTTP {status} body does not match the spec ({err}): {}",
-                excerpt(body)
-            ))
+        answer_error(provider, answer, kind).with_provider_message(format!(
+            "HTTP {} body does not match the spec ({err}): {}",
+            answer.status,
+            excerpt(&answer.body)
+        ))
     })
 }
 
-#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
-/// The provider's answer as JSON for [`Refund::raw`](crate::Refund::raw).
-pub(crate) fn raw_json(value: &impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+/// The answer's body for [`Refund::raw`](crate::Refund::raw): the bytes as received.
+pub(crate) fn raw(answer: &Answer) -> RawAnswer {
+    RawAnswer::new(answer.body.clone())
 }
 
-/// Maps a transport failure of the HTTP client (nothing, or nothing complete, came back).
-/// Only a failed connection is [`ErrorKind::Transient`] (nothing was sent); a time-out or a
-/// connection dropped after the request left is [`ErrorKind::Timeout`]: the refund may have
-/// been recorded, so the outcome is unknown.
-pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> RefundError {
-    let (kind, message) = if err.is_connect() {
-        (ErrorKind::Transient, "could not connect to the provider")
-    } else if err.is_timeout() {
-        (ErrorKind::Timeout, "the provider did not answer in time")
-    } else {
-        (
-            ErrorKind::Timeout,
-            "the connection failed before a complete answer arrived",
-        )
-    };
-    RefundError::new(kind)
-        .provider(provider)
-        .message(message)
-        .caused_by(err.without_url())
-}
-
-#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
-/// Turns the result of a generated (progenitor) client call into ours, the same way for every
-/// OpenAPI provider: a documented body goes to `success` or `documented_error`, an undocumented
-/// status is read and given to `from_bytes` (the adapter's `refund_result`), and a transport
-/// failure becomes [`transport_error`].
-pub(crate) async fn settle<T, E, R>(
-    provider: Provider,
-    result: Result<progenitor_client::ResponseValue<T>, progenitor_client::Error<E>>,
-    success: impl FnOnce(T) -> Result<R, RefundError>,
-    documented_error: impl FnOnce(u16, E) -> RefundError,
-    from_bytes: impl FnOnce(u16, &[u8]) -> Result<R, RefundError>,
-) -> Result<R, RefundError> {
-    use progenitor_client::Error;
-    let protocol = |message: String| {
-        Err(RefundError::new(ErrorKind::Protocol)
-            .provider(provider)
-            .message(message))
-    };
-    match result {
-        Ok(answer) => success(answer.into_inner()),
-        Err(Error::ErrorResponse(answer)) => {
-            let status = answer.status().as_u16();
-            Err(documented_error(status, answer.into_inner()))
-        }
-        Err(Error::UnexpectedResponse(response)) => {
-            read_unexpected(provider, response, from_bytes).await
-        }
-        Err(Error::CommunicationError(err) | Error::ResponseBodyError(err)) => {
-            Err(transport_error(provider, err))
-        }
-        Err(Error::InvalidResponsePayload(body, err)) => protocol(format!(
-            "answer does not match the spec ({err}): {}",
-            excerpt(&body)
-        )),
-        Err(Error::InvalidRequest(message)) => {
-            protocol(format!("the request could not be built: {message}"))
-        }
-        Err(_) => protocol("the HTTP client failed before a usable answer".to_owned()),
+/// The path of an operation: each `{parameter}` of the generated `PATH` template filled, in
+/// order, with the percent-encoded value (progenitor's own encoding).
+pub(crate) fn operation_path(template: &str, values: &[&str]) -> String {
+    let mut path = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    let mut values = values.iter();
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |i| open + i);
+        path.push_str(&progenitor_client::encode_path(
+            values.next().copied().unwrap_or_default(),
+        ));
+        rest = &rest[(close + 1).min(rest.len())..];
     }
+    path.push_str(rest);
+    path
 }
 
-/// Reads the body of an undocumented answer, then maps it with `map`.
-pub(crate) async fn read_unexpected<T>(
+/// `base_url` + `path`, with a trailing slash on the base URL harmless.
+pub(crate) fn operation_url(base_url: &str, path: &str) -> String {
+    format!("{}{path}", base_url.trim_end_matches('/'))
+}
+
+/// The request of a generated operation: its method (from the generated constant) to `url`.
+pub(crate) fn operation_request(
+    http: &reqwest::Client,
+    method: &str,
+    url: String,
+) -> reqwest::RequestBuilder {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+    http.request(method, url)
+}
+
+/// Sends `body` as JSON with `request` and reads the answer within `limits`: the transport of
+/// every adapter.
+pub(crate) async fn send_json(
     provider: Provider,
-    response: reqwest::Response,
-    map: impl FnOnce(u16, &[u8]) -> Result<T, RefundError>,
-) -> Result<T, RefundError> {
-    let status = response.status().as_u16();
-    match response.bytes().await {
-        Ok(body) => map(status, &body),
-        Err(err) => Err(transport_error(provider, err).status(status)),
-    }
+    request: reqwest::RequestBuilder,
+    body: &impl serde::Serialize,
+    limits: crate::answer::AnswerLimits,
+) -> Result<Answer, RefundError> {
+    let body = serde_json::to_vec(body).map_err(|err| {
+        RefundError::new(ErrorKind::Protocol)
+            .with_outcome(crate::Outcome::NotApplied)
+            .with_provider(provider)
+            .with_provider_message(format!("could not encode the request: {err}"))
+    })?;
+    let request = request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(body);
+    crate::answer::receive(provider, request, limits).await
 }
 
 /// A reqwest client with the provider's timeout, rustls, and the given default headers (marked
@@ -168,7 +183,8 @@ pub(crate) fn http_client(
         .build()
         .map_err(|err| {
             RefundError::new(ErrorKind::Protocol)
-                .message("could not build the HTTP client")
+                .with_outcome(crate::Outcome::NotApplied)
+                .with_provider_message("could not build the HTTP client")
                 .caused_by(err)
         })
 }
@@ -181,4 +197,33 @@ pub(crate) fn secret_header(value: &str) -> Result<reqwest::header::HeaderValue,
     })?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_filled_in_order_and_encoded() {
+        assert_eq!(
+            operation_path("/v1/orders/{id}/refund", &["a b/c"]),
+            "/v1/orders/a%20b%2Fc/refund"
+        );
+        assert_eq!(operation_path("/token", &[]), "/token");
+        assert_eq!(
+            operation_url("http://h:1/", "/token"),
+            "http://h:1/token"
+        );
+    }
+
+    #[test]
+    fn status_kinds_carry_their_outcome() {
+        use crate::Outcome;
+        for status in [500, 502, 503, 504] {
+            assert_eq!(kind_for_status(status).outcome(), Outcome::Unknown, "{status}");
+        }
+        for status in [401, 403, 404, 408, 429] {
+            assert_eq!(kind_for_status(status).outcome(), Outcome::NotApplied, "{status}");
+        }
+    }
 }

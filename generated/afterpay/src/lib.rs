@@ -962,3 +962,14 @@ pub mod prelude {
     #[allow(unused_imports)]
     pub use super::Client;
 }
+/// Method and path of each operation in the spec.
+pub mod operations {
+    /// Refunds a partially or fully captured payment.: `POST /api/v3/orders/{orderNumber}/refunds`.
+    pub mod refund_order {
+        /// HTTP method of the operation.
+        pub const METHOD: &str = "POST";
+        /// Path template of the operation, relative to the base URL; each
+        /// `{parameter}` is filled in order with its percent-encoded value.
+        pub const PATH: &str = "/api/v3/orders/{orderNumber}/refunds";
+    }
+}

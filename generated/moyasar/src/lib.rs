@@ -321,3 +321,14 @@ pub mod prelude {
     #[allow(unused_imports)]
     pub use super::Client;
 }
+/// Method and path of each operation in the spec.
+pub mod operations {
+    /// Refund a captured order, fully or in part: `POST /v1/orders/{id}/refund`.
+    pub mod refund_order {
+        /// HTTP method of the operation.
+        pub const METHOD: &str = "POST";
+        /// Path template of the operation, relative to the base URL; each
+        /// `{parameter}` is filled in order with its percent-encoded value.
+        pub const PATH: &str = "/v1/orders/{id}/refund";
+    }
+}

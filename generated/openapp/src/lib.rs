@@ -426,10 +426,14 @@ pub mod error {
         }
     }
 }
-/// Register a refund of an order to the customer: `POST /merchant/v1/orders/refund`.
-pub mod endpoint {
-    /// HTTP method of the refund operation.
-    pub const METHOD: &str = "POST";
-    /// Path of the refund operation, relative to the base URL.
-    pub const PATH: &str = "/merchant/v1/orders/refund";
+/// Method and path of each operation in the spec.
+pub mod operations {
+    /// Register a refund of an order to the customer: `POST /merchant/v1/orders/refund`.
+    pub mod refund_order {
+        /// HTTP method of the operation.
+        pub const METHOD: &str = "POST";
+        /// Path template of the operation, relative to the base URL; each
+        /// `{parameter}` is filled in order with its percent-encoded value.
+        pub const PATH: &str = "/merchant/v1/orders/refund";
+    }
 }

@@ -399,3 +399,22 @@ pub mod prelude {
     #[allow(unused_imports)]
     pub use super::Client;
 }
+/// Method and path of each operation in the spec.
+pub mod operations {
+    /// Process a refund for an order ---- [auth scope:  api-user]: `POST /orders/{orderReference}/refund`.
+    pub mod refunds_controller_refund_order {
+        /// HTTP method of the operation.
+        pub const METHOD: &str = "POST";
+        /// Path template of the operation, relative to the base URL; each
+        /// `{parameter}` is filled in order with its percent-encoded value.
+        pub const PATH: &str = "/orders/{orderReference}/refund";
+    }
+    /// Exchange client credentials for a bearer JWT (scope api-user): `POST /token`.
+    pub mod create_access_token {
+        /// HTTP method of the operation.
+        pub const METHOD: &str = "POST";
+        /// Path template of the operation, relative to the base URL; each
+        /// `{parameter}` is filled in order with its percent-encoded value.
+        pub const PATH: &str = "/token";
+    }
+}

@@ -1,21 +1,27 @@
-//! AfterPay transport: the `X-Auth-Key` header and the refund call, through the generated
-//! client.
+//! AfterPay transport: the `X-Auth-Key` header, the generated request body sent to the generated
+//! operation's path, and the answer read within the configured limits.
 
 pub mod transformers;
 
+use afterpay_api::operations::refund_order as operation;
 use reqwest::header::{HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
 
+use crate::answer::AnswerLimits;
 use crate::config::AfterPayConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{http_client, secret_header, settle};
+use crate::providers::{
+    http_client, operation_path, operation_request, operation_url, secret_header, send_json,
+};
 
 const PROVIDER: Provider = Provider::AfterPay;
 
 /// Refunds through AfterPay (Riverty).
 pub struct AfterPay {
-    api: afterpay_api::Client,
+    http: reqwest::Client,
+    base_url: String,
+    limits: AnswerLimits,
 }
 
 impl AfterPay {
@@ -27,23 +33,19 @@ impl AfterPay {
             secret_header(config.api_key.expose_secret())?,
         );
         Ok(AfterPay {
-            api: afterpay_api::Client::new_with_client(
-                &config.base_url,
-                http_client(config.timeout, headers)?,
-            ),
+            http: http_client(config.timeout, headers)?,
+            base_url: config.base_url.clone(),
+            limits: config.limits,
         })
     }
 
     /// Sends one refund; the request must have passed validation.
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
-        settle(
-            PROVIDER,
-            self.api.refund_order(&request.order_id, &body).await,
-            |answer| transformers::refund_success(request, &answer),
-            |status, messages| transformers::refund_error(status, &messages),
-            |status, body| transformers::refund_result(request, status, body),
-        )
-        .await
+        let path = operation_path(operation::PATH, &[&request.order_id]);
+        let url = operation_url(&self.base_url, &path);
+        let outgoing = operation_request(&self.http, operation::METHOD, url);
+        let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
+        transformers::refund_result(request, &answer)
     }
 }

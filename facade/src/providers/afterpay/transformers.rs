@@ -11,19 +11,20 @@
 
 use afterpay_api::types::{
     RefundOrderItem, RefundOrderItemRefundType, RefundOrderRequest, RefundOrderResponse,
-    ResponseMessage,
 };
 use rust_decimal::Decimal;
+use serde::Deserialize;
 
+use crate::answer::Answer;
 use crate::error::{ErrorKind, ProviderMessage, RefundError};
 use crate::model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
-use crate::providers::{decode, raw_json, undocumented};
+use crate::providers::{answer_error, decode, raw, undocumented};
 
 const PROVIDER: Provider = Provider::AfterPay;
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> RefundError {
-    RefundError::invalid(field, reason).provider(PROVIDER)
+    RefundError::invalid(field, reason).with_provider(PROVIDER)
 }
 
 /// The wire body of a refund. Field limits the generated types enforce (maxLength) come back
@@ -92,82 +93,74 @@ fn refund_item(
     })
 }
 
-fn money(value: Decimal, currency: Currency, field: &str) -> Result<Money, RefundError> {
-    Money::new(value, currency).map_err(|err| {
-        RefundError::new(ErrorKind::Protocol)
-            .provider(PROVIDER)
-            .status(200)
-            .message(format!("{field}: {err}"))
-    })
-}
-
-/// Maps a 200 answer: AfterPay refunds synchronously and answers with the order's totals and
-/// the refund numbers it created. It does not echo the amount, so `amount` is the request's.
-pub fn refund_success(
-    request: &RefundRequest,
-    answer: &RefundOrderResponse,
-) -> Result<Refund, RefundError> {
-    let currency = request.amount.currency();
-    let refunded_total = answer
-        .total_refunded_amount
-        .map(|total| money(total, currency, "totalRefundedAmount"))
-        .transpose()?;
-    Ok(Refund {
-        provider: PROVIDER,
-        provider_refund_id: answer.refund_numbers.first().cloned(),
-        status: RefundStatus::Succeeded,
-        amount: request.amount,
-        refunded_total,
-        captured_total: Some(money(
-            answer.total_captured_amount,
-            currency,
-            "totalCapturedAmount",
-        )?),
-        raw: raw_json(answer),
-    })
-}
-
-/// Maps a 400 array of ResponseMessage, keeping every message. Riverty documents no codes;
-/// the kind is read from the code and message words (`TooHigh`/`exceed`), and
-/// otherwise the first message names the invalid field (`fieldReference`).
-pub fn refund_error(status: u16, messages: &[ResponseMessage]) -> RefundError {
-    let kept = provider_messages(messages);
-    let words = |m: &ResponseMessage| {
-        format!(
-            "{} {}",
-            m.code.as_deref().unwrap_or_default(),
-            m.message.as_deref().unwrap_or_default()
-        )
-        .to_ascii_lowercase()
-    };
-    let kind = if messages.iter().any(|m| {
-        let w = words(m);
-        w.contains("toohigh") || w.contains("exceed") || w.contains("too high")
-    }) {
-        ErrorKind::ExceedsRefundable { limit: None }
-    } else {
-        let first = kept.first();
-        ErrorKind::InvalidRequest {
-            field: first
-                .and_then(|m| m.field.clone())
-                .unwrap_or_else(|| "request".to_owned()),
-            reason: first.map(|m| m.message.clone()).unwrap_or_default(),
+/// Maps any answer from its status, headers and body bytes: the one path from AfterPay's bytes
+/// to our result. AfterPay documents no duplicate key, so an unknown outcome is never re-sent
+/// ([`RefundError::is_retryable`] is `false` for it): reconcile by reading the order's refunds.
+///
+/// | status | result | outcome |
+/// |---|---|---|
+/// | 2xx | `Ok`, succeeded (AfterPay refunds synchronously) | applied |
+/// | 400 with a `RefundAmountTooHigh` message | [`ErrorKind::ExceedsRefundable`] | not applied |
+/// | other 400 | [`ErrorKind::InvalidRequest`] naming the first error's field | not applied |
+/// | 401 (no body), 403, 404 | `Unauthorized`, `Forbidden`, `OrderNotFound` | not applied |
+/// | 5xx (500 has no body), unreadable body | `ServerError` / `Protocol` | unknown |
+pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+    match answer.status {
+        200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
+        400 => Err(refund_error(
+            answer,
+            &decode::<Vec<LenientMessage>>(PROVIDER, answer)?,
+        )),
+        401 => Err(answer_error(PROVIDER, answer, ErrorKind::Unauthorized)
+            .with_provider_message("API user is unauthorized (X-Auth-Key)")),
+        // Not in the docs; Riverty answers an unknown order with a 404 whose ResponseMessage
+        // array (if any) is kept.
+        404 => {
+            let messages: Vec<LenientMessage> =
+                serde_json::from_slice(&answer.body).unwrap_or_default();
+            Err(answer_error(PROVIDER, answer, ErrorKind::OrderNotFound)
+                .with_provider_messages(ranked(&messages)))
         }
-    };
-    let mut error = RefundError::new(kind).provider(PROVIDER).status(status);
-    if let Some(first) = kept.first() {
-        error = error.message(first.message.clone());
-        if let Some(code) = &first.code {
-            error = error.code(code.clone());
+        _ => Err(undocumented(PROVIDER, answer)),
+    }
+}
+
+/// The documented 400 code for an amount beyond what is left to refund. Riverty's page names
+/// no codes; this one is the sandbox's (unverified), and only this code, never a word in a
+/// message, makes an error [`ErrorKind::ExceedsRefundable`].
+pub const AMOUNT_TOO_HIGH: &str = "RefundAmountTooHigh";
+
+/// Riverty's `ResponseMessage` read without its enums: an `actionCode` or `type` the spec does
+/// not list must not make the whole error unreadable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LenientMessage {
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+    customer_facing_message: Option<String>,
+    field_reference: Option<String>,
+}
+
+impl LenientMessage {
+    /// Business and technical errors say why the request failed; notifications do not.
+    fn rank(&self) -> u8 {
+        match self.type_.as_deref() {
+            Some("BusinessError") => 0,
+            Some("TechnicalError") => 1,
+            Some("NotificationMessage") => 3,
+            _ => 2,
         }
     }
-    error.messages(kept)
 }
 
-/// Every message of a ResponseMessage array, in our terms.
-fn provider_messages(messages: &[ResponseMessage]) -> Vec<ProviderMessage> {
-    messages
-        .iter()
+/// Every message, the most telling first (errors before notifications, otherwise in order).
+fn ranked(messages: &[LenientMessage]) -> Vec<ProviderMessage> {
+    let mut order: Vec<&LenientMessage> = messages.iter().collect();
+    order.sort_by_key(|m| m.rank());
+    order
+        .into_iter()
         .map(|m| ProviderMessage {
             code: m.code.clone(),
             message: m
@@ -180,32 +173,104 @@ fn provider_messages(messages: &[ResponseMessage]) -> Vec<ProviderMessage> {
         .collect()
 }
 
-/// Maps any answer from its status and body bytes. 401 and 500 have no documented body.
-/// Statuses the page does not list are judged by their status code alone.
-pub fn refund_result(
-    request: &RefundRequest,
-    status: u16,
-    body: &[u8],
-) -> Result<Refund, RefundError> {
-    match status {
-        200..=299 => refund_success(request, &decode(PROVIDER, status, body)?),
-        400 => Err(refund_error(
-            status,
-            &decode::<Vec<ResponseMessage>>(PROVIDER, status, body)?,
-        )),
-        401 => Err(RefundError::new(ErrorKind::Unauthorized)
-            .provider(PROVIDER)
-            .status(status)
-            .message("API user is unauthorized (X-Auth-Key)")),
-        // Not in the docs; Riverty answers an unknown order with a 404 whose ResponseMessage
-        // array (if any) is kept.
-        404 => {
-            let messages: Vec<ResponseMessage> = serde_json::from_slice(body).unwrap_or_default();
-            Err(RefundError::new(ErrorKind::OrderNotFound)
-                .provider(PROVIDER)
-                .status(status)
-                .messages(provider_messages(&messages)))
+/// A 400 array of ResponseMessage, every message kept; the headline is the most telling one.
+fn refund_error(answer: &Answer, messages: &[LenientMessage]) -> RefundError {
+    let kept = ranked(messages);
+    let headline = kept.first();
+    let kind = if kept.iter().any(|m| m.code.as_deref() == Some(AMOUNT_TOO_HIGH)) {
+        ErrorKind::ExceedsRefundable { limit: None }
+    } else {
+        ErrorKind::InvalidRequest {
+            field: headline
+                .and_then(|m| m.field.as_deref())
+                .map_or_else(|| "request".to_owned(), request_path),
+            reason: headline.map(|m| m.message.clone()).unwrap_or_default(),
         }
-        _ => Err(undocumented(PROVIDER, status, body)),
+    };
+    let mut error = answer_error(PROVIDER, answer, kind);
+    if let Some(headline) = headline {
+        error = error.with_provider_message(headline.message.clone());
+        if let Some(code) = &headline.code {
+            error = error.with_provider_code(code.clone());
+        }
+    }
+    error.with_provider_messages(kept)
+}
+
+/// A Riverty `fieldReference` (`captureNumber`, `items[2].productId`) as a path into
+/// [`RefundRequest`] (`capture_number`, `line_items[2].product_id`); `request` when it names
+/// nothing we send.
+fn request_path(field: &str) -> String {
+    let mut path = Vec::new();
+    for segment in field.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.trim_end_matches(']'))),
+            None => (segment, None),
+        };
+        let ours = match name {
+            "captureNumber" => "capture_number",
+            "transactionReference" => "merchant_reference",
+            "items" | "orderItems" => "line_items",
+            "productId" => "product_id",
+            "description" => "description",
+            "grossUnitPrice" | "netUnitPrice" => "unit_price",
+            "vatAmount" => "unit_vat",
+            "vatPercent" => "vat_percent",
+            "quantity" => "quantity",
+            _ => return "request".to_owned(),
+        };
+        path.push(match index {
+            Some(index) => format!("{ours}[{index}]"),
+            None => ours.to_owned(),
+        });
+    }
+    path.join(".")
+}
+
+fn money(answer: &Answer, value: Decimal, currency: Currency, field: &str) -> Result<Money, RefundError> {
+    Money::new(value, currency).map_err(|err| {
+        answer_error(PROVIDER, answer, ErrorKind::Protocol)
+            .with_provider_message(format!("{field}: {err}"))
+    })
+}
+
+/// A 200: AfterPay refunds synchronously and answers with the order's totals and the refund
+/// numbers it created. It does not echo the amount, so `amount` is the request's.
+fn refund_success(
+    request: &RefundRequest,
+    answer: &Answer,
+    body: &RefundOrderResponse,
+) -> Result<Refund, RefundError> {
+    let currency = request.amount.currency();
+    let refunded_total = body
+        .total_refunded_amount
+        .map(|total| money(answer, total, currency, "totalRefundedAmount"))
+        .transpose()?;
+    Ok(Refund {
+        provider: PROVIDER,
+        provider_refund_id: body.refund_numbers.first().cloned(),
+        status: RefundStatus::Succeeded,
+        amount: request.amount,
+        refunded_total,
+        captured_total: Some(money(
+            answer,
+            body.total_captured_amount,
+            currency,
+            "totalCapturedAmount",
+        )?),
+        raw: raw(answer),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_references_become_request_paths() {
+        assert_eq!(request_path("captureNumber"), "capture_number");
+        assert_eq!(request_path("items[2].productId"), "line_items[2].product_id");
+        assert_eq!(request_path("transactionReference"), "merchant_reference");
+        assert_eq!(request_path("merchantId"), "request");
     }
 }

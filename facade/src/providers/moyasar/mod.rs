@@ -1,21 +1,27 @@
-//! Moyasar transport: the secret key as a bearer token and the refund call, through the
-//! generated client.
+//! Moyasar transport: the secret key as a bearer token, the generated request body sent to the
+//! generated operation's path, and the answer read within the configured limits.
 
 pub mod transformers;
 
+use moyasar_api::operations::refund_order as operation;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
 
+use crate::answer::AnswerLimits;
 use crate::config::MoyasarConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{http_client, secret_header, settle};
+use crate::providers::{
+    http_client, operation_path, operation_request, operation_url, secret_header, send_json,
+};
 
 const PROVIDER: Provider = Provider::Moyasar;
 
 /// Refunds through Moyasar.
 pub struct Moyasar {
-    api: moyasar_api::Client,
+    http: reqwest::Client,
+    base_url: String,
+    limits: AnswerLimits,
 }
 
 impl Moyasar {
@@ -27,23 +33,19 @@ impl Moyasar {
             secret_header(&format!("Bearer {}", config.secret_key.expose_secret()))?,
         );
         Ok(Moyasar {
-            api: moyasar_api::Client::new_with_client(
-                &config.base_url,
-                http_client(config.timeout, headers)?,
-            ),
+            http: http_client(config.timeout, headers)?,
+            base_url: config.base_url.clone(),
+            limits: config.limits,
         })
     }
 
     /// Sends one refund; the request must have passed validation.
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
-        settle(
-            PROVIDER,
-            self.api.refund_order(&request.order_id, &body).await,
-            |answer| transformers::refund_success(request, &answer),
-            |status, answer| transformers::refund_error(status, &answer),
-            |status, body| transformers::refund_result(request, status, body),
-        )
-        .await
+        let path = operation_path(operation::PATH, &[&request.order_id]);
+        let url = operation_url(&self.base_url, &path);
+        let outgoing = operation_request(&self.http, operation::METHOD, url);
+        let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
+        transformers::refund_result(request, &answer)
     }
 }

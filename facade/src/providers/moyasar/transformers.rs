@@ -14,41 +14,71 @@ use std::num::NonZeroU64;
 
 use moyasar_api::types::{ErrorResponse, Order, RefundRequest as WireRefund};
 
-use crate::error::{ErrorKind, RefundError};
+use crate::answer::Answer;
+use crate::error::{ErrorKind, ProviderMessage, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
-use crate::providers::{decode, kind_for_status, raw_json, undocumented};
+use crate::providers::{answer_error, decode, kind_for_status, raw, undocumented};
 
 const PROVIDER: Provider = Provider::Moyasar;
 
 /// Moyasar's answer to a retry that arrives while the first attempt is still running.
 pub const STILL_PROCESSING: &str = "Initial request is still processing.";
 
+/// The 400 message for an amount beyond what is left to refund. Moyasar documents no wording
+/// for it; this is the sandbox's (unverified against production): any other 400 is an
+/// invalid request, never guessed from a word such as "exceed".
+pub const EXCEEDS_REFUNDABLE: &str = "Refund amount exceeds the refundable amount.";
+
 /// The wire body of a refund. The request must have passed [`RefundRequest::validate`].
 pub fn refund_body(request: &RefundRequest) -> Result<WireRefund, RefundError> {
     let minor = request
         .amount
         .to_minor_units()
-        .map_err(|err| RefundError::invalid("amount", err.to_string()).provider(PROVIDER))?;
+        .map_err(|err| RefundError::invalid("amount", err.to_string()).with_provider(PROVIDER))?;
     let amount = u64::try_from(minor)
         .ok()
         .and_then(NonZeroU64::new)
-        .ok_or_else(|| RefundError::invalid("amount", "must be positive").provider(PROVIDER))?;
+        .ok_or_else(|| RefundError::invalid("amount", "must be positive").with_provider(PROVIDER))?;
     Ok(WireRefund {
         amount,
         transaction_id: Some(request.merchant_reference.moyasar_transaction_id()),
     })
 }
 
-fn protocol(message: String) -> RefundError {
-    RefundError::new(ErrorKind::Protocol)
-        .provider(PROVIDER)
-        .status(200)
-        .message(message)
+/// Maps any answer from its status, headers and body bytes: the one path from Moyasar's bytes
+/// to our result.
+///
+/// | status | result | outcome |
+/// |---|---|---|
+/// | 2xx, the order lists our `transaction_id` | `Ok`, status from the transaction | applied |
+/// | 2xx, the order does not list it | [`ErrorKind::Protocol`], not retryable (a retry replays the same order) | unknown |
+/// | 400 "Initial request is still processing." | [`ErrorKind::InProgress`] | unknown |
+/// | 400 [`EXCEEDS_REFUNDABLE`] | [`ErrorKind::ExceedsRefundable`] | not applied |
+/// | other 400, 422 | [`ErrorKind::InvalidRequest`], every field Moyasar names kept | not applied |
+/// | 401, 403, 404 | `Unauthorized`, `Forbidden`, `OrderNotFound` | not applied |
+/// | 5xx, unreadable body | `ServerError` / `Protocol` | unknown |
+pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+    match answer.status {
+        200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
+        400 | 401 | 403 | 404 | 422 => Err(refund_error(
+            answer,
+            &decode::<ErrorResponse>(PROVIDER, answer)?,
+        )),
+        _ => Err(undocumented(PROVIDER, answer)),
+    }
 }
 
-/// Maps a 200 answer (the order) to the refund transaction this request created.
-pub fn refund_success(request: &RefundRequest, order: &Order) -> Result<Refund, RefundError> {
+fn protocol(answer: &Answer, message: String) -> RefundError {
+    answer_error(PROVIDER, answer, ErrorKind::Protocol).with_provider_message(message)
+}
+
+/// The order's refund transaction for this request.
+fn refund_success(
+    request: &RefundRequest,
+    answer: &Answer,
+    order: &Order,
+) -> Result<Refund, RefundError> {
     let transaction_id = request
         .merchant_reference
         .moyasar_transaction_id()
@@ -58,18 +88,23 @@ pub fn refund_success(request: &RefundRequest, order: &Order) -> Result<Refund, 
         .iter()
         .find(|t| t.id.as_deref() == Some(transaction_id.as_str()))
         .ok_or_else(|| {
-            protocol(format!(
-                "the order has no transaction {transaction_id} for this refund"
-            ))
+            // Moyasar accepted the call, so the refund may well exist; a retry would replay
+            // this same order, so only reading the order can settle it.
+            protocol(
+                answer,
+                format!("the order does not list the refund transaction {transaction_id}"),
+            )
+            .with_retry_futile()
         })?;
     let status = match transaction.status.as_deref().unwrap_or_default() {
         "approved" | "succeeded" | "refunded" => RefundStatus::Succeeded,
-        "initiated" | "pending" | "processing" => RefundStatus::Pending,
         "declined" | "failed" | "rejected" => RefundStatus::Failed,
-        other => return Err(protocol(format!("unknown transaction status {other:?}"))),
+        // "initiated", "pending", "processing", and any status Moyasar adds: the transaction
+        // exists, so the refund is not lost; it is not known to be final.
+        _ => RefundStatus::Pending,
     };
     let currency = match order.currency.as_deref() {
-        Some(code) => Currency::from_code(code).map_err(|err| protocol(err.to_string()))?,
+        Some(code) => Currency::from_code(code).map_err(|err| protocol(answer, err.to_string()))?,
         None => request.amount.currency(),
     };
     let minor = |value: Option<i64>| value.map(|minor| Money::from_minor_units(minor, currency));
@@ -80,62 +115,52 @@ pub fn refund_success(request: &RefundRequest, order: &Order) -> Result<Refund, 
         amount: minor(transaction.amount).unwrap_or(request.amount),
         refunded_total: minor(order.refunded_amount),
         captured_total: minor(order.captured_amount),
-        raw: raw_json(order),
+        raw: raw(answer),
     })
 }
 
-/// Maps a documented error answer: 400 business rule ("Initial request is still processing."
-/// is [`ErrorKind::InProgress`]), 401, 403, 404, 422 validation naming the field.
-pub fn refund_error(status: u16, answer: &ErrorResponse) -> RefundError {
-    let message = answer.message.as_str();
-    let kind = match status {
+/// A documented error body: `{message}` or `{message, errors: {field: [reasons]}}`.
+fn refund_error(answer: &Answer, body: &ErrorResponse) -> RefundError {
+    let message = body.message.as_str();
+    // Every field Moyasar names, in a stable order, with the provider's own field name.
+    let mut fields: Vec<(&String, &Vec<String>)> = body.errors.iter().collect();
+    fields.sort();
+    let messages: Vec<ProviderMessage> = fields
+        .iter()
+        .flat_map(|(field, reasons)| {
+            reasons.iter().map(|reason| ProviderMessage {
+                code: None,
+                message: reason.clone(),
+                field: Some((*field).clone()),
+            })
+        })
+        .collect();
+    let kind = match answer.status {
         400 if message == STILL_PROCESSING => ErrorKind::InProgress,
-        400 if is_over_refund(message) => ErrorKind::ExceedsRefundable { limit: None },
-        400 | 422 => {
-            // Report the first field Moyasar names, in our model's terms.
-            let (field, reasons) = answer
-                .errors
-                .iter()
-                .min_by(|a, b| a.0.cmp(b.0))
-                .map(|(field, reasons)| (field.as_str(), reasons.join("; ")))
-                .unwrap_or(("request", message.to_owned()));
-            let field = match field {
-                "transaction_id" => "merchant_reference",
-                other => other,
-            };
-            ErrorKind::InvalidRequest {
-                field: field.to_owned(),
-                reason: reasons,
-            }
-        }
-        _ => kind_for_status(status),
+        400 if message == EXCEEDS_REFUNDABLE => ErrorKind::ExceedsRefundable { limit: None },
+        400 | 422 => match fields.first() {
+            Some((field, reasons)) => ErrorKind::InvalidRequest {
+                field: request_path(field).to_owned(),
+                reason: reasons.join("; "),
+            },
+            None => ErrorKind::InvalidRequest {
+                field: "request".to_owned(),
+                reason: message.to_owned(),
+            },
+        },
+        status => kind_for_status(status),
     };
-    RefundError::new(kind)
-        .provider(PROVIDER)
-        .status(status)
-        .message(message)
+    answer_error(PROVIDER, answer, kind)
+        .with_provider_message(message)
+        .with_provider_messages(messages)
 }
 
-/// A 400 about the amount exceeding what can still be refunded (wording not documented).
-fn is_over_refund(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    message.contains("exceed")
-        || message.contains("greater than the refundable")
-        || message.contains("more than")
-}
-
-/// Maps any answer from its status and body bytes.
-pub fn refund_result(
-    request: &RefundRequest,
-    status: u16,
-    body: &[u8],
-) -> Result<Refund, RefundError> {
-    match status {
-        200..=299 => refund_success(request, &decode(PROVIDER, status, body)?),
-        400 | 401 | 403 | 404 | 422 => Err(refund_error(
-            status,
-            &decode::<ErrorResponse>(PROVIDER, status, body)?,
-        )),
-        _ => Err(undocumented(PROVIDER, status, body)),
+/// A Moyasar request field as a path into [`RefundRequest`].
+fn request_path(field: &str) -> &'static str {
+    match field {
+        "amount" => "amount",
+        "transaction_id" => "merchant_reference",
+        "id" => "order_id",
+        _ => "request",
     }
 }

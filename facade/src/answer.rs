@@ -1,0 +1,304 @@
+//! A provider's answer as received ([`Answer`]: status, headers, body bytes), the bounded read
+//! that produces it, and [`RawAnswer`], the body kept on a [`Refund`](crate::Refund).
+//!
+//! Every adapter turns an [`Answer`] into our result with one pure function,
+//! `providers::<provider>::transformers::refund_result`; production reads the answer with
+//! [`receive`] and calls that same function, so what the tests exercise is what runs.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{ErrorKind, Outcome, RefundError};
+use crate::model::Provider;
+
+/// Caps on the size of a provider's answer. An answer past a cap is not read further: the
+/// refund's outcome is unknown (the provider may have applied it) and memory stays bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// The largest body read, in bytes (default 512 KiB; a Moyasar order with a thousand
+    /// refund transactions is about 400 KiB).
+    pub max_body_bytes: usize,
+    /// The largest total of header names and values, in bytes (default 64 KiB). hyper refuses
+    /// a response head above about 400 KiB before it reaches us, so that bounds memory too.
+    pub max_header_bytes: usize,
+}
+
+impl Default for AnswerLimits {
+    fn default() -> Self {
+        AnswerLimits {
+            max_body_bytes: 512 * 1024,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A provider's answer as received: the input of each adapter's pure `refund_result`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (OpenApp's signature, `Retry-After`).
+    pub headers: HeaderMap,
+    /// The body bytes, exactly as received.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// An answer with no headers.
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Answer {
+        Answer {
+            status,
+            headers: HeaderMap::new(),
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header (for tests and replays). A value that cannot be a header is ignored.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Answer {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            self.headers.append(name, value);
+        }
+        self
+    }
+
+    /// A header as text, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The wait the provider asked for: `Retry-After` in seconds or as an HTTP date.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.header(RETRY_AFTER.as_str())?.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    }
+}
+
+/// The body of a provider's answer exactly as received (unknown fields kept), shared with the
+/// buffer it was read into rather than copied. Serialized as the JSON it holds, or as a string
+/// when it is not JSON.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct RawAnswer(Bytes);
+
+impl RawAnswer {
+    /// Wraps a body.
+    pub fn new(body: impl Into<Bytes>) -> RawAnswer {
+        RawAnswer(body.into())
+    }
+
+    /// The bytes as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.0).ok()
+    }
+}
+
+impl fmt::Debug for RawAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawAnswer({})", String::from_utf8_lossy(&self.0))
+    }
+}
+
+impl Serialize for RawAnswer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.json() {
+            Some(json) => json.serialize(serializer),
+            None => String::from_utf8_lossy(&self.0).serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawAnswer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = serde_json::Value::deserialize(deserializer)?;
+        serde_json::to_vec(&json)
+            .map(RawAnswer::new)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for RawAnswer {
+    fn schema_name() -> String {
+        "RawAnswer".to_owned()
+    }
+
+    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
+        // Whatever the provider sent.
+        schemars::schema::Schema::Bool(true)
+    }
+}
+
+/// Sends `request` and reads the answer within `limits`. A failure here never saw a complete
+/// answer: see [`transport_error`] for its outcome.
+pub(crate) async fn receive(
+    provider: Provider,
+    request: reqwest::RequestBuilder,
+    limits: AnswerLimits,
+) -> Result<Answer, RefundError> {
+    let mut response = request
+        .send()
+        .await
+        .map_err(|err| transport_error(provider, err))?;
+    let status = response.status().as_u16();
+    let too_large = |what: String| {
+        RefundError::new(ErrorKind::Protocol)
+            .with_provider(provider)
+            .with_http_status(status)
+            .with_provider_message(format!(
+                "the answer was not read: {what}; the refund may have been applied"
+            ))
+    };
+    let header_bytes: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(too_large(format!(
+            "its headers are {header_bytes} bytes, more than the {} allowed",
+            limits.max_header_bytes
+        )));
+    }
+    if let Some(length) = response.content_length()
+        && length > limits.max_body_bytes as u64
+    {
+        return Err(too_large(format!(
+            "its body is {length} bytes, more than the {} allowed",
+            limits.max_body_bytes
+        )));
+    }
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| transport_error(provider, err).with_http_status(status))?
+    {
+        if body.len() + chunk.len() > limits.max_body_bytes {
+            return Err(too_large(format!(
+                "its body is larger than the {} bytes allowed",
+                limits.max_body_bytes
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body: body.freeze(),
+    })
+}
+
+/// Maps a failure of the HTTP client, where no complete answer came back:
+///
+/// - the request could not be built, or no connection could be made: nothing was sent,
+///   [`ErrorKind::Transient`] (or [`ErrorKind::Protocol`] for a request that cannot be built),
+///   not applied;
+/// - a time-out, or the connection lost after the request left: [`ErrorKind::Timeout`],
+///   outcome unknown;
+/// - an answer hyper could not parse (a response head too large, a broken status line):
+///   [`ErrorKind::Protocol`], outcome unknown.
+pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> RefundError {
+    let (kind, outcome, message) = if err.is_builder() {
+        (
+            ErrorKind::Protocol,
+            Outcome::NotApplied,
+            "the request could not be built (check the base URL)",
+        )
+    } else if err.is_connect() {
+        (
+            ErrorKind::Transient,
+            Outcome::NotApplied,
+            "could not connect to the provider; nothing was sent",
+        )
+    } else if err.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            Outcome::Unknown,
+            "the provider did not answer in time",
+        )
+    } else if unparsable_answer(&err) {
+        (
+            ErrorKind::Protocol,
+            Outcome::Unknown,
+            "the answer could not be parsed as HTTP (its head may be too large)",
+        )
+    } else {
+        (
+            ErrorKind::Timeout,
+            Outcome::Unknown,
+            "the connection failed before a complete answer arrived",
+        )
+    };
+    RefundError::new(kind)
+        .with_outcome(outcome)
+        .with_provider(provider)
+        .with_provider_message(message)
+        .caused_by(err.without_url())
+}
+
+/// Whether hyper refused the answer as malformed HTTP.
+fn unparsable_answer(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse)
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let answer = Answer::new(429, "").with_header("retry-after", "7");
+        assert_eq!(answer.retry_after(), Some(Duration::from_secs(7)));
+        let past = Answer::new(503, "").with_header("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(past.retry_after(), Some(Duration::ZERO));
+        let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let wait = Answer::new(503, "")
+            .with_header("retry-after", &future)
+            .retry_after()
+            .expect("a date");
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        assert_eq!(
+            Answer::new(503, "").with_header("retry-after", "soon").retry_after(),
+            None
+        );
+    }
+
+    #[test]
+    fn raw_answer_keeps_the_bytes_and_serializes_as_json() {
+        let raw = RawAnswer::new(&b"{\"a\":1.10,\"unknown\":true}"[..]);
+        assert_eq!(raw.as_bytes(), b"{\"a\":1.10,\"unknown\":true}");
+        assert_eq!(
+            serde_json::to_string(&raw).unwrap(),
+            "{\"a\":1.10,\"unknown\":true}"
+        );
+        let html = RawAnswer::new(&b"<html>"[..]);
+        assert_eq!(serde_json::to_string(&html).unwrap(), "\"<html>\"");
+    }
+}
