@@ -138,6 +138,10 @@ impl JsonSchema for RawAnswer {
         "RawAnswer".to_owned()
     }
 
+    fn is_referenceable() -> bool {
+        false
+    }
+
     fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
         // Whatever the provider sent.
         schemars::schema::Schema::Bool(true)

@@ -120,7 +120,7 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::OrderNotFound => f.write_str("order not found"),
             ErrorKind::Duplicate => {
-                f.write_str("duplicate refund: the merchant reference was already used")
+                f.write_str("duplicate: a refund with this merchant reference already exists")
             }
             ErrorKind::ExceedsRefundable { limit: Some(limit) } => {
                 write!(f, "amount exceeds the refundable amount (at most {limit})")

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use refunds::signing::{OpenAppSignature, openapp_signature, verify_openapp_signature};
 use refunds::{
-    AfterPayConfig, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig,
+    AfterPayConfig, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, Outcome,
     OpttyConfig, Provider, Refund, RefundError, RefundRequest, RefundStatus, Refunds, SecretString,
 };
 use rust_decimal::Decimal;
@@ -189,6 +189,13 @@ impl Env {
         Env { sb, refunds }
     }
 
+    /// Another client on the same sandbox, as another replica of the service would have: it
+    /// shares no single-flight state with `refunds`, so only the provider's own duplicate rule
+    /// stands between the two.
+    fn replica(&self) -> Refunds {
+        client(&self.sb, &DEMO)
+    }
+
     fn handle(&self, provider: Provider) -> &ProviderHandle {
         match provider {
             Provider::Optty => &self.sb.optty,
@@ -312,8 +319,8 @@ each_provider! {
     wrong_credentials_are_unauthorized => super::wrong_credentials;
     unknown_order_is_order_not_found => super::unknown_order;
     invalid_input_never_reaches_the_provider => super::invalid_input;
-    server_error_is_transient_and_retryable => super::server_error;
-    html_bad_gateway_is_transient => super::html_bad_gateway;
+    server_error_outcome_is_unknown => super::server_error;
+    html_bad_gateway_outcome_is_unknown => super::html_bad_gateway;
     malformed_success_body_is_not_a_success => super::malformed_body;
 }
 
@@ -437,8 +444,9 @@ async fn partial_refunds_then_over_balance(provider: Provider) {
     );
 }
 
-/// Scenario 3: The same request twice: one refund. OpenApp answers the second with 409
-/// `RefundExistsException`; the others replay the original answer.
+/// Scenario 3: The same request twice: one refund. The same client answers the repeat from its
+/// memory; another replica reaches the provider, which deduplicates: OpenApp answers 409
+/// `RefundExistsException` (applied), the others replay the original answer.
 async fn same_request_twice(provider: Provider) {
     let env = Env::start().await;
     env.seed(provider, "ORD-DUP");
@@ -446,21 +454,33 @@ async fn same_request_twice(provider: Provider) {
     let req = request(provider, "ORD-DUP", "25.00", merchant_ref.as_str());
 
     let first = env.refund_ok(&req).await;
-    let second = env.refund(&req).await;
+    let received = env.handle(provider).requests_received();
+    let second = env.refund_ok(&req).await;
+    assert_eq!(second, first, "{provider}: the repeat is the same refund");
+    assert_eq!(
+        env.handle(provider).requests_received(),
+        received,
+        "{provider}: the repeat was answered without I/O"
+    );
 
+    let replica = env.replica().refund(&req).await;
     match provider {
         Provider::OpenApp => {
-            let err = second.expect_err("openapp: a repeated caseId must be refused");
+            let err = replica.expect_err("openapp: a repeated caseId must be refused");
             assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
+            assert_eq!(err.outcome(), Outcome::Applied, "{err:?}");
             assert_eq!(err.http_status(), Some(409));
             assert_eq!(err.provider_code(), Some("RefundExistsException"));
             assert!(!err.is_retryable());
         }
+        // AfterPay documents no duplicate key: the sandbox replays on transactionReference only
+        // when configured to, so another replica is not sent here (see the journal).
+        Provider::AfterPay => {}
         _ => {
-            let second = second.unwrap_or_else(|e| panic!("{provider}: replay failed: {e:?}"));
-            assert_eq!(second.provider_refund_id, first.provider_refund_id);
-            assert_eq!(second.amount, first.amount);
-            assert_eq!(second.status, first.status);
+            let again = replica.unwrap_or_else(|e| panic!("{provider}: replay failed: {e:?}"));
+            assert_eq!(again.provider_refund_id, first.provider_refund_id);
+            assert_eq!(again.amount, first.amount);
+            assert_eq!(again.status, first.status);
         }
     }
     assert_eq!(env.handle(provider).refund_count(), 1, "{provider}");
@@ -509,6 +529,14 @@ async fn dropped_after_commit_then_retry(provider: Provider) {
         Provider::OpenApp => {
             let err = retry.expect_err("openapp: the retry must see the first attempt");
             assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
+            assert_eq!(err.outcome(), Outcome::Applied, "{err:?}");
+        }
+        // No duplicate key: the client does not send it again; it answers the unknown outcome
+        // it remembers until the caller reconciles.
+        Provider::AfterPay => {
+            let again = retry.expect_err("afterpay: an unknown outcome is not re-sent");
+            assert_eq!(again.kind(), &ErrorKind::Timeout, "{again:?}");
+            assert!(again.outcome_unknown());
         }
         _ => {
             let refund = retry.unwrap_or_else(|e| panic!("{provider}: retry failed: {e:?}"));
@@ -692,52 +720,55 @@ async fn invalid_input(provider: Provider) {
     assert_eq!(env.order(provider, "ORD-BAD").refunded, Decimal::ZERO);
 }
 
-/// Scenario 9a: A 500 is transient and safe to retry; the retry refunds once.
+/// Scenario 9a: A 500 may come after the provider committed: outcome unknown. Where the
+/// provider deduplicates, resending the same request refunds once; AfterPay's is not re-sent by
+/// the client until the caller has reconciled it and says so ([`Refunds::forget`]).
 async fn server_error(provider: Provider) {
+    gateway_failure(provider, Fault::Status(500), 500).await;
+}
+
+/// Scenario 9b: A gateway's HTML 502 before the provider acted: the same, with the status kept.
+async fn html_bad_gateway(provider: Provider) {
+    gateway_failure(provider, Fault::NonJson502, 502).await;
+}
+
+async fn gateway_failure(provider: Provider, fault: Fault, status: u16) {
     let env = Env::start().await;
-    env.seed(provider, "ORD-500");
-    let merchant_ref = reference("RF-500-1");
-    let req = request(provider, "ORD-500", "15.00", merchant_ref.as_str());
-    env.handle(provider)
-        .inject(Fault::Status(500), Match::Any.once());
+    env.seed(provider, "ORD-5XX");
+    let merchant_ref = reference("RF-5XX-1");
+    let req = request(provider, "ORD-5XX", "15.00", merchant_ref.as_str());
+    env.handle(provider).inject(fault, Match::Any.once());
 
     let err = env.refund_err(&req).await;
-    assert_eq!(err.kind(), &ErrorKind::Transient, "{provider}: {err:?}");
-    assert_eq!(err.http_status(), Some(500), "{provider}: {err:?}");
-    assert!(err.is_retryable(), "{provider}: {err:?}");
-    assert!(!err.outcome_unknown(), "{provider}: {err:?}");
+    assert_eq!(err.kind(), &ErrorKind::ServerError, "{provider}: {err:?}");
+    assert_eq!(err.http_status(), Some(status), "{provider}: {err:?}");
+    assert!(err.outcome_unknown(), "{provider}: {err:?}");
+    assert_eq!(
+        err.is_retryable(),
+        provider.capabilities().idempotent_retries,
+        "{provider}: {err:?}"
+    );
     assert_eq!(env.handle(provider).refund_count(), 0, "{provider}");
 
+    if provider == Provider::AfterPay {
+        let again = env.refund_err(&req).await;
+        assert_eq!(again.kind(), &ErrorKind::ServerError, "not re-sent");
+        assert_eq!(env.handle(provider).refund_count(), 0);
+        // The operator found nothing at AfterPay (refund_count is 0): the client may send it.
+        assert!(env.refunds.forget(provider, &merchant_ref));
+    }
     let refund = env.refund_ok(&req).await;
     assert_eq!(refund.amount, money(provider, "15.00"));
     assert_recorded(
         provider,
-        &env.order(provider, "ORD-500"),
+        &env.order(provider, "ORD-5XX"),
         "15.00",
         &[&merchant_ref],
     );
 }
 
-/// Scenario 9b: A gateway's HTML 502 is transient, not a parse failure.
-async fn html_bad_gateway(provider: Provider) {
-    let env = Env::start().await;
-    env.seed(provider, "ORD-502");
-    let req = request(provider, "ORD-502", "15.00", "RF-502-1");
-    env.handle(provider)
-        .inject(Fault::NonJson502, Match::Any.once());
-
-    let err = env.refund_err(&req).await;
-    assert_eq!(err.kind(), &ErrorKind::Transient, "{provider}: {err:?}");
-    assert_eq!(err.http_status(), Some(502), "{provider}: {err:?}");
-    assert!(err.is_retryable(), "{provider}: {err:?}");
-    assert_eq!(env.handle(provider).refund_count(), 0, "{provider}");
-
-    env.refund_ok(&req).await;
-    assert_eq!(env.handle(provider).refund_count(), 1, "{provider}");
-}
-
 /// Scenario 9c: The provider commits, then a proxy answers 200 with HTML: the facade must not call
-/// that a refund (nor panic); it is Protocol or Transient, and a resend does not refund twice.
+/// that a refund (nor panic); the outcome is unknown, and a resend does not refund twice.
 async fn malformed_body(provider: Provider) {
     let env = Env::start().await;
     env.seed(provider, "ORD-HTML");
@@ -747,16 +778,17 @@ async fn malformed_body(provider: Provider) {
         .inject(Fault::MalformedBody, Match::Any.once());
 
     let err = env.refund_err(&req).await;
-    assert!(
-        matches!(err.kind(), ErrorKind::Protocol | ErrorKind::Transient),
-        "{provider}: {err:?}"
-    );
+    assert_eq!(err.kind(), &ErrorKind::Protocol, "{provider}: {err:?}");
+    assert_eq!(err.http_status(), Some(200), "{provider}: {err:?}");
     assert_eq!(err.provider(), Some(provider));
     // The sandbox did commit it, so the facade must not claim it surely did not happen.
     assert!(err.outcome_unknown(), "{provider}: {err:?}");
 
     match env.refund(&req).await {
         Ok(refund) => assert_eq!(refund.amount, money(provider, "15.00")),
+        Err(err) if provider == Provider::AfterPay => {
+            assert_eq!(err.kind(), &ErrorKind::Protocol, "remembered, not re-sent: {err:?}");
+        }
         Err(err) => assert_eq!(err.kind(), &ErrorKind::Duplicate, "{provider}: {err:?}"),
     }
     assert_recorded(
@@ -1173,13 +1205,15 @@ async fn moyasar_duplicate_while_first_in_flight_is_in_progress() {
         merchant_ref.as_str(),
     );
 
+    let replica = env.replica();
     let (first, second) = tokio::join!(env.refund(&req), async {
         // Send the duplicate only once the first attempt holds the idempotency key.
         wait_until("the first attempt is in flight", || {
             moyasar.in_flight() == 1
         })
         .await;
-        env.refund(&req).await
+        // Another replica: this client would have joined the first attempt instead.
+        replica.refund(&req).await
     });
 
     let first = first.unwrap_or_else(|e| panic!("the first attempt failed: {e:?}"));
@@ -1188,7 +1222,8 @@ async fn moyasar_duplicate_while_first_in_flight_is_in_progress() {
     assert_eq!(err.kind(), &ErrorKind::InProgress, "{err:?}");
     assert_eq!(err.http_status(), Some(400));
     assert!(err.is_retryable(), "{err:?}");
-    assert!(!err.outcome_unknown(), "{err:?}");
+    // The first attempt may still be applied (and was).
+    assert!(err.outcome_unknown(), "{err:?}");
     assert_eq!(fault.fired(), 1);
     assert_eq!(moyasar.in_flight(), 0);
     assert_recorded(
@@ -1199,7 +1234,10 @@ async fn moyasar_duplicate_while_first_in_flight_is_in_progress() {
     );
 
     // Retrying the InProgress answer later replays the one refund.
-    let again = env.refund_ok(&req).await;
+    let again = replica
+        .refund(&req)
+        .await
+        .unwrap_or_else(|e| panic!("the replay failed: {e:?}"));
     assert_eq!(again.provider_refund_id, first.provider_refund_id);
     assert_eq!(moyasar.refund_count(), 1);
 }

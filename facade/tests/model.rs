@@ -439,42 +439,54 @@ fn moyasar_transaction_id_is_a_stable_uuid_v5() {
 
 // ---- errors --------------------------------------------------------------
 
+/// The outcome table of `RefundError::is_retryable`: (kind, outcome, retryable where the
+/// provider deduplicates, retryable on AfterPay).
 #[test]
-fn retryability_by_kind() {
-    let kinds = [
+fn outcome_and_retryability_by_kind() {
+    use refunds::Outcome::{Applied, NotApplied, Unknown};
+    let table = [
         (
             ErrorKind::InvalidRequest {
                 field: "amount".into(),
                 reason: "x".into(),
             },
+            NotApplied,
+            false,
             false,
         ),
-        (ErrorKind::Unauthorized, false),
-        (ErrorKind::Forbidden, false),
-        (ErrorKind::OrderNotFound, false),
-        (ErrorKind::Duplicate, false),
-        (ErrorKind::ExceedsRefundable { limit: None }, false),
-        (ErrorKind::InProgress, true),
-        (ErrorKind::Transient, true),
-        (ErrorKind::Timeout, true),
-        (ErrorKind::Protocol, true),
+        (ErrorKind::Unauthorized, NotApplied, false, false),
+        (ErrorKind::Forbidden, NotApplied, false, false),
+        (ErrorKind::OrderNotFound, NotApplied, false, false),
+        (ErrorKind::Duplicate, Applied, false, false),
+        (ErrorKind::ExceedsRefundable { limit: None }, NotApplied, false, false),
+        (ErrorKind::Transient, NotApplied, true, true),
+        (ErrorKind::InProgress, Unknown, true, false),
+        (ErrorKind::ServerError, Unknown, true, false),
+        (ErrorKind::Timeout, Unknown, true, false),
+        (ErrorKind::Protocol, Unknown, true, false),
     ];
-    for (kind, retryable) in kinds {
-        let outcome_unknown = matches!(kind, ErrorKind::Timeout | ErrorKind::Protocol);
+    for (kind, outcome, deduplicating, afterpay) in table {
         let err = RefundError::new(kind.clone());
-        assert_eq!(err.is_retryable(), retryable, "{kind:?}");
-        assert_eq!(err.outcome_unknown(), outcome_unknown, "{kind:?}");
+        assert_eq!(err.outcome(), outcome, "{kind:?}");
+        assert_eq!(err.outcome_unknown(), outcome == Unknown, "{kind:?}");
+        // Without a provider nobody vouches for a duplicate key.
+        assert_eq!(err.is_retryable(), outcome == NotApplied && deduplicating, "{kind:?}");
         for provider in [Provider::Optty, Provider::Moyasar, Provider::OpenApp] {
             assert_eq!(
                 err.clone().with_provider(provider).is_retryable(),
-                retryable,
+                deduplicating,
                 "{kind:?} {provider}"
             );
         }
-        // AfterPay has no duplicate key: an ambiguous outcome must not be re-sent blindly.
-        let afterpay = err.clone().with_provider(Provider::AfterPay).is_retryable();
-        assert_eq!(afterpay, retryable && !outcome_unknown, "{kind:?} afterpay");
+        assert_eq!(
+            err.clone().with_provider(Provider::AfterPay).is_retryable(),
+            afterpay,
+            "{kind:?} afterpay"
+        );
     }
+    // An error raised before anything was sent says so, whatever its kind.
+    let unsent = RefundError::new(ErrorKind::Protocol).with_outcome(NotApplied);
+    assert!(!unsent.outcome_unknown());
 }
 
 #[test]
@@ -487,7 +499,7 @@ fn error_display_names_kind_field_provider_and_message() {
     .with_provider_message("You can only refund amount up to AUD 24.98");
     assert_eq!(
         err.to_string(),
-        "optty: amount exceeds the refundable amount (at most AUD 24.98) (HTTP 400): You can only refund amount up to AUD 24.98"
+        "optty: amount exceeds the refundable amount (at most AUD 24.98) [not applied] (HTTP 400): You can only refund amount up to AUD 24.98"
     );
     assert_eq!(err.http_status(), Some(400));
     assert_eq!(
@@ -501,14 +513,14 @@ fn error_display_names_kind_field_provider_and_message() {
         .with_provider_code("RefundExistsException");
     assert_eq!(
         err.to_string(),
-        "openapp: duplicate refund: the merchant reference was already used (HTTP 409, RefundExistsException)"
+        "openapp: duplicate: a refund with this merchant reference already exists [applied] (HTTP 409, RefundExistsException)"
     );
     assert_eq!(err.provider_code(), Some("RefundExistsException"));
 
     let err = RefundError::invalid("line_items[0].quantity", "must be at least 1");
     assert_eq!(
         err.to_string(),
-        "invalid request: `line_items[0].quantity`: must be at least 1"
+        "invalid request: `line_items[0].quantity`: must be at least 1 [not applied]"
     );
 
     let err = RefundError::new(ErrorKind::InvalidRequest {
@@ -647,7 +659,7 @@ fn refund_serializes_with_status_and_raw_payload() {
         amount: money("2623.46", "SAR"),
         refunded_total: Some(money("2623.46", "SAR")),
         captured_total: Some(money("2623.46", "SAR")),
-        raw: refunds::RawAnswer::new(&br#"{"amount": 262346}"#[..]),
+        raw: refunds::RawAnswer::new(&br#"{"amount":262346}"#[..]),
     };
     let value = serde_json::to_value(&refund).unwrap();
     assert_eq!(value["status"], "succeeded");
