@@ -82,7 +82,10 @@ impl Answer {
             return Some(Duration::from_secs(seconds));
         }
         let at = httpdate::parse_http_date(value).ok()?;
-        Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+        Some(
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 }
 
@@ -289,7 +292,9 @@ mod tests {
             .expect("a date");
         assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
         assert_eq!(
-            Answer::new(503, "").with_header("retry-after", "soon").retry_after(),
+            Answer::new(503, "")
+                .with_header("retry-after", "soon")
+                .retry_after(),
             None
         );
     }

@@ -12,8 +12,6 @@ use std::sync::Arc;
 
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::reference::MerchantReference;
-use crate::single_flight::{Flights, Join, ReplayMemory, outcome_of};
 #[cfg(feature = "afterpay")]
 use crate::providers::afterpay::AfterPay;
 #[cfg(feature = "moyasar")]
@@ -22,6 +20,8 @@ use crate::providers::moyasar::Moyasar;
 use crate::providers::openapp::OpenApp;
 #[cfg(feature = "optty")]
 use crate::providers::optty::Optty;
+use crate::reference::MerchantReference;
+use crate::single_flight::{Flights, Join, ReplayMemory, outcome_of};
 
 /// Refunds through every configured provider.
 ///
@@ -248,8 +248,10 @@ impl Adapters {
             Provider::Moyasar if let Some(moyasar) = &self.moyasar => moyasar.refund(request).await,
             #[cfg(feature = "openapp")]
             Provider::OpenApp if let Some(openapp) = &self.openapp => openapp.refund(request).await,
-            _ => Err(RefundError::invalid("provider", "not configured")
-                .with_provider(request.provider)),
+            _ => {
+                Err(RefundError::invalid("provider", "not configured")
+                    .with_provider(request.provider))
+            }
         };
         match &result {
             Ok(refund) => tracing::info!(

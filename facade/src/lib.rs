@@ -113,14 +113,14 @@ mod single_flight;
 pub use answer::{Answer, AnswerLimits, RawAnswer};
 pub use capabilities::Capabilities;
 pub use client::{Refunds, RefundsBuilder};
-pub use retry::{RetryPolicy, Settlement};
-pub use single_flight::ReplayMemory;
 pub use config::{AfterPayConfig, MoyasarConfig, OpenAppConfig, OpttyConfig};
 pub use error::{ErrorKind, Outcome, ProviderMessage, RefundError};
 pub use model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 pub use money::{Currency, Money, MoneyError};
 pub use reference::MerchantReference;
+pub use retry::{RetryPolicy, Settlement};
 pub use secrecy::{ExposeSecret, SecretString};
+pub use single_flight::ReplayMemory;
 
 // The README's examples are compiled as doctests of this crate.
 #[doc = include_str!("../../README.md")]

@@ -266,12 +266,21 @@ impl RefundRequest {
         let texts = [
             ("order_id".to_owned(), Some(self.order_id.as_str())),
             ("capture_number".to_owned(), self.capture_number.as_deref()),
-            ("provider_order_id".to_owned(), self.provider_order_id.as_deref()),
+            (
+                "provider_order_id".to_owned(),
+                self.provider_order_id.as_deref(),
+            ),
         ];
         let item_texts = self.line_items.iter().enumerate().flat_map(|(i, item)| {
             [
-                (format!("line_items[{i}].product_id"), Some(item.product_id.as_str())),
-                (format!("line_items[{i}].description"), Some(item.description.as_str())),
+                (
+                    format!("line_items[{i}].product_id"),
+                    Some(item.product_id.as_str()),
+                ),
+                (
+                    format!("line_items[{i}].description"),
+                    Some(item.description.as_str()),
+                ),
             ]
         });
         for (field, text) in texts.into_iter().chain(item_texts) {

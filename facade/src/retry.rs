@@ -271,22 +271,48 @@ mod tests {
         let p = policy();
         let e = error(ErrorKind::ServerError, Provider::Moyasar);
         let wait = |attempt, jitter| p.decide(attempt, &e, jitter);
-        assert_eq!(wait(1, 1000), Decision::RetryAfter(Duration::from_millis(100)));
+        assert_eq!(
+            wait(1, 1000),
+            Decision::RetryAfter(Duration::from_millis(100))
+        );
         assert_eq!(wait(1, 0), Decision::RetryAfter(Duration::from_millis(50)));
-        assert_eq!(wait(2, 1000), Decision::RetryAfter(Duration::from_millis(200)));
-        assert_eq!(wait(3, 1000), Decision::RetryAfter(Duration::from_millis(250)));
-        assert_eq!(wait(3, 500), Decision::RetryAfter(Duration::from_micros(187_500)));
+        assert_eq!(
+            wait(2, 1000),
+            Decision::RetryAfter(Duration::from_millis(200))
+        );
+        assert_eq!(
+            wait(3, 1000),
+            Decision::RetryAfter(Duration::from_millis(250))
+        );
+        assert_eq!(
+            wait(3, 500),
+            Decision::RetryAfter(Duration::from_micros(187_500))
+        );
         assert_eq!(wait(4, 1000), Decision::Stop, "the budget is four attempts");
     }
 
     #[test]
     fn unknown_outcomes_are_retried_only_where_the_provider_deduplicates() {
         let p = policy();
-        for kind in [ErrorKind::ServerError, ErrorKind::Timeout, ErrorKind::Protocol, ErrorKind::InProgress] {
+        for kind in [
+            ErrorKind::ServerError,
+            ErrorKind::Timeout,
+            ErrorKind::Protocol,
+            ErrorKind::InProgress,
+        ] {
             for provider in [Provider::Optty, Provider::Moyasar, Provider::OpenApp] {
-                assert!(matches!(p.decide(1, &error(kind.clone(), provider), 0), Decision::RetryAfter(_)), "{kind:?} {provider}");
+                assert!(
+                    matches!(
+                        p.decide(1, &error(kind.clone(), provider), 0),
+                        Decision::RetryAfter(_)
+                    ),
+                    "{kind:?} {provider}"
+                );
             }
-            assert_eq!(p.decide(1, &error(kind, Provider::AfterPay), 0), Decision::Stop);
+            assert_eq!(
+                p.decide(1, &error(kind, Provider::AfterPay), 0),
+                Decision::Stop
+            );
         }
     }
 
@@ -303,7 +329,10 @@ mod tests {
             ErrorKind::ExceedsRefundable { limit: None },
             ErrorKind::Duplicate,
         ] {
-            assert_eq!(p.decide(1, &error(kind, Provider::Optty), 1000), Decision::Stop);
+            assert_eq!(
+                p.decide(1, &error(kind, Provider::Optty), 1000),
+                Decision::Stop
+            );
         }
         let futile = error(ErrorKind::Protocol, Provider::Moyasar).with_retry_futile();
         assert_eq!(p.decide(1, &futile, 0), Decision::Stop);
@@ -321,6 +350,9 @@ mod tests {
             p.decide(1, &asked(Duration::ZERO), 1000),
             Decision::RetryAfter(Duration::from_millis(100))
         );
-        assert_eq!(p.decide(1, &asked(Duration::from_secs(6)), 0), Decision::Stop);
+        assert_eq!(
+            p.decide(1, &asked(Duration::from_secs(6)), 0),
+            Decision::Stop
+        );
     }
 }

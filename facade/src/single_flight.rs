@@ -41,7 +41,10 @@ impl Default for ReplayMemory {
 /// What a call does with its request.
 pub(crate) enum Join {
     /// Nobody is sending it: send it, then [`Flights::finish`] and publish to the sender.
-    Lead(watch::Sender<Option<Shared>>, watch::Receiver<Option<Shared>>),
+    Lead(
+        watch::Sender<Option<Shared>>,
+        watch::Receiver<Option<Shared>>,
+    ),
     /// Another call is sending it: wait for its result.
     Follow(watch::Receiver<Option<Shared>>),
     /// It settled a moment ago: this is its result.

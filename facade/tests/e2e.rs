@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use refunds::signing::{OpenAppSignature, openapp_signature, verify_openapp_signature};
 use refunds::{
-    AfterPayConfig, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, Outcome,
-    OpttyConfig, Provider, Refund, RefundError, RefundRequest, RefundStatus, Refunds, SecretString,
+    AfterPayConfig, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig,
+    OpttyConfig, Outcome, Provider, Refund, RefundError, RefundRequest, RefundStatus, Refunds,
+    RetryPolicy, SecretString, Settlement,
 };
 use rust_decimal::Decimal;
 use sandbox::credentials::{
@@ -320,6 +321,11 @@ each_provider! {
     unknown_order_is_order_not_found => super::unknown_order;
     invalid_input_never_reaches_the_provider => super::invalid_input;
     server_error_outcome_is_unknown => super::server_error;
+    gateway_timeout_after_commit_settles_once => super::gateway_timeout_after_commit;
+    oversized_answers_are_outcome_unknown => super::oversized_answers;
+    concurrent_identical_requests_send_once => super::concurrent_identical_requests;
+    reused_reference_with_another_request_is_refused => super::reused_reference;
+    retries_wait_out_transient_failures => super::retries_after_not_applied;
     html_bad_gateway_outcome_is_unknown => super::html_bad_gateway;
     malformed_success_body_is_not_a_success => super::malformed_body;
 }
@@ -787,7 +793,11 @@ async fn malformed_body(provider: Provider) {
     match env.refund(&req).await {
         Ok(refund) => assert_eq!(refund.amount, money(provider, "15.00")),
         Err(err) if provider == Provider::AfterPay => {
-            assert_eq!(err.kind(), &ErrorKind::Protocol, "remembered, not re-sent: {err:?}");
+            assert_eq!(
+                err.kind(),
+                &ErrorKind::Protocol,
+                "remembered, not re-sent: {err:?}"
+            );
         }
         Err(err) => assert_eq!(err.kind(), &ErrorKind::Duplicate, "{provider}: {err:?}"),
     }
@@ -797,6 +807,315 @@ async fn malformed_body(provider: Provider) {
         "15.00",
         &[&merchant_ref],
     );
+}
+
+/// Retries as fast as a test wants them.
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    }
+}
+
+/// Scenario 10: A gateway answers 502 or 504 after the provider committed the refund. The
+/// outcome is unknown, never "nothing happened"; the executor settles it with one refund
+/// where the provider deduplicates, and never re-sends on AfterPay (no duplicate key).
+async fn gateway_timeout_after_commit(provider: Provider) {
+    for status in [502, 504] {
+        let env = Env::start().await;
+        env.seed(provider, "ORD-GW");
+        let merchant_ref = reference("RF-GW-1");
+        let req = request(provider, "ORD-GW", "12.00", merchant_ref.as_str());
+        env.handle(provider)
+            .inject(Fault::StatusAfterCommit(status), Match::Any.once());
+
+        let err = env.refund_err(&req).await;
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::ServerError,
+            "{provider} {status}: {err:?}"
+        );
+        assert_eq!(err.http_status(), Some(status));
+        assert!(err.outcome_unknown(), "{provider} {status}: {err:?}");
+        assert_eq!(
+            env.handle(provider).refund_count(),
+            1,
+            "committed before the page"
+        );
+
+        // The same fault through the executor, on a fresh order.
+        env.seed(provider, "ORD-GW-2");
+        let merchant_ref = reference("RF-GW-2");
+        let req = request(provider, "ORD-GW-2", "12.00", merchant_ref.as_str());
+        env.handle(provider)
+            .inject(Fault::StatusAfterCommit(status), Match::Any.once());
+        let received = env.handle(provider).requests_received();
+        let settlement = env.refunds.refund_with_retries(&req, &fast_retries()).await;
+        let sends = env.handle(provider).requests_received() - received;
+        match (provider, &settlement) {
+            (Provider::AfterPay, Settlement::Unresolved { error, attempts }) => {
+                assert_eq!(*attempts, 1, "never re-sent");
+                assert_eq!(sends, 1, "never re-sent");
+                assert_eq!(error.http_status(), Some(status));
+            }
+            (
+                Provider::OpenApp,
+                Settlement::Applied {
+                    already_applied,
+                    attempts,
+                    refund,
+                },
+            ) => {
+                assert!(already_applied, "the retry met RefundExistsException");
+                assert_eq!((*attempts, sends), (2, 2));
+                assert_eq!(refund.provider_refund_id.as_deref(), Some("RF-GW-2"));
+            }
+            (
+                _,
+                Settlement::Applied {
+                    already_applied,
+                    attempts,
+                    refund,
+                },
+            ) => {
+                assert!(!already_applied, "{provider} replays the refund itself");
+                assert_eq!((*attempts, sends), (2, 2));
+                assert_eq!(refund.amount, money(provider, "12.00"));
+            }
+            (_, other) => panic!("{provider} {status}: {other:?}"),
+        }
+        assert_recorded(
+            provider,
+            &env.order(provider, "ORD-GW-2"),
+            "12.00",
+            &[&merchant_ref],
+        );
+        env.sb.shutdown().await;
+    }
+}
+
+/// Scenario 11: An answer past the size caps is not read: outcome unknown, and the refund that
+/// the provider committed is settled once by the executor (not on AfterPay: unresolved).
+async fn oversized_answers(provider: Provider) {
+    let env = Env::start().await;
+    for (n, fault) in [
+        Fault::OversizedBody(2 * 1024 * 1024),
+        Fault::OversizedHeaders(128 * 1024),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let order_id = format!("ORD-BIG-{n}");
+        env.seed(provider, &order_id);
+        let merchant_ref = reference(&format!("RF-BIG-{n}"));
+        let req = request(provider, &order_id, "11.00", merchant_ref.as_str());
+        env.handle(provider)
+            .inject(fault.clone(), Match::Any.once());
+        let err = env.refund_err(&req).await;
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Protocol,
+            "{provider} {fault:?}: {err:?}"
+        );
+        assert!(err.outcome_unknown(), "{provider} {fault:?}: {err:?}");
+        assert!(
+            err.provider_message()
+                .unwrap_or_default()
+                .contains("allowed"),
+            "{provider} {fault:?}: the message names the cap: {err}"
+        );
+        assert_recorded(
+            provider,
+            &env.order(provider, &order_id),
+            "11.00",
+            &[&merchant_ref],
+        );
+
+        // The same through the executor, on another order.
+        let order_id = format!("ORD-BIG-{n}-RETRIED");
+        env.seed(provider, &order_id);
+        let merchant_ref = reference(&format!("RF-BIG-{n}-RETRIED"));
+        let req = request(provider, &order_id, "11.00", merchant_ref.as_str());
+        env.handle(provider)
+            .inject(fault.clone(), Match::Any.once());
+        let settlement = env.refunds.refund_with_retries(&req, &fast_retries()).await;
+        let expected = if provider == Provider::AfterPay {
+            Outcome::Unknown
+        } else {
+            Outcome::Applied
+        };
+        assert_eq!(
+            settlement.outcome(),
+            expected,
+            "{provider} {fault:?}: {settlement:?}"
+        );
+        assert_recorded(
+            provider,
+            &env.order(provider, &order_id),
+            "11.00",
+            &[&merchant_ref],
+        );
+    }
+}
+
+/// Scenario 12: Eight concurrent calls with the same request, 200 rounds: one refund per round
+/// on the provider (AfterPay included, whose sandbox does not replay), and every caller told
+/// the same outcome.
+async fn concurrent_identical_requests(provider: Provider) {
+    const ROUNDS: usize = 200;
+    const CALLERS: usize = 8;
+    let env = Env::start().await;
+    for round in 0..ROUNDS {
+        let order_id = format!("ORD-SF-{round}");
+        env.seed(provider, &order_id);
+        let merchant_ref = format!("RF-SF-{round}");
+        let req = request(provider, &order_id, "10.00", &merchant_ref);
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..CALLERS {
+            let refunds = env.refunds.clone();
+            let req = req.clone();
+            callers.spawn(async move { refunds.refund(&req).await });
+        }
+        let results: Vec<Result<Refund, RefundError>> = callers.join_all().await;
+        let first = results[0]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{provider}: {e:?}"));
+        for result in &results {
+            assert_eq!(
+                result.as_ref().ok(),
+                Some(first),
+                "{provider} round {round}"
+            );
+        }
+        let order = env.order(provider, &order_id);
+        assert_eq!(
+            order.refunds.len(),
+            1,
+            "{provider} round {round}: {order:?}"
+        );
+    }
+}
+
+/// Scenario 13: The same merchant reference with a different request is a misuse of the
+/// duplicate key: refused before any I/O, while the first is in flight and after it settled.
+async fn reused_reference(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-REUSE");
+    let req = request(provider, "ORD-REUSE", "10.00", "RF-REUSE-1");
+    env.handle(provider).inject(
+        Fault::Latency(Duration::from_millis(300)),
+        Match::Any.once(),
+    );
+    let other = request(provider, "ORD-REUSE", "20.00", "RF-REUSE-1");
+    // Optty fetches its token first.
+    let sent = if provider == Provider::Optty { 2 } else { 1 };
+    let (first, during) = tokio::join!(env.refund(&req), async {
+        wait_until("the first is on the wire", || {
+            env.handle(provider).requests_received() == sent
+        })
+        .await;
+        env.refund(&other).await
+    });
+    first.unwrap_or_else(|e| panic!("{provider}: {e:?}"));
+    let after = env.refund(&other).await;
+    for err in [during, after] {
+        let err = err.expect_err("a reused reference");
+        assert_eq!(
+            err.field(),
+            Some("merchant_reference"),
+            "{provider}: {err:?}"
+        );
+        assert_eq!(err.outcome(), Outcome::NotApplied);
+    }
+    assert_eq!(
+        env.handle(provider).requests_received(),
+        sent,
+        "{provider}: nothing else sent"
+    );
+}
+
+/// Scenario 14: A failure that applied nothing (a 503 before the provider acted, with
+/// `Retry-After`; a 429) is waited out and retried with the same request: one refund.
+async fn retries_after_not_applied(provider: Provider) {
+    let env = Env::start().await;
+    env.seed(provider, "ORD-429");
+    let merchant_ref = reference("RF-429-1");
+    let req = request(provider, "ORD-429", "10.00", merchant_ref.as_str());
+    env.handle(provider)
+        .inject(Fault::Status(429), Match::Any.times(2));
+    let settlement = env.refunds.refund_with_retries(&req, &fast_retries()).await;
+    match settlement {
+        Settlement::Applied {
+            attempts,
+            already_applied,
+            ..
+        } => {
+            assert_eq!(attempts, 3, "{provider}");
+            assert!(!already_applied);
+        }
+        other => panic!("{provider}: {other:?}"),
+    }
+    assert_recorded(
+        provider,
+        &env.order(provider, "ORD-429"),
+        "10.00",
+        &[&merchant_ref],
+    );
+
+    // A refusal is final and says so.
+    let too_much = request(provider, "ORD-429", "95.00", "RF-429-2");
+    match env
+        .refunds
+        .refund_with_retries(&too_much, &fast_retries())
+        .await
+    {
+        Settlement::Rejected { error, attempts } => {
+            assert_eq!(attempts, 1);
+            assert!(
+                matches!(
+                    error.kind(),
+                    ErrorKind::ExceedsRefundable { .. } | ErrorKind::InvalidRequest { .. }
+                ),
+                "{provider}: {error:?}"
+            );
+        }
+        other => panic!("{provider}: {other:?}"),
+    }
+}
+
+/// OpenApp: an unsigned or wrongly signed answer (the refund committed behind it) is never a
+/// success; the executor's retry meets the signed 409 and settles it as already applied.
+#[tokio::test]
+async fn openapp_unsigned_or_badly_signed_answers_are_not_successes() {
+    let env = Env::start().await;
+    for (n, fault) in [Fault::UnsignedAnswer, Fault::WrongSignature]
+        .into_iter()
+        .enumerate()
+    {
+        let order_id = format!("ORD-SIG-{n}");
+        env.seed(Provider::OpenApp, &order_id);
+        let merchant_ref = reference(&format!("RF-SIG-{n}"));
+        let req = request(Provider::OpenApp, &order_id, "10.00", merchant_ref.as_str());
+        env.sb.openapp.inject(fault.clone(), Match::Any.once());
+        let err = env.replica().refund(&req).await.expect_err("not trusted");
+        assert_eq!(err.kind(), &ErrorKind::Protocol, "{fault:?}: {err:?}");
+        assert!(err.outcome_unknown(), "{fault:?}");
+        assert!(err.is_retryable(), "OpenApp deduplicates on caseId");
+        assert!(err.to_string().contains("signature"), "{err}");
+
+        env.sb.openapp.inject(fault.clone(), Match::Any.once());
+        match env.refunds.refund_with_retries(&req, &fast_retries()).await {
+            Settlement::Applied {
+                already_applied: true,
+                attempts: 2,
+                ..
+            } => {}
+            other => panic!("{fault:?}: {other:?}"),
+        }
+    }
+    assert_eq!(env.sb.openapp.refund_count(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

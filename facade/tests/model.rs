@@ -458,7 +458,12 @@ fn outcome_and_retryability_by_kind() {
         (ErrorKind::Forbidden, NotApplied, false, false),
         (ErrorKind::OrderNotFound, NotApplied, false, false),
         (ErrorKind::Duplicate, Applied, false, false),
-        (ErrorKind::ExceedsRefundable { limit: None }, NotApplied, false, false),
+        (
+            ErrorKind::ExceedsRefundable { limit: None },
+            NotApplied,
+            false,
+            false,
+        ),
         (ErrorKind::Transient, NotApplied, true, true),
         (ErrorKind::InProgress, Unknown, true, false),
         (ErrorKind::ServerError, Unknown, true, false),
@@ -470,7 +475,11 @@ fn outcome_and_retryability_by_kind() {
         assert_eq!(err.outcome(), outcome, "{kind:?}");
         assert_eq!(err.outcome_unknown(), outcome == Unknown, "{kind:?}");
         // Without a provider nobody vouches for a duplicate key.
-        assert_eq!(err.is_retryable(), outcome == NotApplied && deduplicating, "{kind:?}");
+        assert_eq!(
+            err.is_retryable(),
+            outcome == NotApplied && deduplicating,
+            "{kind:?}"
+        );
         for provider in [Provider::Optty, Provider::Moyasar, Provider::OpenApp] {
             assert_eq!(
                 err.clone().with_provider(provider).is_retryable(),

@@ -2,8 +2,8 @@
 //! answer. The mapping is pure, so these run without any I/O: a change in a transformer, a
 //! generated type or a spec example shows up as a reviewable diff.
 
-use refunds::providers::{afterpay, moyasar, openapp, optty, refund_result};
 use refunds::Answer;
+use refunds::providers::{afterpay, moyasar, openapp, optty, refund_result};
 use refunds::{LineItem, MerchantReference, Money, Provider, RefundReason, RefundRequest};
 use rust_decimal::Decimal;
 
@@ -238,7 +238,10 @@ fn non_json_and_undocumented_answers_never_panic() {
             let result = refund_result(&request, &Answer::new(status, body.to_vec()));
             let err = result.expect_err("not a refund");
             assert_eq!(err.http_status(), Some(status), "{provider}: {err}");
-            assert!(err.outcome_unknown() || status == 400, "{provider} {status}: {err}");
+            assert!(
+                err.outcome_unknown() || status == 400,
+                "{provider} {status}: {err}"
+            );
             let expected = if status >= 500 {
                 refunds::ErrorKind::ServerError
             } else if status == 400 && provider == Provider::OpenApp {
@@ -255,7 +258,8 @@ fn non_json_and_undocumented_answers_never_panic() {
 #[test]
 fn optty_over_limit_message_carries_the_limit() {
     let body = br#"{"statusCode":400,"message":"You can only refund amount up to AUD 24.98","error":"Bad Request"}"#;
-    let err = refund_result(&request_for(Provider::Optty), &Answer::new(400, &body[..])).unwrap_err();
+    let err =
+        refund_result(&request_for(Provider::Optty), &Answer::new(400, &body[..])).unwrap_err();
     assert_eq!(
         err.kind(),
         &refunds::ErrorKind::ExceedsRefundable {

@@ -39,8 +39,10 @@ pub fn refund_result(
         #[cfg(feature = "openapp")]
         Provider::OpenApp => openapp::transformers::refund_result(request, answer, None),
         #[allow(unreachable_patterns)]
-        _ => Err(RefundError::invalid("provider", "not compiled in (cargo feature)")
-            .with_provider(request.provider)),
+        _ => Err(
+            RefundError::invalid("provider", "not compiled in (cargo feature)")
+                .with_provider(request.provider),
+        ),
     }
 }
 
@@ -210,20 +212,25 @@ mod tests {
             "/v1/orders/a%20b%2Fc/refund"
         );
         assert_eq!(operation_path("/token", &[]), "/token");
-        assert_eq!(
-            operation_url("http://h:1/", "/token"),
-            "http://h:1/token"
-        );
+        assert_eq!(operation_url("http://h:1/", "/token"), "http://h:1/token");
     }
 
     #[test]
     fn status_kinds_carry_their_outcome() {
         use crate::Outcome;
         for status in [500, 502, 503, 504] {
-            assert_eq!(kind_for_status(status).outcome(), Outcome::Unknown, "{status}");
+            assert_eq!(
+                kind_for_status(status).outcome(),
+                Outcome::Unknown,
+                "{status}"
+            );
         }
         for status in [401, 403, 404, 408, 429] {
-            assert_eq!(kind_for_status(status).outcome(), Outcome::NotApplied, "{status}");
+            assert_eq!(
+                kind_for_status(status).outcome(),
+                Outcome::NotApplied,
+                "{status}"
+            );
         }
     }
 }

@@ -177,7 +177,10 @@ fn ranked(messages: &[LenientMessage]) -> Vec<ProviderMessage> {
 fn refund_error(answer: &Answer, messages: &[LenientMessage]) -> RefundError {
     let kept = ranked(messages);
     let headline = kept.first();
-    let kind = if kept.iter().any(|m| m.code.as_deref() == Some(AMOUNT_TOO_HIGH)) {
+    let kind = if kept
+        .iter()
+        .any(|m| m.code.as_deref() == Some(AMOUNT_TOO_HIGH))
+    {
         ErrorKind::ExceedsRefundable { limit: None }
     } else {
         ErrorKind::InvalidRequest {
@@ -227,7 +230,12 @@ fn request_path(field: &str) -> String {
     path.join(".")
 }
 
-fn money(answer: &Answer, value: Decimal, currency: Currency, field: &str) -> Result<Money, RefundError> {
+fn money(
+    answer: &Answer,
+    value: Decimal,
+    currency: Currency,
+    field: &str,
+) -> Result<Money, RefundError> {
     Money::new(value, currency).map_err(|err| {
         answer_error(PROVIDER, answer, ErrorKind::Protocol)
             .with_provider_message(format!("{field}: {err}"))
@@ -269,7 +277,10 @@ mod tests {
     #[test]
     fn field_references_become_request_paths() {
         assert_eq!(request_path("captureNumber"), "capture_number");
-        assert_eq!(request_path("items[2].productId"), "line_items[2].product_id");
+        assert_eq!(
+            request_path("items[2].productId"),
+            "line_items[2].product_id"
+        );
         assert_eq!(request_path("transactionReference"), "merchant_reference");
         assert_eq!(request_path("merchantId"), "request");
     }

@@ -39,7 +39,9 @@ pub fn refund_body(request: &RefundRequest) -> Result<WireRefund, RefundError> {
     let amount = u64::try_from(minor)
         .ok()
         .and_then(NonZeroU64::new)
-        .ok_or_else(|| RefundError::invalid("amount", "must be positive").with_provider(PROVIDER))?;
+        .ok_or_else(|| {
+            RefundError::invalid("amount", "must be positive").with_provider(PROVIDER)
+        })?;
     Ok(WireRefund {
         amount,
         transaction_id: Some(request.merchant_reference.moyasar_transaction_id()),

@@ -149,9 +149,10 @@ fn verify_signature(config: &OpenAppConfig, answer: &Answer) -> Result<(), Refun
         Err(answer_error(PROVIDER, answer, ErrorKind::Protocol)
             .with_provider_message(format!("the answer's signature is not trusted: {why}")))
     };
-    let (Some(authorization), Some(signature)) =
-        (answer.header("authorization"), answer.header(SIGNATURE_HEADER))
-    else {
+    let (Some(authorization), Some(signature)) = (
+        answer.header("authorization"),
+        answer.header(SIGNATURE_HEADER),
+    ) else {
         return untrusted("the answer is not signed");
     };
     let Some(signed) = OpenAppAuthorization::parse(authorization) else {

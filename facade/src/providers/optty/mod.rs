@@ -71,15 +71,18 @@ impl Optty {
     ) -> Result<Refund, RefundError> {
         let path = operation_path(operation::PATH, &[&request.order_id]);
         let url = operation_url(&self.config.base_url, &path);
-        let outgoing =
-            operation_request(&self.http, operation::METHOD, url).header(AUTHORIZATION, authorization);
+        let outgoing = operation_request(&self.http, operation::METHOD, url)
+            .header(AUTHORIZATION, authorization);
         let answer = send_json(PROVIDER, outgoing, body, self.config.limits).await?;
         transformers::refund_result(request, &answer)
     }
 
     /// The bearer header, fetching a token if there is none, it is about to expire, or `renew`
     /// says the last one was refused.
-    async fn authorization(&self, renew: bool) -> Result<reqwest::header::HeaderValue, RefundError> {
+    async fn authorization(
+        &self,
+        renew: bool,
+    ) -> Result<reqwest::header::HeaderValue, RefundError> {
         let mut session = self.session.lock().await;
         if let Some(current) = session.as_ref()
             && !renew

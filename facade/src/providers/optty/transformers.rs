@@ -79,9 +79,9 @@ pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund,
 /// Maps the token endpoint's answer. Its failures never reach the refund: not applied.
 pub fn token_result(answer: &Answer) -> Result<TokenResponse, RefundError> {
     match answer.status {
-        200..=299 => decode(PROVIDER, answer).map_err(|err| {
-            err.with_outcome(crate::Outcome::NotApplied)
-        }),
+        200..=299 => {
+            decode(PROVIDER, answer).map_err(|err| err.with_outcome(crate::Outcome::NotApplied))
+        }
         400 | 401 | 403 => Err(answer_error(PROVIDER, answer, ErrorKind::Unauthorized)
             .with_provider_message("the token endpoint refused the client credentials")),
         _ => Err(undocumented(PROVIDER, answer).with_outcome(crate::Outcome::NotApplied)),
