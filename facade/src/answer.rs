@@ -3,7 +3,7 @@
 //!
 //! Every adapter turns an [`Answer`] into our result with one pure function,
 //! `providers::<provider>::transformers::refund_result`; production reads the answer with
-//! [`receive`] and calls that same function, so what the tests exercise is what runs.
+//! `receive` and calls that same function, so what the tests exercise is what runs.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};

@@ -22,9 +22,31 @@
 //! - [`Refund`]: the provider's refund id, a [`RefundStatus`], the amount, the
 //!   refunded and captured totals where the provider reports them, and the raw
 //!   provider answer.
-//! - [`RefundError`]: an [`ErrorKind`] a service can branch on, plus the
-//!   provider's status, code and messages; [`RefundError::is_retryable`] says
-//!   whether sending the same request again is safe.
+//! - [`RefundError`]: an [`ErrorKind`] a service can branch on, the [`Outcome`]
+//!   it implies for the money, plus the provider's status, code and messages;
+//!   [`RefundError::is_retryable`] says whether sending the same request again
+//!   is safe.
+//!
+//! ## Exactly once, and always known
+//!
+//! Every failure states its [`Outcome`]: *not applied* (nothing reached the
+//! provider, or it refused), *unknown* (a time-out, a dropped connection, any
+//! 5xx from the provider or a gateway, an answer that cannot be read, verified
+//! or is too large) or *applied* (the provider says the refund exists). Each
+//! provider's answers go through one pure function (`providers::<p>::transformers::refund_result`,
+//! whose rustdoc holds that provider's table of statuses and outcomes); it is
+//! what production runs on the bytes it received and what the tests exercise.
+//!
+//! - [`Refunds::refund_with_retries`] re-sends the same request under a
+//!   [`RetryPolicy`] and ends in a [`Settlement`]: applied (also when a retry
+//!   learns that an earlier attempt was applied), rejected, or unresolved. It
+//!   never re-sends an unknown outcome to AfterPay, which has no duplicate key.
+//! - [`Refunds::refund`] lets concurrent calls with the same merchant
+//!   reference share one attempt, answers a repeat of a settled request from
+//!   memory ([`ReplayMemory`]), and refuses the same reference with a different
+//!   request before any I/O.
+//! - Answers are read within [`AnswerLimits`]; OpenApp answers that say a
+//!   refund exists must be signed when the client verifies signatures.
 //! - [`config`]: per-provider settings whose secrets never appear in `Debug`.
 //! - [`signing`]: OpenApp's HMAC request and response signatures.
 //! - [`Refunds`]: the client; [`providers`]: one adapter per provider (pure mapping in

@@ -119,6 +119,7 @@ pub(crate) fn raw(answer: &Answer) -> RawAnswer {
     RawAnswer::new(answer.body.clone())
 }
 
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
 /// The path of an operation: each `{parameter}` of the generated `PATH` template filled, in
 /// order, with the percent-encoded value (progenitor's own encoding).
 pub(crate) fn operation_path(template: &str, values: &[&str]) -> String {
@@ -152,6 +153,7 @@ pub(crate) fn operation_request(
     http.request(method, url)
 }
 
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
 /// Sends `body` as JSON with `request` and reads the answer within `limits`: the transport of
 /// every adapter.
 pub(crate) async fn send_json(
@@ -206,6 +208,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
     fn paths_are_filled_in_order_and_encoded() {
         assert_eq!(
             operation_path("/v1/orders/{id}/refund", &["a b/c"]),
