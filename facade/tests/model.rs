@@ -135,6 +135,30 @@ fn description_is_at_most_500_characters() {
 }
 
 #[test]
+fn blank_and_control_character_text_is_rejected_before_io() {
+    for provider in Provider::ALL {
+        for blank in ["", "   ", "\t\n"] {
+            assert_invalid(
+                &request(provider, "1.00").with_description(blank),
+                "description",
+            );
+        }
+        let err = assert_invalid(
+            &request(provider, "1.00").with_description("Broken\u{0}screen"),
+            "description",
+        );
+        assert!(err.to_string().contains("control character"), "{err}");
+        let mut r = request(provider, "1.00");
+        r.order_id = "ORD\u{7}1".into();
+        assert_invalid(&r, "order_id");
+    }
+    for reference in ["", " ", "RF 1", "RF\u{0}1"] {
+        let err = MerchantReference::new(reference).unwrap_err();
+        assert_eq!(err.field(), Some("merchant_reference"), "{reference:?}");
+    }
+}
+
+#[test]
 fn line_items_must_sum_to_the_amount() {
     for provider in [Provider::AfterPay, Provider::OpenApp] {
         let code = currency_for(provider);

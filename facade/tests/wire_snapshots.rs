@@ -267,3 +267,118 @@ fn optty_over_limit_message_carries_the_limit() {
         }
     );
 }
+
+/// Error answers keep what the provider said and are classified by its codes and phrases only.
+mod error_answers {
+    use refunds::providers::refund_result;
+    use refunds::{Answer, ErrorKind, Outcome, Provider};
+
+    use super::request_for;
+
+    fn error(provider: Provider, status: u16, body: &str) -> refunds::RefundError {
+        refund_result(
+            &request_for(provider),
+            &Answer::new(status, body.to_owned()),
+        )
+        .expect_err("an error answer")
+    }
+
+    #[test]
+    fn moyasar_order_without_our_transaction_is_unknown_and_not_retried() {
+        let body = r#"{"id":"o","currency":"SAR","amount":100,"transactions":[{"id":"someone-else","type":"refund","status":"approved","amount":100}]}"#;
+        let err = error(Provider::Moyasar, 200, body);
+        assert_eq!(err.kind(), &ErrorKind::Protocol);
+        assert!(err.outcome_unknown(), "Moyasar accepted the call: {err}");
+        assert!(!err.is_retryable(), "a retry would replay the same order");
+    }
+
+    #[test]
+    fn moyasar_word_exceeds_alone_is_not_an_over_refund() {
+        let err = error(
+            Provider::Moyasar,
+            400,
+            r#"{"message":"Description exceeds the maximum length"}"#,
+        );
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidRequest { .. }),
+            "{err:?}"
+        );
+        let err = error(
+            Provider::Moyasar,
+            400,
+            r#"{"message":"Refund amount exceeds the refundable amount."}"#,
+        );
+        assert_eq!(err.kind(), &ErrorKind::ExceedsRefundable { limit: None });
+    }
+
+    #[test]
+    fn moyasar_422_keeps_every_field_and_names_our_path() {
+        let body = r#"{"message":"Data validation failed","errors":{"transaction_id":["is not a UUID"],"amount":["must be greater than 0","must be an integer"]}}"#;
+        let err = error(Provider::Moyasar, 422, body);
+        assert_eq!(err.field(), Some("amount"));
+        let fields: Vec<_> = err
+            .provider_messages()
+            .iter()
+            .map(|m| (m.field.as_deref().unwrap(), m.message.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("amount", "must be greater than 0"),
+                ("amount", "must be an integer"),
+                ("transaction_id", "is not a UUID")
+            ]
+        );
+        assert_eq!(err.outcome(), Outcome::NotApplied);
+    }
+
+    #[test]
+    fn afterpay_headline_is_the_error_not_the_notification_and_unknown_enums_are_read() {
+        let body = r#"[
+            {"type":"NotificationMessage","code":"Info","message":"Your request was logged","actionCode":"SomethingNew"},
+            {"type":"BusinessError","code":"ValidationError","message":"'captureNumber' is required.","fieldReference":"captureNumber","actionCode":"AskConsumerToReEnterData"}
+        ]"#;
+        let err = error(Provider::AfterPay, 400, body);
+        assert_eq!(err.field(), Some("capture_number"));
+        assert_eq!(err.provider_message(), Some("'captureNumber' is required."));
+        assert_eq!(err.provider_code(), Some("ValidationError"));
+        assert_eq!(err.provider_messages().len(), 2);
+        assert_eq!(
+            err.provider_messages()[0].field.as_deref(),
+            Some("captureNumber"),
+            "the provider's own name is kept beside ours"
+        );
+    }
+
+    #[test]
+    fn afterpay_over_refund_is_its_code_not_a_word() {
+        let too_high = r#"[{"type":"BusinessError","code":"RefundAmountTooHigh","message":"Refund amount is too high","fieldReference":"items"}]"#;
+        assert_eq!(
+            error(Provider::AfterPay, 400, too_high).kind(),
+            &ErrorKind::ExceedsRefundable { limit: None }
+        );
+        let wordy = r#"[{"type":"BusinessError","code":"ValidationError","message":"'description' exceeds 255 characters","fieldReference":"items[0].description"}]"#;
+        let err = error(Provider::AfterPay, 400, wordy);
+        assert_eq!(err.field(), Some("line_items[0].description"), "{err:?}");
+    }
+
+    #[test]
+    fn optty_unknown_refund_status_is_pending_not_an_error() {
+        let body = r#"{"refundReference":"TgEHcPtpN2HSrTMK-0","bnplProvider":"KLARNA_AU","refundedAmount":100,"refundStatus":"PARTIALLY_REFUNDED","description":"","refundDate":"now","bnplRefundId":"r-1"}"#;
+        let refund = refund_result(&request_for(Provider::Optty), &Answer::new(200, body))
+            .expect("the refund exists");
+        assert_eq!(refund.status, refunds::RefundStatus::Pending);
+        assert_eq!(refund.raw.as_bytes(), body.as_bytes(), "as received");
+    }
+
+    #[test]
+    fn optty_duplicate_reference_is_applied() {
+        let err = error(
+            Provider::Optty,
+            400,
+            r#"{"statusCode":400,"message":"Refund reference TgEHcPtpN2HSrTMK-0 already exists","error":"Bad Request"}"#,
+        );
+        assert_eq!(err.kind(), &ErrorKind::Duplicate);
+        assert_eq!(err.outcome(), Outcome::Applied);
+    }
+}
