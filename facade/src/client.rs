@@ -10,6 +10,7 @@ use crate::config::OpenAppConfig;
 use crate::config::OpttyConfig;
 use std::sync::Arc;
 
+use crate::config::{Settings, check_base_url};
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
 #[cfg(feature = "afterpay")]
@@ -93,25 +94,34 @@ impl RefundsBuilder {
     /// Enables Optty.
     #[cfg(feature = "optty")]
     pub fn optty(self, config: OpttyConfig) -> Self {
-        self.add(Optty::new(config), |a, c| a.optty = Some(c))
+        let client = check_base_url("optty.base_url", &config.base_url)
+            .and_then(|()| check_base_url("optty.auth_url", &config.auth_url))
+            .and_then(|()| Optty::new(config));
+        self.add(client, |a, c| a.optty = Some(c))
     }
 
     /// Enables AfterPay (Riverty).
     #[cfg(feature = "afterpay")]
     pub fn afterpay(self, config: AfterPayConfig) -> Self {
-        self.add(AfterPay::new(&config), |a, c| a.afterpay = Some(c))
+        let client = check_base_url("afterpay.base_url", &config.base_url)
+            .and_then(|()| AfterPay::new(&config));
+        self.add(client, |a, c| a.afterpay = Some(c))
     }
 
     /// Enables Moyasar.
     #[cfg(feature = "moyasar")]
     pub fn moyasar(self, config: MoyasarConfig) -> Self {
-        self.add(Moyasar::new(&config), |a, c| a.moyasar = Some(c))
+        let client = check_base_url("moyasar.base_url", &config.base_url)
+            .and_then(|()| Moyasar::new(&config));
+        self.add(client, |a, c| a.moyasar = Some(c))
     }
 
     /// Enables OpenApp.
     #[cfg(feature = "openapp")]
     pub fn openapp(self, config: OpenAppConfig) -> Self {
-        self.add(OpenApp::new(config), |a, c| a.openapp = Some(c))
+        let client = check_base_url("openapp.base_url", &config.base_url)
+            .and_then(|()| OpenApp::new(config));
+        self.add(client, |a, c| a.openapp = Some(c))
     }
 
     /// How long and how many settled results answer a repeat of their request without I/O
@@ -122,7 +132,9 @@ impl RefundsBuilder {
         self
     }
 
-    /// The client, or the first configuration error (an API key that cannot be a header).
+    /// The client, or the first configuration error: a base URL without `http`/`https` scheme
+    /// or host ([`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the
+    /// field, e.g. `moyasar.base_url`), an API key that cannot be a header.
     pub fn build(self) -> Result<Refunds, RefundError> {
         match self.error {
             Some(err) => Err(err),
@@ -145,6 +157,71 @@ impl Refunds {
     /// The providers this client can refund through.
     pub fn configured(&self) -> Vec<Provider> {
         self.shared.adapters.configured()
+    }
+
+    /// A client for every provider whose `REFUNDS_<PROVIDER>_BASE_URL` is set in the process
+    /// environment (variables in [`config`](crate::config)). A missing or malformed variable of
+    /// a provider that is set up, or no provider at all, is an
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the variable.
+    pub fn from_env() -> Result<Refunds, RefundError> {
+        Refunds::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Refunds::from_env`], reading the variables through `lookup`.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use refunds::{Provider, Refunds};
+    ///
+    /// let settings = HashMap::from([
+    ///     ("REFUNDS_MOYASAR_BASE_URL", "https://pg.mysr.dev/"),
+    ///     ("REFUNDS_MOYASAR_SECRET_KEY", "sk_test_123"),
+    /// ]);
+    /// let refunds = Refunds::from_lookup(&|name| settings.get(name).map(|v| v.to_string()))?;
+    /// assert_eq!(refunds.configured(), [Provider::Moyasar]);
+    ///
+    /// let broken = HashMap::from([("REFUNDS_AFTERPAY_BASE_URL", "api.bnpl.riverty.io")]);
+    /// let err = Refunds::from_lookup(&|name| broken.get(name).map(|v| v.to_string())).unwrap_err();
+    /// assert!(err.to_string().contains("REFUNDS_AFTERPAY_BASE_URL"), "{err}");
+    /// # Ok::<(), refunds::RefundError>(())
+    /// ```
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Refunds, RefundError> {
+        let settings = Settings::new(lookup);
+        let is_set = |provider: Provider| {
+            settings
+                .get(&format!(
+                    "REFUNDS_{}_BASE_URL",
+                    provider.as_str().to_ascii_uppercase()
+                ))
+                .is_some()
+        };
+        #[allow(unused_mut)]
+        let mut builder = Refunds::builder();
+        #[cfg(feature = "optty")]
+        if is_set(Provider::Optty) {
+            builder = builder.optty(OpttyConfig::from_lookup(lookup)?);
+        }
+        #[cfg(feature = "afterpay")]
+        if is_set(Provider::AfterPay) {
+            builder = builder.afterpay(AfterPayConfig::from_lookup(lookup)?);
+        }
+        #[cfg(feature = "moyasar")]
+        if is_set(Provider::Moyasar) {
+            builder = builder.moyasar(MoyasarConfig::from_lookup(lookup)?);
+        }
+        #[cfg(feature = "openapp")]
+        if is_set(Provider::OpenApp) {
+            builder = builder.openapp(OpenAppConfig::from_lookup(lookup)?);
+        }
+        let refunds = builder.build()?;
+        if refunds.configured().is_empty() {
+            let _ = is_set;
+            return Err(RefundError::invalid_config(
+                "REFUNDS_<PROVIDER>_BASE_URL",
+                "no provider is configured: set the base URL and credentials of at least one",
+            ));
+        }
+        Ok(refunds)
     }
 
     /// Refunds `request` through its provider, once.

@@ -53,6 +53,15 @@ pub enum ErrorKind {
         /// Human-readable reason.
         reason: String,
     },
+    /// The client's configuration is unusable (a base URL without scheme or host, a missing
+    /// or malformed environment variable). `setting` names it: `REFUNDS_OPTTY_BASE_URL`, or
+    /// `moyasar.base_url` for a config built in code. Not applied: nothing was sent.
+    InvalidConfig {
+        /// The environment variable or config field.
+        setting: String,
+        /// Human-readable reason.
+        reason: String,
+    },
     /// The credentials were missing or rejected (HTTP 401). Not applied.
     Unauthorized,
     /// The credentials are valid but lack permission (HTTP 403). Not applied.
@@ -113,6 +122,9 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::InvalidRequest { field, reason } => {
                 write!(f, "invalid request: `{field}`: {reason}")
+            }
+            ErrorKind::InvalidConfig { setting, reason } => {
+                write!(f, "invalid configuration: `{setting}`: {reason}")
             }
             ErrorKind::Unauthorized => f.write_str("unauthorized: credentials missing or rejected"),
             ErrorKind::Forbidden => {
@@ -216,6 +228,14 @@ impl RefundError {
                 cause: None,
             }),
         }
+    }
+
+    /// An [`ErrorKind::InvalidConfig`] for `setting`.
+    pub fn invalid_config(setting: impl Into<String>, reason: impl Into<String>) -> RefundError {
+        RefundError::new(ErrorKind::InvalidConfig {
+            setting: setting.into(),
+            reason: reason.into(),
+        })
     }
 
     /// An [`ErrorKind::InvalidRequest`] for `field`.
