@@ -163,6 +163,8 @@ pub(crate) async fn receive(
         .await
         .map_err(|err| transport_error(provider, err))?;
     let status = response.status().as_u16();
+    // The attempt's span (see `Refunds::refund`) carries the status of what came back.
+    tracing::Span::current().record("http_status", status);
     let too_large = |what: String| {
         RefundError::new(ErrorKind::Protocol)
             .with_provider(provider)

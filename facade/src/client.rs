@@ -9,6 +9,9 @@ use crate::config::OpenAppConfig;
 #[cfg(feature = "optty")]
 use crate::config::OpttyConfig;
 use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
 
 use crate::config::{Settings, check_base_url};
 use crate::error::RefundError;
@@ -242,6 +245,50 @@ impl Refunds {
     /// Every error states its [`Outcome`](crate::Outcome); to retry safely use
     /// [`Refunds::refund_with_retries`].
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        let call = call_span("refund", request);
+        let started = Instant::now();
+        let result = self.attempt(request, 1).instrument(call.clone()).await;
+        record_result(&call, started, result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// One attempt of `request` (numbered `attempt` by the executor): validation, then the
+    /// single-flight, then the wire. Traced as a `refund.attempt` span.
+    pub(crate) async fn attempt(
+        &self,
+        request: &RefundRequest,
+        attempt: u32,
+    ) -> Result<Refund, RefundError> {
+        let span = tracing::info_span!(
+            "refund.attempt",
+            provider = %request.provider,
+            order_id = %request.order_id,
+            merchant_reference = request.merchant_reference.as_str(),
+            attempt,
+            answered_by = tracing::field::Empty,
+            http_status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self
+            .single_flight(request, &span)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &result
+            && let Some(status) = error.http_status()
+        {
+            span.record("http_status", status);
+        }
+        record_result(&span, started, result.as_ref().map(|_| ()));
+        result
+    }
+
+    async fn single_flight(
+        &self,
+        request: &RefundRequest,
+        span: &tracing::Span,
+    ) -> Result<Refund, RefundError> {
         request.validate()?;
         if !self.shared.adapters.is_configured(request.provider) {
             return Err(RefundError::invalid(
@@ -252,20 +299,27 @@ impl Refunds {
         }
         let receiver = match self.shared.flights.join(request)? {
             Join::Replay(result) => {
-                tracing::debug!(provider = %request.provider, reference = request.merchant_reference.as_str(), "refund answered from replay memory");
+                span.record("answered_by", "replay");
                 return result;
             }
-            Join::Follow(receiver) => receiver,
+            Join::Follow(receiver) => {
+                span.record("answered_by", "joined");
+                receiver
+            }
             Join::Lead(sender, receiver) => {
+                span.record("answered_by", "wire");
                 let shared = Arc::clone(&self.shared);
                 let request = request.clone();
                 // The attempt runs on its own task: a caller that gives up cannot cancel a
                 // request already on the wire and leave the others without its result.
-                let attempt = tokio::spawn({
-                    let shared = Arc::clone(&shared);
-                    let request = request.clone();
-                    async move { shared.adapters.send(&request).await }
-                });
+                let attempt = tokio::spawn(
+                    {
+                        let shared = Arc::clone(&shared);
+                        let request = request.clone();
+                        async move { shared.adapters.send(&request).await }
+                    }
+                    .instrument(span.clone()),
+                );
                 tokio::spawn(async move {
                     let result = attempt.await.unwrap_or_else(|_| {
                         Err(RefundError::new(crate::ErrorKind::Protocol)
@@ -287,6 +341,46 @@ impl Refunds {
     pub fn forget(&self, provider: Provider, reference: &MerchantReference) -> bool {
         self.shared.flights.forget(provider, reference)
     }
+}
+
+/// The span of one refund call (`refund` or `refund_with_retries`): who, and in the end how.
+pub(crate) fn call_span(name: &'static str, request: &RefundRequest) -> tracing::Span {
+    match name {
+        "refund_with_retries" => tracing::info_span!(
+            "refund_with_retries",
+            provider = %request.provider,
+            order_id = %request.order_id,
+            merchant_reference = request.merchant_reference.as_str(),
+            attempts = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        ),
+        _ => tracing::info_span!(
+            "refund",
+            provider = %request.provider,
+            order_id = %request.order_id,
+            merchant_reference = request.merchant_reference.as_str(),
+            latency_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        ),
+    }
+}
+
+/// Records the latency and outcome of a finished call or attempt on its span.
+pub(crate) fn record_result(
+    span: &tracing::Span,
+    started: Instant,
+    result: Result<(), &RefundError>,
+) {
+    span.record(
+        "latency_ms",
+        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    );
+    let outcome = match result {
+        Ok(()) => crate::Outcome::Applied,
+        Err(error) => error.outcome(),
+    };
+    span.record("outcome", tracing::field::display(outcome));
 }
 
 impl Adapters {
@@ -331,18 +425,10 @@ impl Adapters {
             }
         };
         match &result {
-            Ok(refund) => tracing::info!(
-                provider = %request.provider,
-                reference = request.merchant_reference.as_str(),
-                status = ?refund.status,
-                "refund applied"
-            ),
+            Ok(refund) => tracing::info!(status = ?refund.status, "refund applied"),
             Err(error) => tracing::warn!(
-                provider = %request.provider,
-                reference = request.merchant_reference.as_str(),
                 outcome = %error.outcome(),
-                http_status = error.http_status(),
-                error = %error,
+                kind = %error.kind(),
                 "refund attempt failed"
             ),
         }

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::client::Refunds;
 use crate::error::{Outcome, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
@@ -173,11 +175,36 @@ impl Refunds {
         request: &RefundRequest,
         policy: &RetryPolicy,
     ) -> Settlement {
+        let call = crate::client::call_span("refund_with_retries", request);
+        let started = std::time::Instant::now();
+        let settlement = self
+            .settle_with_retries(request, policy)
+            .instrument(call.clone())
+            .await;
+        call.record("attempts", settlement.attempts());
+        crate::client::record_result(
+            &call,
+            started,
+            match &settlement {
+                Settlement::Applied { .. } => Ok(()),
+                Settlement::Rejected { error, .. } | Settlement::Unresolved { error, .. } => {
+                    Err(error)
+                }
+            },
+        );
+        settlement
+    }
+
+    async fn settle_with_retries(
+        &self,
+        request: &RefundRequest,
+        policy: &RetryPolicy,
+    ) -> Settlement {
         let mut ambiguous = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match self.refund(request).await {
+            let error = match self.attempt(request, attempt).await {
                 Ok(refund) => {
                     return Settlement::Applied {
                         refund,
@@ -201,23 +228,13 @@ impl Refunds {
             match policy.decide(attempt, &error, fastrand::u32(0..=1000)) {
                 Decision::RetryAfter(wait) => {
                     tracing::info!(
-                        provider = %request.provider,
-                        reference = request.merchant_reference.as_str(),
-                        attempt,
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        outcome = %error.outcome(),
-                        "retrying refund with the same merchant reference"
+                        "retrying with the same merchant reference"
                     );
                     tokio::time::sleep(wait).await;
                 }
                 Decision::Stop if ambiguous => {
-                    tracing::warn!(
-                        provider = %request.provider,
-                        reference = request.merchant_reference.as_str(),
-                        attempts = attempt,
-                        error = %error,
-                        "refund unresolved: reconcile before refunding again"
-                    );
+                    tracing::warn!("refund unresolved: reconcile before refunding again");
                     return Settlement::Unresolved {
                         error: error.with_outcome(Outcome::Unknown),
                         attempts: attempt,
