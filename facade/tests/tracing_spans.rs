@@ -16,9 +16,12 @@ use tracing_subscriber::registry::{LookupSpan, Registry};
 
 type Fields = BTreeMap<String, String>;
 
-/// Every span opened, in order, with its fields as finally recorded.
+/// A span: its id, name and fields as finally recorded.
+type SpanRecord = (u64, &'static str, Fields);
+
+/// Every span opened, in order.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<(u64, &'static str, Fields)>>>);
+struct Captured(Arc<Mutex<Vec<SpanRecord>>>);
 
 struct FieldsOf<'a>(&'a mut Fields);
 
