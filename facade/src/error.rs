@@ -184,6 +184,22 @@ impl fmt::Display for ProviderMessage {
     }
 }
 
+/// One problem of an invalid request: a field path into
+/// [`RefundRequest`](crate::RefundRequest) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// Path of the offending field, e.g. `line_items[2].quantity`.
+    pub field: String,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.field, self.reason)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Inner {
     kind: ErrorKind,
@@ -195,6 +211,7 @@ struct Inner {
     provider_code: Option<String>,
     provider_message: Option<String>,
     provider_messages: Vec<ProviderMessage>,
+    problems: Vec<FieldProblem>,
     cause: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -225,6 +242,7 @@ impl RefundError {
                 provider_code: None,
                 provider_message: None,
                 provider_messages: Vec::new(),
+                problems: Vec::new(),
                 cause: None,
             }),
         }
@@ -278,6 +296,13 @@ impl RefundError {
     #[must_use]
     pub fn with_provider_messages(mut self, messages: Vec<ProviderMessage>) -> RefundError {
         self.inner.provider_messages = messages;
+        self
+    }
+
+    /// Sets every problem of an invalid request (the kind names the first).
+    #[must_use]
+    pub fn with_problems(mut self, problems: Vec<FieldProblem>) -> RefundError {
+        self.inner.problems = problems;
         self
     }
 
@@ -347,6 +372,12 @@ impl RefundError {
         &self.inner.provider_messages
     }
 
+    /// Every problem of a request refused by [`RefundRequest::validate`](crate::RefundRequest::validate),
+    /// in the order checked; empty for other errors.
+    pub fn problems(&self) -> &[FieldProblem] {
+        &self.inner.problems
+    }
+
     /// What this error tells about the money: see [`Outcome`].
     pub fn outcome(&self) -> Outcome {
         self.inner.outcome
@@ -410,6 +441,9 @@ impl fmt::Debug for RefundError {
             .field("provider_code", &inner.provider_code)
             .field("provider_message", &inner.provider_message)
             .field("provider_messages", &inner.provider_messages);
+        if inner.problems.len() > 1 {
+            s.field("problems", &inner.problems);
+        }
         if let Some(cause) = &inner.cause {
             s.field("cause", &format_args!("{cause}"));
         }
@@ -433,6 +467,13 @@ impl fmt::Display for RefundError {
         }
         if let Some(message) = &inner.provider_message {
             write!(f, ": {message}")?;
+        }
+        if inner.problems.len() > 1 {
+            write!(f, "; also")?;
+            for (i, problem) in inner.problems.iter().skip(1).enumerate() {
+                let sep = if i == 0 { " " } else { "; " };
+                write!(f, "{sep}{problem}")?;
+            }
         }
         for (i, message) in inner.provider_messages.iter().enumerate() {
             let sep = if i == 0 && inner.provider_message.is_none() {

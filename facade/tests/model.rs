@@ -159,6 +159,29 @@ fn blank_and_control_character_text_is_rejected_before_io() {
 }
 
 #[test]
+fn every_problem_of_a_request_is_reported_together() {
+    let mut r = request(Provider::OpenApp, "1.00").with_description("   ");
+    r.order_id = "x".repeat(40);
+    r.provider_order_id = None;
+    let err = r.validate().unwrap_err();
+    let fields: Vec<&str> = err.problems().iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["description", "order_id", "provider_order_id"],
+        "{err}"
+    );
+    assert_eq!(err.field(), Some("description"), "the kind names the first");
+    let text = err.to_string();
+    assert!(
+        text.contains("also `order_id`") && text.contains("`provider_order_id`"),
+        "{text}"
+    );
+    // One problem: the list holds just it.
+    let err = request(Provider::Optty, "0.00").validate().unwrap_err();
+    assert_eq!(err.problems().len(), 1, "{err}");
+}
+
+#[test]
 fn line_items_must_sum_to_the_amount() {
     for provider in [Provider::AfterPay, Provider::OpenApp] {
         let code = currency_for(provider);
