@@ -424,16 +424,16 @@ impl RefundRequest {
                 ),);
         }
         // An amount that does not fit i64 minor units is already a problem of its own.
-        if let (Some(max), Ok(minor)) = (caps.max_minor_units, self.amount.to_minor_units()) {
-            if minor > max {
-                problems.push(
-                    "amount",
-                    format!(
-                        "{} is {minor} minor units; {provider} accepts at most {max}",
-                        self.amount
-                    ),
-                );
-            }
+        if let (Some(max), Ok(minor)) = (caps.max_minor_units, self.amount.to_minor_units())
+            && minor > max
+        {
+            problems.push(
+                "amount",
+                format!(
+                    "{} is {minor} minor units; {provider} accepts at most {max}",
+                    self.amount
+                ),
+            );
         }
 
         // Identifiers and text.
