@@ -47,6 +47,8 @@
 //!   request before any I/O.
 //! - Answers are read within [`AnswerLimits`]; OpenApp answers that say a
 //!   refund exists must be signed when the client verifies signatures.
+//!
+//! The guide [`handling_outcomes`] shows what a service does with each.
 //! - [`config`]: per-provider settings whose secrets never appear in `Debug`.
 //! - [`signing`]: OpenApp's HMAC request and response signatures.
 //! - [`Refunds`]: the client; [`providers`]: one adapter per provider (pure mapping in
@@ -143,6 +145,9 @@ pub use reference::MerchantReference;
 pub use retry::{RetryPolicy, Settlement};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use single_flight::ReplayMemory;
+
+#[doc = include_str!("../docs/handling-outcomes.md")]
+pub mod handling_outcomes {}
 
 // The README's examples are compiled as doctests of this crate.
 #[doc = include_str!("../../README.md")]
