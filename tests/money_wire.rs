@@ -46,5 +46,5 @@ fn decoded_amounts_are_exact_decimals() {
     let decoded: optty_api::types::OrderRefundAmount =
         serde_json::from_str(r#"{"amount":0.29,"currency":"AUD"}"#).unwrap();
     // 0.29 as f64 is 0.28999999999999998002; the decimal is exactly 29 hundredths.
-    assert_eq!(decoded.amount, rust_decimal::Decimal::new(29, 2));
+    assert_eq!(decoded.amount.get(), rust_decimal::Decimal::new(29, 2));
 }

@@ -106,7 +106,9 @@ impl RawAnswer {
         &self.0
     }
 
-    /// The body parsed as JSON, if it is JSON.
+    /// The body parsed as a [`serde_json::Value`], if it is JSON. A `Value` holds fractional
+    /// numbers as `f64`: read amounts from [`as_bytes`](RawAnswer::as_bytes) when exactness
+    /// matters.
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.0).ok()
     }
@@ -120,19 +122,20 @@ impl fmt::Debug for RawAnswer {
 
 impl Serialize for RawAnswer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.json() {
-            Some(json) => json.serialize(serializer),
-            None => String::from_utf8_lossy(&self.0).serialize(serializer),
+        let text = String::from_utf8_lossy(&self.0);
+        // JSON goes out as the provider wrote it (numbers keep their text); anything else as a
+        // string.
+        match serde_json::value::RawValue::from_string(text.trim().to_owned()) {
+            Ok(json) => json.serialize(serializer),
+            Err(_) => text.serialize(serializer),
         }
     }
 }
 
 impl<'de> Deserialize<'de> for RawAnswer {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = serde_json::Value::deserialize(deserializer)?;
-        serde_json::to_vec(&json)
-            .map(RawAnswer::new)
-            .map_err(serde::de::Error::custom)
+        let json = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(RawAnswer::new(json.get().as_bytes().to_vec()))
     }
 }
 

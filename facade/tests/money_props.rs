@@ -219,13 +219,13 @@ fn major_decimal_has_the_currency_scale() {
     let m = Money::parse("100", "AUD").unwrap();
     assert_eq!(m.to_major_decimal().to_string(), "100.00");
     assert_eq!(
-        serde_json::to_string(&m.to_major_decimal()).unwrap(),
+        serde_json::to_string(&json_decimal::JsonDecimal(m.to_major_decimal())).unwrap(),
         "100.00",
-        "rust_decimal writes an exact JSON number"
+        "the wire type writes an exact JSON number"
     );
     let m = Money::parse("24.98", "AUD").unwrap();
     assert_eq!(
-        serde_json::to_string(&m.to_major_decimal()).unwrap(),
+        serde_json::to_string(&json_decimal::JsonDecimal(m.to_major_decimal())).unwrap(),
         "24.98"
     );
 }

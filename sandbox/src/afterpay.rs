@@ -20,6 +20,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::wire::{Map, Value};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -28,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::credentials::AFTERPAY_API_KEY;
 use crate::fault::Fault;
@@ -116,9 +116,13 @@ fn errors(status: StatusCode, messages: &[ResponseMessage]) -> Response {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RefundOrderResponse {
+    #[serde(with = "json_decimal::number")]
     total_captured_amount: Decimal,
+    #[serde(with = "json_decimal::number")]
     total_authorized_amount: Decimal,
+    #[serde(with = "json_decimal::number")]
     total_refunded_amount: Decimal,
+    #[serde(with = "json_decimal::number")]
     remaining_authorized_amount: Decimal,
     refund_numbers: Vec<String>,
 }
@@ -387,7 +391,7 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
     let value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
-        match serde_json::from_slice::<Value>(body) {
+        match crate::wire::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
                 return errors(

@@ -24,6 +24,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::wire::Value;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -33,7 +34,6 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::credentials::{MOYASAR_KEY_WITHOUT_REFUND, MOYASAR_SECRET_KEY};
@@ -325,7 +325,7 @@ struct Request {
 
 fn validate(v: &Value) -> Result<Request, BTreeMap<&'static str, Vec<String>>> {
     let mut errors = BTreeMap::new();
-    let empty = serde_json::Map::new();
+    let empty = crate::wire::Map::new();
     let obj = v.as_object().unwrap_or(&empty);
     let amount = match obj.get("amount") {
         None | Some(Value::Null) => {
@@ -426,7 +426,7 @@ async fn handle(
     if !lock(&shared.store).orders.contains_key(id) {
         return message(StatusCode::NOT_FOUND, "Object not found");
     }
-    let value = match serde_json::from_slice::<Value>(body) {
+    let value = match crate::wire::from_slice(body) {
         Ok(v) => v,
         Err(_) => return message(StatusCode::BAD_REQUEST, "Malformed JSON request body."),
     };

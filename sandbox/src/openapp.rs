@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::wire::{Map, Value};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -53,7 +54,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
@@ -465,7 +465,7 @@ async fn refund(
 /// `oaOrderId` and `shopOrderId` from a body, for fault matching before any
 /// validation.
 fn order_ids(body: &[u8]) -> Vec<String> {
-    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) else {
+    let Ok(Value::Object(obj)) = crate::wire::from_slice(body) else {
         return Vec::new();
     };
     ["oaOrderId", "shopOrderId"]
@@ -622,7 +622,7 @@ struct Registered<'a> {
 }
 
 fn handle(st: &OpenAppState, body: &[u8]) -> Response {
-    let value = match serde_json::from_slice::<Value>(body) {
+    let value = match crate::wire::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
             return exception(

@@ -20,6 +20,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::wire::Value;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -28,7 +29,6 @@ use axum::response::Response;
 use axum::routing::post;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};
 use crate::fault::Fault;
@@ -211,6 +211,7 @@ fn authorized(st: &OpttyState, headers: &HeaderMap) -> bool {
 struct RefundResponse {
     refund_reference: String,
     bnpl_provider: &'static str,
+    #[serde(with = "json_decimal::number")]
     refunded_amount: Decimal,
     refund_status: &'static str,
     description: Value,
@@ -301,9 +302,9 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
         return unauthorized();
     }
     let parsed = if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(Value::Object(serde_json::Map::new()))
+        Ok(Value::Object(crate::wire::Map::new()))
     } else {
-        serde_json::from_slice::<Value>(body)
+        crate::wire::from_slice(body)
     };
     let value = match parsed {
         Ok(v) => v,
@@ -374,7 +375,7 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
             RefundStatus::Succeeded => "SUCCESSFUL",
             RefundStatus::Pending => "PENDING",
         },
-        description: Value::Object(serde_json::Map::new()),
+        description: Value::Object(crate::wire::Map::new()),
         refund_date: clock::rfc1123(SystemTime::now()),
         bnpl_refund_id: refund_id,
     };

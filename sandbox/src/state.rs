@@ -46,13 +46,18 @@ pub struct OrderSeed {
     /// ISO 4217 currency code, fixed for the order's lifetime.
     pub currency: String,
     /// The captured amount, the ceiling of all refunds together.
+    #[serde(with = "json_decimal::number")]
     pub captured: Decimal,
     /// The authorized amount (defaults to `captured`); reported by AfterPay
     /// and Moyasar.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "json_decimal::option_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub authorized: Option<Decimal>,
     /// Already refunded before the sandbox saw the order (default 0).
-    #[serde(default)]
+    #[serde(default, with = "json_decimal::number")]
     pub refunded: Decimal,
     /// AfterPay's capture number (default [`DEFAULT_CAPTURE_NUMBER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +169,7 @@ pub struct RecordedRefund {
     /// `caseId`.
     pub reference: Option<String>,
     /// The refunded amount in major units.
+    #[serde(with = "json_decimal::number")]
     pub amount: Decimal,
     /// Settled or pending.
     pub status: RefundStatus,
@@ -179,10 +185,13 @@ pub struct OrderState {
     /// ISO 4217 code.
     pub currency: String,
     /// Captured amount, major units.
+    #[serde(with = "json_decimal::number")]
     pub captured: Decimal,
     /// Authorized amount, major units.
+    #[serde(with = "json_decimal::number")]
     pub authorized: Decimal,
     /// Refunded so far (seeded plus recorded), major units.
+    #[serde(with = "json_decimal::number")]
     pub refunded: Decimal,
     /// Refunds recorded through the API, oldest first.
     pub refunds: Vec<RecordedRefund>,

@@ -1,14 +1,132 @@
 //! Reading loosely typed JSON request bodies field by field, so every
 //! provider can answer bad input in its own words instead of serde's.
 
+use std::collections::BTreeMap;
+
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// A JSON object of a request body, keys sorted (as serde_json's default `Map`).
+pub type Map<K, V> = BTreeMap<K, V>;
+
+/// A request body as JSON, like `serde_json::Value` but with every number kept as the text the
+/// client wrote, so amounts are read exactly without serde_json's `arbitrary_precision` (which
+/// would change number handling for every crate built with the sandbox).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    /// `null`.
+    #[default]
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as written.
+    Number(Number),
+    /// A string.
+    String(String),
+    /// An array.
+    Array(Vec<Value>),
+    /// An object.
+    Object(Map<String, Value>),
+}
+
+/// A JSON number's literal text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Number(String);
+
+impl Number {
+    /// The number as an `i64`, if it is written as an integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+}
+
+impl Value {
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_object().and_then(|object| object.get(key))
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The object, if this is one.
+    pub fn as_object(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Value::Object(object) => Some(object),
+            _ => None,
+        }
+    }
+
+    /// Whether this is `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+impl std::ops::Index<&str> for Value {
+    type Output = Value;
+
+    fn index(&self, key: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Number(n) => RawValue::from_string(n.0.clone())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(serializer),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Array(items) => items.serialize(serializer),
+            Value::Object(object) => object.serialize(serializer),
+        }
+    }
+}
+
+/// Parses a request body: serde_json's syntax and errors, numbers kept as written.
+pub fn from_slice(body: &[u8]) -> Result<Value, serde_json::Error> {
+    let raw: Box<RawValue> = serde_json::from_slice(body)?;
+    from_raw(&raw)
+}
+
+/// Turns one already-validated JSON text into a [`Value`], one level at a time.
+fn from_raw(raw: &RawValue) -> Result<Value, serde_json::Error> {
+    let text = raw.get();
+    Ok(match text.as_bytes().first() {
+        Some(b'{') => Value::Object(
+            serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(text)?
+                .into_iter()
+                .map(|(key, value)| from_raw(&value).map(|value| (key, value)))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(b'[') => Value::Array(
+            serde_json::from_str::<Vec<Box<RawValue>>>(text)?
+                .iter()
+                .map(|value| from_raw(value))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(b'"') => Value::String(serde_json::from_str(text)?),
+        Some(b't' | b'f') => Value::Bool(serde_json::from_str(text)?),
+        Some(b'n') => Value::Null,
+        _ => Value::Number(Number(text.to_owned())),
+    })
+}
 
 /// A JSON number read exactly as written (`24.98` stays `24.98`). `None`
 /// for anything that is not a number or does not fit a `Decimal`.
 pub fn decimal(v: &Value) -> Option<Decimal> {
     match v {
-        Value::Number(_) => serde_json::from_value(v.clone()).ok(),
+        Value::Number(n) => json_decimal::parse_number(&n.0).ok(),
         _ => None,
     }
 }
@@ -40,12 +158,23 @@ mod tests {
 
     #[test]
     fn reads_numbers_exactly() {
-        let v: Value = serde_json::from_str(r#"{"a":24.98,"b":100,"c":1e2,"d":"1"}"#).unwrap();
+        let v =
+            from_slice(br#"{"a":24.98,"b":100,"c":1e2,"d":"1","e":12345678901234567.89}"#).unwrap();
         assert_eq!(decimal(&v["a"]).unwrap().to_string(), "24.98");
         assert_eq!(decimal(&v["b"]).unwrap().to_string(), "100");
         assert!(decimal(&v["d"]).is_none());
         assert_eq!(integer(&v["b"]), Some(100));
         assert_eq!(integer(&v["a"]), None);
+        assert_eq!(decimal(&v["c"]).unwrap().to_string(), "100");
+        assert_eq!(
+            decimal(&v["e"]).unwrap().to_string(),
+            "12345678901234567.89"
+        );
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"a":24.98,"b":100,"c":1e2,"d":"1","e":12345678901234567.89}"#
+        );
+        assert!(from_slice(b"{\"a\":").is_err());
         assert_eq!(offset_of(b"ab\ncd", 2, 2), 4);
     }
 }

@@ -87,7 +87,7 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let ok: RefundResponse = decode("refund 200", &body);
-    assert_eq!(ok.refunded_amount, dec("24.98"));
+    assert_eq!(ok.refunded_amount.get(), dec("24.98"));
     assert_eq!(ok.refunded_amount.to_string(), "24.98");
     assert_eq!(ok.refund_status, "SUCCESSFUL");
     assert_eq!(ok.bnpl_provider, "KLARNA_AU");
@@ -96,9 +96,9 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
     // Every error kind decodes as ErrorResponse with its status code.
     let mut over = dto.clone();
     over.refund_reference = "over".into();
-    over.refund_amount.amount = dec("25.03");
+    over.refund_amount.amount = dec("25.03").into();
     let mut dup = dto.clone();
-    dup.refund_amount.amount = dec("1.00");
+    dup.refund_amount.amount = dec("1.00").into();
     let errors = [
         (
             send(
@@ -170,17 +170,20 @@ async fn afterpay_bodies_decode_and_generated_requests_are_accepted() {
         .await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let ok: RefundOrderResponse = decode("refund 200", &body);
-        assert_eq!(ok.total_captured_amount, dec("300.00"));
+        assert_eq!(ok.total_captured_amount.get(), dec("300.00"));
         assert_eq!(
-            ok.total_refunded_amount,
+            ok.total_refunded_amount.map(|total| total.get()),
             Some(dec("60.00") * dec(&(n + 1).to_string()))
         );
-        assert_eq!(ok.remaining_authorized_amount, Some(dec("0.00")));
+        assert_eq!(
+            ok.remaining_authorized_amount.map(|left| left.get()),
+            Some(dec("0.00"))
+        );
         assert_eq!(ok.refund_numbers, [format!("{:09}", n + 2)]);
     }
 
     let mut too_much = current.clone();
-    too_much.items[0].quantity = dec("100");
+    too_much.items[0].quantity = dec("100").into();
     let bad_requests = [
         send("AP-1", serde_json::to_vec(&too_much).unwrap()).await,
         send("AP-1", br#"{"items":[{}]}"#.to_vec()).await,

@@ -13,7 +13,7 @@ use crate::{Provider, SpecKind};
 
 /// The exact type every `{type: number, format: decimal}` schema becomes, so that money is never
 /// an `f64` in a generated API.
-const DECIMAL_TYPE: &str = "::rust_decimal::Decimal";
+const DECIMAL_TYPE: &str = "::json_decimal::JsonDecimal";
 
 /// Renders the complete `lib.rs` of a provider's crate.
 pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {

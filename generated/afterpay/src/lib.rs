@@ -23,7 +23,7 @@ pub mod types {
         pub description: ::std::string::String,
         ///Gross price per unit, major units
         #[serde(rename = "grossUnitPrice")]
-        pub gross_unit_price: ::rust_decimal::Decimal,
+        pub gross_unit_price: ::json_decimal::JsonDecimal,
         ///Merchant's product group id
         #[serde(
             rename = "groupId",
@@ -38,12 +38,12 @@ pub mod types {
         pub line_number: ::std::option::Option<i32>,
         ///Net price per unit, major units
         #[serde(rename = "netUnitPrice")]
-        pub net_unit_price: ::rust_decimal::Decimal,
+        pub net_unit_price: ::json_decimal::JsonDecimal,
         ///Merchant's product id
         #[serde(rename = "productId")]
         pub product_id: RefundOrderItemProductId,
         ///Quantity
-        pub quantity: ::rust_decimal::Decimal,
+        pub quantity: ::json_decimal::JsonDecimal,
         ///Refund for goodwill, Return for returned goods
         #[serde(
             rename = "refundType",
@@ -61,7 +61,7 @@ pub mod types {
         pub unit_code: ::std::option::Option<::std::string::String>,
         ///VAT amount per unit, major units
         #[serde(rename = "vatAmount")]
-        pub vat_amount: ::rust_decimal::Decimal,
+        pub vat_amount: ::json_decimal::JsonDecimal,
         ///VAT category
         #[serde(
             rename = "vatCategory",
@@ -70,7 +70,7 @@ pub mod types {
         pub vat_category: ::std::option::Option<RefundOrderItemVatCategory>,
         ///VAT percent
         #[serde(rename = "vatPercent")]
-        pub vat_percent: ::rust_decimal::Decimal,
+        pub vat_percent: ::json_decimal::JsonDecimal,
     }
     ///Merchant's product id
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -653,19 +653,21 @@ pub mod types {
             rename = "remainingAuthorizedAmount",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub remaining_authorized_amount: ::std::option::Option<::rust_decimal::Decimal>,
+        pub remaining_authorized_amount: ::std::option::Option<
+            ::json_decimal::JsonDecimal,
+        >,
         ///Total authorized amount
         #[serde(rename = "totalAuthorizedAmount")]
-        pub total_authorized_amount: ::rust_decimal::Decimal,
+        pub total_authorized_amount: ::json_decimal::JsonDecimal,
         ///Total captured amount
         #[serde(rename = "totalCapturedAmount")]
-        pub total_captured_amount: ::rust_decimal::Decimal,
+        pub total_captured_amount: ::json_decimal::JsonDecimal,
         ///Total refunded amount (carried by real answers, absent from the page's example)
         #[serde(
             rename = "totalRefundedAmount",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub total_refunded_amount: ::std::option::Option<::rust_decimal::Decimal>,
+        pub total_refunded_amount: ::std::option::Option<::json_decimal::JsonDecimal>,
     }
     ///`ResponseMessage`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]

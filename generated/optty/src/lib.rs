@@ -32,7 +32,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct OrderRefundAmount {
         ///The monetary amount to be refunded to the customer. Must be a positive number with up to 2 decimal places. For full refund, this should equal the captured amount. For partial refund, this can be any amount up to the remaining refundable amount. The currency must match the original order currency.
-        pub amount: ::rust_decimal::Decimal,
+        pub amount: ::json_decimal::JsonDecimal,
         ///The currency code for the refund in ISO 4217 format (three-letter currency code, e.g., AUD, USD, AED). This must match the currency of the original order. The refund will be processed in this currency.
         pub currency: ::std::string::String,
     }
@@ -83,7 +83,7 @@ pub mod types {
         pub refund_status: ::std::string::String,
         ///Refund Amount
         #[serde(rename = "refundedAmount")]
-        pub refunded_amount: ::rust_decimal::Decimal,
+        pub refunded_amount: ::json_decimal::JsonDecimal,
     }
     ///`TokenRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]

@@ -79,11 +79,11 @@ fn refund_item(
             .try_into()
             .map_err(|_| invalid(field("product_id"), "at most 100 characters"))?,
         description: item.description.clone(),
-        gross_unit_price: item.unit_price.to_major_decimal(),
-        net_unit_price: net.to_major_decimal(),
-        vat_amount: item.unit_vat.to_major_decimal(),
-        vat_percent: item.vat_percent,
-        quantity: Decimal::from(item.quantity),
+        gross_unit_price: item.unit_price.to_major_decimal().into(),
+        net_unit_price: net.to_major_decimal().into(),
+        vat_amount: item.unit_vat.to_major_decimal().into(),
+        vat_percent: item.vat_percent.into(),
+        quantity: Decimal::from(item.quantity).into(),
         line_number: i32::try_from(index + 1).ok(),
         refund_type: Some(refund_type),
         group_id: None,
@@ -252,7 +252,7 @@ fn refund_success(
     let currency = request.amount.currency();
     let refunded_total = body
         .total_refunded_amount
-        .map(|total| money(answer, total, currency, "totalRefundedAmount"))
+        .map(|total| money(answer, total.get(), currency, "totalRefundedAmount"))
         .transpose()?;
     Ok(Refund {
         provider: PROVIDER,
@@ -262,7 +262,7 @@ fn refund_success(
         refunded_total,
         captured_total: Some(money(
             answer,
-            body.total_captured_amount,
+            body.total_captured_amount.get(),
             currency,
             "totalCapturedAmount",
         )?),

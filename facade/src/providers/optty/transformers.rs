@@ -34,7 +34,7 @@ pub fn refund_body(request: &RefundRequest) -> OrderRefundDto {
     OrderRefundDto {
         is_activated_via_o_auth: None,
         refund_amount: OrderRefundAmount {
-            amount: request.amount.to_major_decimal(),
+            amount: request.amount.to_major_decimal().into(),
             currency: request.amount.currency().code().to_owned(),
         },
         refund_description: request
@@ -101,10 +101,11 @@ fn refund_success(
         "FAILED" | "FAILURE" | "DECLINED" | "REJECTED" => RefundStatus::Failed,
         _ => RefundStatus::Pending,
     };
-    let amount = Money::new(body.refunded_amount, request.amount.currency()).map_err(|err| {
-        answer_error(PROVIDER, answer, ErrorKind::Protocol)
-            .with_provider_message(format!("refundedAmount: {err}"))
-    })?;
+    let amount =
+        Money::new(body.refunded_amount.get(), request.amount.currency()).map_err(|err| {
+            answer_error(PROVIDER, answer, ErrorKind::Protocol)
+                .with_provider_message(format!("refundedAmount: {err}"))
+        })?;
     Ok(Refund {
         provider: PROVIDER,
         provider_refund_id: Some(body.bnpl_refund_id.clone()),

@@ -1,0 +1,225 @@
+//! Exact decimal JSON numbers without serde_json's `arbitrary_precision`.
+//!
+//! [`JsonDecimal`] is a [`Decimal`] that serde_json reads and writes as the JSON number's own
+//! text, through [`RawValue`]: `24.98` stays `24.98` and `10.00` stays `10.00`, and no `f64`
+//! is ever involved. Unlike serde_json's `arbitrary_precision` feature (which cargo would turn
+//! on for the whole application, changing how its untagged enums, internally tagged enums and
+//! `#[serde(flatten)]` structs read numbers), this only touches the fields that use it.
+//!
+//! ```
+//! use json_decimal::JsonDecimal;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Amount {
+//!     amount: JsonDecimal,
+//!     #[serde(with = "json_decimal::number")]
+//!     fee: rust_decimal::Decimal,
+//! }
+//!
+//! let wire = r#"{"amount":1000000.01,"fee":0.10}"#;
+//! let decoded: Amount = serde_json::from_str(wire)?;
+//! assert_eq!(decoded.amount.0, rust_decimal::Decimal::new(100000001, 2));
+//! assert_eq!(serde_json::to_string(&decoded)?, wire);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! Exactness needs the JSON text: read with `serde_json::from_str`/`from_slice`/`from_reader`.
+//! `serde_json::from_value` works too, but a [`serde_json::Value`] has already turned the
+//! number into an `f64`, so it is only as exact as that `f64` was.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// A decimal read and written as a JSON number's exact text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JsonDecimal(pub Decimal);
+
+impl JsonDecimal {
+    /// The decimal.
+    pub fn get(self) -> Decimal {
+        self.0
+    }
+}
+
+impl From<Decimal> for JsonDecimal {
+    fn from(value: Decimal) -> Self {
+        JsonDecimal(value)
+    }
+}
+
+impl From<JsonDecimal> for Decimal {
+    fn from(value: JsonDecimal) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for JsonDecimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Why a text is not an exact decimal JSON number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl FromStr for JsonDecimal {
+    type Err = ParseError;
+
+    /// Parses a JSON number literal (`-12.50`, `1e3`) exactly.
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        parse_number(text).map(JsonDecimal)
+    }
+}
+
+/// A JSON number literal as an exact decimal; anything else (a string, `null`, too many
+/// digits for a `Decimal`) is an error naming the text.
+pub fn parse_number(text: &str) -> Result<Decimal, ParseError> {
+    let text = text.trim();
+    let is_number = text
+        .strip_prefix('-')
+        .unwrap_or(text)
+        .starts_with(|c: char| c.is_ascii_digit());
+    if !is_number {
+        return Err(ParseError(format!("expected a JSON number, found {text}")));
+    }
+    let parsed = if text.contains(['e', 'E']) {
+        Decimal::from_scientific(text)
+    } else {
+        Decimal::from_str_exact(text)
+    };
+    parsed.map_err(|err| ParseError(format!("{text} is not an exact decimal: {err}")))
+}
+
+impl Serialize for JsonDecimal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        number::serialize(&self.0, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonDecimal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        number::deserialize(deserializer).map(JsonDecimal)
+    }
+}
+
+/// `#[serde(with = "json_decimal::number")]` for a [`Decimal`] field.
+pub mod number {
+    use super::*;
+
+    /// Writes the decimal's text as a JSON number.
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        RawValue::from_string(value.to_string())
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+
+    /// Reads a JSON number's text exactly.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        parse_number(raw.get()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `#[serde(with = "json_decimal::option_number")]` for an `Option<Decimal>` field (`null`
+/// or absent is `None`; add `#[serde(default)]` for absent).
+pub mod option_number {
+    use super::*;
+
+    /// Writes `null` or the decimal's text as a JSON number.
+    pub fn serialize<S: Serializer>(
+        value: &Option<Decimal>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => number::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads `null` or a JSON number's text exactly.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Decimal>, D::Error> {
+        Option::<JsonDecimal>::deserialize(deserializer).map(|value| value.map(JsonDecimal::get))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_their_text_both_ways() {
+        for text in [
+            "0.1",
+            "0.29",
+            "24.98",
+            "1000000.01",
+            "100",
+            "10.00",
+            "-3.50",
+            "0",
+        ] {
+            let decoded: JsonDecimal = serde_json::from_str(text).unwrap();
+            assert_eq!(decoded.to_string(), text);
+            assert_eq!(serde_json::to_string(&decoded).unwrap(), text);
+        }
+        // More digits than an f64 holds.
+        let long: JsonDecimal = serde_json::from_str("12345678901234567.89").unwrap();
+        assert_eq!(
+            long.0,
+            Decimal::from_str_exact("12345678901234567.89").unwrap()
+        );
+        let scientific: JsonDecimal = serde_json::from_str("1.5e2").unwrap();
+        assert_eq!(scientific.0, Decimal::new(150, 0));
+    }
+
+    #[test]
+    fn anything_but_a_number_is_refused() {
+        for text in [r#""24.98""#, "null", "true", "[1]", r#"{"a":1}"#] {
+            let err = serde_json::from_str::<JsonDecimal>(text).unwrap_err();
+            assert!(
+                err.to_string().contains("expected a JSON number"),
+                "{text}: {err}"
+            );
+        }
+        let err = serde_json::from_value::<JsonDecimal>(serde_json::json!("24.98")).unwrap_err();
+        assert!(err.to_string().contains("expected a JSON number"), "{err}");
+    }
+
+    #[test]
+    fn optional_numbers() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Totals {
+            #[serde(
+                default,
+                with = "option_number",
+                skip_serializing_if = "Option::is_none"
+            )]
+            refunded: Option<Decimal>,
+        }
+        let some: Totals = serde_json::from_str(r#"{"refunded":0.30}"#).unwrap();
+        assert_eq!(some.refunded, Some(Decimal::new(30, 2)));
+        assert_eq!(
+            serde_json::to_string(&some).unwrap(),
+            r#"{"refunded":0.30}"#
+        );
+        let none: Totals = serde_json::from_str(r#"{"refunded":null}"#).unwrap();
+        assert_eq!(none.refunded, None);
+        let absent: Totals = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.refunded, None);
+    }
+}
