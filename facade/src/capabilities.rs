@@ -66,94 +66,67 @@ impl Capabilities {
     pub const MAX_DESCRIPTION_LEN: usize = 500;
 }
 
+impl Capabilities {
+    /// What the facade assumes of a provider whose cargo feature is off: nothing it could
+    /// check, and no duplicate key (a request for it fails as not configured anyway).
+    pub const NOT_COMPILED: Capabilities = Capabilities {
+        partial_refunds: false,
+        line_items: false,
+        partial_requires_line_items: false,
+        reasons: false,
+        synchronous_result: false,
+        idempotent_retries: false,
+        max_minor_units: None,
+        max_reference_len: MerchantReference::MAX_LEN,
+        max_description_len: None,
+        max_order_id_len: None,
+        max_line_items: None,
+        max_product_id_len: None,
+        currency_exponents: None,
+        requires_capture_number: false,
+        max_capture_number_len: None,
+        requires_provider_order_id: false,
+    };
+
+    /// The currency exponents an amount whose spec says `multipleOf: <step>` can carry: a
+    /// step of `0.01` takes 0, 1 or 2 decimal places.
+    pub(crate) fn exponents_for_step(step: &str) -> Option<&'static [u32]> {
+        const UP_TO: [&[u32]; 5] = [&[0], &[0, 1], &[0, 1, 2], &[0, 1, 2, 3], &[0, 1, 2, 3, 4]];
+        let step = rust_decimal::Decimal::from_str_exact(step)
+            .ok()?
+            .normalize();
+        // Only a power of ten (1, 0.1, 0.01, ...) maps to a number of decimal places.
+        (step.mantissa() == 1)
+            .then(|| UP_TO.get(step.scale() as usize).copied())
+            .flatten()
+    }
+
+    /// The shorter of our own reference limit and the provider's field limit.
+    pub(crate) const fn reference_len(provider_max: usize) -> usize {
+        if provider_max < MerchantReference::MAX_LEN {
+            provider_max
+        } else {
+            MerchantReference::MAX_LEN
+        }
+    }
+}
+
 impl Provider {
-    /// The provider's refund features and limits.
+    /// The provider's refund features and limits: the limits come from its spec (the
+    /// generated `constraints` of its crate), the features from its documentation. A
+    /// provider whose cargo feature is off has [`Capabilities::NOT_COMPILED`].
     pub fn capabilities(self) -> Capabilities {
         match self {
-            // optty-refund-openapi.md: `OrderRefundDto`; refundReference is
-            // "unique per merchant"; amount "up to 2 decimal places"; the answer
-            // carries `refundStatus` (SUCCESSFUL, or PENDING settled by webhook).
-            Provider::Optty => Capabilities {
-                partial_refunds: true,
-                line_items: false,
-                partial_requires_line_items: false,
-                reasons: false,
-                synchronous_result: true,
-                idempotent_retries: true,
-                max_minor_units: None,
-                max_reference_len: MerchantReference::MAX_LEN,
-                max_description_len: None,
-                max_order_id_len: None,
-                max_line_items: None,
-                max_product_id_len: None,
-                currency_exponents: Some(&[0, 1, 2]),
-                requires_capture_number: false,
-                max_capture_number_len: None,
-                requires_provider_order_id: false,
-            },
-            // afterpay-refund.txt + README: captureNumber required (<= 50),
-            // items[] (<= 200, productId <= 100) required for a partial refund,
-            // transactionReference <= 100, no documented duplicate key.
-            Provider::AfterPay => Capabilities {
-                partial_refunds: true,
-                line_items: true,
-                partial_requires_line_items: true,
-                reasons: false,
-                synchronous_result: true,
-                idempotent_retries: false,
-                max_minor_units: None,
-                max_reference_len: MerchantReference::MAX_LEN,
-                max_description_len: None,
-                max_order_id_len: None,
-                max_line_items: Some(200),
-                max_product_id_len: Some(100),
-                currency_exponents: None,
-                requires_capture_number: true,
-                max_capture_number_len: Some(50),
-                requires_provider_order_id: false,
-            },
-            // moyasar-refund.txt + README: integer minor units, at most
-            // 100000000; transaction_id is the idempotency key.
-            Provider::Moyasar => Capabilities {
-                partial_refunds: true,
-                line_items: false,
-                partial_requires_line_items: false,
-                reasons: false,
-                synchronous_result: true,
-                idempotent_retries: true,
-                max_minor_units: Some(100_000_000),
-                max_reference_len: MerchantReference::MAX_LEN,
-                max_description_len: None,
-                max_order_id_len: None,
-                max_line_items: None,
-                max_product_id_len: None,
-                currency_exponents: None,
-                requires_capture_number: false,
-                max_capture_number_len: None,
-                requires_provider_order_id: false,
-            },
-            // openapp-refund.txt (JSON Schema): amount in 1/100s, caseId <= 36
-            // unique per order (409 RefundExistsException), shopOrderId <= 36,
-            // notes <= 500, products[].id <= 36, reason enum, oaOrderId
-            // required; a 2xx only confirms registration.
-            Provider::OpenApp => Capabilities {
-                partial_refunds: true,
-                line_items: true,
-                partial_requires_line_items: false,
-                reasons: true,
-                synchronous_result: false,
-                idempotent_retries: true,
-                max_minor_units: None,
-                max_reference_len: 36,
-                max_description_len: Some(500),
-                max_order_id_len: Some(36),
-                max_line_items: None,
-                max_product_id_len: Some(36),
-                currency_exponents: Some(&[2]),
-                requires_capture_number: false,
-                max_capture_number_len: None,
-                requires_provider_order_id: true,
-            },
+            #[cfg(feature = "optty")]
+            Provider::Optty => crate::providers::optty::capabilities(),
+            #[cfg(feature = "afterpay")]
+            Provider::AfterPay => crate::providers::afterpay::capabilities(),
+            #[cfg(feature = "moyasar")]
+            Provider::Moyasar => crate::providers::moyasar::capabilities(),
+            #[cfg(feature = "openapp")]
+            Provider::OpenApp => crate::providers::openapp::capabilities(),
+            #[allow(unreachable_patterns)]
+            _ => Capabilities::NOT_COMPILED,
         }
     }
 }

@@ -31,18 +31,24 @@ pub const MOYASAR_TRANSACTION_NAMESPACE: Uuid = uuid!("672dda92-a6cb-567e-b652-c
 /// orders: Optty requires uniqueness per merchant, and the Moyasar key derived
 /// from it does not depend on the order.
 ///
-/// Rules: 1 to 36 characters (OpenApp `caseId` has `maxLength: 36`, the
-/// tightest carrier), ASCII letters, digits and `.`, `_`, `:`, `-` only (safe in
-/// every provider's field and in a URL path).
+/// Rules: 1 to 255 characters, ASCII letters, digits and `.`, `_`, `:`, `-` only
+/// (safe in every provider's field and in a URL path). The provider's own field
+/// limit (the `maxLength` of OpenApp `caseId` or AfterPay `transactionReference`
+/// in their specs) applies in `RefundRequest::validate`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct MerchantReference(
-    #[schemars(length(min = 1, max = 36), regex(pattern = r"^[A-Za-z0-9._:-]{1,36}$"))] String,
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(pattern = r"^[A-Za-z0-9._:-]{1,255}$")
+    )]
+    String,
 );
 
 impl MerchantReference {
-    /// The longest accepted reference, in characters.
-    pub const MAX_LEN: usize = 36;
+    /// The longest reference the facade accepts for any provider, in characters: our own
+    /// bound; each provider's field limit may be lower.
+    pub const MAX_LEN: usize = 255;
 
     /// Validates `reference`; errors are [`ErrorKind::InvalidRequest`](crate::ErrorKind)
     /// with field `merchant_reference`.

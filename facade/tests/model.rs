@@ -341,22 +341,25 @@ fn afterpay_needs_a_capture_number() {
     assert_invalid(&r, "capture_number");
     r.capture_number = Some(" ".into());
     assert_invalid(&r, "capture_number");
-    r.capture_number = Some("9".repeat(51));
+    let max = afterpay_api::constraints::refund_order::capture_number::MAX_LENGTH;
+    r.capture_number = Some("9".repeat(max + 1));
     assert_invalid(&r, "capture_number");
-    r.capture_number = Some("9".repeat(50));
+    r.capture_number = Some("9".repeat(max));
     assert_valid(&r);
 }
 
 #[test]
 fn afterpay_limits_items_and_product_ids() {
-    let items = vec![item("0001", 1, "0.01", "0", "EUR"); 201];
+    use afterpay_api::constraints::refund_order::items;
+    let cents = |n: usize| format!("{}.{:02}", n / 100, n % 100);
+    let too_many = vec![item("0001", 1, "0.01", "0", "EUR"); items::MAX_ITEMS + 1];
     assert_invalid(
-        &request(Provider::AfterPay, "2.01").with_line_items(items),
+        &request(Provider::AfterPay, &cents(items::MAX_ITEMS + 1)).with_line_items(too_many),
         "line_items",
     );
-    let items = vec![item("0001", 1, "0.01", "0", "EUR"); 200];
-    assert_valid(&request(Provider::AfterPay, "2.00").with_line_items(items));
-    let long = "p".repeat(101);
+    let most = vec![item("0001", 1, "0.01", "0", "EUR"); items::MAX_ITEMS];
+    assert_valid(&request(Provider::AfterPay, &cents(items::MAX_ITEMS)).with_line_items(most));
+    let long = "p".repeat(items::items::product_id::MAX_LENGTH + 1);
     assert_invalid(
         &request(Provider::AfterPay, "1.00")
             .with_line_items(vec![item(&long, 1, "1.00", "0", "EUR")]),
@@ -373,12 +376,13 @@ fn openapp_needs_its_order_id_and_short_ids() {
     assert_invalid(&r, "provider_order_id");
 
     let mut r = request(Provider::OpenApp, "19.99");
-    r.order_id = "W".repeat(37);
+    use openapp_api::constraints::refund_order as body;
+    r.order_id = "W".repeat(body::shop_order_id::MAX_LENGTH + 1);
     assert_invalid(&r, "order_id");
-    r.order_id = "W".repeat(36);
+    r.order_id = "W".repeat(body::shop_order_id::MAX_LENGTH);
     assert_valid(&r);
 
-    let long = "i".repeat(37);
+    let long = "i".repeat(body::products::items::id::MAX_LENGTH + 1);
     assert_invalid(
         &request(Provider::OpenApp, "19.99")
             .with_line_items(vec![item(&long, 1, "19.99", "0", "PLN")]),
@@ -418,18 +422,36 @@ fn capabilities_state_the_documented_facts() {
     let afterpay = Provider::AfterPay.capabilities();
     assert!(afterpay.line_items && afterpay.partial_requires_line_items);
     assert!(afterpay.requires_capture_number && !afterpay.idempotent_retries);
-    assert_eq!(afterpay.max_capture_number_len, Some(50));
-    assert_eq!(afterpay.max_line_items, Some(200));
+    // The limits are the spec's (generated constraints), never restated by hand.
+    use afterpay_api::constraints::refund_order as afterpay_body;
+    assert_eq!(
+        afterpay.max_capture_number_len,
+        Some(afterpay_body::capture_number::MAX_LENGTH)
+    );
+    assert_eq!(
+        afterpay.max_line_items,
+        Some(afterpay_body::items::MAX_ITEMS)
+    );
 
     let moyasar = Provider::Moyasar.capabilities();
     assert!(moyasar.partial_refunds && !moyasar.line_items && moyasar.synchronous_result);
-    assert_eq!(moyasar.max_minor_units, Some(100_000_000));
+    assert_eq!(
+        moyasar.max_minor_units,
+        Some(moyasar_api::constraints::refund_order::amount::MAXIMUM)
+    );
 
     let openapp = Provider::OpenApp.capabilities();
     assert!(openapp.line_items && openapp.reasons && !openapp.synchronous_result);
     assert!(openapp.requires_provider_order_id);
-    assert_eq!(openapp.max_description_len, Some(500));
-    assert_eq!(openapp.max_reference_len, 36);
+    assert_eq!(
+        openapp.max_description_len,
+        Some(openapp_api::constraints::refund_order::notes::MAX_LENGTH)
+    );
+    // From OpenApp's JSON Schema (`caseId` maxLength), not restated here.
+    assert_eq!(
+        openapp.max_reference_len,
+        openapp_api::constraints::refund_order::case_id::MAX_LENGTH
+    );
     assert_eq!(openapp.currency_exponents, Some(&[2][..]));
 
     for provider in Provider::ALL {
@@ -444,10 +466,15 @@ fn capabilities_state_the_documented_facts() {
 #[test]
 fn merchant_reference_rules() {
     assert_eq!(reference("A.b_c:d-9").as_str(), "A.b_c:d-9");
-    assert_eq!(reference(&"x".repeat(36)).as_str().len(), 36);
+    assert_eq!(
+        reference(&"x".repeat(MerchantReference::MAX_LEN))
+            .as_str()
+            .len(),
+        MerchantReference::MAX_LEN
+    );
     for bad in [
         String::new(),
-        "x".repeat(37),
+        "x".repeat(MerchantReference::MAX_LEN + 1),
         "has space".into(),
         "slash/".into(),
         "hash#".into(),
@@ -752,7 +779,7 @@ fn json_schema_of_the_unified_model() {
     }
     assert_eq!(
         schema["definitions"]["MerchantReference"]["maxLength"],
-        json!(36)
+        json!(MerchantReference::MAX_LEN)
     );
     assert_eq!(
         enum_values(&schema["definitions"]["Provider"]),

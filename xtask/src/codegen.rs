@@ -8,6 +8,7 @@ use schemars::schema::{RootSchema, SchemaObject};
 use serde_json::Value;
 use typify::{TypeSpace, TypeSpaceImpl, TypeSpaceSettings};
 
+use crate::constraints::constraint_tokens;
 use crate::spec::Normalized;
 use crate::{Provider, SpecKind};
 
@@ -21,7 +22,11 @@ pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
         SpecKind::OpenApi { .. } => {
             let client = progenitor_tokens(&normalized.openapi)?;
             let operations = operation_constants(&normalized.openapi)?;
-            ("progenitor-impl 0.15.1", quote! { #client #operations })
+            let constraints = constraint_tokens(&normalized.openapi)?;
+            (
+                "progenitor-impl 0.15.1",
+                quote! { #client #operations #constraints },
+            )
         }
         SpecKind::JsonSchema { .. } => {
             let schema = normalized
@@ -30,7 +35,8 @@ pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
                 .context("JSON Schema provider without a schema")?;
             let types = typify_tokens(schema)?;
             let operations = operation_constants(&normalized.openapi)?;
-            ("typify 0.8.0", quote! { #types #operations })
+            let constraints = constraint_tokens(&normalized.openapi)?;
+            ("typify 0.8.0", quote! { #types #operations #constraints })
         }
     };
     let file = quote! {
@@ -190,7 +196,7 @@ fn operation_constants(openapi: &Value) -> Result<TokenStream> {
 }
 
 /// `RefundsController_refundOrder` -> `refunds_controller_refund_order` (progenitor's names).
-fn snake_case(name: &str) -> String {
+pub(crate) fn snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     let mut previous_lower = false;
     for c in name.chars() {

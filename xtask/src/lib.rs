@@ -8,6 +8,7 @@
 //! [`Provider::normalized_spec`].
 
 pub mod codegen;
+pub mod constraints;
 pub mod overlay;
 pub mod precheck;
 pub mod spec;

@@ -975,3 +975,356 @@ pub mod operations {
         pub const PATH: &str = "/api/v3/orders/{orderNumber}/refunds";
     }
 }
+/// The request constraints the spec states, one module per operation and per body
+/// property (see the xtask's `constraints` module for the layout). Written by
+/// `cargo xtask generate`: the facade and the sandbox validate with these.
+pub mod constraints {
+    /// The request body of `POST /api/v3/orders/{orderNumber}/refunds`.
+    pub mod refund_order {
+        /// The properties the object must have (wire names).
+        pub const REQUIRED_PROPERTIES: &[&str] = &["captureNumber"];
+        /// `captureNumber`.
+        pub mod capture_number {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "captureNumber";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 50;
+        }
+        /// `creditNoteNumber`.
+        pub mod credit_note_number {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "creditNoteNumber";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 19;
+        }
+        /// `items`.
+        pub mod items {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "items";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The most elements.
+            pub const MAX_ITEMS: usize = 200;
+            /// Each element of the array.
+            pub mod items {
+                /// The properties the object must have (wire names).
+                pub const REQUIRED_PROPERTIES: &[&str] = &[
+                    "productId",
+                    "description",
+                    "netUnitPrice",
+                    "grossUnitPrice",
+                    "quantity",
+                    "vatPercent",
+                    "vatAmount",
+                ];
+                /// `description`.
+                pub mod description {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "description";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                }
+                /// `grossUnitPrice`.
+                pub mod gross_unit_price {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "grossUnitPrice";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `groupId`.
+                pub mod group_id {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "groupId";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                }
+                /// `lineNumber`.
+                pub mod line_number {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "lineNumber";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The value's format.
+                    pub const FORMAT: &str = "int32";
+                }
+                /// `netUnitPrice`.
+                pub mod net_unit_price {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "netUnitPrice";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `productId`.
+                pub mod product_id {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "productId";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The most characters.
+                    pub const MAX_LENGTH: usize = 100;
+                }
+                /// `quantity`.
+                pub mod quantity {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "quantity";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `refundType`.
+                pub mod refund_type {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "refundType";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The values allowed.
+                    pub const ENUM: &[&str] = &["Refund", "Return"];
+                }
+                /// `type`.
+                pub mod type_ {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "type";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The values allowed.
+                    pub const ENUM: &[&str] = &[
+                        "PhysicalArticle",
+                        "DigitalArticle",
+                        "GiftCard",
+                        "Discount",
+                        "ShippingFee",
+                        "Surcharge",
+                        "Info",
+                        "Subscription",
+                    ];
+                }
+                /// `unitCode`.
+                pub mod unit_code {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "unitCode";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                }
+                /// `vatAmount`.
+                pub mod vat_amount {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "vatAmount";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `vatCategory`.
+                pub mod vat_category {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "vatCategory";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The values allowed.
+                    pub const ENUM: &[&str] = &[
+                        "HighCategory",
+                        "MiddleCategory",
+                        "LowCategory",
+                        "NullCategory",
+                        "NoCategory",
+                        "OtherCategory",
+                    ];
+                }
+                /// `vatPercent`.
+                pub mod vat_percent {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "vatPercent";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+            }
+        }
+        /// `merchantId`.
+        pub mod merchant_id {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "merchantId";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 50;
+        }
+        /// `orderItems`.
+        pub mod order_items {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "orderItems";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The most elements.
+            pub const MAX_ITEMS: usize = 200;
+            /// Each element of the array.
+            pub mod items {
+                /// The properties the object must have (wire names).
+                pub const REQUIRED_PROPERTIES: &[&str] = &[
+                    "productId",
+                    "description",
+                    "netUnitPrice",
+                    "grossUnitPrice",
+                    "quantity",
+                    "vatPercent",
+                    "vatAmount",
+                ];
+                /// `description`.
+                pub mod description {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "description";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                }
+                /// `grossUnitPrice`.
+                pub mod gross_unit_price {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "grossUnitPrice";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `groupId`.
+                pub mod group_id {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "groupId";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                }
+                /// `lineNumber`.
+                pub mod line_number {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "lineNumber";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The value's format.
+                    pub const FORMAT: &str = "int32";
+                }
+                /// `netUnitPrice`.
+                pub mod net_unit_price {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "netUnitPrice";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `productId`.
+                pub mod product_id {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "productId";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The most characters.
+                    pub const MAX_LENGTH: usize = 100;
+                }
+                /// `quantity`.
+                pub mod quantity {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "quantity";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `refundType`.
+                pub mod refund_type {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "refundType";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The values allowed.
+                    pub const ENUM: &[&str] = &["Refund", "Return"];
+                }
+                /// `type`.
+                pub mod type_ {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "type";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The values allowed.
+                    pub const ENUM: &[&str] = &[
+                        "PhysicalArticle",
+                        "DigitalArticle",
+                        "GiftCard",
+                        "Discount",
+                        "ShippingFee",
+                        "Surcharge",
+                        "Info",
+                        "Subscription",
+                    ];
+                }
+                /// `unitCode`.
+                pub mod unit_code {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "unitCode";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                }
+                /// `vatAmount`.
+                pub mod vat_amount {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "vatAmount";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+                /// `vatCategory`.
+                pub mod vat_category {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "vatCategory";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The values allowed.
+                    pub const ENUM: &[&str] = &[
+                        "HighCategory",
+                        "MiddleCategory",
+                        "LowCategory",
+                        "NullCategory",
+                        "NoCategory",
+                        "OtherCategory",
+                    ];
+                }
+                /// `vatPercent`.
+                pub mod vat_percent {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "vatPercent";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The value's format.
+                    pub const FORMAT: &str = "decimal";
+                }
+            }
+        }
+        /// `parentTransactionReference`.
+        pub mod parent_transaction_reference {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "parentTransactionReference";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 128;
+        }
+        /// `transactionReference`.
+        pub mod transaction_reference {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "transactionReference";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 100;
+        }
+    }
+}

@@ -332,3 +332,39 @@ pub mod operations {
         pub const PATH: &str = "/v1/orders/{id}/refund";
     }
 }
+/// The request constraints the spec states, one module per operation and per body
+/// property (see the xtask's `constraints` module for the layout). Written by
+/// `cargo xtask generate`: the facade and the sandbox validate with these.
+pub mod constraints {
+    /// The request body of `POST /v1/orders/{id}/refund`.
+    pub mod refund_order {
+        /// The properties the object must have (wire names).
+        pub const REQUIRED_PROPERTIES: &[&str] = &["amount"];
+        /// `amount`.
+        pub mod amount {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "amount";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+            /// The smallest value.
+            pub const MINIMUM: i64 = 1;
+            /// The largest value.
+            pub const MAXIMUM: i64 = 100000000;
+            /// The value's format.
+            pub const FORMAT: &str = "int64";
+        }
+        /// `transaction_id`.
+        pub mod transaction_id {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "transaction_id";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The fewest characters.
+            pub const MIN_LENGTH: usize = 36;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 36;
+            /// The value's format.
+            pub const FORMAT: &str = "uuid";
+        }
+    }
+}

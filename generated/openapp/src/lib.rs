@@ -437,3 +437,131 @@ pub mod operations {
         pub const PATH: &str = "/merchant/v1/orders/refund";
     }
 }
+/// The request constraints the spec states, one module per operation and per body
+/// property (see the xtask's `constraints` module for the layout). Written by
+/// `cargo xtask generate`: the facade and the sandbox validate with these.
+pub mod constraints {
+    /// The request body of `POST /merchant/v1/orders/refund`.
+    pub mod refund_order {
+        /// The properties the object must have (wire names).
+        pub const REQUIRED_PROPERTIES: &[&str] = &[
+            "amount",
+            "caseId",
+            "currency",
+            "oaOrderId",
+            "reason",
+            "shopOrderId",
+        ];
+        /// `amount`.
+        pub mod amount {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "amount";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+            /// The smallest value.
+            pub const MINIMUM: i64 = 0;
+        }
+        /// `caseId`.
+        pub mod case_id {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "caseId";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 36;
+        }
+        /// `currency`.
+        pub mod currency {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "currency";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+        }
+        /// `notes`.
+        pub mod notes {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "notes";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 500;
+        }
+        /// `oaOrderId`.
+        pub mod oa_order_id {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "oaOrderId";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+        }
+        /// `products`.
+        pub mod products {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "products";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = false;
+            /// Each element of the array.
+            pub mod items {
+                /// The properties the object must have (wire names).
+                pub const REQUIRED_PROPERTIES: &[&str] = &[
+                    "amount",
+                    "id",
+                    "refundedQuantity",
+                ];
+                /// `amount`.
+                pub mod amount {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "amount";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The smallest value.
+                    pub const MINIMUM: i64 = 0;
+                }
+                /// `id`.
+                pub mod id {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "id";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The most characters.
+                    pub const MAX_LENGTH: usize = 36;
+                }
+                /// `notes`.
+                pub mod notes {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "notes";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = false;
+                    /// The most characters.
+                    pub const MAX_LENGTH: usize = 500;
+                }
+                /// `refundedQuantity`.
+                pub mod refunded_quantity {
+                    /// The property's name on the wire.
+                    pub const WIRE_NAME: &str = "refundedQuantity";
+                    /// Whether the object must carry it.
+                    pub const REQUIRED: bool = true;
+                    /// The smallest value.
+                    pub const MINIMUM: &str = "0";
+                }
+            }
+        }
+        /// `reason`.
+        pub mod reason {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "reason";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+            /// The values allowed.
+            pub const ENUM: &[&str] = &["OTHER", "RETURNED", "WARRANTY"];
+        }
+        /// `shopOrderId`.
+        pub mod shop_order_id {
+            /// The property's name on the wire.
+            pub const WIRE_NAME: &str = "shopOrderId";
+            /// Whether the object must carry it.
+            pub const REQUIRED: bool = true;
+            /// The most characters.
+            pub const MAX_LENGTH: usize = 36;
+        }
+    }
+}

@@ -3,6 +3,9 @@
 
 pub mod transformers;
 
+use afterpay_api::constraints::refund_order as body;
+
+use crate::capabilities::Capabilities;
 use afterpay_api::operations::refund_order as operation;
 use reqwest::header::{HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
@@ -47,5 +50,28 @@ impl AfterPay {
         let outgoing = operation_request(&self.http, operation::METHOD, url);
         let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
         transformers::refund_result(request, &answer)
+    }
+}
+
+/// AfterPay's refund features (afterpay-refund.txt: `items[]` required for a partial refund,
+/// no documented duplicate key) and the limits its spec states.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        partial_refunds: true,
+        line_items: true,
+        partial_requires_line_items: true,
+        reasons: false,
+        synchronous_result: true,
+        idempotent_retries: false,
+        max_minor_units: None,
+        max_reference_len: Capabilities::reference_len(body::transaction_reference::MAX_LENGTH),
+        max_description_len: None,
+        max_order_id_len: None,
+        max_line_items: Some(body::items::MAX_ITEMS),
+        max_product_id_len: Some(body::items::items::product_id::MAX_LENGTH),
+        currency_exponents: None,
+        requires_capture_number: body::capture_number::REQUIRED,
+        max_capture_number_len: Some(body::capture_number::MAX_LENGTH),
+        requires_provider_order_id: false,
     }
 }

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `order_id` | path `orderNumber` |
 //! | `capture_number` | `captureNumber` (required) |
-//! | `merchant_reference` | `transactionReference` (≤100; the only reference field Riverty offers) |
+//! | `merchant_reference` | `transactionReference` (the spec's maxLength; the only reference field Riverty offers) |
 //! | `line_items[i]` | `items[i]`: `productId`, `description`, `grossUnitPrice` = unit price, `vatAmount` = unit VAT, `netUnitPrice` = gross - VAT, `vatPercent`, `quantity`, `lineNumber` = i + 1, `refundType` (`Return` for a returned-goods reason, else `Refund`) |
 //! | `amount` | not sent: Riverty computes it from the items, or refunds the whole capture without items |
 //! | `reason`, `description` | `refundType` per item; the text has no field (validation keeps it within limits, it is not sent) |
@@ -45,18 +45,18 @@ pub fn refund_body(request: &RefundRequest) -> Result<RefundOrderRequest, Refund
         .map(|(index, item)| refund_item(index, item, refund_type))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RefundOrderRequest {
-        capture_number: capture_number
-            .try_into()
-            .map_err(|_| invalid("capture_number", "at most 50 characters"))?,
+        capture_number: capture_number.try_into().map_err(
+            |err: afterpay_api::types::error::ConversionError| {
+                invalid("capture_number", err.to_string())
+            },
+        )?,
         items,
         order_items: Vec::new(),
-        transaction_reference: Some(
-            request
-                .merchant_reference
-                .as_str()
-                .try_into()
-                .map_err(|_| invalid("merchant_reference", "at most 100 characters"))?,
-        ),
+        transaction_reference: Some(request.merchant_reference.as_str().try_into().map_err(
+            |err: afterpay_api::types::error::ConversionError| {
+                invalid("merchant_reference", err.to_string())
+            },
+        )?),
         parent_transaction_reference: None,
         credit_note_number: None,
         merchant_id: None,
@@ -73,11 +73,11 @@ fn refund_item(
         .net_unit_price()
         .ok_or_else(|| invalid(field("unit_vat"), "must be in the unit price's currency"))?;
     Ok(RefundOrderItem {
-        product_id: item
-            .product_id
-            .as_str()
-            .try_into()
-            .map_err(|_| invalid(field("product_id"), "at most 100 characters"))?,
+        product_id: item.product_id.as_str().try_into().map_err(
+            |err: afterpay_api::types::error::ConversionError| {
+                invalid(field("product_id"), err.to_string())
+            },
+        )?,
         description: item.description.clone(),
         gross_unit_price: item.unit_price.to_major_decimal().into(),
         net_unit_price: net.to_major_decimal().into(),

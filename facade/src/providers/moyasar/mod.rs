@@ -3,6 +3,10 @@
 
 pub mod transformers;
 
+use moyasar_api::constraints::refund_order as body;
+
+use crate::capabilities::Capabilities;
+use crate::reference::MerchantReference;
 use moyasar_api::operations::refund_order as operation;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
@@ -47,5 +51,29 @@ impl Moyasar {
         let outgoing = operation_request(&self.http, operation::METHOD, url);
         let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
         transformers::refund_result(request, &answer)
+    }
+}
+
+/// Moyasar's refund features (`transaction_id` is the idempotency key; amounts in integer
+/// minor units) and the limits its spec states (`amount` maximum).
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        partial_refunds: true,
+        line_items: false,
+        partial_requires_line_items: false,
+        reasons: false,
+        synchronous_result: true,
+        idempotent_retries: true,
+        max_minor_units: Some(body::amount::MAXIMUM),
+        // The reference is not sent: its UUID v5 is, whatever the reference's length.
+        max_reference_len: MerchantReference::MAX_LEN,
+        max_description_len: None,
+        max_order_id_len: None,
+        max_line_items: None,
+        max_product_id_len: None,
+        currency_exponents: None,
+        requires_capture_number: false,
+        max_capture_number_len: None,
+        requires_provider_order_id: false,
     }
 }

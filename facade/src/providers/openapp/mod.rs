@@ -5,6 +5,9 @@
 
 pub mod transformers;
 
+use openapp_api::constraints::refund_order as body;
+
+use crate::capabilities::Capabilities;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openapp_api::operations::refund_order as operation;
@@ -70,5 +73,30 @@ impl OpenApp {
             .body(body);
         let answer = receive(PROVIDER, request_builder, self.config.limits).await?;
         transformers::refund_result(request, &answer, Some(&self.config))
+    }
+}
+
+/// OpenApp's refund features (a 2xx only confirms registration; `caseId` unique per order;
+/// a `reason` enum; amounts in 1/100s, so only 2-decimal currencies) and the limits its JSON
+/// Schema states.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        partial_refunds: true,
+        line_items: true,
+        partial_requires_line_items: false,
+        reasons: true,
+        synchronous_result: false,
+        idempotent_retries: true,
+        max_minor_units: None,
+        max_reference_len: Capabilities::reference_len(body::case_id::MAX_LENGTH),
+        max_description_len: Some(body::notes::MAX_LENGTH),
+        max_order_id_len: Some(body::shop_order_id::MAX_LENGTH),
+        max_line_items: None,
+        max_product_id_len: Some(body::products::items::id::MAX_LENGTH),
+        // The amount counts 1/100s: a unit, not a spec keyword.
+        currency_exponents: Some(&[2]),
+        requires_capture_number: false,
+        max_capture_number_len: None,
+        requires_provider_order_id: body::oa_order_id::REQUIRED,
     }
 }

@@ -3,12 +3,12 @@
 //!
 //! | unified | OpenApp |
 //! |---|---|
-//! | `order_id` | `shopOrderId` (≤36) |
+//! | `order_id` | `shopOrderId` (the schema's maxLength) |
 //! | `provider_order_id` | `oaOrderId` (required) |
 //! | `amount` | `amount` in 1/100s + `currency` |
-//! | `merchant_reference` | `caseId` (≤36, unique per order: the duplicate key) |
+//! | `merchant_reference` | `caseId` (the schema's maxLength; unique per order: the duplicate key) |
 //! | `reason` | `reason` (`RETURNED`, `WARRANTY`, `OTHER`; `OTHER` when absent) |
-//! | `description` | `notes` (≤500) |
+//! | `description` | `notes` (the schema's maxLength) |
 //! | `line_items[i]` | `products[i]`: `id` = product id, `refundedQuantity` = quantity, `amount` = line total in 1/100s |
 //!
 //! A 2xx only confirms registration: the refund stays [`RefundStatus::Pending`] until OpenApp
@@ -62,11 +62,11 @@ pub fn refund_body(request: &RefundRequest) -> Result<openapp_api::RefundRequest
                 .line_total()
                 .map_err(|err| invalid(field("quantity"), err.to_string()))?;
             Ok(RefundProduct {
-                id: item
-                    .product_id
-                    .as_str()
-                    .try_into()
-                    .map_err(|_| invalid(field("product_id"), "at most 36 characters"))?,
+                id: item.product_id.as_str().try_into().map_err(
+                    |err: openapp_api::error::ConversionError| {
+                        invalid(field("product_id"), err.to_string())
+                    },
+                )?,
                 // Quantities are whole units; the schema types them as a JSON number.
                 refunded_quantity: item.quantity.into(),
                 amount: hundredths(&total, &field("unit_price"))?,
@@ -76,18 +76,16 @@ pub fn refund_body(request: &RefundRequest) -> Result<openapp_api::RefundRequest
         .collect::<Result<Vec<_>, RefundError>>()?;
     Ok(openapp_api::RefundRequest {
         oa_order_id,
-        shop_order_id: request
-            .order_id
-            .as_str()
-            .try_into()
-            .map_err(|_| invalid("order_id", "at most 36 characters"))?,
+        shop_order_id: request.order_id.as_str().try_into().map_err(
+            |err: openapp_api::error::ConversionError| invalid("order_id", err.to_string()),
+        )?,
         currency: request.amount.currency().code().to_owned(),
         amount: hundredths(&request.amount, "amount")?,
-        case_id: request
-            .merchant_reference
-            .as_str()
-            .try_into()
-            .map_err(|_| invalid("merchant_reference", "at most 36 characters"))?,
+        case_id: request.merchant_reference.as_str().try_into().map_err(
+            |err: openapp_api::error::ConversionError| {
+                invalid("merchant_reference", err.to_string())
+            },
+        )?,
         reason: match request.reason {
             Some(RefundReason::Returned) => Reason::Returned,
             Some(RefundReason::Warranty) => Reason::Warranty,
@@ -99,7 +97,9 @@ pub fn refund_body(request: &RefundRequest) -> Result<openapp_api::RefundRequest
             .map(|notes| {
                 notes
                     .try_into()
-                    .map_err(|_| invalid("description", "at most 500 characters"))
+                    .map_err(|err: openapp_api::error::ConversionError| {
+                        invalid("description", err.to_string())
+                    })
             })
             .transpose()?,
         products,

@@ -4,6 +4,10 @@
 
 pub mod transformers;
 
+use optty_api::constraints::refunds_controller_refund_order as body;
+
+use crate::capabilities::Capabilities;
+use crate::reference::MerchantReference;
 use std::time::{Duration, Instant};
 
 use optty_api::operations::{create_access_token, refunds_controller_refund_order as operation};
@@ -117,5 +121,31 @@ impl Optty {
     /// Whether a token is cached (for tests and diagnostics; the token itself is never exposed).
     pub async fn has_token(&self) -> bool {
         self.session.lock().await.is_some()
+    }
+}
+
+/// Optty's refund features (optty-refund-openapi.md: `OrderRefundDto`; refundReference is
+/// "unique per merchant"; the answer carries `refundStatus`, SUCCESSFUL or PENDING settled by
+/// webhook) and the limits its spec states (`refundAmount.amount` `multipleOf`).
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        partial_refunds: true,
+        line_items: false,
+        partial_requires_line_items: false,
+        reasons: false,
+        synchronous_result: true,
+        idempotent_retries: true,
+        max_minor_units: None,
+        max_reference_len: MerchantReference::MAX_LEN,
+        max_description_len: None,
+        max_order_id_len: None,
+        max_line_items: None,
+        max_product_id_len: None,
+        currency_exponents: Capabilities::exponents_for_step(
+            body::refund_amount::amount::MULTIPLE_OF,
+        ),
+        requires_capture_number: false,
+        max_capture_number_len: None,
+        requires_provider_order_id: false,
     }
 }
