@@ -162,25 +162,11 @@ struct Request {
     transaction_reference: Option<String>,
 }
 
-const VAT_CATEGORIES: [&str; 6] = [
-    "HighCategory",
-    "MiddleCategory",
-    "LowCategory",
-    "NullCategory",
-    "NoCategory",
-    "OtherCategory",
-];
-const REFUND_TYPES: [&str; 2] = ["Refund", "Return"];
-const ITEM_TYPES: [&str; 8] = [
-    "PhysicalArticle",
-    "DigitalArticle",
-    "GiftCard",
-    "Discount",
-    "ShippingFee",
-    "Surcharge",
-    "Info",
-    "Subscription",
-];
+/// The request constraints of AfterPay's spec (generated; never restated here).
+use afterpay_api::constraints::refund_order as spec;
+
+/// A string field the spec gives no `maxLength`.
+const NO_LIMIT: usize = usize::MAX;
 
 /// Checks an optional string field's type and length.
 fn optional_string(
@@ -289,18 +275,42 @@ fn validate_item(v: &Value, path: &str, out: &mut Vec<ResponseMessage>) -> Optio
         return None;
     };
     let f = |name: &str| format!("{path}.{name}");
-    required_string(obj, "productId", &f("productId"), 100, out);
-    required_string(obj, "description", &f("description"), 255, out);
+    required_string(
+        obj,
+        "productId",
+        &f("productId"),
+        spec::items::items::product_id::MAX_LENGTH,
+        out,
+    );
+    required_string(obj, "description", &f("description"), NO_LIMIT, out);
     let _ = required_decimal(obj, "netUnitPrice", &f("netUnitPrice"), out);
     let gross = required_decimal(obj, "grossUnitPrice", &f("grossUnitPrice"), out);
     let quantity = required_decimal(obj, "quantity", &f("quantity"), out);
     let _ = required_decimal(obj, "vatPercent", &f("vatPercent"), out);
     let _ = required_decimal(obj, "vatAmount", &f("vatAmount"), out);
-    optional_string(obj, "groupId", &f("groupId"), 50, out);
-    optional_string(obj, "unitCode", &f("unitCode"), 50, out);
-    optional_enum(obj, "vatCategory", &f("vatCategory"), &VAT_CATEGORIES, out);
-    optional_enum(obj, "refundType", &f("refundType"), &REFUND_TYPES, out);
-    optional_enum(obj, "type", &f("type"), &ITEM_TYPES, out);
+    optional_string(obj, "groupId", &f("groupId"), NO_LIMIT, out);
+    optional_string(obj, "unitCode", &f("unitCode"), NO_LIMIT, out);
+    optional_enum(
+        obj,
+        "vatCategory",
+        &f("vatCategory"),
+        spec::items::items::vat_category::ENUM,
+        out,
+    );
+    optional_enum(
+        obj,
+        "refundType",
+        &f("refundType"),
+        spec::items::items::refund_type::ENUM,
+        out,
+    );
+    optional_enum(
+        obj,
+        "type",
+        &f("type"),
+        spec::items::items::type_::ENUM,
+        out,
+    );
     match obj.get("lineNumber") {
         None | Some(Value::Null) => {}
         Some(v) if wire::integer(v).is_some() => {}
@@ -331,35 +341,59 @@ fn validate(v: &Value) -> Result<Request, Vec<ResponseMessage>> {
             "The request body must be a JSON object.".into(),
         )]);
     };
-    let capture_number = required_string(obj, "captureNumber", "captureNumber", 50, &mut out);
+    let capture_number = required_string(
+        obj,
+        "captureNumber",
+        "captureNumber",
+        spec::capture_number::MAX_LENGTH,
+        &mut out,
+    );
     let transaction_reference = optional_string(
         obj,
         "transactionReference",
         "transactionReference",
-        100,
+        spec::transaction_reference::MAX_LENGTH,
         &mut out,
     );
     optional_string(
         obj,
         "parentTransactionReference",
         "parentTransactionReference",
-        128,
+        spec::parent_transaction_reference::MAX_LENGTH,
         &mut out,
     );
-    optional_string(obj, "creditNoteNumber", "creditNoteNumber", 19, &mut out);
-    optional_string(obj, "merchantId", "merchantId", 50, &mut out);
+    optional_string(
+        obj,
+        "creditNoteNumber",
+        "creditNoteNumber",
+        spec::credit_note_number::MAX_LENGTH,
+        &mut out,
+    );
+    optional_string(
+        obj,
+        "merchantId",
+        "merchantId",
+        spec::merchant_id::MAX_LENGTH,
+        &mut out,
+    );
     let (name, list) = match (obj.get("items"), obj.get("orderItems")) {
         (Some(v), _) if !v.is_null() => ("items", Some(v)),
         (_, Some(v)) if !v.is_null() => ("orderItems", Some(v)),
         _ => ("items", None),
     };
+    let max_items = match name {
+        "orderItems" => spec::order_items::MAX_ITEMS,
+        _ => spec::items::MAX_ITEMS,
+    };
     let mut items = Vec::new();
     match list {
         None => {}
-        Some(Value::Array(list)) if list.len() > 200 => out.push(ResponseMessage::validation(
-            name.into(),
-            format!("'{name}' must not have more than 200 items."),
-        )),
+        Some(Value::Array(list)) if list.len() > max_items => {
+            out.push(ResponseMessage::validation(
+                name.into(),
+                format!("'{name}' must not have more than {max_items} items."),
+            ))
+        }
         Some(Value::Array(list)) => {
             for (i, item) in list.iter().enumerate() {
                 if let Some(item) = validate_item(item, &format!("{name}[{i}]"), &mut out) {

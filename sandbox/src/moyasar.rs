@@ -42,8 +42,8 @@ use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json};
 use crate::state::{Order, RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
-/// The largest refund `amount` Moyasar accepts, in minor units.
-pub const MAX_AMOUNT: i64 = 100_000_000;
+/// The largest refund `amount` Moyasar accepts, in minor units: its spec's `maximum`.
+pub const MAX_AMOUNT: i64 = moyasar_api::constraints::refund_order::amount::MAXIMUM;
 
 /// The 400 message for a refund beyond captured minus refunded.
 pub const EXCEEDS_REFUNDABLE: &str = "Refund amount exceeds the refundable amount.";
@@ -358,7 +358,13 @@ fn validate(v: &Value) -> Result<Request, BTreeMap<&'static str, Vec<String>>> {
     };
     let transaction_id = match obj.get("transaction_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.len() == 36 && Uuid::parse_str(s).is_ok() => Some(s.clone()),
+        // The spec's `format: uuid` (36 characters, hyphenated).
+        Some(Value::String(s))
+            if s.len() == moyasar_api::constraints::refund_order::transaction_id::MAX_LENGTH
+                && Uuid::parse_str(s).is_ok() =>
+        {
+            Some(s.clone())
+        }
         Some(_) => {
             errors.insert(
                 "transaction_id",

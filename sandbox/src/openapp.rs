@@ -492,7 +492,8 @@ const TOP_LEVEL: [&str; 8] = [
     "notes",
     "products",
 ];
-const REASONS: [&str; 3] = ["OTHER", "RETURNED", "WARRANTY"];
+/// The request constraints of OpenApp's JSON Schema (generated; never restated here).
+use openapp_api::constraints::refund_order as spec;
 
 fn string_field(
     obj: &Map<String, Value>,
@@ -558,19 +559,43 @@ fn validate(v: &Value) -> Result<Request, String> {
         }
     }
     let oa_order_id = string_field(obj, "", "oaOrderId", true, None, &mut errors);
-    let shop_order_id = string_field(obj, "", "shopOrderId", true, Some(36), &mut errors);
+    let shop_order_id = string_field(
+        obj,
+        "",
+        "shopOrderId",
+        true,
+        Some(spec::shop_order_id::MAX_LENGTH),
+        &mut errors,
+    );
     let currency = string_field(obj, "", "currency", true, None, &mut errors);
     let amount = integer_field(obj, "", "amount", &mut errors);
     if amount == Some(0) {
         errors.push("amount must be greater than 0".into());
     }
-    let case_id = string_field(obj, "", "caseId", true, Some(36), &mut errors);
+    let case_id = string_field(
+        obj,
+        "",
+        "caseId",
+        true,
+        Some(spec::case_id::MAX_LENGTH),
+        &mut errors,
+    );
     if let Some(reason) = string_field(obj, "", "reason", true, None, &mut errors)
-        && !REASONS.contains(&reason.as_str())
+        && !spec::reason::ENUM.contains(&reason.as_str())
     {
-        errors.push(format!("reason must be one of {}", REASONS.join(", ")));
+        errors.push(format!(
+            "reason must be one of {}",
+            spec::reason::ENUM.join(", ")
+        ));
     }
-    string_field(obj, "", "notes", false, Some(500), &mut errors);
+    string_field(
+        obj,
+        "",
+        "notes",
+        false,
+        Some(spec::notes::MAX_LENGTH),
+        &mut errors,
+    );
     match obj.get("products") {
         None => {}
         Some(Value::Array(products)) => {
@@ -580,7 +605,14 @@ fn validate(v: &Value) -> Result<Request, String> {
                     errors.push(format!("products[{i}] must be an object"));
                     continue;
                 };
-                string_field(p, &path, "id", true, Some(36), &mut errors);
+                string_field(
+                    p,
+                    &path,
+                    "id",
+                    true,
+                    Some(spec::products::items::id::MAX_LENGTH),
+                    &mut errors,
+                );
                 match p.get("refundedQuantity") {
                     None => errors.push(format!("{path}refundedQuantity is required")),
                     Some(q) => match wire::decimal(q) {
@@ -592,7 +624,14 @@ fn validate(v: &Value) -> Result<Request, String> {
                     },
                 }
                 integer_field(p, &path, "amount", &mut errors);
-                string_field(p, &path, "notes", false, Some(500), &mut errors);
+                string_field(
+                    p,
+                    &path,
+                    "notes",
+                    false,
+                    Some(spec::products::items::notes::MAX_LENGTH),
+                    &mut errors,
+                );
             }
         }
         Some(_) => errors.push("products must be an array".into()),

@@ -350,6 +350,14 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
             "refundAmount.amount must have at most {exp} decimal places"
         ));
     }
+    // The spec's `multipleOf` (Optty: "up to 2 decimal places").
+    let step = json_decimal::parse_number(
+        optty_api::constraints::refunds_controller_refund_order::refund_amount::amount::MULTIPLE_OF,
+    )
+    .unwrap_or(Decimal::ONE);
+    if !(req.amount % step).is_zero() {
+        return bad_request(&format!("refundAmount.amount must be a multiple of {step}"));
+    }
     let refundable = order.state.refundable();
     if req.amount > refundable {
         let mut limit = refundable;
