@@ -90,8 +90,8 @@ fn settings_with_decimals(openapi: &Value) -> Result<GenerationSettings> {
 
 fn progenitor_tokens(openapi: &Value) -> Result<TokenStream> {
     let settings = settings_with_decimals(openapi)?;
-    let spec: openapiv3::OpenAPI =
-        serde_json::from_value(openapi.clone()).context("not an OpenAPI 3.0 document")?;
+    let spec: openapiv3::OpenAPI = serde_json::from_value(crate::precheck::for_progenitor(openapi))
+        .context("not an OpenAPI 3.0 document")?;
     Generator::new(&settings)
         .generate_tokens(&spec)
         .map_err(|e| anyhow!("progenitor: {e}"))

@@ -5,6 +5,11 @@
 //! responses, and asserts (`assert!(response_types.len() <= 1)` in `extract_responses`) that
 //! each group has a single body type, counting "no body" and "non-JSON body" as types of their
 //! own. It also needs an `operationId` on every operation.
+//!
+//! Body-less error statuses beside a bodied one (AfterPay documents 401 and 500 without a body,
+//! 400 with one) stay in the normalized spec, where the surface, the constraints and the change
+//! report see them; [`for_progenitor`] drops them from progenitor's copy only, so they reach the
+//! generated client as undocumented statuses, which is what progenitor would make of them.
 
 use std::collections::BTreeSet;
 
@@ -34,6 +39,37 @@ impl std::fmt::Display for BodyKind {
     }
 }
 
+/// Progenitor's copy of a normalized spec: body-less error statuses dropped where the same
+/// operation has a bodied one.
+pub fn for_progenitor(openapi: &Value) -> Value {
+    let mut copy = openapi.clone();
+    if let Some(paths) = copy["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            if let Some(item) = item.as_object_mut() {
+                for operation in item.values_mut() {
+                    if operation.get("responses").is_some() {
+                        *operation = without_bodyless_errors(operation.take());
+                    }
+                }
+            }
+        }
+    }
+    copy
+}
+
+fn without_bodyless_errors(mut operation: Value) -> Value {
+    let is_error = |status: &str| status.starts_with('4') || status.starts_with('5');
+    if let Some(responses) = operation["responses"].as_object_mut() {
+        let bodied_error = responses
+            .iter()
+            .any(|(status, r)| is_error(status) && body_kind(r) != BodyKind::None);
+        if bodied_error {
+            responses.retain(|status, r| !(is_error(status) && body_kind(r) == BodyKind::None));
+        }
+    }
+    operation
+}
+
 /// Checks every operation of an OpenAPI document.
 pub fn check(openapi: &Value) -> Result<()> {
     let mut problems = Vec::new();
@@ -50,6 +86,7 @@ pub fn check(openapi: &Value) -> Result<()> {
         };
         let mut success = BTreeSet::new();
         let mut error = BTreeSet::new();
+        let operation = &without_bodyless_errors(operation.clone());
         for (status, response) in operation["responses"].as_object().into_iter().flatten() {
             let kind = body_kind(response);
             if status.starts_with('2') || status == "default" {

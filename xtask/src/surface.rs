@@ -24,12 +24,18 @@ pub fn schema_count(openapi: &Value) -> usize {
 /// Renders the surface of an OpenAPI document.
 pub fn render(openapi: &Value) -> String {
     let mut out = String::new();
+    if let Some(security) = openapi.get("security") {
+        let _ = writeln!(out, "security: {}", security_of(security));
+    }
     out.push_str("operations:\n");
     for (method, path, operation) in operations(openapi) {
         let id = operation["operationId"]
             .as_str()
             .unwrap_or("<no operationId>");
         let _ = writeln!(out, "  {} {path} ({id})", method.to_uppercase());
+        if let Some(security) = operation.get("security") {
+            let _ = writeln!(out, "    security: {}", security_of(security));
+        }
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 out,
@@ -79,27 +85,58 @@ pub fn render(openapi: &Value) -> String {
         .and_then(Value::as_object);
     for (name, schema) in schemas.into_iter().flatten() {
         let _ = writeln!(out, "  {name}: {}{}", type_of(schema), constraints(schema));
-        let required: Vec<&str> = schema["required"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
-            let presence = if required.contains(&field.as_str()) {
-                "required"
-            } else {
-                "optional"
-            };
-            let _ = writeln!(
-                out,
-                "    {field}: {} {presence}{}",
-                type_of(property),
-                constraints(property)
-            );
-        }
+        fields(&mut out, schema, 4);
     }
     out
+}
+
+/// The properties of an object schema, one line each, with inline objects (and arrays of
+/// them) expanded below their property, indented.
+fn fields(out: &mut String, schema: &Value, indent: usize) {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+        let presence = if required.contains(&field.as_str()) {
+            "required"
+        } else {
+            "optional"
+        };
+        let _ = writeln!(
+            out,
+            "{:indent$}{field}: {} {presence}{}",
+            "",
+            type_of(property),
+            constraints(property)
+        );
+        let inline = if property.get("properties").is_some() {
+            Some(property)
+        } else {
+            Some(&property["items"]).filter(|items| items.get("properties").is_some())
+        };
+        if let Some(inline) = inline {
+            fields(out, inline, indent + 2);
+        }
+    }
+}
+
+/// `none` for `security: []`, else the scheme names.
+fn security_of(security: &Value) -> String {
+    let names: Vec<&str> = security
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|requirement| requirement.keys().map(String::as_str))
+        .collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// `string`, `number(decimal)`, `array<Item>`, `Name` for a reference, `any` without a type.
@@ -124,19 +161,28 @@ fn type_of(schema: &Value) -> String {
 
 /// The validation keywords of a schema, in a fixed order.
 fn constraints(schema: &Value) -> String {
+    // Every keyword that changes the generated code, the generated constraints or validation.
     const KEYWORDS: &[&str] = &[
         "nullable",
         "minimum",
         "maximum",
         "exclusiveMinimum",
         "exclusiveMaximum",
+        "multipleOf",
         "minLength",
         "maxLength",
         "pattern",
         "minItems",
         "maxItems",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
         "enum",
+        "const",
+        "default",
         "additionalProperties",
+        "readOnly",
+        "writeOnly",
     ];
     let mut parts = Vec::new();
     for keyword in KEYWORDS {

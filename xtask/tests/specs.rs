@@ -60,10 +60,38 @@ fn published_optty_spec_without_overlay_is_rejected_before_progenitor() {
     );
 }
 
+/// AfterPay documents 401 and 500 without a body beside a 400 with one: the normalized spec
+/// keeps all three (the surface, constraints and change report see them), progenitor's copy
+/// drops the body-less ones, and two different error bodies are still refused.
 #[test]
-fn authored_afterpay_spec_without_overlay_is_rejected_before_progenitor() {
-    let vendored = json_file(&workspace_root().join("specs/afterpay/openapi.json"));
-    let err = precheck::check(&vendored).unwrap_err().to_string();
+fn bodyless_error_statuses_are_kept_but_not_given_to_progenitor() {
+    let root = workspace_root();
+    let afterpay = PROVIDERS.iter().find(|p| p.name == "afterpay").unwrap();
+    let normalized = afterpay.normalized_spec(&root).unwrap().openapi;
+    let responses = |spec: &serde_json::Value| {
+        let operation = &spec["paths"]["/api/v3/orders/{orderNumber}/refunds"]["post"];
+        let mut statuses: Vec<String> = operation["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        statuses.sort();
+        statuses
+    };
+    assert_eq!(responses(&normalized), ["200", "400", "401", "500"]);
+    precheck::check(&normalized).expect("body-less errors beside a bodied one are fine");
+    assert_eq!(
+        responses(&precheck::for_progenitor(&normalized)),
+        ["200", "400"]
+    );
+
+    let mut two_bodies = normalized.clone();
+    two_bodies["paths"]["/api/v3/orders/{orderNumber}/refunds"]["post"]["responses"]["500"] = serde_json::json!({
+        "description": "x",
+        "content": { "application/json": { "schema": { "type": "string" } } }
+    });
+    let err = precheck::check(&two_bodies).unwrap_err().to_string();
     assert!(
         err.contains("refundOrder (POST /api/v3/orders/{orderNumber}/refunds)"),
         "{err}"
