@@ -160,7 +160,11 @@ fn keyword_tokens(schema: &Value) -> Vec<TokenStream> {
     for (key, name, doc) in [
         ("minimum", "MINIMUM", " The smallest value."),
         ("maximum", "MAXIMUM", " The largest value."),
-        ("multipleOf", "MULTIPLE_OF", " Values are multiples of this."),
+        (
+            "multipleOf",
+            "MULTIPLE_OF",
+            " Values are multiples of this.",
+        ),
     ] {
         let Some(number) = schema.get(key).filter(|v| v.is_number()) else {
             continue;
@@ -181,8 +185,16 @@ fn keyword_tokens(schema: &Value) -> Vec<TokenStream> {
         }
     }
     for (key, name, doc) in [
-        ("exclusiveMinimum", "EXCLUSIVE_MINIMUM", " The minimum itself is excluded."),
-        ("exclusiveMaximum", "EXCLUSIVE_MAXIMUM", " The maximum itself is excluded."),
+        (
+            "exclusiveMinimum",
+            "EXCLUSIVE_MINIMUM",
+            " The minimum itself is excluded.",
+        ),
+        (
+            "exclusiveMaximum",
+            "EXCLUSIVE_MAXIMUM",
+            " The maximum itself is excluded.",
+        ),
         ("nullable", "NULLABLE", " Whether `null` is allowed."),
     ] {
         if let Some(flag) = schema[key].as_bool() {
@@ -191,7 +203,11 @@ fn keyword_tokens(schema: &Value) -> Vec<TokenStream> {
         }
     }
     for (key, name, doc) in [
-        ("pattern", "PATTERN", " The regular expression values match (ECMA 262)."),
+        (
+            "pattern",
+            "PATTERN",
+            " The regular expression values match (ECMA 262).",
+        ),
         ("format", "FORMAT", " The value's format."),
     ] {
         if let Some(text) = schema[key].as_str() {
