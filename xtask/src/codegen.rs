@@ -39,9 +39,15 @@ pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
             ("typify 0.8.0", quote! { #types #operations #constraints })
         }
     };
+    let spec = quote! {
+        /// The normalized OpenAPI document this crate was generated from (the vendor's spec
+        /// after our overlays), as written beside the crate by `cargo xtask generate`.
+        pub const NORMALIZED_OPENAPI: &str = include_str!("../openapi.normalized.json");
+    };
     let file = quote! {
         // The generators emit code that trips these lints; the code is not ours to restyle.
         #![allow(clippy::all, clippy::pedantic, unused_imports, dead_code, irrefutable_let_patterns, mismatched_lifetime_syntaxes)]
+        #spec
         #body
     };
     let file: syn::File = syn::parse2(file).context("generated code does not parse")?;

@@ -6,11 +6,17 @@
 //! The library half exists so that tests can run exactly what the command runs: the regeneration
 //! test compares [`generate`]'s output with the checked-in files, and the surface snapshots render
 //! [`Provider::normalized_spec`].
+//!
+//! With the `soak` feature, `soak` is the fault soak behind `cargo xtask soak`, shared in the same
+//! way with its test. It links the facade and the sandbox, which the code generator must not
+//! need: `cargo xtask generate` has to build when the generated crates do not.
 
 pub mod codegen;
 pub mod constraints;
 pub mod overlay;
 pub mod precheck;
+#[cfg(feature = "soak")]
+pub mod soak;
 pub mod spec;
 pub mod surface;
 
@@ -119,18 +125,33 @@ impl Provider {
     }
 }
 
-/// The generated source of one provider's crate.
+/// What the pipeline produces for one provider's crate.
 pub struct Generated {
     /// The provider it belongs to.
     pub provider: Provider,
-    /// Path relative to the workspace root.
+    /// Path of the Rust source, relative to the workspace root.
     pub path: PathBuf,
-    /// Full file text, header included.
+    /// Full Rust source, header included.
     pub text: String,
+    /// Path of the normalized spec written beside the crate (what the sandbox's peer checks,
+    /// schemathesis and the facade's schema property test read), relative to the root.
+    pub spec_path: PathBuf,
+    /// The normalized OpenAPI document, pretty JSON with sorted keys.
+    pub spec_text: String,
     /// Number of operations in the normalized spec.
     pub operations: usize,
     /// Number of named schemas in the normalized spec.
     pub schemas: usize,
+}
+
+impl Generated {
+    /// The files of this provider's crate that the pipeline writes: (path, text).
+    pub fn files(&self) -> [(&Path, &str); 2] {
+        [
+            (self.path.as_path(), self.text.as_str()),
+            (self.spec_path.as_path(), self.spec_text.as_str()),
+        ]
+    }
 }
 
 /// Runs the whole pipeline for one provider, in memory.
@@ -140,13 +161,89 @@ pub fn generate(root: &Path, provider: &Provider) -> Result<Generated> {
         .with_context(|| format!("specs/{} cannot be generated", provider.name))?;
     let text = codegen::render(provider, &normalized)
         .with_context(|| format!("generating the {} client", provider.name))?;
+    let spec_text = serde_json::to_string_pretty(&normalized.openapi)? + "\n";
     Ok(Generated {
         provider: *provider,
         path: provider.output_path(),
+        spec_path: Path::new("generated")
+            .join(provider.name)
+            .join("openapi.normalized.json"),
         operations: surface::operation_count(&normalized.openapi),
         schemas: surface::schema_count(&normalized.openapi),
         text,
+        spec_text,
     })
+}
+
+/// Whether [`write_or_check`] may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Write every file that differs.
+    Write,
+    /// Write nothing; report stale files with a diff.
+    Check,
+}
+
+/// What [`write_or_check`] found for one provider.
+pub enum ProviderReport {
+    /// The pipeline ran: each file's path and state.
+    Generated {
+        /// The provider's output.
+        generated: Generated,
+        /// Per file: its path and `up to date`, `written` or `STALE`.
+        states: Vec<(PathBuf, &'static str)>,
+        /// The diffs of stale files (check mode).
+        diffs: Vec<String>,
+    },
+    /// The pipeline failed for this provider (the message names the cause).
+    Failed {
+        /// The provider.
+        provider: Provider,
+        /// Why, with its context chain.
+        error: String,
+    },
+}
+
+/// Regenerates every provider and writes (or, in [`Mode::Check`], compares) its files: the one
+/// function behind `cargo xtask generate [--check]` and the freshness test. Every provider is
+/// tried, so one broken spec does not hide the next.
+pub fn write_or_check(root: &Path, mode: Mode) -> Result<Vec<ProviderReport>> {
+    let mut reports = Vec::new();
+    for provider in PROVIDERS {
+        let generated = match generate(root, provider) {
+            Ok(generated) => generated,
+            Err(error) => {
+                reports.push(ProviderReport::Failed {
+                    provider: *provider,
+                    error: format!("{error:#}"),
+                });
+                continue;
+            }
+        };
+        let mut states = Vec::new();
+        let mut diffs = Vec::new();
+        for (path, text) in generated.files() {
+            let full = root.join(path);
+            let current = std::fs::read_to_string(&full).unwrap_or_default();
+            let state = if current == text {
+                "up to date"
+            } else if mode == Mode::Check {
+                diffs.push(diff(path, &current, text));
+                "STALE"
+            } else {
+                std::fs::write(&full, text)
+                    .with_context(|| format!("writing {}", full.display()))?;
+                "written"
+            };
+            states.push((path.to_path_buf(), state));
+        }
+        reports.push(ProviderReport::Generated {
+            generated,
+            states,
+            diffs,
+        });
+    }
+    Ok(reports)
 }
 
 /// A unified diff of `old` against `new`, labelled with `path`.

@@ -5,13 +5,17 @@
 //! - `demo`: regenerate, then refund one order through every provider against the in-process
 //!   sandbox (`cargo run -p refunds --example demo`).
 //! - `schema`: rewrite `facade/refund-model.schema.json`, the JSON Schema of the unified model.
+//! - `soak [--refunds N] [--seed S] [--concurrency C]`: send N refunds (default 10000) through
+//!   the facade's retry executor against the in-process sandbox under random (seeded) faults,
+//!   print a table per provider, and exit 1 if the ledger shows a refund duplicated, lost or
+//!   contradicted, a misclassified settlement or a panic (see `xtask::soak`).
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use xtask::{PROVIDERS, diff, generate, workspace_root};
+use xtask::{Mode, ProviderReport, workspace_root, write_or_check};
 
-const USAGE: &str = "usage: cargo xtask generate [--check] | demo | schema";
+const USAGE: &str = "usage: cargo xtask generate [--check] | demo | schema | soak [--refunds N] [--seed S] [--concurrency C]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -45,8 +49,47 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             &["test", "--quiet", "-p", "refunds", "--test", "model_schema"],
             &[("UPDATE_SCHEMA", "1")],
         ),
+        ["soak", options @ ..] => soak(options),
         _ => bail!("{USAGE}"),
     }
+}
+
+/// Runs the soak in this process (built with the `soak` feature) and exits 1 when the ledger
+/// contradicts a settlement.
+#[cfg(feature = "soak")]
+fn soak(args: &[&str]) -> Result<ExitCode> {
+    let options = xtask::soak::SoakOptions::parse(args)?;
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(xtask::soak::run(&options))?;
+    print!("{report}");
+    match report.check() {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The soak links the facade and the sandbox, and the plain xtask must not (it has to build
+/// when the generated code is broken): run it from a build with the `soak` feature.
+#[cfg(not(feature = "soak"))]
+fn soak(args: &[&str]) -> Result<ExitCode> {
+    let mut command = vec![
+        "run",
+        "--quiet",
+        "--package",
+        "xtask",
+        "--features",
+        "soak",
+        "--",
+        "soak",
+    ];
+    command.extend_from_slice(args);
+    cargo(&command, &[])
 }
 
 fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<ExitCode> {
@@ -65,30 +108,45 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<ExitCode> {
 }
 
 fn generate_all(check: bool) -> Result<ExitCode> {
-    let root = workspace_root();
+    let mode = if check { Mode::Check } else { Mode::Write };
     let mut stale = Vec::new();
-    for provider in PROVIDERS {
-        let generated = generate(&root, provider)?;
-        let path = root.join(&generated.path);
-        let current = std::fs::read_to_string(&path).unwrap_or_default();
-        let state = if current == generated.text {
-            "up to date"
-        } else if check {
-            eprint!("{}", diff(&generated.path, &current, &generated.text));
-            stale.push(generated.path.display().to_string());
-            "STALE"
-        } else {
-            std::fs::write(&path, &generated.text)
-                .with_context(|| format!("writing {}", path.display()))?;
-            "written"
-        };
-        println!(
-            "{:<9} {} operations, {} schemas -> {} ({state})",
-            provider.name,
-            generated.operations,
-            generated.schemas,
-            generated.path.display()
+    let mut failed = Vec::new();
+    for report in write_or_check(&workspace_root(), mode)? {
+        match report {
+            ProviderReport::Generated {
+                generated,
+                states,
+                diffs,
+            } => {
+                for diff in diffs {
+                    eprint!("{diff}");
+                }
+                for (path, state) in states {
+                    println!(
+                        "{:<9} {} operations, {} schemas -> {} ({state})",
+                        generated.provider.name,
+                        generated.operations,
+                        generated.schemas,
+                        path.display()
+                    );
+                    if state == "STALE" {
+                        stale.push(path.display().to_string());
+                    }
+                }
+            }
+            ProviderReport::Failed { provider, error } => {
+                eprintln!("error: {}: {error}", provider.name);
+                failed.push(provider.name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "error: {} provider(s) could not be generated: {}",
+            failed.len(),
+            failed.join(", ")
         );
+        return Ok(ExitCode::FAILURE);
     }
     if stale.is_empty() {
         Ok(ExitCode::SUCCESS)

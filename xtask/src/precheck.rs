@@ -160,11 +160,22 @@ mod tests {
     }
 
     #[test]
-    fn a_body_next_to_no_body_is_rejected() {
-        let err = check(&spec(json!({
+    fn a_bodyless_error_next_to_a_bodied_one_is_left_out_for_progenitor() {
+        let spec = spec(json!({
             "200": {"content": {"application/json": {"schema": {"type": "object"}}}},
             "400": {"content": {"application/json": {"schema": {"type": "array"}}}},
             "401": {"description": "no body"}
+        }));
+        check(&spec).expect("progenitor sees one error type");
+        let responses = &for_progenitor(&spec)["paths"]["/r"]["post"]["responses"];
+        assert!(responses.get("401").is_none() && responses.get("400").is_some());
+    }
+
+    #[test]
+    fn a_body_next_to_no_body_among_successes_is_rejected() {
+        let err = check(&spec(json!({
+            "200": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "204": {"description": "no body"}
         })))
         .unwrap_err()
         .to_string();

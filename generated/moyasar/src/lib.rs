@@ -9,6 +9,9 @@
     irrefutable_let_patterns,
     mismatched_lifetime_syntaxes
 )]
+/// The normalized OpenAPI document this crate was generated from (the vendor's spec
+/// after our overlays), as written beside the crate by `cargo xtask generate`.
+pub const NORMALIZED_OPENAPI: &str = include_str!("../openapi.normalized.json");
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]

@@ -9,6 +9,9 @@
     irrefutable_let_patterns,
     mismatched_lifetime_syntaxes
 )]
+/// The normalized OpenAPI document this crate was generated from (the vendor's spec
+/// after our overlays), as written beside the crate by `cargo xtask generate`.
+pub const NORMALIZED_OPENAPI: &str = include_str!("../openapi.normalized.json");
 ///Reference ID of the claim made by the user or the refund ID. Must be unique for the order.
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 #[serde(transparent)]
