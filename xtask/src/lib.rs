@@ -18,6 +18,7 @@ pub mod precheck;
 #[cfg(feature = "soak")]
 pub mod soak;
 pub mod spec;
+pub mod specdiff;
 pub mod surface;
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,10 @@
 //! - `generate --check`: write nothing; exit 1 and show a diff if any generated file is stale.
 //! - `demo`: regenerate, then refund one order through every provider against the in-process
 //!   sandbox (`cargo run -p refunds --example demo`).
+//! - `diff [REV] [--accept-breaking]`: classify every change of the normalized specs between git
+//!   revision REV (default `HEAD`) and the working tree as breaking for callers, additive or
+//!   without effect, naming the hand-written code each touches; exit 1 on a breaking change
+//!   unless `--accept-breaking` acknowledges it (see `xtask::specdiff`).
 //! - `schema`: rewrite `facade/refund-model.schema.json`, the JSON Schema of the unified model.
 //! - `soak [--refunds N] [--seed S] [--concurrency C]`: send N refunds (default 10000) through
 //!   the facade's retry executor against the in-process sandbox under random (seeded) faults,
@@ -13,9 +17,9 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use xtask::{Mode, ProviderReport, workspace_root, write_or_check};
+use xtask::{Mode, PROVIDERS, ProviderReport, workspace_root, write_or_check};
 
-const USAGE: &str = "usage: cargo xtask generate [--check] | demo | schema | soak [--refunds N] [--seed S] [--concurrency C]";
+const USAGE: &str = "usage: cargo xtask generate [--check] | diff [REV] [--accept-breaking] | demo | schema | soak [--refunds N] [--seed S] [--concurrency C]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -50,6 +54,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             &[("UPDATE_SCHEMA", "1")],
         ),
         ["soak", options @ ..] => soak(options),
+        ["diff", options @ ..] => spec_diff(options),
         _ => bail!("{USAGE}"),
     }
 }
@@ -90,6 +95,49 @@ fn soak(args: &[&str]) -> Result<ExitCode> {
     ];
     command.extend_from_slice(args);
     cargo(&command, &[])
+}
+
+/// `cargo xtask diff [REV] [--accept-breaking]`.
+fn spec_diff(args: &[&str]) -> Result<ExitCode> {
+    let accept = args.contains(&"--accept-breaking");
+    let revs: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rev = match revs.as_slice() {
+        [] => "HEAD",
+        [rev] => rev,
+        _ => bail!("{USAGE}"),
+    };
+    let root = workspace_root();
+    let mut breaking = 0;
+    for provider in PROVIDERS {
+        let old = xtask::specdiff::normalized_at(&root, provider, rev)
+            .with_context(|| format!("{} at {rev}", provider.name))?;
+        let new = provider.normalized_spec(&root)?.openapi;
+        let changes = xtask::specdiff::classify(provider.name, &old, &new);
+        println!(
+            "{} ({rev} -> working tree): {} change(s)",
+            provider.name,
+            changes.len()
+        );
+        for change in &changes {
+            println!("  {change}");
+        }
+        breaking += changes
+            .iter()
+            .filter(|c| c.class == xtask::specdiff::Class::Breaking)
+            .count();
+    }
+    if breaking > 0 && !accept {
+        eprintln!(
+            "error: {breaking} breaking change(s) for callers; review them, then re-run with \
+             --accept-breaking to acknowledge"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<ExitCode> {

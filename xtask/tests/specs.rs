@@ -16,6 +16,21 @@ fn json_file(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Fails with a unified diff of the two documents, pretty-printed, when they differ.
+fn assert_same_document(vendored_path: &str, vendored: &Value, published: &Value) {
+    if vendored != published {
+        let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap() + "\n";
+        panic!(
+            "{vendored_path} is not the published document:\n{}",
+            xtask::diff(
+                Path::new(vendored_path),
+                &pretty(published),
+                &pretty(vendored)
+            )
+        );
+    }
+}
+
 #[test]
 fn optty_vendor_document_is_the_published_json() {
     let Some(docs) = provider_docs() else {
@@ -29,7 +44,7 @@ fn optty_vendor_document_is_the_published_json() {
         .expect("the page embeds the spec on one line");
     let published: Value = serde_json::from_str(published).unwrap();
     let vendored = json_file(&workspace_root().join("specs/optty/openapi.json"));
-    assert_eq!(vendored, published);
+    assert_same_document("specs/optty/openapi.json", &vendored, &published);
 }
 
 #[test]
@@ -43,7 +58,11 @@ fn openapp_vendor_schema_is_the_published_json() {
     let mut stream = serde_json::Deserializer::from_str(&page[start..]).into_iter::<Value>();
     let published = stream.next().unwrap().unwrap();
     let vendored = json_file(&workspace_root().join("specs/openapp/refund-request.schema.json"));
-    assert_eq!(vendored, published);
+    assert_same_document(
+        "specs/openapp/refund-request.schema.json",
+        &vendored,
+        &published,
+    );
 }
 
 #[test]
