@@ -49,10 +49,12 @@ pub struct Capabilities {
     /// The longest line item product id (AfterPay `productId`: 100, OpenApp
     /// product `id`: 36).
     pub max_product_id_len: Option<usize>,
-    /// The ISO 4217 exponents the provider's amount unit can express exactly:
-    /// Optty takes "up to 2 decimal places", OpenApp counts 1/100s.
-    /// `None`: any currency.
+    /// The ISO 4217 exponents the provider's amount unit can express exactly
+    /// (OpenApp counts 1/100s). `None`: any currency.
     pub currency_exponents: Option<&'static [u32]>,
+    /// The step every amount must be a multiple of, in major units (Optty's
+    /// `multipleOf: 0.01`, "up to 2 decimal places"), from the spec.
+    pub amount_multiple_of: Option<rust_decimal::Decimal>,
     /// `capture_number` is required (AfterPay `captureNumber`).
     pub requires_capture_number: bool,
     /// The longest capture number (AfterPay: 50).
@@ -83,22 +85,17 @@ impl Capabilities {
         max_line_items: None,
         max_product_id_len: None,
         currency_exponents: None,
+        amount_multiple_of: None,
         requires_capture_number: false,
         max_capture_number_len: None,
         requires_provider_order_id: false,
     };
 
-    /// The currency exponents an amount whose spec says `multipleOf: <step>` can carry: a
-    /// step of `0.01` takes 0, 1 or 2 decimal places.
-    pub(crate) fn exponents_for_step(step: &str) -> Option<&'static [u32]> {
-        const UP_TO: [&[u32]; 5] = [&[0], &[0, 1], &[0, 1, 2], &[0, 1, 2, 3], &[0, 1, 2, 3, 4]];
-        let step = rust_decimal::Decimal::from_str_exact(step)
-            .ok()?
-            .normalize();
-        // Only a power of ten (1, 0.1, 0.01, ...) maps to a number of decimal places.
-        (step.mantissa() == 1)
-            .then(|| UP_TO.get(step.scale() as usize).copied())
-            .flatten()
+    /// A spec's `multipleOf` text as a decimal step (`None` if it is not a positive decimal).
+    pub(crate) fn step(multiple_of: &str) -> Option<rust_decimal::Decimal> {
+        rust_decimal::Decimal::from_str_exact(multiple_of)
+            .ok()
+            .filter(|step| step.is_sign_positive() && !step.is_zero())
     }
 
     /// The shorter of our own reference limit and the provider's field limit.

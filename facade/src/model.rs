@@ -423,6 +423,17 @@ impl RefundRequest {
                         .join(" or ")
                 ),);
         }
+        if let Some(step) = caps.amount_multiple_of
+            && !(self.amount.amount() % step).is_zero()
+        {
+            problems.push(
+                "amount",
+                format!(
+                    "{provider} takes amounts in steps of {step}; {} is not one",
+                    self.amount
+                ),
+            );
+        }
         // An amount that does not fit i64 minor units is already a problem of its own.
         if let (Some(max), Ok(minor)) = (caps.max_minor_units, self.amount.to_minor_units())
             && minor > max

@@ -626,7 +626,8 @@ async fn invalid_input(provider: Provider) {
                 "line_items",
                 valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
             ),
-            ("amount.currency", with_amount(kwd)),
+            // Optty's spec: multipleOf 0.01.
+            ("amount", with_amount(kwd)),
             (
                 "capture_number",
                 valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),

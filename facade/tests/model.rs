@@ -299,7 +299,15 @@ fn optty_takes_at_most_two_decimals() {
         money("1.234", "KWD"),
         reference("R1"),
     );
-    assert_invalid(&kwd, "amount.currency");
+    // The spec's multipleOf 0.01: a third decimal place is refused, the currency is not.
+    assert_invalid(&kwd, "amount");
+    let kwd_in_cents = RefundRequest::new(
+        Provider::Optty,
+        "O-1",
+        money("1.230", "KWD"),
+        reference("R1"),
+    );
+    assert_valid(&kwd_in_cents);
     let jpy = RefundRequest::new(Provider::Optty, "O-1", money("100", "JPY"), reference("R1"));
     assert_valid(&jpy);
 }
@@ -417,7 +425,10 @@ fn capabilities_state_the_documented_facts() {
     let optty = Provider::Optty.capabilities();
     assert!(optty.partial_refunds && !optty.line_items && !optty.reasons);
     assert!(optty.synchronous_result && optty.idempotent_retries);
-    assert_eq!(optty.currency_exponents, Some(&[0, 1, 2][..]));
+    assert_eq!(
+        optty.amount_multiple_of.map(|step| step.to_string()).as_deref(),
+        Some(optty_api::constraints::refunds_controller_refund_order::refund_amount::amount::MULTIPLE_OF)
+    );
 
     let afterpay = Provider::AfterPay.capabilities();
     assert!(afterpay.line_items && afterpay.partial_requires_line_items);

@@ -70,6 +70,7 @@ pub fn capabilities() -> Capabilities {
         max_line_items: Some(body::items::MAX_ITEMS),
         max_product_id_len: Some(body::items::items::product_id::MAX_LENGTH),
         currency_exponents: None,
+        amount_multiple_of: None,
         requires_capture_number: body::capture_number::REQUIRED,
         max_capture_number_len: Some(body::capture_number::MAX_LENGTH),
         requires_provider_order_id: false,

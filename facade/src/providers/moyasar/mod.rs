@@ -72,6 +72,7 @@ pub fn capabilities() -> Capabilities {
         max_line_items: None,
         max_product_id_len: None,
         currency_exponents: None,
+        amount_multiple_of: None,
         requires_capture_number: false,
         max_capture_number_len: None,
         requires_provider_order_id: false,

@@ -95,6 +95,7 @@ pub fn capabilities() -> Capabilities {
         max_product_id_len: Some(body::products::items::id::MAX_LENGTH),
         // The amount counts 1/100s: a unit, not a spec keyword.
         currency_exponents: Some(&[2]),
+        amount_multiple_of: None,
         requires_capture_number: false,
         max_capture_number_len: None,
         requires_provider_order_id: body::oa_order_id::REQUIRED,

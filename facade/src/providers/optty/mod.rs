@@ -141,9 +141,8 @@ pub fn capabilities() -> Capabilities {
         max_order_id_len: None,
         max_line_items: None,
         max_product_id_len: None,
-        currency_exponents: Capabilities::exponents_for_step(
-            body::refund_amount::amount::MULTIPLE_OF,
-        ),
+        currency_exponents: None,
+        amount_multiple_of: Capabilities::step(body::refund_amount::amount::MULTIPLE_OF),
         requires_capture_number: false,
         max_capture_number_len: None,
         requires_provider_order_id: false,

@@ -1,0 +1,180 @@
+//! The facade's validation agrees with the spec: for requests generated around every boundary a
+//! provider's spec states, `RefundRequest::validate()` accepts exactly when the wire body the
+//! adapter would send (`transformers::refund_body`) exists and validates against the normalized
+//! request schema (the generated crate's `NORMALIZED_OPENAPI`, checked with the `jsonschema`
+//! crate as JSON Schema draft 4, which OpenAPI 3.0's schema objects follow).
+//!
+//! Requests are generated inside the facade's own generic rules (charset of the reference,
+//! line totals summing to the amount, ...), so every disagreement is about a spec constraint.
+
+use proptest::prelude::*;
+use refunds::providers::{afterpay, moyasar, openapp, optty};
+use refunds::{LineItem, MerchantReference, Money, Provider, RefundRequest};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// A validator of the request body of the provider's refund operation.
+fn request_validator(openapi: &str, body_schema: &str) -> jsonschema::Validator {
+    let mut document: Value = serde_json::from_str(openapi).expect("normalized spec");
+    document["$ref"] = Value::String(format!("#/components/schemas/{body_schema}"));
+    jsonschema::draft4::new(&document).expect("a valid schema")
+}
+
+struct Schemas {
+    optty: jsonschema::Validator,
+    afterpay: jsonschema::Validator,
+    moyasar: jsonschema::Validator,
+    openapp: jsonschema::Validator,
+}
+
+fn schemas() -> &'static Schemas {
+    static SCHEMAS: std::sync::OnceLock<Schemas> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| Schemas {
+        optty: request_validator(optty_api::NORMALIZED_OPENAPI, "OrderRefundDto"),
+        afterpay: request_validator(afterpay_api::NORMALIZED_OPENAPI, "RefundOrderRequest"),
+        moyasar: request_validator(moyasar_api::NORMALIZED_OPENAPI, "RefundRequest"),
+        openapp: request_validator(openapp_api::NORMALIZED_OPENAPI, "RefundRequest"),
+    })
+}
+
+/// The body the adapter would send, as the JSON text it would send, if it can build one.
+fn wire_body(request: &RefundRequest) -> Option<Vec<u8>> {
+    let bytes = match request.provider {
+        Provider::Optty => serde_json::to_vec(&optty::transformers::refund_body(request)),
+        Provider::AfterPay => {
+            serde_json::to_vec(&afterpay::transformers::refund_body(request).ok()?)
+        }
+        Provider::Moyasar => serde_json::to_vec(&moyasar::transformers::refund_body(request).ok()?),
+        Provider::OpenApp => serde_json::to_vec(&openapp::transformers::refund_body(request).ok()?),
+    };
+    Some(bytes.expect("encodes"))
+}
+
+/// Whether the spec accepts what the adapter would send for `request`, and why not.
+fn spec_accepts(request: &RefundRequest) -> Result<(), String> {
+    let body = wire_body(request).ok_or("the adapter cannot build a body")?;
+    let instance: Value = serde_json::from_slice(&body).unwrap();
+    let validator = match request.provider {
+        Provider::Optty => &schemas().optty,
+        Provider::AfterPay => &schemas().afterpay,
+        Provider::Moyasar => &schemas().moyasar,
+        _ => &schemas().openapp,
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+fn check(request: &RefundRequest) -> Result<(), TestCaseError> {
+    let facade = request.validate();
+    let spec = spec_accepts(request);
+    prop_assert_eq!(
+        facade.is_ok(),
+        spec.is_ok(),
+        "{} facade: {:?} spec: {:?} request: {:?}",
+        request.provider,
+        facade.as_ref().map_err(ToString::to_string),
+        spec,
+        request
+    );
+    Ok(())
+}
+
+/// Lengths just below, at and above `max`.
+fn around(max: usize) -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(max.saturating_sub(1).max(1)),
+        Just(max),
+        Just(max + 1),
+        1..=max
+    ]
+}
+
+fn reference(len: usize) -> MerchantReference {
+    MerchantReference::new("R".repeat(len.min(MerchantReference::MAX_LEN))).unwrap()
+}
+
+fn goodwill(amount: Money) -> LineItem {
+    LineItem {
+        product_id: "goodwill".into(),
+        description: "Goodwill".into(),
+        quantity: 1,
+        unit_price: amount,
+        unit_vat: Money::zero(amount.currency()),
+        vat_percent: Decimal::ZERO,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn openapp_lengths(
+        reference_len in around(openapp_api::constraints::refund_order::case_id::MAX_LENGTH),
+        order_len in around(openapp_api::constraints::refund_order::shop_order_id::MAX_LENGTH),
+        notes_len in around(openapp_api::constraints::refund_order::notes::MAX_LENGTH),
+        product_len in around(openapp_api::constraints::refund_order::products::items::id::MAX_LENGTH),
+        with_items in any::<bool>(),
+        cents in 1u64..=1_000_000,
+    ) {
+        let amount = Money::from_minor_units(i64::try_from(cents).unwrap(), refunds::Currency::from_code("PLN").unwrap());
+        let mut request = RefundRequest::new(Provider::OpenApp, "O".repeat(order_len), amount, reference(reference_len))
+            .with_provider_order_id("OA-1")
+            .with_description("n".repeat(notes_len));
+        if with_items {
+            let mut item = goodwill(amount);
+            item.product_id = "p".repeat(product_len);
+            request = request.with_line_items(vec![item]);
+        }
+        check(&request)?;
+    }
+
+    #[test]
+    fn afterpay_lengths_and_counts(
+        reference_len in around(afterpay_api::constraints::refund_order::transaction_reference::MAX_LENGTH),
+        capture_len in around(afterpay_api::constraints::refund_order::capture_number::MAX_LENGTH),
+        product_len in around(afterpay_api::constraints::refund_order::items::items::product_id::MAX_LENGTH),
+        count in around(afterpay_api::constraints::refund_order::items::MAX_ITEMS),
+    ) {
+        let cent = Money::parse("0.01", "EUR").unwrap();
+        let amount = Money::from_minor_units(i64::try_from(count).unwrap(), cent.currency());
+        let mut item = goodwill(cent);
+        item.product_id = "p".repeat(product_len);
+        let request = RefundRequest::new(Provider::AfterPay, "AP-1", amount, reference(reference_len))
+            .with_capture_number("9".repeat(capture_len))
+            .with_line_items(vec![item; count]);
+        check(&request)?;
+    }
+
+    #[test]
+    fn moyasar_amounts(
+        minor in prop_oneof![
+            Just(moyasar_api::constraints::refund_order::amount::MAXIMUM - 1),
+            Just(moyasar_api::constraints::refund_order::amount::MAXIMUM),
+            Just(moyasar_api::constraints::refund_order::amount::MAXIMUM + 1),
+            Just(moyasar_api::constraints::refund_order::amount::MINIMUM),
+            1i64..=200_000_000,
+        ],
+        code in prop_oneof![Just("SAR"), Just("KWD"), Just("JPY")],
+        reference_len in 1usize..=MerchantReference::MAX_LEN,
+    ) {
+        let amount = Money::from_minor_units(minor, refunds::Currency::from_code(code).unwrap());
+        check(&RefundRequest::new(Provider::Moyasar, "order-1", amount, reference(reference_len)))?;
+    }
+
+    #[test]
+    fn optty_amounts(
+        units in 1i64..=10_000_000,
+        code in prop_oneof![Just("AUD"), Just("JPY"), Just("KWD"), Just("BHD"), Just("CLF")],
+        reference_len in 1usize..=MerchantReference::MAX_LEN,
+    ) {
+        let amount = Money::from_minor_units(units, refunds::Currency::from_code(code).unwrap());
+        check(&RefundRequest::new(Provider::Optty, "ORD-1", amount, reference(reference_len)))?;
+    }
+}
