@@ -21,18 +21,19 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::wire::{Map, Value};
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::credentials::AFTERPAY_API_KEY;
 use crate::fault::Fault;
-use crate::server::{self, ProviderHandle, Shared, json, json_bytes, run_refund};
+use crate::server::{
+    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Shared, Surface, json, json_bytes,
+    run_refund,
+};
 use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{money, wire};
 
@@ -56,16 +57,44 @@ struct AfterPayState {
     replay_transaction_reference: bool,
 }
 
-pub(crate) async fn start(port: u16, replay: bool) -> std::io::Result<AfterPayServer> {
-    let shared = Shared::new(Units::Major);
+pub(crate) async fn start(listen: Listen, replay: bool) -> std::io::Result<AfterPayServer> {
+    let shared = Shared::new("afterpay", Units::Major);
     let state = Arc::new(AfterPayState {
         shared: Arc::clone(&shared),
         replay_transaction_reference: replay,
     });
-    let routes = Router::new()
-        .route("/api/v3/orders/{order_number}/refunds", post(refund))
-        .with_state(state);
-    let handle = server::serve(port, shared, routes).await?;
+    let routes = Routes::new().post(
+        "/api/v3/orders/{order_number}/refunds",
+        MediaType::Json,
+        refund,
+        state,
+    );
+    let surface = Surface {
+        routes,
+        duplicate_key: "transactionReference",
+        reject: Arc::new(|r, method, uri| {
+            let (code, field) = match r {
+                Rejection::NotFound => ("NotFound", None),
+                Rejection::MethodNotAllowed { .. } => ("MethodNotAllowed", None),
+                Rejection::PayloadTooLarge { .. } => ("RequestTooLarge", Some("request")),
+                Rejection::UnsupportedMediaType { .. } => {
+                    ("UnsupportedMediaType", Some("Content-Type"))
+                }
+            };
+            errors(
+                r.status(),
+                &[ResponseMessage {
+                    kind: "TechnicalError",
+                    code,
+                    message: r.message(method, uri),
+                    customer_facing_message: None,
+                    action_code: None,
+                    field_reference: field.map(str::to_owned),
+                }],
+            )
+        }),
+    };
+    let handle = server::serve(listen, shared, surface).await?;
     Ok(AfterPayServer { handle })
 }
 
@@ -159,7 +188,34 @@ struct Item {
 struct Request {
     capture_number: String,
     items: Vec<Item>,
+    /// The sum of `grossUnitPrice * quantity` over the items (checked:
+    /// [`total`]).
+    items_total: Decimal,
     transaction_reference: Option<String>,
+}
+
+/// The sum of `grossUnitPrice * quantity` over `items` (named `list`), or
+/// the validation error naming the first item whose product, or the sum up
+/// to it, does not fit a decimal (about 7.9e28).
+fn total(items: &[Item], list: &str) -> Result<Decimal, ResponseMessage> {
+    let mut sum = Decimal::ZERO;
+    for (i, item) in items.iter().enumerate() {
+        sum = item
+            .gross_unit_price
+            .checked_mul(item.quantity)
+            .and_then(|line| sum.checked_add(line))
+            .ok_or_else(|| {
+                let path = format!("{list}[{i}]");
+                ResponseMessage::validation(
+                    path.clone(),
+                    format!(
+                        "'{path}.grossUnitPrice' * '{path}.quantity' is too large: the refund amount must not exceed {}.",
+                        Decimal::MAX
+                    ),
+                )
+            })?;
+    }
+    Ok(sum)
 }
 
 /// The request constraints of AfterPay's spec (generated; never restated here).
@@ -176,8 +232,9 @@ fn optional_string(
     max: usize,
     out: &mut Vec<ResponseMessage>,
 ) -> Option<String> {
+    // Optional fields may be absent, but the spec makes none nullable.
     match obj.get(field) {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
         Some(Value::String(_)) => {
             out.push(ResponseMessage::validation(
@@ -257,7 +314,7 @@ fn optional_enum(
     out: &mut Vec<ResponseMessage>,
 ) {
     match obj.get(field) {
-        None | Some(Value::Null) => {}
+        None => {}
         Some(Value::String(s)) if allowed.contains(&s.as_str()) => {}
         Some(_) => out.push(ResponseMessage::validation(
             path.into(),
@@ -312,7 +369,7 @@ fn validate_item(v: &Value, path: &str, out: &mut Vec<ResponseMessage>) -> Optio
         out,
     );
     match obj.get("lineNumber") {
-        None | Some(Value::Null) => {}
+        None => {}
         Some(v) if wire::integer(v).is_some() => {}
         Some(_) => out.push(ResponseMessage::validation(
             f("lineNumber"),
@@ -376,43 +433,49 @@ fn validate(v: &Value) -> Result<Request, Vec<ResponseMessage>> {
         spec::merchant_id::MAX_LENGTH,
         &mut out,
     );
-    let (name, list) = match (obj.get("items"), obj.get("orderItems")) {
-        (Some(v), _) if !v.is_null() => ("items", Some(v)),
-        (_, Some(v)) if !v.is_null() => ("orderItems", Some(v)),
-        _ => ("items", None),
-    };
-    let max_items = match name {
-        "orderItems" => spec::order_items::MAX_ITEMS,
-        _ => spec::items::MAX_ITEMS,
-    };
-    let mut items = Vec::new();
-    match list {
-        None => {}
-        Some(Value::Array(list)) if list.len() > max_items => {
-            out.push(ResponseMessage::validation(
-                name.into(),
-                format!("'{name}' must not have more than {max_items} items."),
-            ))
-        }
-        Some(Value::Array(list)) => {
-            for (i, item) in list.iter().enumerate() {
-                if let Some(item) = validate_item(item, &format!("{name}[{i}]"), &mut out) {
-                    items.push(item);
+    // Both lists are validated when both are sent; `items` is the one
+    // refunded (the legacy `orderItems` only when `items` is absent).
+    let mut lists: Vec<(&str, Vec<Item>)> = Vec::new();
+    for (name, max_items) in [
+        ("items", spec::items::MAX_ITEMS),
+        ("orderItems", spec::order_items::MAX_ITEMS),
+    ] {
+        let mut items = Vec::new();
+        match obj.get(name) {
+            None => continue,
+            Some(Value::Array(list)) if list.len() > max_items => {
+                out.push(ResponseMessage::validation(
+                    name.into(),
+                    format!("'{name}' must not have more than {max_items} items."),
+                ))
+            }
+            Some(Value::Array(list)) => {
+                for (i, item) in list.iter().enumerate() {
+                    if let Some(item) = validate_item(item, &format!("{name}[{i}]"), &mut out) {
+                        items.push(item);
+                    }
                 }
             }
+            Some(_) => out.push(ResponseMessage::validation(
+                name.into(),
+                format!("'{name}' must be an array."),
+            )),
         }
-        Some(_) => out.push(ResponseMessage::validation(
-            name.into(),
-            format!("'{name}' must be an array."),
-        )),
+        lists.push((name, items));
     }
+    let (name, items) = lists.into_iter().next().unwrap_or(("items", Vec::new()));
+    if !out.is_empty() {
+        return Err(out);
+    }
+    let items_total = total(&items, name).map_err(|m| vec![m])?;
     match capture_number {
-        Some(capture_number) if out.is_empty() => Ok(Request {
+        Some(capture_number) => Ok(Request {
             capture_number,
             items,
+            items_total,
             transaction_reference,
         }),
-        _ => Err(out),
+        None => Err(out),
     }
 }
 
@@ -481,10 +544,7 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
     let amount = if req.items.is_empty() {
         refundable
     } else {
-        req.items
-            .iter()
-            .map(|i| i.gross_unit_price * i.quantity)
-            .sum()
+        req.items_total
     };
     if amount <= Decimal::ZERO {
         let message = if req.items.is_empty() {

@@ -119,6 +119,26 @@ impl From<Match> for Trigger {
     }
 }
 
+/// One injected fault as [`crate::ProviderHandle::fault_rules`] and
+/// `GET /__admin/faults` list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    /// The rule's id, unique per provider server ([`FaultHandle::id`]).
+    pub id: u64,
+    /// What goes wrong.
+    pub fault: Fault,
+    /// Which requests.
+    pub matcher: Match,
+    /// Firings left; `None` = until cleared. A rule at 0 stays listed (and
+    /// fires no more) until cleared.
+    pub times_left: Option<usize>,
+    /// Refund requests this rule has seen since it was injected (what
+    /// [`Match::Nth`] counts).
+    pub seen: usize,
+    /// Requests it fired on.
+    pub fired: usize,
+}
+
 #[derive(Debug)]
 struct Rule {
     id: u64,
@@ -164,6 +184,30 @@ impl Faults {
         lock(&self.inner).rules.clear();
     }
 
+    /// Removes one rule; `false` when there is none with this id.
+    pub fn remove(&self, id: u64) -> bool {
+        let mut rules = lock(&self.inner);
+        let before = rules.rules.len();
+        rules.rules.retain(|r| r.id != id);
+        rules.rules.len() != before
+    }
+
+    /// Every rule, in the order they are tried.
+    pub fn list(&self) -> Vec<FaultRule> {
+        lock(&self.inner)
+            .rules
+            .iter()
+            .map(|r| FaultRule {
+                id: r.id,
+                fault: r.fault.clone(),
+                matcher: r.matcher.clone(),
+                times_left: r.remaining,
+                seen: r.seen,
+                fired: r.fired,
+            })
+            .collect()
+    }
+
     /// Decides the fault for one refund request about `orders` (the ids the
     /// request names). Every rule counts the request for [`Match::Nth`]; the
     /// first matching rule with firings left wins.
@@ -188,6 +232,9 @@ impl Faults {
                 chosen = Some(rule.fault.clone());
             }
         }
+        if let Some(fault) = &chosen {
+            crate::server::note_fault(fault);
+        }
         chosen
     }
 }
@@ -200,6 +247,11 @@ pub struct FaultHandle {
 }
 
 impl FaultHandle {
+    /// The rule's id, as `GET /__admin/faults` lists it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Rule) -> R) -> Option<R> {
         let mut rules = lock(&self.faults.inner);
         rules.rules.iter_mut().find(|r| r.id == self.id).map(f)
@@ -223,7 +275,7 @@ impl FaultHandle {
 
     /// Removes the fault.
     pub fn clear(&self) {
-        lock(&self.faults.inner).rules.retain(|r| r.id != self.id);
+        self.faults.remove(self.id);
     }
 }
 

@@ -1,8 +1,9 @@
 //! Stateful loopback emulators of four refund APIs: Optty, AfterPay
 //! (Riverty), Moyasar and OpenApp, each a real HTTP server (axum on tokio)
-//! on its own `127.0.0.1` port, faithful to the provider's documented
-//! contract: routes, auth, units, success bodies, error bodies byte for byte
-//! where the docs show them, and each provider's duplicate rule.
+//! on its own port (`127.0.0.1` unless [`SandboxConfig::bind`] says
+//! otherwise), faithful to the provider's documented contract: routes, auth,
+//! units, success bodies, error bodies byte for byte where the docs show
+//! them, and each provider's duplicate rule.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -31,18 +32,25 @@
 //! Each provider's module documents its assumptions where the docs are
 //! silent: [`optty`], [`afterpay`], [`moyasar`], [`openapp`].
 //!
-//! # Admin endpoints
+//! # Admin API
 //!
 //! Every server also answers, without auth and without counting towards
-//! [`ProviderHandle::requests_received`]:
+//! [`ProviderHandle::requests_received`], the admin API under `/__admin`:
+//! seed, read and remove orders (`/__admin/orders`), read the refund ledger
+//! (`/__admin/refunds`), settle a pending refund, add, list and clear faults
+//! (`/__admin/faults`), read the request log (`/__admin/requests`) and reset
+//! everything (`/__admin/reset`). JSON in and out; errors are
+//! `{"error":..,"field":..}` naming the field at fault. The contract is
+//! `sandbox/admin.openapi.json`; [`admin`] lists each operation beside the
+//! [`ProviderHandle`] method that does the same (both call one function).
 //!
-//! - `POST /__admin/orders` with an [`OrderSeed`] as JSON
-//!   (`{"id":"ORD-1","currency":"AUD","captured":100.00}`, optional
-//!   `authorized`, `refunded`, `capture_number`, `oa_order_id`, `owner`,
-//!   `refund_status` `"SUCCEEDED"`/`"PENDING"`): creates or replaces the
-//!   order, 201 with its [`OrderState`]; 400 `{"error":..}` for a bad seed.
-//! - `GET /__admin/orders/{id}`: 200 [`OrderState`] or 404 `{"error":..}`.
-//! - `GET /__admin/orders`: all orders.
+//! # Router-level answers
+//!
+//! An unknown route (404), a wrong method (405, with `Allow`), a body beyond
+//! [`SandboxConfig::max_request_body`] (413) and a body whose content type is
+//! not the route's (415; `application/json`, Optty's `/token`
+//! `application/x-www-form-urlencoded`) are answered in the provider's own
+//! error shape (OpenApp's signed), never with an empty or plain-text body.
 //!
 //! # Faults
 //!
@@ -67,6 +75,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod afterpay;
 mod clock;
 pub mod credentials;
@@ -79,10 +88,12 @@ mod server;
 mod state;
 mod wire;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+pub use admin::{AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest, SeedFile};
 pub use afterpay::AfterPayServer;
-pub use fault::{Fault, FaultHandle, Match, Trigger};
+pub use fault::{Fault, FaultHandle, FaultRule, Match, Trigger};
 pub use moyasar::MoyasarServer;
 pub use openapp::OpenAppServer;
 pub use optty::OpttyServer;
@@ -95,9 +106,13 @@ pub use state::{
 /// How to start the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxConfig {
+    /// The address every server binds (default `127.0.0.1`).
+    pub bind: IpAddr,
     /// `None` (default): every server on an ephemeral port. `Some(p)`: Optty
     /// on `p`, AfterPay on `p + 1`, Moyasar on `p + 2`, OpenApp on `p + 3`.
     pub port_base: Option<u16>,
+    /// A port per provider, taking precedence over [`SandboxConfig::port_base`].
+    pub ports: ProviderPorts,
     /// Lifetime of Optty tokens (default 86400 s, Optty's `expires_in`).
     pub optty_token_lifetime: Duration,
     /// AfterPay: a repeated `transactionReference` on an order replays the
@@ -106,16 +121,67 @@ pub struct SandboxConfig {
     /// OpenApp: allowed distance between a request's timestamp and the
     /// sandbox's clock (default 60 s).
     pub openapp_timestamp_window: Duration,
+    /// OpenApp: how answers are signed (default
+    /// [`openapp::ResponseSigning::Valid`]).
+    pub openapp_response_signing: openapp::ResponseSigning,
+    /// The largest request body a server reads, in bytes (default 1 MiB,
+    /// nginx's default); a larger one answers 413 in the provider's shape.
+    pub max_request_body: usize,
 }
+
+/// A fixed port per provider; `None` leaves it to
+/// [`SandboxConfig::port_base`] or an ephemeral port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProviderPorts {
+    /// Optty's port.
+    pub optty: Option<u16>,
+    /// AfterPay's port.
+    pub afterpay: Option<u16>,
+    /// Moyasar's port.
+    pub moyasar: Option<u16>,
+    /// OpenApp's port.
+    pub openapp: Option<u16>,
+}
+
+/// [`SandboxConfig::max_request_body`]'s default: 1 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port_base: None,
+            ports: ProviderPorts::default(),
             optty_token_lifetime: Duration::from_secs(86_400),
             afterpay_replay_transaction_reference: true,
             openapp_timestamp_window: openapp::DEFAULT_TIMESTAMP_WINDOW,
+            openapp_response_signing: openapp::ResponseSigning::Valid,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
         }
+    }
+}
+
+impl SandboxConfig {
+    /// The port of the provider at `offset` (Optty 0 .. OpenApp 3).
+    fn port(&self, fixed: Option<u16>, offset: u16) -> std::io::Result<u16> {
+        if let Some(port) = fixed {
+            return Ok(port);
+        }
+        self.port_base.map_or(Ok(0), |base| {
+            base.checked_add(offset).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "port_base + 3 exceeds 65535",
+                )
+            })
+        })
+    }
+
+    fn listen(&self, fixed: Option<u16>, offset: u16) -> std::io::Result<server::Listen> {
+        Ok(server::Listen {
+            addr: SocketAddr::new(self.bind, self.port(fixed, offset)?),
+            max_request_body: self.max_request_body,
+        })
     }
 }
 
@@ -135,23 +201,28 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts all four servers; returns once every one is listening.
     pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
-        let port = |offset: u16| {
-            config.port_base.map_or(Ok(0), |base| {
-                base.checked_add(offset).ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "port_base + 3 exceeds 65535",
-                    )
-                })
-            })
-        };
+        let ports = config.ports;
         Ok(Sandbox {
-            optty: optty::start(port(0)?, config.optty_token_lifetime).await?,
-            afterpay: afterpay::start(port(1)?, config.afterpay_replay_transaction_reference)
+            optty: optty::start(config.listen(ports.optty, 0)?, config.optty_token_lifetime)
                 .await?,
-            moyasar: moyasar::start(port(2)?).await?,
-            openapp: openapp::start(port(3)?, config.openapp_timestamp_window).await?,
+            afterpay: afterpay::start(
+                config.listen(ports.afterpay, 1)?,
+                config.afterpay_replay_transaction_reference,
+            )
+            .await?,
+            moyasar: moyasar::start(config.listen(ports.moyasar, 2)?).await?,
+            openapp: openapp::start(
+                config.listen(ports.openapp, 3)?,
+                config.openapp_timestamp_window,
+                config.openapp_response_signing,
+            )
+            .await?,
         })
+    }
+
+    /// The four servers, in the order Optty, AfterPay, Moyasar, OpenApp.
+    pub fn providers(&self) -> [&ProviderHandle; 4] {
+        [&self.optty, &self.afterpay, &self.moyasar, &self.openapp]
     }
 
     /// Stops all four servers gracefully.

@@ -25,12 +25,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::wire::Value;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
@@ -38,7 +36,9 @@ use uuid::Uuid;
 
 use crate::credentials::{MOYASAR_KEY_WITHOUT_REFUND, MOYASAR_SECRET_KEY};
 use crate::fault::Fault;
-use crate::server::{self, ProviderHandle, Shared, after_commit, detached, json};
+use crate::server::{
+    self, Listen, MediaType, ProviderHandle, Routes, Shared, Surface, after_commit, detached, json,
+};
 use crate::state::{Order, RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -65,12 +65,20 @@ impl Deref for MoyasarServer {
     }
 }
 
-pub(crate) async fn start(port: u16) -> std::io::Result<MoyasarServer> {
-    let shared = Shared::new(Units::IsoMinor);
-    let routes = Router::new()
-        .route("/v1/orders/{id}/refund", post(refund))
-        .with_state(Arc::clone(&shared));
-    let handle = server::serve(port, shared, routes).await?;
+pub(crate) async fn start(listen: Listen) -> std::io::Result<MoyasarServer> {
+    let shared = Shared::new("moyasar", Units::IsoMinor);
+    let routes = Routes::new().post(
+        "/v1/orders/{id}/refund",
+        MediaType::Json,
+        refund,
+        Arc::clone(&shared),
+    );
+    let surface = Surface {
+        routes,
+        duplicate_key: "transaction_id",
+        reject: Arc::new(|r, method, uri| message(r.status(), &r.message(method, uri))),
+    };
+    let handle = server::serve(listen, shared, surface).await?;
     Ok(MoyasarServer { handle })
 }
 
@@ -357,7 +365,9 @@ fn validate(v: &Value) -> Result<Request, BTreeMap<&'static str, Vec<String>>> {
         },
     };
     let transaction_id = match obj.get("transaction_id") {
-        None | Some(Value::Null) => None,
+        // Absent is fine; `null` is not a string (the spec's field is not
+        // nullable).
+        None => None,
         // The spec's `format: uuid` (36 characters, hyphenated).
         Some(Value::String(s))
             if s.len() == moyasar_api::constraints::refund_order::transaction_id::MAX_LENGTH

@@ -44,12 +44,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::wire::{Map, Value};
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -58,7 +56,9 @@ use sha2::{Digest, Sha256};
 
 use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use crate::fault::Fault;
-use crate::server::{self, ProviderHandle, Shared, json, run_refund};
+use crate::server::{
+    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Shared, Surface, json, run_refund,
+};
 use crate::state::{RecordedRefund, RefundStatus, SANDBOX_MERCHANT, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -290,20 +290,44 @@ impl OpenAppState {
     }
 }
 
-pub(crate) async fn start(port: u16, window: Duration) -> std::io::Result<OpenAppServer> {
-    let shared = Shared::new(Units::Hundredths);
+pub(crate) async fn start(
+    listen: Listen,
+    window: Duration,
+    signing: ResponseSigning,
+) -> std::io::Result<OpenAppServer> {
+    let shared = Shared::new("openapp", Units::Hundredths);
     let state = Arc::new(OpenAppState {
         shared: Arc::clone(&shared),
         nonces: Mutex::new(HashSet::new()),
         skew_ms: AtomicI64::new(0),
         window: Mutex::new(window),
         wallet_missing: AtomicBool::new(false),
-        signing: Mutex::new(ResponseSigning::Valid),
+        signing: Mutex::new(signing),
     });
-    let routes = Router::new()
-        .route(REFUND_PATH, post(refund))
-        .with_state(Arc::clone(&state));
-    let handle = server::serve(port, shared, routes).await?;
+    let routes = Routes::new().post(REFUND_PATH, MediaType::Json, refund, Arc::clone(&state));
+    let signer = Arc::clone(&state);
+    let surface = Surface {
+        routes,
+        duplicate_key: "caseId",
+        // Named like the documented exceptions, and signed like every answer.
+        reject: Arc::new(move |r, method, uri| {
+            let name = match r {
+                Rejection::NotFound => "NotFoundException",
+                Rejection::MethodNotAllowed { .. } => "MethodNotAllowedException",
+                Rejection::PayloadTooLarge { .. } => "PayloadTooLargeException",
+                Rejection::UnsupportedMediaType { .. } => "UnsupportedMediaTypeException",
+            };
+            let message = r.message(method, uri);
+            let body = serde_json::to_vec(&Exception {
+                exception: name,
+                message: &message,
+            })
+            .unwrap_or_default();
+            let (parts, _) = server::json_bytes(r.status(), body.clone()).into_parts();
+            sign_parts(&signer, method, uri, parts, Bytes::from(body))
+        }),
+    };
+    let handle = server::serve(listen, shared, surface).await?;
     Ok(OpenAppServer { handle, state })
 }
 
@@ -393,35 +417,45 @@ pub(crate) fn tamper_signature(headers: &mut HeaderMap) {
 
 /// Adds the response signature headers.
 async fn sign_response(st: &OpenAppState, method: &Method, uri: &Uri, res: Response) -> Response {
-    let signing = *lock(&st.signing);
-    if signing == ResponseSigning::Absent {
-        return res;
-    }
-    let (mut parts, body) = res.into_parts();
+    let (parts, body) = res.into_parts();
     // Every body here is an in-memory buffer, so collecting cannot fail.
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    let signed_over: &[u8] = if signing == ResponseSigning::Tampered {
-        TAMPERED_BODY
-    } else {
-        &bytes
-    };
-    let sig = sign(
-        OPENAPP_API_KEY,
-        OPENAPP_API_SECRET,
-        method.as_str(),
-        uri.path(),
-        st.now_ms(),
-        &uuid::Uuid::new_v4().simple().to_string(),
-        signed_over,
-    );
-    for (name, value) in [
-        ("authorization", sig.authorization),
-        ("x-app-signature", sig.signature),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            parts.headers.insert(name, value);
+    sign_parts(st, method, uri, parts, bytes)
+}
+
+/// Signs a response whose body is `bytes` (per [`ResponseSigning`]).
+fn sign_parts(
+    st: &OpenAppState,
+    method: &Method,
+    uri: &Uri,
+    mut parts: axum::http::response::Parts,
+    bytes: Bytes,
+) -> Response {
+    let signing = *lock(&st.signing);
+    if signing != ResponseSigning::Absent {
+        let signed_over: &[u8] = if signing == ResponseSigning::Tampered {
+            TAMPERED_BODY
+        } else {
+            &bytes
+        };
+        let sig = sign(
+            OPENAPP_API_KEY,
+            OPENAPP_API_SECRET,
+            method.as_str(),
+            uri.path(),
+            st.now_ms(),
+            &uuid::Uuid::new_v4().simple().to_string(),
+            signed_over,
+        );
+        for (name, value) in [
+            ("authorization", sig.authorization),
+            ("x-app-signature", sig.signature),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                parts.headers.insert(name, value);
+            }
         }
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))

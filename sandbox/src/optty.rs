@@ -21,18 +21,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::wire::Value;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::post;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};
 use crate::fault::Fault;
-use crate::server::{self, ProviderHandle, Shared, json, json_bytes, run_refund};
+use crate::server::{
+    self, Listen, MediaType, ProviderHandle, Routes, Shared, Surface, json, json_bytes, run_refund,
+};
 use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -97,18 +97,36 @@ struct OpttyState {
     lifetime: Mutex<Duration>,
 }
 
-pub(crate) async fn start(port: u16, token_lifetime: Duration) -> std::io::Result<OpttyServer> {
-    let shared = Shared::new(Units::Major);
+pub(crate) async fn start(
+    listen: Listen,
+    token_lifetime: Duration,
+) -> std::io::Result<OpttyServer> {
+    let shared = Shared::new("optty", Units::Major);
     let state = Arc::new(OpttyState {
         shared: Arc::clone(&shared),
         tokens: Mutex::new(HashMap::new()),
         lifetime: Mutex::new(token_lifetime),
     });
-    let routes = Router::new()
-        .route("/token", post(token))
-        .route("/orders/{order_reference}/refund", post(refund))
-        .with_state(Arc::clone(&state));
-    let handle = server::serve(port, shared, routes).await?;
+    let routes = Routes::new()
+        .post("/token", MediaType::Form, token, Arc::clone(&state))
+        .post(
+            "/orders/{order_reference}/refund",
+            MediaType::Json,
+            refund,
+            Arc::clone(&state),
+        );
+    let surface = Surface {
+        routes,
+        duplicate_key: "refundReference",
+        // NestJS answers an unknown route `{"statusCode":404,"message":"Cannot
+        // POST /x","error":"Not Found"}`; the other router-level answers take
+        // the same shape with their status' reason phrase.
+        reject: Arc::new(|r, method, uri| {
+            let status = r.status();
+            error(status, &r.message(method, uri), status.canonical_reason())
+        }),
+    };
+    let handle = server::serve(listen, shared, surface).await?;
     Ok(OpttyServer { handle, state })
 }
 
@@ -286,8 +304,9 @@ fn validate(v: &Value) -> Result<Request, String> {
         Some(Value::String(_)) => {}
         _ => return Err("refundDescription must be a string".into()),
     }
+    // Optional, but not nullable in the spec.
     match obj.get("isActivatedViaOAuth") {
-        None | Some(Value::Null) | Some(Value::Bool(_)) => {}
+        None | Some(Value::Bool(_)) => {}
         Some(_) => return Err("isActivatedViaOAuth must be a boolean value".into()),
     }
     Ok(Request {
@@ -382,6 +401,8 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
         refund_status: match status {
             RefundStatus::Succeeded => "SUCCESSFUL",
             RefundStatus::Pending => "PENDING",
+            // Seeds refuse FAILED, so a new refund never is.
+            RefundStatus::Failed => "FAILED",
         },
         description: Value::Object(crate::wire::Map::new()),
         refund_date: clock::rfc1123(SystemTime::now()),

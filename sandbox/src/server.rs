@@ -1,73 +1,58 @@
-//! What every provider's server shares: the handle, serving on loopback,
-//! request counting, the admin routes and the fault responses.
+//! What every provider's server shares: the handle, serving, the router-level
+//! answers (unknown route, wrong method, oversized body, wrong content type)
+//! in each provider's own error shape, request counting and the request log,
+//! and the fault responses. The admin routes and the operations behind them
+//! live in [`crate::admin`].
 
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use bytes::BytesMut;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::fault::{Fault, FaultHandle, Faults, Trigger};
+use crate::admin::{self, AdminError, LedgerEntry, LedgerFilter, LoggedRequest, Outcome};
+use crate::fault::{Fault, FaultHandle, FaultRule, Faults, Trigger};
 use crate::openapp;
-use crate::state::{
-    self, OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError, Store, Units, lock,
-};
+use crate::state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError, Store, Units};
 
 /// The state every provider keeps.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// `optty`, `afterpay`, `moyasar` or `openapp`.
+    pub provider: &'static str,
     pub units: Units,
     pub store: Mutex<Store>,
     pub faults: Arc<Faults>,
     pub requests: AtomicUsize,
+    pub log: Mutex<admin::RequestLog>,
 }
 
 impl Shared {
-    pub fn new(units: Units) -> Arc<Self> {
+    pub fn new(provider: &'static str, units: Units) -> Arc<Self> {
         Arc::new(Shared {
+            provider,
             units,
             store: Mutex::new(Store::default()),
             faults: Arc::new(Faults::default()),
             requests: AtomicUsize::new(0),
+            log: Mutex::new(admin::RequestLog::default()),
         })
-    }
-
-    pub fn seed(&self, seed: OrderSeed) -> Result<OrderState, SeedError> {
-        let order = state::build_order(seed, self.units)?;
-        let snapshot = order.state.clone();
-        lock(&self.store)
-            .orders
-            .insert(order.state.id.clone(), order);
-        Ok(snapshot)
-    }
-
-    pub fn order(&self, id: &str) -> Option<OrderState> {
-        let store = lock(&self.store);
-        store
-            .orders
-            .get(id)
-            .or_else(|| {
-                store
-                    .orders
-                    .values()
-                    .find(|o| o.seed.oa_order_id.as_deref() == Some(id))
-            })
-            .map(|o| o.state.clone())
     }
 }
 
@@ -76,6 +61,10 @@ impl Shared {
 /// The four provider types ([`crate::OpttyServer`] and the others)
 /// dereference to this, so `sb.optty.base_url()` and `sb.moyasar.inject(..)`
 /// read the same everywhere. Dropping the handle stops the server.
+///
+/// Every method here is also an admin HTTP operation (`/__admin/..`, see
+/// `sandbox/admin.openapi.json`): both call the same function, so what a Rust
+/// test and a client in another language can do and see is the same.
 #[derive(Debug)]
 pub struct ProviderHandle {
     shared: Arc<Shared>,
@@ -85,14 +74,21 @@ pub struct ProviderHandle {
 }
 
 impl ProviderHandle {
-    /// `http://127.0.0.1:<port>`, no trailing slash.
+    /// `http://<address>:<port>`, no trailing slash. A server bound to the
+    /// unspecified address (`0.0.0.0`, `::`) reports the loopback address of
+    /// the same family, which is where a local client reaches it.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        base_url(self.addr)
     }
 
     /// The socket the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `optty`, `afterpay`, `moyasar` or `openapp`.
+    pub fn provider(&self) -> &'static str {
+        self.shared.provider
     }
 
     /// Creates (or replaces, resetting its refunds) an order.
@@ -106,34 +102,57 @@ impl ProviderHandle {
         }
     }
 
-    /// Creates (or replaces) an order. Refuses unknown currencies, negative
+    /// Creates (or replaces) an order; its refunds and the duplicate keys
+    /// used on it are forgotten. Refuses unknown currencies, negative
     /// amounts, refunded > captured > authorized, and amounts that do not
-    /// convert exactly to the provider's minor units.
+    /// convert exactly to the provider's minor units, naming the field.
+    /// `POST /__admin/orders`.
     pub fn try_seed_order(&self, seed: OrderSeed) -> Result<OrderState, SeedError> {
         self.shared.seed(seed)
     }
 
     /// A snapshot of an order by its seed id (OpenApp: or its `oaOrderId`).
+    /// `GET /__admin/orders/{id}`.
     pub fn order(&self, id: &str) -> Option<OrderState> {
         self.shared.order(id)
     }
 
-    /// Snapshots of all orders, by id.
+    /// Snapshots of all orders, by id. `GET /__admin/orders`.
     pub fn orders(&self) -> Vec<OrderState> {
-        lock(&self.shared.store)
-            .orders
-            .values()
-            .map(|o| o.state.clone())
-            .collect()
+        self.shared.orders()
+    }
+
+    /// Removes one order with its refunds and the duplicate keys used on it.
+    /// `DELETE /__admin/orders/{id}`.
+    pub fn delete_order(&self, id: &str) -> Option<OrderState> {
+        self.shared.delete_order(id)
+    }
+
+    /// Removes every order, every recorded refund and every remembered
+    /// duplicate key; returns how many orders there were.
+    /// `DELETE /__admin/orders`.
+    pub fn reset_orders(&self) -> usize {
+        self.shared.reset_orders()
+    }
+
+    /// Back to a fresh server: no orders, refunds, duplicate keys, faults or
+    /// logged requests, and [`ProviderHandle::requests_received`] at 0.
+    /// Provider settings (token lifetime, response signing..) stay.
+    /// `POST /__admin/reset`.
+    pub fn reset(&self) {
+        self.shared.reset();
     }
 
     /// How many refunds were recorded through the API, over all orders.
     pub fn refund_count(&self) -> usize {
-        lock(&self.shared.store)
-            .orders
-            .values()
-            .map(|o| o.state.refunds.len())
-            .sum()
+        self.shared.ledger(&LedgerFilter::default()).len()
+    }
+
+    /// The refund ledger: every refund recorded through the API (by order
+    /// id, then oldest first) that `filter` lets through.
+    /// `GET /__admin/refunds`.
+    pub fn ledger(&self, filter: &LedgerFilter) -> Vec<LedgerEntry> {
+        self.shared.ledger(filter)
     }
 
     /// Every refund recorded through the API, over all orders (by order
@@ -141,13 +160,15 @@ impl ProviderHandle {
     /// ([`crate::RecordedRefund::reference`]) is `reference`: for a ledger
     /// check such as "exactly one refund per merchant reference". Refunds
     /// recorded without a key never match.
+    /// `GET /__admin/refunds?reference=..`.
     pub fn refunds_with_reference(&self, reference: &str) -> Vec<RecordedRefund> {
-        lock(&self.shared.store)
-            .orders
-            .values()
-            .flat_map(|o| &o.state.refunds)
-            .filter(|r| r.reference.as_deref() == Some(reference))
-            .cloned()
+        self.shared
+            .ledger(&LedgerFilter {
+                reference: Some(reference.to_owned()),
+                ..LedgerFilter::default()
+            })
+            .into_iter()
+            .map(LedgerEntry::into_refund)
             .collect()
     }
 
@@ -157,51 +178,83 @@ impl ProviderHandle {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// The request log: every request but the admin ones, oldest first, as
+    /// answered (the newest 10000 are kept); with `since`, only those whose
+    /// `seq` is greater. `GET /__admin/requests`.
+    pub fn request_log(&self, since: Option<u64>) -> Vec<LoggedRequest> {
+        self.shared.request_log(since)
+    }
+
+    /// Empties the request log; returns how many entries it had.
+    /// `DELETE /__admin/requests`.
+    pub fn clear_request_log(&self) -> usize {
+        self.shared.clear_request_log()
+    }
+
     /// How many duplicate keys are being processed right now (Moyasar
     /// `transaction_id`s between arrival and answer), so a test can wait for
     /// a delayed first attempt before sending its duplicate.
     pub fn in_flight(&self) -> usize {
-        lock(&self.shared.store).inflight.len()
+        self.shared.in_flight()
     }
 
     /// Injects a fault for refund requests matching `when`: a [`Match`]
     /// (until cleared) or a [`Trigger`] such as `Match::Any.once()`. Rules
-    /// are tried in the order they were injected.
+    /// are tried in the order they were injected. `POST /__admin/faults`.
     ///
     /// [`Match`]: crate::Match
     pub fn inject(&self, fault: Fault, when: impl Into<Trigger>) -> FaultHandle {
-        self.shared.faults.add(fault, when.into())
+        self.shared.add_fault(fault, when.into())
     }
 
-    /// Removes every injected fault.
+    /// Every injected fault, in the order they are tried.
+    /// `GET /__admin/faults`.
+    pub fn fault_rules(&self) -> Vec<FaultRule> {
+        self.shared.fault_rules()
+    }
+
+    /// Removes one injected fault by [`FaultHandle::id`]; `false` when there
+    /// is none. `DELETE /__admin/faults/{id}`.
+    pub fn clear_fault(&self, id: u64) -> bool {
+        self.shared.clear_fault(id)
+    }
+
+    /// Removes every injected fault. `DELETE /__admin/faults`.
     pub fn clear_faults(&self) {
-        self.shared.faults.clear();
+        self.shared.clear_faults();
     }
 
-    /// Marks a pending refund (by [`crate::RecordedRefund::id`]) as
-    /// succeeded, as a settlement report or callback would. `false` when
-    /// there is no such refund.
+    /// Settles a refund (by [`crate::RecordedRefund::id`]) on an order (by
+    /// its id or, OpenApp, its `oaOrderId`) as [`RefundStatus::Succeeded`]
+    /// or [`RefundStatus::Failed`], as a settlement report or callback
+    /// would. A failed refund gives its amount back to the order's
+    /// refundable total. Settling again to the same status is a no-op; a
+    /// settled refund cannot change its outcome.
+    /// `POST /__admin/orders/{order_id}/refunds/{refund_id}/settle`.
+    pub fn settle(
+        &self,
+        order_id: &str,
+        refund_id: &str,
+        status: RefundStatus,
+    ) -> Result<LedgerEntry, AdminError> {
+        self.shared.settle(order_id, refund_id, status)
+    }
+
+    /// Marks a pending refund as succeeded ([`ProviderHandle::settle`] with
+    /// [`RefundStatus::Succeeded`]). `false` when there is no such refund
+    /// or it failed already.
     pub fn settle_refund(&self, order_id: &str, refund_id: &str) -> bool {
-        let mut store = lock(&self.shared.store);
-        let Some(order) = store.orders.get_mut(order_id) else {
-            return false;
-        };
-        match order.state.refunds.iter_mut().find(|r| r.id == refund_id) {
-            Some(refund) => {
-                refund.status = RefundStatus::Succeeded;
-                true
-            }
-            None => false,
-        }
+        self.settle(order_id, refund_id, RefundStatus::Succeeded)
+            .is_ok()
     }
 
     /// Stops accepting connections, lets running requests finish (for at
     /// most 5 s, so a long injected latency cannot hang a test) and waits.
     pub async fn shutdown(&self) {
-        if let Some(stop) = lock(&self.stop).take() {
+        if let Some(stop) = crate::state::lock(&self.stop).take() {
             let _ = stop.send(());
         }
-        let task = lock(&self.task).take();
+        let task = crate::state::lock(&self.task).take();
         if let Some(mut task) = task
             && tokio::time::timeout(Duration::from_secs(5), &mut task)
                 .await
@@ -216,19 +269,200 @@ impl ProviderHandle {
     }
 }
 
-/// Binds `127.0.0.1:<port>` (0 = ephemeral) and serves `routes` plus the
-/// admin routes. Returns once the socket is listening, so a client may
-/// connect immediately.
-pub(crate) async fn serve(
-    port: u16,
+/// `http://ip:port`, loopback for an unspecified address.
+pub(crate) fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Where and how a provider's server listens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listen {
+    /// Address and port (0 = ephemeral).
+    pub addr: SocketAddr,
+    /// The largest request body read, in bytes; a larger one answers 413 in
+    /// the provider's shape.
+    pub max_request_body: usize,
+}
+
+/// The media type a route's request body must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MediaType {
+    /// `application/json`.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+impl MediaType {
+    pub fn essence(self) -> &'static str {
+        match self {
+            MediaType::Json => "application/json",
+            MediaType::Form => "application/x-www-form-urlencoded",
+        }
+    }
+}
+
+/// One route of a provider's API.
+#[derive(Debug, Clone)]
+struct RouteSpec {
+    method: Method,
+    /// axum syntax: `/orders/{order_reference}/refund`.
+    path: &'static str,
+    media: MediaType,
+}
+
+/// A provider's routes: the axum router and, from the same calls, the table
+/// the router-level answers are decided from (so the two cannot disagree).
+pub(crate) struct Routes {
+    router: Router,
+    table: Vec<RouteSpec>,
+}
+
+impl Routes {
+    pub fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    /// `POST path`, whose body must be `media`, served by `handler` with
+    /// `state`.
+    pub fn post<H, T, S>(
+        mut self,
+        path: &'static str,
+        media: MediaType,
+        handler: H,
+        state: S,
+    ) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+        S: Clone + Send + Sync + 'static,
+    {
+        self.router = self
+            .router
+            .route(path, axum::routing::post(handler).with_state(state));
+        self.table.push(RouteSpec {
+            method: Method::POST,
+            path,
+            media,
+        });
+        self
+    }
+}
+
+/// Why a request was answered before reaching a provider's handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// No route has this path: 404.
+    NotFound,
+    /// The path exists, the method does not: 405 (the `Allow` header is
+    /// added by the server).
+    MethodNotAllowed { allow: Vec<Method> },
+    /// The body is longer than the limit: 413.
+    PayloadTooLarge { limit: usize },
+    /// The body's content type is not the route's: 415.
+    UnsupportedMediaType { expected: &'static str, got: String },
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+
+    /// A sentence for the provider's error body, e.g. `Cannot GET /x`.
+    pub fn message(&self, method: &Method, uri: &Uri) -> String {
+        match self {
+            Rejection::NotFound => format!("Cannot {method} {}", uri.path()),
+            Rejection::MethodNotAllowed { allow } => format!(
+                "Method {method} is not allowed on {}; allowed: {}",
+                uri.path(),
+                allow_list(allow)
+            ),
+            Rejection::PayloadTooLarge { limit } => {
+                format!("The request body is larger than {limit} bytes")
+            }
+            Rejection::UnsupportedMediaType { expected, got } => {
+                format!("Content-Type must be {expected}, not {got}")
+            }
+        }
+    }
+}
+
+fn allow_list(allow: &[Method]) -> String {
+    allow
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds a provider's answer to a [`Rejection`] in its own error shape
+/// (OpenApp: signed), given the request's method and URI.
+pub(crate) type Reject = Arc<dyn Fn(&Rejection, &Method, &Uri) -> Response + Send + Sync>;
+
+/// What a provider hands to [`serve`].
+pub(crate) struct Surface {
+    pub routes: Routes,
+    /// The top-level JSON field of a refund body that holds the duplicate
+    /// key, for the request log.
+    pub duplicate_key: &'static str,
+    pub reject: Reject,
+}
+
+/// What the edge middleware needs.
+struct Edge {
     shared: Arc<Shared>,
-    routes: Router,
+    table: Vec<RouteSpec>,
+    duplicate_key: &'static str,
+    reject: Reject,
+    max_body: usize,
+}
+
+/// Binds `listen.addr` and serves the provider's routes plus the admin
+/// routes. Returns once the socket is listening, so a client may connect
+/// immediately.
+pub(crate) async fn serve(
+    listen: Listen,
+    shared: Arc<Shared>,
+    surface: Surface,
 ) -> io::Result<ProviderHandle> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let listener = TcpListener::bind(listen.addr).await?;
     let addr = listener.local_addr()?;
-    let app = routes
-        .merge(admin_routes(Arc::clone(&shared)))
-        .layer(middleware::from_fn_with_state(Arc::clone(&shared), count));
+    let edge = Arc::new(Edge {
+        shared: Arc::clone(&shared),
+        table: surface.routes.table,
+        duplicate_key: surface.duplicate_key,
+        reject: surface.reject,
+        max_body: listen.max_request_body,
+    });
+    let (not_found, wrong_method) = (Arc::clone(&edge), Arc::clone(&edge));
+    let app = surface
+        .routes
+        .router
+        .merge(admin::routes(Arc::clone(&shared)))
+        .fallback(move |method: Method, uri: Uri| {
+            let edge = Arc::clone(&not_found);
+            async move { fallback(&edge, &method, &uri) }
+        })
+        .method_not_allowed_fallback(move |method: Method, uri: Uri| {
+            let edge = Arc::clone(&wrong_method);
+            async move { method_not_allowed(&edge, &method, &uri) }
+        })
+        // The edge reads every body itself, within `max_request_body`.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(edge, edge_layer));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         // A dropped sender (handle dropped) stops the server too.
@@ -250,66 +484,274 @@ pub(crate) async fn serve(
     })
 }
 
-/// Counts every request but the admin ones, unknown paths included (a
-/// layer on the whole app, because route layers skip the fallback).
-async fn count(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with(ADMIN_PREFIX) {
-        shared.requests.fetch_add(1, Ordering::SeqCst);
-    }
-    next.run(req).await
+/// Whether `path` is an admin path.
+pub(crate) fn is_admin(path: &str) -> bool {
+    path == admin::PREFIX || path.starts_with(&format!("{}/", admin::PREFIX))
 }
 
-const ADMIN_PREFIX: &str = "/__admin/";
-
-fn admin_routes(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/__admin/orders", get(admin_list).post(admin_seed))
-        .route("/__admin/orders/{id}", get(admin_get))
-        .with_state(shared)
-}
-
-#[derive(Serialize)]
-struct AdminError {
-    error: String,
-}
-
-async fn admin_list(State(shared): State<Arc<Shared>>) -> Response {
-    let orders: Vec<OrderState> = lock(&shared.store)
-        .orders
-        .values()
-        .map(|o| o.state.clone())
-        .collect();
-    json(StatusCode::OK, &orders)
-}
-
-async fn admin_seed(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let seed = match serde_json::from_slice::<OrderSeed>(&body) {
-        Ok(seed) => seed,
-        Err(e) => {
-            return json(
-                StatusCode::BAD_REQUEST,
-                &AdminError {
-                    error: e.to_string(),
-                },
-            );
+/// Whether a request path matches a route pattern: same number of segments,
+/// literal segments equal, `{param}` segments non-empty.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut pat = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (pat.next(), got.next()) {
+            (None, None) => return true,
+            (Some(p), Some(g)) => {
+                let is_param = p.starts_with('{') && p.ends_with('}');
+                if (is_param && g.is_empty()) || (!is_param && p != g) {
+                    return false;
+                }
+            }
+            _ => return false,
         }
-    };
-    match shared.seed(seed) {
-        Ok(state) => json(StatusCode::CREATED, &state),
-        Err(e) => json(StatusCode::BAD_REQUEST, &AdminError { error: e.0 }),
     }
 }
 
-async fn admin_get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    match shared.order(&id) {
-        Some(state) => json(StatusCode::OK, &state),
-        None => json(
-            StatusCode::NOT_FOUND,
-            &AdminError {
-                error: format!("order {id} not found"),
-            },
-        ),
+/// The essence (`type/subtype`, lower case) of a `Content-Type` value.
+fn essence(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+enum ReadError {
+    TooLarge,
+    Broken,
+}
+
+/// Reads a body up to `limit` bytes.
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ReadError> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let Ok(frame) = frame else {
+            return Err(ReadError::Broken);
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(ReadError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+    Ok(buf.freeze())
+}
+
+tokio::task_local! {
+    /// The fault a request's handler drew, for the request log.
+    static FIRED: Arc<Mutex<Option<Fault>>>;
+}
+
+/// Called by [`Faults::take`]: notes the fault the current request drew.
+pub(crate) fn note_fault(fault: &Fault) {
+    let _ = FIRED.try_with(|slot| *crate::state::lock(slot) = Some(fault.clone()));
+}
+
+/// Marks [`drop_connection`]'s response, which never reaches the client.
+#[derive(Debug, Clone, Copy)]
+struct Dropped;
+
+/// Writes a request's log entry when the request ends, answered or not (a
+/// client that goes away mid-request drops the future, and the entry then
+/// says so).
+struct LogGuard {
+    shared: Arc<Shared>,
+    started: Instant,
+    at: SystemTime,
+    method: String,
+    path: String,
+    duplicate_key: Option<String>,
+    fired: Arc<Mutex<Option<Fault>>>,
+    status: Option<u16>,
+    outcome: Outcome,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        let fault = crate::state::lock(&self.fired).take();
+        let entry = self.shared.log_request(
+            self.at,
+            self.started.elapsed(),
+            std::mem::take(&mut self.method),
+            std::mem::take(&mut self.path),
+            self.status,
+            self.outcome,
+            self.duplicate_key.take(),
+            fault.as_ref(),
+        );
+        tracing::info!(
+            provider = self.shared.provider,
+            seq = entry.seq,
+            status = entry.status,
+            outcome = ?entry.outcome,
+            duplicate_key = entry.duplicate_key.as_deref(),
+            fault = entry.fault.as_deref(),
+            ms = entry.duration_ms,
+            "{} {}",
+            entry.method,
+            entry.path
+        );
+    }
+}
+
+/// Every request passes here first. Admin requests: body read within the
+/// limit, then routed. Provider requests: counted and logged; unknown
+/// routes, wrong methods, oversized bodies and wrong content types are
+/// answered in the provider's shape; the rest go to the provider's handler
+/// with their body read.
+async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    if is_admin(parts.uri.path()) {
+        let body = match read_limited(body, edge.max_body).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::TooLarge) => {
+                return admin::error_response(&AdminError::too_large(edge.max_body));
+            }
+            Err(ReadError::Broken) => {
+                return admin::error_response(&AdminError::invalid(
+                    "body",
+                    "the request body could not be read",
+                ));
+            }
+        };
+        return next.run(Request::from_parts(parts, Body::from(body))).await;
+    }
+
+    edge.shared.requests.fetch_add(1, Ordering::SeqCst);
+    let fired = Arc::new(Mutex::new(None));
+    let mut log = LogGuard {
+        shared: Arc::clone(&edge.shared),
+        started: Instant::now(),
+        at: SystemTime::now(),
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        duplicate_key: None,
+        fired: Arc::clone(&fired),
+        status: None,
+        outcome: Outcome::ClientGone,
+    };
+    let (method, uri) = (parts.method.clone(), parts.uri.clone());
+    let reject = |r: Rejection| reject_response(&edge, &r, &method, &uri);
+
+    let matching: Vec<&RouteSpec> = edge
+        .table
+        .iter()
+        .filter(|r| path_matches(r.path, parts.uri.path()))
+        .collect();
+    let res = if matching.is_empty() {
+        reject(Rejection::NotFound)
+    } else if let Some(route) = matching.iter().find(|r| r.method == method) {
+        let media = route.media;
+        match check_and_read(&edge, &parts.headers, media, body).await {
+            Err(rejection) => reject(rejection),
+            Ok(bytes) => {
+                if media == MediaType::Json {
+                    log.duplicate_key = duplicate_key(&bytes, edge.duplicate_key);
+                }
+                let req = Request::from_parts(parts, Body::from(bytes));
+                FIRED.scope(fired, next.run(req)).await
+            }
+        }
+    } else {
+        let mut allow: Vec<Method> = matching.iter().map(|r| r.method.clone()).collect();
+        allow.dedup();
+        reject(Rejection::MethodNotAllowed { allow })
+    };
+    if res.extensions().get::<Dropped>().is_some() {
+        log.outcome = Outcome::Dropped;
+    } else {
+        log.status = Some(res.status().as_u16());
+        log.outcome = Outcome::Answered;
+    }
+    res
+}
+
+/// The size and content-type checks, then the body.
+async fn check_and_read(
+    edge: &Edge,
+    headers: &HeaderMap,
+    media: MediaType,
+    body: Body,
+) -> Result<Bytes, Rejection> {
+    let too_large = Rejection::PayloadTooLarge {
+        limit: edge.max_body,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > edge.max_body as u64) {
+        return Err(too_large);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // A wrong content type is refused before the body is read. A missing one
+    // is read as the route's own (clients that omit it keep working; their
+    // body is validated like any other).
+    if let Some(got) = content_type
+        && essence(&got) != media.essence()
+    {
+        return Err(Rejection::UnsupportedMediaType {
+            expected: media.essence(),
+            got,
+        });
+    }
+    let bytes = match read_limited(body, edge.max_body).await {
+        Ok(bytes) => bytes,
+        Err(ReadError::TooLarge) => return Err(too_large),
+        // The client went away while sending; nobody reads this answer.
+        Err(ReadError::Broken) => Bytes::new(),
+    };
+    Ok(bytes)
+}
+
+/// The string at `field` of a JSON object body.
+fn duplicate_key(body: &[u8], field: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Any(serde_json::Map<String, serde_json::Value>);
+    let Any(obj) = serde_json::from_slice(body).ok()?;
+    obj.get(field)?.as_str().map(str::to_owned)
+}
+
+fn reject_response(edge: &Edge, rejection: &Rejection, method: &Method, uri: &Uri) -> Response {
+    let mut res = (edge.reject)(rejection, method, uri);
+    if let Rejection::MethodNotAllowed { allow } = rejection
+        && let Ok(value) = HeaderValue::from_str(&allow_list(allow))
+    {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
+
+/// Requests the route table let through but axum did not route: admin
+/// paths (the table holds only provider routes), and in principle nothing
+/// else.
+fn fallback(edge: &Edge, method: &Method, uri: &Uri) -> Response {
+    if is_admin(uri.path()) {
+        return admin::error_response(&AdminError::not_found(
+            "path",
+            format!("no admin route {method} {}", uri.path()),
+        ));
+    }
+    reject_response(edge, &Rejection::NotFound, method, uri)
+}
+
+/// A known path with a method it does not serve (axum adds `Allow`).
+fn method_not_allowed(edge: &Edge, method: &Method, uri: &Uri) -> Response {
+    if is_admin(uri.path()) {
+        return admin::error_response(&AdminError::method_not_allowed(method, uri.path()));
+    }
+    let allow: Vec<Method> = edge
+        .table
+        .iter()
+        .filter(|r| path_matches(r.path, uri.path()))
+        .map(|r| r.method.clone())
+        .collect();
+    reject_response(edge, &Rejection::MethodNotAllowed { allow }, method, uri)
 }
 
 /// A JSON response whose body is exactly `value` serialized (field order as
@@ -481,7 +923,9 @@ impl futures_core::Stream for Abort {
 
 /// [`Fault::DropAfterCommit`]'s response: no response at all.
 pub(crate) fn drop_connection() -> Response {
-    Response::new(Body::from_stream(Abort))
+    let mut res = Response::new(Body::from_stream(Abort));
+    res.extensions_mut().insert(Dropped);
+    res
 }
 
 /// Runs a handler's work on its own task, so it completes (and records the

@@ -28,6 +28,11 @@ pub enum RefundStatus {
     /// Registered but not final (Optty `PENDING`, every OpenApp refund until
     /// [`crate::ProviderHandle::settle_refund`]).
     Pending,
+    /// Settled as failed ([`crate::ProviderHandle::settle`]): the money did
+    /// not go back, so the refund no longer counts towards the order's
+    /// refunded total. Only a pending refund can fail; new refunds are never
+    /// recorded as failed.
+    Failed,
 }
 
 /// An order to create in a provider's sandbox. Amounts are in major units
@@ -153,10 +158,25 @@ impl OrderSeed {
     }
 }
 
-/// Why a seed was refused.
+/// Why a seed was refused: the field at fault (as named in the seed's JSON)
+/// and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid order seed: {0}")]
-pub struct SeedError(pub String);
+#[error("invalid order seed: {field}: {message}")]
+pub struct SeedError {
+    /// The seed field at fault, e.g. `refunded`.
+    pub field: &'static str,
+    /// What is wrong, e.g. `refunded exceeds captured`.
+    pub message: String,
+}
+
+impl SeedError {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
+        SeedError {
+            field,
+            message: message.into(),
+        }
+    }
+}
 
 /// One refund the sandbox recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,31 +298,50 @@ impl Units {
 /// Checks a seed and turns it into an order record.
 pub(crate) fn build_order(seed: OrderSeed, units: Units) -> Result<Order, SeedError> {
     if seed.id.is_empty() {
-        return Err(SeedError("id must not be empty".into()));
+        return Err(SeedError::new("id", "id must not be empty"));
     }
     if money::exponent(&seed.currency).is_none() {
-        return Err(SeedError(format!(
-            "{} is not an ISO 4217 currency code",
-            seed.currency
-        )));
+        return Err(SeedError::new(
+            "currency",
+            format!("{} is not an ISO 4217 currency code", seed.currency),
+        ));
+    }
+    if seed.refund_status == RefundStatus::Failed {
+        return Err(SeedError::new(
+            "refund_status",
+            "new refunds settle as SUCCEEDED or PENDING, never FAILED",
+        ));
     }
     let authorized = seed.authorized.unwrap_or(seed.captured);
-    if seed.captured < Decimal::ZERO || seed.refunded < Decimal::ZERO {
-        return Err(SeedError("amounts must not be negative".into()));
+    for (field, amount) in [
+        ("captured", seed.captured),
+        ("refunded", seed.refunded),
+        ("authorized", authorized),
+    ] {
+        if amount < Decimal::ZERO {
+            return Err(SeedError::new(field, "amounts must not be negative"));
+        }
     }
     if seed.refunded > seed.captured {
-        return Err(SeedError("refunded exceeds captured".into()));
+        return Err(SeedError::new("refunded", "refunded exceeds captured"));
     }
     if authorized < seed.captured {
-        return Err(SeedError("captured exceeds authorized".into()));
+        return Err(SeedError::new("captured", "captured exceeds authorized"));
     }
     if let Some(exp) = units.exponent(&seed.currency) {
-        for amount in [seed.captured, seed.refunded, authorized] {
+        for (field, amount) in [
+            ("captured", seed.captured),
+            ("refunded", seed.refunded),
+            ("authorized", authorized),
+        ] {
             if money::to_minor(amount, exp).is_none() {
-                return Err(SeedError(format!(
-                    "{amount} {} has more than {exp} decimals for this provider",
-                    seed.currency
-                )));
+                return Err(SeedError::new(
+                    field,
+                    format!(
+                        "{amount} {} has more than {exp} decimals for this provider",
+                        seed.currency
+                    ),
+                ));
             }
         }
     }

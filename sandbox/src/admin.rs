@@ -1,0 +1,1212 @@
+//! The admin API: orders, the refund ledger, faults, settlement and the
+//! request log, the same on every provider's server under `/__admin`, JSON
+//! in and out, described by `sandbox/admin.openapi.json`.
+//!
+//! One implementation: the operations are methods of the provider's shared
+//! state; [`crate::ProviderHandle`]'s methods and the HTTP handlers here both
+//! call them. The HTTP side only turns JSON into the same Rust values
+//! ([`OrderSeed`], [`Fault`], [`Match`]..) and back.
+//!
+//! | operation | HTTP | Rust |
+//! |---|---|---|
+//! | server info | `GET /__admin` | [`crate::ProviderHandle::provider`], `requests_received`, `refund_count` |
+//! | seed an order | `POST /__admin/orders` | [`crate::ProviderHandle::try_seed_order`] |
+//! | read orders | `GET /__admin/orders`, `GET /__admin/orders/{id}` | `orders`, `order` |
+//! | remove orders | `DELETE /__admin/orders`, `DELETE /__admin/orders/{id}` | `reset_orders`, `delete_order` |
+//! | the refund ledger | `GET /__admin/refunds?order=&reference=&status=` | `ledger` |
+//! | settle a refund | `POST /__admin/orders/{order_id}/refunds/{refund_id}/settle` | `settle` |
+//! | faults | `POST`, `GET`, `DELETE /__admin/faults`, `GET`, `DELETE /__admin/faults/{id}` | `inject`, `fault_rules`, `clear_faults`, `clear_fault` |
+//! | request log | `GET /__admin/requests?since=`, `DELETE /__admin/requests` | `request_log`, `clear_request_log` |
+//! | reset everything | `POST /__admin/reset` | `reset` |
+//!
+//! Errors are `{"error": "<what is wrong>", "field": "<the field at fault>"}`
+//! (`field` names the JSON field, query parameter or path parameter, e.g.
+//! `fault.status` or `captured`; absent when no field is at fault) with 400
+//! (invalid), 404 (no such order, refund, fault or route), 405, 409 (a
+//! settled refund asked to change its outcome) or 413.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::fault::{Fault, FaultHandle, FaultRule, Match, Trigger};
+use crate::server::{Shared, json};
+use crate::state::{self, OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError, lock};
+use crate::wire::{self, Map, Value};
+
+/// Where the admin routes live on every server.
+pub(crate) const PREFIX: &str = "/__admin";
+
+/// How many requests the request log keeps (the oldest are dropped).
+pub const REQUEST_LOG_CAPACITY: usize = 10_000;
+
+/// The longest [`Fault::Latency`] the admin API accepts (10 minutes).
+pub const MAX_LATENCY_MS: u64 = 600_000;
+
+/// The largest [`Fault::OversizedBody`] the admin API accepts (16 GiB; the
+/// body is streamed, never held).
+pub const MAX_OVERSIZED_BODY: u64 = 1 << 34;
+
+/// The largest [`Fault::OversizedHeaders`] the admin API accepts (64 MiB;
+/// the header is held in memory while it is sent).
+pub const MAX_OVERSIZED_HEADERS: u64 = 1 << 26;
+
+/// What kind of error an admin operation met, and so its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminErrorKind {
+    /// 400: the input is invalid.
+    Invalid,
+    /// 404: no such order, refund, fault or route.
+    NotFound,
+    /// 405: the admin path does not take this method.
+    MethodNotAllowed,
+    /// 409: the request contradicts the state (a settled refund asked to
+    /// change its outcome).
+    Conflict,
+    /// 413: the request body is too large.
+    TooLarge,
+}
+
+impl AdminErrorKind {
+    /// The HTTP status the admin API answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            AdminErrorKind::Invalid => 400,
+            AdminErrorKind::NotFound => 404,
+            AdminErrorKind::MethodNotAllowed => 405,
+            AdminErrorKind::Conflict => 409,
+            AdminErrorKind::TooLarge => 413,
+        }
+    }
+}
+
+/// Why an admin operation was refused, naming the field at fault. The HTTP
+/// answer is `{"error": message, "field": field}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+pub struct AdminError {
+    /// The kind, and so the HTTP status.
+    pub kind: AdminErrorKind,
+    /// The field, query or path parameter at fault (`fault.status`,
+    /// `captured`, `order_id`..), if any.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl AdminError {
+    fn new(kind: AdminErrorKind, field: Option<&str>, message: impl Into<String>) -> Self {
+        AdminError {
+            kind,
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// 400 about `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(AdminErrorKind::Invalid, Some(field), message)
+    }
+
+    /// 404 about `field`.
+    pub fn not_found(field: &str, message: impl Into<String>) -> Self {
+        Self::new(AdminErrorKind::NotFound, Some(field), message)
+    }
+
+    pub(crate) fn method_not_allowed(method: &Method, path: &str) -> Self {
+        Self::new(
+            AdminErrorKind::MethodNotAllowed,
+            None,
+            format!("{method} is not allowed on {path}"),
+        )
+    }
+
+    pub(crate) fn too_large(limit: usize) -> Self {
+        Self::new(
+            AdminErrorKind::TooLarge,
+            Some("body"),
+            format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// The same error about `prefix.field` (or `prefix` alone).
+    fn within(mut self, prefix: &str) -> Self {
+        if !prefix.is_empty() {
+            self.field = Some(match self.field {
+                Some(f) if f.starts_with('[') => format!("{prefix}{f}"),
+                Some(f) => format!("{prefix}.{f}"),
+                None => prefix.to_owned(),
+            });
+        }
+        self
+    }
+}
+
+impl From<SeedError> for AdminError {
+    fn from(e: SeedError) -> Self {
+        AdminError::invalid(e.field, e.message)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+/// The HTTP answer for an admin error.
+pub(crate) fn error_response(e: &AdminError) -> Response {
+    json(
+        StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        &ErrorBody {
+            error: &e.message,
+            field: e.field.as_deref(),
+        },
+    )
+}
+
+/// Which refunds [`crate::ProviderHandle::ledger`] returns; `None` fields
+/// match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    /// Only refunds of this order (its id or, OpenApp, its `oaOrderId`).
+    pub order: Option<String>,
+    /// Only refunds recorded under this duplicate key.
+    pub reference: Option<String>,
+    /// Only refunds in this status.
+    pub status: Option<RefundStatus>,
+}
+
+/// One refund of the ledger: a [`RecordedRefund`] with its order's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The order's seed id.
+    pub order_id: String,
+    /// [`RecordedRefund::id`].
+    pub id: String,
+    /// [`RecordedRefund::reference`], the duplicate key.
+    pub reference: Option<String>,
+    /// [`RecordedRefund::amount`], major units.
+    #[serde(with = "json_decimal::number")]
+    pub amount: Decimal,
+    /// [`RecordedRefund::status`].
+    pub status: RefundStatus,
+    /// [`RecordedRefund::created_at`].
+    pub created_at: String,
+}
+
+impl LedgerEntry {
+    fn new(order_id: &str, r: &RecordedRefund) -> Self {
+        LedgerEntry {
+            order_id: order_id.to_owned(),
+            id: r.id.clone(),
+            reference: r.reference.clone(),
+            amount: r.amount,
+            status: r.status,
+            created_at: r.created_at.clone(),
+        }
+    }
+
+    /// The refund without its order id.
+    pub fn into_refund(self) -> RecordedRefund {
+        RecordedRefund {
+            id: self.id,
+            reference: self.reference,
+            amount: self.amount,
+            status: self.status,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// How a logged request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// An answer was sent (`status` says which).
+    Answered,
+    /// The connection was closed without an answer
+    /// ([`Fault::DropAfterCommit`]).
+    Dropped,
+    /// The client went away before the answer was ready.
+    ClientGone,
+}
+
+/// One entry of the request log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    /// 1, 2, 3.. per server, in the order requests ended.
+    pub seq: u64,
+    /// When the request arrived, RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// `POST`..
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The status answered; `null` when no answer was sent.
+    pub status: Option<u16>,
+    /// How the request ended.
+    pub outcome: Outcome,
+    /// The duplicate key the body carried (Optty `refundReference`,
+    /// AfterPay `transactionReference`, Moyasar `transaction_id`, OpenApp
+    /// `caseId`), if any.
+    pub duplicate_key: Option<String>,
+    /// The kind of the injected fault that fired on it (`drop_after_commit`..),
+    /// if any.
+    pub fault: Option<String>,
+    /// Arrival to end, milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A server's request log, bounded.
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    next_seq: u64,
+    entries: VecDeque<LoggedRequest>,
+}
+
+/// Orders to seed into each provider at startup (`sandbox --seed-file`):
+/// `{"optty": [seed, ..], "afterpay": [..], "moyasar": [..], "openapp": [..]}`,
+/// each seed as `POST /__admin/orders` takes it; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeedFile {
+    /// Optty orders.
+    pub optty: Vec<OrderSeed>,
+    /// AfterPay orders.
+    pub afterpay: Vec<OrderSeed>,
+    /// Moyasar orders.
+    pub moyasar: Vec<OrderSeed>,
+    /// OpenApp orders.
+    pub openapp: Vec<OrderSeed>,
+}
+
+impl SeedFile {
+    /// Parses a seed file, naming the field at fault
+    /// (`moyasar[1].captured`).
+    pub fn parse(text: &str) -> Result<SeedFile, AdminError> {
+        let value = wire::from_slice(text.as_bytes())
+            .map_err(|e| AdminError::invalid("seed file", format!("not JSON: {e}")))?;
+        let obj = object(&value, "seed file")?;
+        let mut file = SeedFile::default();
+        for (key, list) in obj {
+            let target = match key.as_str() {
+                "optty" => &mut file.optty,
+                "afterpay" => &mut file.afterpay,
+                "moyasar" => &mut file.moyasar,
+                "openapp" => &mut file.openapp,
+                _ => {
+                    return Err(AdminError::invalid(
+                        key,
+                        "unknown provider: use optty, afterpay, moyasar or openapp",
+                    ));
+                }
+            };
+            let Value::Array(items) = list else {
+                return Err(AdminError::invalid(key, "must be an array of orders"));
+            };
+            for (i, item) in items.iter().enumerate() {
+                target.push(parse_seed(item).map_err(|e| e.within(&format!("{key}[{i}]")))?);
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// `time` of the log: RFC 3339 with milliseconds.
+fn rfc3339_ms(t: SystemTime) -> String {
+    let seconds = clock::rfc3339(t);
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_millis())
+        .unwrap_or(0);
+    match seconds.strip_suffix('Z') {
+        Some(s) => format!("{s}.{ms:03}Z"),
+        None => seconds,
+    }
+}
+
+/// The operations, shared by [`crate::ProviderHandle`] and the HTTP handlers.
+impl Shared {
+    /// The key of an order by its id or (OpenApp) its `oaOrderId`.
+    fn resolve(store: &state::Store, id: &str) -> Option<String> {
+        if store.orders.contains_key(id) {
+            return Some(id.to_owned());
+        }
+        store
+            .orders
+            .iter()
+            .find(|(_, o)| o.seed.oa_order_id.as_deref() == Some(id))
+            .map(|(key, _)| key.clone())
+    }
+
+    pub fn seed(&self, seed: OrderSeed) -> Result<OrderState, SeedError> {
+        let order = state::build_order(seed, self.units)?;
+        let snapshot = order.state.clone();
+        let mut store = lock(&self.store);
+        store.replays.retain(|_, r| r.order_id != snapshot.id);
+        store.orders.insert(snapshot.id.clone(), order);
+        Ok(snapshot)
+    }
+
+    pub fn order(&self, id: &str) -> Option<OrderState> {
+        let store = lock(&self.store);
+        let key = Self::resolve(&store, id)?;
+        store.orders.get(&key).map(|o| o.state.clone())
+    }
+
+    pub fn orders(&self) -> Vec<OrderState> {
+        lock(&self.store)
+            .orders
+            .values()
+            .map(|o| o.state.clone())
+            .collect()
+    }
+
+    pub fn delete_order(&self, id: &str) -> Option<OrderState> {
+        let mut store = lock(&self.store);
+        let key = Self::resolve(&store, id)?;
+        store.replays.retain(|_, r| r.order_id != key);
+        store.orders.remove(&key).map(|o| o.state)
+    }
+
+    pub fn reset_orders(&self) -> usize {
+        let mut store = lock(&self.store);
+        store.replays.clear();
+        std::mem::take(&mut store.orders).len()
+    }
+
+    pub fn reset(&self) {
+        self.reset_orders();
+        self.clear_faults();
+        self.clear_request_log();
+        self.requests.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn ledger(&self, filter: &LedgerFilter) -> Vec<LedgerEntry> {
+        let store = lock(&self.store);
+        let only = match &filter.order {
+            Some(id) => match Self::resolve(&store, id) {
+                Some(key) => Some(key),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        store
+            .orders
+            .iter()
+            .filter(|(key, _)| only.as_ref().is_none_or(|k| k == *key))
+            .flat_map(|(key, o)| o.state.refunds.iter().map(move |r| (key, r)))
+            .filter(|(_, r)| {
+                filter
+                    .reference
+                    .as_ref()
+                    .is_none_or(|k| r.reference.as_ref() == Some(k))
+                    && filter.status.is_none_or(|s| r.status == s)
+            })
+            .map(|(key, r)| LedgerEntry::new(key, r))
+            .collect()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        lock(&self.store).inflight.len()
+    }
+
+    pub fn settle(
+        &self,
+        order_id: &str,
+        refund_id: &str,
+        status: RefundStatus,
+    ) -> Result<LedgerEntry, AdminError> {
+        if status == RefundStatus::Pending {
+            return Err(AdminError::invalid(
+                "status",
+                "a refund settles as SUCCEEDED or FAILED",
+            ));
+        }
+        let mut store = lock(&self.store);
+        let key = Self::resolve(&store, order_id)
+            .ok_or_else(|| AdminError::not_found("order_id", format!("no order {order_id}")))?;
+        let order = store
+            .orders
+            .get_mut(&key)
+            .ok_or_else(|| AdminError::not_found("order_id", format!("no order {order_id}")))?;
+        let refund = order
+            .state
+            .refunds
+            .iter_mut()
+            .find(|r| r.id == refund_id)
+            .ok_or_else(|| {
+                AdminError::not_found(
+                    "refund_id",
+                    format!("order {order_id} has no refund {refund_id}"),
+                )
+            })?;
+        match (refund.status, status) {
+            (from, to) if from == to => {}
+            (RefundStatus::Pending, to) => {
+                refund.status = to;
+                if to == RefundStatus::Failed {
+                    order.state.refunded -= refund.amount;
+                }
+                order.updated = SystemTime::now();
+            }
+            (from, to) => {
+                return Err(AdminError::new(
+                    AdminErrorKind::Conflict,
+                    Some("status"),
+                    format!(
+                        "refund {refund_id} is settled as {}; it cannot become {}",
+                        status_name(from),
+                        status_name(to)
+                    ),
+                ));
+            }
+        }
+        let entry = order
+            .state
+            .refunds
+            .iter()
+            .find(|r| r.id == refund_id)
+            .map(|r| LedgerEntry::new(&key, r));
+        entry.ok_or_else(|| AdminError::not_found("refund_id", "the refund vanished"))
+    }
+
+    pub fn add_fault(self: &Arc<Self>, fault: Fault, trigger: Trigger) -> FaultHandle {
+        self.faults.add(fault, trigger)
+    }
+
+    pub fn fault_rules(&self) -> Vec<FaultRule> {
+        self.faults.list()
+    }
+
+    pub fn clear_fault(&self, id: u64) -> bool {
+        self.faults.remove(id)
+    }
+
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+    }
+
+    pub fn request_log(&self, since: Option<u64>) -> Vec<LoggedRequest> {
+        lock(&self.log)
+            .entries
+            .iter()
+            .filter(|e| since.is_none_or(|s| e.seq > s))
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear_request_log(&self) -> usize {
+        std::mem::take(&mut lock(&self.log).entries).len()
+    }
+
+    /// Appends one entry (dropping the oldest beyond the capacity) and
+    /// returns it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn log_request(
+        &self,
+        at: SystemTime,
+        took: Duration,
+        method: String,
+        path: String,
+        status: Option<u16>,
+        outcome: Outcome,
+        duplicate_key: Option<String>,
+        fault: Option<&Fault>,
+    ) -> LoggedRequest {
+        let mut log = lock(&self.log);
+        log.next_seq += 1;
+        let entry = LoggedRequest {
+            seq: log.next_seq,
+            time: rfc3339_ms(at),
+            method,
+            path,
+            status,
+            outcome,
+            duplicate_key,
+            fault: fault.map(|f| f.kind().to_owned()),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        };
+        if log.entries.len() == REQUEST_LOG_CAPACITY {
+            log.entries.pop_front();
+        }
+        log.entries.push_back(entry.clone());
+        entry
+    }
+}
+
+fn status_name(s: RefundStatus) -> &'static str {
+    match s {
+        RefundStatus::Succeeded => "SUCCEEDED",
+        RefundStatus::Pending => "PENDING",
+        RefundStatus::Failed => "FAILED",
+    }
+}
+
+impl Fault {
+    /// The fault's kind as the admin API names it: `latency`, `status`,
+    /// `drop_after_commit`, `malformed_body`, `non_json_502`,
+    /// `status_after_commit`, `unsigned_answer`, `wrong_signature`,
+    /// `oversized_body`, `oversized_headers`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Latency(_) => "latency",
+            Fault::Status(_) => "status",
+            Fault::DropAfterCommit => "drop_after_commit",
+            Fault::MalformedBody => "malformed_body",
+            Fault::NonJson502 => "non_json_502",
+            Fault::StatusAfterCommit(_) => "status_after_commit",
+            Fault::UnsignedAnswer => "unsigned_answer",
+            Fault::WrongSignature => "wrong_signature",
+            Fault::OversizedBody(_) => "oversized_body",
+            Fault::OversizedHeaders(_) => "oversized_headers",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON forms of faults, matches and fault rules.
+
+/// `{"kind":"latency","ms":250}`, `{"kind":"status","status":503}`..
+#[derive(Serialize)]
+struct FaultJson {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+}
+
+impl From<&Fault> for FaultJson {
+    fn from(f: &Fault) -> Self {
+        let mut json = FaultJson {
+            kind: f.kind(),
+            ms: None,
+            status: None,
+            bytes: None,
+        };
+        match f {
+            Fault::Latency(d) => json.ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Fault::Status(s) | Fault::StatusAfterCommit(s) => json.status = Some(*s),
+            Fault::OversizedBody(n) | Fault::OversizedHeaders(n) => {
+                json.bytes = Some(u64::try_from(*n).unwrap_or(u64::MAX));
+            }
+            Fault::DropAfterCommit
+            | Fault::MalformedBody
+            | Fault::NonJson502
+            | Fault::UnsignedAnswer
+            | Fault::WrongSignature => {}
+        }
+        json
+    }
+}
+
+/// `{"kind":"any"}`, `{"kind":"order","order":"ORD-1"}`, `{"kind":"nth","n":2}`.
+#[derive(Serialize)]
+struct MatchJson<'a> {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<usize>,
+}
+
+impl<'a> From<&'a Match> for MatchJson<'a> {
+    fn from(m: &'a Match) -> Self {
+        match m {
+            Match::Any => MatchJson {
+                kind: "any",
+                order: None,
+                n: None,
+            },
+            Match::Order(id) => MatchJson {
+                kind: "order",
+                order: Some(id),
+                n: None,
+            },
+            Match::Nth(n) => MatchJson {
+                kind: "nth",
+                order: None,
+                n: Some(*n),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FaultRuleJson<'a> {
+    id: u64,
+    fault: FaultJson,
+    #[serde(rename = "match")]
+    matcher: MatchJson<'a>,
+    times_left: Option<usize>,
+    seen: usize,
+    fired: usize,
+}
+
+impl<'a> From<&'a FaultRule> for FaultRuleJson<'a> {
+    fn from(r: &'a FaultRule) -> Self {
+        FaultRuleJson {
+            id: r.id,
+            fault: FaultJson::from(&r.fault),
+            matcher: MatchJson::from(&r.matcher),
+            times_left: r.times_left,
+            seen: r.seen,
+            fired: r.fired,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading JSON input field by field, so every error names its field.
+
+fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AdminError> {
+    v.as_object()
+        .ok_or_else(|| AdminError::invalid(field, "must be a JSON object"))
+}
+
+fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), AdminError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(AdminError::invalid(
+            k,
+            format!("unknown field; expected one of {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A present, non-null member.
+fn member<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    obj.get(field).filter(|v| !v.is_null())
+}
+
+fn required<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a Value, AdminError> {
+    member(obj, field).ok_or_else(|| AdminError::invalid(field, "is required"))
+}
+
+fn string(v: &Value, field: &str) -> Result<String, AdminError> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| AdminError::invalid(field, "must be a string"))
+}
+
+fn optional_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, AdminError> {
+    member(obj, field).map(|v| string(v, field)).transpose()
+}
+
+fn decimal(v: &Value, field: &str) -> Result<Decimal, AdminError> {
+    wire::decimal(v).ok_or_else(|| AdminError::invalid(field, "must be a number"))
+}
+
+/// A whole number in `min..=max`.
+fn whole(v: &Value, field: &str, min: u64, max: u64) -> Result<u64, AdminError> {
+    wire::integer(v)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            AdminError::invalid(field, format!("must be a whole number from {min} to {max}"))
+        })
+}
+
+fn refund_status(
+    v: &Value,
+    field: &str,
+    allowed: &[RefundStatus],
+) -> Result<RefundStatus, AdminError> {
+    let names: Vec<&str> = allowed.iter().map(|s| status_name(*s)).collect();
+    v.as_str()
+        .and_then(|s| allowed.iter().find(|a| status_name(**a) == s).copied())
+        .ok_or_else(|| AdminError::invalid(field, format!("must be one of {}", names.join(", "))))
+}
+
+/// An [`OrderSeed`] as JSON (see `OrderSeed` in `admin.openapi.json`).
+fn parse_seed(v: &Value) -> Result<OrderSeed, AdminError> {
+    let obj = object(v, "body")?;
+    only_fields(
+        obj,
+        &[
+            "id",
+            "currency",
+            "captured",
+            "authorized",
+            "refunded",
+            "capture_number",
+            "oa_order_id",
+            "owner",
+            "refund_status",
+        ],
+    )?;
+    let mut seed = OrderSeed::new(
+        string(required(obj, "id")?, "id")?,
+        string(required(obj, "currency")?, "currency")?,
+        decimal(required(obj, "captured")?, "captured")?,
+    );
+    seed.authorized = member(obj, "authorized")
+        .map(|v| decimal(v, "authorized"))
+        .transpose()?;
+    if let Some(v) = member(obj, "refunded") {
+        seed.refunded = decimal(v, "refunded")?;
+    }
+    seed.capture_number = optional_string(obj, "capture_number")?;
+    seed.oa_order_id = optional_string(obj, "oa_order_id")?;
+    seed.owner = optional_string(obj, "owner")?;
+    if let Some(v) = member(obj, "refund_status") {
+        seed.refund_status = refund_status(
+            v,
+            "refund_status",
+            &[RefundStatus::Succeeded, RefundStatus::Pending],
+        )?;
+    }
+    Ok(seed)
+}
+
+/// A [`Fault`] as JSON, e.g. `{"kind":"status","status":503}`.
+fn parse_fault(v: &Value) -> Result<Fault, AdminError> {
+    let obj = object(v, "")?;
+    let kind = string(required(obj, "kind")?, "kind")?;
+    let bare = |fault: Fault| only_fields(obj, &["kind"]).map(|()| fault);
+    match kind.as_str() {
+        "latency" => {
+            only_fields(obj, &["kind", "ms"])?;
+            let ms = whole(required(obj, "ms")?, "ms", 0, MAX_LATENCY_MS)?;
+            Ok(Fault::Latency(Duration::from_millis(ms)))
+        }
+        "status" => Ok(Fault::Status(status_code(obj)?)),
+        "status_after_commit" => Ok(Fault::StatusAfterCommit(status_code(obj)?)),
+        "oversized_body" => Ok(Fault::OversizedBody(bytes(obj, MAX_OVERSIZED_BODY)?)),
+        "oversized_headers" => Ok(Fault::OversizedHeaders(bytes(obj, MAX_OVERSIZED_HEADERS)?)),
+        "drop_after_commit" => bare(Fault::DropAfterCommit),
+        "malformed_body" => bare(Fault::MalformedBody),
+        "non_json_502" => bare(Fault::NonJson502),
+        "unsigned_answer" => bare(Fault::UnsignedAnswer),
+        "wrong_signature" => bare(Fault::WrongSignature),
+        _ => Err(AdminError::invalid(
+            "kind",
+            "must be one of latency, status, drop_after_commit, malformed_body, \
+             non_json_502, status_after_commit, unsigned_answer, wrong_signature, \
+             oversized_body, oversized_headers",
+        )),
+    }
+}
+
+/// The size of [`Fault::OversizedBody`] and [`Fault::OversizedHeaders`].
+fn bytes(obj: &Map<String, Value>, max: u64) -> Result<usize, AdminError> {
+    only_fields(obj, &["kind", "bytes"])?;
+    let n = whole(required(obj, "bytes")?, "bytes", 0, max)?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// An HTTP status for [`Fault::Status`] and [`Fault::StatusAfterCommit`].
+fn status_code(obj: &Map<String, Value>) -> Result<u16, AdminError> {
+    only_fields(obj, &["kind", "status"])?;
+    let n = whole(required(obj, "status")?, "status", 100, 599)?;
+    Ok(u16::try_from(n).unwrap_or(500))
+}
+
+/// A [`Match`] as JSON, e.g. `{"kind":"order","order":"ORD-1"}`.
+fn parse_match(v: &Value) -> Result<Match, AdminError> {
+    let obj = object(v, "")?;
+    let kind = string(required(obj, "kind")?, "kind")?;
+    match kind.as_str() {
+        "any" => {
+            only_fields(obj, &["kind"])?;
+            Ok(Match::Any)
+        }
+        "order" => {
+            only_fields(obj, &["kind", "order"])?;
+            Ok(Match::Order(string(required(obj, "order")?, "order")?))
+        }
+        "nth" => {
+            only_fields(obj, &["kind", "n"])?;
+            let n = whole(required(obj, "n")?, "n", 1, u64::from(u32::MAX))?;
+            Ok(Match::Nth(usize::try_from(n).unwrap_or(usize::MAX)))
+        }
+        _ => Err(AdminError::invalid(
+            "kind",
+            "must be one of any, order, nth",
+        )),
+    }
+}
+
+/// `POST /__admin/faults`'s body: `{"fault": {..}, "match": {..}, "times": n}`.
+fn parse_fault_request(v: &Value) -> Result<(Fault, Trigger), AdminError> {
+    let obj = object(v, "body")?;
+    only_fields(obj, &["fault", "match", "times"])?;
+    let fault = parse_fault(required(obj, "fault")?).map_err(|e| e.within("fault"))?;
+    let matcher = match member(obj, "match") {
+        Some(m) => parse_match(m).map_err(|e| e.within("match"))?,
+        None => Match::Any,
+    };
+    let times = member(obj, "times")
+        .map(|t| whole(t, "times", 1, u64::from(u32::MAX)))
+        .transpose()?
+        .map(|t| usize::try_from(t).unwrap_or(usize::MAX));
+    Ok((fault, Trigger { matcher, times }))
+}
+
+/// A request body as JSON, numbers exact.
+fn body_json(body: &[u8]) -> Result<Value, AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AdminError::invalid("body", "a JSON body is required"));
+    }
+    wire::from_slice(body).map_err(|e| AdminError::invalid("body", format!("not JSON: {e}")))
+}
+
+/// The query parameters, refusing any not in `allowed`.
+fn query(raw: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, AdminError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| AdminError::invalid("query", e.to_string()))?;
+    match pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(AdminError::invalid(
+            k,
+            format!(
+                "unknown query parameter; expected one of {}",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(pairs),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP.
+
+type St = State<Arc<Shared>>;
+
+fn answer<T: Serialize>(status: StatusCode, result: Result<T, AdminError>) -> Response {
+    match result {
+        Ok(value) => json(status, &value),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The admin routes, with the state they work on.
+pub(crate) fn routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/__admin", get(info))
+        .route(
+            "/__admin/orders",
+            get(list_orders).post(seed_order).delete(delete_orders),
+        )
+        .route("/__admin/orders/{id}", get(get_order).delete(delete_order))
+        .route(
+            "/__admin/orders/{order_id}/refunds/{refund_id}/settle",
+            post(settle),
+        )
+        .route("/__admin/refunds", get(ledger))
+        .route(
+            "/__admin/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+        .route("/__admin/faults/{id}", get(get_fault).delete(delete_fault))
+        .route("/__admin/requests", get(requests).delete(clear_requests))
+        .route("/__admin/reset", post(reset))
+        .with_state(shared)
+}
+
+#[derive(Serialize)]
+struct Info {
+    provider: &'static str,
+    orders: usize,
+    refunds: usize,
+    faults: usize,
+    requests_received: usize,
+    in_flight: usize,
+}
+
+async fn info(State(shared): St) -> Response {
+    // One lock at a time: a guard held across the next call would deadlock.
+    let orders = lock(&shared.store).orders.len();
+    let info = Info {
+        provider: shared.provider,
+        orders,
+        refunds: shared.ledger(&LedgerFilter::default()).len(),
+        faults: shared.fault_rules().len(),
+        requests_received: shared.requests.load(std::sync::atomic::Ordering::SeqCst),
+        in_flight: shared.in_flight(),
+    };
+    json(StatusCode::OK, &info)
+}
+
+async fn list_orders(State(shared): St) -> Response {
+    json(StatusCode::OK, &shared.orders())
+}
+
+async fn seed_order(State(shared): St, body: Bytes) -> Response {
+    let result = body_json(&body)
+        .and_then(|v| parse_seed(&v))
+        .and_then(|seed| shared.seed(seed).map_err(AdminError::from));
+    answer(StatusCode::CREATED, result)
+}
+
+#[derive(Serialize)]
+struct Removed {
+    removed: usize,
+}
+
+async fn delete_orders(State(shared): St) -> Response {
+    json(
+        StatusCode::OK,
+        &Removed {
+            removed: shared.reset_orders(),
+        },
+    )
+}
+
+fn no_order(id: &str) -> AdminError {
+    AdminError::not_found("id", format!("no order {id}"))
+}
+
+async fn get_order(State(shared): St, Path(id): Path<String>) -> Response {
+    answer(
+        StatusCode::OK,
+        shared.order(&id).ok_or_else(|| no_order(&id)),
+    )
+}
+
+async fn delete_order(State(shared): St, Path(id): Path<String>) -> Response {
+    answer(
+        StatusCode::OK,
+        shared.delete_order(&id).ok_or_else(|| no_order(&id)),
+    )
+}
+
+async fn settle(
+    State(shared): St,
+    Path((order_id, refund_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let result = body_json(&body).and_then(|v| {
+        let obj = object(&v, "body")?;
+        only_fields(obj, &["status"])?;
+        let status = refund_status(
+            required(obj, "status")?,
+            "status",
+            &[RefundStatus::Succeeded, RefundStatus::Failed],
+        )?;
+        shared.settle(&order_id, &refund_id, status)
+    });
+    answer(StatusCode::OK, result)
+}
+
+async fn ledger(State(shared): St, RawQuery(raw): RawQuery) -> Response {
+    let result = query(raw.as_deref(), &["order", "reference", "status"]).and_then(|pairs| {
+        let mut filter = LedgerFilter::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "order" => filter.order = Some(v),
+                "reference" => filter.reference = Some(v),
+                _ => {
+                    filter.status = Some(refund_status(
+                        &Value::String(v),
+                        "status",
+                        &[
+                            RefundStatus::Succeeded,
+                            RefundStatus::Pending,
+                            RefundStatus::Failed,
+                        ],
+                    )?);
+                }
+            }
+        }
+        Ok(shared.ledger(&filter))
+    });
+    answer(StatusCode::OK, result)
+}
+
+async fn list_faults(State(shared): St) -> Response {
+    let rules = shared.fault_rules();
+    let json_rules: Vec<FaultRuleJson> = rules.iter().map(FaultRuleJson::from).collect();
+    json(StatusCode::OK, &json_rules)
+}
+
+/// The rule with this id as JSON, or 404.
+fn fault_rule(shared: &Shared, id: u64) -> Response {
+    match shared.fault_rules().iter().find(|r| r.id == id) {
+        Some(rule) => json(StatusCode::OK, &FaultRuleJson::from(rule)),
+        None => error_response(&no_fault(id)),
+    }
+}
+
+fn no_fault(id: u64) -> AdminError {
+    AdminError::not_found("id", format!("no fault {id}"))
+}
+
+async fn add_fault(State(shared): St, body: Bytes) -> Response {
+    match body_json(&body).and_then(|v| parse_fault_request(&v)) {
+        Ok((fault, trigger)) => {
+            let handle = shared.add_fault(fault, trigger);
+            let mut res = fault_rule(&shared, handle.id());
+            *res.status_mut() = StatusCode::CREATED;
+            res
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn clear_faults(State(shared): St) -> Response {
+    let removed = shared.fault_rules().len();
+    shared.clear_faults();
+    json(StatusCode::OK, &Removed { removed })
+}
+
+fn fault_id(raw: &str) -> Result<u64, AdminError> {
+    raw.parse()
+        .map_err(|_| AdminError::invalid("id", "must be a fault id (a whole number)"))
+}
+
+async fn get_fault(State(shared): St, Path(id): Path<String>) -> Response {
+    match fault_id(&id) {
+        Ok(id) => fault_rule(&shared, id),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn delete_fault(State(shared): St, Path(id): Path<String>) -> Response {
+    let result = fault_id(&id).and_then(|id| {
+        if shared.clear_fault(id) {
+            Ok(Removed { removed: 1 })
+        } else {
+            Err(no_fault(id))
+        }
+    });
+    answer(StatusCode::OK, result)
+}
+
+async fn requests(State(shared): St, RawQuery(raw): RawQuery) -> Response {
+    let result = query(raw.as_deref(), &["since"]).and_then(|pairs| {
+        let since = pairs
+            .into_iter()
+            .map(|(_, v)| {
+                v.parse::<u64>()
+                    .map_err(|_| AdminError::invalid("since", "must be a whole number"))
+            })
+            .next_back()
+            .transpose()?;
+        Ok(shared.request_log(since))
+    });
+    answer(StatusCode::OK, result)
+}
+
+async fn clear_requests(State(shared): St) -> Response {
+    json(
+        StatusCode::OK,
+        &Removed {
+            removed: shared.clear_request_log(),
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct ResetDone {
+    orders: usize,
+    faults: usize,
+    requests: usize,
+}
+
+async fn reset(State(shared): St) -> Response {
+    let orders = lock(&shared.store).orders.len();
+    let requests = lock(&shared.log).entries.len();
+    let done = ResetDone {
+        orders,
+        faults: shared.fault_rules().len(),
+        requests,
+    };
+    shared.reset();
+    json(StatusCode::OK, &done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Value {
+        wire::from_slice(s.as_bytes()).unwrap_or_default()
+    }
+
+    #[test]
+    fn faults_parse_and_name_the_field_at_fault() {
+        let (fault, trigger) = parse_fault_request(&v(
+            r#"{"fault":{"kind":"status","status":503},"match":{"kind":"order","order":"O-1"},"times":2}"#,
+        ))
+        .unwrap();
+        assert_eq!(fault, Fault::Status(503));
+        assert_eq!(trigger, Match::Order("O-1".into()).times(2));
+        let err = |s: &str| parse_fault_request(&v(s)).unwrap_err().field;
+        assert_eq!(
+            err(r#"{"fault":{"kind":"status","status":42}}"#).as_deref(),
+            Some("fault.status")
+        );
+        assert_eq!(
+            err(r#"{"fault":{"kind":"nope"}}"#).as_deref(),
+            Some("fault.kind")
+        );
+        assert_eq!(
+            err(r#"{"fault":{"kind":"latency","ms":1,"x":1}}"#).as_deref(),
+            Some("fault.x")
+        );
+        assert_eq!(
+            err(r#"{"fault":{"kind":"malformed_body"},"match":{"kind":"nth","n":0}}"#).as_deref(),
+            Some("match.n")
+        );
+        assert_eq!(
+            err(r#"{"fault":{"kind":"malformed_body"},"times":0}"#).as_deref(),
+            Some("times")
+        );
+        assert_eq!(err(r#"{"match":{"kind":"any"}}"#).as_deref(), Some("fault"));
+    }
+
+    #[test]
+    fn every_fault_round_trips_through_its_json() {
+        for fault in [
+            Fault::Latency(Duration::from_millis(250)),
+            Fault::Status(503),
+            Fault::DropAfterCommit,
+            Fault::MalformedBody,
+            Fault::NonJson502,
+            Fault::StatusAfterCommit(504),
+            Fault::UnsignedAnswer,
+            Fault::WrongSignature,
+            Fault::OversizedBody(1 << 20),
+            Fault::OversizedHeaders(1 << 16),
+        ] {
+            let text = serde_json::to_string(&FaultJson::from(&fault)).unwrap_or_default();
+            assert_eq!(parse_fault(&v(&text)).unwrap(), fault, "{text}");
+        }
+    }
+
+    #[test]
+    fn seed_files_name_the_field_at_fault() {
+        let file = SeedFile::parse(
+            r#"{"optty":[{"id":"A","currency":"AUD","captured":10.10}],"openapp":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(file.optty[0].captured.to_string(), "10.10");
+        let e = SeedFile::parse(
+            r#"{"moyasar":[{"id":"A","currency":"SAR","captured":1},{"id":"B","currency":"SAR"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("moyasar[1].captured"));
+        let e = SeedFile::parse(r#"{"paypal":[]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("paypal"));
+    }
+
+    #[test]
+    fn log_times_carry_milliseconds() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_726_403_265_042);
+        assert_eq!(rfc3339_ms(t), "2024-09-15T12:27:45.042Z");
+    }
+}
