@@ -92,6 +92,7 @@ impl Capabilities {
     };
 
     /// A spec's `multipleOf` text as a decimal step (`None` if it is not a positive decimal).
+    #[cfg(feature = "optty")]
     pub(crate) fn step(multiple_of: &str) -> Option<rust_decimal::Decimal> {
         rust_decimal::Decimal::from_str_exact(multiple_of)
             .ok()
@@ -99,6 +100,7 @@ impl Capabilities {
     }
 
     /// The shorter of our own reference limit and the provider's field limit.
+    #[cfg(any(feature = "afterpay", feature = "openapp"))]
     pub(crate) const fn reference_len(provider_max: usize) -> usize {
         if provider_max < MerchantReference::MAX_LEN {
             provider_max
