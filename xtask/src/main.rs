@@ -3,7 +3,9 @@
 //! - `generate`: regenerate `generated/<provider>/src/lib.rs` from `specs/`.
 //! - `generate --check`: write nothing; exit 1 and show a diff if any generated file is stale.
 //! - `demo`: regenerate, then refund one order through every provider against the in-process
-//!   sandbox (`cargo run -p refunds --example demo`).
+//!   sandbox (`cargo run -p refunds --example demo`), then the same through the durable
+//!   journal with an injected fault and its reconciliation
+//!   (`cargo run -p refunds-journal --example demo`).
 //! - `diff [REV] [--accept-breaking]`: classify every change of the normalized specs between git
 //!   revision REV (default `HEAD`) and the working tree as breaking for callers, additive or
 //!   without effect, naming the hand-written code each touches; exit 1 on a breaking change
@@ -41,8 +43,17 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             if generated != ExitCode::SUCCESS {
                 return Ok(generated);
             }
-            cargo(
+            let facade = cargo(
                 &["run", "--quiet", "-p", "refunds", "--example", "demo"],
+                &[],
+            )?;
+            if facade != ExitCode::SUCCESS {
+                return Ok(facade);
+            }
+            // The same refunds through the durable journal (SQLite in a temporary file), with a
+            // fault that leaves one unresolved and its reconciliation.
+            cargo(
+                &["run", "--quiet", "-p", "refunds-journal", "--example", "demo"],
                 &[],
             )
         }

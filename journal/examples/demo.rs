@@ -1,0 +1,300 @@
+//! Refunds through a durable journal (SQLite in a temporary file) against the loopback
+//! sandbox: one journaled refund per provider, a repeat answered from the journal, an AfterPay
+//! refund left unresolved by an injected fault and resolved by hand, and a Moyasar one settled
+//! by reconciliation.
+//!
+//! ```text
+//! cargo run -p refunds-journal --example demo
+//! ```
+
+use std::time::Duration;
+
+use refunds::{
+    AfterPayConfig, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, OpttyConfig,
+    Outcome, Provider, RefundRequest, Refunds, RetryPolicy,
+};
+use refunds_journal::{
+    Database, Entry, EntryState, Journal, JournalConfig, JournaledRefund, Reconciliation,
+};
+use rust_decimal::Decimal;
+use sandbox::{
+    DEFAULT_CAPTURE_NUMBER, Fault, Match, OrderSeed, Sandbox, SandboxConfig, credentials,
+};
+
+type Error = Box<dyn std::error::Error>;
+
+fn currency(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Optty => "AUD",
+        Provider::AfterPay => "EUR",
+        Provider::Moyasar => "SAR",
+        Provider::OpenApp => "PLN",
+    }
+}
+
+/// A refund of `amount` on `order`, with what each provider needs.
+fn request(
+    provider: Provider,
+    order: &str,
+    amount: &str,
+    reference: &str,
+) -> Result<RefundRequest, Error> {
+    let amount = Money::parse(amount, currency(provider))?;
+    let request = RefundRequest::new(provider, order, amount, MerchantReference::new(reference)?);
+    Ok(match provider {
+        Provider::AfterPay => request
+            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
+            .with_line_items(vec![LineItem {
+                product_id: "SKU-1".into(),
+                description: "Returned goods".into(),
+                quantity: 1,
+                unit_price: amount,
+                unit_vat: Money::zero(amount.currency()),
+                vat_percent: Decimal::ZERO,
+            }]),
+        Provider::OpenApp => request.with_provider_order_id(format!("OA-{order}")),
+        _ => request,
+    })
+}
+
+fn client(sandbox: &Sandbox) -> Result<Refunds, Error> {
+    Ok(Refunds::builder()
+        .optty(OpttyConfig::new(
+            sandbox.optty.base_url(),
+            sandbox.optty.base_url(),
+            credentials::OPTTY_CLIENT_ID,
+            credentials::OPTTY_CLIENT_SECRET,
+        ))
+        .afterpay(AfterPayConfig::new(
+            sandbox.afterpay.base_url(),
+            credentials::AFTERPAY_API_KEY,
+        ))
+        .moyasar(MoyasarConfig::new(
+            sandbox.moyasar.base_url(),
+            credentials::MOYASAR_SECRET_KEY,
+        ))
+        .openapp(OpenAppConfig::new(
+            sandbox.openapp.base_url(),
+            credentials::OPENAPP_API_KEY,
+            credentials::OPENAPP_API_SECRET,
+        ))
+        .build()?)
+}
+
+/// `afterpay  RF-afterpay-2  unknown  attempts=1  http=504 server_error`
+fn line(entry: &Entry) -> String {
+    let mut text = format!(
+        "{:<9} {:<14} {:<8} attempts={}",
+        entry.provider.as_str(),
+        entry.merchant_reference.as_str(),
+        entry.state.as_str(),
+        entry.attempts
+    );
+    if entry.state == EntryState::Applied {
+        if let Some(amount) = entry.amount {
+            text.push_str(&format!("  {amount}"));
+        }
+        if let Some(status) = entry.refund_status {
+            text.push_str(&format!("  {status:?}"));
+        }
+        if let Some(id) = &entry.provider_refund_id {
+            text.push_str(&format!("  id={id}"));
+        }
+    } else {
+        if let Some(status) = entry.http_status {
+            text.push_str(&format!("  http={status}"));
+        }
+        if let Some(kind) = &entry.error_kind {
+            text.push_str(&format!("  {kind}"));
+        }
+    }
+    text
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_owned());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+async fn history(journal: &Journal, entry: &Entry) -> Result<(), Error> {
+    for event in journal
+        .history(entry.provider, &entry.merchant_reference)
+        .await?
+    {
+        let mut text = event.to_string();
+        if text.len() > 120 {
+            text.truncate(117);
+            text.push_str("...");
+        }
+        println!("      {text}");
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    // AfterPay documents no duplicate key: the sandbox does not replay a repeated one either.
+    let sandbox = Sandbox::start(SandboxConfig {
+        afterpay_replay_transaction_reference: false,
+        ..SandboxConfig::default()
+    })
+    .await?;
+    for provider in Provider::ALL {
+        let seed = OrderSeed::new("ORD-1", currency(provider), Decimal::new(100, 0));
+        let seed = match provider {
+            Provider::OpenApp => seed.oa_order_id("OA-ORD-1"),
+            _ => seed,
+        };
+        match provider {
+            Provider::Optty => sandbox.optty.seed_order(seed),
+            Provider::AfterPay => sandbox.afterpay.seed_order(seed),
+            Provider::Moyasar => sandbox.moyasar.seed_order(seed),
+            Provider::OpenApp => sandbox.openapp.seed_order(seed),
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("refunds-journal.db");
+    let journal = Journal::open_with(
+        Database::sqlite(&path),
+        JournalConfig {
+            retry: RetryPolicy {
+                initial_backoff: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            },
+            ..JournalConfig::default()
+        },
+    )
+    .await?;
+    let refunds = client(&sandbox)?;
+    println!("Refund journal: SQLite at {}", path.display());
+
+    println!("\n1. One journaled refund per provider (intent recorded before each request leaves)");
+    for provider in Provider::ALL {
+        let req = request(provider, "ORD-1", "10.00", &format!("RF-{provider}-1"))?;
+        let result = journal.refund(&refunds, &req).await?;
+        println!("   {:<10} {}", result.label(), line(result.entry()));
+    }
+
+    println!(
+        "\n2. The same request again, from a new client (as after a restart): nothing is sent"
+    );
+    let req = request(Provider::AfterPay, "ORD-1", "10.00", "RF-afterpay-1")?;
+    let before = sandbox.afterpay.requests_received();
+    let again = journal.refund(&client(&sandbox)?, &req).await?;
+    println!(
+        "   {:<10} {}  (requests to AfterPay: {before} -> {})",
+        again.label(),
+        line(again.entry()),
+        sandbox.afterpay.requests_received()
+    );
+
+    println!("\n3. AfterPay refunds, then a gateway answers 504 (injected fault): outcome unknown");
+    sandbox
+        .afterpay
+        .inject(Fault::StatusAfterCommit(504), Match::Any.once());
+    let req = request(Provider::AfterPay, "ORD-1", "15.00", "RF-afterpay-2")?;
+    let result = journal.refund(&refunds, &req).await?;
+    println!("   {:<10} {}", result.label(), line(result.entry()));
+    println!("   unresolved():");
+    for entry in journal.unresolved().await? {
+        println!("      {}", line(&entry));
+        let reason = entry.unresolved_reason.as_deref().unwrap_or("-");
+        for (i, text) in wrap(reason, 90).iter().enumerate() {
+            let label = if i == 0 { "reason:" } else { "" };
+            println!("      {label:<8}{text}");
+        }
+    }
+    for done in journal.reconcile(&refunds).await? {
+        if let Reconciliation::LeftUnresolved { entry, .. } = &done {
+            println!(
+                "   reconcile(): left unresolved, nothing sent ({} {})",
+                entry.provider, entry.merchant_reference
+            );
+        }
+    }
+    let found = sandbox
+        .afterpay
+        .refunds_with_reference("RF-afterpay-2")
+        .len();
+    println!("   an operator looks at the order at AfterPay: {found} refund with RF-afterpay-2");
+    let entry = journal
+        .resolve_manually(
+            Provider::AfterPay,
+            &req.merchant_reference,
+            Outcome::Applied,
+            "ops/alice: refund found on order ORD-1 at Riverty",
+        )
+        .await?;
+    println!("   resolve_manually(applied) -> {}", line(&entry));
+    let repeat = journal.refund(&client(&sandbox)?, &req).await?;
+    println!(
+        "   the same request again: {} (AfterPay refunds for RF-afterpay-2: {})",
+        repeat.label(),
+        sandbox
+            .afterpay
+            .refunds_with_reference("RF-afterpay-2")
+            .len()
+    );
+    println!("   history:");
+    history(&journal, &entry).await?;
+
+    println!(
+        "\n4. Moyasar: the connection drops after Moyasar refunded, and the call does not retry"
+    );
+    sandbox
+        .moyasar
+        .inject(Fault::DropAfterCommit, Match::Any.once());
+    let req = request(Provider::Moyasar, "ORD-1", "20.00", "RF-moyasar-2")?;
+    let no_retry = Journal::open_with(
+        Database::sqlite(&path),
+        JournalConfig {
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+            ..JournalConfig::default()
+        },
+    )
+    .await?;
+    let result = no_retry.refund(&refunds, &req).await?;
+    println!("   {:<10} {}", result.label(), line(result.entry()));
+    for done in journal.reconcile(&refunds).await? {
+        if let Reconciliation::Resent(result) = &done {
+            println!(
+                "   reconcile(): re-sent under the same reference -> {:<8} {}",
+                result.label(),
+                line(result.entry())
+            );
+        }
+    }
+    let key = req.merchant_reference.moyasar_transaction_id().to_string();
+    println!(
+        "   Moyasar refunds for RF-moyasar-2: {}; unresolved(): {}",
+        sandbox.moyasar.refunds_with_reference(&key).len(),
+        journal.unresolved().await?.len()
+    );
+    if let JournaledRefund::Unresolved { entry, .. } = &result {
+        println!("   history:");
+        history(&journal, entry).await?;
+    }
+
+    println!(
+        "\npending(): {} refund(s) awaiting a final provider status",
+        journal.pending().await?.len()
+    );
+    journal.close().await;
+    sandbox.shutdown().await;
+    Ok(())
+}

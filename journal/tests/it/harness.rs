@@ -1,0 +1,413 @@
+//! What every scenario uses: a database per test (a SQLite file, or a PostgreSQL schema of its
+//! own), the sandbox, requests per provider, facade clients, and child processes.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use refunds::{
+    AfterPayConfig, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, OpttyConfig,
+    Provider, RefundRequest, Refunds, RetryPolicy,
+};
+use refunds_journal::{Database, EventKind, Journal, JournalConfig};
+use rust_decimal::Decimal;
+use sandbox::credentials::{
+    AFTERPAY_API_KEY, MOYASAR_SECRET_KEY, OPENAPP_API_KEY, OPENAPP_API_SECRET, OPTTY_CLIENT_ID,
+    OPTTY_CLIENT_SECRET,
+};
+use sandbox::{DEFAULT_CAPTURE_NUMBER, OrderSeed, ProviderHandle, Sandbox, SandboxConfig};
+
+/// The environment variable with the PostgreSQL URL of the PostgreSQL half of the suite.
+pub const PG_URL: &str = "REFUNDS_JOURNAL_PG_URL";
+
+/// Which backend a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of one test's own: a SQLite file in a temporary directory, or a fresh schema in
+/// the PostgreSQL database of [`PG_URL`].
+#[derive(Clone)]
+pub struct TestDb {
+    target: Target,
+}
+
+#[derive(Clone)]
+enum Target {
+    Sqlite {
+        path: PathBuf,
+        _dir: Arc<tempfile::TempDir>,
+    },
+    Postgres {
+        url: String,
+        schema: String,
+    },
+}
+
+/// The PostgreSQL URL, or a failure that says how to get one.
+pub fn pg_url() -> String {
+    match std::env::var(PG_URL) {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "\n\n{PG_URL} is not set, so the PostgreSQL half of the refund journal's suite cannot \
+             run (it never passes without a server).\nStart a throwaway PostgreSQL 15 on a \
+             loopback port, from the workspace root:\n\n    eval \"$(scripts/pg-throwaway start)\"\n    \
+             cargo test -p refunds-journal\n    scripts/pg-throwaway stop\n\n(PostgreSQL's \
+             server binaries: apt-get install -y postgresql.) To run the SQLite half alone: \
+             cargo test -p refunds-journal sqlite::\n\n"
+        ),
+    }
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                TestDb {
+                    target: Target::Sqlite {
+                        path: dir.path().join("journal.db"),
+                        _dir: Arc::new(dir),
+                    },
+                }
+            }
+            Backend::Postgres => TestDb {
+                target: Target::Postgres {
+                    url: pg_url(),
+                    schema: format!("it_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+                },
+            },
+        }
+    }
+
+    /// The database as a journal opens it.
+    pub fn database(&self) -> Database {
+        match &self.target {
+            Target::Sqlite { path, .. } => Database::sqlite(path),
+            Target::Postgres { url, schema } => Database::postgres(url).schema(schema),
+        }
+    }
+
+    /// A new journal instance on this database (as another process or replica would open).
+    pub async fn open(&self, config: JournalConfig) -> Journal {
+        Journal::open_with(self.database(), config)
+            .await
+            .unwrap_or_else(|e| panic!("opening the journal: {e}"))
+    }
+
+    /// A new journal instance with [`config`].
+    pub async fn journal(&self) -> Journal {
+        self.open(config()).await
+    }
+
+    /// How a child process finds this database.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match &self.target {
+            Target::Sqlite { path, .. } => vec![
+                ("JOURNAL_IT_DB", "sqlite".to_owned()),
+                ("JOURNAL_IT_DB_PATH", path.display().to_string()),
+            ],
+            Target::Postgres { url, schema } => vec![
+                ("JOURNAL_IT_DB", "postgres".to_owned()),
+                ("JOURNAL_IT_DB_URL", url.clone()),
+                ("JOURNAL_IT_DB_SCHEMA", schema.clone()),
+            ],
+        }
+    }
+
+    /// The database a parent described with [`TestDb::env`].
+    pub fn database_from_env() -> Database {
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+        match var("JOURNAL_IT_DB").as_str() {
+            "sqlite" => Database::sqlite(var("JOURNAL_IT_DB_PATH")),
+            "postgres" => {
+                Database::postgres(var("JOURNAL_IT_DB_URL")).schema(var("JOURNAL_IT_DB_SCHEMA"))
+            }
+            other => panic!("JOURNAL_IT_DB={other}"),
+        }
+    }
+
+    /// Drops a PostgreSQL test schema (a SQLite file goes with its directory).
+    pub async fn cleanup(self) {
+        if let Target::Postgres { url, schema } = &self.target {
+            let pool = sqlx::PgPool::connect(url)
+                .await
+                .expect("connect for cleanup");
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .execute(&pool)
+                .await
+                .expect("drop the test schema");
+            pool.close().await;
+        }
+    }
+}
+
+/// The journal configuration of the tests: retries without real waits, a lease long enough
+/// for any attempt on a loaded machine.
+pub fn config() -> JournalConfig {
+    JournalConfig {
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        },
+        lease: Duration::from_secs(60),
+        ..JournalConfig::default()
+    }
+}
+
+/// [`config`] with another lease.
+pub fn config_with_lease(lease: Duration) -> JournalConfig {
+    JournalConfig { lease, ..config() }
+}
+
+/// Per-request timeout of the facade's clients: generous for a loaded 2-core machine.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The currency each provider's orders are in.
+pub fn currency(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Optty => "AUD",
+        Provider::AfterPay => "EUR",
+        Provider::Moyasar => "SAR",
+        Provider::OpenApp => "PLN",
+    }
+}
+
+pub fn money(provider: Provider, amount: &str) -> Money {
+    Money::parse(amount, currency(provider)).expect("test amount")
+}
+
+pub fn reference(text: &str) -> MerchantReference {
+    MerchantReference::new(text).expect("test reference")
+}
+
+fn oa_order_id(order_id: &str) -> String {
+    format!("OA-{order_id}")
+}
+
+/// The key the provider deduplicates on, as the sandbox records it.
+pub fn duplicate_key(provider: Provider, reference: &MerchantReference) -> String {
+    match provider {
+        Provider::Moyasar => reference.moyasar_transaction_id().to_string(),
+        _ => reference.as_str().to_owned(),
+    }
+}
+
+/// A refund of `amount` on a seeded order, with what each provider needs (AfterPay: the
+/// capture number and a line item carrying the amount; OpenApp: its own order id).
+pub fn request(
+    provider: Provider,
+    order_id: &str,
+    amount: &str,
+    merchant_ref: &str,
+) -> RefundRequest {
+    let amount = money(provider, amount);
+    let request = RefundRequest::new(provider, order_id, amount, reference(merchant_ref));
+    match provider {
+        Provider::AfterPay => request
+            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
+            .with_line_items(vec![LineItem {
+                product_id: "SKU-1".to_owned(),
+                description: "Returned goods".to_owned(),
+                quantity: 1,
+                unit_price: amount,
+                unit_vat: Money::zero(amount.currency()),
+                vat_percent: Decimal::ZERO,
+            }]),
+        Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
+        Provider::Optty | Provider::Moyasar => request,
+    }
+}
+
+/// The sandbox's base URLs, as a child process receives them.
+pub struct Urls {
+    pub optty: String,
+    pub afterpay: String,
+    pub moyasar: String,
+    pub openapp: String,
+}
+
+impl Urls {
+    pub fn from_env() -> Urls {
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+        Urls {
+            optty: var("JOURNAL_IT_OPTTY_URL"),
+            afterpay: var("JOURNAL_IT_AFTERPAY_URL"),
+            moyasar: var("JOURNAL_IT_MOYASAR_URL"),
+            openapp: var("JOURNAL_IT_OPENAPP_URL"),
+        }
+    }
+
+    /// A new facade client (no replay memory shared with any other) on these URLs.
+    pub fn refunds(&self) -> Refunds {
+        Refunds::builder()
+            .optty(
+                OpttyConfig::new(
+                    &self.optty,
+                    &self.optty,
+                    OPTTY_CLIENT_ID,
+                    OPTTY_CLIENT_SECRET,
+                )
+                .with_timeout(TIMEOUT),
+            )
+            .afterpay(AfterPayConfig::new(&self.afterpay, AFTERPAY_API_KEY).with_timeout(TIMEOUT))
+            .moyasar(MoyasarConfig::new(&self.moyasar, MOYASAR_SECRET_KEY).with_timeout(TIMEOUT))
+            .openapp(
+                OpenAppConfig::new(&self.openapp, OPENAPP_API_KEY, OPENAPP_API_SECRET)
+                    .with_timeout(TIMEOUT),
+            )
+            .build()
+            .unwrap_or_else(|e| panic!("building the facade client: {e}"))
+    }
+}
+
+/// A running sandbox.
+pub struct Env {
+    pub sb: Sandbox,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Env::with_config(SandboxConfig::default()).await
+    }
+
+    /// AfterPay without the sandbox's replay of a repeated `transactionReference`: a second
+    /// send is a second refund, as Riverty documents no duplicate rule.
+    pub async fn without_afterpay_replay() -> Env {
+        Env::with_config(SandboxConfig {
+            afterpay_replay_transaction_reference: false,
+            ..SandboxConfig::default()
+        })
+        .await
+    }
+
+    pub async fn with_config(config: SandboxConfig) -> Env {
+        let sb = Sandbox::start(config)
+            .await
+            .unwrap_or_else(|e| panic!("starting the sandbox: {e}"));
+        Env { sb }
+    }
+
+    pub fn urls(&self) -> Urls {
+        Urls {
+            optty: self.sb.optty.base_url(),
+            afterpay: self.sb.afterpay.base_url(),
+            moyasar: self.sb.moyasar.base_url(),
+            openapp: self.sb.openapp.base_url(),
+        }
+    }
+
+    /// A new facade client, as a new process would have: no replay memory of earlier calls.
+    pub fn refunds(&self) -> Refunds {
+        self.urls().refunds()
+    }
+
+    pub fn handle(&self, provider: Provider) -> &ProviderHandle {
+        match provider {
+            Provider::Optty => &self.sb.optty,
+            Provider::AfterPay => &self.sb.afterpay,
+            Provider::Moyasar => &self.sb.moyasar,
+            Provider::OpenApp => &self.sb.openapp,
+        }
+    }
+
+    /// Seeds an order capturing `captured` in the provider's currency.
+    pub fn seed_amount(&self, provider: Provider, order_id: &str, captured: &str) {
+        let seed = OrderSeed::new(
+            order_id,
+            currency(provider),
+            Decimal::from_str(captured).expect("decimal"),
+        );
+        let seed = match provider {
+            Provider::OpenApp => seed.oa_order_id(oa_order_id(order_id)),
+            _ => seed,
+        };
+        self.handle(provider).seed_order(seed);
+    }
+
+    /// Seeds an order capturing 100.00.
+    pub fn seed(&self, provider: Provider, order_id: &str) {
+        self.seed_amount(provider, order_id, "100.00");
+    }
+
+    /// The refunds the sandbox recorded under the request's duplicate key.
+    pub fn recorded(&self, request: &RefundRequest) -> usize {
+        self.handle(request.provider)
+            .refunds_with_reference(&duplicate_key(
+                request.provider,
+                &request.merchant_reference,
+            ))
+            .len()
+    }
+
+    /// The child-process environment naming the sandbox's URLs.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let urls = self.urls();
+        vec![
+            ("JOURNAL_IT_OPTTY_URL", urls.optty),
+            ("JOURNAL_IT_AFTERPAY_URL", urls.afterpay),
+            ("JOURNAL_IT_MOYASAR_URL", urls.moyasar),
+            ("JOURNAL_IT_OPENAPP_URL", urls.openapp),
+        ]
+    }
+}
+
+/// Polls `condition` (every 5 ms) until it holds; fails after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The kinds of an entry's history, in order.
+pub async fn history_kinds(
+    journal: &Journal,
+    provider: Provider,
+    reference: &MerchantReference,
+) -> Vec<EventKind> {
+    journal
+        .history(provider, reference)
+        .await
+        .expect("history")
+        .iter()
+        .map(|event| event.kind)
+        .collect()
+}
+
+/// This test binary again, running only the child entry point (`child::entry`) in `role`.
+pub fn child(role: &str, vars: &[(&'static str, String)]) -> tokio::process::Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args([
+            "child::entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env("JOURNAL_IT_ROLE", role)
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// The lines a child printed for its parent (`JOURNAL-IT ...`), without the prefix.
+pub fn child_lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("JOURNAL-IT "))
+        .map(str::to_owned)
+        .collect()
+}

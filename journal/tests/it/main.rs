@@ -1,0 +1,77 @@
+//! The refund journal against the sandbox, over real loopback HTTP, on both backends.
+//!
+//! Every scenario of [`scenarios`] runs twice: as `sqlite::<scenario>` on a SQLite file of its
+//! own, and as `postgres::<scenario>` in a PostgreSQL schema of its own in the database named
+//! by `REFUNDS_JOURNAL_PG_URL`. Without that variable the PostgreSQL half fails, saying how to
+//! start a throwaway server (`eval "$(scripts/pg-throwaway start)"`).
+//!
+//! The crash and replica tests run real child processes: this binary again, running only
+//! [`child`]'s entry point, with the sandbox in the parent.
+
+mod child;
+mod harness;
+mod scenarios;
+
+/// `mod $backend { #[tokio::test] fn <scenario>() }` for every scenario.
+macro_rules! suite {
+    ($backend:ident => $kind:expr; $($scenario:ident),+ $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    crate::scenarios::$scenario($kind).await;
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! both_backends {
+    ($($scenario:ident),+ $(,)?) => {
+        suite!(sqlite => crate::harness::Backend::Sqlite; $($scenario),+);
+        suite!(postgres => crate::harness::Backend::Postgres; $($scenario),+);
+    };
+}
+
+both_backends!(
+    refund_records_intent_answer_and_outcome,
+    settled_reference_is_answered_without_io,
+    another_request_under_a_reference_is_refused_before_io,
+    live_lease_elsewhere_is_in_progress,
+    a_caller_that_stops_waiting_still_gets_the_answer_recorded,
+    afterpay_unknown_outcome_is_never_resent,
+    afterpay_resolved_not_applied_is_sent_again,
+    deduplicating_providers_retry_an_unknown_outcome_to_one_refund,
+    exhausted_retries_are_settled_by_reconcile,
+    not_applied_is_recorded_and_sent_again,
+    pending_refunds_move_to_their_final_status,
+    concurrent_opens_migrate_once,
+    crash_afterpay_is_listed_never_resent_then_resolved_by_hand,
+    crash_deduplicating_providers_end_in_one_refund,
+    replicas_send_each_refund_once,
+);
+
+/// The in-memory SQLite journal (for tests and demos) works like the file.
+#[tokio::test]
+async fn sqlite_in_memory_journal() {
+    use refunds::Provider;
+    let env = harness::Env::start().await;
+    let journal = refunds_journal::Journal::open_with(
+        refunds_journal::Database::sqlite_in_memory(),
+        harness::config(),
+    )
+    .await
+    .unwrap();
+    env.seed(Provider::Moyasar, "ORD-MEM");
+    let req = harness::request(Provider::Moyasar, "ORD-MEM", "10.00", "RF-MEM");
+    let refunds = env.refunds();
+    assert_eq!(
+        journal.refund(&refunds, &req).await.unwrap().label(),
+        "applied"
+    );
+    assert_eq!(
+        journal.refund(&refunds, &req).await.unwrap().label(),
+        "replayed"
+    );
+    assert_eq!(journal.backend(), "sqlite");
+}
