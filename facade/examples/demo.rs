@@ -114,6 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             Provider::AfterPay => sandbox.afterpay.order(&request.order_id),
                             Provider::Moyasar => sandbox.moyasar.order(&request.order_id),
                             Provider::OpenApp => sandbox.openapp.order(&request.order_id),
+                            _ => unreachable!("every provider of this workspace is matched above"),
                         };
                         state.map_or("?".to_owned(), |s| {
                             format!("{} {} (sandbox)", s.currency, s.refunded)

@@ -18,6 +18,7 @@ use crate::reference::MerchantReference;
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Provider {
     /// Optty (`POST /orders/{orderReference}/refund`).
     Optty,
@@ -580,6 +581,7 @@ impl Problems {
 /// The status of a refund as far as the provider has told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RefundStatus {
     /// The provider reports the refund as done.
     Succeeded,

@@ -61,6 +61,7 @@ fn currency(provider: Provider) -> &'static str {
         Provider::AfterPay => "EUR",
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -84,6 +85,7 @@ fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
         Provider::AfterPay => &sb.afterpay,
         Provider::Moyasar => &sb.moyasar,
         Provider::OpenApp => &sb.openapp,
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -109,6 +111,7 @@ fn request(provider: Provider, order_id: &str, reference: &str) -> RefundRequest
             }]),
         Provider::OpenApp => request.with_provider_order_id(format!("OA-{order_id}")),
         Provider::Optty | Provider::Moyasar => request,
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 

@@ -47,6 +47,7 @@ fn currency(provider: Provider) -> &'static str {
         Provider::AfterPay => "EUR",
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -108,6 +109,7 @@ fn request(provider: Provider, order_id: &str, amount: &str, merchant_ref: &str)
             .with_line_items(vec![line_item(amount)]),
         Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
         Provider::Optty | Provider::Moyasar => request,
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -203,6 +205,7 @@ impl Env {
             Provider::AfterPay => &self.sb.afterpay,
             Provider::Moyasar => &self.sb.moyasar,
             Provider::OpenApp => &self.sb.openapp,
+            _ => unreachable!("every provider of this workspace is matched above"),
         }
     }
 
@@ -372,6 +375,7 @@ async fn full_refund(provider: Provider) {
             assert_eq!(refund.refunded_total, None);
             assert_eq!(refund.captured_total, None);
         }
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -695,6 +699,7 @@ async fn invalid_input(provider: Provider) {
                 valid().with_line_items(vec![item])
             }),
         ]),
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 
     for (field, req) in &cases {

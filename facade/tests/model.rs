@@ -23,6 +23,7 @@ fn currency_for(provider: Provider) -> &'static str {
         Provider::AfterPay => "EUR",
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 

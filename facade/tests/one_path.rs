@@ -225,6 +225,7 @@ fn request_for(provider: Provider) -> RefundRequest {
         Provider::AfterPay => ("EUR", "60.00", "RF-1"),
         Provider::Moyasar => ("SAR", "2623.46", "RF-1"),
         Provider::OpenApp => ("PLN", "19.99", "RET-123434"),
+        _ => unreachable!("every provider of this workspace is matched above"),
     };
     let request = RefundRequest::new(
         provider,
@@ -245,6 +246,7 @@ fn request_for(provider: Provider) -> RefundRequest {
             }]),
         Provider::OpenApp => request.with_provider_order_id("OA12345678901234"),
         Provider::Optty | Provider::Moyasar => request,
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -283,6 +285,7 @@ fn client(provider: Provider, base_url: &str) -> Refunds {
                 .with_timeout(TIMEOUT)
                 .with_verify_response_signatures(false),
         ),
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
     .build()
     .expect("building the client")

@@ -46,6 +46,7 @@ fn wire_body(request: &RefundRequest) -> Option<Vec<u8>> {
         }
         Provider::Moyasar => serde_json::to_vec(&moyasar::transformers::refund_body(request).ok()?),
         Provider::OpenApp => serde_json::to_vec(&openapp::transformers::refund_body(request).ok()?),
+        _ => unreachable!("every provider of this workspace is matched above"),
     };
     Some(bytes.expect("encodes"))
 }

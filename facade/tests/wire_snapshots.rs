@@ -36,6 +36,7 @@ fn cases(provider: Provider) -> Vec<(&'static str, RefundRequest)> {
         Provider::AfterPay => "EUR",
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
+        _ => unreachable!("every provider of this workspace is matched above"),
     };
     let base = |amount: &str, reference: &str| {
         let request = RefundRequest::new(
@@ -102,6 +103,7 @@ fn wire(request: &RefundRequest) -> String {
         Provider::OpenApp => {
             serde_json::to_string_pretty(&openapp::transformers::refund_body(request).unwrap())
         }
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
     .unwrap()
 }
@@ -156,6 +158,7 @@ fn request_for(provider: Provider) -> RefundRequest {
         // replaced by ours (see `example_answer`).
         Provider::Moyasar => ("SAR", "2623.46", "RF-1"),
         Provider::OpenApp => ("PLN", "19.99", "RET-123434"),
+        _ => unreachable!("every provider of this workspace is matched above"),
     };
     let request = RefundRequest::new(
         provider,

@@ -29,6 +29,7 @@ fn currency(provider: Provider) -> &'static str {
         Provider::AfterPay => "EUR",
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -162,6 +163,7 @@ async fn main() -> Result<(), Error> {
             Provider::AfterPay => sandbox.afterpay.seed_order(seed),
             Provider::Moyasar => sandbox.moyasar.seed_order(seed),
             Provider::OpenApp => sandbox.openapp.seed_order(seed),
+            _ => unreachable!("every provider of this workspace is matched above"),
         }
     }
     let dir = tempfile::tempdir()?;

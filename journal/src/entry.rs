@@ -351,6 +351,8 @@ pub(crate) fn status_str(status: RefundStatus) -> &'static str {
         RefundStatus::Succeeded => "succeeded",
         RefundStatus::Pending => "pending",
         RefundStatus::Failed => "failed",
+        // A status a newer facade adds: the refund exists, not known to be final.
+        _ => "pending",
     }
 }
 

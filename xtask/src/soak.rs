@@ -543,6 +543,7 @@ fn currency(provider: Provider) -> &'static str {
         Provider::AfterPay => "EUR",
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -581,6 +582,7 @@ fn request(
             }]),
         Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
         Provider::Optty | Provider::Moyasar => request,
+        _ => unreachable!("every provider of this workspace is matched above"),
     })
 }
 
@@ -621,6 +623,7 @@ fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
         Provider::AfterPay => &sb.afterpay,
         Provider::Moyasar => &sb.moyasar,
         Provider::OpenApp => &sb.openapp,
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 

@@ -175,6 +175,7 @@ pub fn currency(provider: Provider) -> &'static str {
         Provider::AfterPay => "EUR",
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -221,6 +222,7 @@ pub fn request(
             }]),
         Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
         Provider::Optty | Provider::Moyasar => request,
+        _ => unreachable!("every provider of this workspace is matched above"),
     }
 }
 
@@ -313,6 +315,7 @@ impl Env {
             Provider::AfterPay => &self.sb.afterpay,
             Provider::Moyasar => &self.sb.moyasar,
             Provider::OpenApp => &self.sb.openapp,
+            _ => unreachable!("every provider of this workspace is matched above"),
         }
     }
 
