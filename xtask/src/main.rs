@@ -15,13 +15,19 @@
 //!   the facade's retry executor against the in-process sandbox under random (seeded) faults,
 //!   print a table per provider, and exit 1 if the ledger shows a refund duplicated, lost or
 //!   contradicted, a misclassified settlement or a panic (see `xtask::soak`).
+//! - `bench [--report-only]`: run the facade's criterion benchmarks (`cargo bench -p refunds`) and
+//!   print one table: encode + decode per refund, facade against direct generated-client
+//!   throughput on the loopback sandbox (sequential and 32 tasks), the growth of a refund's cost
+//!   with the order's earlier refunds, and the machine's load (see `bench.rs`).
+
+mod bench;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use xtask::{Mode, PROVIDERS, ProviderReport, workspace_root, write_or_check};
 
-const USAGE: &str = "usage: cargo xtask generate [--check] | diff [REV] [--accept-breaking] | demo | schema | soak [--refunds N] [--seed S] [--concurrency C]";
+const USAGE: &str = "usage: cargo xtask generate [--check] | diff [REV] [--accept-breaking] | demo | schema | soak [--refunds N] [--seed S] [--concurrency C] | bench [--report-only]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -53,7 +59,14 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             // The same refunds through the durable journal (SQLite in a temporary file), with a
             // fault that leaves one unresolved and its reconciliation.
             cargo(
-                &["run", "--quiet", "-p", "refunds-journal", "--example", "demo"],
+                &[
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "refunds-journal",
+                    "--example",
+                    "demo",
+                ],
                 &[],
             )
         }
@@ -66,6 +79,9 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         ),
         ["soak", options @ ..] => soak(options),
         ["diff", options @ ..] => spec_diff(options),
+        // The benchmarks link the facade; they run in `cargo bench`, whose results are read back
+        // from criterion's files, so the xtask itself still does not link it.
+        ["bench", options @ ..] => bench::run(options),
         _ => bail!("{USAGE}"),
     }
 }
