@@ -196,7 +196,13 @@ pub(crate) async fn receive(
         )));
     }
     let headers = std::mem::take(response.headers_mut());
-    let mut body = BytesMut::new();
+    // Sized from Content-Length (already checked against the cap), so the buffer is allocated
+    // once instead of growing chunk by chunk.
+    let expected = response
+        .content_length()
+        .and_then(|length| usize::try_from(length).ok())
+        .unwrap_or(0);
+    let mut body = BytesMut::with_capacity(expected.min(limits.max_body_bytes));
     while let Some(chunk) = response
         .chunk()
         .await

@@ -25,7 +25,7 @@ use crate::providers::openapp::OpenApp;
 #[cfg(feature = "optty")]
 use crate::providers::optty::Optty;
 use crate::reference::MerchantReference;
-use crate::single_flight::{Flights, Join, ReplayMemory, outcome_of};
+use crate::single_flight::{FlightResult, Flights, Join, ReplayMemory, outcome_of};
 
 /// Refunds through every configured provider.
 ///
@@ -306,29 +306,23 @@ impl Refunds {
                 span.record("answered_by", "joined");
                 receiver
             }
-            Join::Lead(sender, receiver) => {
+            Join::Lead(sender, receiver, request) => {
                 span.record("answered_by", "wire");
-                let shared = Arc::clone(&self.shared);
-                let request = request.clone();
+                let publish = Publish {
+                    shared: Arc::clone(&self.shared),
+                    request,
+                    sender: Some(sender),
+                };
                 // The attempt runs on its own task: a caller that gives up cannot cancel a
-                // request already on the wire and leave the others without its result.
-                let attempt = tokio::spawn(
-                    {
-                        let shared = Arc::clone(&shared);
-                        let request = request.clone();
-                        async move { shared.adapters.send(&request).await }
+                // request already on the wire and leave the others without its result. The
+                // task publishes its result itself (a panic publishes an unknown outcome).
+                tokio::spawn(
+                    async move {
+                        let result = publish.shared.adapters.send(&publish.request).await;
+                        publish.complete(result);
                     }
                     .instrument(span.clone()),
                 );
-                tokio::spawn(async move {
-                    let result = attempt.await.unwrap_or_else(|_| {
-                        Err(RefundError::new(crate::ErrorKind::Protocol)
-                            .with_provider(request.provider)
-                            .with_provider_message("the attempt's task panicked"))
-                    });
-                    shared.flights.finish(&request, &result);
-                    sender.send_replace(Some(result));
-                });
                 receiver
             }
         };
@@ -340,6 +334,38 @@ impl Refunds {
     /// there was one.
     pub fn forget(&self, provider: Provider, reference: &MerchantReference) -> bool {
         self.shared.flights.forget(provider, reference)
+    }
+}
+
+/// Publishes an attempt's result to its flight exactly once: when the attempt completes, or,
+/// if its task panics, as an unknown outcome (the request may have left).
+struct Publish {
+    shared: Arc<Shared>,
+    request: Arc<RefundRequest>,
+    sender: Option<tokio::sync::watch::Sender<Option<FlightResult>>>,
+}
+
+impl Publish {
+    fn complete(mut self, result: FlightResult) {
+        self.publish(result);
+    }
+
+    fn publish(&mut self, result: FlightResult) {
+        if let Some(sender) = self.sender.take() {
+            self.shared.flights.finish(&self.request, &result);
+            sender.send_replace(Some(result));
+        }
+    }
+}
+
+impl Drop for Publish {
+    fn drop(&mut self) {
+        if self.sender.is_some() {
+            let lost = RefundError::new(crate::ErrorKind::Protocol)
+                .with_provider(self.request.provider)
+                .with_provider_message("the attempt's task ended without a result");
+            self.publish(Err(lost));
+        }
     }
 }
 

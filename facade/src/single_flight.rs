@@ -6,7 +6,7 @@
 //! reused idempotency key, done in the client where a provider (AfterPay) does not do it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -16,7 +16,7 @@ use crate::model::{Provider, Refund, RefundRequest};
 use crate::reference::MerchantReference;
 
 /// The shared result of one attempt.
-pub(crate) type Shared = Result<Refund, RefundError>;
+pub(crate) type FlightResult = Result<Refund, RefundError>;
 
 type Key = (Provider, MerchantReference);
 
@@ -40,25 +40,27 @@ impl Default for ReplayMemory {
 
 /// What a call does with its request.
 pub(crate) enum Join {
-    /// Nobody is sending it: send it, then [`Flights::finish`] and publish to the sender.
+    /// Nobody is sending it: send it, then [`Flights::finish`] and publish to the sender. The
+    /// request is shared with the flight's record, not copied.
     Lead(
-        watch::Sender<Option<Shared>>,
-        watch::Receiver<Option<Shared>>,
+        watch::Sender<Option<FlightResult>>,
+        watch::Receiver<Option<FlightResult>>,
+        Arc<RefundRequest>,
     ),
     /// Another call is sending it: wait for its result.
-    Follow(watch::Receiver<Option<Shared>>),
+    Follow(watch::Receiver<Option<FlightResult>>),
     /// It settled a moment ago: this is its result.
-    Replay(Shared),
+    Replay(FlightResult),
 }
 
 struct InFlight {
-    request: RefundRequest,
-    result: watch::Receiver<Option<Shared>>,
+    request: Arc<RefundRequest>,
+    result: watch::Receiver<Option<FlightResult>>,
 }
 
 struct Settled {
-    request: RefundRequest,
-    result: Shared,
+    request: Arc<RefundRequest>,
+    result: FlightResult,
     at: Instant,
 }
 
@@ -115,21 +117,22 @@ impl Flights {
                 .map(|()| Join::Replay(settled.result.clone()));
         }
         let (sender, receiver) = watch::channel(None);
+        let request = Arc::new(request.clone());
         state.in_flight.insert(
             key,
             InFlight {
-                request: request.clone(),
+                request: Arc::clone(&request),
                 result: receiver.clone(),
             },
         );
-        Ok(Join::Lead(sender, receiver))
+        Ok(Join::Lead(sender, receiver, request))
     }
 
     /// Ends the flight of `request` with `result`, remembering it when a repeat must not be
     /// sent again: the refund exists, or its outcome is unknown on a provider that does not
     /// deduplicate. A result that says nothing was applied is not remembered, so the caller
     /// may try again.
-    pub(crate) fn finish(&self, request: &RefundRequest, result: &Shared) {
+    pub(crate) fn finish(&self, request: &Arc<RefundRequest>, result: &FlightResult) {
         let key = (request.provider, request.merchant_reference.clone());
         let mut state = self.state();
         state.in_flight.remove(&key);
@@ -157,7 +160,7 @@ impl Flights {
         state.settled.insert(
             key,
             Settled {
-                request: request.clone(),
+                request: Arc::clone(request),
                 result: result.clone(),
                 at,
             },
@@ -193,9 +196,9 @@ fn same_request(first: &RefundRequest, again: &RefundRequest) -> Result<(), Refu
 /// Waits for the result of a flight. A flight whose sender vanished (its task panicked) has an
 /// unknown outcome.
 pub(crate) async fn outcome_of(
-    mut receiver: watch::Receiver<Option<Shared>>,
+    mut receiver: watch::Receiver<Option<FlightResult>>,
     provider: Provider,
-) -> Shared {
+) -> FlightResult {
     match receiver.wait_for(Option::is_some).await {
         Ok(result) => result.clone().unwrap_or_else(|| Err(lost(provider))),
         Err(_) => Err(lost(provider)),
