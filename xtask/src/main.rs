@@ -5,7 +5,7 @@
 //! - `demo`: regenerate, then refund one order through every provider against the in-process
 //!   sandbox (`cargo run -p refunds --example demo`), then the same through the durable
 //!   journal with an injected fault and its reconciliation
-//!   (`cargo run -p refunds-journal --example demo`).
+//!   (`cargo run -p refunds-journal --example journaled_demo`).
 //! - `diff [REV] [--accept-breaking]`: classify every change of the normalized specs between git
 //!   revision REV (default `HEAD`) and the working tree as breaking for callers, additive or
 //!   without effect, naming the hand-written code each touches; exit 1 on a breaking change
@@ -65,7 +65,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                     "-p",
                     "refunds-journal",
                     "--example",
-                    "demo",
+                    "journaled_demo",
                 ],
                 &[],
             )

@@ -4,7 +4,7 @@
 //! by reconciliation.
 //!
 //! ```text
-//! cargo run -p refunds-journal --example demo
+//! cargo run -p refunds-journal --example journaled_demo
 //! ```
 
 use std::time::Duration;
