@@ -106,11 +106,10 @@ impl RawAnswer {
         &self.0
     }
 
-    /// The body parsed as a [`serde_json::Value`], if it is JSON. A `Value` holds fractional
-    /// numbers as `f64`: read amounts from [`as_bytes`](RawAnswer::as_bytes) when exactness
-    /// matters.
-    pub fn json(&self) -> Option<serde_json::Value> {
-        serde_json::from_slice(&self.0).ok()
+    /// The body decoded into a type of yours, straight from the bytes, so amounts declared as
+    /// [`json_decimal::JsonDecimal`] keep their exact text.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.0)
     }
 }
 
@@ -317,6 +316,16 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&raw).unwrap(),
             "{\"a\":1.10,\"unknown\":true}"
+        );
+        #[derive(serde::Deserialize)]
+        struct Mine {
+            a: json_decimal::JsonDecimal,
+        }
+        let mine: Mine = raw.decode().unwrap();
+        assert_eq!(
+            mine.a.to_string(),
+            "1.10",
+            "decoded from the bytes, exactly"
         );
         let html = RawAnswer::new(&b"<html>"[..]);
         assert_eq!(serde_json::to_string(&html).unwrap(), "\"<html>\"");

@@ -608,6 +608,6 @@ pub struct Refund {
     /// The captured total of the order, where the provider says.
     pub captured_total: Option<Money>,
     /// The provider's answer body exactly as received (unknown fields kept), for audit and
-    /// debugging; `RawAnswer::json` parses it.
+    /// debugging; `RawAnswer::decode` reads it into a type of yours.
     pub raw: crate::answer::RawAnswer,
 }
