@@ -80,13 +80,8 @@ fn seed(sb: &Sandbox, provider: Provider, order_id: &str) {
 }
 
 fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
-    match provider {
-        Provider::Optty => &sb.optty,
-        Provider::AfterPay => &sb.afterpay,
-        Provider::Moyasar => &sb.moyasar,
-        Provider::OpenApp => &sb.openapp,
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
+    sb.handle(provider.as_str())
+        .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
 }
 
 /// A refund of 10.00 on a seeded order.

@@ -199,6 +199,18 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// The server of the provider named `name` (`optty`, `afterpay`, `moyasar`, `openapp`: the
+    /// facade's `Provider::as_str`), so a client's tests need no match of their own.
+    pub fn handle(&self, name: &str) -> Option<&ProviderHandle> {
+        match name {
+            "optty" => Some(&self.optty),
+            "afterpay" => Some(&self.afterpay),
+            "moyasar" => Some(&self.moyasar),
+            "openapp" => Some(&self.openapp),
+            _ => None,
+        }
+    }
+
     /// Starts all four servers; returns once every one is listening.
     pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
         let ports = config.ports;

@@ -618,13 +618,8 @@ fn client(sb: &Sandbox) -> Result<Refunds> {
 }
 
 fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
-    match provider {
-        Provider::Optty => &sb.optty,
-        Provider::AfterPay => &sb.afterpay,
-        Provider::Moyasar => &sb.moyasar,
-        Provider::OpenApp => &sb.openapp,
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
+    sb.handle(provider.as_str())
+        .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
 }
 
 /// The settlement as the caller saw it, reduced to what the ledger is checked against.

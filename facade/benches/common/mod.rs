@@ -190,12 +190,8 @@ pub fn assert_same_wire_body(provider: Provider) {
 
 /// The sandbox's server of `provider`.
 pub fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
-    match provider {
-        Provider::Optty => &sb.optty,
-        Provider::AfterPay => &sb.afterpay,
-        Provider::Moyasar => &sb.moyasar,
-        _ => &sb.openapp,
-    }
+    sb.handle(provider.as_str())
+        .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
 }
 
 /// Starts the four emulators on ephemeral loopback ports.

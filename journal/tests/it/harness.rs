@@ -310,13 +310,9 @@ impl Env {
     }
 
     pub fn handle(&self, provider: Provider) -> &ProviderHandle {
-        match provider {
-            Provider::Optty => &self.sb.optty,
-            Provider::AfterPay => &self.sb.afterpay,
-            Provider::Moyasar => &self.sb.moyasar,
-            Provider::OpenApp => &self.sb.openapp,
-            _ => unreachable!("every provider of this workspace is matched above"),
-        }
+        self.sb
+            .handle(provider.as_str())
+            .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
     }
 
     /// Seeds an order capturing `captured` in the provider's currency.
