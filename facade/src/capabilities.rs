@@ -61,6 +61,11 @@ pub struct Capabilities {
     pub max_capture_number_len: Option<usize>,
     /// `provider_order_id` is required (OpenApp `oaOrderId`).
     pub requires_provider_order_id: bool,
+    /// `order_id` is one segment of the refund route's path (Optty `orderReference`, AfterPay
+    /// `orderNumber`, Moyasar `id`). It is percent-encoded there, every byte but the unreserved
+    /// `A-Z a-z 0-9 - . _ ~`; `.` and `..` are refused, since URL parsers resolve them (even
+    /// written `%2e`) as "this" and "parent" directory instead of keeping one segment.
+    pub order_id_in_path: bool,
 }
 
 impl Capabilities {
@@ -89,6 +94,7 @@ impl Capabilities {
         requires_capture_number: false,
         max_capture_number_len: None,
         requires_provider_order_id: false,
+        order_id_in_path: false,
     };
 
     /// A spec's `multipleOf` text as a decimal step (`None` if it is not a positive decimal).

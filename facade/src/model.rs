@@ -408,6 +408,18 @@ impl RefundRequest {
             )
         };
 
+        // The order id as one path segment: encoding keeps every other text in its segment,
+        // but no encoding keeps a dot segment there (URL parsers resolve `%2e%2e` too).
+        if caps.order_id_in_path && matches!(self.order_id.as_str(), "." | "..") {
+            problems.push(
+                "order_id",
+                format!(
+                    "`{}` cannot be one segment of {provider}'s refund path (URLs resolve it as a directory step)",
+                    self.order_id
+                ),
+            );
+        }
+
         // Amount.
         let currency = self.amount.currency();
         if let Some(exponents) = caps.currency_exponents

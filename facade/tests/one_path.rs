@@ -108,6 +108,8 @@ struct Server {
     base_url: String,
     /// Requests received on any path other than `/token`.
     refund_requests: Arc<AtomicUsize>,
+    /// The request line (`POST /path HTTP/1.1`) of every request, in arrival order.
+    request_lines: Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -123,14 +125,21 @@ async fn serve(canned: &Canned) -> Server {
         .expect("binding a loopback port");
     let base_url = format!("http://{}", listener.local_addr().expect("local address"));
     let refund_requests = Arc::new(AtomicUsize::new(0));
+    let request_lines = Arc::new(std::sync::Mutex::new(Vec::new()));
     let answers = Arc::new((canned.response(), Canned::json(200, TOKEN).response()));
     let counter = Arc::clone(&refund_requests);
+    let lines = Arc::clone(&request_lines);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (answers, counter) = (Arc::clone(&answers), Arc::clone(&counter));
+            let (answers, counter, lines) = (
+                Arc::clone(&answers),
+                Arc::clone(&counter),
+                Arc::clone(&lines),
+            );
             tokio::spawn(async move {
                 // A failure here shows up as the client's error, which the case then reports.
-                if let Err(err) = answer_one(stream, &answers.0, &answers.1, &counter).await {
+                if let Err(err) = answer_one(stream, &answers.0, &answers.1, &counter, &lines).await
+                {
                     eprintln!("canned server: {err}");
                 }
             });
@@ -139,6 +148,7 @@ async fn serve(canned: &Canned) -> Server {
     Server {
         base_url,
         refund_requests,
+        request_lines,
         task,
     }
 }
@@ -150,6 +160,7 @@ async fn answer_one(
     refund: &[u8],
     token: &[u8],
     refund_requests: &AtomicUsize,
+    request_lines: &std::sync::Mutex<Vec<String>>,
 ) -> io::Result<()> {
     let mut received = Vec::new();
     let head_end = loop {
@@ -161,6 +172,8 @@ async fn answer_one(
         }
     };
     let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let request_line = head.lines().next().unwrap_or_default();
+    request_lines.lock().unwrap().push(request_line.to_owned());
     let path = head.split_whitespace().nth(1).unwrap_or_default();
     let length: usize = head
         .lines()
@@ -593,4 +606,84 @@ async fn optty_unauthorized_after_renewal_agrees() {
     let (production, pure) = (production.unwrap_err(), pure.unwrap_err());
     assert_eq!(judged(&production), judged(&pure));
     assert_eq!(production.kind(), &ErrorKind::Unauthorized);
+}
+
+/// A caller's order id never changes where a refund goes: for every provider that puts it in
+/// the path, each hostile id either reaches the documented route as exactly one segment that
+/// decodes back to the id, or (`.`, `..`, empty) is refused before any I/O naming `order_id`.
+#[tokio::test]
+async fn order_ids_stay_one_path_segment() {
+    let routes = [
+        (Provider::Optty, "/orders/", "/refund"),
+        (Provider::AfterPay, "/api/v3/orders/", "/refunds"),
+        (Provider::Moyasar, "/v1/orders/", "/refund"),
+    ];
+    let sent = [
+        r"..\x",
+        "a/../b",
+        "%2e%2e",
+        "..%2f..",
+        r"a\b",
+        r"..\payments\0191f5a7",
+        r"..\..\token",
+        r"ORD\..\..\admin",
+        "a?b=c",
+        "a#b",
+        "a;b",
+        "a b",
+        "zamówienie-ü-注文",
+        "...",
+        "a/./b",
+        ".%2e",
+    ];
+    let refused = ["..", ".", "", " "];
+    for (provider, before, after) in routes {
+        let server = serve(&Canned::json(404, r#"{"message":"Not Found"}"#)).await;
+        let refunds = client(provider, &server.base_url);
+        for (n, id) in sent.into_iter().enumerate() {
+            let mut request = request_for(provider);
+            request.order_id = id.to_owned();
+            // A fresh reference each time: one reference with another order is refused.
+            request.merchant_reference = MerchantReference::new(format!("PATH-{n}")).unwrap();
+            let _ = refunds.refund(&request).await;
+            let line = server
+                .request_lines
+                .lock()
+                .unwrap()
+                .iter()
+                .rfind(|line| !line.contains(" /token "))
+                .cloned()
+                .unwrap_or_else(|| panic!("{provider} {id:?}: nothing was sent"));
+            let path = line.split(' ').nth(1).unwrap_or_default();
+            let segment = path
+                .strip_prefix(before)
+                .and_then(|rest| rest.strip_suffix(after))
+                .unwrap_or_else(|| panic!("{provider} {id:?} left its route: {line}"));
+            assert!(
+                !segment.contains('/') && !segment.contains('\\') && !segment.contains('?'),
+                "{provider} {id:?}: not one segment: {line}"
+            );
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            assert_eq!(decoded, id, "{provider}: {line}");
+            server.request_lines.lock().unwrap().clear();
+        }
+        for id in refused {
+            let mut request = request_for(provider);
+            request.order_id = id.to_owned();
+            let err = refunds
+                .refund(&request)
+                .await
+                .expect_err("refused before any I/O");
+            assert!(
+                err.problems().iter().any(|p| p.field == "order_id"),
+                "{provider} {id:?}: {err}"
+            );
+            assert_eq!(err.outcome(), Outcome::NotApplied, "{provider} {id:?}");
+            let lines = server.request_lines.lock().unwrap().clone();
+            assert!(
+                lines.iter().all(|line| line.contains(" /token ")),
+                "{provider} {id:?} was sent: {lines:?}"
+            );
+        }
+    }
 }

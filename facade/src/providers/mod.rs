@@ -120,8 +120,20 @@ pub(crate) fn raw(answer: &Answer) -> RawAnswer {
 }
 
 #[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`): what a caller's
+/// value is percent-encoded with in a path. Stricter than progenitor's `encode_path`, which
+/// leaves `\` as it is, and URL parsers read that as `/` in http(s) URLs.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
 /// The path of an operation: each `{parameter}` of the generated `PATH` template filled, in
-/// order, with the percent-encoded value (progenitor's own encoding).
+/// order, with the value percent-encoded as one segment ([`PATH_SEGMENT`]). A value of `.` or
+/// `..` stays a dot segment whatever its encoding: validation refuses those before any I/O
+/// ([`Capabilities::order_id_in_path`](crate::Capabilities::order_id_in_path)).
 pub(crate) fn operation_path(template: &str, values: &[&str]) -> String {
     let mut path = String::with_capacity(template.len() + 32);
     let mut rest = template;
@@ -129,9 +141,8 @@ pub(crate) fn operation_path(template: &str, values: &[&str]) -> String {
     while let Some(open) = rest.find('{') {
         path.push_str(&rest[..open]);
         let close = rest[open..].find('}').map_or(rest.len(), |i| open + i);
-        path.push_str(&progenitor_client::encode_path(
-            values.next().copied().unwrap_or_default(),
-        ));
+        let value = values.next().copied().unwrap_or_default();
+        path.extend(percent_encoding::utf8_percent_encode(value, PATH_SEGMENT));
         rest = &rest[(close + 1).min(rest.len())..];
     }
     path.push_str(rest);
@@ -213,6 +224,10 @@ mod tests {
         assert_eq!(
             operation_path("/v1/orders/{id}/refund", &["a b/c"]),
             "/v1/orders/a%20b%2Fc/refund"
+        );
+        assert_eq!(
+            operation_path("/v1/orders/{id}/refund", &[r"..\payments\x;y%2e?#é"]),
+            "/v1/orders/..%5Cpayments%5Cx%3By%252e%3F%23%C3%A9/refund"
         );
         assert_eq!(operation_path("/token", &[]), "/token");
         assert_eq!(operation_url("http://h:1/", "/token"), "http://h:1/token");

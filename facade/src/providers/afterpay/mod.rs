@@ -74,5 +74,6 @@ pub fn capabilities() -> Capabilities {
         requires_capture_number: body::capture_number::REQUIRED,
         max_capture_number_len: Some(body::capture_number::MAX_LENGTH),
         requires_provider_order_id: false,
+        order_id_in_path: true,
     }
 }

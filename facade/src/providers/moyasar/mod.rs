@@ -76,5 +76,6 @@ pub fn capabilities() -> Capabilities {
         requires_capture_number: false,
         max_capture_number_len: None,
         requires_provider_order_id: false,
+        order_id_in_path: true,
     }
 }

@@ -99,5 +99,6 @@ pub fn capabilities() -> Capabilities {
         requires_capture_number: false,
         max_capture_number_len: None,
         requires_provider_order_id: body::oa_order_id::REQUIRED,
+        order_id_in_path: false,
     }
 }
