@@ -13,6 +13,8 @@ use crate::answer::{Answer, RawAnswer};
 use crate::error::{ErrorKind, RefundError};
 use crate::model::Provider;
 
+pub(crate) mod error_body;
+
 #[cfg(feature = "afterpay")]
 pub mod afterpay;
 #[cfg(feature = "moyasar")]
@@ -59,18 +61,49 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     text[..end].trim().to_owned()
 }
 
+/// A body's JSON text: a UTF-8 byte order mark (which some servers put before JSON, and
+/// serde_json refuses) dropped.
+pub(crate) fn json_text(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 /// What an HTTP status means when the provider's body says nothing more specific: the one
-/// place every adapter falls back to. Its [`ErrorKind::outcome`] follows: a 5xx, from the
-/// provider or a gateway in front of it, may come after the refund was committed.
+/// place every adapter falls back to. Its [`ErrorKind::outcome`] follows:
+///
+/// - a 4xx is a refusal (not applied) whatever its body, with its own kind for 401, 403 and
+///   404, and [`ErrorKind::InvalidRequest`] on `request` for the rest, except:
+///   408 (not received in time) and 429 (rate limited) are [`ErrorKind::Transient`]; 409
+///   (a conflict: possibly with a refund that exists) and 425 (too early: a replay the server
+///   would not judge) say nothing definite, [`ErrorKind::Protocol`], unless the provider's room
+///   documents them (OpenApp's 409 is its duplicate answer);
+/// - a 5xx, from the provider or a gateway in front of it, may come after the refund was
+///   committed: [`ErrorKind::ServerError`], outcome unknown;
+/// - anything else (1xx, 3xx): [`ErrorKind::Protocol`], outcome unknown.
 pub(crate) fn kind_for_status(status: u16) -> ErrorKind {
     match status {
         401 => ErrorKind::Unauthorized,
         403 => ErrorKind::Forbidden,
         404 => ErrorKind::OrderNotFound,
-        // The request was not processed (408: not received in time; 429: rate limited).
         408 | 429 => ErrorKind::Transient,
+        409 | 425 => ErrorKind::Protocol,
+        400..=499 => ErrorKind::InvalidRequest {
+            field: "request".to_owned(),
+            reason: format!("refused with HTTP {status}"),
+        },
         500..=599 => ErrorKind::ServerError,
         _ => ErrorKind::Protocol,
+    }
+}
+
+/// A refusal's kind from its status and the text read from its body: [`kind_for_status`],
+/// with an [`ErrorKind::InvalidRequest`]'s reason taken from the body when it says one.
+pub(crate) fn refusal_kind(status: u16, body: &error_body::ErrorBody) -> ErrorKind {
+    match kind_for_status(status) {
+        ErrorKind::InvalidRequest { field, reason } => ErrorKind::InvalidRequest {
+            field,
+            reason: body.message.clone().unwrap_or(reason),
+        },
+        kind => kind,
     }
 }
 
@@ -85,13 +118,37 @@ pub(crate) fn answer_error(provider: Provider, answer: &Answer, kind: ErrorKind)
     }
 }
 
-/// The error for a status the provider does not document, judged by the status alone.
+/// The error for a status or body the provider does not document, judged by the status
+/// ([`kind_for_status`]), with whatever code and text the body holds kept.
 pub(crate) fn undocumented(provider: Provider, answer: &Answer) -> RefundError {
-    answer_error(provider, answer, kind_for_status(answer.status)).with_provider_message(format!(
-        "unexpected HTTP {}: {}",
-        answer.status,
-        excerpt(&answer.body)
-    ))
+    let body = error_body::ErrorBody::read(&answer.body);
+    with_body_text(
+        answer_error(provider, answer, refusal_kind(answer.status, &body)),
+        answer,
+        body,
+    )
+}
+
+/// `error` with the body's code, headline and messages kept as the provider's own words.
+pub(crate) fn with_body_text(
+    error: RefundError,
+    answer: &Answer,
+    body: error_body::ErrorBody,
+) -> RefundError {
+    let error = error.with_provider_message(match &body.message {
+        Some(message) => message.clone(),
+        None if answer.body.is_empty() => format!("HTTP {} with an empty body", answer.status),
+        None => format!("HTTP {}: {}", answer.status, excerpt(&answer.body)),
+    });
+    let error = match body.code {
+        Some(code) => error.with_provider_code(code),
+        None => error,
+    };
+    if body.messages.is_empty() {
+        error
+    } else {
+        error.with_provider_messages(body.messages)
+    }
 }
 
 /// Decodes a provider body through its generated type. A body that does not decode says
@@ -101,7 +158,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     provider: Provider,
     answer: &Answer,
 ) -> Result<T, RefundError> {
-    serde_json::from_slice(&answer.body).map_err(|err| {
+    serde_json::from_slice(json_text(&answer.body)).map_err(|err| {
         let kind = match kind_for_status(answer.status) {
             ErrorKind::ServerError => ErrorKind::ServerError,
             _ => ErrorKind::Protocol,
