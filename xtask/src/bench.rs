@@ -50,7 +50,7 @@ pub fn run(args: &[&str]) -> Result<ExitCode> {
         ["--report-only"] => true,
         _ => bail!("usage: cargo xtask bench [--report-only]"),
     };
-    let root = xtask::workspace_root();
+    let root = xtask::workspace_root()?;
     let criterion = criterion_home(&root);
     let started = SystemTime::now();
     let load_before = load_average();

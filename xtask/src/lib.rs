@@ -86,12 +86,48 @@ pub const PROVIDERS: &[Provider] = &[
 /// Every provider's overlay file name.
 pub const OVERLAY: &str = "overlay.json";
 
-/// The workspace root (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+/// The root of the checkout the xtask acts on, found at run time.
+///
+/// Not compiled in (`env!("CARGO_MANIFEST_DIR")`): checkouts that share one target directory
+/// (a global `CARGO_TARGET_DIR`, git worktrees) share one xtask binary, so a compiled-in path
+/// made `cargo xtask generate --check` in one checkout check another and `cargo xtask generate`
+/// write into it (issue 14). The search starts from `CARGO_MANIFEST_DIR` in the environment,
+/// which `cargo run` (the `cargo xtask` alias) and `cargo test` set to this checkout's `xtask/`,
+/// and otherwise (the binary run directly) from the current directory; the root is the nearest
+/// directory upwards whose `Cargo.toml` has a `[workspace]` table and an `xtask/` package.
+pub fn workspace_root() -> Result<PathBuf> {
+    let (start, from) = match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) => (PathBuf::from(dir), "CARGO_MANIFEST_DIR"),
+        None => (
+            std::env::current_dir().context("reading the current directory")?,
+            "the current directory",
+        ),
+    };
+    let start =
+        std::path::absolute(&start).with_context(|| format!("resolving {}", start.display()))?;
+    start
+        .ancestors()
+        .find(|dir| is_workspace_root(dir))
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no refunds workspace (a Cargo.toml with [workspace] beside xtask/) in or above \
+                 {} ({from}); run `cargo xtask` inside the checkout",
+                start.display()
+            )
+        })
+}
+
+/// Whether `dir` holds a workspace manifest and this xtask's package.
+fn is_workspace_root(dir: &Path) -> bool {
+    let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+        return false;
+    };
+    let has_workspace = manifest.lines().any(|line| {
+        let line = line.trim();
+        line.starts_with("[workspace]") || line.starts_with("[workspace.")
+    });
+    has_workspace && dir.join("xtask/Cargo.toml").is_file()
 }
 
 impl Provider {

@@ -137,7 +137,7 @@ fn spec_diff(args: &[&str]) -> Result<ExitCode> {
         [rev] => rev,
         _ => bail!("{USAGE}"),
     };
-    let root = workspace_root();
+    let root = workspace_root()?;
     let mut breaking = 0;
     for provider in PROVIDERS {
         let old = xtask::specdiff::normalized_at(&root, provider, rev)
@@ -172,7 +172,7 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<ExitCode> {
     let status = std::process::Command::new(cargo)
         .args(args)
         .envs(env.iter().copied())
-        .current_dir(workspace_root())
+        .current_dir(workspace_root()?)
         .status()
         .context("running cargo")?;
     Ok(if status.success() {
@@ -184,9 +184,10 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<ExitCode> {
 
 fn generate_all(check: bool) -> Result<ExitCode> {
     let mode = if check { Mode::Check } else { Mode::Write };
+    let root = workspace_root()?;
     let mut stale = Vec::new();
     let mut failed = Vec::new();
-    for report in write_or_check(&workspace_root(), mode)? {
+    for report in write_or_check(&root, mode)? {
         match report {
             ProviderReport::Generated {
                 generated,
@@ -227,9 +228,10 @@ fn generate_all(check: bool) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "error: {} generated file(s) differ from what specs/ produce: {}\n\
+            "error: {} generated file(s) in {} differ from what specs/ produce: {}\n\
              run `cargo xtask generate` and review the diff",
             stale.len(),
+            root.display(),
             stale.join(", ")
         );
         Ok(ExitCode::FAILURE)

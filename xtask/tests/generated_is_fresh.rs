@@ -6,7 +6,7 @@ use xtask::{Mode, PROVIDERS, ProviderReport, generate, workspace_root, write_or_
 #[test]
 fn checked_in_clients_match_the_specs() {
     let mut problems = Vec::new();
-    for report in write_or_check(&workspace_root(), Mode::Check).unwrap() {
+    for report in write_or_check(&workspace_root().unwrap(), Mode::Check).unwrap() {
         match report {
             ProviderReport::Generated { diffs, .. } => problems.extend(diffs),
             ProviderReport::Failed { provider, error } => {
@@ -23,7 +23,7 @@ fn checked_in_clients_match_the_specs() {
 
 #[test]
 fn generation_is_deterministic() {
-    let root = workspace_root();
+    let root = workspace_root().unwrap();
     for provider in PROVIDERS {
         let first = generate(&root, provider).unwrap();
         let second = generate(&root, provider).unwrap();

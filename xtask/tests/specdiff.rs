@@ -12,7 +12,7 @@ fn normalized(name: &str) -> Value {
         .iter()
         .find(|p| p.name == name)
         .unwrap()
-        .normalized_spec(&workspace_root())
+        .normalized_spec(&workspace_root().unwrap())
         .unwrap()
         .openapi
 }

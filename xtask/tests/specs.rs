@@ -8,7 +8,7 @@ use xtask::{PROVIDERS, generate, precheck, workspace_root};
 
 /// The providers' documentation, beside the workspace (as in CI), if present.
 fn provider_docs() -> Option<PathBuf> {
-    let dir = workspace_root().join("../shared/provider-docs");
+    let dir = workspace_root().unwrap().join("../shared/provider-docs");
     dir.is_dir().then_some(dir)
 }
 
@@ -43,7 +43,7 @@ fn optty_vendor_document_is_the_published_json() {
         .find(|line| line.starts_with("{\"openapi\""))
         .expect("the page embeds the spec on one line");
     let published: Value = serde_json::from_str(published).unwrap();
-    let vendored = json_file(&workspace_root().join("specs/optty/openapi.json"));
+    let vendored = json_file(&workspace_root().unwrap().join("specs/optty/openapi.json"));
     assert_same_document("specs/optty/openapi.json", &vendored, &published);
 }
 
@@ -57,7 +57,11 @@ fn openapp_vendor_schema_is_the_published_json() {
     let start = page.find("{\n    \"additionalProperties\"").unwrap();
     let mut stream = serde_json::Deserializer::from_str(&page[start..]).into_iter::<Value>();
     let published = stream.next().unwrap().unwrap();
-    let vendored = json_file(&workspace_root().join("specs/openapp/refund-request.schema.json"));
+    let vendored = json_file(
+        &workspace_root()
+            .unwrap()
+            .join("specs/openapp/refund-request.schema.json"),
+    );
     assert_same_document(
         "specs/openapp/refund-request.schema.json",
         &vendored,
@@ -67,7 +71,7 @@ fn openapp_vendor_schema_is_the_published_json() {
 
 #[test]
 fn published_optty_spec_without_overlay_is_rejected_before_progenitor() {
-    let vendored = json_file(&workspace_root().join("specs/optty/openapi.json"));
+    let vendored = json_file(&workspace_root().unwrap().join("specs/optty/openapi.json"));
     let err = precheck::check(&vendored).unwrap_err().to_string();
     assert!(
         err.contains("RefundsController_refundOrder (POST /orders/{orderReference}/refund)"),
@@ -84,7 +88,7 @@ fn published_optty_spec_without_overlay_is_rejected_before_progenitor() {
 /// drops the body-less ones, and two different error bodies are still refused.
 #[test]
 fn bodyless_error_statuses_are_kept_but_not_given_to_progenitor() {
-    let root = workspace_root();
+    let root = workspace_root().unwrap();
     let afterpay = PROVIDERS.iter().find(|p| p.name == "afterpay").unwrap();
     let normalized = afterpay.normalized_spec(&root).unwrap().openapi;
     let responses = |spec: &serde_json::Value| {
@@ -119,7 +123,7 @@ fn bodyless_error_statuses_are_kept_but_not_given_to_progenitor() {
 
 fn copy_specs(to: &Path) {
     for provider in PROVIDERS {
-        let from = workspace_root().join("specs").join(provider.name);
+        let from = workspace_root().unwrap().join("specs").join(provider.name);
         let dest = to.join("specs").join(provider.name);
         std::fs::create_dir_all(&dest).unwrap();
         for entry in std::fs::read_dir(&from).unwrap() {

@@ -11,7 +11,9 @@ fn surface_of(name: &str) -> String {
         .iter()
         .find(|p| p.name == name)
         .unwrap_or_else(|| panic!("no provider {name}"));
-    let normalized = provider.normalized_spec(&workspace_root()).unwrap();
+    let normalized = provider
+        .normalized_spec(&workspace_root().unwrap())
+        .unwrap();
     surface::render(&normalized.openapi)
 }
 
