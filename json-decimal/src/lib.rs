@@ -115,6 +115,127 @@ impl<'de> Deserialize<'de> for JsonDecimal {
     }
 }
 
+/// A decimal that a spec declares as a string (`type: string, format: decimal`, as Optty's
+/// `refundedAmount`) while servers also send it as a number (Optty's own example: `100`): read
+/// exactly from a JSON string holding a decimal (`"100.50"`) or from a JSON number (`100`,
+/// `1e2`, `100.000`), written back as a string.
+///
+/// ```
+/// use json_decimal::DecimalText;
+///
+/// let text: DecimalText = serde_json::from_str(r#""100.50""#)?;
+/// let number: DecimalText = serde_json::from_str("100.50")?;
+/// assert_eq!(text, number);
+/// assert_eq!(serde_json::to_string(&number)?, r#""100.50""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DecimalText(pub Decimal);
+
+impl DecimalText {
+    /// The decimal.
+    pub fn get(self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for DecimalText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl FromStr for DecimalText {
+    type Err = ParseError;
+
+    /// Parses a decimal's text (`-12.50`, `1e3`) exactly.
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        parse_number(text).map(DecimalText)
+    }
+}
+
+impl Serialize for DecimalText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        let number = match serde_json::from_str::<String>(text) {
+            Ok(inner) => parse_number(&inner),
+            Err(_) => parse_number(text),
+        };
+        number.map(DecimalText).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An integer that servers may write as any JSON number with an integer value (`100`,
+/// `100.000`, `1e2`), read exactly; a fraction (`100.5`) or a value outside `i64` is an error.
+/// Written as a plain integer. For `type: integer` amounts in minor units (Moyasar).
+///
+/// ```
+/// use json_decimal::JsonInteger;
+///
+/// for text in ["100", "100.000", "1e2", "1.00E+2"] {
+///     assert_eq!(serde_json::from_str::<JsonInteger>(text)?.get(), 100);
+/// }
+/// assert!(serde_json::from_str::<JsonInteger>("100.5").is_err());
+/// assert_eq!(serde_json::to_string(&JsonInteger(100))?, "100");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JsonInteger(pub i64);
+
+impl JsonInteger {
+    /// The integer.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl From<i64> for JsonInteger {
+    fn from(value: i64) -> Self {
+        JsonInteger(value)
+    }
+}
+
+impl fmt::Display for JsonInteger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl FromStr for JsonInteger {
+    type Err = ParseError;
+
+    /// Parses a JSON number literal with an integer value exactly.
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        let value = parse_number(text)?;
+        if !value.fract().is_zero() {
+            return Err(ParseError(format!("{text} is not an integer")));
+        }
+        i64::try_from(value)
+            .map(JsonInteger)
+            .map_err(|_| ParseError(format!("{text} is outside the 64-bit integer range")))
+    }
+}
+
+impl Serialize for JsonInteger {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonInteger {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        raw.get().parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// `#[serde(with = "json_decimal::number")]` for a [`Decimal`] field.
 pub mod number {
     use super::*;
@@ -198,6 +319,35 @@ mod tests {
         }
         let err = serde_json::from_value::<JsonDecimal>(serde_json::json!("24.98")).unwrap_err();
         assert!(err.to_string().contains("expected a JSON number"), "{err}");
+    }
+
+    #[test]
+    fn decimal_text_reads_strings_and_numbers_exactly() {
+        for text in [r#""100.50""#, "100.50", r#""1.005e2""#, "1.0050e2"] {
+            let read: DecimalText = serde_json::from_str(text).unwrap();
+            assert_eq!(read.get(), Decimal::new(10050, 2), "{text}");
+        }
+        for text in [r#""""#, r#""abc""#, "null", r#""1,5""#] {
+            assert!(serde_json::from_str::<DecimalText>(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn integers_in_any_number_form() {
+        for (text, value) in [
+            ("100", 100),
+            ("100.000", 100),
+            ("1e2", 100),
+            ("1E+2", 100),
+            ("-3", -3),
+            ("9223372036854775807", i64::MAX),
+        ] {
+            let read: JsonInteger = serde_json::from_str(text).unwrap();
+            assert_eq!(read.get(), value, "{text}");
+        }
+        for text in ["100.5", "1e-2", "9223372036854775808", r#""100""#, "null"] {
+            assert!(serde_json::from_str::<JsonInteger>(text).is_err(), "{text}");
+        }
     }
 
     #[test]
