@@ -14,7 +14,8 @@ use refunds::{
     Outcome, Provider, RefundRequest, Refunds, RetryPolicy,
 };
 use refunds_journal::{
-    Database, Entry, EntryState, Journal, JournalConfig, JournaledRefund, Reconciliation,
+    Database, Entry, EntryState, Journal, JournalConfig, JournaledRefund, ReconcileReport,
+    Reconciliation,
 };
 use rust_decimal::Decimal;
 use sandbox::{
@@ -30,6 +31,17 @@ fn currency(provider: Provider) -> &'static str {
         Provider::Moyasar => "SAR",
         Provider::OpenApp => "PLN",
         _ => unreachable!("every provider of this workspace is matched above"),
+    }
+}
+
+/// The entries a reconcile run could not act on (none in this demo), each with its error and
+/// what it means for the money; the next run tries them again.
+fn failures(report: &ReconcileReport) {
+    for failure in &report.failed {
+        println!(
+            "   reconcile(): FAILED, tried again next run ({}): {failure}",
+            failure.error.outcome()
+        );
     }
 }
 
@@ -218,14 +230,16 @@ async fn main() -> Result<(), Error> {
             println!("      {label:<8}{text}");
         }
     }
-    for done in journal.reconcile(&refunds).await? {
-        if let Reconciliation::LeftUnresolved { entry, .. } = &done {
+    let report = journal.reconcile(&refunds).await?;
+    for done in &report.reconciled {
+        if let Reconciliation::LeftUnresolved { entry, .. } = done {
             println!(
                 "   reconcile(): left unresolved, nothing sent ({} {})",
                 entry.provider, entry.merchant_reference
             );
         }
     }
+    failures(&report);
     let found = sandbox
         .afterpay
         .refunds_with_reference("RF-afterpay-2")
@@ -272,8 +286,9 @@ async fn main() -> Result<(), Error> {
     .await?;
     let result = no_retry.refund(&refunds, &req).await?;
     println!("   {:<10} {}", result.label(), line(result.entry()));
-    for done in journal.reconcile(&refunds).await? {
-        if let Reconciliation::Resent(result) = &done {
+    let report = journal.reconcile(&refunds).await?;
+    for done in &report.reconciled {
+        if let Reconciliation::Resent(result) = done {
             println!(
                 "   reconcile(): re-sent under the same reference -> {:<8} {}",
                 result.label(),
@@ -281,6 +296,7 @@ async fn main() -> Result<(), Error> {
             );
         }
     }
+    failures(&report);
     let key = req.merchant_reference.moyasar_transaction_id().to_string();
     println!(
         "   Moyasar refunds for RF-moyasar-2: {}; unresolved(): {}",

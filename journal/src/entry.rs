@@ -114,7 +114,9 @@ impl Lease {
 /// One refund intent and everything known about it: a row of `refund_journal_entries`.
 ///
 /// Times are milliseconds since the Unix epoch, on the database's clock (shared by every
-/// replica that uses the database).
+/// replica that uses the database). Text is as the provider sent it, a NUL included: the
+/// database holds it escaped ([`Database`](crate::Database#text-as-a-provider-sent-it)), and
+/// it reads back exactly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// The provider.
@@ -272,7 +274,8 @@ impl FromStr for EventKind {
 }
 
 /// One line of an entry's audit trail: a row of `refund_journal_events`, never changed once
-/// written.
+/// written. Its text reads back exactly as written, a provider's NUL included (the database
+/// holds it escaped: [`Database`](crate::Database#text-as-a-provider-sent-it)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Increasing with time within the database.

@@ -1,19 +1,89 @@
 //! [`JournalError`]: what can go wrong around a refund, rather than with it.
 
-use refunds::{MerchantReference, Provider, RefundError};
+use refunds::{MerchantReference, Provider, Refund, RefundError};
 
 use crate::entry::EntryState;
+
+/// What a [`JournalError`] means for the money ([`JournalError::outcome`]): whether the failed
+/// call left a request at the provider whose answer the journal does not hold.
+///
+/// Either way, calling again with the **same** request (same merchant reference) is safe: the
+/// journal decides from what it recorded, and never sends an unknown outcome again to a
+/// provider without a duplicate key. What is never safe after a failure is a new merchant
+/// reference for the same refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorOutcome {
+    /// Nothing was sent whose answer is not on record. The call failed before it recorded an
+    /// intent (the journal sends nothing before that, so no request left), or in a step that
+    /// sends nothing (opening, reading, listing, [`resolve_manually`](crate::Journal::resolve_manually),
+    /// [`record_status`](crate::Journal::record_status)), or between two attempts after the
+    /// first one's answer was recorded (the next was not sent). Where the reference has an
+    /// entry, it stands as recorded and says where the money is.
+    NothingSent,
+    /// A request was sent (or may have been) and its answer is not recorded: the database
+    /// failed while recording it ([`JournalError::AnswerNotRecorded`], which carries the
+    /// answer), or the call's task was cancelled ([`JournalError::Interrupted`]). The entry
+    /// stays in flight under the call's lease; once it lapses, [`Journal::reconcile`](crate::Journal::reconcile)
+    /// settles it like a crashed sender's (re-sent under the same merchant reference where the
+    /// provider deduplicates; on AfterPay left for [`resolve_manually`](crate::Journal::resolve_manually)).
+    SentNotRecorded,
+}
+
+impl ErrorOutcome {
+    /// `nothing_sent` or `sent_not_recorded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorOutcome::NothingSent => "nothing_sent",
+            ErrorOutcome::SentNotRecorded => "sent_not_recorded",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A failure of the journal itself, or a call it refuses before any I/O. A refund's own
 /// failures (refused, outcome unknown) are not errors here: they are
 /// [`JournaledRefund`](crate::JournaledRefund) variants, recorded in the journal.
+///
+/// Every error says what it means for the money: [`JournalError::outcome`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
-    /// The database failed (connection, query, constraint). Whether a refund was sent is
-    /// stated by the entry: nothing is sent before its intent is recorded.
-    #[error("refund journal database: {0}")]
+    /// The database failed (connection, query, constraint, a full disk, a failed commit)
+    /// before anything unrecorded was sent: [`ErrorOutcome::NothingSent`]. Nothing is sent
+    /// before its intent is recorded, and a failure to record an answer is
+    /// [`JournalError::AnswerNotRecorded`] instead. The transaction was rolled back whole; the
+    /// journal stays usable, and the next call works once the database does.
+    #[error(
+        "refund journal database: {0} (nothing was sent: no request leaves before its intent \
+         is recorded)"
+    )]
     Database(#[from] sqlx::Error),
+    /// A refund request was sent and the provider answered, but the database failed while the
+    /// answer was being recorded: [`ErrorOutcome::SentNotRecorded`]. `answer` is what the
+    /// provider said (an `Ok` refund means it exists). The entry stays in flight under this
+    /// call's lease; once the lease lapses, [`Journal::reconcile`](crate::Journal::reconcile)
+    /// settles it. Never refund it again under a new merchant reference.
+    #[error(
+        "{provider}: the refund with merchant reference {reference} was sent and answered \
+         ({}), but the answer could not be recorded: {source}; the entry stays in flight until \
+         its lease lapses, then reconcile() settles it",
+        describe_answer(answer)
+    )]
+    AnswerNotRecorded {
+        /// The provider.
+        provider: Provider,
+        /// The reference.
+        reference: MerchantReference,
+        /// The provider's answer, as the facade read it.
+        answer: Box<Result<Refund, RefundError>>,
+        /// Why it could not be recorded (usually [`JournalError::Database`]).
+        source: Box<JournalError>,
+    },
     /// The journal's migrations could not be applied.
     #[error("refund journal migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -62,11 +132,126 @@ pub enum JournalError {
     /// The configuration is unusable (e.g. an invalid PostgreSQL schema name).
     #[error("refund journal configuration: {0}")]
     Config(String),
-    /// The task running the call was cancelled (the runtime is shutting down). The entry says
-    /// what was recorded; an attempt in flight is reconciled once its lease lapses.
+    /// The task running the call was cancelled (the runtime is shutting down):
+    /// [`ErrorOutcome::SentNotRecorded`], as a request may have left. The entry says what was
+    /// recorded; an attempt in flight is reconciled once its lease lapses.
     #[error("refund journal call interrupted: {0}")]
     Interrupted(String),
     /// A row could not be read back (edited by hand, or written by a newer version).
     #[error("refund journal entry cannot be read: {0}")]
     Corrupt(String),
+}
+
+impl JournalError {
+    /// What this error means for the money: [`ErrorOutcome::NothingSent`] (no request left
+    /// whose answer is not recorded: every error but two), or
+    /// [`ErrorOutcome::SentNotRecorded`] (a request was sent and its answer is not recorded:
+    /// [`JournalError::AnswerNotRecorded`], and [`JournalError::Interrupted`], where it may have
+    /// been sent). [`Journal::reconcile`](crate::Journal::reconcile) settles the second once the
+    /// call's lease lapses.
+    pub fn outcome(&self) -> ErrorOutcome {
+        match self {
+            JournalError::AnswerNotRecorded { .. } | JournalError::Interrupted(_) => {
+                ErrorOutcome::SentNotRecorded
+            }
+            JournalError::Database(_)
+            | JournalError::Migrate(_)
+            | JournalError::Invalid(_)
+            | JournalError::Conflict { .. }
+            | JournalError::NotFound { .. }
+            | JournalError::WrongState { .. }
+            | JournalError::Config(_)
+            | JournalError::Corrupt(_) => ErrorOutcome::NothingSent,
+        }
+    }
+}
+
+/// An answer in a few words: `applied, refund id X` or the error.
+fn describe_answer(answer: &Result<Refund, RefundError>) -> String {
+    match answer {
+        Ok(refund) => match &refund.provider_refund_id {
+            Some(id) => format!("applied, refund id {id:?}"),
+            None => "applied".to_owned(),
+        },
+        Err(error) => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refunds::{ErrorKind, Money, RawAnswer, RefundStatus};
+
+    fn reference() -> MerchantReference {
+        MerchantReference::new("RF-1").unwrap()
+    }
+
+    fn database() -> JournalError {
+        JournalError::Database(sqlx::Error::Protocol("disk is full".into()))
+    }
+
+    #[test]
+    fn only_an_unrecorded_answer_or_an_interrupted_call_may_have_sent_something() {
+        let nothing = [
+            database(),
+            JournalError::Invalid(RefundError::invalid("amount", "must be positive")),
+            JournalError::Conflict {
+                provider: Provider::Moyasar,
+                reference: reference(),
+                recorded: "a".into(),
+                requested: "b".into(),
+            },
+            JournalError::NotFound {
+                provider: Provider::Moyasar,
+                reference: reference(),
+            },
+            JournalError::WrongState {
+                provider: Provider::Moyasar,
+                reference: reference(),
+                state: EntryState::Applied,
+                reason: "r".into(),
+            },
+            JournalError::Config("c".into()),
+            JournalError::Corrupt("c".into()),
+        ];
+        for error in &nothing {
+            assert_eq!(error.outcome(), ErrorOutcome::NothingSent, "{error:?}");
+        }
+        assert!(database().to_string().contains("nothing was sent"));
+
+        let refund = Refund {
+            provider: Provider::Moyasar,
+            provider_refund_id: Some("rf\0id".into()),
+            status: RefundStatus::Succeeded,
+            amount: Money::parse("1.00", "SAR").unwrap(),
+            refunded_total: None,
+            captured_total: None,
+            raw: RawAnswer::default(),
+        };
+        let unrecorded = JournalError::AnswerNotRecorded {
+            provider: Provider::Moyasar,
+            reference: reference(),
+            answer: Box::new(Ok(refund)),
+            source: Box::new(database()),
+        };
+        assert_eq!(unrecorded.outcome(), ErrorOutcome::SentNotRecorded);
+        let text = unrecorded.to_string();
+        assert!(text.contains("was sent and answered (applied"), "{text}");
+        assert!(text.contains("reconcile() settles it"), "{text}");
+        let refused = JournalError::AnswerNotRecorded {
+            provider: Provider::Moyasar,
+            reference: reference(),
+            answer: Box::new(Err(RefundError::new(ErrorKind::OrderNotFound))),
+            source: Box::new(database()),
+        };
+        assert_eq!(refused.outcome(), ErrorOutcome::SentNotRecorded);
+        assert_eq!(
+            JournalError::Interrupted("cancelled".into()).outcome(),
+            ErrorOutcome::SentNotRecorded
+        );
+        assert_eq!(
+            ErrorOutcome::SentNotRecorded.to_string(),
+            "sent_not_recorded"
+        );
+    }
 }

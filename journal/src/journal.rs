@@ -149,6 +149,53 @@ impl Reconciliation {
     }
 }
 
+/// What one [`Journal::reconcile`] run did: every entry it acted on, and every entry it could
+/// not, each with its error. One entry that fails (a write the database refuses, a row that
+/// cannot be read) never stops the others; it stays as it was, and the next run tries again.
+#[derive(Debug, Default)]
+#[must_use = "a reconcile report lists the entries that failed: look at `failed`"]
+pub struct ReconcileReport {
+    /// The entries reconcile acted on, oldest first: re-sent, or left unresolved with the
+    /// reason.
+    pub reconciled: Vec<Reconciliation>,
+    /// The entries it could not act on, oldest first, each with its error.
+    pub failed: Vec<ReconcileFailure>,
+}
+
+impl ReconcileReport {
+    /// Whether every unresolved entry was acted on (none failed).
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// One entry [`Journal::reconcile`] could not act on.
+#[derive(Debug)]
+pub struct ReconcileFailure {
+    /// The entry's provider, as stored (`optty`, `afterpay`, `moyasar`, `openapp`).
+    pub provider: String,
+    /// The entry's merchant reference, as stored.
+    pub merchant_reference: String,
+    /// The entry as read before reconcile acted on it; `None` when its row cannot be read
+    /// ([`JournalError::Corrupt`]: edited by hand, or written by a newer version).
+    pub entry: Option<Entry>,
+    /// Why. Its [`outcome`](JournalError::outcome) says whether a request re-sent by
+    /// reconcile is left without its answer on record
+    /// ([`ErrorOutcome::SentNotRecorded`](crate::ErrorOutcome::SentNotRecorded): the next run
+    /// settles it once the lease lapses).
+    pub error: JournalError,
+}
+
+impl std::fmt::Display for ReconcileFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.provider, self.merchant_reference, self.error
+        )
+    }
+}
+
 /// A durable journal of refund intents and outcomes in front of a [`Refunds`] client.
 ///
 /// Cheap to clone (the clones share one pool). See the [crate docs](crate) for the rules, the
@@ -245,9 +292,14 @@ impl Journal {
     ///
     /// The call runs on a task of its own: a caller that stops waiting (drops the future, or a
     /// time-out around it fires) does not stop it, so an attempt that was sent still gets its
-    /// answer recorded. A [`JournalError::Database`] after the intent was recorded leaves the
-    /// entry in flight: its lease lapses and the entry is then reconciled like a crashed
-    /// sender's.
+    /// answer recorded.
+    ///
+    /// A database failure says what it means for the money ([`JournalError::outcome`]):
+    /// [`JournalError::Database`] when nothing was sent whose answer is not recorded (the
+    /// intent could not be recorded, so the request never left), or
+    /// [`JournalError::AnswerNotRecorded`], with the provider's answer, when a request was sent
+    /// and its answer could not be recorded: the entry stays in flight, its lease lapses, and
+    /// it is then reconciled like a crashed sender's.
     pub async fn refund(
         &self,
         refunds: &Refunds,
@@ -371,7 +423,7 @@ impl Journal {
                 ),
                 Decision::Stop => None,
             };
-            entry = self
+            let recorded = self
                 .apply(entry, |current| {
                     Some(machine::answer(
                         current,
@@ -382,8 +434,28 @@ impl Journal {
                         mode,
                     ))
                 })
-                .await?
-                .unwrap_or_else(|current| current);
+                .await;
+            entry = match recorded {
+                Ok(written) => written.unwrap_or_else(|current| current),
+                // The request was sent: say so, with its answer (the entry stays in flight
+                // under this call's lease, and is reconciled once it lapses).
+                Err(source) => {
+                    tracing::error!(
+                        provider = %request.provider,
+                        merchant_reference = request.merchant_reference.as_str(),
+                        attempt,
+                        outcome = crate::entry::outcome_str(answer.outcome),
+                        error = %source,
+                        "refund sent but its answer could not be recorded"
+                    );
+                    return Err(JournalError::AnswerNotRecorded {
+                        provider: request.provider,
+                        reference: request.merchant_reference.clone(),
+                        answer: Box::new(result),
+                        source: Box::new(source),
+                    });
+                }
+            };
             let error = result.as_ref().err().cloned();
             if entry.state == EntryState::Applied {
                 let refund = match result {
@@ -445,7 +517,9 @@ impl Journal {
     }
 
     /// Every entry whose outcome is unknown, or whose sender's lease lapsed before it recorded
-    /// an answer, oldest first.
+    /// an answer, oldest first. A row that cannot be read fails the listing
+    /// ([`JournalError::Corrupt`]); [`reconcile`](Journal::reconcile) reports such a row on its
+    /// own and goes on with the others.
     pub async fn unresolved(&self) -> Result<Vec<Entry>, JournalError> {
         self.inner.store.unresolved().await
     }
@@ -457,14 +531,60 @@ impl Journal {
     /// is sent and the entry stays unresolved with the reason, for
     /// [`resolve_manually`](Journal::resolve_manually). Entries under a live lease are left to
     /// their sender.
-    pub async fn reconcile(&self, refunds: &Refunds) -> Result<Vec<Reconciliation>, JournalError> {
-        let mut report = Vec::new();
-        for entry in self.unresolved().await? {
+    ///
+    /// Every entry is tried, whatever happens to the others: one that fails (its write is
+    /// refused, its row cannot be read) goes into [`ReconcileReport::failed`] with its error
+    /// and stays as it was for the next run. `Err` only when the unresolved entries cannot be
+    /// listed at all (nothing was done).
+    pub async fn reconcile(&self, refunds: &Refunds) -> Result<ReconcileReport, JournalError> {
+        let mut report = ReconcileReport::default();
+        for listed in self.inner.store.unresolved_rows().await? {
+            let entry = match listed {
+                Ok(entry) => entry,
+                Err(unreadable) => {
+                    let crate::store::Unreadable {
+                        provider,
+                        merchant_reference,
+                        error,
+                    } = *unreadable;
+                    tracing::error!(
+                        provider,
+                        merchant_reference,
+                        %error,
+                        "reconcile: an unresolved entry cannot be read"
+                    );
+                    report.failed.push(ReconcileFailure {
+                        provider,
+                        merchant_reference,
+                        entry: None,
+                        error,
+                    });
+                    continue;
+                }
+            };
             let request = entry.request.clone();
-            let result = self
+            let result = match self
                 .run_to_completion(refunds, &request, Mode::Reconcile)
-                .await?;
-            report.push(match result {
+                .await
+            {
+                Ok(result) => result,
+                Err(error) => {
+                    tracing::error!(
+                        provider = %entry.provider,
+                        merchant_reference = entry.merchant_reference.as_str(),
+                        %error,
+                        "reconcile: an unresolved entry failed; the others go on"
+                    );
+                    report.failed.push(ReconcileFailure {
+                        provider: entry.provider.as_str().to_owned(),
+                        merchant_reference: entry.merchant_reference.as_str().to_owned(),
+                        entry: Some(entry),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            report.reconciled.push(match result {
                 JournaledRefund::Unresolved { error: None, entry } => {
                     let reason = entry
                         .unresolved_reason

@@ -32,8 +32,12 @@
 //!     JournaledRefund::InProgress { .. } => println!("another instance is on it"),
 //! }
 //! // Periodically, or at start-up:
-//! for done in journal.reconcile(&refunds).await? {
+//! let report = journal.reconcile(&refunds).await?;
+//! for done in &report.reconciled {
 //!     println!("{} {}: {:?}", done.entry().provider, done.entry().merchant_reference, done.entry().state);
+//! }
+//! for failure in &report.failed {
+//!     eprintln!("not reconciled, tried again next run: {failure}");
 //! }
 //! # Ok(())
 //! # }
@@ -84,6 +88,10 @@
 //! | OpenApp | `caseId` (409 `RefundExistsException` when it exists) | the same |
 //! | AfterPay | none documented | **nothing is sent**: left unresolved with the reason; an operator looks the refund up at Riverty and calls [`Journal::resolve_manually`] |
 //!
+//! Each run tries every unresolved entry: one that fails (the database refuses its write, its
+//! row cannot be read) is reported in [`ReconcileReport::failed`] with its error, stays as it
+//! was, and never stops the entries behind it.
+//!
 //! What reconciliation cannot settle: an AfterPay unknown (no duplicate key, no refund
 //! read-back in the facade), and, on any provider, a refusal after an ambiguous attempt (the
 //! ambiguous one may have been applied: e.g. "exceeds the refundable amount" because it was).
@@ -95,6 +103,16 @@
 //! refunds, Optty `PENDING`, "already exists" answers, manual resolutions), and
 //! [`Journal::record_status`] moves one to its final status. [`Journal::history`] is the audit
 //! trail.
+//!
+//! ## When the database fails
+//!
+//! A [`JournalError`] says what it means for the money ([`JournalError::outcome`]):
+//! [`ErrorOutcome::NothingSent`] (the intent could not be recorded, so the request never
+//! left; or the call sends nothing) or [`ErrorOutcome::SentNotRecorded`] (the request was sent
+//! and its answer could not be recorded: [`JournalError::AnswerNotRecorded`] carries the
+//! answer; the entry stays in flight and `reconcile` settles it once the lease lapses). A
+//! failed write is rolled back whole and leaves the journal usable: after a full disk or a
+//! failed commit, the next call works as soon as the database does, without a restart.
 //!
 //! ## An entry's state machine
 //!
@@ -131,7 +149,10 @@
 //! Applied by the journal on open (embedded sqlx migrations, `journal/migrations/<backend>/`;
 //! on PostgreSQL in the schema `refunds_journal`, see [`Database`]). Times are milliseconds
 //! since the Unix epoch on the database's clock; amounts are exact decimal strings in the
-//! request's currency.
+//! request's currency. Free text (*escaped* below: what a provider sent, owners, reasons) is
+//! stored with a backslash written `\\` and U+0000 written `\u0000`, alike on both backends,
+//! since PostgreSQL's `text` refuses U+0000 ([`Database`] says more); the journal's types read
+//! it back exactly as sent.
 //!
 //! `refund_journal_entries`: one row per (provider, merchant reference).
 //!
@@ -144,12 +165,12 @@
 //! | `state` | text | `in_flight`, `applied`, `not_applied`, `unknown` |
 //! | `attempts` | bigint | attempts recorded as sent |
 //! | `ambiguous` | boolean | an attempt since the last definitive answer had an unknown outcome |
-//! | `lease_owner`, `lease_expires_at_ms` | text, bigint | who may send, until when |
-//! | `provider_refund_id`, `refund_status` | text | the provider's id and `succeeded`/`pending`/`failed` |
+//! | `lease_owner`, `lease_expires_at_ms` | text (escaped), bigint | who may send, until when |
+//! | `provider_refund_id`, `refund_status` | text (escaped), text | the provider's id and `succeeded`/`pending`/`failed` |
 //! | `amount`, `refunded_total`, `captured_total` | text | amounts of an applied refund |
 //! | `already_applied` | boolean | settled by an "it already exists" answer |
-//! | `http_status`, `error_kind`, `error_message` | bigint, text, text | the last failed attempt's answer |
-//! | `unresolved_reason` | text | why it is unknown, and what settles it |
+//! | `http_status`, `error_kind`, `error_message` | bigint, text (escaped), text (escaped) | the last failed attempt's answer |
+//! | `unresolved_reason` | text (escaped) | why it is unknown, and what settles it |
 //! | `settled_by` | text | `answer`, `reconcile`, `manual` |
 //! | `wire_ms` | bigint | time spent waiting for answers, all attempts |
 //! | `created_at_ms`, `updated_at_ms`, `settled_at_ms` | bigint | timing |
@@ -163,9 +184,9 @@
 //! | `provider`, `merchant_reference` | text | the entry |
 //! | `at_ms` | bigint | when |
 //! | `kind` | text | `intent`, `answer`, `lease_expired`, `reconcile`, `manual`, `status` ([`EventKind`]) |
-//! | `attempt`, `owner` | bigint, text | which attempt, which sender (`operator` for manual) |
-//! | `outcome`, `http_status`, `error_kind` | text, bigint, text | what the answer said |
-//! | `detail` | text | the error as displayed, a reason, or the operator's note |
+//! | `attempt`, `owner` | bigint, text (escaped) | which attempt, which sender (`operator` for manual) |
+//! | `outcome`, `http_status`, `error_kind` | text, bigint, text (escaped) | what the answer said |
+//! | `detail` | text (escaped) | the error as displayed, a reason, or the operator's note |
 //! | `elapsed_ms` | bigint | how long the attempt waited for its answer |
 //!
 //! Secrets are never stored: a request holds none, no header is kept, errors display none,
@@ -179,11 +200,14 @@ mod fingerprint;
 mod journal;
 mod machine;
 mod store;
+mod text;
 
 pub use entry::{Entry, EntryState, Event, EventKind, Lease, SettledBy, outcome_str};
-pub use error::JournalError;
+pub use error::{ErrorOutcome, JournalError};
 pub use fingerprint::{canonical_json, fingerprint};
-pub use journal::{Journal, JournalConfig, JournaledRefund, Reconciliation};
+pub use journal::{
+    Journal, JournalConfig, JournaledRefund, ReconcileFailure, ReconcileReport, Reconciliation,
+};
 pub use store::{DEFAULT_SCHEMA, Database};
 
 #[cfg(test)]

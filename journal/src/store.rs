@@ -24,6 +24,7 @@ use crate::entry::{
 };
 use crate::error::JournalError;
 use crate::machine::{LeaseWrite, Write};
+use crate::text::{escape, escape_opt, unescape};
 
 /// Where a journal keeps its entries.
 ///
@@ -38,6 +39,30 @@ use crate::machine::{LeaseWrite, Write};
 ///   the application's own migrations.
 ///
 /// Give the journal a SQLite file of its own, for the same reason.
+///
+/// # Text as a provider sent it
+///
+/// What a provider sends is stored as it came, on either backend: a NUL (U+0000) in a refund
+/// id or an error message, or in the excerpt of a body nobody could decode (a compressed or
+/// binary page), which PostgreSQL's `text` columns refuse. The free-text columns are stored
+/// escaped, alike on both backends: **a backslash is written `\\` and U+0000 is written
+/// `\u0000`; nothing else changes.** [`Entry`](crate::Entry) and [`Event`](crate::Event) read
+/// back the text exactly as sent. The escaped columns are `provider_refund_id`, `lease_owner`,
+/// `error_kind`, `error_message` and `unresolved_reason` of `refund_journal_entries`, and
+/// `owner`, `error_kind` and `detail` of `refund_journal_events`; a program that reads them
+/// directly unescapes `\\` and `\u0000` (migration 2 doubled the backslashes of rows written
+/// before, so every row follows this one rule). The other columns hold only what the journal
+/// writes itself (keys, amounts, states, times) or JSON (`request`, whose strings carry a NUL
+/// as JSON's own `\u0000`).
+///
+/// # A failed write
+///
+/// A write that fails (a full disk, an I/O error, a failed commit, a refused statement) is
+/// rolled back whole, and the journal stays usable: once the database takes writes again, the
+/// next call works, without a restart. (SQLite throws a transaction away by itself after some
+/// failures, `SQLITE_FULL` and `SQLITE_IOERR` among them; the journal puts the connection back
+/// in step before it is used again.) What the failed call means for the money is
+/// [`JournalError::outcome`].
 #[derive(Clone)]
 pub struct Database {
     kind: Kind,
@@ -241,12 +266,20 @@ const POSTGRES_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS
 /// The journal's migrations, embedded: `migrations/<backend>/<version>_<name>.sql`. A new
 /// migration is a new file for each backend and a line here (a test checks that every file is
 /// listed).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "refund journal",
-    include_str!("../migrations/sqlite/0001_refund_journal.sql"),
-    include_str!("../migrations/postgres/0001_refund_journal.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "refund journal",
+        include_str!("../migrations/sqlite/0001_refund_journal.sql"),
+        include_str!("../migrations/postgres/0001_refund_journal.sql"),
+    ),
+    (
+        2,
+        "escaped text",
+        include_str!("../migrations/sqlite/0002_escaped_text.sql"),
+        include_str!("../migrations/postgres/0002_escaped_text.sql"),
+    ),
+];
 
 #[derive(Debug, Clone, Copy)]
 struct Embedded {
@@ -294,6 +327,60 @@ async fn migrator(postgres: bool) -> Result<Migrator, JournalError> {
     Ok(Migrator::new(Embedded { postgres }).await?)
 }
 
+/// Puts a SQLite connection that comes back to the pool in step with SQLite: no transaction
+/// open, as sqlx counts and as SQLite has it.
+///
+/// SQLite rolls a transaction back by itself when some failures strike (a full disk or an I/O
+/// error while it writes, a failed `COMMIT`, a trigger's `RAISE(ROLLBACK)`). sqlx then still
+/// counts the transaction as open: the rollback it sends when the transaction is dropped fails
+/// ("no transaction is active"), and every later `BEGIN` on that connection is refused ("begin
+/// at non-zero transaction depth"), until the process restarts. Here, a connection sqlx counts
+/// in a transaction is rolled back; if SQLite has none open, a savepoint opens one (outside a
+/// transaction, `SAVEPOINT` begins one) for sqlx to roll back, which brings its count to zero.
+/// `Ok(false)` (close the connection) if it cannot be brought in step; a connection in step
+/// costs one atomic read.
+fn resync_sqlite_transaction(
+    conn: &mut sqlx::SqliteConnection,
+) -> futures_core::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    use sqlx::TransactionManager;
+    type Manager = <sqlx::Sqlite as sqlx::Database>::TransactionManager;
+    Box::pin(async move {
+        // The journal never nests transactions: a depth beyond a few is no state of ours.
+        for _ in 0..4 {
+            if Manager::get_transaction_depth(conn) == 0 {
+                return Ok(true);
+            }
+            if let Err(error) = Manager::rollback(conn).await {
+                tracing::warn!(
+                    %error,
+                    "refund journal: SQLite rolled a failed transaction back by itself; \
+                     resynchronizing the connection"
+                );
+                // SAVEPOINT (depth n -> n + 1) opens a transaction; ROLLBACK TO it (n + 1 -> n),
+                // then ROLLBACK (n -> n - 1) ends it.
+                if Manager::begin(conn, None).await.is_err()
+                    || Manager::rollback(conn).await.is_err()
+                    || Manager::rollback(conn).await.is_err()
+                {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(Manager::get_transaction_depth(conn) == 0)
+    })
+}
+
+/// One row of a listing: the entry, or a row that cannot be read.
+pub(crate) type Listed = Result<Entry, Box<Unreadable>>;
+
+/// A row that cannot be read: its key as stored (`?` where even that cannot be read), and why.
+#[derive(Debug)]
+pub(crate) struct Unreadable {
+    pub provider: String,
+    pub merchant_reference: String,
+    pub error: JournalError,
+}
+
 /// The journal's database: a pool and the statements for its backend.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -320,6 +407,7 @@ impl Store {
                     .busy_timeout(Duration::from_secs(30));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(database.max_connections.unwrap_or(4))
+                    .after_release(|conn, _| resync_sqlite_transaction(conn))
                     .connect_with(options)
                     .await?;
                 Store::sqlite(pool).await
@@ -330,6 +418,7 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
+                    .after_release(|conn, _| resync_sqlite_transaction(conn))
                     .idle_timeout(None)
                     .max_lifetime(None)
                     .connect_with(options)
@@ -441,7 +530,7 @@ impl Store {
                 .bind(canonical)
                 .bind(request.amount.currency().code())
                 .bind(false)
-                .bind(owner)
+                .bind(escape(owner))
                 .bind(lease_ms)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -455,11 +544,11 @@ impl Store {
                 .bind(reference)
                 .bind(intent.kind.as_str())
                 .bind(intent.attempt.map(i64::from))
-                .bind(intent.owner.as_deref())
+                .bind(escape_opt(intent.owner.as_deref()))
                 .bind(intent.outcome.map(outcome_str))
                 .bind(intent.http_status.map(i64::from))
-                .bind(intent.error_kind.as_deref())
-                .bind(intent.detail.as_deref())
+                .bind(escape_opt(intent.error_kind.as_deref()))
+                .bind(escape_opt(intent.detail.as_deref()))
                 .bind(intent.elapsed_ms)
                 .execute(&mut *tx)
                 .await?;
@@ -514,19 +603,19 @@ impl Store {
                 .bind(next.state.as_str())
                 .bind(i64::from(next.attempts))
                 .bind(next.ambiguous)
-                .bind(lease_owner.as_deref())
+                .bind(escape_opt(lease_owner.as_deref()))
                 .bind(renew_ms)
                 .bind(expires_at)
-                .bind(next.provider_refund_id.as_deref())
+                .bind(escape_opt(next.provider_refund_id.as_deref()))
                 .bind(next.refund_status.map(status_str))
                 .bind(money(&next.amount))
                 .bind(money(&next.refunded_total))
                 .bind(money(&next.captured_total))
                 .bind(next.already_applied)
                 .bind(next.http_status.map(i64::from))
-                .bind(next.error_kind.as_deref())
-                .bind(next.error_message.as_deref())
-                .bind(next.unresolved_reason.as_deref())
+                .bind(escape_opt(next.error_kind.as_deref()))
+                .bind(escape_opt(next.error_message.as_deref()))
+                .bind(escape_opt(next.unresolved_reason.as_deref()))
                 .bind(next.settled_by.map(SettledBy::as_str))
                 .bind(next.wire_ms)
                 .bind(write.settle)
@@ -544,11 +633,11 @@ impl Store {
                     .bind(reference)
                     .bind(event.kind.as_str())
                     .bind(event.attempt.map(i64::from))
-                    .bind(event.owner.as_deref())
+                    .bind(escape_opt(event.owner.as_deref()))
                     .bind(event.outcome.map(outcome_str))
                     .bind(event.http_status.map(i64::from))
-                    .bind(event.error_kind.as_deref())
-                    .bind(event.detail.as_deref())
+                    .bind(escape_opt(event.error_kind.as_deref()))
+                    .bind(escape_opt(event.detail.as_deref()))
                     .bind(event.elapsed_ms)
                     .execute(&mut *tx)
                     .await?;
@@ -561,6 +650,29 @@ impl Store {
     /// Entries whose outcome is unknown or whose sender's lease lapsed, oldest first.
     pub(crate) async fn unresolved(&self) -> Result<Vec<Entry>, JournalError> {
         self.list(&self.sql.select_unresolved).await
+    }
+
+    /// [`Store::unresolved`], row by row: a row that cannot be read is its key (provider and
+    /// merchant reference as stored) and the error, and does not hide the others.
+    pub(crate) async fn unresolved_rows(&self) -> Result<Vec<Listed>, JournalError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(&self.sql.select_unresolved).fetch_all(pool).await?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    decode_entry(row).map_err(|error| {
+                        let key = |column| {
+                            get::<String, _>(row, column).unwrap_or_else(|_| "?".to_owned())
+                        };
+                        Box::new(Unreadable {
+                            provider: key("provider"),
+                            merchant_reference: key("merchant_reference"),
+                            error,
+                        })
+                    })
+                })
+                .collect())
+        })
     }
 
     /// Applied entries whose provider status is pending, oldest first.
@@ -644,8 +756,11 @@ where
             .map(|amount| Money::parse(&amount, &currency).map_err(corrupt))
             .transpose()
     };
+    let text = |column: &'static str| -> Result<Option<String>, JournalError> {
+        Ok(get::<Option<String>, _>(row, column)?.map(unescape))
+    };
     let lease = match (
-        get::<Option<String>, _>(row, "lease_owner")?,
+        text("lease_owner")?,
         get::<Option<i64>, _>(row, "lease_expires_at_ms")?,
     ) {
         (Some(owner), Some(expires_at_ms)) => Some(Lease {
@@ -665,7 +780,7 @@ where
         attempts: to_u32(get(row, "attempts")?, "attempts")?,
         ambiguous: get(row, "ambiguous")?,
         lease,
-        provider_refund_id: get(row, "provider_refund_id")?,
+        provider_refund_id: text("provider_refund_id")?,
         refund_status: get::<Option<String>, _>(row, "refund_status")?
             .map(|s| parse_status(&s).map_err(corrupt))
             .transpose()?,
@@ -676,9 +791,9 @@ where
         http_status: get::<Option<i64>, _>(row, "http_status")?
             .map(|s| to_u16(s, "http_status"))
             .transpose()?,
-        error_kind: get(row, "error_kind")?,
-        error_message: get(row, "error_message")?,
-        unresolved_reason: get(row, "unresolved_reason")?,
+        error_kind: text("error_kind")?,
+        error_message: text("error_message")?,
+        unresolved_reason: text("unresolved_reason")?,
         settled_by: get::<Option<String>, _>(row, "settled_by")?
             .map(|s| s.parse::<SettledBy>().map_err(corrupt))
             .transpose()?,
@@ -712,15 +827,201 @@ where
         attempt: get::<Option<i64>, _>(row, "attempt")?
             .map(|a| to_u32(a, "attempt"))
             .transpose()?,
-        owner: get(row, "owner")?,
+        owner: get::<Option<String>, _>(row, "owner")?.map(unescape),
         outcome: get::<Option<String>, _>(row, "outcome")?
             .map(|s| parse_outcome(&s).map_err(corrupt))
             .transpose()?,
         http_status: get::<Option<i64>, _>(row, "http_status")?
             .map(|s| to_u16(s, "http_status"))
             .transpose()?,
-        error_kind: get(row, "error_kind")?,
-        detail: get(row, "detail")?,
+        error_kind: get::<Option<String>, _>(row, "error_kind")?.map(unescape),
+        detail: get::<Option<String>, _>(row, "detail")?.map(unescape),
         elapsed_ms: get(row, "elapsed_ms")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::canonical_json;
+
+    fn request(reference: &str, description_len: usize) -> RefundRequest {
+        RefundRequest::new(
+            Provider::Moyasar,
+            "ORD-FULL",
+            Money::parse("1.00", "SAR").unwrap(),
+            MerchantReference::new(reference).unwrap(),
+        )
+        .with_description("x".repeat(description_len))
+    }
+
+    async fn insert(store: &Store, request: &RefundRequest) -> Result<Option<Entry>, JournalError> {
+        store
+            .insert(request, &canonical_json(request), "fp", "me/1", 60_000)
+            .await
+    }
+
+    /// SQLite's "database or disk is full" (`SQLITE_FULL`, here from `PRAGMA max_page_count`)
+    /// while a statement needs a new page: the write fails and is rolled back whole (SQLite
+    /// undoes the statement, the journal the rest). Once there is room again, the next write
+    /// on the same connection works.
+    #[tokio::test]
+    async fn a_full_sqlite_disk_fails_one_write_and_the_next_works_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        // One connection: the one that failed is the one that must work again.
+        let database = Database::sqlite(dir.path().join("journal.db")).max_connections(1);
+        let store = Store::open(&database).await.unwrap();
+        let Pool::Sqlite(pool) = &store.pool else {
+            unreachable!("a SQLite store")
+        };
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 16))
+            .execute(pool)
+            .await
+            .unwrap();
+
+        let mut written = 0;
+        let error = loop {
+            assert!(written < 100, "the database never filled up");
+            match insert(&store, &request(&format!("RF-FULL-{written}"), 6_000)).await {
+                Ok(Some(_)) => written += 1,
+                Ok(None) => unreachable!("a new reference"),
+                Err(error) => break error,
+            }
+        };
+        let JournalError::Database(sqlx::Error::Database(full)) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(full.code().as_deref(), Some("13"), "SQLITE_FULL: {full}");
+        assert!(written > 0, "some writes fitted before the disk was full");
+
+        // The disk has room again.
+        sqlx::query("PRAGMA max_page_count = 1073741823")
+            .execute(pool)
+            .await
+            .unwrap();
+        let entry = insert(&store, &request("RF-ROOM", 10))
+            .await
+            .expect("the next write works")
+            .expect("a new entry");
+        assert_eq!(entry.merchant_reference.as_str(), "RF-ROOM");
+        // The failed write left nothing behind; every earlier one is there.
+        let failed = MerchantReference::new(format!("RF-FULL-{written}")).unwrap();
+        assert!(
+            store
+                .read(Provider::Moyasar, &failed)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let earlier = MerchantReference::new(format!("RF-FULL-{}", written - 1)).unwrap();
+        assert!(
+            store
+                .read(Provider::Moyasar, &earlier)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // And a write of an existing entry too.
+        let (entry, _) = store
+            .read(Provider::Moyasar, &earlier)
+            .await
+            .unwrap()
+            .unwrap();
+        let write = crate::machine::resolve(&entry, refunds::Outcome::NotApplied, "test");
+        assert!(store.write(entry.version, &write).await.unwrap().is_some());
+    }
+
+    /// A commit that fails (SQLite rolls the transaction back, as it does when the disk fills
+    /// up while the commit writes): that write fails; the next one, on the same connection,
+    /// works once the commit can succeed again.
+    #[tokio::test]
+    async fn a_failed_sqlite_commit_fails_one_write_and_the_next_works() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let dir = tempfile::tempdir().unwrap();
+        for database in [
+            Database::sqlite(dir.path().join("journal.db")).max_connections(1),
+            Database::sqlite_in_memory(),
+        ] {
+            let store = Store::open(&database).await.unwrap();
+            let Pool::Sqlite(pool) = &store.pool else {
+                unreachable!("a SQLite store")
+            };
+            // The pool's one connection refuses every commit while `full` is set.
+            let full = Arc::new(AtomicBool::new(true));
+            {
+                let mut conn = pool.acquire().await.unwrap();
+                let mut handle = conn.lock_handle().await.unwrap();
+                let full = Arc::clone(&full);
+                handle.set_commit_hook(move || !full.load(Ordering::SeqCst));
+            }
+
+            let error = insert(&store, &request("RF-COMMIT-1", 10))
+                .await
+                .expect_err("the commit fails");
+            assert!(
+                error.to_string().contains("constraint failed"),
+                "{database:?}: {error}"
+            );
+            full.store(false, Ordering::SeqCst);
+            for i in 1..=3 {
+                let entry = insert(&store, &request(&format!("RF-COMMIT-{i}"), 10))
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{database:?}: write {i} after the failed commit: {e}")
+                    })
+                    .expect("a new entry");
+                assert_eq!(entry.attempts, 1);
+                let write = crate::machine::resolve(&entry, refunds::Outcome::NotApplied, "test");
+                assert!(store.write(entry.version, &write).await.unwrap().is_some());
+            }
+            store.close().await;
+        }
+    }
+
+    /// A real full disk, where the test is given a directory on a small file system of its own
+    /// (`REFUNDS_JOURNAL_SMALL_FS`, e.g. `mount -t tmpfs -o size=512k tmpfs /mnt/small`, which
+    /// needs root): a filler file takes the space, writes fail with "database or disk is full",
+    /// and once the filler is gone every connection of the pool writes again.
+    #[tokio::test]
+    #[ignore = "needs REFUNDS_JOURNAL_SMALL_FS: a directory on a small file system of its own"]
+    async fn a_full_disk_fails_writes_until_there_is_room_again() {
+        let small = std::env::var("REFUNDS_JOURNAL_SMALL_FS").expect("REFUNDS_JOURNAL_SMALL_FS");
+        // Removed at the end, failed or not.
+        let dir = tempfile::tempdir_in(small).unwrap();
+        let dir = dir.path();
+        let store = Store::open(&Database::sqlite(dir.join("journal.db")))
+            .await
+            .unwrap();
+        // Take every byte left, then write until SQLite says the disk is full.
+        let filler = dir.join("filler");
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&filler).unwrap();
+            while file.write_all(&[0u8; 4096]).is_ok() {}
+        }
+        let mut written = 0;
+        let error = loop {
+            assert!(written < 10_000, "the disk never filled up");
+            match insert(&store, &request(&format!("RF-DISK-{written}"), 3_000)).await {
+                Ok(_) => written += 1,
+                Err(error) => break error,
+            }
+        };
+        assert!(error.to_string().contains("disk is full"), "{error:?}");
+        std::fs::remove_file(&filler).unwrap();
+        // More writes than the pool has connections: each connection writes again.
+        for i in 0..12 {
+            insert(&store, &request(&format!("RF-ROOM-{i}"), 10))
+                .await
+                .unwrap_or_else(|e| panic!("write {i} once there is room: {e}"))
+                .expect("a new entry");
+        }
+        store.close().await;
+    }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use refunds::{
@@ -131,6 +132,70 @@ impl TestDb {
         }
     }
 
+    /// Which backend.
+    pub fn backend(&self) -> Backend {
+        match &self.target {
+            Target::Sqlite { .. } => Backend::Sqlite,
+            Target::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// Runs `sql` (one or more statements in this backend's dialect) on this test's database,
+    /// through a connection of the test's own (not the journal's), as an operator or another
+    /// program would.
+    pub async fn execute(&self, sql: &str) {
+        match &self.target {
+            Target::Sqlite { path, .. } => {
+                let pool = sqlx::SqlitePool::connect_with(
+                    sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .expect("connect to the test's SQLite file");
+                sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                pool.close().await;
+            }
+            Target::Postgres { url, schema } => {
+                let pool = pg_schema_pool(url, schema).await;
+                sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                pool.close().await;
+            }
+        }
+    }
+
+    /// The text a `SELECT` of one column and one row finds, as stored (no decoding).
+    pub async fn stored_text(&self, sql: &str) -> Option<String> {
+        match &self.target {
+            Target::Sqlite { path, .. } => {
+                let pool = sqlx::SqlitePool::connect_with(
+                    sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .expect("connect to the test's SQLite file");
+                let text = sqlx::query_scalar::<_, Option<String>>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                pool.close().await;
+                text
+            }
+            Target::Postgres { url, schema } => {
+                let pool = pg_schema_pool(url, schema).await;
+                let text = sqlx::query_scalar::<_, Option<String>>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                pool.close().await;
+                text
+            }
+        }
+    }
+
     /// Drops a PostgreSQL test schema (a SQLite file goes with its directory).
     pub async fn cleanup(self) {
         if let Target::Postgres { url, schema } = &self.target {
@@ -144,6 +209,18 @@ impl TestDb {
             pool.close().await;
         }
     }
+}
+
+/// A pool of one connection on `url` whose search path is the test's schema.
+async fn pg_schema_pool(url: &str, schema: &str) -> sqlx::PgPool {
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .expect("the PostgreSQL URL")
+        .options([("search_path", schema)]);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("connect to PostgreSQL")
 }
 
 /// The journal configuration of the tests: retries without real waits, a lease long enough
@@ -409,4 +486,147 @@ pub fn child_lines(stdout: &[u8]) -> Vec<String> {
         .filter_map(|line| line.strip_prefix("JOURNAL-IT "))
         .map(str::to_owned)
         .collect()
+}
+
+/// One canned answer of a [`Canned`] server.
+#[derive(Debug, Clone)]
+pub struct CannedAnswer {
+    /// Answers requests whose request line contains this (a path fragment: an order id).
+    pub path_contains: &'static str,
+    pub status: u16,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: Vec<u8>,
+}
+
+impl CannedAnswer {
+    pub fn new(path_contains: &'static str, status: u16, body: impl Into<Vec<u8>>) -> Self {
+        CannedAnswer {
+            path_contains,
+            status,
+            headers: vec![("content-type", "application/json")],
+            body: body.into(),
+        }
+    }
+
+    pub fn with_headers(mut self, headers: Vec<(&'static str, &'static str)>) -> Self {
+        self.headers = headers;
+        self
+    }
+}
+
+/// A loopback HTTP/1.1 server that plays a provider answering exactly the bytes it is given:
+/// each request gets the answer of the first [`CannedAnswer`] whose fragment its request line
+/// contains (an empty 404 otherwise), then the connection closes. For answers no sandbox
+/// fault produces (a NUL in a text, a compressed body nobody decoded).
+pub struct Canned {
+    base_url: String,
+    received: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Canned {
+    pub async fn start(answers: Vec<CannedAnswer>) -> Canned {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let answers = Arc::new(answers);
+        let received = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let received = Arc::clone(&received);
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (answers, received) = (Arc::clone(&answers), Arc::clone(&received));
+                    tokio::spawn(async move {
+                        let _ = serve_canned(stream, &answers, &received).await;
+                    });
+                }
+            }
+        });
+        Canned {
+            base_url,
+            received,
+            task,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    /// A facade client whose AfterPay is this server.
+    pub fn afterpay(&self) -> Refunds {
+        Refunds::builder()
+            .afterpay(AfterPayConfig::new(&self.base_url, AFTERPAY_API_KEY).with_timeout(TIMEOUT))
+            .build()
+            .unwrap_or_else(|e| panic!("building the facade client: {e}"))
+    }
+}
+
+impl Drop for Canned {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_canned(
+    mut stream: tokio::net::TcpStream,
+    answers: &[CannedAnswer],
+    received: &AtomicUsize,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    received.fetch_add(1, Ordering::SeqCst);
+    let request_line = head.lines().next().unwrap_or_default();
+    let answer = answers
+        .iter()
+        .find(|answer| request_line.contains(answer.path_contains));
+    let (status, headers, body) = match answer {
+        Some(answer) => (
+            answer.status,
+            answer.headers.as_slice(),
+            answer.body.as_slice(),
+        ),
+        None => (404, &[][..], &[][..]),
+    };
+    let mut out = format!("HTTP/1.1 {status} Canned\r\n").into_bytes();
+    for (name, value) in headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body);
+    stream.write_all(&out).await?;
+    stream.shutdown().await
 }

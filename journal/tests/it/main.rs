@@ -5,10 +5,15 @@
 //! by `REFUNDS_JOURNAL_PG_URL`. Without that variable the PostgreSQL half fails, saying how to
 //! start a throwaway server (`eval "$(scripts/pg-throwaway start)"`).
 //!
+//! The scenarios of [`failures`] (a provider's text with a NUL, an entry that cannot be
+//! written, a transaction the database threw away, what a database error says about the money)
+//! run the same way.
+//!
 //! The crash and replica tests run real child processes: this binary again, running only
 //! [`child`]'s entry point, with the sandbox in the parent.
 
 mod child;
+mod failures;
 mod harness;
 mod scenarios;
 
@@ -49,6 +54,11 @@ both_backends!(
     crash_afterpay_is_listed_never_resent_then_resolved_by_hand,
     crash_deduplicating_providers_end_in_one_refund,
     replicas_send_each_refund_once,
+    provider_text_with_nul_is_recorded,
+    reconcile_settles_every_entry_it_can,
+    a_failed_transaction_leaves_the_journal_usable,
+    database_errors_say_what_was_sent,
+    rows_written_before_escaping_read_back_exactly,
 );
 
 /// The in-memory SQLite journal (for tests and demos) works like the file.

@@ -10,6 +10,7 @@ use refunds_journal::{
 };
 use sandbox::{Fault, Match};
 
+pub use crate::failures::*;
 use crate::harness::{
     Backend, Env, TestDb, child, child_lines, config_with_lease, history_kinds, request, wait_until,
 };
@@ -324,6 +325,8 @@ pub async fn afterpay_unknown_outcome_is_never_resent(backend: Backend) {
 
     // Reconciliation leaves it, saying why.
     let report = journal.reconcile(&env.refunds()).await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let report = report.reconciled;
     assert_eq!(report.len(), 1);
     let Reconciliation::LeftUnresolved { reason, entry } = &report[0] else {
         panic!("{report:?}");
@@ -555,6 +558,8 @@ pub async fn exhausted_retries_are_settled_by_reconcile(backend: Backend) {
     assert_eq!(env.recorded(&req), 1);
 
     let report = journal.reconcile(&env.refunds()).await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let report = report.reconciled;
     assert_eq!(report.len(), 1);
     let Reconciliation::Resent(JournaledRefund::Applied { entry, .. }) = &report[0] else {
         panic!("{report:?}");
@@ -792,6 +797,8 @@ pub async fn crash_afterpay_is_listed_never_resent_then_resolved_by_hand(backend
     let received = env.sb.afterpay.requests_received();
 
     let report = journal.reconcile(&env.refunds()).await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let report = report.reconciled;
     assert_eq!(report.len(), 1, "{report:?}");
     let Reconciliation::LeftUnresolved { reason, entry } = &report[0] else {
         panic!("{report:?}");
@@ -808,7 +815,13 @@ pub async fn crash_afterpay_is_listed_never_resent_then_resolved_by_hand(backend
         "never re-sent"
     );
     // Reconciling again sends nothing either, and a call is answered unresolved.
-    journal.reconcile(&env.refunds()).await.unwrap();
+    assert!(
+        journal
+            .reconcile(&env.refunds())
+            .await
+            .unwrap()
+            .is_complete()
+    );
     let call = journal.refund(&env.refunds(), &req).await.unwrap();
     assert!(
         matches!(call, JournaledRefund::Unresolved { error: None, .. }),
@@ -868,6 +881,8 @@ pub async fn crash_deduplicating_providers_end_in_one_refund(backend: Backend) {
     }
 
     let report = journal.reconcile(&env.refunds()).await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    let report = report.reconciled;
     assert_eq!(report.len(), 3, "{report:?}");
     let mut settled = BTreeMap::new();
     for done in &report {
