@@ -147,6 +147,13 @@ pub struct RefundRequest {
     pub provider: Provider,
     /// The order id in the provider's URL or body: Optty `orderReference`,
     /// AfterPay `orderNumber`, Moyasar order `id`, OpenApp `shopOrderId`.
+    ///
+    /// In a URL it is always exactly one path segment of the documented route: every byte but
+    /// `A-Z a-z 0-9 - . _ ~` is percent-encoded (`a/b` is sent as `a%2Fb`, `a\b` as `a%5Cb`),
+    /// and `.` and `..`, which no encoding keeps in one segment, are refused before any I/O
+    /// (`InvalidRequest` on `order_id`). The providers document free-form order references
+    /// (Optty, Riverty) and UUIDs (Moyasar), so encoding, not refusal, is the rule for
+    /// everything else.
     pub order_id: String,
     /// The amount to refund; must be positive.
     pub amount: Money,

@@ -118,7 +118,8 @@ impl<'de> Deserialize<'de> for JsonDecimal {
 /// A decimal that a spec declares as a string (`type: string, format: decimal`, as Optty's
 /// `refundedAmount`) while servers also send it as a number (Optty's own example: `100`): read
 /// exactly from a JSON string holding a decimal (`"100.50"`) or from a JSON number (`100`,
-/// `1e2`, `100.000`), written back as a string.
+/// `1e2`, `100.000`), and written back in the form it was read in (a string when made from a
+/// [`Decimal`]), so a decoded answer re-encodes as received. Equality is by value.
 ///
 /// ```
 /// use json_decimal::DecimalText;
@@ -126,22 +127,50 @@ impl<'de> Deserialize<'de> for JsonDecimal {
 /// let text: DecimalText = serde_json::from_str(r#""100.50""#)?;
 /// let number: DecimalText = serde_json::from_str("100.50")?;
 /// assert_eq!(text, number);
-/// assert_eq!(serde_json::to_string(&number)?, r#""100.50""#);
+/// assert_eq!(serde_json::to_string(&number)?, "100.50");
+/// assert_eq!(serde_json::to_string(&DecimalText::from(number.get()))?, r#""100.50""#);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DecimalText(pub Decimal);
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecimalText {
+    value: Decimal,
+    /// Read from a JSON number rather than a string.
+    was_number: bool,
+}
 
 impl DecimalText {
     /// The decimal.
     pub fn get(self) -> Decimal {
-        self.0
+        self.value
+    }
+}
+
+impl From<Decimal> for DecimalText {
+    fn from(value: Decimal) -> Self {
+        DecimalText {
+            value,
+            was_number: false,
+        }
+    }
+}
+
+impl PartialEq for DecimalText {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Eq for DecimalText {}
+
+impl std::hash::Hash for DecimalText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
     }
 }
 
 impl fmt::Display for DecimalText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Display::fmt(&self.value, f)
     }
 }
 
@@ -150,13 +179,17 @@ impl FromStr for DecimalText {
 
     /// Parses a decimal's text (`-12.50`, `1e3`) exactly.
     fn from_str(text: &str) -> Result<Self, ParseError> {
-        parse_number(text).map(DecimalText)
+        parse_number(text).map(DecimalText::from)
     }
 }
 
 impl Serialize for DecimalText {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
+        if self.was_number {
+            number::serialize(&self.value, serializer)
+        } else {
+            serializer.collect_str(&self.value)
+        }
     }
 }
 
@@ -164,11 +197,12 @@ impl<'de> Deserialize<'de> for DecimalText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         let text = raw.get();
-        let number = match serde_json::from_str::<String>(text) {
-            Ok(inner) => parse_number(&inner),
-            Err(_) => parse_number(text),
+        let (value, was_number) = match serde_json::from_str::<String>(text) {
+            Ok(inner) => (parse_number(&inner), false),
+            Err(_) => (parse_number(text), true),
         };
-        number.map(DecimalText).map_err(serde::de::Error::custom)
+        let value = value.map_err(serde::de::Error::custom)?;
+        Ok(DecimalText { value, was_number })
     }
 }
 

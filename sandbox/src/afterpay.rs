@@ -14,8 +14,8 @@
 //!   documents no duplicate rule).
 //! - An unknown order answers 404 with a ResponseMessage array (code
 //!   `NotFound`); an unknown `captureNumber` answers 400 `CaptureNotFound`;
-//!   a refund beyond the capture's remaining amount answers 400
-//!   `RefundAmountTooHigh` with `fieldReference` `items`.
+//!   a refund beyond the capture's remaining amount answers 400 with
+//!   [`OVER_REFUND_CODE`] and `fieldReference` `items`.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -36,6 +36,17 @@ use crate::server::{
 };
 use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{money, wire};
+
+/// The ResponseMessage `code` of a refund beyond the capture's remaining
+/// amount. Riverty's refund page
+/// (<https://docs.riverty.com/bnpl/api_reference/refund_payment>) has an
+/// example "Unsuccessful Request, Refund Amount Exceeds Capture Amount" whose
+/// body could not be read; its response code list
+/// (<https://docs.riverty.com/bnpl/documentation/response_codes>) has no
+/// refund code, so the sandbox sends the documented generic `400.003` ("Value
+/// out of range") with the example's title in its text. The facade does not
+/// tell this answer apart from any other 400.
+pub const OVER_REFUND_CODE: &str = "400.003";
 
 /// The AfterPay sandbox. Dereferences to [`ProviderHandle`].
 #[derive(Debug)]
@@ -565,9 +576,9 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         return errors(
             StatusCode::BAD_REQUEST,
             &[ResponseMessage::business(
-                "RefundAmountTooHigh",
+                OVER_REFUND_CODE,
                 format!(
-                    "The refund amount {} {currency} exceeds the remaining captured amount {} {currency}.",
+                    "Refund Amount Exceeds Capture Amount: the refund amount {} {currency} exceeds the remaining captured amount {} {currency}.",
                     money::normalize(amount, exp),
                     money::normalize(refundable, exp)
                 ),

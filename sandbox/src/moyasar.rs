@@ -12,7 +12,10 @@
 //!   nothing; a repeat while the first attempt is still running answers 400
 //!   `Initial request is still processing.`; reuse on another order answers
 //!   422 `errors.transaction_id`.
-//! - Beyond the refundable amount: 400 [`EXCEEDS_REFUNDABLE`].
+//! - Beyond the refundable amount: 400 `{message}` (the shape Moyasar's
+//!   refund page documents for 400) with [`EXCEEDS_REFUNDABLE`], a wording
+//!   of ours: Moyasar documents none, and the facade reads it as an invalid
+//!   request like any other 400.
 //! - The order's fixed parts (merchant, card source, airline, sub-merchant)
 //!   are demo values shaped as in the docs' example; the capture
 //!   transaction's id is a UUID v5 of the order id, so it is stable. Every
@@ -45,7 +48,8 @@ use crate::{clock, money, wire};
 /// The largest refund `amount` Moyasar accepts, in minor units: its spec's `maximum`.
 pub const MAX_AMOUNT: i64 = moyasar_api::constraints::refund_order::amount::MAXIMUM;
 
-/// The 400 message for a refund beyond captured minus refunded.
+/// The 400 message for a refund beyond captured minus refunded: the
+/// sandbox's own wording (Moyasar documents none); no client should key on it.
 pub const EXCEEDS_REFUNDABLE: &str = "Refund amount exceeds the refundable amount.";
 
 /// The 400 message for a repeat while the first attempt still runs.

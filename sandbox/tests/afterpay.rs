@@ -146,7 +146,7 @@ async fn business_errors_are_response_message_arrays() {
         read(res).await,
         (
             400,
-            r#"[{"type":"BusinessError","code":"RefundAmountTooHigh","message":"The refund amount 10.01 EUR exceeds the remaining captured amount 10.00 EUR.","fieldReference":"items"}]"#
+            r#"[{"type":"BusinessError","code":"400.003","message":"Refund Amount Exceeds Capture Amount: the refund amount 10.01 EUR exceeds the remaining captured amount 10.00 EUR.","fieldReference":"items"}]"#
                 .into()
         )
     );

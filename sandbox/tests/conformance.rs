@@ -259,11 +259,11 @@ async fn moyasar_bodies_decode_and_generated_requests_are_accepted() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let order: Order = decode("refund 200", &body);
     assert_eq!(order.id.as_deref(), Some(order_id));
-    assert_eq!(order.refunded_amount, Some(1000));
+    assert_eq!(order.refunded_amount, Some(1000.into()));
     let refund = order.transactions.last().unwrap();
     assert_eq!(refund.id.as_deref(), Some(tx.to_string().as_str()));
     assert_eq!(refund.type_.as_deref(), Some("refund"));
-    assert_eq!(refund.amount, Some(1000));
+    assert_eq!(refund.amount, Some(1000.into()));
 
     // A replay decodes the same way.
     let (status, body) = raw(send(order_id, MOYASAR_SECRET_KEY, wire.clone())

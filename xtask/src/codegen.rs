@@ -12,9 +12,22 @@ use crate::constraints::constraint_tokens;
 use crate::spec::Normalized;
 use crate::{Provider, SpecKind};
 
-/// The exact type every `{type: number, format: decimal}` schema becomes, so that money is never
-/// an `f64` in a generated API.
-const DECIMAL_TYPE: &str = "::json_decimal::JsonDecimal";
+/// The exact types schemas become instead of typify's defaults, matched on `(type, format)`:
+///
+/// - `{type: number, format: decimal}`: [`json_decimal::JsonDecimal`], so money is never an
+///   `f64` in a generated API;
+/// - `{type: string, format: decimal}` (a vendor that declares an amount as a string, while
+///   its servers send numbers too: Optty's `refundedAmount`): `DecimalText`, read exactly from
+///   either;
+/// - `{type: integer, format: int64}` with no bounds (answer amounts in minor units:
+///   Moyasar): `JsonInteger`, read from any JSON number with an integer value (`100`,
+///   `100.000`, `1e2`), as servers write them. A bounded integer (a request's `amount` with
+///   `minimum`/`maximum`) keeps typify's checked type.
+const EXACT_TYPES: [(&str, &str, &str); 3] = [
+    ("number", "decimal", "::json_decimal::JsonDecimal"),
+    ("string", "decimal", "::json_decimal::DecimalText"),
+    ("integer", "int64", "::json_decimal::JsonInteger"),
+];
 
 /// Renders the complete `lib.rs` of a provider's crate.
 pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
@@ -84,10 +97,10 @@ fn settings_with_decimals(openapi: &Value) -> Result<GenerationSettings> {
         .with_interface(InterfaceStyle::Positional)
         .with_tag(TagStyle::Merged)
         .with_derive("PartialEq");
-    for schema in decimal_schemas(openapi)? {
+    for (schema, rust_type) in exact_schemas(openapi)? {
         settings.with_conversion(
             schema,
-            DECIMAL_TYPE,
+            rust_type,
             [TypeImpl::Display, TypeImpl::FromStr, TypeImpl::Default].into_iter(),
         );
     }
@@ -108,10 +121,10 @@ fn typify_tokens(schema: &Value) -> Result<TokenStream> {
     settings
         .with_struct_builder(false)
         .with_derive("PartialEq".to_owned());
-    for decimal in decimal_schemas(schema)? {
+    for (exact, rust_type) in exact_schemas(schema)? {
         settings.with_conversion(
-            decimal,
-            DECIMAL_TYPE,
+            exact,
+            rust_type,
             [TypeSpaceImpl::Display, TypeSpaceImpl::FromStr].into_iter(),
         );
     }
@@ -124,36 +137,46 @@ fn typify_tokens(schema: &Value) -> Result<TokenStream> {
     Ok(types.to_stream())
 }
 
-/// Every distinct decimal schema in the document, without its metadata (typify matches
-/// conversions on the schema minus metadata, so `minimum` and friends must be part of it).
-fn decimal_schemas(document: &Value) -> Result<Vec<SchemaObject>> {
-    let mut found: Vec<Value> = Vec::new();
-    collect_decimals(document, &mut found);
+/// Every distinct schema of [`EXACT_TYPES`] in the document with its Rust type, without its
+/// metadata (typify matches conversions on the schema minus metadata, so `minimum` and friends
+/// must be part of it).
+fn exact_schemas(document: &Value) -> Result<Vec<(SchemaObject, &'static str)>> {
+    let mut found: Vec<(Value, &'static str)> = Vec::new();
+    collect_exact(document, &mut found);
     found
         .into_iter()
-        .map(|mut schema| {
+        .map(|(mut schema, rust_type)| {
             let map = schema.as_object_mut().expect("collected objects");
             for key in ["description", "title", "example", "default", "deprecated"] {
                 map.remove(key);
             }
-            serde_json::from_value(schema).context("decimal schema")
+            Ok((
+                serde_json::from_value(schema).context("exact schema")?,
+                rust_type,
+            ))
         })
         .collect()
 }
 
-fn collect_decimals(value: &Value, found: &mut Vec<Value>) {
+fn collect_exact(value: &Value, found: &mut Vec<(Value, &'static str)>) {
     match value {
         Value::Object(map) => {
-            if map.get("type").and_then(Value::as_str) == Some("number")
-                && map.get("format").and_then(Value::as_str) == Some("decimal")
-                && !found.contains(value)
+            let text = |key: &str| map.get(key).and_then(Value::as_str);
+            let bounded = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
+                .iter()
+                .any(|key| map.contains_key(*key));
+            let exact = EXACT_TYPES.iter().find(|(type_, format, _)| {
+                text("type") == Some(type_) && text("format") == Some(format)
+            });
+            if let Some((type_, _, rust_type)) = exact
+                && !(*type_ == "integer" && bounded)
+                && !found.iter().any(|(seen, _)| seen == value)
             {
-                found.push(value.clone());
+                found.push((value.clone(), rust_type));
             }
-            map.values()
-                .for_each(|child| collect_decimals(child, found));
+            map.values().for_each(|child| collect_exact(child, found));
         }
-        Value::Array(items) => items.iter().for_each(|item| collect_decimals(item, found)),
+        Value::Array(items) => items.iter().for_each(|item| collect_exact(item, found)),
         _ => {}
     }
 }

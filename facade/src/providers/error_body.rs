@@ -14,7 +14,8 @@ use crate::error::ProviderMessage;
 use crate::providers::{excerpt, json_text};
 
 /// Keys that hold a machine-readable code, in the order they are preferred.
-const CODE_KEYS: [&str; 5] = ["code", "errorCode", "error_code", "exception", "type"];
+/// (Not `type`: ASP.NET problem details put a documentation URL there, Riverty a category.)
+const CODE_KEYS: [&str; 4] = ["code", "errorCode", "error_code", "exception"];
 /// Keys that hold the headline text, in the order they are preferred.
 const MESSAGE_KEYS: [&str; 7] = [
     "message",
@@ -83,9 +84,17 @@ impl ErrorBody {
                 let code = CODE_KEYS
                     .iter()
                     .find_map(|key| map.get(*key).and_then(scalar_text));
+                // A NestJS `message` array's first line is the headline, before `error` (the
+                // reason phrase).
+                let first_line = match map.get("message") {
+                    Some(Value::Array(lines)) => lines.iter().find_map(scalar_text),
+                    _ => None,
+                };
                 let message = MESSAGE_KEYS
                     .iter()
-                    .find_map(|key| map.get(*key).and_then(scalar_text));
+                    .find_map(|key| map.get(*key).and_then(scalar_text))
+                    .filter(|_| first_line.is_none())
+                    .or(first_line);
                 let own_field = ["fieldReference", "field", "property", "path"]
                     .iter()
                     .find_map(|key| map.get(*key).and_then(Value::as_str))

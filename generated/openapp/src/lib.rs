@@ -29,9 +29,7 @@ impl ::std::convert::From<CaseId> for ::std::string::String {
 }
 impl ::std::str::FromStr for CaseId {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 36usize {
             return Err("longer than 36 characters".into());
         }
@@ -40,9 +38,7 @@ impl ::std::str::FromStr for CaseId {
 }
 impl ::std::convert::TryFrom<&str> for CaseId {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
@@ -92,9 +88,7 @@ impl ::std::convert::From<Id> for ::std::string::String {
 }
 impl ::std::str::FromStr for Id {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 36usize {
             return Err("longer than 36 characters".into());
         }
@@ -103,9 +97,7 @@ impl ::std::str::FromStr for Id {
 }
 impl ::std::convert::TryFrom<&str> for Id {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
@@ -146,9 +138,7 @@ impl ::std::convert::From<Notes> for ::std::string::String {
 }
 impl ::std::str::FromStr for Notes {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 500usize {
             return Err("longer than 500 characters".into());
         }
@@ -157,9 +147,7 @@ impl ::std::str::FromStr for Notes {
 }
 impl ::std::convert::TryFrom<&str> for Notes {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
@@ -194,7 +182,7 @@ impl<'de> ::serde::Deserialize<'de> for Notes {
     Hash,
     Ord,
     PartialEq,
-    PartialOrd
+    PartialOrd,
 )]
 pub enum Reason {
     #[serde(rename = "OTHER")]
@@ -215,9 +203,7 @@ impl ::std::fmt::Display for Reason {
 }
 impl ::std::str::FromStr for Reason {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
             "OTHER" => Ok(Self::Other),
             "RETURNED" => Ok(Self::Returned),
@@ -228,9 +214,7 @@ impl ::std::str::FromStr for Reason {
 }
 impl ::std::convert::TryFrom<&str> for Reason {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
@@ -245,7 +229,10 @@ impl ::std::convert::TryFrom<::std::string::String> for Reason {
 ///Confirmation that the refund request was registered (shape not documented). Deliberately permissive, like every answer we author: no limit restated from the request schema, so a wider caseId in a new schema version never makes a registered refund unreadable.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
 pub struct RefundAcknowledgement {
-    #[serde(rename = "caseId", skip_serializing_if = "::std::option::Option::is_none")]
+    #[serde(
+        rename = "caseId",
+        skip_serializing_if = "::std::option::Option::is_none"
+    )]
     pub case_id: ::std::option::Option<::std::string::String>,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub status: ::std::option::Option<::std::string::String>,
@@ -306,9 +293,7 @@ impl ::std::convert::From<ShopOrderId> for ::std::string::String {
 }
 impl ::std::str::FromStr for ShopOrderId {
     type Err = self::error::ConversionError;
-    fn from_str(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         if value.chars().count() > 36usize {
             return Err("longer than 36 characters".into());
         }
@@ -317,9 +302,7 @@ impl ::std::str::FromStr for ShopOrderId {
 }
 impl ::std::convert::TryFrom<&str> for ShopOrderId {
     type Error = self::error::ConversionError;
-    fn try_from(
-        value: &str,
-    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+    fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
         value.parse()
     }
 }
@@ -349,18 +332,12 @@ pub mod error {
     pub struct ConversionError(::std::borrow::Cow<'static, str>);
     impl ::std::error::Error for ConversionError {}
     impl ::std::fmt::Display for ConversionError {
-        fn fmt(
-            &self,
-            f: &mut ::std::fmt::Formatter<'_>,
-        ) -> Result<(), ::std::fmt::Error> {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Display::fmt(&self.0, f)
         }
     }
     impl ::std::fmt::Debug for ConversionError {
-        fn fmt(
-            &self,
-            f: &mut ::std::fmt::Formatter<'_>,
-        ) -> Result<(), ::std::fmt::Error> {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
             ::std::fmt::Debug::fmt(&self.0, f)
         }
     }
@@ -451,11 +428,7 @@ pub mod constraints {
             /// Each element of the array.
             pub mod items {
                 /// The properties the object must have (wire names).
-                pub const REQUIRED_PROPERTIES: &[&str] = &[
-                    "amount",
-                    "id",
-                    "refundedQuantity",
-                ];
+                pub const REQUIRED_PROPERTIES: &[&str] = &["amount", "id", "refundedQuantity"];
                 /// `amount`.
                 pub mod amount {
                     /// The property's name on the wire.

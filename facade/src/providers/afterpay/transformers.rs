@@ -13,13 +13,14 @@ use afterpay_api::types::{
     RefundOrderItem, RefundOrderItemRefundType, RefundOrderRequest, RefundOrderResponse,
 };
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::answer::Answer;
 use crate::error::{ErrorKind, ProviderMessage, RefundError};
 use crate::model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
-use crate::providers::{answer_error, decode, raw, undocumented};
+use crate::providers::error_body::ErrorBody;
+use crate::providers::{answer_error, decode, json_text, raw, undocumented, with_body_text};
 
 const PROVIDER: Provider = Provider::AfterPay;
 
@@ -97,45 +98,50 @@ fn refund_item(
 /// to our result. AfterPay documents no duplicate key, so an unknown outcome is never re-sent
 /// ([`RefundError::is_retryable`] is `false` for it): reconcile by reading the order's refunds.
 ///
-/// | status | result | outcome |
-/// |---|---|---|
-/// | 2xx | `Ok`, succeeded (AfterPay refunds synchronously) | applied |
-/// | 400 with a `RefundAmountTooHigh` message | [`ErrorKind::ExceedsRefundable`] | not applied |
-/// | other 400 | [`ErrorKind::InvalidRequest`] naming the first error's field | not applied |
-/// | 401 (no body), 403, 404 | `Unauthorized`, `Forbidden`, `OrderNotFound` | not applied |
-/// | 5xx (500 has no body), unreadable body | `ServerError` / `Protocol` | unknown |
+/// | status | body | result | outcome |
+/// |---|---|---|---|
+/// | 2xx | `RefundOrderResponse` (a UTF-8 BOM before it dropped; totals read exactly, `300.000` and `3e2` are 300) | `Ok`, succeeded (AfterPay refunds synchronously) | applied |
+/// | 2xx | anything else | [`ErrorKind::Protocol`] | unknown |
+/// | 400 | the documented array of ResponseMessage, or one ResponseMessage object | [`ErrorKind::InvalidRequest`] naming the most telling message's `fieldReference` as our request path; every message kept, errors before notifications | not applied |
+/// | 400 | ASP.NET ModelState `{type, title, status, errors: {Field: [..]}}` (`CaptureNumber`, `Items[0].Quantity`, `$.items[0].quantity`) | [`ErrorKind::InvalidRequest`] naming the first field as our request path, `title` as the provider's message, every field's text kept | not applied |
+/// | 400 | HTML, plain text, empty, any other JSON | [`ErrorKind::InvalidRequest`] on `request`, the text (or "empty body") kept | not applied |
+/// | 401 | any (the docs name none) | [`ErrorKind::Unauthorized`], any text kept | not applied |
+/// | 404 | any (not documented; an unknown order) | [`ErrorKind::OrderNotFound`], any text kept | not applied |
+/// | other 4xx | any | by status (`providers::kind_for_status`): 403 `Forbidden`, 408/429 `Transient`, 409/425 `Protocol` (unknown), others `InvalidRequest` | not applied but 409/425 |
+/// | 5xx (500 is documented without a body) | any | [`ErrorKind::ServerError`] | unknown |
+///
+/// An amount beyond what is left to refund is **not** told apart: it is an
+/// [`ErrorKind::InvalidRequest`] like any other 400 (still not applied), never
+/// [`ErrorKind::ExceedsRefundable`]. Riverty's refund page
+/// (<https://docs.riverty.com/bnpl/api_reference/refund_payment>) lists an example named
+/// "Unsuccessful Request, Refund Amount Exceeds Capture Amount", but its body (code and text)
+/// could not be read, and its response code list
+/// (<https://docs.riverty.com/bnpl/documentation/response_codes>) names no refund code (its
+/// generic `400.003` "Value out of range" says nothing about which limit). A code or a wording
+/// of our own (the sandbox once sent `RefundAmountTooHigh`) would misread the day Riverty
+/// sends something else, so none is recognised.
 pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
     match answer.status {
         200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
-        400 => Err(refund_error(
+        400 => Err(refusal(answer)),
+        401 => Err(with_text(
+            answer_error(PROVIDER, answer, ErrorKind::Unauthorized),
             answer,
-            &decode::<Vec<LenientMessage>>(PROVIDER, answer)?,
+            "API user is unauthorized (X-Auth-Key)",
         )),
-        401 => Err(answer_error(PROVIDER, answer, ErrorKind::Unauthorized)
-            .with_provider_message("API user is unauthorized (X-Auth-Key)")),
-        // Not in the docs; Riverty answers an unknown order with a 404 whose ResponseMessage
-        // array (if any) is kept.
-        404 => {
-            let messages: Vec<LenientMessage> =
-                serde_json::from_slice(&answer.body).unwrap_or_default();
-            Err(answer_error(PROVIDER, answer, ErrorKind::OrderNotFound)
-                .with_provider_messages(ranked(&messages)))
-        }
+        404 => Err(with_text(
+            answer_error(PROVIDER, answer, ErrorKind::OrderNotFound),
+            answer,
+            "order not found",
+        )),
         _ => Err(undocumented(PROVIDER, answer)),
     }
 }
 
-/// The documented 400 code for an amount beyond what is left to refund. Riverty's page names
-/// no codes; this one is the sandbox's (unverified), and only this code, never a word in a
-/// message, makes an error [`ErrorKind::ExceedsRefundable`].
-pub const AMOUNT_TOO_HIGH: &str = "RefundAmountTooHigh";
-
 /// Riverty's `ResponseMessage` read without its enums: an `actionCode` or `type` the spec does
-/// not list must not make the whole error unreadable.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// not list, or a code sent as a number, must not make the whole error unreadable.
+#[derive(Debug, Default)]
 struct LenientMessage {
-    #[serde(rename = "type")]
     type_: Option<String>,
     code: Option<String>,
     message: Option<String>,
@@ -144,6 +150,42 @@ struct LenientMessage {
 }
 
 impl LenientMessage {
+    /// A ResponseMessage from a JSON object; `None` for an object without a code or a text, and
+    /// for a lone object (`alone`, not in an array) that has no field only a ResponseMessage has
+    /// (`code`, `type`, `actionCode`, `fieldReference`, `customerFacingMessage`): a bare
+    /// `{message}` is any framework's body, read as text.
+    fn from_object(map: &Map<String, Value>, alone: bool) -> Option<LenientMessage> {
+        if alone
+            && ![
+                "code",
+                "type",
+                "actionCode",
+                "fieldReference",
+                "customerFacingMessage",
+            ]
+            .iter()
+            .any(|key| map.contains_key(*key))
+        {
+            return None;
+        }
+        let text = |key: &str| match map.get(key) {
+            Some(Value::String(text)) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        let message = LenientMessage {
+            type_: text("type"),
+            code: text("code"),
+            message: text("message"),
+            customer_facing_message: text("customerFacingMessage"),
+            field_reference: text("fieldReference"),
+        };
+        (message.code.is_some()
+            || message.message.is_some()
+            || message.customer_facing_message.is_some())
+        .then_some(message)
+    }
+
     /// Business and technical errors say why the request failed; notifications do not.
     fn rank(&self) -> u8 {
         match self.type_.as_deref() {
@@ -152,6 +194,25 @@ impl LenientMessage {
             Some("NotificationMessage") => 3,
             _ => 2,
         }
+    }
+}
+
+/// The ResponseMessages of a body in the documented shape (a JSON array of them) or as a single
+/// object; `None` for any other body (ModelState, HTML, empty, ...).
+fn response_messages(body: &[u8]) -> Option<Vec<LenientMessage>> {
+    match serde_json::from_slice::<Value>(json_text(body)).ok()? {
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|item| {
+                item.as_object()
+                    .and_then(|map| LenientMessage::from_object(map, false))
+            })
+            .collect(),
+        // A ModelState body also has `type` and `title`; its `errors` make it not a message.
+        Value::Object(map) if !map.contains_key("errors") => {
+            LenientMessage::from_object(&map, true).map(|message| vec![message])
+        }
+        _ => None,
     }
 }
 
@@ -173,57 +234,106 @@ fn ranked(messages: &[LenientMessage]) -> Vec<ProviderMessage> {
         .collect()
 }
 
-/// A 400 array of ResponseMessage, every message kept; the headline is the most telling one.
-fn refund_error(answer: &Answer, messages: &[LenientMessage]) -> RefundError {
-    let kept = ranked(messages);
-    let headline = kept.first();
-    let kind = if kept
-        .iter()
-        .any(|m| m.code.as_deref() == Some(AMOUNT_TOO_HIGH))
-    {
-        ErrorKind::ExceedsRefundable { limit: None }
-    } else {
-        ErrorKind::InvalidRequest {
-            field: headline
-                .and_then(|m| m.field.as_deref())
-                .map_or_else(|| "request".to_owned(), request_path),
-            reason: headline.map(|m| m.message.clone()).unwrap_or_default(),
+/// A 400: a refusal whatever its body, naming the field the body names where it can be mapped
+/// to our request, every text the body holds kept.
+fn refusal(answer: &Answer) -> RefundError {
+    let (messages, headline, code, body) = match response_messages(&answer.body) {
+        Some(messages) => {
+            let kept = ranked(&messages);
+            let headline = kept.first().map(|m| m.message.clone());
+            let code = kept.first().and_then(|m| m.code.clone());
+            (kept, headline, code, None)
+        }
+        None => {
+            let body = ErrorBody::read(&answer.body);
+            (body.messages.clone(), None, None, Some(body))
         }
     };
-    let mut error = answer_error(PROVIDER, answer, kind);
-    if let Some(headline) = headline {
-        error = error.with_provider_message(headline.message.clone());
-        if let Some(code) = &headline.code {
-            error = error.with_provider_code(code.clone());
+    let first = messages.first();
+    let kind = ErrorKind::InvalidRequest {
+        field: first
+            .and_then(|m| m.field.as_deref())
+            .map_or_else(|| "request".to_owned(), request_path),
+        reason: first
+            .map(|m| m.message.clone())
+            .filter(|reason| !reason.is_empty())
+            .or_else(|| body.as_ref().and_then(|b| b.message.clone()))
+            .unwrap_or_else(|| format!("refused with HTTP {}", answer.status)),
+    };
+    let error = answer_error(PROVIDER, answer, kind);
+    match body {
+        Some(body) => with_body_text(error, answer, body),
+        None => {
+            let mut error = error.with_provider_messages(messages);
+            if let Some(headline) = headline {
+                error = error.with_provider_message(headline);
+            }
+            match code {
+                Some(code) => error.with_provider_code(code),
+                None => error,
+            }
         }
     }
-    error.with_provider_messages(kept)
 }
 
-/// A Riverty `fieldReference` (`captureNumber`, `items[2].productId`) as a path into
-/// [`RefundRequest`] (`capture_number`, `line_items[2].product_id`); `request` when it names
-/// nothing we send.
+/// `error` with whatever the body says (ResponseMessages, or any text read leniently); `fallback`
+/// as the message when the body is empty.
+fn with_text(error: RefundError, answer: &Answer, fallback: &str) -> RefundError {
+    if answer.body.iter().all(u8::is_ascii_whitespace) {
+        return error.with_provider_message(fallback);
+    }
+    match response_messages(&answer.body) {
+        Some(messages) => {
+            let kept = ranked(&messages);
+            let mut error = error;
+            if let Some(headline) = kept.first() {
+                error = error.with_provider_message(headline.message.clone());
+                if let Some(code) = &headline.code {
+                    error = error.with_provider_code(code.clone());
+                }
+            }
+            error.with_provider_messages(kept)
+        }
+        None => with_body_text(error, answer, ErrorBody::read(&answer.body)),
+    }
+}
+
+/// A field name Riverty (or the ASP.NET model binder in front of it) reports, as a path into
+/// [`RefundRequest`]: `captureNumber`, `CaptureNumber`, `items[2].productId`,
+/// `Items[2].ProductId`, `$.items[2].quantity` become `capture_number`,
+/// `line_items[2].product_id`, `line_items[2].quantity`; `request` when it names nothing we send.
 fn request_path(field: &str) -> String {
+    let field = field.trim();
+    let field = field
+        .strip_prefix("$.")
+        .or_else(|| field.strip_prefix('$'))
+        .unwrap_or(field);
+    if field.is_empty() {
+        return "request".to_owned();
+    }
     let mut path = Vec::new();
     for segment in field.split('.') {
         let (name, index) = match segment.split_once('[') {
             Some((name, rest)) => (name, Some(rest.trim_end_matches(']'))),
             None => (segment, None),
         };
-        let ours = match name {
-            "captureNumber" => "capture_number",
-            "transactionReference" => "merchant_reference",
-            "items" | "orderItems" => "line_items",
-            "productId" => "product_id",
+        let ours = match name.to_ascii_lowercase().as_str() {
+            "capturenumber" => "capture_number",
+            "transactionreference" => "merchant_reference",
+            "items" | "orderitems" => "line_items",
+            "productid" => "product_id",
             "description" => "description",
-            "grossUnitPrice" | "netUnitPrice" => "unit_price",
-            "vatAmount" => "unit_vat",
-            "vatPercent" => "vat_percent",
+            "grossunitprice" | "netunitprice" => "unit_price",
+            "vatamount" => "unit_vat",
+            "vatpercent" => "vat_percent",
             "quantity" => "quantity",
             _ => return "request".to_owned(),
         };
         path.push(match index {
-            Some(index) => format!("{ours}[{index}]"),
+            Some(index) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{ours}[{index}]")
+            }
+            Some(_) => return "request".to_owned(),
             None => ours.to_owned(),
         });
     }
@@ -283,5 +393,70 @@ mod tests {
         );
         assert_eq!(request_path("transactionReference"), "merchant_reference");
         assert_eq!(request_path("merchantId"), "request");
+        // ASP.NET ModelState names: PascalCase, JSON paths.
+        assert_eq!(request_path("CaptureNumber"), "capture_number");
+        assert_eq!(request_path("Items[0].Quantity"), "line_items[0].quantity");
+        assert_eq!(
+            request_path("$.items[0].quantity"),
+            "line_items[0].quantity"
+        );
+        assert_eq!(
+            request_path("$.orderItems[1].grossUnitPrice"),
+            "line_items[1].unit_price"
+        );
+        assert_eq!(request_path("$"), "request");
+        assert_eq!(request_path("items[x].quantity"), "request");
+    }
+
+    fn request() -> RefundRequest {
+        RefundRequest::new(
+            Provider::AfterPay,
+            "ORDER-1",
+            Money::parse("60.00", "EUR").unwrap(),
+            crate::MerchantReference::new("RF-1").unwrap(),
+        )
+        .with_capture_number("000000001")
+    }
+
+    fn error(status: u16, body: &str) -> RefundError {
+        refund_result(&request(), &Answer::new(status, body.as_bytes().to_vec()))
+            .expect_err("an error")
+    }
+
+    #[test]
+    fn an_over_refund_is_a_refusal_never_told_apart_by_an_invented_code() {
+        for code in ["RefundAmountTooHigh", "400.003"] {
+            let body = format!(
+                r#"[{{"type":"BusinessError","code":"{code}","message":"Refund amount exceeds capture amount","fieldReference":"items"}}]"#
+            );
+            let err = error(400, &body);
+            assert!(
+                matches!(err.kind(), ErrorKind::InvalidRequest { field, .. } if field == "line_items"),
+                "{err:?}"
+            );
+            assert_eq!(err.outcome(), crate::Outcome::NotApplied);
+        }
+    }
+
+    #[test]
+    fn every_400_body_is_a_refusal() {
+        for body in [
+            "",
+            "<html><body><h1>400 Bad Request</h1></body></html>",
+            r#"{"type":"https://tools.ietf.org/html/rfc7231#section-6.5.1","title":"One or more validation errors occurred.","status":400,"errors":{"$.items[0].quantity":["The JSON value could not be converted to System.Decimal."]}}"#,
+            r#"{"type":"BusinessError","code":"400.002","message":"Value is required","fieldReference":"captureNumber"}"#,
+            "[]",
+        ] {
+            let err = error(400, body);
+            assert!(
+                matches!(err.kind(), ErrorKind::InvalidRequest { .. }),
+                "{body}: {err:?}"
+            );
+            assert_eq!(err.outcome(), crate::Outcome::NotApplied, "{body}");
+        }
+        assert_eq!(
+            error(400, r#"{"type":"BusinessError","code":"400.002","message":"Value is required","fieldReference":"captureNumber"}"#).field(),
+            Some("capture_number")
+        );
     }
 }

@@ -7,28 +7,41 @@
 //! | `merchant_reference` | `transaction_id`: UUID v5 of the reference, so every retry carries the same idempotency key |
 //! | `reason`, `description` | no field (not sent) |
 //!
-//! The answer is the whole order; this refund is the `refund` transaction whose `id` is our
-//! `transaction_id`, and its `status` is the refund's status.
+//! The answer is the whole order; this refund is the transaction of type `refund` whose `id` is
+//! our `transaction_id` (a capture or any other transaction with that id is not it), and its
+//! `status` is the refund's status.
 
 use std::num::NonZeroU64;
 
-use moyasar_api::types::{ErrorResponse, Order, RefundRequest as WireRefund};
+use moyasar_api::types::{Order, RefundRequest as WireRefund, Transaction};
 
 use crate::answer::Answer;
-use crate::error::{ErrorKind, ProviderMessage, RefundError};
+use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
-use crate::providers::{answer_error, decode, kind_for_status, raw, undocumented};
+use crate::providers::error_body::ErrorBody;
+use crate::providers::{answer_error, decode, raw, refusal_kind, undocumented, with_body_text};
 
 const PROVIDER: Provider = Provider::Moyasar;
 
-/// Moyasar's answer to a retry that arrives while the first attempt is still running.
+/// Moyasar's answer to a retry that arrives while the first attempt is still running, as its
+/// refund page shows it (400 `{"message": "Initial request is still processing."}`). It is read
+/// by [`is_still_processing`]: in any case, with or without the period, in any text of the body.
 pub const STILL_PROCESSING: &str = "Initial request is still processing.";
 
-/// The 400 message for an amount beyond what is left to refund. Moyasar documents no wording
-/// for it; this is the sandbox's (unverified against production): any other 400 is an
-/// invalid request, never guessed from a word such as "exceed".
-pub const EXCEEDS_REFUNDABLE: &str = "Refund amount exceeds the refundable amount.";
+/// Whether `text` says the first attempt is still running: [`STILL_PROCESSING`] anywhere in it,
+/// compared without case, surrounding punctuation or repeated spaces. Reading a real refusal as
+/// in progress costs one more retry with the same `transaction_id`, which gets the real answer;
+/// reading "still processing" as a refusal invites a new reference and a second refund.
+pub fn is_still_processing(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|word| word.to_lowercase())
+        .collect();
+    words
+        .join(" ")
+        .contains("initial request is still processing")
+}
 
 /// The wire body of a refund. The request must have passed [`RefundRequest::validate`].
 pub fn refund_body(request: &RefundRequest) -> Result<WireRefund, RefundError> {
@@ -51,22 +64,37 @@ pub fn refund_body(request: &RefundRequest) -> Result<WireRefund, RefundError> {
 /// Maps any answer from its status, headers and body bytes: the one path from Moyasar's bytes
 /// to our result.
 ///
-/// | status | result | outcome |
+/// | status | body | result | outcome |
+/// |---|---|---|---|
+/// | 2xx | the order, with a transaction of `type` `refund` whose `id` is our `transaction_id` | `Ok`, status from that transaction (below) | applied |
+/// | 2xx | the order without such a transaction (none with our id, or ours is a `capture` or another type) | [`ErrorKind::Protocol`], not retryable (a retry replays the same order) | unknown |
+/// | 2xx | not an order | [`ErrorKind::Protocol`] | unknown |
+/// | any 4xx | "Initial request is still processing" in any case, with or without the period, in any text ([`is_still_processing`]) | [`ErrorKind::InProgress`], retryable with the same `transaction_id` | unknown |
+/// | 400, 422 | `{message, errors}` with `errors` an object of fields, `null`, absent or an array; or HTML, text, empty | [`ErrorKind::InvalidRequest`] naming the first field Moyasar names (else `request`), `message` and every field's text kept | not applied |
+/// | 401, 403, 404 | any | `Unauthorized`, `Forbidden`, `OrderNotFound`, `message` kept | not applied |
+/// | other 4xx | any | by status (`providers::kind_for_status`): 408/429 `Transient`, 409/425 `Protocol` (unknown), others `InvalidRequest` | not applied but 409/425 |
+/// | 5xx | any | `ServerError` | unknown |
+///
+/// No 400 is [`ErrorKind::ExceedsRefundable`]: Moyasar documents no wording for a refund beyond
+/// what is left (its refund page shows only "Initial request is still processing." for 400), so
+/// an over-refund is an [`ErrorKind::InvalidRequest`] like any other 400 (still not applied),
+/// never guessed from a word such as "exceed" or from the sandbox's own message.
+///
+/// The refund transaction's documented `status` values
+/// (<https://mpg-docs.mysr.dev/api/orders/show>):
+///
+/// | `status` | [`RefundStatus`] | why |
 /// |---|---|---|
-/// | 2xx, the order lists our `transaction_id` | `Ok`, status from the transaction | applied |
-/// | 2xx, the order does not list it | [`ErrorKind::Protocol`], not retryable (a retry replays the same order) | unknown |
-/// | 400 "Initial request is still processing." | [`ErrorKind::InProgress`] | unknown |
-/// | 400 [`EXCEEDS_REFUNDABLE`] | [`ErrorKind::ExceedsRefundable`] | not applied |
-/// | other 400, 422 | [`ErrorKind::InvalidRequest`], every field Moyasar names kept | not applied |
-/// | 401, 403, 404 | `Unauthorized`, `Forbidden`, `OrderNotFound` | not applied |
-/// | 5xx, unreadable body | `ServerError` / `Protocol` | unknown |
+/// | `approved` | `Succeeded` | the refund went through; the order's `refunded_amount` counts it |
+/// | `failed` | `Failed` | refused by the acquirer: final, nothing refunded |
+/// | `initiated` | `Pending` | created, not yet answered |
+/// | `timeout` | `Pending` | the acquirer did not answer in time: the docs do not say whether it turns final later, so it is not final; read the order back (`GET /v1/orders/:id`) to settle it, never re-send under a new reference |
+/// | `system_error` | `Pending` | an error inside Moyasar while the refund ran: as `timeout`, not documented as final, and a refund that may yet be applied must not be re-sent as a new one |
+/// | anything else | `Pending` | the transaction exists, so the refund is not lost; it is not known to be final |
 pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
     match answer.status {
         200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
-        400 | 401 | 403 | 404 | 422 => Err(refund_error(
-            answer,
-            &decode::<ErrorResponse>(PROVIDER, answer)?,
-        )),
+        400..=499 => Err(refund_error(answer)),
         _ => Err(undocumented(PROVIDER, answer)),
     }
 }
@@ -75,7 +103,17 @@ fn protocol(answer: &Answer, message: String) -> RefundError {
     answer_error(PROVIDER, answer, ErrorKind::Protocol).with_provider_message(message)
 }
 
-/// The order's refund transaction for this request.
+/// What a refund transaction's `status` says (the table of [`refund_result`]).
+pub fn transaction_status(status: &str) -> RefundStatus {
+    match status.trim().to_ascii_lowercase().as_str() {
+        "approved" => RefundStatus::Succeeded,
+        "failed" => RefundStatus::Failed,
+        // "initiated", "timeout", "system_error", and any status Moyasar adds.
+        _ => RefundStatus::Pending,
+    }
+}
+
+/// The order's refund transaction for this request: of type `refund`, with our id.
 fn refund_success(
     request: &RefundRequest,
     answer: &Answer,
@@ -85,31 +123,37 @@ fn refund_success(
         .merchant_reference
         .moyasar_transaction_id()
         .to_string();
+    let ours = |t: &&Transaction| t.id.as_deref() == Some(transaction_id.as_str());
+    let is_refund = |t: &&Transaction| {
+        t.type_
+            .as_deref()
+            .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("refund"))
+    };
     let transaction = order
         .transactions
         .iter()
-        .find(|t| t.id.as_deref() == Some(transaction_id.as_str()))
+        .filter(ours)
+        .find(is_refund)
         .ok_or_else(|| {
             // Moyasar accepted the call, so the refund may well exist; a retry would replay
             // this same order, so only reading the order can settle it.
-            protocol(
-                answer,
-                format!("the order does not list the refund transaction {transaction_id}"),
-            )
-            .with_retry_futile()
+            let message = match order.transactions.iter().find(ours) {
+                Some(other) => format!(
+                    "the order lists {transaction_id} as a {} transaction, not a refund",
+                    other.type_.as_deref().unwrap_or("untyped")
+                ),
+                None => format!("the order does not list the refund transaction {transaction_id}"),
+            };
+            protocol(answer, message).with_retry_futile()
         })?;
-    let status = match transaction.status.as_deref().unwrap_or_default() {
-        "approved" | "succeeded" | "refunded" => RefundStatus::Succeeded,
-        "declined" | "failed" | "rejected" => RefundStatus::Failed,
-        // "initiated", "pending", "processing", and any status Moyasar adds: the transaction
-        // exists, so the refund is not lost; it is not known to be final.
-        _ => RefundStatus::Pending,
-    };
+    let status = transaction_status(transaction.status.as_deref().unwrap_or_default());
     let currency = match order.currency.as_deref() {
         Some(code) => Currency::from_code(code).map_err(|err| protocol(answer, err.to_string()))?,
         None => request.amount.currency(),
     };
-    let minor = |value: Option<i64>| value.map(|minor| Money::from_minor_units(minor, currency));
+    let minor = |value: Option<json_decimal::JsonInteger>| {
+        value.map(|minor| Money::from_minor_units(minor.get(), currency))
+    };
     Ok(Refund {
         provider: PROVIDER,
         provider_refund_id: transaction.id.clone(),
@@ -121,40 +165,40 @@ fn refund_success(
     })
 }
 
-/// A documented error body: `{message}` or `{message, errors: {field: [reasons]}}`.
-fn refund_error(answer: &Answer, body: &ErrorResponse) -> RefundError {
-    let message = body.message.as_str();
-    // Every field Moyasar names, in a stable order, with the provider's own field name.
-    let mut fields: Vec<(&String, &Vec<String>)> = body.errors.iter().collect();
-    fields.sort();
-    let messages: Vec<ProviderMessage> = fields
-        .iter()
-        .flat_map(|(field, reasons)| {
-            reasons.iter().map(|reason| ProviderMessage {
-                code: None,
-                message: reason.clone(),
-                field: Some((*field).clone()),
-            })
-        })
-        .collect();
-    let kind = match answer.status {
-        400 if message == STILL_PROCESSING => ErrorKind::InProgress,
-        400 if message == EXCEEDS_REFUNDABLE => ErrorKind::ExceedsRefundable { limit: None },
-        400 | 422 => match fields.first() {
-            Some((field, reasons)) => ErrorKind::InvalidRequest {
-                field: request_path(field).to_owned(),
-                reason: reasons.join("; "),
+/// A 4xx, read leniently (`{message}`, `{message, errors: {field: [..]}}`, `errors: null` or
+/// absent or an array, or no JSON at all): in progress when any text says so, else a refusal
+/// by status with every text kept.
+fn refund_error(answer: &Answer) -> RefundError {
+    let body = ErrorBody::read(&answer.body);
+    let still_processing = body.message.as_deref().is_some_and(is_still_processing)
+        || body
+            .messages
+            .iter()
+            .any(|m| is_still_processing(&m.message));
+    let kind = if still_processing {
+        ErrorKind::InProgress
+    } else {
+        match refusal_kind(answer.status, &body) {
+            ErrorKind::InvalidRequest { field, reason } => match body.messages.first() {
+                Some(first) => ErrorKind::InvalidRequest {
+                    field: first
+                        .field
+                        .as_deref()
+                        .map_or(field, |name| request_path(name).to_owned()),
+                    reason: body
+                        .messages
+                        .iter()
+                        .filter(|m| m.field == first.field)
+                        .map(|m| m.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                },
+                None => ErrorKind::InvalidRequest { field, reason },
             },
-            None => ErrorKind::InvalidRequest {
-                field: "request".to_owned(),
-                reason: message.to_owned(),
-            },
-        },
-        status => kind_for_status(status),
+            kind => kind,
+        }
     };
-    answer_error(PROVIDER, answer, kind)
-        .with_provider_message(message)
-        .with_provider_messages(messages)
+    with_body_text(answer_error(PROVIDER, answer, kind), answer, body)
 }
 
 /// A Moyasar request field as a path into [`RefundRequest`].
@@ -164,5 +208,46 @@ fn request_path(field: &str) -> &'static str {
         "transaction_id" => "merchant_reference",
         "id" => "order_id",
         _ => "request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn still_processing_is_read_in_any_case_with_or_without_the_period() {
+        for text in [
+            STILL_PROCESSING,
+            "initial request is still processing",
+            "INITIAL REQUEST IS STILL PROCESSING!",
+            "  Initial  request is still\nprocessing. ",
+        ] {
+            assert!(is_still_processing(text), "{text:?}");
+        }
+        for text in ["Data validation failed", "Initial request failed", ""] {
+            assert!(!is_still_processing(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_documented_transaction_status_has_its_status() {
+        assert_eq!(transaction_status("approved"), RefundStatus::Succeeded);
+        assert_eq!(transaction_status("APPROVED"), RefundStatus::Succeeded);
+        assert_eq!(transaction_status("failed"), RefundStatus::Failed);
+        for unsettled in [
+            "initiated",
+            "timeout",
+            "system_error",
+            "refunded",
+            "declined",
+            "",
+        ] {
+            assert_eq!(
+                transaction_status(unsettled),
+                RefundStatus::Pending,
+                "{unsettled}"
+            );
+        }
     }
 }

@@ -15,7 +15,7 @@
 //! settles it (visible in its settlement report).
 
 use openapp_api::operations::refund_order as operation;
-use openapp_api::{ErrorResponse, Reason, RefundAcknowledgement, RefundProduct};
+use openapp_api::{Reason, RefundAcknowledgement, RefundProduct};
 use secrecy::ExposeSecret;
 
 use crate::answer::Answer;
@@ -23,7 +23,10 @@ use crate::config::OpenAppConfig;
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::Money;
-use crate::providers::{answer_error, decode, kind_for_status, raw, undocumented};
+use crate::providers::error_body::ErrorBody;
+use crate::providers::{
+    answer_error, decode, json_text, raw, refusal_kind, undocumented, with_body_text,
+};
 use crate::signing::{OpenAppAuthorization, verify_openapp_signature};
 
 /// Request and response signature header.
@@ -110,18 +113,29 @@ pub fn refund_body(request: &RefundRequest) -> Result<openapp_api::RefundRequest
 /// to our result. With `verify` (the client's config, when it verifies response signatures), an
 /// answer that says a refund exists (2xx, 409) must carry a valid signature; an unsigned or
 /// badly signed one is never believed: [`ErrorKind::Protocol`], outcome unknown (a retry with
-/// the same `caseId` is safe and gets a signed answer).
+/// the same `caseId` is safe and gets a signed answer). [`crate::providers::refund_result`]
+/// passes no config: nothing is verified there.
+///
+/// An error body is read in any shape (`{exception, message}`, `{errorCode, errorMessage}`,
+/// HTML, empty); the exception name is taken from the code field (`exception`, `errorCode`,
+/// `code`; a qualified `com.x.RefundTooMuchException` or `REFUND_TOO_MUCH` spelling too) or
+/// found as a word in the message, and the provider's text is kept.
 ///
 /// | status | result | outcome |
 /// |---|---|---|
-/// | 2xx (a JSON object, signed) | `Ok`, pending: OpenApp only registers the refund | applied |
-/// | 409 `RefundExistsException` (signed) | [`ErrorKind::Duplicate`] | applied |
-/// | 400 `RefundTooMuchException` | [`ErrorKind::ExceedsRefundable`] | not applied |
-/// | other 400 | [`ErrorKind::InvalidRequest`] | not applied |
-/// | 404 `OrderNotFoundException`, `MerchantOrderOwnershipException`, `UserNotFoundException` | [`ErrorKind::OrderNotFound`] | not applied |
-/// | 404 `MerchantWalletNotFoundException` | [`ErrorKind::Forbidden`] (account set-up) | not applied |
-/// | 401, 403 | `Unauthorized`, `Forbidden` | not applied |
-/// | 5xx, unreadable, unsigned or badly signed 2xx/409 | `ServerError` / `Protocol` | unknown |
+/// | 2xx with a JSON object, an empty body, or 204 (signed) | `Ok`, pending: OpenApp only registers the refund; `provider_refund_id` its `caseId`, else ours | applied |
+/// | 409 `RefundExistsException`, or no exception named (signed) | [`ErrorKind::Duplicate`] | applied |
+/// | 409 naming another documented exception | as that exception below | not applied |
+/// | 409 naming an undocumented code | `Protocol` | unknown |
+/// | another 4xx naming `RefundExistsException` (the status contradicts the name) | `Protocol` | unknown |
+/// | 4xx `RefundTooMuchException` (documented 400) | [`ErrorKind::ExceedsRefundable`], no limit stated | not applied |
+/// | 4xx `OrderNotFoundException`, `MerchantOrderOwnershipException`, `UserNotFoundException` (documented 404) | [`ErrorKind::OrderNotFound`] | not applied |
+/// | 4xx `MerchantWalletNotFoundException` (documented 404) | [`ErrorKind::Forbidden`] (account set-up) | not applied |
+/// | other 400 (or 4xx but 401, 403, 404, 408, 409, 425, 429), any body | [`ErrorKind::InvalidRequest`] on `request`, the message as the reason | not applied |
+/// | 401, 403, 404 naming nothing documented, any body | `Unauthorized`, `Forbidden`, `OrderNotFound` | not applied |
+/// | 408, 429 | `Transient` | not applied |
+/// | 425 | `Protocol` | unknown |
+/// | 5xx, 1xx, 3xx, a 2xx body that is neither empty nor a JSON object, unsigned or badly signed 2xx/409 | `ServerError` / `Protocol` | unknown |
 pub fn refund_result(
     request: &RefundRequest,
     answer: &Answer,
@@ -133,10 +147,7 @@ pub fn refund_result(
     }
     match answer.status {
         200..=299 => refund_success(request, answer),
-        400 | 401 | 403 | 404 | 409 => {
-            let body = decode::<ErrorResponse>(PROVIDER, answer).ok();
-            Err(refund_error(answer, body.as_ref()))
-        }
+        400..=499 => Err(refund_error(answer)),
         _ => Err(undocumented(PROVIDER, answer)),
     }
 }
@@ -171,15 +182,21 @@ fn verify_signature(config: &OpenAppConfig, answer: &Answer) -> Result<(), Refun
 }
 
 /// A 2xx acknowledgement: registered, so [`RefundStatus::Pending`]. Its shape is not
-/// documented, but it must be a JSON object: anything else (a proxy's HTML page, a wrong base
-/// URL) is [`ErrorKind::Protocol`], never a registered refund.
+/// documented: an empty body (or a 204) is the bare acknowledgement, a JSON object may name the
+/// `caseId`. Anything else (a proxy's HTML page, a wrong base URL) is [`ErrorKind::Protocol`],
+/// never a registered refund.
 fn refund_success(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
-    let acknowledged: RefundAcknowledgement = decode(PROVIDER, answer)?;
+    let bare = answer.status == 204 || json_text(&answer.body).trim_ascii().is_empty();
+    let acknowledged: RefundAcknowledgement = if bare {
+        RefundAcknowledgement::default()
+    } else {
+        decode(PROVIDER, answer)?
+    };
     Ok(Refund {
         provider: PROVIDER,
         provider_refund_id: acknowledged
             .case_id
-            .map(|id| id.to_string())
+            .filter(|id| !id.trim().is_empty())
             .or_else(|| Some(request.merchant_reference.as_str().to_owned())),
         status: RefundStatus::Pending,
         amount: request.amount,
@@ -189,35 +206,255 @@ fn refund_success(request: &RefundRequest, answer: &Answer) -> Result<Refund, Re
     })
 }
 
-/// An error by OpenApp's exception name, falling back on the status code the docs pair with it.
-fn refund_error(answer: &Answer, body: Option<&ErrorResponse>) -> RefundError {
-    let exception = body
-        .and_then(|a| a.exception.as_deref())
-        .unwrap_or_default();
-    let kind = match (exception, answer.status) {
-        ("RefundExistsException", _) | ("", 409) => ErrorKind::Duplicate,
-        ("RefundTooMuchException", _) => ErrorKind::ExceedsRefundable { limit: None },
+/// OpenApp's documented exceptions (openapp-refund.txt, "Errors").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exception {
+    OrderNotFound,
+    MerchantOrderOwnership,
+    RefundExists,
+    RefundTooMuch,
+    MerchantWalletNotFound,
+    UserNotFound,
+}
+
+impl Exception {
+    const ALL: [(Exception, &'static str); 6] = [
+        (Exception::OrderNotFound, "OrderNotFoundException"),
         (
-            "OrderNotFoundException" | "MerchantOrderOwnershipException" | "UserNotFoundException",
+            Exception::MerchantOrderOwnership,
+            "MerchantOrderOwnershipException",
+        ),
+        (Exception::RefundExists, "RefundExistsException"),
+        (Exception::RefundTooMuch, "RefundTooMuchException"),
+        (
+            Exception::MerchantWalletNotFound,
+            "MerchantWalletNotFoundException",
+        ),
+        (Exception::UserNotFound, "UserNotFoundException"),
+    ];
+
+    fn name(self) -> &'static str {
+        Exception::ALL
+            .iter()
+            .find(|(e, _)| *e == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// A code field's value: the name (any case), qualified (`com.x.RefundTooMuchException`),
+    /// without the suffix or in upper snake case (`REFUND_TOO_MUCH`).
+    fn from_code(code: &str) -> Option<Exception> {
+        let last = code.trim().rsplit(['.', '$', ':', '/']).next()?;
+        let squashed: String = last
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        let squashed = squashed.strip_suffix("exception").unwrap_or(&squashed);
+        Exception::ALL.iter().find_map(|(exception, name)| {
+            let name = name.strip_suffix("Exception").unwrap_or(name);
+            (squashed == name.to_ascii_lowercase()).then_some(*exception)
+        })
+    }
+
+    /// The full name as a word of a message ("RefundTooMuchException: amount too big").
+    fn in_text(text: &str) -> Option<Exception> {
+        Exception::ALL.iter().find_map(|(exception, name)| {
+            text.match_indices(name)
+                .any(|(at, _)| {
+                    let before = text[..at].chars().next_back();
+                    let after = text[at + name.len()..].chars().next();
+                    !before.is_some_and(|c| c.is_alphanumeric())
+                        && !after.is_some_and(|c| c.is_alphanumeric())
+                })
+                .then_some(*exception)
+        })
+    }
+}
+
+/// A 4xx, whatever its body: by OpenApp's exception name where one is found, else a refusal
+/// judged by the status ([`refusal_kind`]), with 409 (documented only as
+/// `RefundExistsException`) a duplicate unless the body names another code.
+fn refund_error(answer: &Answer) -> RefundError {
+    let body = ErrorBody::read(&answer.body);
+    let exception = body
+        .code
+        .as_deref()
+        .and_then(Exception::from_code)
+        .or_else(|| body.message.as_deref().and_then(Exception::in_text))
+        .or_else(|| {
+            body.messages
+                .iter()
+                .find_map(|m| Exception::in_text(&m.message))
+        });
+    let kind = match (exception, answer.status) {
+        (Some(Exception::RefundExists), 409) => ErrorKind::Duplicate,
+        // The one documented 409; a body naming no code at all (empty, a gateway's page) is it.
+        (None, 409) if body.code.is_none() => ErrorKind::Duplicate,
+        // "The refund exists" under a status OpenApp never pairs with it: neither believed nor
+        // taken for a refusal.
+        (Some(Exception::RefundExists), _) => ErrorKind::Protocol,
+        (Some(Exception::RefundTooMuch), _) => ErrorKind::ExceedsRefundable { limit: None },
+        (
+            Some(
+                Exception::OrderNotFound
+                | Exception::MerchantOrderOwnership
+                | Exception::UserNotFound,
+            ),
             _,
         ) => ErrorKind::OrderNotFound,
         // The merchant's OpenApp wallet is missing: an account set-up problem, not the order's.
-        ("MerchantWalletNotFoundException", _) => ErrorKind::Forbidden,
-        // A 400 other than RefundTooMuchException: the request broke OpenApp's schema.
-        (_, 400) => ErrorKind::InvalidRequest {
-            field: "request".to_owned(),
-            reason: body
-                .and_then(|a| a.message.clone())
-                .unwrap_or_else(|| "rejected by OpenApp".to_owned()),
-        },
-        (_, status) => kind_for_status(status),
+        (Some(Exception::MerchantWalletNotFound), _) => ErrorKind::Forbidden,
+        (None, status) => refusal_kind(status, &body),
     };
-    let mut error = answer_error(PROVIDER, answer, kind);
-    if !exception.is_empty() {
-        error = error.with_provider_code(exception);
+    let named = exception
+        .filter(|_| body.code.is_none())
+        .map(Exception::name);
+    let error = with_body_text(answer_error(PROVIDER, answer, kind), answer, body);
+    match named {
+        Some(name) => error.with_provider_code(name),
+        None => error,
     }
-    if let Some(message) = body.and_then(|a| a.message.clone()) {
-        error = error.with_provider_message(message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Outcome;
+    use crate::reference::MerchantReference;
+    use crate::signing::openapp_signature;
+
+    fn request() -> RefundRequest {
+        RefundRequest::new(
+            PROVIDER,
+            "WS1213ASDZXC231A",
+            Money::parse("19.99", "PLN").unwrap(),
+            MerchantReference::new("RET-123434").unwrap(),
+        )
+        .with_provider_order_id("OA12345678901234")
     }
-    error
+
+    fn config() -> OpenAppConfig {
+        OpenAppConfig::new("http://unused", "api-key", "api-secret")
+    }
+
+    fn signed(status: u16, body: &str) -> Answer {
+        let signature = openapp_signature(
+            "api-key",
+            &secrecy::SecretString::from("api-secret"),
+            "POST",
+            operation::PATH,
+            1_678_206_688_075,
+            "nonce-1",
+            body.as_bytes(),
+        );
+        Answer::new(status, body.to_owned())
+            .with_header("authorization", &signature.authorization)
+            .with_header(SIGNATURE_HEADER, &signature.signature)
+    }
+
+    #[test]
+    fn a_signed_empty_acknowledgement_is_a_registered_refund() {
+        for answer in [signed(200, ""), signed(204, ""), signed(202, " \r\n")] {
+            let refund = refund_result(&request(), &answer, Some(&config())).unwrap();
+            assert_eq!(refund.status, RefundStatus::Pending);
+            assert_eq!(refund.provider_refund_id.as_deref(), Some("RET-123434"));
+        }
+    }
+
+    #[test]
+    fn an_unsigned_acknowledgement_or_409_is_never_believed() {
+        for status in [200, 204, 409] {
+            let err =
+                refund_result(&request(), &Answer::new(status, ""), Some(&config())).unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::Protocol, "{status}");
+            assert_eq!(err.outcome(), Outcome::Unknown, "{status}");
+        }
+        // Signed over another body.
+        let mut forged = signed(204, "");
+        forged.body = bytes::Bytes::from_static(b"{}");
+        let err = refund_result(&request(), &forged, Some(&config())).unwrap_err();
+        assert_eq!(err.outcome(), Outcome::Unknown);
+        // Without verification (the pure dispatch) the bare acknowledgement is read as such.
+        let refund = refund_result(&request(), &Answer::new(204, ""), None).unwrap();
+        assert_eq!(refund.status, RefundStatus::Pending);
+    }
+
+    #[test]
+    fn exception_names_in_either_field_and_any_spelling() {
+        assert_eq!(
+            Exception::from_code("RefundTooMuchException"),
+            Some(Exception::RefundTooMuch)
+        );
+        assert_eq!(
+            Exception::from_code("com.openapp.RefundExistsException"),
+            Some(Exception::RefundExists)
+        );
+        assert_eq!(
+            Exception::from_code("REFUND_TOO_MUCH"),
+            Some(Exception::RefundTooMuch)
+        );
+        assert_eq!(Exception::from_code("ValidationException"), None);
+        assert_eq!(
+            Exception::in_text("OrderNotFoundException: order OA1 not found"),
+            Some(Exception::OrderNotFound)
+        );
+        assert_eq!(Exception::in_text("NoOrderNotFoundExceptionHere"), None);
+        for (status, body, kind) in [
+            (
+                400,
+                r#"{"errorCode":"RefundTooMuchException","errorMessage":"too much"}"#,
+                ErrorKind::ExceedsRefundable { limit: None },
+            ),
+            (
+                400,
+                r#"{"exception":"ValidationException","message":"RefundTooMuchException"}"#,
+                ErrorKind::ExceedsRefundable { limit: None },
+            ),
+            (
+                404,
+                r#"{"message":"UserNotFoundException"}"#,
+                ErrorKind::OrderNotFound,
+            ),
+            (
+                404,
+                r#"{"errorCode":"MerchantWalletNotFoundException"}"#,
+                ErrorKind::Forbidden,
+            ),
+            (404, "", ErrorKind::OrderNotFound),
+            (401, "<html></html>", ErrorKind::Unauthorized),
+            (429, "", ErrorKind::Transient),
+            (
+                400,
+                r#"{"errorCode":"ValidationException","errorMessage":"caseId too long"}"#,
+                ErrorKind::InvalidRequest {
+                    field: "request".into(),
+                    reason: "caseId too long".into(),
+                },
+            ),
+        ] {
+            let err = refund_result(&request(), &Answer::new(status, body), None).unwrap_err();
+            assert_eq!(err.kind(), &kind, "{status} {body}");
+            assert_eq!(err.outcome(), Outcome::NotApplied, "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_only_where_documented() {
+        let exists = r#"{"exception":"RefundExistsException","message":"exists"}"#;
+        let err = refund_result(&request(), &signed(409, exists), Some(&config())).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Duplicate);
+        assert_eq!(err.provider_code(), Some("RefundExistsException"));
+        let err = refund_result(&request(), &signed(409, ""), Some(&config())).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Duplicate);
+        // Another code on a 409, or the name under another status: nothing definite.
+        for (status, body) in [
+            (409, r#"{"errorCode":"OptimisticLockException"}"#),
+            (400, exists),
+            (404, exists),
+        ] {
+            let err = refund_result(&request(), &Answer::new(status, body), None).unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::Protocol, "{status} {body}");
+            assert_eq!(err.outcome(), Outcome::Unknown, "{status} {body}");
+        }
+    }
 }

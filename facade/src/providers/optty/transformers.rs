@@ -8,8 +8,8 @@
 //! | `reason` + `description` | `refundDescription` (required; `"Refund"` when both are empty) |
 
 use optty_api::types::{
-    ErrorResponse, OrderRefundAmount, OrderRefundDto, RefundResponse, TokenRequest,
-    TokenRequestGrantType, TokenRequestScope, TokenResponse,
+    OrderRefundAmount, OrderRefundDto, RefundResponse, TokenRequest, TokenRequestGrantType,
+    TokenRequestScope, TokenResponse,
 };
 use secrecy::ExposeSecret;
 
@@ -18,7 +18,10 @@ use crate::config::OpttyConfig;
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::Money;
-use crate::providers::{answer_error, decode, kind_for_status, raw, undocumented};
+use crate::providers::error_body::ErrorBody;
+use crate::providers::{
+    answer_error, decode, json_text, raw, refusal_kind, undocumented, with_body_text,
+};
 
 const PROVIDER: Provider = Provider::Optty;
 
@@ -55,23 +58,28 @@ pub fn token_body(config: &OpttyConfig) -> TokenRequest {
 }
 
 /// Maps any answer from its status, headers and body bytes: the one path from Optty's bytes to
-/// our result.
+/// our result. A UTF-8 byte order mark before the JSON is dropped; an error body is read in any
+/// shape (`{statusCode, message, error?}` as documented, NestJS `message` arrays, no `error`,
+/// HTML, empty), its text kept as the provider's words.
 ///
 /// | status | result | outcome |
 /// |---|---|---|
-/// | 2xx | `Ok`; `refundStatus` SUCCESSFUL succeeded, FAILED failed, PENDING or any other value pending | applied |
-/// | 400 "You can only refund amount up to AUD 24.98" | [`ErrorKind::ExceedsRefundable`] with the limit | not applied |
-/// | 400 "Refund reference … already exists" | [`ErrorKind::Duplicate`] | applied |
-/// | other 400 | [`ErrorKind::InvalidRequest`] | not applied |
-/// | 401, 403, 404 | `Unauthorized`, `Forbidden`, `OrderNotFound` | not applied |
-/// | 5xx (documented 500, a gateway's page), unreadable body | `ServerError` / `Protocol` | unknown |
+/// | 2xx `refundStatus` SUCCESSFUL (SUCCESS, SUCCEEDED; any case) | `Ok`, succeeded | applied |
+/// | 2xx `refundStatus` FAILED, FAILURE, DECLINED, REJECTED, CANCELLED (CANCELED; any case) | `Ok`, failed: final, nothing refunded (a new refund needs a new reference) | applied (the answer is definite) |
+/// | 2xx `refundStatus` PENDING or any other value, `bnplRefundId` a string or `null` | `Ok`, pending (settled by the REFUND_CALLBACK webhook); `provider_refund_id` `None` while null | applied |
+/// | 2xx `refundedAmount` a number (`100`, `100.000`, `1e2`) or a string holding one (`"100.50"`, as the published schema types it) | the refunded amount, exact, in the request's currency | applied |
+/// | 4xx "You can only refund amount up to AUD 24.98" (any currency, any case, with or without a final period, `message` string or one line of a `message` array) | [`ErrorKind::ExceedsRefundable`] with the limit when it is in the request's currency (`limit: None` when it names another currency or cannot be read exactly; the text is kept) | not applied |
+/// | 4xx "Refund reference RF-1 already exists" (a `message` string or array line) | [`ErrorKind::Duplicate`] | applied |
+/// | 400 or another 4xx (but 401, 403, 404, 408, 409, 425, 429), any body | [`ErrorKind::InvalidRequest`] on `request`, the first message as the reason | not applied |
+/// | 401, 403, 404, any body | `Unauthorized`, `Forbidden`, `OrderNotFound` | not applied |
+/// | 408, 429 | `Transient` | not applied |
+/// | 409, 425 (undocumented by Optty) | `Protocol` | unknown |
+/// | 5xx (documented 500, a gateway's page), any body | `ServerError` | unknown |
+/// | 1xx, 3xx; a 2xx body that does not decode (a `refundedAmount` that is no decimal, more decimals than the currency has) | `Protocol` | unknown |
 pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
     match answer.status {
         200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
-        400 | 401 | 403 | 404 | 500 => Err(refund_error(
-            answer,
-            &decode::<ErrorResponse>(PROVIDER, answer)?,
-        )),
+        400..=499 => Err(refund_error(request, answer)),
         _ => Err(undocumented(PROVIDER, answer)),
     }
 }
@@ -88,17 +96,20 @@ pub fn token_result(answer: &Answer) -> Result<TokenResponse, RefundError> {
     }
 }
 
-/// A 200. `refundStatus` SUCCESSFUL is final; PENDING is settled later by Optty's
-/// REFUND_CALLBACK webhook. The spec lists no values, so any other one means the refund exists
-/// but is not known to be final: pending, never an error that invites a resend.
+/// A 2xx. `refundStatus` SUCCESSFUL is final, and so are FAILED, DECLINED and CANCELLED (no
+/// money moved); PENDING is settled later by Optty's REFUND_CALLBACK webhook. The spec lists no
+/// values and none of them in a fixed case, so any other one means the refund exists but is not
+/// known to be final: pending, never an error that invites a resend.
 fn refund_success(
     request: &RefundRequest,
     answer: &Answer,
     body: &RefundResponse,
 ) -> Result<Refund, RefundError> {
-    let status = match body.refund_status.to_ascii_uppercase().as_str() {
+    let status = match body.refund_status.trim().to_ascii_uppercase().as_str() {
         "SUCCESSFUL" | "SUCCESS" | "SUCCEEDED" => RefundStatus::Succeeded,
-        "FAILED" | "FAILURE" | "DECLINED" | "REJECTED" => RefundStatus::Failed,
+        "FAILED" | "FAILURE" | "DECLINED" | "REJECTED" | "CANCELLED" | "CANCELED" => {
+            RefundStatus::Failed
+        }
         _ => RefundStatus::Pending,
     };
     let amount =
@@ -108,7 +119,13 @@ fn refund_success(
         })?;
     Ok(Refund {
         provider: PROVIDER,
-        provider_refund_id: Some(body.bnpl_refund_id.clone()),
+        // Null (or empty) while the payment provider has not numbered a pending refund yet.
+        provider_refund_id: body
+            .bnpl_refund_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned),
         status,
         amount,
         refunded_total: None,
@@ -117,37 +134,291 @@ fn refund_success(
     })
 }
 
-/// A documented error body (`{statusCode, message, error?}`), classified by Optty's phrases
-/// only: the over-limit sentence, and the duplicate-reference sentence.
-fn refund_error(answer: &Answer, body: &ErrorResponse) -> RefundError {
-    let message = body.message.as_str();
-    let kind = match answer.status {
-        400 => match message.strip_prefix(OVER_LIMIT_PREFIX) {
-            Some(limit) => ErrorKind::ExceedsRefundable {
-                limit: parse_limit(limit),
-            },
-            None if is_duplicate_reference(message) => ErrorKind::Duplicate,
-            None => ErrorKind::InvalidRequest {
-                field: "request".to_owned(),
-                reason: message.to_owned(),
-            },
-        },
-        status => kind_for_status(status),
+/// A 4xx, whatever its body: a refusal ([`refusal_kind`]), recognised as over the limit or as a
+/// duplicate reference by Optty's phrases only, in the headline or any line of a `message`
+/// array. The documented `error` (the reason phrase, "Bad Request") is kept as the code.
+fn refund_error(request: &RefundRequest, answer: &Answer) -> RefundError {
+    let body = ErrorBody::read(&answer.body);
+    let reason_phrase = nest_reason_phrase(&answer.body);
+    let texts: Vec<&str> = body
+        .message
+        .iter()
+        .map(String::as_str)
+        .chain(body.messages.iter().map(|m| m.message.as_str()))
+        .collect();
+    let kind = match refusal_kind(answer.status, &body) {
+        kind @ ErrorKind::InvalidRequest { .. } => {
+            if let Some(limit) = texts.iter().find_map(|text| over_limit(text)) {
+                ErrorKind::ExceedsRefundable {
+                    limit: limit.filter(|l| l.currency() == request.amount.currency()),
+                }
+            } else if texts.iter().any(|text| is_duplicate_reference(text)) {
+                ErrorKind::Duplicate
+            } else {
+                kind
+            }
+        }
+        kind => kind,
     };
-    let error = answer_error(PROVIDER, answer, kind).with_provider_message(message);
-    match &body.error {
-        Some(code) => error.with_provider_code(code.clone()),
+    let reason_phrase = reason_phrase.filter(|_| body.code.is_none());
+    let error = with_body_text(answer_error(PROVIDER, answer, kind), answer, body);
+    match reason_phrase {
+        Some(code) => error.with_provider_code(code),
         None => error,
     }
 }
 
-/// "Refund reference RF-1 already exists": the reference was used for another refund.
-fn is_duplicate_reference(message: &str) -> bool {
-    message.starts_with("Refund reference ") && message.ends_with(" already exists")
+/// NestJS' `error` field: the status' reason phrase ("Bad Request"), when the body has one.
+fn nest_reason_phrase(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(json_text(body)).ok()?;
+    let phrase = value.get("error")?.as_str()?.trim();
+    (!phrase.is_empty()).then(|| phrase.to_owned())
 }
 
-/// "AUD 24.98" -> Money.
+/// "Refund reference RF-1 already exists" (a final period allowed): the reference was used for
+/// another refund.
+fn is_duplicate_reference(message: &str) -> bool {
+    let message = message.trim().trim_end_matches('.').to_ascii_lowercase();
+    message.starts_with("refund reference ") && message.ends_with(" already exists")
+}
+
+/// Optty's over-limit sentence, "You can only refund amount up to AUD 24.98" (any case, a final
+/// period allowed): `Some(limit)`, the limit `None` when it cannot be read exactly.
+fn over_limit(message: &str) -> Option<Option<Money>> {
+    let message = message.trim();
+    let head = message.get(..OVER_LIMIT_PREFIX.len())?;
+    if !head.eq_ignore_ascii_case(OVER_LIMIT_PREFIX) {
+        return None;
+    }
+    Some(parse_limit(&message[OVER_LIMIT_PREFIX.len()..]))
+}
+
+/// "AUD 24.98" (or "24.98 AUD", "AUD 1,024.98") -> Money, exactly; `None` for anything else.
 fn parse_limit(text: &str) -> Option<Money> {
-    let (currency, amount) = text.trim().trim_end_matches('.').split_once(' ')?;
-    Money::parse(amount.trim(), currency.trim()).ok()
+    let text = text.trim();
+    let text = text.strip_suffix('.').unwrap_or(text).trim();
+    let mut words = text.split_whitespace();
+    let (first, second) = (words.next()?, words.next()?);
+    if words.next().is_some() {
+        return None;
+    }
+    let is_code = |w: &str| w.len() == 3 && w.bytes().all(|b| b.is_ascii_alphabetic());
+    let (currency, amount) = if is_code(first) {
+        (first, second)
+    } else if is_code(second) {
+        (second, first)
+    } else {
+        return None;
+    };
+    Money::parse(&without_grouping(amount)?, &currency.to_ascii_uppercase()).ok()
+}
+
+/// `1,024.98` -> `1024.98`: commas only as thousands separators (groups of three digits).
+fn without_grouping(amount: &str) -> Option<String> {
+    if !amount.contains(',') {
+        return Some(amount.to_owned());
+    }
+    let (whole, fraction) = match amount.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (amount, None),
+    };
+    let mut groups = whole.split(',');
+    let lead = groups.next()?;
+    let lead_ok = (1..=3).contains(&lead.len()) && lead.bytes().all(|b| b.is_ascii_digit());
+    let rest: Vec<&str> = groups.collect();
+    if !lead_ok
+        || !rest
+            .iter()
+            .all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let mut plain = lead.to_owned();
+    plain.extend(rest);
+    if let Some(fraction) = fraction {
+        plain.push('.');
+        plain.push_str(fraction);
+    }
+    Some(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Outcome;
+    use crate::reference::MerchantReference;
+
+    fn request() -> RefundRequest {
+        RefundRequest::new(
+            PROVIDER,
+            "ORDER-1",
+            Money::parse("100.50", "AUD").unwrap(),
+            MerchantReference::new("RF-1").unwrap(),
+        )
+    }
+
+    fn success(amount: &str, status: &str, id: &str) -> Answer {
+        Answer::new(
+            200,
+            format!(
+                r#"{{"refundReference":"RF-1","bnplProvider":"KLARNA_AU","refundedAmount":{amount},"refundStatus":"{status}","description":{{}},"refundDate":"Fri, 08 Oct 2021 06:22:20 GMT","bnplRefundId":{id}}}"#
+            ),
+        )
+    }
+
+    fn aud(amount: &str) -> Option<Money> {
+        Some(Money::parse(amount, "AUD").unwrap())
+    }
+
+    #[test]
+    fn refunded_amount_as_string_or_number_exactly() {
+        for amount in [
+            r#""100.50""#,
+            "100.50",
+            "100.500",
+            "1.005e2",
+            r#""1.005e2""#,
+        ] {
+            let refund = refund_result(&request(), &success(amount, "SUCCESSFUL", r#""b-1""#))
+                .unwrap_or_else(|err| panic!("{amount}: {err}"));
+            assert_eq!(refund.amount, aud("100.50").unwrap(), "{amount}");
+        }
+        for amount in [r#""100.505""#, r#""abc""#, "null", r#""""#] {
+            let err =
+                refund_result(&request(), &success(amount, "SUCCESSFUL", r#""b-1""#)).unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::Protocol, "{amount}");
+            assert_eq!(err.outcome(), Outcome::Unknown, "{amount}");
+        }
+    }
+
+    #[test]
+    fn statuses_in_any_case_and_a_null_refund_id() {
+        for (status, expected) in [
+            ("successful", RefundStatus::Succeeded),
+            ("Successful", RefundStatus::Succeeded),
+            ("CANCELLED", RefundStatus::Failed),
+            ("Canceled", RefundStatus::Failed),
+            ("DECLINED", RefundStatus::Failed),
+            ("failed", RefundStatus::Failed),
+            ("PENDING", RefundStatus::Pending),
+            ("PROCESSING", RefundStatus::Pending),
+        ] {
+            let refund = refund_result(&request(), &success("100.50", status, r#""b-1""#)).unwrap();
+            assert_eq!(refund.status, expected, "{status}");
+        }
+        let pending = refund_result(&request(), &success("100.50", "PENDING", "null")).unwrap();
+        assert_eq!(pending.status, RefundStatus::Pending);
+        assert_eq!(pending.provider_refund_id, None);
+    }
+
+    #[test]
+    fn the_over_limit_sentence_in_any_currency_and_shape() {
+        assert_eq!(
+            over_limit("You can only refund amount up to AUD 24.98"),
+            Some(aud("24.98"))
+        );
+        assert_eq!(
+            over_limit("You can only refund amount up to AUD 24.98."),
+            Some(aud("24.98"))
+        );
+        assert_eq!(
+            over_limit(" you can only refund amount up to aud 24.98 "),
+            Some(aud("24.98"))
+        );
+        assert_eq!(
+            over_limit("You can only refund amount up to 24.98 AUD"),
+            Some(aud("24.98"))
+        );
+        assert_eq!(
+            over_limit("You can only refund amount up to AUD 1,024.98"),
+            Some(aud("1024.98"))
+        );
+        assert_eq!(
+            over_limit("You can only refund amount up to JPY 2500"),
+            Some(Some(Money::parse("2500", "JPY").unwrap()))
+        );
+        // The sentence, but a limit that cannot be read exactly.
+        for text in [
+            "You can only refund amount up to AUD 24.985",
+            "You can only refund amount up to AUD 1,02.98",
+            "You can only refund amount up to XYZ 24.98",
+            "You can only refund amount up to AUD",
+            "You can only refund amount up to the captured amount",
+        ] {
+            assert_eq!(over_limit(text), Some(None), "{text}");
+        }
+        assert_eq!(
+            over_limit("Refund amount exceeds the refundable amount"),
+            None
+        );
+        assert_eq!(
+            over_limit("Unexpected token a in JSON at position 157"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_limit_in_another_currency_is_not_reported_as_ours() {
+        let answer = Answer::new(
+            400,
+            r#"{"statusCode":400,"message":["You can only refund amount up to NZD 24.98"]}"#,
+        );
+        let err = refund_result(&request(), &answer).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::ExceedsRefundable { limit: None });
+        assert_eq!(err.outcome(), Outcome::NotApplied);
+        assert_eq!(
+            err.provider_message(),
+            Some("You can only refund amount up to NZD 24.98")
+        );
+    }
+
+    #[test]
+    fn any_4xx_is_a_refusal_whatever_its_body() {
+        for (status, body, kind) in [
+            (
+                400,
+                "",
+                ErrorKind::InvalidRequest {
+                    field: "request".into(),
+                    reason: "refused with HTTP 400".into(),
+                },
+            ),
+            (401, "<html>nope</html>", ErrorKind::Unauthorized),
+            (403, r#"{"statusCode":403}"#, ErrorKind::Forbidden),
+            (
+                404,
+                r#"{"message":"Cannot POST /orders/x/refund"}"#,
+                ErrorKind::OrderNotFound,
+            ),
+            (
+                422,
+                r#"{"statusCode":422,"message":["refundReference should not be empty"],"error":"Unprocessable Entity"}"#,
+                ErrorKind::InvalidRequest {
+                    field: "request".into(),
+                    reason: "refundReference should not be empty".into(),
+                },
+            ),
+            (429, "Too Many Requests", ErrorKind::Transient),
+        ] {
+            let err = refund_result(&request(), &Answer::new(status, body)).unwrap_err();
+            assert_eq!(err.kind(), &kind, "{status} {body}");
+            assert_eq!(err.outcome(), Outcome::NotApplied, "{status} {body}");
+        }
+        for status in [409, 425, 500, 502] {
+            let err = refund_result(&request(), &Answer::new(status, "")).unwrap_err();
+            assert_eq!(err.outcome(), Outcome::Unknown, "{status}");
+        }
+    }
+
+    #[test]
+    fn duplicate_reference_in_a_message_array() {
+        let answer = Answer::new(
+            400,
+            r#"{"statusCode":400,"message":["Refund reference RF-1 already exists."],"error":"Bad Request"}"#,
+        );
+        let err = refund_result(&request(), &answer).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Duplicate);
+        assert_eq!(err.outcome(), Outcome::Applied);
+        assert_eq!(err.provider_code(), Some("Bad Request"));
+    }
 }
