@@ -139,7 +139,7 @@ pub use capabilities::Capabilities;
 pub use client::{Refunds, RefundsBuilder};
 pub use config::{AfterPayConfig, MoyasarConfig, OpenAppConfig, OpttyConfig};
 pub use error::{ErrorKind, FieldProblem, Outcome, ProviderMessage, RefundError};
-pub use model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
+pub use model::{ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 pub use money::{Currency, Money, MoneyError};
 pub use reference::MerchantReference;
 pub use retry::{RetryPolicy, Settlement};
