@@ -3,18 +3,16 @@
 //!
 //! Every adapter turns an [`Answer`] into our result with one pure function,
 //! `providers::<provider>::transformers::refund_result`; production reads the answer with
-//! `receive` and calls that same function, so what the tests exercise is what runs.
+//! the providers' transport (`providers::transport`) and calls that same function, so what the
+//! tests exercise is what runs.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::error::{ErrorKind, Outcome, RefundError};
-use crate::model::Provider;
 
 /// Caps on the size of a provider's answer. An answer past a cap is not read further: the
 /// refund's outcome is unknown (the provider may have applied it) and memory stays bounded.
@@ -151,138 +149,6 @@ impl JsonSchema for RawAnswer {
         // Whatever the provider sent.
         schemars::schema::Schema::Bool(true)
     }
-}
-
-/// Sends `request` and reads the answer within `limits`. A failure here never saw a complete
-/// answer: see [`transport_error`] for its outcome.
-pub(crate) async fn receive(
-    provider: Provider,
-    request: reqwest::RequestBuilder,
-    limits: AnswerLimits,
-) -> Result<Answer, RefundError> {
-    let mut response = request
-        .send()
-        .await
-        .map_err(|err| transport_error(provider, err))?;
-    let status = response.status().as_u16();
-    // The attempt's span (see `Refunds::refund`) carries the status of what came back.
-    tracing::Span::current().record("http_status", status);
-    let too_large = |what: String| {
-        RefundError::new(ErrorKind::Protocol)
-            .with_provider(provider)
-            .with_http_status(status)
-            .with_provider_message(format!(
-                "the answer was not read: {what}; the refund may have been applied"
-            ))
-    };
-    let header_bytes: usize = response
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if header_bytes > limits.max_header_bytes {
-        return Err(too_large(format!(
-            "its headers are {header_bytes} bytes, more than the {} allowed",
-            limits.max_header_bytes
-        )));
-    }
-    if let Some(length) = response.content_length()
-        && length > limits.max_body_bytes as u64
-    {
-        return Err(too_large(format!(
-            "its body is {length} bytes, more than the {} allowed",
-            limits.max_body_bytes
-        )));
-    }
-    let headers = std::mem::take(response.headers_mut());
-    // Sized from Content-Length (already checked against the cap), so the buffer is allocated
-    // once instead of growing chunk by chunk.
-    let expected = response
-        .content_length()
-        .and_then(|length| usize::try_from(length).ok())
-        .unwrap_or(0);
-    let mut body = BytesMut::with_capacity(expected.min(limits.max_body_bytes));
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|err| transport_error(provider, err).with_http_status(status))?
-    {
-        if body.len() + chunk.len() > limits.max_body_bytes {
-            return Err(too_large(format!(
-                "its body is larger than the {} bytes allowed",
-                limits.max_body_bytes
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Answer {
-        status,
-        headers,
-        body: body.freeze(),
-    })
-}
-
-/// Maps a failure of the HTTP client, where no complete answer came back:
-///
-/// - the request could not be built, or no connection could be made: nothing was sent,
-///   [`ErrorKind::Transient`] (or [`ErrorKind::Protocol`] for a request that cannot be built),
-///   not applied;
-/// - a time-out, or the connection lost after the request left: [`ErrorKind::Timeout`],
-///   outcome unknown;
-/// - an answer hyper could not parse (a response head too large, a broken status line):
-///   [`ErrorKind::Protocol`], outcome unknown.
-pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> RefundError {
-    let (kind, outcome, message) = if err.is_builder() {
-        (
-            ErrorKind::Protocol,
-            Outcome::NotApplied,
-            "the request could not be built (check the base URL)",
-        )
-    } else if err.is_connect() {
-        (
-            ErrorKind::Transient,
-            Outcome::NotApplied,
-            "could not connect to the provider; nothing was sent",
-        )
-    } else if err.is_timeout() {
-        (
-            ErrorKind::Timeout,
-            Outcome::Unknown,
-            "the provider did not answer in time",
-        )
-    } else if unparsable_answer(&err) {
-        (
-            ErrorKind::Protocol,
-            Outcome::Unknown,
-            "the answer could not be parsed as HTTP (its head may be too large)",
-        )
-    } else {
-        (
-            ErrorKind::Timeout,
-            Outcome::Unknown,
-            "the connection failed before a complete answer arrived",
-        )
-    };
-    RefundError::new(kind)
-        .with_outcome(outcome)
-        .with_provider(provider)
-        .with_provider_message(message)
-        .caused_by(err.without_url())
-}
-
-/// Whether hyper refused the answer as malformed HTTP.
-fn unparsable_answer(err: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = source {
-        if current
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_parse)
-        {
-            return true;
-        }
-        source = current.source();
-    }
-    false
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 
 use serde::Serialize;
 
-use crate::model::Provider;
 use crate::reference::MerchantReference;
 
 /// The refund features and limits of one provider, from its documentation and spec.
@@ -112,26 +111,6 @@ impl Capabilities {
             provider_max
         } else {
             MerchantReference::MAX_LEN
-        }
-    }
-}
-
-impl Provider {
-    /// The provider's refund features and limits: the limits come from its spec (the
-    /// generated `constraints` of its crate), the features from its documentation. A
-    /// provider whose cargo feature is off has [`Capabilities::NOT_COMPILED`].
-    pub fn capabilities(self) -> Capabilities {
-        match self {
-            #[cfg(feature = "optty")]
-            Provider::Optty => crate::providers::optty::capabilities(),
-            #[cfg(feature = "afterpay")]
-            Provider::AfterPay => crate::providers::afterpay::capabilities(),
-            #[cfg(feature = "moyasar")]
-            Provider::Moyasar => crate::providers::moyasar::capabilities(),
-            #[cfg(feature = "openapp")]
-            Provider::OpenApp => crate::providers::openapp::capabilities(),
-            #[allow(unreachable_patterns)]
-            _ => Capabilities::NOT_COMPILED,
         }
     }
 }

@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::Provider;
 use crate::money::Money;
+use crate::provider::Provider;
 
 /// What an answer tells about the money: the one classification the retry executor, the
 /// single-flight of identical calls and a journal rest on.
@@ -493,5 +493,24 @@ impl StdError for RefundError {
             .cause
             .as_deref()
             .map(|cause| cause as &(dyn StdError + 'static))
+    }
+}
+
+/// Parsing a provider's name fails with a [`RefundError`] naming the field, so the impl lives
+/// with the error (the provider list itself knows nothing of errors).
+impl std::str::FromStr for Provider {
+    type Err = RefundError;
+
+    /// Parses the [`as_str`](Provider::as_str) form.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                RefundError::invalid(
+                    "provider",
+                    format!("unknown provider {s:?}: expected optty, afterpay, moyasar or openapp"),
+                )
+            })
     }
 }

@@ -126,8 +126,10 @@ pub mod config;
 pub mod error;
 pub mod model;
 pub mod money;
+pub mod provider;
 pub mod reference;
 pub mod signing;
+mod validate;
 
 pub mod client;
 pub mod providers;
@@ -139,7 +141,9 @@ pub use capabilities::Capabilities;
 pub use client::{Refunds, RefundsBuilder};
 pub use config::{AfterPayConfig, MoyasarConfig, OpenAppConfig, OpttyConfig};
 pub use error::{ErrorKind, FieldProblem, Outcome, ProviderMessage, RefundError};
-pub use model::{ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
+pub use model::{
+    ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use reference::MerchantReference;
 pub use retry::{RetryPolicy, Settlement};

@@ -11,7 +11,6 @@
 use serde_json::Value;
 
 use crate::error::ProviderMessage;
-use crate::providers::{excerpt, json_text};
 
 /// Keys that hold a machine-readable code, in the order they are preferred.
 /// (Not `type`: ASP.NET problem details put a documentation URL there, Riverty a category.)
@@ -181,6 +180,25 @@ fn scalar_text(value: &Value) -> Option<String> {
 fn non_empty(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// At most this much of an unparsable body is kept in an error message.
+const BODY_EXCERPT: usize = 200;
+
+/// A body excerpt for error messages: a proxy's HTML page, say.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT * 4)]);
+    let mut end = text.len().min(BODY_EXCERPT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].trim().to_owned()
+}
+
+/// A body's JSON text: a UTF-8 byte order mark (which some servers put before JSON, and
+/// serde_json refuses) dropped.
+pub(crate) fn json_text(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
 #[cfg(test)]

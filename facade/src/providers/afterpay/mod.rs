@@ -14,7 +14,7 @@ use crate::answer::AnswerLimits;
 use crate::config::AfterPayConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{
+use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,
 };
 

@@ -20,7 +20,8 @@ use crate::error::{ErrorKind, ProviderMessage, RefundError};
 use crate::model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
-use crate::providers::{answer_error, decode, json_text, raw, undocumented, with_body_text};
+use crate::providers::error_body::json_text;
+use crate::providers::mapping::{answer_error, decode, raw, undocumented, with_body_text};
 
 const PROVIDER: Provider = Provider::AfterPay;
 

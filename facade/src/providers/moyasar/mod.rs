@@ -15,7 +15,7 @@ use crate::answer::AnswerLimits;
 use crate::config::MoyasarConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{
+use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,
 };
 

@@ -20,7 +20,9 @@ use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
-use crate::providers::{answer_error, decode, raw, refusal_kind, undocumented, with_body_text};
+use crate::providers::mapping::{
+    answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
+};
 
 const PROVIDER: Provider = Provider::Moyasar;
 

@@ -14,11 +14,11 @@ use openapp_api::operations::refund_order as operation;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
 
-use crate::answer::receive;
 use crate::config::OpenAppConfig;
 use crate::error::{ErrorKind, Outcome, RefundError};
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{http_client, operation_request, operation_url};
+use crate::providers::transport::receive;
+use crate::providers::transport::{http_client, operation_request, operation_url};
 use crate::signing::openapp_signature;
 
 pub use transformers::SIGNATURE_HEADER;

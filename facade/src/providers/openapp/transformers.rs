@@ -24,8 +24,9 @@ use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::Money;
 use crate::providers::error_body::ErrorBody;
-use crate::providers::{
-    answer_error, decode, json_text, raw, refusal_kind, undocumented, with_body_text,
+use crate::providers::error_body::json_text;
+use crate::providers::mapping::{
+    answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
 };
 use crate::signing::{OpenAppAuthorization, verify_openapp_signature};
 

@@ -15,11 +15,11 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
-use crate::answer::receive;
 use crate::config::OpttyConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::{
+use crate::providers::transport::receive;
+use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,
 };
 

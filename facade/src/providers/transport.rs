@@ -1,0 +1,256 @@
+//! The providers' transport: a request built from a generated operation (its method and path,
+//! a caller's value kept in one path segment), sent, and its answer read within
+//! [`AnswerLimits`]; what a failure before a complete answer means for the money.
+
+use bytes::BytesMut;
+
+use crate::answer::{Answer, AnswerLimits};
+use crate::error::{ErrorKind, Outcome, RefundError};
+use crate::provider::Provider;
+
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`): what a caller's
+/// value is percent-encoded with in a path. Stricter than progenitor's `encode_path`, which
+/// leaves `\` as it is, and URL parsers read that as `/` in http(s) URLs.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
+/// The path of an operation: each `{parameter}` of the generated `PATH` template filled, in
+/// order, with the value percent-encoded as one segment ([`PATH_SEGMENT`]). A value of `.` or
+/// `..` stays a dot segment whatever its encoding: validation refuses those before any I/O
+/// ([`Capabilities::order_id_in_path`](crate::Capabilities::order_id_in_path)).
+pub(crate) fn operation_path(template: &str, values: &[&str]) -> String {
+    let mut path = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    let mut values = values.iter();
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |i| open + i);
+        let value = values.next().copied().unwrap_or_default();
+        path.extend(percent_encoding::utf8_percent_encode(value, PATH_SEGMENT));
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+    path.push_str(rest);
+    path
+}
+
+/// `base_url` + `path`, with a trailing slash on the base URL harmless.
+pub(crate) fn operation_url(base_url: &str, path: &str) -> String {
+    format!("{}{path}", base_url.trim_end_matches('/'))
+}
+
+/// The request of a generated operation: its method (from the generated constant) to `url`.
+pub(crate) fn operation_request(
+    http: &reqwest::Client,
+    method: &str,
+    url: String,
+) -> reqwest::RequestBuilder {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
+    http.request(method, url)
+}
+
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
+/// Sends `body` as JSON with `request` and reads the answer within `limits`: the transport of
+/// every adapter.
+pub(crate) async fn send_json(
+    provider: Provider,
+    request: reqwest::RequestBuilder,
+    body: &impl serde::Serialize,
+    limits: crate::answer::AnswerLimits,
+) -> Result<Answer, RefundError> {
+    let body = serde_json::to_vec(body).map_err(|err| {
+        RefundError::new(ErrorKind::Protocol)
+            .with_outcome(crate::Outcome::NotApplied)
+            .with_provider(provider)
+            .with_provider_message(format!("could not encode the request: {err}"))
+    })?;
+    let request = request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(body);
+    receive(provider, request, limits).await
+}
+
+/// A reqwest client with the provider's timeout, rustls, and the given default headers (marked
+/// sensitive, so reqwest never prints them).
+pub(crate) fn http_client(
+    timeout: std::time::Duration,
+    headers: reqwest::header::HeaderMap,
+) -> Result<reqwest::Client, RefundError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .map_err(|err| {
+            RefundError::new(ErrorKind::Protocol)
+                .with_outcome(crate::Outcome::NotApplied)
+                .with_provider_message("could not build the HTTP client")
+                .caused_by(err)
+        })
+}
+
+#[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
+/// A header value that is never printed (API keys, bearer tokens).
+pub(crate) fn secret_header(value: &str) -> Result<reqwest::header::HeaderValue, RefundError> {
+    let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        RefundError::invalid("credentials", "contains characters not allowed in a header")
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Sends `request` and reads the answer within `limits`. A failure here never saw a complete
+/// answer: see [`transport_error`] for its outcome.
+pub(crate) async fn receive(
+    provider: Provider,
+    request: reqwest::RequestBuilder,
+    limits: AnswerLimits,
+) -> Result<Answer, RefundError> {
+    let mut response = request
+        .send()
+        .await
+        .map_err(|err| transport_error(provider, err))?;
+    let status = response.status().as_u16();
+    // The attempt's span (see `Refunds::refund`) carries the status of what came back.
+    tracing::Span::current().record("http_status", status);
+    let too_large = |what: String| {
+        RefundError::new(ErrorKind::Protocol)
+            .with_provider(provider)
+            .with_http_status(status)
+            .with_provider_message(format!(
+                "the answer was not read: {what}; the refund may have been applied"
+            ))
+    };
+    let header_bytes: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(too_large(format!(
+            "its headers are {header_bytes} bytes, more than the {} allowed",
+            limits.max_header_bytes
+        )));
+    }
+    if let Some(length) = response.content_length()
+        && length > limits.max_body_bytes as u64
+    {
+        return Err(too_large(format!(
+            "its body is {length} bytes, more than the {} allowed",
+            limits.max_body_bytes
+        )));
+    }
+    let headers = std::mem::take(response.headers_mut());
+    // Sized from Content-Length (already checked against the cap), so the buffer is allocated
+    // once instead of growing chunk by chunk.
+    let expected = response
+        .content_length()
+        .and_then(|length| usize::try_from(length).ok())
+        .unwrap_or(0);
+    let mut body = BytesMut::with_capacity(expected.min(limits.max_body_bytes));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| transport_error(provider, err).with_http_status(status))?
+    {
+        if body.len() + chunk.len() > limits.max_body_bytes {
+            return Err(too_large(format!(
+                "its body is larger than the {} bytes allowed",
+                limits.max_body_bytes
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body: body.freeze(),
+    })
+}
+
+/// Maps a failure of the HTTP client, where no complete answer came back:
+///
+/// - the request could not be built, or no connection could be made: nothing was sent,
+///   [`ErrorKind::Transient`] (or [`ErrorKind::Protocol`] for a request that cannot be built),
+///   not applied;
+/// - a time-out, or the connection lost after the request left: [`ErrorKind::Timeout`],
+///   outcome unknown;
+/// - an answer hyper could not parse (a response head too large, a broken status line):
+///   [`ErrorKind::Protocol`], outcome unknown.
+pub(crate) fn transport_error(provider: Provider, err: reqwest::Error) -> RefundError {
+    let (kind, outcome, message) = if err.is_builder() {
+        (
+            ErrorKind::Protocol,
+            Outcome::NotApplied,
+            "the request could not be built (check the base URL)",
+        )
+    } else if err.is_connect() {
+        (
+            ErrorKind::Transient,
+            Outcome::NotApplied,
+            "could not connect to the provider; nothing was sent",
+        )
+    } else if err.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            Outcome::Unknown,
+            "the provider did not answer in time",
+        )
+    } else if unparsable_answer(&err) {
+        (
+            ErrorKind::Protocol,
+            Outcome::Unknown,
+            "the answer could not be parsed as HTTP (its head may be too large)",
+        )
+    } else {
+        (
+            ErrorKind::Timeout,
+            Outcome::Unknown,
+            "the connection failed before a complete answer arrived",
+        )
+    };
+    RefundError::new(kind)
+        .with_outcome(outcome)
+        .with_provider(provider)
+        .with_provider_message(message)
+        .caused_by(err.without_url())
+}
+
+/// Whether hyper refused the answer as malformed HTTP.
+fn unparsable_answer(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse)
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(any(feature = "optty", feature = "afterpay", feature = "moyasar"))]
+    fn paths_are_filled_in_order_and_encoded() {
+        assert_eq!(
+            operation_path("/v1/orders/{id}/refund", &["a b/c"]),
+            "/v1/orders/a%20b%2Fc/refund"
+        );
+        assert_eq!(
+            operation_path("/v1/orders/{id}/refund", &[r"..\payments\x;y%2e?#é"]),
+            "/v1/orders/..%5Cpayments%5Cx%3By%252e%3F%23%C3%A9/refund"
+        );
+        assert_eq!(operation_path("/token", &[]), "/token");
+        assert_eq!(operation_url("http://h:1/", "/token"), "http://h:1/token");
+    }
+}
