@@ -361,8 +361,10 @@ impl Publish {
 impl Drop for Publish {
     fn drop(&mut self) {
         if self.sender.is_some() {
+            let provider = self.request.provider;
             let lost = RefundError::new(crate::ErrorKind::Protocol)
-                .with_provider(self.request.provider)
+                .with_provider(provider)
+                .with_deduplication(provider.capabilities().idempotent_retries)
                 .with_provider_message("the attempt's task ended without a result");
             self.publish(Err(lost));
         }

@@ -205,6 +205,9 @@ struct Inner {
     kind: ErrorKind,
     outcome: Outcome,
     retry_futile: bool,
+    /// The provider deduplicates on our key (set by its adapter): an unknown outcome may be
+    /// re-sent.
+    deduplicated: bool,
     retry_after: Option<Duration>,
     provider: Option<Provider>,
     http_status: Option<u16>,
@@ -235,6 +238,7 @@ impl RefundError {
             inner: Box::new(Inner {
                 outcome: kind.outcome(),
                 retry_futile: false,
+                deduplicated: false,
                 retry_after: None,
                 kind,
                 provider: None,
@@ -311,6 +315,17 @@ impl RefundError {
     #[must_use]
     pub fn with_outcome(mut self, outcome: Outcome) -> RefundError {
         self.inner.outcome = outcome;
+        self
+    }
+
+    /// Says whether the provider deduplicates on our merchant reference, so that an unknown
+    /// outcome may be re-sent ([`is_retryable`](RefundError::is_retryable)). Each provider's
+    /// adapter sets it on every error it returns, from its room's capability
+    /// ([`Capabilities::idempotent_retries`](crate::Capabilities::idempotent_retries)); an error
+    /// made elsewhere is not retryable when its outcome is unknown unless it says so.
+    #[must_use]
+    pub fn with_deduplication(mut self, deduplicated: bool) -> RefundError {
+        self.inner.deduplicated = deduplicated;
         self
     }
 
@@ -409,10 +424,7 @@ impl RefundError {
         }
         match self.inner.outcome {
             Outcome::NotApplied => self.inner.kind == ErrorKind::Transient,
-            Outcome::Unknown => self
-                .inner
-                .provider
-                .is_some_and(|provider| provider.capabilities().idempotent_retries),
+            Outcome::Unknown => self.inner.deduplicated,
             Outcome::Applied => false,
         }
     }

@@ -280,7 +280,9 @@ mod tests {
     }
 
     fn error(kind: ErrorKind, provider: Provider) -> RefundError {
-        RefundError::new(kind).with_provider(provider)
+        RefundError::new(kind)
+            .with_provider(provider)
+            .with_deduplication(provider.capabilities().idempotent_retries)
     }
 
     #[test]

@@ -208,5 +208,6 @@ pub(crate) async fn outcome_of(
 fn lost(provider: Provider) -> RefundError {
     RefundError::new(crate::ErrorKind::Protocol)
         .with_provider(provider)
+        .with_deduplication(provider.capabilities().idempotent_retries)
         .with_provider_message("the attempt ended without a result (its task failed)")
 }

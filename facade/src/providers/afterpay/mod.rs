@@ -20,6 +20,11 @@ use crate::providers::transport::{
 
 const PROVIDER: Provider = Provider::AfterPay;
 
+/// Whether the provider deduplicates on our merchant reference, so a request whose answer was
+/// lost may be sent again (Riverty documents no duplicate key: an answer lost after sending is never re-sent). Set on every error of this room
+/// ([`RefundError::is_retryable`]) and stated in [`capabilities`].
+pub(crate) const DEDUPLICATES: bool = false;
+
 /// Refunds through AfterPay (Riverty).
 pub struct AfterPay {
     http: reqwest::Client,
@@ -44,6 +49,12 @@ impl AfterPay {
 
     /// Sends one refund; the request must have passed validation.
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        self.send(request)
+            .await
+            .map_err(|error| error.with_deduplication(DEDUPLICATES))
+    }
+
+    async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
         let path = operation_path(operation::PATH, &[&request.order_id]);
         let url = operation_url(&self.base_url, &path);
@@ -62,7 +73,7 @@ pub fn capabilities() -> Capabilities {
         partial_requires_line_items: true,
         reasons: false,
         synchronous_result: true,
-        idempotent_retries: false,
+        idempotent_retries: DEDUPLICATES,
         max_minor_units: None,
         max_reference_len: Capabilities::reference_len(body::transaction_reference::MAX_LENGTH),
         max_description_len: None,

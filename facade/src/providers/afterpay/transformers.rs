@@ -122,6 +122,10 @@ fn refund_item(
 /// of our own (the sandbox once sent `RefundAmountTooHigh`) would misread the day Riverty
 /// sends something else, so none is recognised.
 pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+    read_answer(request, answer).map_err(|error| error.with_deduplication(super::DEDUPLICATES))
+}
+
+fn read_answer(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
     match answer.status {
         200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
         400 => Err(refusal(answer)),

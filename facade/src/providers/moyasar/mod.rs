@@ -21,6 +21,11 @@ use crate::providers::transport::{
 
 const PROVIDER: Provider = Provider::Moyasar;
 
+/// Whether the provider deduplicates on our merchant reference, so a request whose answer was
+/// lost may be sent again (the duplicate key is sent on every attempt). Set on every error of this room
+/// ([`RefundError::is_retryable`]) and stated in [`capabilities`].
+pub(crate) const DEDUPLICATES: bool = true;
+
 /// Refunds through Moyasar.
 pub struct Moyasar {
     http: reqwest::Client,
@@ -45,6 +50,12 @@ impl Moyasar {
 
     /// Sends one refund; the request must have passed validation.
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        self.send(request)
+            .await
+            .map_err(|error| error.with_deduplication(DEDUPLICATES))
+    }
+
+    async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
         let path = operation_path(operation::PATH, &[&request.order_id]);
         let url = operation_url(&self.base_url, &path);
@@ -63,7 +74,7 @@ pub fn capabilities() -> Capabilities {
         partial_requires_line_items: false,
         reasons: false,
         synchronous_result: true,
-        idempotent_retries: true,
+        idempotent_retries: DEDUPLICATES,
         max_minor_units: Some(body::amount::MAXIMUM),
         // The reference is not sent: its UUID v5 is, whatever the reference's length.
         max_reference_len: MerchantReference::MAX_LEN,

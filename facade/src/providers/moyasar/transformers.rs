@@ -94,6 +94,10 @@ pub fn refund_body(request: &RefundRequest) -> Result<WireRefund, RefundError> {
 /// | `system_error` | `Pending` | an error inside Moyasar while the refund ran: as `timeout`, not documented as final, and a refund that may yet be applied must not be re-sent as a new one |
 /// | anything else | `Pending` | the transaction exists, so the refund is not lost; it is not known to be final |
 pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+    read_answer(request, answer).map_err(|error| error.with_deduplication(super::DEDUPLICATES))
+}
+
+fn read_answer(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
     match answer.status {
         200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
         400..=499 => Err(refund_error(answer)),

@@ -25,6 +25,11 @@ pub use transformers::SIGNATURE_HEADER;
 
 const PROVIDER: Provider = Provider::OpenApp;
 
+/// Whether the provider deduplicates on our merchant reference, so a request whose answer was
+/// lost may be sent again (the duplicate key is sent on every attempt). Set on every error of this room
+/// ([`RefundError::is_retryable`]) and stated in [`capabilities`].
+pub(crate) const DEDUPLICATES: bool = true;
+
 /// Refunds through OpenApp.
 pub struct OpenApp {
     config: OpenAppConfig,
@@ -42,6 +47,12 @@ impl OpenApp {
 
     /// Sends one refund; the request must have passed validation.
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        self.send(request)
+            .await
+            .map_err(|error| error.with_deduplication(DEDUPLICATES))
+    }
+
+    async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = serde_json::to_vec(&transformers::refund_body(request)?).map_err(|err| {
             RefundError::new(ErrorKind::Protocol)
                 .with_outcome(Outcome::NotApplied)
@@ -86,7 +97,7 @@ pub fn capabilities() -> Capabilities {
         partial_requires_line_items: false,
         reasons: true,
         synchronous_result: false,
-        idempotent_retries: true,
+        idempotent_retries: DEDUPLICATES,
         max_minor_units: None,
         max_reference_len: Capabilities::reference_len(body::case_id::MAX_LENGTH),
         max_description_len: Some(body::notes::MAX_LENGTH),

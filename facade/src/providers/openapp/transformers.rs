@@ -142,6 +142,15 @@ pub fn refund_result(
     answer: &Answer,
     verify: Option<&OpenAppConfig>,
 ) -> Result<Refund, RefundError> {
+    read_answer(request, answer, verify)
+        .map_err(|error| error.with_deduplication(super::DEDUPLICATES))
+}
+
+fn read_answer(
+    request: &RefundRequest,
+    answer: &Answer,
+    verify: Option<&OpenAppConfig>,
+) -> Result<Refund, RefundError> {
     let says_refund_exists = (200..300).contains(&answer.status) || answer.status == 409;
     if says_refund_exists && let Some(config) = verify.filter(|c| c.verify_response_signatures) {
         verify_signature(config, answer)?;

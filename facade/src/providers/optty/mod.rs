@@ -25,6 +25,11 @@ use crate::providers::transport::{
 
 const PROVIDER: Provider = Provider::Optty;
 
+/// Whether the provider deduplicates on our merchant reference, so a request whose answer was
+/// lost may be sent again (the duplicate key is sent on every attempt). Set on every error of this room
+/// ([`RefundError::is_retryable`]) and stated in [`capabilities`].
+pub(crate) const DEDUPLICATES: bool = true;
+
 /// A token is renewed this long before Optty says it expires, so a request never leaves with
 /// a token that expires in flight.
 const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(60);
@@ -54,6 +59,12 @@ impl Optty {
 
     /// Sends one refund; the request must have passed validation.
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        self.attempt(request)
+            .await
+            .map_err(|error| error.with_deduplication(DEDUPLICATES))
+    }
+
+    async fn attempt(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request);
         let authorization = self.authorization(false).await?;
         match self.send(authorization, request, &body).await {
@@ -134,7 +145,7 @@ pub fn capabilities() -> Capabilities {
         partial_requires_line_items: false,
         reasons: false,
         synchronous_result: true,
-        idempotent_retries: true,
+        idempotent_retries: DEDUPLICATES,
         max_minor_units: None,
         max_reference_len: MerchantReference::MAX_LEN,
         max_description_len: None,

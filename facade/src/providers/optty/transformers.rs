@@ -78,6 +78,10 @@ pub fn token_body(config: &OpttyConfig) -> TokenRequest {
 /// | 5xx (documented 500, a gateway's page), any body | `ServerError` | unknown |
 /// | 1xx, 3xx; a 2xx body that does not decode (a `refundedAmount` that is no decimal, more decimals than the currency has) | `Protocol` | unknown |
 pub fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+    read_answer(request, answer).map_err(|error| error.with_deduplication(super::DEDUPLICATES))
+}
+
+fn read_answer(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
     match answer.status {
         200..=299 => refund_success(request, answer, &decode(PROVIDER, answer)?),
         400..=499 => Err(refund_error(request, answer)),
