@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::config::{Settings, check_base_url};
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
 #[cfg(feature = "afterpay")]
@@ -25,6 +24,7 @@ use crate::providers::openapp::OpenApp;
 #[cfg(feature = "optty")]
 use crate::providers::optty::Optty;
 use crate::reference::MerchantReference;
+use crate::settings::{Settings, check_base_url};
 use crate::single_flight::{FlightResult, Flights, Join, ReplayMemory, outcome_of};
 
 /// Refunds through every configured provider.

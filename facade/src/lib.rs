@@ -128,7 +128,9 @@ pub mod model;
 pub mod money;
 pub mod provider;
 pub mod reference;
-pub mod signing;
+mod settings;
+#[cfg(feature = "openapp")]
+pub use providers::openapp::signing;
 mod validate;
 
 pub mod client;
@@ -139,7 +141,14 @@ mod single_flight;
 pub use answer::{Answer, AnswerLimits, RawAnswer};
 pub use capabilities::Capabilities;
 pub use client::{Refunds, RefundsBuilder};
-pub use config::{AfterPayConfig, MoyasarConfig, OpenAppConfig, OpttyConfig};
+#[cfg(feature = "afterpay")]
+pub use config::AfterPayConfig;
+#[cfg(feature = "moyasar")]
+pub use config::MoyasarConfig;
+#[cfg(feature = "openapp")]
+pub use config::OpenAppConfig;
+#[cfg(feature = "optty")]
+pub use config::OpttyConfig;
 pub use error::{ErrorKind, FieldProblem, Outcome, ProviderMessage, RefundError};
 pub use model::{
     ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus,

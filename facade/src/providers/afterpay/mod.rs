@@ -1,6 +1,7 @@
 //! AfterPay transport: the `X-Auth-Key` header, the generated request body sent to the generated
 //! operation's path, and the answer read within the configured limits.
 
+pub mod config;
 pub mod transformers;
 
 use afterpay_api::constraints::refund_order as body;
@@ -11,9 +12,9 @@ use reqwest::header::{HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
 
 use crate::answer::AnswerLimits;
-use crate::config::AfterPayConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
+use crate::providers::afterpay::config::AfterPayConfig;
 use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,
 };

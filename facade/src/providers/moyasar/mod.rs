@@ -1,6 +1,7 @@
 //! Moyasar transport: the secret key as a bearer token, the generated request body sent to the
 //! generated operation's path, and the answer read within the configured limits.
 
+pub mod config;
 pub mod transformers;
 
 use moyasar_api::constraints::refund_order as body;
@@ -12,9 +13,9 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
 
 use crate::answer::AnswerLimits;
-use crate::config::MoyasarConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
+use crate::providers::moyasar::config::MoyasarConfig;
 use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,
 };

@@ -3,6 +3,8 @@
 //! OpenAPI document, so there is no generated client: the body type is generated (typify), the
 //! method and path come from the generated `operations` module, and reqwest sends it.
 
+pub mod config;
+pub mod signing;
 pub mod transformers;
 
 use openapp_api::constraints::refund_order as body;
@@ -14,12 +16,12 @@ use openapp_api::operations::refund_order as operation;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
 
-use crate::config::OpenAppConfig;
+use self::signing::openapp_signature;
 use crate::error::{ErrorKind, Outcome, RefundError};
 use crate::model::{Provider, Refund, RefundRequest};
+use crate::providers::openapp::config::OpenAppConfig;
 use crate::providers::transport::receive;
 use crate::providers::transport::{http_client, operation_request, operation_url};
-use crate::signing::openapp_signature;
 
 pub use transformers::SIGNATURE_HEADER;
 

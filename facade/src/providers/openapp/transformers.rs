@@ -19,7 +19,6 @@ use openapp_api::{Reason, RefundAcknowledgement, RefundProduct};
 use secrecy::ExposeSecret;
 
 use crate::answer::Answer;
-use crate::config::OpenAppConfig;
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::Money;
@@ -28,7 +27,8 @@ use crate::providers::error_body::json_text;
 use crate::providers::mapping::{
     answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
 };
-use crate::signing::{OpenAppAuthorization, verify_openapp_signature};
+use crate::providers::openapp::config::OpenAppConfig;
+use crate::providers::openapp::signing::{OpenAppAuthorization, verify_openapp_signature};
 
 /// Request and response signature header.
 pub const SIGNATURE_HEADER: &str = "x-app-signature";
@@ -330,8 +330,8 @@ fn refund_error(answer: &Answer) -> RefundError {
 mod tests {
     use super::*;
     use crate::error::Outcome;
+    use crate::providers::openapp::signing::openapp_signature;
     use crate::reference::MerchantReference;
-    use crate::signing::openapp_signature;
 
     fn request() -> RefundRequest {
         RefundRequest::new(

@@ -2,6 +2,7 @@
 //! and the refund re-sent once on 401), the generated request body sent to the generated
 //! operation's path, and the answer read within the configured limits.
 
+pub mod config;
 pub mod transformers;
 
 use optty_api::constraints::refunds_controller_refund_order as body;
@@ -15,9 +16,9 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
-use crate::config::OpttyConfig;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
+use crate::providers::optty::config::OpttyConfig;
 use crate::providers::transport::receive;
 use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,

@@ -14,7 +14,6 @@ use optty_api::types::{
 use secrecy::ExposeSecret;
 
 use crate::answer::Answer;
-use crate::config::OpttyConfig;
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::Money;
@@ -23,6 +22,7 @@ use crate::providers::error_body::json_text;
 use crate::providers::mapping::{
     answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
 };
+use crate::providers::optty::config::OpttyConfig;
 
 const PROVIDER: Provider = Provider::Optty;
 
