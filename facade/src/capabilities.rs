@@ -65,9 +65,21 @@ pub struct Capabilities {
     /// `A-Z a-z 0-9 - . _ ~`; `.` and `..` are refused, since URL parsers resolve them (even
     /// written `%2e`) as "this" and "parent" directory instead of keeping one segment.
     pub order_id_in_path: bool,
+    /// The provider's id of a refund is our merchant reference (OpenApp's `caseId`), so a
+    /// refund known to exist has a known id even when no answer named it (a duplicate answer,
+    /// a journal entry settled without one): [`Capabilities::refund_id_of`].
+    pub refund_id_is_reference: bool,
 }
 
 impl Capabilities {
+    /// The provider's id of the refund made under `reference`, where the provider's id is the
+    /// reference itself ([`Capabilities::refund_id_is_reference`]); otherwise unknown until an
+    /// answer names it.
+    pub fn refund_id_of(&self, reference: &MerchantReference) -> Option<String> {
+        self.refund_id_is_reference
+            .then(|| reference.as_str().to_owned())
+    }
+
     /// The facade's own limit on the description length, in characters.
     pub const MAX_DESCRIPTION_LEN: usize = 500;
 }
@@ -94,6 +106,7 @@ impl Capabilities {
         max_capture_number_len: None,
         requires_provider_order_id: false,
         order_id_in_path: false,
+        refund_id_is_reference: false,
     };
 
     /// A spec's `multipleOf` text as a decimal step (`None` if it is not a positive decimal).

@@ -429,28 +429,51 @@ impl Adapters {
             Provider::Moyasar => self.moyasar.is_some(),
             #[cfg(feature = "openapp")]
             Provider::OpenApp => self.openapp.is_some(),
-            #[allow(unreachable_patterns)]
-            _ => false,
+            #[cfg(not(feature = "optty"))]
+            Provider::Optty => false,
+            #[cfg(not(feature = "afterpay"))]
+            Provider::AfterPay => false,
+            #[cfg(not(feature = "moyasar"))]
+            Provider::Moyasar => false,
+            #[cfg(not(feature = "openapp"))]
+            Provider::OpenApp => false,
         }
     }
 
     /// Sends one attempt through the request's provider (configured and validated).
     async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        let not_configured = || -> Result<Refund, RefundError> {
+            Err(RefundError::invalid("provider", "not configured").with_provider(request.provider))
+        };
         let result = match request.provider {
             #[cfg(feature = "optty")]
-            Provider::Optty if let Some(optty) = &self.optty => optty.refund(request).await,
+            Provider::Optty => match &self.optty {
+                Some(optty) => optty.refund(request).await,
+                None => not_configured(),
+            },
             #[cfg(feature = "afterpay")]
-            Provider::AfterPay if let Some(afterpay) = &self.afterpay => {
-                afterpay.refund(request).await
-            }
+            Provider::AfterPay => match &self.afterpay {
+                Some(afterpay) => afterpay.refund(request).await,
+                None => not_configured(),
+            },
             #[cfg(feature = "moyasar")]
-            Provider::Moyasar if let Some(moyasar) = &self.moyasar => moyasar.refund(request).await,
+            Provider::Moyasar => match &self.moyasar {
+                Some(moyasar) => moyasar.refund(request).await,
+                None => not_configured(),
+            },
             #[cfg(feature = "openapp")]
-            Provider::OpenApp if let Some(openapp) = &self.openapp => openapp.refund(request).await,
-            _ => {
-                Err(RefundError::invalid("provider", "not configured")
-                    .with_provider(request.provider))
-            }
+            Provider::OpenApp => match &self.openapp {
+                Some(openapp) => openapp.refund(request).await,
+                None => not_configured(),
+            },
+            #[cfg(not(feature = "optty"))]
+            Provider::Optty => not_configured(),
+            #[cfg(not(feature = "afterpay"))]
+            Provider::AfterPay => not_configured(),
+            #[cfg(not(feature = "moyasar"))]
+            Provider::Moyasar => not_configured(),
+            #[cfg(not(feature = "openapp"))]
+            Provider::OpenApp => not_configured(),
         };
         match &result {
             Ok(refund) => tracing::info!(status = ?refund.status, "refund applied"),

@@ -5,25 +5,15 @@ use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use uuid::{Uuid, uuid};
 
 use crate::error::RefundError;
 
-/// The namespace of the UUID v5 Moyasar `transaction_id`s derived by
-/// [`MerchantReference::moyasar_transaction_id`].
-///
-/// It is itself the UUID v5 of the name
-/// `urn:refunds-facade:moyasar:transaction_id` in the RFC 4122 URL namespace
-/// (`6ba7b811-9dad-11d1-80b4-00c04fd430c8`), i.e. in Python
-/// `uuid.uuid5(uuid.NAMESPACE_URL, "urn:refunds-facade:moyasar:transaction_id")`.
-///
-/// **Never change it**: every idempotency key already sent to Moyasar derives
-/// from it, and a different namespace would turn a retry into a second refund.
-pub const MOYASAR_TRANSACTION_NAMESPACE: Uuid = uuid!("672dda92-a6cb-567e-b652-c36fe1b59243");
+#[cfg(feature = "moyasar")]
+pub use crate::providers::moyasar::MOYASAR_TRANSACTION_NAMESPACE;
 
 /// The caller's identifier of one logical refund, and each provider's
 /// duplicate key: Optty `refundReference`, OpenApp `caseId`, the Moyasar
-/// `transaction_id` (via [`moyasar_transaction_id`](Self::moyasar_transaction_id)),
+/// `transaction_id` (a UUID v5 of it: `MerchantReference::moyasar_transaction_id`, with the moyasar feature),
 /// AfterPay `transactionReference`.
 ///
 /// Keep the same reference across retries of one refund, and use a new one
@@ -89,14 +79,6 @@ impl MerchantReference {
     /// The reference text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The Moyasar `transaction_id` (idempotency key) for this reference: the
-    /// UUID v5 of the reference text in [`MOYASAR_TRANSACTION_NAMESPACE`].
-    /// The same reference always yields the same UUID, so retries are
-    /// recognised by Moyasar.
-    pub fn moyasar_transaction_id(&self) -> Uuid {
-        Uuid::new_v5(&MOYASAR_TRANSACTION_NAMESPACE, self.0.as_bytes())
     }
 }
 

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::client::Refunds;
 use crate::error::{Outcome, RefundError};
-use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
+use crate::model::{Refund, RefundRequest, RefundStatus};
 
 /// How hard [`Refunds::refund_with_retries`] tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,8 +255,10 @@ impl Refunds {
 fn existing_refund(request: &RefundRequest) -> Refund {
     Refund {
         provider: request.provider,
-        provider_refund_id: (request.provider == Provider::OpenApp)
-            .then(|| request.merchant_reference.as_str().to_owned()),
+        provider_refund_id: request
+            .provider
+            .capabilities()
+            .refund_id_of(&request.merchant_reference),
         status: RefundStatus::Pending,
         amount: request.amount,
         refunded_total: None,
@@ -268,6 +270,7 @@ fn existing_refund(request: &RefundRequest) -> Refund {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Provider;
     use crate::error::ErrorKind;
 
     fn policy() -> RetryPolicy {

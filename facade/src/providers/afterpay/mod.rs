@@ -87,5 +87,6 @@ pub fn capabilities() -> Capabilities {
         max_capture_number_len: Some(body::capture_number::MAX_LENGTH),
         requires_provider_order_id: false,
         order_id_in_path: true,
+        refund_id_is_reference: false,
     }
 }

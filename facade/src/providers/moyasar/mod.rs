@@ -11,6 +11,7 @@ use crate::reference::MerchantReference;
 use moyasar_api::operations::refund_order as operation;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
+use uuid::{Uuid, uuid};
 
 use crate::answer::AnswerLimits;
 use crate::error::RefundError;
@@ -26,6 +27,29 @@ const PROVIDER: Provider = Provider::Moyasar;
 /// lost may be sent again (the duplicate key is sent on every attempt). Set on every error of this room
 /// ([`RefundError::is_retryable`]) and stated in [`capabilities`].
 pub(crate) const DEDUPLICATES: bool = true;
+
+/// The namespace of the UUID v5 Moyasar `transaction_id`s derived by
+/// [`MerchantReference::moyasar_transaction_id`](crate::MerchantReference::moyasar_transaction_id).
+///
+/// It is itself the UUID v5 of the name
+/// `urn:refunds-facade:moyasar:transaction_id` in the RFC 4122 URL namespace
+/// (`6ba7b811-9dad-11d1-80b4-00c04fd430c8`), i.e. in Python
+/// `uuid.uuid5(uuid.NAMESPACE_URL, "urn:refunds-facade:moyasar:transaction_id")`.
+///
+/// **Never change it**: every idempotency key already sent to Moyasar derives
+/// from it, and a different namespace would turn a retry into a second refund.
+pub const MOYASAR_TRANSACTION_NAMESPACE: Uuid = uuid!("672dda92-a6cb-567e-b652-c36fe1b59243");
+
+/// Moyasar's key for a refund: its `transaction_id` is a client-made UUID, kept across retries.
+impl MerchantReference {
+    /// The Moyasar `transaction_id` (idempotency key) for this reference: the
+    /// UUID v5 of the reference text in [`MOYASAR_TRANSACTION_NAMESPACE`].
+    /// The same reference always yields the same UUID, so retries are
+    /// recognised by Moyasar.
+    pub fn moyasar_transaction_id(&self) -> Uuid {
+        Uuid::new_v5(&MOYASAR_TRANSACTION_NAMESPACE, self.as_str().as_bytes())
+    }
+}
 
 /// Refunds through Moyasar.
 pub struct Moyasar {
@@ -89,5 +113,6 @@ pub fn capabilities() -> Capabilities {
         max_capture_number_len: None,
         requires_provider_order_id: false,
         order_id_in_path: true,
+        refund_id_is_reference: false,
     }
 }

@@ -113,5 +113,6 @@ pub fn capabilities() -> Capabilities {
         max_capture_number_len: None,
         requires_provider_order_id: body::oa_order_id::REQUIRED,
         order_id_in_path: false,
+        refund_id_is_reference: true,
     }
 }

@@ -207,7 +207,7 @@ fn refund_success(request: &RefundRequest, answer: &Answer) -> Result<Refund, Re
         provider_refund_id: acknowledged
             .case_id
             .filter(|id| !id.trim().is_empty())
-            .or_else(|| Some(request.merchant_reference.as_str().to_owned())),
+            .or_else(|| super::capabilities().refund_id_of(&request.merchant_reference)),
         status: RefundStatus::Pending,
         amount: request.amount,
         refunded_total: None,
