@@ -61,7 +61,7 @@ pub fn constraint_tokens(openapi: &Value) -> Result<TokenStream> {
 }
 
 /// A module-safe identifier for a wire name (`caseId` -> `case_id`, `type` -> `type_`).
-fn ident(name: &str) -> syn::Ident {
+pub(crate) fn ident(name: &str) -> syn::Ident {
     let mut snake = snake_case(name).replace(|c: char| !c.is_ascii_alphanumeric(), "_");
     if syn::parse_str::<syn::Ident>(&snake).is_err() || snake.starts_with(char::is_numeric) {
         snake.push('_');

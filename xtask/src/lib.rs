@@ -13,6 +13,7 @@
 
 pub mod codegen;
 pub mod constraints;
+pub mod money;
 pub mod overlay;
 pub mod precheck;
 #[cfg(feature = "soak")]
@@ -196,6 +197,16 @@ pub fn generate(root: &Path, provider: &Provider) -> Result<Generated> {
     let normalized = provider.normalized_spec(root)?;
     precheck::check(&normalized.openapi)
         .with_context(|| format!("specs/{} cannot be generated", provider.name))?;
+    let floats = money::check(provider, &normalized.openapi);
+    if !floats.is_empty() {
+        let listed: Vec<String> = floats.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "specs/{} cannot be generated: {} number(s) would be f64:\n{}",
+            provider.name,
+            floats.len(),
+            listed.join("\n")
+        );
+    }
     let text = codegen::render(provider, &normalized)
         .with_context(|| format!("generating the {} client", provider.name))?;
     let spec_text = serde_json::to_string_pretty(&normalized.openapi)? + "\n";

@@ -82,6 +82,21 @@ impl Overlay {
         }
         Ok(())
     }
+
+    /// Applies every action that still applies, in order, and returns the failure of each one
+    /// that does not (a target that selects nothing after a vendor update): what `cargo xtask
+    /// diff` needs to go on reporting the vendor's changes beside the stale actions.
+    pub fn apply_leniently(&self, document: &mut Value) -> Vec<anyhow::Error> {
+        self.actions
+            .iter()
+            .enumerate()
+            .filter_map(|(index, action)| {
+                apply_action(document, action)
+                    .with_context(|| format!("overlay action {index} ({})", action.target))
+                    .err()
+            })
+            .collect()
+    }
 }
 
 fn apply_action(document: &mut Value, action: &Action) -> Result<()> {

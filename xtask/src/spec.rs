@@ -45,6 +45,32 @@ fn read_json(dir: &Path, file: &str) -> Result<Value> {
 
 /// Loads, merges and corrects a provider's documents.
 pub fn normalize(provider: &Provider, dir: &Path) -> Result<Normalized> {
+    // Strict: the first action that does not apply is the error.
+    normalize_with(provider, dir, false).map(|(normalized, _)| normalized)
+}
+
+/// As [`normalize`], but an overlay action that no longer applies is skipped and returned
+/// instead of failing the whole provider (for `cargo xtask diff`, which still reports the
+/// vendor's changes). Anything else that fails (a missing file, bad JSON) is still an error.
+pub fn normalize_leniently(
+    provider: &Provider,
+    dir: &Path,
+) -> Result<(Normalized, Vec<anyhow::Error>)> {
+    normalize_with(provider, dir, true)
+}
+
+fn normalize_with(
+    provider: &Provider,
+    dir: &Path,
+    lenient: bool,
+) -> Result<(Normalized, Vec<anyhow::Error>)> {
+    let apply = |overlay: &Overlay, document: &mut Value| -> Result<Vec<anyhow::Error>> {
+        if lenient {
+            Ok(overlay.apply_leniently(document))
+        } else {
+            overlay.apply(document).map(|()| Vec::new())
+        }
+    };
     let overlay_path = dir.join(OVERLAY);
     let overlay_text = std::fs::read_to_string(&overlay_path)
         .with_context(|| format!("reading {}", overlay_path.display()))?;
@@ -59,23 +85,29 @@ pub fn normalize(provider: &Provider, dir: &Path) -> Result<Normalized> {
                 merge_document(&mut openapi, read_json(dir, file)?)
                     .with_context(|| format!("merging {file} into {first}"))?;
             }
-            overlay.apply(&mut openapi)?;
+            let stale = apply(&overlay, &mut openapi)?;
             check_openapi_version(&openapi)?;
-            Ok(Normalized {
-                openapi,
-                json_schema: None,
-            })
+            Ok((
+                Normalized {
+                    openapi,
+                    json_schema: None,
+                },
+                stale,
+            ))
         }
         SpecKind::JsonSchema { schema, endpoint } => {
             let mut root = read_json(dir, schema)?;
-            overlay.apply(&mut root)?;
+            let stale = apply(&overlay, &mut root)?;
             let mut openapi = read_json(dir, endpoint)?;
             check_openapi_version(&openapi)?;
             let json_schema = embed_schema(&mut openapi, &root)?;
-            Ok(Normalized {
-                openapi,
-                json_schema: Some(json_schema),
-            })
+            Ok((
+                Normalized {
+                    openapi,
+                    json_schema: Some(json_schema),
+                },
+                stale,
+            ))
         }
     }
 }

@@ -159,31 +159,34 @@ fn type_of(schema: &Value) -> String {
     }
 }
 
+/// Every keyword that changes the generated code, the generated constraints or validation, in
+/// the order the surface shows them (besides `type` and `format`, shown as the type). `cargo
+/// xtask diff` compares each of them.
+pub const KEYWORDS: &[&str] = &[
+    "nullable",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "enum",
+    "const",
+    "default",
+    "additionalProperties",
+    "readOnly",
+    "writeOnly",
+];
+
 /// The validation keywords of a schema, in a fixed order.
 fn constraints(schema: &Value) -> String {
-    // Every keyword that changes the generated code, the generated constraints or validation.
-    const KEYWORDS: &[&str] = &[
-        "nullable",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "minProperties",
-        "maxProperties",
-        "enum",
-        "const",
-        "default",
-        "additionalProperties",
-        "readOnly",
-        "writeOnly",
-    ];
     let mut parts = Vec::new();
     for keyword in KEYWORDS {
         if let Some(value) = schema.get(*keyword) {

@@ -15,7 +15,7 @@ pub const NORMALIZED_OPENAPI: &str = include_str!("../openapi.normalized.json");
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]
-use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_path};
+use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
@@ -54,10 +54,7 @@ pub mod types {
         )]
         pub refund_type: ::std::option::Option<RefundOrderItemRefundType>,
         ///Item type
-        #[serde(
-            rename = "type",
-            skip_serializing_if = "::std::option::Option::is_none"
-        )]
+        #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
         pub type_: ::std::option::Option<RefundOrderItemType>,
         ///Unit code
         #[serde(
@@ -95,7 +92,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for RefundOrderItemProductId {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() > 100usize {
                 return Err("longer than 100 characters".into());
             }
@@ -104,7 +103,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderItemProductId {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -139,7 +140,7 @@ pub mod types {
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
+        PartialOrd
     )]
     pub enum RefundOrderItemRefundType {
         Refund,
@@ -155,7 +156,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for RefundOrderItemRefundType {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "Refund" => Ok(Self::Refund),
                 "Return" => Ok(Self::Return),
@@ -165,7 +168,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderItemRefundType {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -188,7 +193,7 @@ pub mod types {
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
+        PartialOrd
     )]
     pub enum RefundOrderItemType {
         PhysicalArticle,
@@ -216,7 +221,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for RefundOrderItemType {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "PhysicalArticle" => Ok(Self::PhysicalArticle),
                 "DigitalArticle" => Ok(Self::DigitalArticle),
@@ -232,7 +239,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderItemType {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -255,7 +264,7 @@ pub mod types {
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
+        PartialOrd
     )]
     pub enum RefundOrderItemVatCategory {
         HighCategory,
@@ -279,7 +288,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for RefundOrderItemVatCategory {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "HighCategory" => Ok(Self::HighCategory),
                 "MiddleCategory" => Ok(Self::MiddleCategory),
@@ -293,7 +304,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderItemVatCategory {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -316,7 +329,9 @@ pub mod types {
             rename = "creditNoteNumber",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub credit_note_number: ::std::option::Option<RefundOrderRequestCreditNoteNumber>,
+        pub credit_note_number: ::std::option::Option<
+            RefundOrderRequestCreditNoteNumber,
+        >,
         ///Order items to refund. Required for a partial refund; without items the whole capture is refunded.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub items: ::std::vec::Vec<RefundOrderItem>,
@@ -338,14 +353,17 @@ pub mod types {
             rename = "parentTransactionReference",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub parent_transaction_reference:
-            ::std::option::Option<RefundOrderRequestParentTransactionReference>,
+        pub parent_transaction_reference: ::std::option::Option<
+            RefundOrderRequestParentTransactionReference,
+        >,
         ///The merchant's reference for this refund transaction
         #[serde(
             rename = "transactionReference",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub transaction_reference: ::std::option::Option<RefundOrderRequestTransactionReference>,
+        pub transaction_reference: ::std::option::Option<
+            RefundOrderRequestTransactionReference,
+        >,
     }
     ///Capture number to refund
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -357,14 +375,17 @@ pub mod types {
             &self.0
         }
     }
-    impl ::std::convert::From<RefundOrderRequestCaptureNumber> for ::std::string::String {
+    impl ::std::convert::From<RefundOrderRequestCaptureNumber>
+    for ::std::string::String {
         fn from(value: RefundOrderRequestCaptureNumber) -> Self {
             value.0
         }
     }
     impl ::std::str::FromStr for RefundOrderRequestCaptureNumber {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() > 50usize {
                 return Err("longer than 50 characters".into());
             }
@@ -373,11 +394,14 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderRequestCaptureNumber {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
-    impl ::std::convert::TryFrom<::std::string::String> for RefundOrderRequestCaptureNumber {
+    impl ::std::convert::TryFrom<::std::string::String>
+    for RefundOrderRequestCaptureNumber {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -407,14 +431,17 @@ pub mod types {
             &self.0
         }
     }
-    impl ::std::convert::From<RefundOrderRequestCreditNoteNumber> for ::std::string::String {
+    impl ::std::convert::From<RefundOrderRequestCreditNoteNumber>
+    for ::std::string::String {
         fn from(value: RefundOrderRequestCreditNoteNumber) -> Self {
             value.0
         }
     }
     impl ::std::str::FromStr for RefundOrderRequestCreditNoteNumber {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() > 19usize {
                 return Err("longer than 19 characters".into());
             }
@@ -423,11 +450,14 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderRequestCreditNoteNumber {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
-    impl ::std::convert::TryFrom<::std::string::String> for RefundOrderRequestCreditNoteNumber {
+    impl ::std::convert::TryFrom<::std::string::String>
+    for RefundOrderRequestCreditNoteNumber {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -464,7 +494,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for RefundOrderRequestMerchantId {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() > 50usize {
                 return Err("longer than 50 characters".into());
             }
@@ -473,11 +505,14 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderRequestMerchantId {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
-    impl ::std::convert::TryFrom<::std::string::String> for RefundOrderRequestMerchantId {
+    impl ::std::convert::TryFrom<::std::string::String>
+    for RefundOrderRequestMerchantId {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -507,14 +542,17 @@ pub mod types {
             &self.0
         }
     }
-    impl ::std::convert::From<RefundOrderRequestParentTransactionReference> for ::std::string::String {
+    impl ::std::convert::From<RefundOrderRequestParentTransactionReference>
+    for ::std::string::String {
         fn from(value: RefundOrderRequestParentTransactionReference) -> Self {
             value.0
         }
     }
     impl ::std::str::FromStr for RefundOrderRequestParentTransactionReference {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() > 128usize {
                 return Err("longer than 128 characters".into());
             }
@@ -523,13 +561,14 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderRequestParentTransactionReference {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
     impl ::std::convert::TryFrom<::std::string::String>
-        for RefundOrderRequestParentTransactionReference
-    {
+    for RefundOrderRequestParentTransactionReference {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -537,7 +576,8 @@ pub mod types {
             value.parse()
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for RefundOrderRequestParentTransactionReference {
+    impl<'de> ::serde::Deserialize<'de>
+    for RefundOrderRequestParentTransactionReference {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -559,14 +599,17 @@ pub mod types {
             &self.0
         }
     }
-    impl ::std::convert::From<RefundOrderRequestTransactionReference> for ::std::string::String {
+    impl ::std::convert::From<RefundOrderRequestTransactionReference>
+    for ::std::string::String {
         fn from(value: RefundOrderRequestTransactionReference) -> Self {
             value.0
         }
     }
     impl ::std::str::FromStr for RefundOrderRequestTransactionReference {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             if value.chars().count() > 100usize {
                 return Err("longer than 100 characters".into());
             }
@@ -575,11 +618,14 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for RefundOrderRequestTransactionReference {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
-    impl ::std::convert::TryFrom<::std::string::String> for RefundOrderRequestTransactionReference {
+    impl ::std::convert::TryFrom<::std::string::String>
+    for RefundOrderRequestTransactionReference {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -610,7 +656,9 @@ pub mod types {
             rename = "remainingAuthorizedAmount",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub remaining_authorized_amount: ::std::option::Option<::json_decimal::JsonDecimal>,
+        pub remaining_authorized_amount: ::std::option::Option<
+            ::json_decimal::JsonDecimal,
+        >,
         ///Total authorized amount
         #[serde(rename = "totalAuthorizedAmount")]
         pub total_authorized_amount: ::json_decimal::JsonDecimal,
@@ -646,10 +694,7 @@ pub mod types {
         pub field_reference: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message: ::std::option::Option<::std::string::String>,
-        #[serde(
-            rename = "type",
-            skip_serializing_if = "::std::option::Option::is_none"
-        )]
+        #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
         pub type_: ::std::option::Option<ResponseMessageType>,
     }
     ///`ResponseMessageActionCode`
@@ -663,7 +708,7 @@ pub mod types {
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
+        PartialOrd
     )]
     pub enum ResponseMessageActionCode {
         Unavailable,
@@ -679,7 +724,9 @@ pub mod types {
                 Self::Unavailable => f.write_str("Unavailable"),
                 Self::AskConsumerToConfirm => f.write_str("AskConsumerToConfirm"),
                 Self::AskConsumerToReEnterData => f.write_str("AskConsumerToReEnterData"),
-                Self::OfferSecurePaymentMethods => f.write_str("OfferSecurePaymentMethods"),
+                Self::OfferSecurePaymentMethods => {
+                    f.write_str("OfferSecurePaymentMethods")
+                }
                 Self::RequiresSsn => f.write_str("RequiresSsn"),
                 Self::AskConsumerToIdentify => f.write_str("AskConsumerToIdentify"),
             }
@@ -687,7 +734,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for ResponseMessageActionCode {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "Unavailable" => Ok(Self::Unavailable),
                 "AskConsumerToConfirm" => Ok(Self::AskConsumerToConfirm),
@@ -701,7 +750,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for ResponseMessageActionCode {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -724,7 +775,7 @@ pub mod types {
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
+        PartialOrd
     )]
     pub enum ResponseMessageType {
         BusinessError,
@@ -742,7 +793,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for ResponseMessageType {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "BusinessError" => Ok(Self::BusinessError),
                 "TechnicalError" => Ok(Self::TechnicalError),
@@ -753,7 +806,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for ResponseMessageType {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -771,12 +826,18 @@ pub mod types {
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Display::fmt(&self.0, f)
             }
         }
         impl ::std::fmt::Debug for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Debug::fmt(&self.0, f)
             }
         }
@@ -812,9 +873,7 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new()
-                .connect_timeout(dur)
-                .timeout(dur)
+            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
         let client = reqwest::ClientBuilder::new();
@@ -852,12 +911,12 @@ impl ClientHooks<()> for &Client {}
 impl Client {
     /**Refunds a partially or fully captured payment
 
-    Sends a `POST` request to `/api/v3/orders/{orderNumber}/refunds`
+Sends a `POST` request to `/api/v3/orders/{orderNumber}/refunds`
 
-    Arguments:
-    - `order_number`: Order number
-    - `body`: Request object
-    */
+Arguments:
+- `order_number`: Order number
+- `body`: Request object
+*/
     pub async fn refund_order<'a>(
         &'a self,
         order_number: &'a str,
@@ -867,15 +926,15 @@ impl Client {
         Error<::std::vec::Vec<types::ResponseMessage>>,
     > {
         let url = format!(
-            "{}/api/v3/orders/{}/refunds",
-            self.baseurl,
-            encode_path(&order_number.to_string()),
+            "{}/api/v3/orders/{}/refunds", self.baseurl, encode_path(& order_number
+            .to_string()),
         );
         let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-        );
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -896,9 +955,9 @@ impl Client {
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
-            400u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }

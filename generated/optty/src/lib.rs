@@ -15,7 +15,7 @@ pub const NORMALIZED_OPENAPI: &str = include_str!("../openapi.normalized.json");
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 #[allow(unused_imports)]
-use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_path};
+use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
@@ -112,7 +112,7 @@ pub mod types {
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
+        PartialOrd
     )]
     pub enum TokenRequestGrantType {
         #[serde(rename = "client_credentials")]
@@ -127,7 +127,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for TokenRequestGrantType {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "client_credentials" => Ok(Self::ClientCredentials),
                 _ => Err("invalid value".into()),
@@ -136,7 +138,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for TokenRequestGrantType {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -159,7 +163,7 @@ pub mod types {
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
+        PartialOrd
     )]
     pub enum TokenRequestScope {
         #[serde(rename = "api-user")]
@@ -174,7 +178,9 @@ pub mod types {
     }
     impl ::std::str::FromStr for TokenRequestScope {
         type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "api-user" => Ok(Self::ApiUser),
                 _ => Err("invalid value".into()),
@@ -183,7 +189,9 @@ pub mod types {
     }
     impl ::std::convert::TryFrom<&str> for TokenRequestScope {
         type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
     }
@@ -213,12 +221,18 @@ pub mod types {
         pub struct ConversionError(::std::borrow::Cow<'static, str>);
         impl ::std::error::Error for ConversionError {}
         impl ::std::fmt::Display for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Display::fmt(&self.0, f)
             }
         }
         impl ::std::fmt::Debug for ConversionError {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> Result<(), ::std::fmt::Error> {
+            fn fmt(
+                &self,
+                f: &mut ::std::fmt::Formatter<'_>,
+            ) -> Result<(), ::std::fmt::Error> {
                 ::std::fmt::Debug::fmt(&self.0, f)
             }
         }
@@ -252,9 +266,7 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new()
-                .connect_timeout(dur)
-                .timeout(dur)
+            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
         let client = reqwest::ClientBuilder::new();
@@ -292,27 +304,27 @@ impl ClientHooks<()> for &Client {}
 impl Client {
     /**Process a refund for an order ---- [auth scope:  api-user]
 
-    Sends a `POST` request to `/orders/{orderReference}/refund`
+Sends a `POST` request to `/orders/{orderReference}/refund`
 
-    Arguments:
-    - `order_reference`: The unique order reference that was provided when creating the order. This is your merchant-specific identifier for the order. Use this reference to identify which order to perform operations on (e.g., capture, void, refund, get status).
-    - `body`
-    */
+Arguments:
+- `order_reference`: The unique order reference that was provided when creating the order. This is your merchant-specific identifier for the order. Use this reference to identify which order to perform operations on (e.g., capture, void, refund, get status).
+- `body`
+*/
     pub async fn refunds_controller_refund_order<'a>(
         &'a self,
         order_reference: &'a str,
         body: &'a types::OrderRefundDto,
     ) -> Result<ResponseValue<types::RefundResponse>, Error<types::ErrorResponse>> {
         let url = format!(
-            "{}/orders/{}/refund",
-            self.baseurl,
-            encode_path(&order_reference.to_string()),
+            "{}/orders/{}/refund", self.baseurl, encode_path(& order_reference
+            .to_string()),
         );
         let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-        );
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -333,36 +345,37 @@ impl Client {
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
-            400u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            401u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            404u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            500u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            404u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
     /**Exchange client credentials for a bearer JWT (scope api-user)
 
-    Sends a `POST` request to `/token`
+Sends a `POST` request to `/token`
 
-    */
+*/
     pub async fn create_access_token<'a>(
         &'a self,
         body: &'a types::TokenRequest,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::ErrorResponse>> {
         let url = format!("{}/token", self.baseurl,);
         let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-        );
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -383,15 +396,15 @@ impl Client {
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
-            400u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            401u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
-            500u16 => Err(Error::ErrorResponse(
-                ResponseValue::from_response(response).await?,
-            )),
+            400u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            401u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
             _ => Err(Error::UnexpectedResponse(response)),
         }
     }
@@ -427,8 +440,11 @@ pub mod constraints {
     /// The request body of `POST /orders/{orderReference}/refund`.
     pub mod refunds_controller_refund_order {
         /// The properties the object must have (wire names).
-        pub const REQUIRED_PROPERTIES: &[&str] =
-            &["refundReference", "refundAmount", "refundDescription"];
+        pub const REQUIRED_PROPERTIES: &[&str] = &[
+            "refundReference",
+            "refundAmount",
+            "refundDescription",
+        ];
         /// `isActivatedViaOAuth`.
         pub mod is_activated_via_oauth {
             /// The property's name on the wire.
@@ -483,8 +499,12 @@ pub mod constraints {
     /// The request body of `POST /token`.
     pub mod create_access_token {
         /// The properties the object must have (wire names).
-        pub const REQUIRED_PROPERTIES: &[&str] =
-            &["client_id", "client_secret", "grant_type", "scope"];
+        pub const REQUIRED_PROPERTIES: &[&str] = &[
+            "client_id",
+            "client_secret",
+            "grant_type",
+            "scope",
+        ];
         /// `client_id`.
         pub mod client_id {
             /// The property's name on the wire.
