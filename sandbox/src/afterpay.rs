@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::credentials::AFTERPAY_API_KEY;
 use crate::fault::Fault;
+use crate::schema::{Problem, RequestSchema, Violation, either};
 use crate::server::{
     self, Listen, MediaType, ProviderHandle, Rejection, Routes, Shared, Surface, json, json_bytes,
     run_refund,
@@ -65,21 +66,30 @@ impl Deref for AfterPayServer {
 #[derive(Debug)]
 struct AfterPayState {
     shared: Arc<Shared>,
+    schema: RequestSchema,
     replay_transaction_reference: bool,
 }
 
-pub(crate) async fn start(listen: Listen, replay: bool) -> std::io::Result<AfterPayServer> {
+/// The refund route, as the router and the spec name it.
+const REFUND_ROUTE: &str = "/api/v3/orders/{order_number}/refunds";
+
+/// The request body schema of the refund route in `openapi`.
+pub(crate) fn request_schema(openapi: &str) -> std::io::Result<RequestSchema> {
+    RequestSchema::for_route("afterpay", openapi, "post", REFUND_ROUTE)
+}
+
+pub(crate) async fn start(
+    listen: Listen,
+    schema: RequestSchema,
+    replay: bool,
+) -> std::io::Result<AfterPayServer> {
     let shared = Shared::new("afterpay", Units::Major);
     let state = Arc::new(AfterPayState {
         shared: Arc::clone(&shared),
+        schema,
         replay_transaction_reference: replay,
     });
-    let routes = Routes::new().post(
-        "/api/v3/orders/{order_number}/refunds",
-        MediaType::Json,
-        refund,
-        state,
-    );
+    let routes = Routes::new().post(REFUND_ROUTE, MediaType::Json, refund, state);
     let surface = Surface {
         routes,
         duplicate_key: "transactionReference",
@@ -229,265 +239,97 @@ fn total(items: &[Item], list: &str) -> Result<Decimal, ResponseMessage> {
     Ok(sum)
 }
 
-/// The request constraints of AfterPay's spec (generated; never restated here).
-use afterpay_api::constraints::refund_order as spec;
-
-/// A string field the spec gives no `maxLength`.
-const NO_LIMIT: usize = usize::MAX;
-
-/// Checks an optional string field's type and length.
-fn optional_string(
-    obj: &Map<String, Value>,
-    field: &str,
-    path: &str,
-    max: usize,
-    out: &mut Vec<ResponseMessage>,
-) -> Option<String> {
-    // Optional fields may be absent, but the spec makes none nullable.
-    match obj.get(field) {
-        None => None,
-        Some(Value::String(s)) if s.chars().count() <= max => Some(s.clone()),
-        Some(Value::String(_)) => {
-            out.push(ResponseMessage::validation(
-                path.into(),
-                format!("'{path}' must be at most {max} characters long."),
-            ));
-            None
-        }
-        Some(_) => {
-            out.push(ResponseMessage::validation(
-                path.into(),
-                format!("'{path}' must be a string."),
-            ));
-            None
-        }
+/// A schema violation as a Riverty validation message naming the field (`items[0].productId`).
+fn describe(v: &Violation) -> ResponseMessage {
+    if v.field.is_root() && matches!(v.problem, Problem::Type(_)) {
+        return ResponseMessage::validation(
+            "request".into(),
+            "The request body must be a JSON object.".into(),
+        );
     }
-}
-
-fn required_string(
-    obj: &Map<String, Value>,
-    field: &str,
-    path: &str,
-    max: usize,
-    out: &mut Vec<ResponseMessage>,
-) -> Option<String> {
-    match obj.get(field) {
-        None | Some(Value::Null) => {
-            out.push(ResponseMessage::validation(
-                path.into(),
-                format!("'{path}' is required."),
-            ));
-            None
+    let field = v.field.dotted();
+    let what = match &v.problem {
+        Problem::Required => "is required".to_owned(),
+        Problem::NotAllowed => "is not allowed".to_owned(),
+        Problem::Type(types) => {
+            let article = |t: &str| match t {
+                "integer" | "object" | "array" => format!("an {t}"),
+                _ => format!("a {t}"),
+            };
+            let types: Vec<String> = types.iter().map(|t| article(t)).collect();
+            let types: Vec<&str> = types.iter().map(String::as_str).collect();
+            format!("must be {}", either(&types))
         }
-        Some(Value::String(s)) if s.is_empty() => {
-            out.push(ResponseMessage::validation(
-                path.into(),
-                format!("'{path}' must not be empty."),
-            ));
-            None
-        }
-        _ => optional_string(obj, field, path, max, out),
-    }
-}
-
-fn required_decimal(
-    obj: &Map<String, Value>,
-    field: &str,
-    path: &str,
-    out: &mut Vec<ResponseMessage>,
-) -> Option<Decimal> {
-    match obj.get(field) {
-        None | Some(Value::Null) => {
-            out.push(ResponseMessage::validation(
-                path.into(),
-                format!("'{path}' is required."),
-            ));
-            None
-        }
-        Some(v) => {
-            let d = wire::decimal(v);
-            if d.is_none() {
-                out.push(ResponseMessage::validation(
-                    path.into(),
-                    format!("'{path}' must be a number."),
-                ));
-            }
-            d
-        }
-    }
-}
-
-fn optional_enum(
-    obj: &Map<String, Value>,
-    field: &str,
-    path: &str,
-    allowed: &[&str],
-    out: &mut Vec<ResponseMessage>,
-) {
-    match obj.get(field) {
-        None => {}
-        Some(Value::String(s)) if allowed.contains(&s.as_str()) => {}
-        Some(_) => out.push(ResponseMessage::validation(
-            path.into(),
-            format!("'{path}' must be one of: {}.", allowed.join(", ")),
-        )),
-    }
-}
-
-fn validate_item(v: &Value, path: &str, out: &mut Vec<ResponseMessage>) -> Option<Item> {
-    let Value::Object(obj) = v else {
-        out.push(ResponseMessage::validation(
-            path.into(),
-            format!("'{path}' must be an object."),
-        ));
-        return None;
+        Problem::MaxLength(n) => format!("must be at most {n} characters long"),
+        Problem::MinLength(n) => format!("must be at least {n} characters long"),
+        Problem::MaxItems(n) => format!("must not have more than {n} items"),
+        Problem::MinItems(n) => format!("must have at least {n} items"),
+        Problem::Enum(options) => format!("must be one of: {}", options.join(", ")),
+        Problem::Maximum { limit, exclusive } => format!(
+            "must be less than {}{limit}",
+            if *exclusive { "" } else { "or equal to " }
+        ),
+        Problem::Minimum { limit, exclusive } => format!(
+            "must be greater than {}{limit}",
+            if *exclusive { "" } else { "or equal to " }
+        ),
+        Problem::Pattern(pattern) => format!("must match the pattern {pattern}"),
+        Problem::MultipleOf(step) => format!("must be a multiple of {step}"),
+        Problem::Format(format) => format!("must be a valid {format}"),
+        Problem::Other(message) => format!("is invalid: {message}"),
     };
-    let f = |name: &str| format!("{path}.{name}");
-    required_string(
-        obj,
-        "productId",
-        &f("productId"),
-        spec::items::items::product_id::MAX_LENGTH,
-        out,
-    );
-    required_string(obj, "description", &f("description"), NO_LIMIT, out);
-    let _ = required_decimal(obj, "netUnitPrice", &f("netUnitPrice"), out);
-    let gross = required_decimal(obj, "grossUnitPrice", &f("grossUnitPrice"), out);
-    let quantity = required_decimal(obj, "quantity", &f("quantity"), out);
-    let _ = required_decimal(obj, "vatPercent", &f("vatPercent"), out);
-    let _ = required_decimal(obj, "vatAmount", &f("vatAmount"), out);
-    optional_string(obj, "groupId", &f("groupId"), NO_LIMIT, out);
-    optional_string(obj, "unitCode", &f("unitCode"), NO_LIMIT, out);
-    optional_enum(
-        obj,
-        "vatCategory",
-        &f("vatCategory"),
-        spec::items::items::vat_category::ENUM,
-        out,
-    );
-    optional_enum(
-        obj,
-        "refundType",
-        &f("refundType"),
-        spec::items::items::refund_type::ENUM,
-        out,
-    );
-    optional_enum(
-        obj,
-        "type",
-        &f("type"),
-        spec::items::items::type_::ENUM,
-        out,
-    );
-    match obj.get("lineNumber") {
-        None => {}
-        Some(v) if wire::integer(v).is_some() => {}
-        Some(_) => out.push(ResponseMessage::validation(
-            f("lineNumber"),
-            format!("'{}' must be an integer.", f("lineNumber")),
-        )),
-    }
-    if let Some(q) = quantity
-        && q <= Decimal::ZERO
-    {
-        out.push(ResponseMessage::validation(
-            f("quantity"),
-            format!("'{}' must be greater than 0.", f("quantity")),
-        ));
-    }
-    Some(Item {
-        gross_unit_price: gross?,
-        quantity: quantity?,
+    ResponseMessage::validation(field.clone(), format!("'{field}' {what}."))
+}
+
+/// The decimal at `item[field]` (named `path.field`), read exactly from the number as sent: a
+/// number no `Decimal` holds (`1e30`), which the schema's f64 reading lets through, is refused.
+fn item_decimal(item: &Value, path: &str, field: &str) -> Result<Decimal, ResponseMessage> {
+    wire::decimal(&item[field]).ok_or_else(|| {
+        let path = format!("{path}.{field}");
+        ResponseMessage::validation(path.clone(), format!("'{path}' is out of range."))
     })
 }
 
-fn validate(v: &Value) -> Result<Request, Vec<ResponseMessage>> {
-    let mut out = Vec::new();
-    let Value::Object(obj) = v else {
-        return Err(vec![ResponseMessage::validation(
-            "request".into(),
-            "The request body must be a JSON object.".into(),
-        )]);
+/// The values the refund needs from a body that conforms to the schema, with the rules the
+/// schema does not state.
+fn read(v: &Value) -> Result<Request, Vec<ResponseMessage>> {
+    let capture_number = v["captureNumber"].as_str().unwrap_or_default().to_owned();
+    let transaction_reference = v["transactionReference"].as_str().map(str::to_owned);
+    // `items` is the list refunded; the legacy `orderItems` only when `items` is absent.
+    let (name, list) = match (v.get("items"), v.get("orderItems")) {
+        (Some(Value::Array(list)), _) => ("items", list.as_slice()),
+        (None, Some(Value::Array(list))) => ("orderItems", list.as_slice()),
+        _ => ("items", &[][..]),
     };
-    let capture_number = required_string(
-        obj,
-        "captureNumber",
-        "captureNumber",
-        spec::capture_number::MAX_LENGTH,
-        &mut out,
-    );
-    let transaction_reference = optional_string(
-        obj,
-        "transactionReference",
-        "transactionReference",
-        spec::transaction_reference::MAX_LENGTH,
-        &mut out,
-    );
-    optional_string(
-        obj,
-        "parentTransactionReference",
-        "parentTransactionReference",
-        spec::parent_transaction_reference::MAX_LENGTH,
-        &mut out,
-    );
-    optional_string(
-        obj,
-        "creditNoteNumber",
-        "creditNoteNumber",
-        spec::credit_note_number::MAX_LENGTH,
-        &mut out,
-    );
-    optional_string(
-        obj,
-        "merchantId",
-        "merchantId",
-        spec::merchant_id::MAX_LENGTH,
-        &mut out,
-    );
-    // Both lists are validated when both are sent; `items` is the one
-    // refunded (the legacy `orderItems` only when `items` is absent).
-    let mut lists: Vec<(&str, Vec<Item>)> = Vec::new();
-    for (name, max_items) in [
-        ("items", spec::items::MAX_ITEMS),
-        ("orderItems", spec::order_items::MAX_ITEMS),
-    ] {
-        let mut items = Vec::new();
-        match obj.get(name) {
-            None => continue,
-            Some(Value::Array(list)) if list.len() > max_items => {
-                out.push(ResponseMessage::validation(
-                    name.into(),
-                    format!("'{name}' must not have more than {max_items} items."),
-                ))
-            }
-            Some(Value::Array(list)) => {
-                for (i, item) in list.iter().enumerate() {
-                    if let Some(item) = validate_item(item, &format!("{name}[{i}]"), &mut out) {
-                        items.push(item);
-                    }
-                }
-            }
-            Some(_) => out.push(ResponseMessage::validation(
-                name.into(),
-                format!("'{name}' must be an array."),
+    let mut out = Vec::new();
+    let mut items = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let path = format!("{name}[{i}]");
+        let gross = item_decimal(item, &path, "grossUnitPrice");
+        let quantity = item_decimal(item, &path, "quantity");
+        match (gross, quantity) {
+            // A refunded line of nothing is no refund line (the spec sets no `minimum`).
+            (_, Ok(q)) if q <= Decimal::ZERO => out.push(ResponseMessage::validation(
+                format!("{path}.quantity"),
+                format!("'{path}.quantity' must be greater than 0."),
             )),
+            (Ok(gross_unit_price), Ok(quantity)) => items.push(Item {
+                gross_unit_price,
+                quantity,
+            }),
+            (gross, quantity) => out.extend(gross.err().into_iter().chain(quantity.err())),
         }
-        lists.push((name, items));
     }
-    let (name, items) = lists.into_iter().next().unwrap_or(("items", Vec::new()));
     if !out.is_empty() {
         return Err(out);
     }
     let items_total = total(&items, name).map_err(|m| vec![m])?;
-    match capture_number {
-        Some(capture_number) => Ok(Request {
-            capture_number,
-            items,
-            items_total,
-            transaction_reference,
-        }),
-        None => Err(out),
-    }
+    Ok(Request {
+        capture_number,
+        items,
+        items_total,
+        transaction_reference,
+    })
 }
 
 fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -512,7 +354,12 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
             }
         }
     };
-    let req = match validate(&value) {
+    let violations = st.schema.violations(&value);
+    if !violations.is_empty() {
+        let messages: Vec<ResponseMessage> = violations.iter().map(describe).collect();
+        return errors(StatusCode::BAD_REQUEST, &messages);
+    }
+    let req = match read(&value) {
         Ok(req) => req,
         Err(messages) => return errors(StatusCode::BAD_REQUEST, &messages),
     };

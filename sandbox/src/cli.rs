@@ -182,6 +182,7 @@ impl Serve {
             openapp_timestamp_window: Duration::from_secs(self.openapp_timestamp_window),
             openapp_response_signing: self.openapp_response_signing.into(),
             max_request_body: self.max_request_body,
+            specs: sandbox::ProviderSpecs::default(),
         }
     }
 }

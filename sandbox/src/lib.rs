@@ -32,6 +32,17 @@
 //! Each provider's module documents its assumptions where the docs are
 //! silent: [`optty`], [`afterpay`], [`moyasar`], [`openapp`].
 //!
+//! # Request validation
+//!
+//! Each refund route validates its request body as a whole against the request schema its
+//! operation has in the provider's normalized spec ([`SandboxConfig::specs`], by default the
+//! generated crates' `NORMALIZED_OPENAPI`, as JSON Schema draft 4 with the `jsonschema` crate),
+//! before any business rule, and answers violations in the provider's own 400 shape naming the
+//! field (Moyasar: 422 `errors.<field>`). A field or keyword a new spec adds is enforced with no
+//! edit of the sandbox. What the schema does not say stays with each provider: balances,
+//! duplicates, currencies, price x quantity, and exact readings of amounts where the schema's
+//! f64 reading could be wrong.
+//!
 //! # Admin API
 //!
 //! Every server also answers, without auth and without counting towards
@@ -84,6 +95,7 @@ mod money;
 pub mod moyasar;
 pub mod openapp;
 pub mod optty;
+mod schema;
 mod server;
 mod state;
 mod wire;
@@ -97,6 +109,7 @@ pub use fault::{Fault, FaultHandle, FaultRule, Match, Trigger};
 pub use moyasar::MoyasarServer;
 pub use openapp::OpenAppServer;
 pub use optty::OpttyServer;
+pub use schema::ProviderSpecs;
 pub use server::ProviderHandle;
 pub use state::{
     DEFAULT_CAPTURE_NUMBER, OrderSeed, OrderState, RecordedRefund, RefundStatus, SANDBOX_MERCHANT,
@@ -127,6 +140,10 @@ pub struct SandboxConfig {
     /// The largest request body a server reads, in bytes (default 1 MiB,
     /// nginx's default); a larger one answers 413 in the provider's shape.
     pub max_request_body: usize,
+    /// The normalized OpenAPI documents whose request body schemas each refund route enforces
+    /// as a whole (default: the generated crates' `NORMALIZED_OPENAPI`); a document without the
+    /// route's operation, or whose schema does not compile, fails [`Sandbox::start`].
+    pub specs: ProviderSpecs,
 }
 
 /// A fixed port per provider; `None` leaves it to
@@ -157,6 +174,7 @@ impl Default for SandboxConfig {
             openapp_timestamp_window: openapp::DEFAULT_TIMESTAMP_WINDOW,
             openapp_response_signing: openapp::ResponseSigning::Valid,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            specs: ProviderSpecs::default(),
         }
     }
 }
@@ -211,20 +229,33 @@ impl Sandbox {
         }
     }
 
-    /// Starts all four servers; returns once every one is listening.
+    /// Starts all four servers; returns once every one is listening. Each refund route's
+    /// request schema is compiled first, from [`SandboxConfig::specs`] (an error of kind
+    /// `InvalidInput` names the one that does not compile).
     pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
         let ports = config.ports;
+        let specs = &config.specs;
+        let optty = optty::request_schema(&specs.optty)?;
+        let afterpay = afterpay::request_schema(&specs.afterpay)?;
+        let moyasar = moyasar::request_schema(&specs.moyasar)?;
+        let openapp = openapp::request_schema(&specs.openapp)?;
         Ok(Sandbox {
-            optty: optty::start(config.listen(ports.optty, 0)?, config.optty_token_lifetime)
-                .await?,
+            optty: optty::start(
+                config.listen(ports.optty, 0)?,
+                optty,
+                config.optty_token_lifetime,
+            )
+            .await?,
             afterpay: afterpay::start(
                 config.listen(ports.afterpay, 1)?,
+                afterpay,
                 config.afterpay_replay_transaction_reference,
             )
             .await?,
-            moyasar: moyasar::start(config.listen(ports.moyasar, 2)?).await?,
+            moyasar: moyasar::start(config.listen(ports.moyasar, 2)?, moyasar).await?,
             openapp: openapp::start(
                 config.listen(ports.openapp, 3)?,
+                openapp,
                 config.openapp_timestamp_window,
                 config.openapp_response_signing,
             )

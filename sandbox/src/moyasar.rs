@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 use crate::credentials::{MOYASAR_KEY_WITHOUT_REFUND, MOYASAR_SECRET_KEY};
 use crate::fault::Fault;
+use crate::schema::{self, Problem, RequestSchema};
 use crate::server::{
     self, Listen, MediaType, ProviderHandle, Routes, Shared, Surface, after_commit, detached, json,
 };
@@ -69,14 +70,27 @@ impl Deref for MoyasarServer {
     }
 }
 
-pub(crate) async fn start(listen: Listen) -> std::io::Result<MoyasarServer> {
+/// The refund route, as the router and the spec name it.
+const REFUND_ROUTE: &str = "/v1/orders/{id}/refund";
+
+/// The request body schema of the refund route in `openapi`.
+pub(crate) fn request_schema(openapi: &str) -> std::io::Result<RequestSchema> {
+    RequestSchema::for_route("moyasar", openapi, "post", REFUND_ROUTE)
+}
+
+#[derive(Debug)]
+struct MoyasarState {
+    shared: Arc<Shared>,
+    schema: RequestSchema,
+}
+
+pub(crate) async fn start(listen: Listen, schema: RequestSchema) -> std::io::Result<MoyasarServer> {
     let shared = Shared::new("moyasar", Units::IsoMinor);
-    let routes = Routes::new().post(
-        "/v1/orders/{id}/refund",
-        MediaType::Json,
-        refund,
-        Arc::clone(&shared),
-    );
+    let state = Arc::new(MoyasarState {
+        shared: Arc::clone(&shared),
+        schema,
+    });
+    let routes = Routes::new().post(REFUND_ROUTE, MediaType::Json, refund, state);
     let surface = Surface {
         routes,
         duplicate_key: "transaction_id",
@@ -98,10 +112,10 @@ fn message(status: StatusCode, message: &str) -> Response {
 #[derive(Serialize)]
 struct ValidationBody {
     message: &'static str,
-    errors: BTreeMap<&'static str, Vec<String>>,
+    errors: BTreeMap<String, Vec<String>>,
 }
 
-fn validation(errors: BTreeMap<&'static str, Vec<String>>) -> Response {
+fn validation(errors: BTreeMap<String, Vec<String>>) -> Response {
     json(
         StatusCode::UNPROCESSABLE_ENTITY,
         &ValidationBody {
@@ -335,74 +349,65 @@ struct Request {
     transaction_id: Option<String>,
 }
 
-fn validate(v: &Value) -> Result<Request, BTreeMap<&'static str, Vec<String>>> {
-    let mut errors = BTreeMap::new();
-    let empty = crate::wire::Map::new();
-    let obj = v.as_object().unwrap_or(&empty);
-    let amount = match obj.get("amount") {
-        None | Some(Value::Null) => {
-            errors.insert("amount", vec!["The value is required.".to_owned()]);
-            None
+/// A schema violation in the words of Moyasar's 422 (`errors.<field>`).
+fn describe(problem: &Problem) -> String {
+    let what = match problem {
+        Problem::Required => return "The value is required.".into(),
+        Problem::NotAllowed => return "The field is not allowed.".into(),
+        Problem::Type(types) => {
+            let article = |t: &str| match t {
+                "integer" | "object" | "array" => format!("an {t}"),
+                _ => format!("a {t}"),
+            };
+            let types: Vec<String> = types.iter().map(|t| article(t)).collect();
+            let types: Vec<&str> = types.iter().map(String::as_str).collect();
+            format!("must be {}", schema::either(&types))
         }
-        Some(v) => match wire::integer(v) {
-            None => {
-                errors.insert("amount", vec!["The value must be an integer.".to_owned()]);
-                None
-            }
-            Some(a) if a < 1 => {
-                errors.insert(
-                    "amount",
-                    vec!["The value must be greater than or equal to 1.".to_owned()],
-                );
-                None
-            }
-            Some(a) if a > MAX_AMOUNT => {
-                errors.insert(
-                    "amount",
-                    vec![format!(
-                        "The value must be less than or equal to {MAX_AMOUNT}."
-                    )],
-                );
-                None
-            }
-            Some(a) => Some(a),
-        },
+        Problem::MaxLength(n) => format!("must be at most {n} characters"),
+        Problem::MinLength(n) => format!("must be at least {n} characters"),
+        Problem::MaxItems(n) => format!("must have at most {n} items"),
+        Problem::MinItems(n) => format!("must have at least {n} items"),
+        Problem::Enum(options) => format!("must be one of: {}", options.join(", ")),
+        Problem::Maximum { limit, exclusive } => format!(
+            "must be less than {}{limit}",
+            if *exclusive { "" } else { "or equal to " }
+        ),
+        Problem::Minimum { limit, exclusive } => format!(
+            "must be greater than {}{limit}",
+            if *exclusive { "" } else { "or equal to " }
+        ),
+        Problem::Pattern(pattern) => format!("must match the pattern {pattern}"),
+        Problem::MultipleOf(step) => format!("must be a multiple of {step}"),
+        Problem::Format(format) if format == "uuid" => "must be a valid UUID".to_owned(),
+        Problem::Format(format) => format!("must be a valid {format}"),
+        Problem::Other(message) => format!("is invalid: {message}"),
     };
-    let transaction_id = match obj.get("transaction_id") {
-        // Absent is fine; `null` is not a string (the spec's field is not
-        // nullable).
-        None => None,
-        // The spec's `format: uuid` (36 characters, hyphenated).
-        Some(Value::String(s))
-            if s.len() == moyasar_api::constraints::refund_order::transaction_id::MAX_LENGTH
-                && Uuid::parse_str(s).is_ok() =>
-        {
-            Some(s.clone())
-        }
-        Some(_) => {
-            errors.insert(
-                "transaction_id",
-                vec!["The value must be a valid UUID.".to_owned()],
-            );
-            None
-        }
+    format!("The value {what}.")
+}
+
+/// The values the refund needs from a body that conforms to the schema.
+fn read(v: &Value) -> Result<Request, BTreeMap<String, Vec<String>>> {
+    // Exact, on the number as sent: draft 4 judged an f64 (or a u64), so only an integer
+    // written as one and held by an i64 is an amount here.
+    let Some(amount) = wire::integer(&v["amount"]) else {
+        return Err(BTreeMap::from([(
+            "amount".to_owned(),
+            vec!["The value must be an integer.".to_owned()],
+        )]));
     };
-    match amount {
-        Some(amount) if errors.is_empty() => Ok(Request {
-            amount,
-            transaction_id,
-        }),
-        _ => Err(errors),
-    }
+    Ok(Request {
+        amount,
+        transaction_id: v["transaction_id"].as_str().map(str::to_owned),
+    })
 }
 
 async fn refund(
-    State(shared): State<Arc<Shared>>,
+    State(st): State<Arc<MoyasarState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = shared.faults.take(&[&id]);
+    let fault = st.shared.faults.take(&[&id]);
     match fault {
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -412,7 +417,7 @@ async fn refund(
         _ => {}
     }
     detached(async move {
-        let res = handle(&shared, &id, &headers, &body, fault.as_ref()).await;
+        let res = handle(&st, &id, &headers, &body, fault.as_ref()).await;
         after_commit(fault.as_ref(), res)
     })
     .await
@@ -434,7 +439,7 @@ impl Drop for InFlight<'_> {
 }
 
 async fn handle(
-    shared: &Shared,
+    st: &MoyasarState,
     id: &str,
     headers: &HeaderMap,
     body: &[u8],
@@ -443,17 +448,27 @@ async fn handle(
     if let Some(res) = auth_error(headers) {
         return res;
     }
-    if !lock(&shared.store).orders.contains_key(id) {
+    if !lock(&st.shared.store).orders.contains_key(id) {
         return message(StatusCode::NOT_FOUND, "Object not found");
     }
     let value = match crate::wire::from_slice(body) {
         Ok(v) => v,
         Err(_) => return message(StatusCode::BAD_REQUEST, "Malformed JSON request body."),
     };
-    let req = match validate(&value) {
+    let violations = st.schema.violations(&value);
+    if !violations.is_empty() {
+        // The body itself (not an object) is Rails' `base`.
+        let mut errors = schema::by_field(&violations, describe);
+        if let Some(base) = errors.remove("") {
+            errors.insert("base".to_owned(), base);
+        }
+        return validation(errors);
+    }
+    let req = match read(&value) {
         Ok(req) => req,
         Err(errors) => return validation(errors),
     };
+    let shared = &*st.shared;
 
     let guard = {
         let mut store = lock(&shared.store);
@@ -465,7 +480,7 @@ async fn handle(
                 if replay.order_id != id {
                     let mut errors = BTreeMap::new();
                     errors.insert(
-                        "transaction_id",
+                        "transaction_id".to_owned(),
                         vec!["The value has already been taken.".to_owned()],
                     );
                     return validation(errors);

@@ -27,10 +27,11 @@
 //!   refund stays pending until [`crate::ProviderHandle::settle_refund`].
 //! - The order is looked up by `oaOrderId` and its `shopOrderId` must match
 //!   the seed's id, else `OrderNotFoundException`.
-//! - Schema violations (required, maxLength, enum, types, unknown fields,
-//!   since `additionalProperties` is false) and a currency other than the
-//!   order's answer 400 `ValidationException`; an `amount` of 0 is refused
-//!   the same way (the schema allows it, a refund of nothing is no refund).
+//! - Violations of the spec's request schema (required, maxLength, enum,
+//!   types, unknown fields since `additionalProperties` is false, ...: every
+//!   one, joined by `; `) and a currency other than the order's answer 400
+//!   `ValidationException`; an `amount` of 0 is refused the same way (the
+//!   schema allows it, a refund of nothing is no refund).
 //! - `products[]` is validated against the schema but its amounts are not
 //!   summed against `amount`.
 //! - `RefundTooMuchException` is for exceeding the order's captured minus
@@ -43,7 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::wire::{Map, Value};
+use crate::wire::Value;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -56,6 +57,7 @@ use sha2::{Digest, Sha256};
 
 use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use crate::fault::Fault;
+use crate::schema::{Problem, RequestSchema, Violation, either};
 use crate::server::{
     self, Listen, MediaType, ProviderHandle, Rejection, Routes, Shared, Surface, json, run_refund,
 };
@@ -277,6 +279,7 @@ impl OpenAppServer {
 #[derive(Debug)]
 struct OpenAppState {
     shared: Arc<Shared>,
+    schema: RequestSchema,
     nonces: Mutex<HashSet<String>>,
     skew_ms: AtomicI64,
     window: Mutex<Duration>,
@@ -290,14 +293,21 @@ impl OpenAppState {
     }
 }
 
+/// The request body schema of the refund route in `openapi`.
+pub(crate) fn request_schema(openapi: &str) -> std::io::Result<RequestSchema> {
+    RequestSchema::for_route("openapp", openapi, "post", REFUND_PATH)
+}
+
 pub(crate) async fn start(
     listen: Listen,
+    schema: RequestSchema,
     window: Duration,
     signing: ResponseSigning,
 ) -> std::io::Result<OpenAppServer> {
     let shared = Shared::new("openapp", Units::Hundredths);
     let state = Arc::new(OpenAppState {
         shared: Arc::clone(&shared),
+        schema,
         nonces: Mutex::new(HashSet::new()),
         skew_ms: AtomicI64::new(0),
         window: Mutex::new(window),
@@ -516,175 +526,72 @@ struct Request {
     case_id: String,
 }
 
-const TOP_LEVEL: [&str; 8] = [
-    "oaOrderId",
-    "shopOrderId",
-    "currency",
-    "amount",
-    "caseId",
-    "reason",
-    "notes",
-    "products",
-];
-/// The request constraints of OpenApp's JSON Schema (generated; never restated here).
-use openapp_api::constraints::refund_order as spec;
-
-fn string_field(
-    obj: &Map<String, Value>,
-    path: &str,
-    field: &str,
-    required: bool,
-    max: Option<usize>,
-    errors: &mut Vec<String>,
-) -> Option<String> {
-    match obj.get(field) {
-        None if required => {
-            errors.push(format!("{path}{field} is required"));
-            None
-        }
-        None => None,
-        Some(Value::String(s)) => match max {
-            Some(max) if s.chars().count() > max => {
-                errors.push(format!("{path}{field} must be at most {max} characters"));
-                None
-            }
-            _ => Some(s.clone()),
-        },
-        Some(_) => {
-            errors.push(format!("{path}{field} must be a string"));
-            None
-        }
+/// A schema violation in the words of OpenApp's `ValidationException`, naming the field
+/// (`products[0].id`).
+fn describe(v: &Violation) -> String {
+    if v.field.is_root() && matches!(v.problem, Problem::Type(_)) {
+        return "The request body must be a JSON object".into();
     }
-}
-
-fn integer_field(
-    obj: &Map<String, Value>,
-    path: &str,
-    field: &str,
-    errors: &mut Vec<String>,
-) -> Option<i64> {
-    match obj.get(field) {
-        None => {
-            errors.push(format!("{path}{field} is required"));
-            None
+    let field = v.field.dotted();
+    let what = match &v.problem {
+        Problem::Required => "is required".to_owned(),
+        Problem::NotAllowed => return format!("Unrecognized field \"{field}\""),
+        Problem::Type(types) => {
+            let article = |t: &str| match t {
+                "integer" | "object" | "array" => format!("an {t}"),
+                _ => format!("a {t}"),
+            };
+            let types: Vec<String> = types.iter().map(|t| article(t)).collect();
+            let types: Vec<&str> = types.iter().map(String::as_str).collect();
+            format!("must be {}", either(&types))
         }
-        Some(v) => match wire::integer(v) {
-            Some(n) if n >= 0 => Some(n),
-            Some(_) => {
-                errors.push(format!("{path}{field} must be at least 0"));
-                None
-            }
-            None => {
-                errors.push(format!("{path}{field} must be an integer"));
-                None
-            }
-        },
-    }
-}
-
-fn validate(v: &Value) -> Result<Request, String> {
-    let Value::Object(obj) = v else {
-        return Err("The request body must be a JSON object".into());
+        Problem::MaxLength(n) => format!("must be at most {n} characters"),
+        Problem::MinLength(n) => format!("must be at least {n} characters"),
+        Problem::MaxItems(n) => format!("must have at most {n} items"),
+        Problem::MinItems(n) => format!("must have at least {n} items"),
+        Problem::Enum(options) => format!("must be one of {}", options.join(", ")),
+        Problem::Maximum {
+            limit,
+            exclusive: false,
+        } => format!("must be at most {limit}"),
+        Problem::Maximum {
+            limit,
+            exclusive: true,
+        } => format!("must be less than {limit}"),
+        Problem::Minimum {
+            limit,
+            exclusive: false,
+        } => format!("must be at least {limit}"),
+        Problem::Minimum {
+            limit,
+            exclusive: true,
+        } => format!("must be greater than {limit}"),
+        Problem::Pattern(pattern) => format!("must match {pattern}"),
+        Problem::MultipleOf(step) => format!("must be a multiple of {step}"),
+        Problem::Format(format) => format!("must be a valid {format}"),
+        Problem::Other(message) => format!("is invalid: {message}"),
     };
-    let mut errors = Vec::new();
-    for key in obj.keys() {
-        if !TOP_LEVEL.contains(&key.as_str()) {
-            errors.push(format!("Unrecognized field \"{key}\""));
-        }
+    format!("{field} {what}")
+}
+
+/// The values the refund needs from a body that conforms to the schema, with the rules the
+/// schema does not state.
+fn read(v: &Value) -> Result<Request, String> {
+    let text = |field: &str| v[field].as_str().unwrap_or_default().to_owned();
+    // Exact, on the number as sent: draft 4 judged an f64 (or a u64) and takes `1e20` for an
+    // integer; the amount must be an integer written as one that an i64 holds.
+    let amount = wire::integer(&v["amount"]).ok_or("amount must be an integer")?;
+    // The schema allows 0; a refund of nothing is no refund.
+    if amount == 0 {
+        return Err("amount must be greater than 0".into());
     }
-    let oa_order_id = string_field(obj, "", "oaOrderId", true, None, &mut errors);
-    let shop_order_id = string_field(
-        obj,
-        "",
-        "shopOrderId",
-        true,
-        Some(spec::shop_order_id::MAX_LENGTH),
-        &mut errors,
-    );
-    let currency = string_field(obj, "", "currency", true, None, &mut errors);
-    let amount = integer_field(obj, "", "amount", &mut errors);
-    if amount == Some(0) {
-        errors.push("amount must be greater than 0".into());
-    }
-    let case_id = string_field(
-        obj,
-        "",
-        "caseId",
-        true,
-        Some(spec::case_id::MAX_LENGTH),
-        &mut errors,
-    );
-    if let Some(reason) = string_field(obj, "", "reason", true, None, &mut errors)
-        && !spec::reason::ENUM.contains(&reason.as_str())
-    {
-        errors.push(format!(
-            "reason must be one of {}",
-            spec::reason::ENUM.join(", ")
-        ));
-    }
-    string_field(
-        obj,
-        "",
-        "notes",
-        false,
-        Some(spec::notes::MAX_LENGTH),
-        &mut errors,
-    );
-    match obj.get("products") {
-        None => {}
-        Some(Value::Array(products)) => {
-            for (i, p) in products.iter().enumerate() {
-                let path = format!("products[{i}].");
-                let Value::Object(p) = p else {
-                    errors.push(format!("products[{i}] must be an object"));
-                    continue;
-                };
-                string_field(
-                    p,
-                    &path,
-                    "id",
-                    true,
-                    Some(spec::products::items::id::MAX_LENGTH),
-                    &mut errors,
-                );
-                match p.get("refundedQuantity") {
-                    None => errors.push(format!("{path}refundedQuantity is required")),
-                    Some(q) => match wire::decimal(q) {
-                        Some(q) if q >= rust_decimal::Decimal::ZERO => {}
-                        Some(_) => {
-                            errors.push(format!("{path}refundedQuantity must be at least 0"))
-                        }
-                        None => errors.push(format!("{path}refundedQuantity must be a number")),
-                    },
-                }
-                integer_field(p, &path, "amount", &mut errors);
-                string_field(
-                    p,
-                    &path,
-                    "notes",
-                    false,
-                    Some(spec::products::items::notes::MAX_LENGTH),
-                    &mut errors,
-                );
-            }
-        }
-        Some(_) => errors.push("products must be an array".into()),
-    }
-    if !errors.is_empty() {
-        return Err(errors.join("; "));
-    }
-    match (oa_order_id, shop_order_id, currency, amount, case_id) {
-        (Some(oa_order_id), Some(shop_order_id), Some(currency), Some(amount), Some(case_id)) => {
-            Ok(Request {
-                oa_order_id,
-                shop_order_id,
-                currency,
-                amount,
-                case_id,
-            })
-        }
-        _ => Err("The request body is invalid".into()),
-    }
+    Ok(Request {
+        oa_order_id: text("oaOrderId"),
+        shop_order_id: text("shopOrderId"),
+        currency: text("currency"),
+        amount,
+        case_id: text("caseId"),
+    })
 }
 
 #[derive(Serialize)]
@@ -705,7 +612,16 @@ fn handle(st: &OpenAppState, body: &[u8]) -> Response {
             );
         }
     };
-    let req = match validate(&value) {
+    let violations = st.schema.violations(&value);
+    if !violations.is_empty() {
+        let messages: Vec<String> = violations.iter().map(describe).collect();
+        return exception(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            &messages.join("; "),
+        );
+    }
+    let req = match read(&value) {
         Ok(req) => req,
         Err(message) => {
             return exception(StatusCode::BAD_REQUEST, "ValidationException", &message);

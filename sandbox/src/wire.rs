@@ -67,6 +67,34 @@ impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
+
+    /// The value as a `serde_json::Value`, for schema validation: numbers become `i64`/`u64`
+    /// or `f64` as serde_json reads them (not exact: see [`crate::schema`]), and a magnitude
+    /// beyond `f64` (`1e400`, which serde_json refuses) the largest finite `f64` of its sign, so
+    /// the schema's types and bounds still judge it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Number(n) => Json::Number(serde_json::from_str(&n.0).unwrap_or_else(|_| {
+                let max = if n.0.starts_with('-') {
+                    f64::MIN
+                } else {
+                    f64::MAX
+                };
+                serde_json::Number::from_f64(max).unwrap_or_else(|| 0.into())
+            })),
+            Value::String(s) => Json::String(s.clone()),
+            Value::Array(items) => Json::Array(items.iter().map(Value::to_json).collect()),
+            Value::Object(object) => Json::Object(
+                object
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.to_json()))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 impl std::ops::Index<&str> for Value {
@@ -175,6 +203,8 @@ mod tests {
             r#"{"a":24.98,"b":100,"c":1e2,"d":"1","e":12345678901234567.89}"#
         );
         assert!(from_slice(b"{\"a\":").is_err());
+        let huge = from_slice(br#"[1e400,-1e400,100,1.5]"#).unwrap().to_json();
+        assert_eq!(huge, serde_json::json!([f64::MAX, f64::MIN, 100, 1.5]));
         assert_eq!(offset_of(b"ab\ncd", 2, 2), 4);
     }
 }

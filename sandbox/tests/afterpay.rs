@@ -197,20 +197,35 @@ async fn validation_reports_every_failing_field() {
         .iter()
         .map(|m| m["fieldReference"].as_str().unwrap())
         .collect();
+    // In the order the schema validator reports them: the body's `required`, then its
+    // properties by name, each item's fields within.
     assert_eq!(
         fields,
         [
             "captureNumber",
-            "transactionReference",
             "items[0].productId",
             "items[0].grossUnitPrice",
-            "items[0].vatCategory"
+            "items[0].vatCategory",
+            "transactionReference"
         ]
     );
     assert!(messages.iter().all(|m| m["type"] == "BusinessError"
         && m["code"] == "ValidationError"
         && m.get("customerFacingMessage").is_none()));
-    assert_eq!(messages[0]["message"], "'captureNumber' is required.");
+    let words: Vec<&str> = messages
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "'captureNumber' is required.",
+            "'items[0].productId' is required.",
+            "'items[0].grossUnitPrice' must be a number.",
+            "'items[0].vatCategory' must be one of: HighCategory, MiddleCategory, LowCategory, NullCategory, NoCategory, OtherCategory.",
+            "'transactionReference' must be at most 100 characters long."
+        ]
+    );
 
     let res = afterpay_refund(&sb, &c, "AP-1", "{nope".into())
         .send()

@@ -178,7 +178,7 @@ async fn validation_is_422_with_field_errors() {
         ),
         (
             r#"{"amount":1.5,"transaction_id":"nope"}"#,
-            r#"{"message":"Data validation failed","errors":{"amount":["The value must be an integer."],"transaction_id":["The value must be a valid UUID."]}}"#,
+            r#"{"message":"Data validation failed","errors":{"amount":["The value must be an integer."],"transaction_id":["The value must be at least 36 characters.","The value must be a valid UUID."]}}"#,
         ),
     ];
     for (body, expected) in cases {

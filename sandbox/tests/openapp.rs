@@ -448,7 +448,8 @@ async fn schema_violations_are_validation_exceptions() {
         ),
         (
             r#"{"oaOrderId":"OA12345678901234"}"#.to_owned(),
-            "shopOrderId is required; currency is required; amount is required; caseId is required; reason is required",
+            // In the order of the schema's `required`.
+            "amount is required; caseId is required; currency is required; reason is required; shopOrderId is required",
         ),
     ];
     for (body, message) in cases {

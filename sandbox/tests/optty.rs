@@ -121,7 +121,7 @@ async fn refund_is_recorded_and_answered_as_documented() {
     let (status, body) = read(res).await;
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.starts_with(r#"{"refundReference":"TgEHcPtpN2HSrTMK-0","bnplProvider":"KLARNA_AU","refundedAmount":24.98,"refundStatus":"SUCCESSFUL","description":{},"refundDate":""#),
+        body.starts_with(r#"{"refundReference":"TgEHcPtpN2HSrTMK-0","bnplProvider":"KLARNA_AU","refundedAmount":"24.98","refundStatus":"SUCCESSFUL","description":{},"refundDate":""#),
         "{body}"
     );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -208,14 +208,28 @@ async fn bad_input_answers_bad_request() {
         ),
         (
             r#"{"refundReference":"r","refundAmount":{"amount":"1","currency":"AUD"},"refundDescription":"x"}"#,
+            "refundAmount.amount must be a number conforming to the specified constraints",
+        ),
+        (
+            r#"{"refundReference":"r","refundAmount":{"amount":0,"currency":"AUD"},"refundDescription":"x"}"#,
             "refundAmount.amount must be a positive number",
         ),
         (
             r#"{"refundReference":"r","refundAmount":{"amount":1,"currency":"AUD"}}"#,
-            "refundDescription must be a string",
+            "refundDescription should not be empty",
         ),
         (
+            r#"{"refundReference":"r","refundAmount":{"amount":1,"currency":"AUD"},"refundDescription":7}"#,
+            "refundDescription must be a string",
+        ),
+        // The schema's `multipleOf: 0.01`.
+        (
             r#"{"refundReference":"r","refundAmount":{"amount":1.005,"currency":"AUD"},"refundDescription":"x"}"#,
+            "refundAmount.amount must be a multiple of 0.01",
+        ),
+        // The same, where only the exact reading sees it: as an f64 this is 1.
+        (
+            r#"{"refundReference":"r","refundAmount":{"amount":1.0000000000000001,"currency":"AUD"},"refundDescription":"x"}"#,
             "refundAmount.amount must have at most 2 decimal places",
         ),
         (
