@@ -9,7 +9,11 @@ use refunds::{
 };
 
 /// Where a journal entry stands. See the state machine in the [crate docs](crate#an-entrys-state-machine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Stored as text (the `state` column) through `sqlx::Type`: `in_flight`, `applied`,
+/// `not_applied`, `unknown`, as [`EntryState::as_str`] writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
 pub enum EntryState {
     /// An attempt was recorded as about to be sent and its answer is not recorded yet: the
     /// lease holder is sending it, or died doing so (then the lease expires).
@@ -29,6 +33,14 @@ pub enum EntryState {
 }
 
 impl EntryState {
+    /// Every state.
+    pub const ALL: [EntryState; 4] = [
+        EntryState::InFlight,
+        EntryState::Applied,
+        EntryState::NotApplied,
+        EntryState::Unknown,
+    ];
+
     /// The column value: `in_flight`, `applied`, `not_applied`, `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,20 +62,16 @@ impl FromStr for EntryState {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            EntryState::InFlight,
-            EntryState::Applied,
-            EntryState::NotApplied,
-            EntryState::Unknown,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == s)
-        .ok_or_else(|| format!("unknown entry state {s:?}"))
+        EntryState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown entry state {s:?}"))
     }
 }
 
-/// Who settled an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Who settled an entry. Stored as text (the `settled_by` column) through `sqlx::Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
 pub enum SettledBy {
     /// The provider's answer to a [`Journal::refund`](crate::Journal::refund) call.
     Answer,
@@ -216,8 +224,9 @@ impl Entry {
     }
 }
 
-/// What an [`Event`] records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What an [`Event`] records. Stored as text (the `kind` column) through `sqlx::Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
 pub enum EventKind {
     /// Attempt `attempt` is about to be sent by `owner` under a fresh lease: written (with the
     /// entry) before anything leaves.
@@ -236,6 +245,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Intent,
+        EventKind::Answer,
+        EventKind::LeaseExpired,
+        EventKind::Reconcile,
+        EventKind::Manual,
+        EventKind::Status,
+    ];
+
     /// The column value: `intent`, `answer`, `lease_expired`, `reconcile`, `manual`, `status`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -259,17 +278,10 @@ impl FromStr for EventKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            EventKind::Intent,
-            EventKind::Answer,
-            EventKind::LeaseExpired,
-            EventKind::Reconcile,
-            EventKind::Manual,
-            EventKind::Status,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == s)
-        .ok_or_else(|| format!("unknown event kind {s:?}"))
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown event kind {s:?}"))
     }
 }
 
@@ -339,12 +351,33 @@ pub fn outcome_str(outcome: Outcome) -> &'static str {
     }
 }
 
-pub(crate) fn parse_outcome(s: &str) -> Result<Outcome, String> {
-    match s {
-        "applied" => Ok(Outcome::Applied),
-        "not_applied" => Ok(Outcome::NotApplied),
-        "unknown" => Ok(Outcome::Unknown),
-        other => Err(format!("unknown outcome {other:?}")),
+/// The `outcome` column: the facade's [`Outcome`] as stored (the facade's type does not know
+/// sqlx), `applied`, `not_applied`, `unknown` as [`outcome_str`] writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub(crate) enum OutcomeColumn {
+    Applied,
+    NotApplied,
+    Unknown,
+}
+
+impl From<Outcome> for OutcomeColumn {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Applied => OutcomeColumn::Applied,
+            Outcome::NotApplied => OutcomeColumn::NotApplied,
+            Outcome::Unknown => OutcomeColumn::Unknown,
+        }
+    }
+}
+
+impl From<OutcomeColumn> for Outcome {
+    fn from(column: OutcomeColumn) -> Self {
+        match column {
+            OutcomeColumn::Applied => Outcome::Applied,
+            OutcomeColumn::NotApplied => Outcome::NotApplied,
+            OutcomeColumn::Unknown => Outcome::Unknown,
+        }
     }
 }
 
@@ -359,11 +392,109 @@ pub(crate) fn status_str(status: RefundStatus) -> &'static str {
     }
 }
 
-pub(crate) fn parse_status(s: &str) -> Result<RefundStatus, String> {
-    match s {
-        "succeeded" => Ok(RefundStatus::Succeeded),
-        "pending" => Ok(RefundStatus::Pending),
-        "failed" => Ok(RefundStatus::Failed),
-        other => Err(format!("unknown refund status {other:?}")),
+/// The `refund_status` column: the facade's [`RefundStatus`] as stored, `succeeded`,
+/// `pending`, `failed` as [`status_str`] writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub(crate) enum StatusColumn {
+    Succeeded,
+    Pending,
+    Failed,
+}
+
+impl From<RefundStatus> for StatusColumn {
+    fn from(status: RefundStatus) -> Self {
+        match status {
+            RefundStatus::Succeeded => StatusColumn::Succeeded,
+            RefundStatus::Pending => StatusColumn::Pending,
+            RefundStatus::Failed => StatusColumn::Failed,
+            // A status a newer facade adds: the refund exists, not known to be final.
+            _ => StatusColumn::Pending,
+        }
+    }
+}
+
+impl From<StatusColumn> for RefundStatus {
+    fn from(column: StatusColumn) -> Self {
+        match column {
+            StatusColumn::Succeeded => RefundStatus::Succeeded,
+            StatusColumn::Pending => RefundStatus::Pending,
+            StatusColumn::Failed => RefundStatus::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::SqlitePool;
+
+    /// The text `value` is stored as, and the value that text reads back as.
+    async fn stored<T>(pool: &SqlitePool, value: T) -> (String, T)
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+            + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + Send
+            + Unpin
+            + Copy
+            + 'static,
+    {
+        let text: String = sqlx::query_scalar("SELECT $1")
+            .bind(value)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let back: T = sqlx::query_scalar("SELECT $1")
+            .bind(text.clone())
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        (text, back)
+    }
+
+    /// The column enums' `sqlx::Type` writes what their `as_str` (the documented column
+    /// values, the migrations' CHECK lists) says, and reads it back. PostgreSQL takes the same
+    /// text (`journal/tests/it` writes and reads every state on both backends).
+    #[tokio::test]
+    async fn column_enums_are_stored_as_their_documented_text() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        for state in EntryState::ALL {
+            assert_eq!(
+                stored(&pool, state).await,
+                (state.as_str().to_owned(), state)
+            );
+            assert_eq!(state.as_str().parse(), Ok(state));
+        }
+        for kind in EventKind::ALL {
+            assert_eq!(stored(&pool, kind).await, (kind.as_str().to_owned(), kind));
+            assert_eq!(kind.as_str().parse(), Ok(kind));
+        }
+        for by in [SettledBy::Answer, SettledBy::Reconcile, SettledBy::Manual] {
+            assert_eq!(stored(&pool, by).await, (by.as_str().to_owned(), by));
+            assert_eq!(by.as_str().parse(), Ok(by));
+        }
+        for outcome in [Outcome::Applied, Outcome::NotApplied, Outcome::Unknown] {
+            let (text, back) = stored(&pool, OutcomeColumn::from(outcome)).await;
+            assert_eq!(
+                (text.as_str(), Outcome::from(back)),
+                (outcome_str(outcome), outcome)
+            );
+        }
+        for status in [
+            RefundStatus::Succeeded,
+            RefundStatus::Pending,
+            RefundStatus::Failed,
+        ] {
+            let (text, back) = stored(&pool, StatusColumn::from(status)).await;
+            assert_eq!(
+                (text.as_str(), RefundStatus::from(back)),
+                (status_str(status), status)
+            );
+        }
+        let unknown: Result<EntryState, _> = sqlx::query_scalar("SELECT 'settled'")
+            .fetch_one(&pool)
+            .await;
+        assert!(unknown.is_err(), "{unknown:?}");
     }
 }

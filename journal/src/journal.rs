@@ -13,7 +13,7 @@ use refunds::{
 use crate::entry::{Entry, EntryState, Event};
 use crate::error::JournalError;
 use crate::fingerprint::canonical_json;
-use crate::machine::{self, AttemptAnswer, Mode, Step, Then, Verdict, Write};
+use crate::machine::{self, AttemptAnswer, Mode, Refused, Step, Then, Transition, Verdict, Write};
 use crate::store::{Database, Store};
 
 /// How a [`Journal`] sends.
@@ -368,7 +368,9 @@ impl Journal {
             else {
                 continue;
             };
-            match machine::claim(&entry, &fingerprint, owner, now_ms, self.lease_ms(), mode) {
+            let step = machine::claim(&entry, &fingerprint, owner, now_ms, self.lease_ms(), mode)
+                .map_err(|refused| wrong_state(&entry, refused))?;
+            match step {
                 Step::Return(verdict) => {
                     return Ok(Claimed::Answer(verdict_answer(
                         verdict,
@@ -425,14 +427,9 @@ impl Journal {
             };
             let recorded = self
                 .apply(entry, |current| {
-                    Some(machine::answer(
-                        current,
-                        attempt,
-                        owner,
-                        &answer,
-                        retry_lease,
-                        mode,
-                    ))
+                    machine::answer(current, attempt, owner, &answer, retry_lease, mode)
+                        .map(Some)
+                        .map_err(|refused| wrong_state(current, refused))
                 })
                 .await;
             entry = match recorded {
@@ -474,7 +471,12 @@ impl Journal {
             tokio::time::sleep(wait).await;
             match self
                 .apply(entry, |current| {
-                    machine::next_attempt(current, attempt, owner, self.lease_ms())
+                    Ok(machine::next_attempt(
+                        current,
+                        attempt,
+                        owner,
+                        self.lease_ms(),
+                    ))
                 })
                 .await?
             {
@@ -491,11 +493,11 @@ impl Journal {
     async fn apply(
         &self,
         mut current: Entry,
-        decide: impl Fn(&Entry) -> Option<Write>,
+        decide: impl Fn(&Entry) -> Result<Option<Write>, JournalError>,
     ) -> Result<Result<Entry, Entry>, JournalError> {
         let store = &self.inner.store;
         loop {
-            let Some(write) = decide(&current) else {
+            let Some(write) = decide(&current)? else {
                 return Ok(Err(current));
             };
             if let Some(written) = store.write(current.version, &write).await? {
@@ -633,18 +635,17 @@ impl Journal {
                 state: entry.state,
                 reason: reason.to_owned(),
             };
-            if outcome == Outcome::Unknown {
+            let Some(transition) = Transition::resolved(outcome) else {
                 return Err(wrong("a manual resolution says applied or not applied"));
-            }
+            };
             if entry.is_leased(now_ms) {
                 return Err(wrong(
                     "a sender holds a live lease on it; wait for its answer",
                 ));
             }
-            if !entry.is_unresolved(now_ms) {
-                return Err(wrong("only an unresolved entry is resolved by hand"));
-            }
-            let write = machine::resolve(&entry, outcome, note);
+            // Refused unless unresolved: unknown, or in flight under a lapsed lease.
+            let write = machine::resolve(&entry, transition, note)
+                .map_err(|refused| wrong_state(&entry, refused))?;
             if let Some(written) = store.write(entry.version, &write).await? {
                 return Ok(written);
             }
@@ -669,15 +670,9 @@ impl Journal {
         let store = &self.inner.store;
         loop {
             let (entry, _) = self.read_existing(provider, reference).await?;
-            if entry.state != EntryState::Applied {
-                return Err(JournalError::WrongState {
-                    provider,
-                    reference: reference.clone(),
-                    state: entry.state,
-                    reason: "a provider status belongs to an applied refund".to_owned(),
-                });
-            }
-            let write = machine::status(&entry, status);
+            // Refused unless applied.
+            let write =
+                machine::status(&entry, status).map_err(|refused| wrong_state(&entry, refused))?;
             if let Some(written) = store.write(entry.version, &write).await? {
                 return Ok(written);
             }
@@ -721,6 +716,16 @@ impl Journal {
                 provider,
                 reference: reference.clone(),
             })
+    }
+}
+
+/// A transition the entry's state refuses ([`machine::next`]), as the caller sees it.
+fn wrong_state(entry: &Entry, refused: Refused) -> JournalError {
+    JournalError::WrongState {
+        provider: entry.provider,
+        reference: entry.merchant_reference.clone(),
+        state: entry.state,
+        reason: refused.reason.to_owned(),
     }
 }
 

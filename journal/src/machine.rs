@@ -1,11 +1,203 @@
-//! The state machine of an entry, as pure functions: given the entry as read (with the
-//! database's clock) and what happened, what to write. The store applies a [`Write`] only if
-//! the entry's version is still the one read (optimistic concurrency), so two writers never
-//! both act on the same state; the loser reads again and decides again.
+//! The state machine of an entry, as pure functions.
+//!
+//! What can happen to an entry is one [`Transition`], by name, and where it leads from each
+//! state is one function, [`next`]: every write the journal makes is a [`Write`] built from a
+//! transition ([`Write::new`]), so no state changes anywhere else. The other functions decide,
+//! given the entry as read (with the database's clock) and what happened, which transition it
+//! is and what else to write (lease, reasons, amounts, events). The store applies a [`Write`]
+//! only if the entry's version is still the one read (optimistic concurrency), so two writers
+//! never both act on the same state; the loser reads again and decides again.
+
+use std::fmt;
 
 use refunds::{Outcome, Provider, Refund, RefundError};
 
 use crate::entry::{Entry, EntryState, EventKind, Lease, SettledBy};
+
+/// What happens to an entry, by name. [`next`] says which state each one leads to from each
+/// state, or that it does not apply there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Transition {
+    /// A new entry: attempt 1's intent, recorded under the caller's lease before it is sent.
+    Recorded,
+    /// The next attempt's intent, under a fresh lease: a later call (or reconcile) sends a
+    /// not-applied entry again or re-sends an unknown one where the provider deduplicates, or
+    /// the sender retries after recording its answer.
+    IntentRecorded,
+    /// The sender's lease lapsed with its attempt in flight (it stopped or stalled); another
+    /// sender takes the entry over and re-sends under the same merchant reference, which the
+    /// provider deduplicates.
+    LeaseTakenOver,
+    /// The sender's lease lapsed with its attempt in flight, on a provider without a duplicate
+    /// key: the outcome is unknown, and nothing is re-sent.
+    LeaseLapsed,
+    /// The answer to the latest attempt: the refund exists (a success, or "it already
+    /// exists"), whoever learns it.
+    AnsweredApplied,
+    /// The answer to the latest attempt: a refusal, with no ambiguous attempt before it since
+    /// the last definitive answer. Nothing was refunded.
+    AnsweredNotApplied,
+    /// The answer to the latest attempt: its outcome is unknown.
+    AnsweredUnknown,
+    /// The answer to the latest attempt: a refusal, after an ambiguous attempt that may have
+    /// been applied (so it proves nothing).
+    RefusedAfterUnknown,
+    /// An answer that no longer decides the entry: a later attempt was started since (its
+    /// sender was overtaken), or the refund is already applied. Only its event is written.
+    AnswerNoted,
+    /// Reconciliation looked at an unknown entry it must not re-send, and noted why.
+    ReconcileNoted,
+    /// An operator found the refund at the provider.
+    ResolvedApplied,
+    /// An operator found no refund at the provider.
+    ResolvedNotApplied,
+    /// The provider's status of an applied refund moved.
+    StatusRecorded,
+}
+
+impl Transition {
+    /// Every transition (the table test goes through them).
+    #[cfg(test)]
+    pub(crate) const ALL: [Transition; 13] = [
+        Transition::Recorded,
+        Transition::IntentRecorded,
+        Transition::LeaseTakenOver,
+        Transition::LeaseLapsed,
+        Transition::AnsweredApplied,
+        Transition::AnsweredNotApplied,
+        Transition::AnsweredUnknown,
+        Transition::RefusedAfterUnknown,
+        Transition::AnswerNoted,
+        Transition::ReconcileNoted,
+        Transition::ResolvedApplied,
+        Transition::ResolvedNotApplied,
+        Transition::StatusRecorded,
+    ];
+
+    /// An operator's finding: [`Transition::ResolvedApplied`] or
+    /// [`Transition::ResolvedNotApplied`]; `None` for [`Outcome::Unknown`], which settles
+    /// nothing.
+    pub(crate) fn resolved(outcome: Outcome) -> Option<Transition> {
+        match outcome {
+            Outcome::Applied => Some(Transition::ResolvedApplied),
+            Outcome::NotApplied => Some(Transition::ResolvedNotApplied),
+            Outcome::Unknown => None,
+        }
+    }
+}
+
+/// A transition that does not apply to the entry's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// The state it was tried from; `None`: no entry yet.
+    pub from: Option<EntryState>,
+    /// The transition.
+    pub transition: Transition,
+    /// Why it does not apply.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.from {
+            Some(state) => write!(f, "{:?} from {state}: {}", self.transition, self.reason),
+            None => write!(f, "{:?} without an entry: {}", self.transition, self.reason),
+        }
+    }
+}
+
+/// The state `transition` leads to from `from` (`None`: no entry yet), or why it does not
+/// apply. The whole state machine of the [crate docs](crate#an-entrys-state-machine); its table
+/// test lists every pair.
+pub(crate) const fn next(
+    from: Option<EntryState>,
+    transition: Transition,
+) -> Result<EntryState, Refused> {
+    use EntryState::{Applied, InFlight, NotApplied, Unknown};
+    use Transition as T;
+
+    const FINAL: &str = "applied is final: later calls are answered from the record";
+    const NOT_IN_FLIGHT: &str = "no attempt is in flight";
+    const RESOLVED: &str = "only an unresolved entry is resolved by hand";
+    let Some(state) = from else {
+        return match transition {
+            T::Recorded => Ok(InFlight),
+            _ => Err(Refused {
+                from,
+                transition,
+                reason: "there is no entry yet",
+            }),
+        };
+    };
+    let to = match transition {
+        T::Recorded => Err("the reference already has an entry"),
+        T::IntentRecorded => match state {
+            NotApplied | Unknown => Ok(InFlight),
+            InFlight => {
+                Err("an attempt is in flight: its answer, or its lease lapsing, comes first")
+            }
+            Applied => Err(FINAL),
+        },
+        T::LeaseTakenOver => match state {
+            InFlight => Ok(InFlight),
+            Applied | NotApplied | Unknown => Err(NOT_IN_FLIGHT),
+        },
+        T::LeaseLapsed => match state {
+            InFlight => Ok(Unknown),
+            Applied | NotApplied | Unknown => Err(NOT_IN_FLIGHT),
+        },
+        // From `unknown` or `not_applied` too: the answer of a sender whose entry was marked
+        // unknown (or resolved by hand) after its lease lapsed, for the very attempt it sent.
+        T::AnsweredApplied => match state {
+            InFlight | NotApplied | Unknown => Ok(Applied),
+            Applied => Err(FINAL),
+        },
+        T::AnsweredNotApplied => match state {
+            InFlight | NotApplied | Unknown => Ok(NotApplied),
+            Applied => Err(FINAL),
+        },
+        T::AnsweredUnknown | T::RefusedAfterUnknown => match state {
+            InFlight | NotApplied | Unknown => Ok(Unknown),
+            Applied => Err(FINAL),
+        },
+        T::AnswerNoted => Ok(state),
+        T::ReconcileNoted => match state {
+            Unknown => Ok(Unknown),
+            InFlight | Applied | NotApplied => {
+                Err("reconciliation leaves only an unknown outcome alone with a note")
+            }
+        },
+        // `in_flight`: under a lapsed lease (the journal refuses a live one before).
+        T::ResolvedApplied => match state {
+            InFlight | Unknown => Ok(Applied),
+            Applied | NotApplied => Err(RESOLVED),
+        },
+        T::ResolvedNotApplied => match state {
+            InFlight | Unknown => Ok(NotApplied),
+            Applied | NotApplied => Err(RESOLVED),
+        },
+        T::StatusRecorded => match state {
+            Applied => Ok(Applied),
+            InFlight | NotApplied | Unknown => {
+                Err("a provider status belongs to an applied refund")
+            }
+        },
+    };
+    match to {
+        Ok(to) => Ok(to),
+        Err(reason) => Err(Refused {
+            from,
+            transition,
+            reason,
+        }),
+    }
+}
+
+/// The state of a new entry: [`Transition::Recorded`] (checked at compile time).
+pub(crate) const NEW_ENTRY: EntryState = match next(None, Transition::Recorded) {
+    Ok(state) => state,
+    Err(_) => panic!("a new entry is recorded"),
+};
 
 /// Who is driving: a caller's [`Journal::refund`](crate::Journal::refund), or
 /// [`Journal::reconcile`](crate::Journal::reconcile).
@@ -63,15 +255,32 @@ pub(crate) enum LeaseWrite {
     Release,
 }
 
-/// A change to one entry: its new columns (timestamps, lease expiry and version are filled in
-/// by the database), and the events to append in the same transaction.
+/// A change to one entry: the transition, its new columns (timestamps, lease expiry and
+/// version are filled in by the database), and the events to append in the same transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Write {
+    pub transition: Transition,
     pub next: Entry,
     pub lease: LeaseWrite,
     /// `settled_at_ms` becomes the database's now.
     pub settle: bool,
     pub events: Vec<NewEvent>,
+}
+
+impl Write {
+    /// `transition` of `current`: the entry as read with the state [`next`] gives, the lease
+    /// kept, nothing settled, no events yet; or why it does not apply.
+    pub(crate) fn new(current: &Entry, transition: Transition) -> Result<Write, Refused> {
+        let mut next = current.clone();
+        next.state = self::next(Some(current.state), transition)?;
+        Ok(Write {
+            transition,
+            next,
+            lease: LeaseWrite::Keep,
+            settle: false,
+            events: Vec::new(),
+        })
+    }
 }
 
 /// The answer to a claim that sends nothing.
@@ -212,22 +421,22 @@ pub(crate) fn claim(
     now_ms: i64,
     lease_ms: i64,
     mode: Mode,
-) -> Step {
+) -> Result<Step, Refused> {
     if entry.fingerprint != fingerprint {
-        return Step::Return(Verdict::Conflict);
+        return Ok(Step::Return(Verdict::Conflict));
     }
     if entry.state == EntryState::Applied {
-        return Step::Return(Verdict::Replay);
+        return Ok(Step::Return(Verdict::Replay));
     }
     if entry
         .lease
         .as_ref()
         .is_some_and(|lease| lease.is_live(now_ms) && lease.owner != owner)
     {
-        return Step::Return(Verdict::InProgress);
+        return Ok(Step::Return(Verdict::InProgress));
     }
     let dedup = deduplicates(entry.provider);
-    match entry.state {
+    Ok(match entry.state {
         EntryState::Applied => Step::Return(Verdict::Replay),
         // The sender died (or stalled past its lease) between recording the intent and the
         // answer: the attempt may have been applied.
@@ -238,20 +447,20 @@ pub(crate) fn claim(
             lost.outcome = Some(Outcome::Unknown);
             lost.detail = Some(lost_sender_detail(entry));
             if dedup {
-                let mut write = take(entry, owner, lease_ms, mode, true);
+                let mut write = take(entry, Transition::LeaseTakenOver, owner, lease_ms, mode)?;
                 write.events.insert(0, lost);
                 Step::Write(Box::new(write), Then::Send)
             } else {
                 // Not `ambiguous`: should the lost sender still record a definitive answer to
                 // this same attempt, that answer settles the entry.
-                let mut next = entry.clone();
-                next.state = EntryState::Unknown;
-                let mut events = vec![lost];
-                next.unresolved_reason = Some(if mode == Mode::Reconcile {
+                let mut write = Write::new(entry, Transition::LeaseLapsed)?;
+                write.lease = LeaseWrite::Release;
+                write.events.push(lost);
+                write.next.unresolved_reason = Some(if mode == Mode::Reconcile {
                     let note = reconcile_detail(entry);
                     let mut event = NewEvent::new(EventKind::Reconcile);
                     event.detail = Some(note.clone());
-                    events.push(event);
+                    write.events.push(event);
                     format!("{}. {note}", lost_sender_detail(entry))
                 } else {
                     format!(
@@ -260,19 +469,17 @@ pub(crate) fn claim(
                         no_duplicate_key_reason(entry)
                     )
                 });
-                Step::Write(
-                    Box::new(Write {
-                        next,
-                        lease: LeaseWrite::Release,
-                        settle: false,
-                        events,
-                    }),
-                    Then::Unresolved,
-                )
+                Step::Write(Box::new(write), Then::Unresolved)
             }
         }
         EntryState::Unknown if dedup => Step::Write(
-            Box::new(take(entry, owner, lease_ms, mode, true)),
+            Box::new(take(
+                entry,
+                Transition::IntentRecorded,
+                owner,
+                lease_ms,
+                mode,
+            )?),
             Then::Send,
         ),
         EntryState::Unknown => {
@@ -284,66 +491,69 @@ pub(crate) fn claim(
                 .as_deref()
                 .is_some_and(|reason| reason.ends_with(&note));
             if mode == Mode::Reconcile && !noted {
-                let mut next = entry.clone();
-                next.unresolved_reason = Some(match &entry.unresolved_reason {
+                let mut write = Write::new(entry, Transition::ReconcileNoted)?;
+                write.next.unresolved_reason = Some(match &entry.unresolved_reason {
                     Some(earlier) => format!("{earlier}. {note}"),
                     None => note.clone(),
                 });
                 let mut event = NewEvent::new(EventKind::Reconcile);
                 event.detail = Some(note);
-                Step::Write(
-                    Box::new(Write {
-                        next,
-                        lease: LeaseWrite::Keep,
-                        settle: false,
-                        events: vec![event],
-                    }),
-                    Then::Unresolved,
-                )
+                write.events.push(event);
+                Step::Write(Box::new(write), Then::Unresolved)
             } else {
                 Step::Return(Verdict::Unresolved)
             }
         }
         EntryState::NotApplied => Step::Write(
-            Box::new(take(entry, owner, lease_ms, mode, false)),
+            Box::new(take(
+                entry,
+                Transition::IntentRecorded,
+                owner,
+                lease_ms,
+                mode,
+            )?),
             Then::Send,
         ),
-    }
+    })
 }
 
-/// Takes the lease and records the intent of the next attempt.
-fn take(entry: &Entry, owner: &str, lease_ms: i64, mode: Mode, after_unknown: bool) -> Write {
-    let mut next = entry.clone();
-    next.state = EntryState::InFlight;
+/// Takes the lease and records the intent of the next attempt: `transition` is
+/// [`Transition::IntentRecorded`] or [`Transition::LeaseTakenOver`].
+fn take(
+    entry: &Entry,
+    transition: Transition,
+    owner: &str,
+    lease_ms: i64,
+    mode: Mode,
+) -> Result<Write, Refused> {
+    // Anything but a not-applied entry may have been applied already: a refusal of the next
+    // attempt proves nothing.
+    let after_unknown = entry.state != EntryState::NotApplied;
+    let mut write = Write::new(entry, transition)?;
+    let next = &mut write.next;
     next.attempts = entry.attempts + 1;
     next.unresolved_reason = None;
-    // An earlier attempt may have been applied: a refusal of this one proves nothing.
     next.ambiguous = entry.ambiguous || after_unknown;
     next.lease = Some(Lease {
         owner: owner.to_owned(),
         expires_at_ms: 0,
     });
-    let mut events = Vec::new();
+    write.lease = LeaseWrite::Take {
+        owner: owner.to_owned(),
+        ms: lease_ms,
+    };
     if mode == Mode::Reconcile {
         let mut event = NewEvent::new(EventKind::Reconcile);
         event.detail = Some(reconcile_detail(entry));
-        events.push(event);
+        write.events.push(event);
     }
-    events.push(intent(
-        next.attempts,
+    write.events.push(intent(
+        write.next.attempts,
         owner,
         after_unknown
             .then_some("re-sent with the same merchant reference after an unknown outcome"),
     ));
-    Write {
-        next,
-        lease: LeaseWrite::Take {
-            owner: owner.to_owned(),
-            ms: lease_ms,
-        },
-        settle: false,
-        events,
-    }
+    Ok(write)
 }
 
 /// The intent event of attempt `attempt`.
@@ -361,7 +571,8 @@ pub(crate) fn intent(attempt: u32, owner: &str, detail: Option<&str>) -> NewEven
 ///
 /// Every answer goes into the history. The entry itself takes it when the answer is still the
 /// latest word: the refund exists (that is final whoever learns it), or no later attempt was
-/// started since this one (a sender whose lease ran out and was overtaken only adds history).
+/// started since this one (a sender whose lease ran out and was overtaken only adds history:
+/// [`Transition::AnswerNoted`]).
 pub(crate) fn answer(
     current: &Entry,
     attempt: u32,
@@ -369,7 +580,7 @@ pub(crate) fn answer(
     answer: &AttemptAnswer,
     retry_lease_ms: Option<i64>,
     mode: Mode,
-) -> Write {
+) -> Result<Write, Refused> {
     let mut event = NewEvent::new(EventKind::Answer);
     event.attempt = Some(attempt);
     event.owner = Some(owner.to_owned());
@@ -379,32 +590,50 @@ pub(crate) fn answer(
     event.detail = answer.error_message.clone();
     event.elapsed_ms = Some(answer.elapsed_ms);
 
-    let mut next = current.clone();
-    next.wire_ms = current.wire_ms.saturating_add(answer.elapsed_ms);
     let ours = current
         .lease
         .as_ref()
         .is_some_and(|lease| lease.owner == owner);
-    let release = || {
-        if ours {
-            LeaseWrite::Release
-        } else {
-            LeaseWrite::Keep
-        }
+    let release = if ours {
+        LeaseWrite::Release
+    } else {
+        LeaseWrite::Keep
     };
-
-    if answer.outcome == Outcome::Applied {
-        let mut settle = false;
-        if current.state != EntryState::Applied {
-            settle = true;
-            next.state = EntryState::Applied;
+    let overtaken = current.attempts != attempt;
+    let transition = match answer.outcome {
+        // Final whoever learns it, overtaken or not; already applied: only noted.
+        Outcome::Applied => match next(Some(current.state), Transition::AnsweredApplied) {
+            Ok(_) => Transition::AnsweredApplied,
+            Err(_) => Transition::AnswerNoted,
+        },
+        _ if overtaken || current.state == EntryState::Applied => Transition::AnswerNoted,
+        Outcome::Unknown => Transition::AnsweredUnknown,
+        Outcome::NotApplied if current.ambiguous => Transition::RefusedAfterUnknown,
+        Outcome::NotApplied => Transition::AnsweredNotApplied,
+    };
+    let mut write = Write::new(current, transition)?;
+    write.events.push(event);
+    let next = &mut write.next;
+    next.wire_ms = current.wire_ms.saturating_add(answer.elapsed_ms);
+    if transition == Transition::AnswerNoted {
+        // Overtaken (another sender took the entry over after this one's lease ran out), or
+        // already applied: this sender is done with it.
+        if answer.outcome == Outcome::Applied {
+            write.lease = release;
+        }
+        return Ok(write);
+    }
+    next.http_status = answer.http_status;
+    next.error_kind = answer.error_kind.clone();
+    next.error_message = answer.error_message.clone();
+    match transition {
+        Transition::AnsweredApplied => {
+            write.settle = true;
+            write.lease = release;
             next.ambiguous = false;
             next.already_applied = answer.already_applied;
             next.unresolved_reason = None;
             next.settled_by = Some(mode.settled_by());
-            next.http_status = answer.http_status;
-            next.error_kind = answer.error_kind.clone();
-            next.error_message = answer.error_message.clone();
             match &answer.refund {
                 Some(refund) => {
                     next.provider_refund_id = refund.provider_refund_id.clone();
@@ -416,38 +645,17 @@ pub(crate) fn answer(
                 None => {
                     // "It already exists": the provider's id is only known where the reference
                     // is the id (OpenApp caseId); the status is not known to be final.
-                    next.provider_refund_id = (current.provider == Provider::OpenApp)
-                        .then(|| current.merchant_reference.as_str().to_owned());
+                    next.provider_refund_id = current
+                        .provider
+                        .capabilities()
+                        .refund_id_of(&current.merchant_reference);
                     next.refund_status = Some(refunds::RefundStatus::Pending);
                     next.amount = Some(current.request.amount);
                 }
             }
+            return Ok(write);
         }
-        return Write {
-            next,
-            lease: release(),
-            settle,
-            events: vec![event],
-        };
-    }
-
-    if current.attempts != attempt || current.state == EntryState::Applied {
-        // Overtaken: another sender took the entry over after this one's lease ran out.
-        return Write {
-            next,
-            lease: LeaseWrite::Keep,
-            settle: false,
-            events: vec![event],
-        };
-    }
-
-    next.http_status = answer.http_status;
-    next.error_kind = answer.error_kind.clone();
-    next.error_message = answer.error_message.clone();
-    let mut settle = false;
-    match answer.outcome {
-        Outcome::Unknown => {
-            next.state = EntryState::Unknown;
+        Transition::AnsweredUnknown => {
             next.ambiguous = true;
             next.unresolved_reason = Some(if retry_lease_ms.is_some() {
                 format!(
@@ -463,38 +671,32 @@ pub(crate) fn answer(
                 no_duplicate_key_reason(current)
             });
         }
-        Outcome::NotApplied if current.ambiguous => {
-            next.state = EntryState::Unknown;
+        Transition::RefusedAfterUnknown => {
             next.unresolved_reason = Some(format!(
                 "attempt {attempt} was refused ({}), but an earlier attempt's outcome is unknown \
                  and may have been applied",
                 answer.error_kind.as_deref().unwrap_or("error")
             ));
         }
-        Outcome::NotApplied => {
-            next.state = EntryState::NotApplied;
+        Transition::AnsweredNotApplied => {
             next.unresolved_reason = None;
             if retry_lease_ms.is_none() {
-                settle = true;
+                write.settle = true;
                 next.settled_by = Some(mode.settled_by());
             }
         }
-        Outcome::Applied => unreachable!("handled above"),
+        // Not the answer of the latest attempt: decided above.
+        _ => {}
     }
-    let lease = match retry_lease_ms {
+    write.lease = match retry_lease_ms {
         Some(ms) if ours => LeaseWrite::Take {
             owner: owner.to_owned(),
             ms,
         },
         Some(_) => LeaseWrite::Keep,
-        None => release(),
+        None => release,
     };
-    Write {
-        next,
-        lease,
-        settle,
-        events: vec![event],
-    }
+    Ok(write)
 }
 
 /// The intent of the next attempt by the sender that holds the entry after its retry wait;
@@ -510,56 +712,58 @@ pub(crate) fn next_attempt(
         .lease
         .as_ref()
         .is_some_and(|lease| lease.owner == owner);
-    if !ours || current.attempts != done || current.state == EntryState::Applied {
+    if !ours || current.attempts != done {
         return None;
     }
-    let mut next = current.clone();
-    next.state = EntryState::InFlight;
-    next.attempts = done + 1;
-    Some(Write {
-        next,
-        lease: LeaseWrite::Take {
-            owner: owner.to_owned(),
-            ms: lease_ms,
-        },
-        settle: false,
-        events: vec![intent(done + 1, owner, Some("retry"))],
-    })
+    // Refused once applied (final) or in flight again (someone else's attempt).
+    let mut write = Write::new(current, Transition::IntentRecorded).ok()?;
+    write.next.attempts = done + 1;
+    write.lease = LeaseWrite::Take {
+        owner: owner.to_owned(),
+        ms: lease_ms,
+    };
+    write.events.push(intent(done + 1, owner, Some("retry")));
+    Some(write)
 }
 
-/// An operator's decision on an unresolved entry.
-pub(crate) fn resolve(current: &Entry, outcome: Outcome, note: &str) -> Write {
-    let mut next = current.clone();
+/// An operator's decision on an unresolved entry: `transition` is
+/// [`Transition::ResolvedApplied`] or [`Transition::ResolvedNotApplied`]
+/// ([`Transition::resolved`]).
+pub(crate) fn resolve(
+    current: &Entry,
+    transition: Transition,
+    note: &str,
+) -> Result<Write, Refused> {
+    let mut write = Write::new(current, transition)?;
+    write.lease = LeaseWrite::Release;
+    write.settle = true;
+    let next = &mut write.next;
     next.ambiguous = false;
     next.unresolved_reason = None;
     next.settled_by = Some(SettledBy::Manual);
-    match outcome {
-        Outcome::Applied => {
-            next.state = EntryState::Applied;
-            next.refund_status = Some(refunds::RefundStatus::Pending);
-            next.amount = Some(current.request.amount);
-            if current.provider == Provider::OpenApp {
-                next.provider_refund_id = Some(current.merchant_reference.as_str().to_owned());
-            }
+    if next.state == EntryState::Applied {
+        next.refund_status = Some(refunds::RefundStatus::Pending);
+        next.amount = Some(current.request.amount);
+        if let Some(id) = current
+            .provider
+            .capabilities()
+            .refund_id_of(&current.merchant_reference)
+        {
+            next.provider_refund_id = Some(id);
         }
-        _ => next.state = EntryState::NotApplied,
     }
     let mut event = NewEvent::new(EventKind::Manual);
     event.owner = Some("operator".to_owned());
-    event.outcome = Some(outcome);
+    event.outcome = Some(next.outcome());
     event.detail = Some(note.to_owned());
-    Write {
-        next,
-        lease: LeaseWrite::Release,
-        settle: true,
-        events: vec![event],
-    }
+    write.events.push(event);
+    Ok(write)
 }
 
 /// The provider's status of an applied refund moves.
-pub(crate) fn status(current: &Entry, status: refunds::RefundStatus) -> Write {
-    let mut next = current.clone();
-    next.refund_status = Some(status);
+pub(crate) fn status(current: &Entry, status: refunds::RefundStatus) -> Result<Write, Refused> {
+    let mut write = Write::new(current, Transition::StatusRecorded)?;
+    write.next.refund_status = Some(status);
     let mut event = NewEvent::new(EventKind::Status);
     event.outcome = Some(Outcome::Applied);
     event.detail = Some(format!(
@@ -569,12 +773,8 @@ pub(crate) fn status(current: &Entry, status: refunds::RefundStatus) -> Write {
             .map_or("none", crate::entry::status_str),
         crate::entry::status_str(status)
     ));
-    Write {
-        next,
-        lease: LeaseWrite::Keep,
-        settle: false,
-        events: vec![event],
-    }
+    write.events.push(event);
+    Ok(write)
 }
 
 #[cfg(test)]
@@ -637,6 +837,145 @@ mod tests {
         )
     }
 
+    /// The whole state machine, every (state, transition) pair: where [`next`] leads, or `__`
+    /// where it refuses. Columns: no entry yet, then every [`EntryState`]. A new transition
+    /// fails to compile here until its row is written.
+    #[test]
+    fn next_of_every_state_and_transition() {
+        const __: Option<EntryState> = None;
+        const IN_FLIGHT: Option<EntryState> = Some(EntryState::InFlight);
+        const APPLIED: Option<EntryState> = Some(EntryState::Applied);
+        const NOT_APPLIED: Option<EntryState> = Some(EntryState::NotApplied);
+        const UNKNOWN: Option<EntryState> = Some(EntryState::Unknown);
+        #[rustfmt::skip]
+        fn expected(transition: Transition) -> [Option<EntryState>; 5] {
+            use Transition as T;
+            match transition {
+                //                       no entry   in_flight  applied  not_applied  unknown
+                T::Recorded =>            [IN_FLIGHT, __,        __,      __,          __],
+                T::IntentRecorded =>      [__,        __,        __,      IN_FLIGHT,   IN_FLIGHT],
+                T::LeaseTakenOver =>      [__,        IN_FLIGHT, __,      __,          __],
+                T::LeaseLapsed =>         [__,        UNKNOWN,   __,      __,          __],
+                T::AnsweredApplied =>     [__,        APPLIED,   __,      APPLIED,     APPLIED],
+                T::AnsweredNotApplied =>  [__,        NOT_APPLIED, __,    NOT_APPLIED, NOT_APPLIED],
+                T::AnsweredUnknown =>     [__,        UNKNOWN,   __,      UNKNOWN,     UNKNOWN],
+                T::RefusedAfterUnknown => [__,        UNKNOWN,   __,      UNKNOWN,     UNKNOWN],
+                T::AnswerNoted =>         [__,        IN_FLIGHT, APPLIED, NOT_APPLIED, UNKNOWN],
+                T::ReconcileNoted =>      [__,        __,        __,      __,          UNKNOWN],
+                T::ResolvedApplied =>     [__,        APPLIED,   __,      __,          APPLIED],
+                T::ResolvedNotApplied =>  [__,        NOT_APPLIED, __,    __,          NOT_APPLIED],
+                T::StatusRecorded =>      [__,        __,        APPLIED, __,          __],
+            }
+        }
+        let from: Vec<Option<EntryState>> = std::iter::once(None)
+            .chain(EntryState::ALL.map(Some))
+            .collect();
+        assert_eq!(from, [__, IN_FLIGHT, APPLIED, NOT_APPLIED, UNKNOWN]);
+        for (i, transition) in Transition::ALL.into_iter().enumerate() {
+            assert!(
+                !Transition::ALL[..i].contains(&transition),
+                "{transition:?} twice"
+            );
+            for (&from, to) in from.iter().zip(expected(transition)) {
+                let next = next(from, transition);
+                assert_eq!(next.ok(), to, "{transition:?} from {from:?}: {next:?}");
+                if let Err(refused) = next {
+                    assert_eq!((refused.from, refused.transition), (from, transition));
+                    assert!(!refused.reason.is_empty());
+                }
+            }
+        }
+        assert_eq!(NEW_ENTRY, EntryState::InFlight);
+    }
+
+    /// What the journal tells a caller whose operation the state refuses.
+    #[test]
+    fn refusals_say_why() {
+        let reason = |from, transition| next(Some(from), transition).unwrap_err().reason;
+        assert_eq!(
+            reason(EntryState::NotApplied, Transition::ResolvedApplied),
+            "only an unresolved entry is resolved by hand"
+        );
+        assert_eq!(
+            reason(EntryState::Unknown, Transition::StatusRecorded),
+            "a provider status belongs to an applied refund"
+        );
+        assert!(reason(EntryState::Applied, Transition::IntentRecorded).contains("final"));
+        assert_eq!(
+            Transition::resolved(Outcome::Applied),
+            Some(Transition::ResolvedApplied)
+        );
+        assert_eq!(Transition::resolved(Outcome::Unknown), None);
+    }
+
+    /// Every write a decision makes names its transition, and its state is [`next`]'s.
+    #[test]
+    fn writes_carry_their_transition() {
+        let lost = leased(
+            entry(Provider::Optty, EntryState::InFlight),
+            "dead/1",
+            1_000,
+        );
+        let Step::Write(write, _) = claim(&lost, "fp", OWNER, 1_000, LEASE, Mode::Call).unwrap()
+        else {
+            panic!("re-sent");
+        };
+        assert_eq!(write.transition, Transition::LeaseTakenOver);
+        let lost = leased(
+            entry(Provider::AfterPay, EntryState::InFlight),
+            "dead/1",
+            1_000,
+        );
+        let Step::Write(write, _) = claim(&lost, "fp", OWNER, 1_000, LEASE, Mode::Call).unwrap()
+        else {
+            panic!("marked unknown");
+        };
+        assert_eq!(write.transition, Transition::LeaseLapsed);
+        let refused = entry(Provider::AfterPay, EntryState::NotApplied);
+        let Step::Write(write, _) = claim(&refused, "fp", OWNER, 0, LEASE, Mode::Call).unwrap()
+        else {
+            panic!("sent again");
+        };
+        assert_eq!(write.transition, Transition::IntentRecorded);
+
+        let current = leased(entry(Provider::Moyasar, EntryState::InFlight), OWNER, 10);
+        let ok = AttemptAnswer::new(
+            &Err(RefundError::new(ErrorKind::Duplicate).with_provider(Provider::Moyasar)),
+            1,
+        );
+        let write = answer(&current, 1, OWNER, &ok, None, Mode::Call).unwrap();
+        assert_eq!(write.transition, Transition::AnsweredApplied);
+        assert!(write.settle);
+        // The same answer again, on the applied entry: only its event, and the lease let go.
+        let again = answer(&write.next, 1, OWNER, &ok, None, Mode::Call).unwrap();
+        assert_eq!(again.transition, Transition::AnswerNoted);
+        assert_eq!(again.next.state, EntryState::Applied);
+        assert!(!again.settle);
+        assert_eq!(again.lease, LeaseWrite::Release);
+        assert_eq!(again.events.len(), 1);
+
+        let applied = entry(Provider::Moyasar, EntryState::Applied);
+        assert!(next_attempt(&leased(applied.clone(), OWNER, 10), 1, OWNER, LEASE).is_none());
+        let error = resolve(&applied, Transition::ResolvedNotApplied, "n").unwrap_err();
+        assert_eq!(error.from, Some(EntryState::Applied));
+        let resolved = resolve(
+            &entry(Provider::AfterPay, EntryState::Unknown),
+            Transition::ResolvedApplied,
+            "found at Riverty",
+        )
+        .unwrap();
+        assert_eq!(resolved.next.state, EntryState::Applied);
+        assert_eq!(resolved.events[0].outcome, Some(Outcome::Applied));
+        assert!(status(&resolved.next, RefundStatus::Succeeded).is_ok());
+        assert!(
+            status(
+                &entry(Provider::Optty, EntryState::Unknown),
+                RefundStatus::Succeeded
+            )
+            .is_err()
+        );
+    }
+
     #[test]
     fn another_request_under_the_reference_is_a_conflict_whatever_the_state() {
         for state in [
@@ -652,7 +991,8 @@ mod tests {
                 0,
                 LEASE,
                 Mode::Call,
-            );
+            )
+            .unwrap();
             assert_eq!(step, Step::Return(Verdict::Conflict), "{state}");
         }
     }
@@ -661,7 +1001,7 @@ mod tests {
     fn applied_replays_and_a_live_lease_elsewhere_is_in_progress() {
         let applied = entry(Provider::AfterPay, EntryState::Applied);
         assert_eq!(
-            claim(&applied, "fp", OWNER, 0, LEASE, Mode::Call),
+            claim(&applied, "fp", OWNER, 0, LEASE, Mode::Call).unwrap(),
             Step::Return(Verdict::Replay)
         );
         let in_flight = leased(
@@ -670,7 +1010,7 @@ mod tests {
             1_000,
         );
         assert_eq!(
-            claim(&in_flight, "fp", OWNER, 999, LEASE, Mode::Call),
+            claim(&in_flight, "fp", OWNER, 999, LEASE, Mode::Call).unwrap(),
             Step::Return(Verdict::InProgress)
         );
     }
@@ -680,7 +1020,7 @@ mod tests {
         for provider in [Provider::Optty, Provider::Moyasar, Provider::OpenApp] {
             let lost = leased(entry(provider, EntryState::InFlight), "dead/1", 1_000);
             let Step::Write(write, Then::Send) =
-                claim(&lost, "fp", OWNER, 1_000, LEASE, Mode::Call)
+                claim(&lost, "fp", OWNER, 1_000, LEASE, Mode::Call).unwrap()
             else {
                 panic!("{provider}: an expired in-flight entry is re-sent");
             };
@@ -695,7 +1035,7 @@ mod tests {
             1_000,
         );
         let Step::Write(write, Then::Unresolved) =
-            claim(&lost, "fp", OWNER, 1_000, LEASE, Mode::Call)
+            claim(&lost, "fp", OWNER, 1_000, LEASE, Mode::Call).unwrap()
         else {
             panic!("afterpay: an expired in-flight entry is never re-sent");
         };
@@ -705,16 +1045,16 @@ mod tests {
         // Once unknown, a call answers without writing; reconciliation notes its reason once.
         let unknown = write.next;
         assert_eq!(
-            claim(&unknown, "fp", OWNER, 2_000, LEASE, Mode::Call),
+            claim(&unknown, "fp", OWNER, 2_000, LEASE, Mode::Call).unwrap(),
             Step::Return(Verdict::Unresolved)
         );
         let Step::Write(noted, Then::Unresolved) =
-            claim(&unknown, "fp", OWNER, 2_000, LEASE, Mode::Reconcile)
+            claim(&unknown, "fp", OWNER, 2_000, LEASE, Mode::Reconcile).unwrap()
         else {
             panic!("the first reconciliation notes why it left the entry");
         };
         assert_eq!(
-            claim(&noted.next, "fp", OWNER, 3_000, LEASE, Mode::Reconcile),
+            claim(&noted.next, "fp", OWNER, 3_000, LEASE, Mode::Reconcile).unwrap(),
             Step::Return(Verdict::Unresolved)
         );
     }
@@ -728,7 +1068,7 @@ mod tests {
             1_000,
         );
         let Step::Write(marked, Then::Unresolved) =
-            claim(&stalled, "fp", OWNER, 1_000, LEASE, Mode::Call)
+            claim(&stalled, "fp", OWNER, 1_000, LEASE, Mode::Call).unwrap()
         else {
             panic!("marked unknown");
         };
@@ -736,7 +1076,7 @@ mod tests {
         marked.lease = None;
         // The stalled sender's definitive refusal of that same attempt settles it.
         let refused = failure(ErrorKind::OrderNotFound, Provider::AfterPay, 404);
-        let write = answer(&marked, 1, "slow/1", &refused, None, Mode::Call);
+        let write = answer(&marked, 1, "slow/1", &refused, None, Mode::Call).unwrap();
         assert_eq!(write.next.state, EntryState::NotApplied);
         assert!(write.settle);
         // And its success does too.
@@ -744,14 +1084,15 @@ mod tests {
             &Err(RefundError::new(ErrorKind::Duplicate).with_provider(Provider::AfterPay)),
             1,
         );
-        let write = answer(&marked, 1, "slow/1", &applied, None, Mode::Call);
+        let write = answer(&marked, 1, "slow/1", &applied, None, Mode::Call).unwrap();
         assert_eq!(write.next.state, EntryState::Applied);
     }
 
     #[test]
     fn not_applied_is_sent_again() {
         let refused = entry(Provider::AfterPay, EntryState::NotApplied);
-        let Step::Write(write, Then::Send) = claim(&refused, "fp", OWNER, 0, LEASE, Mode::Call)
+        let Step::Write(write, Then::Send) =
+            claim(&refused, "fp", OWNER, 0, LEASE, Mode::Call).unwrap()
         else {
             panic!("a not-applied entry is sent again");
         };
@@ -769,7 +1110,7 @@ mod tests {
             Provider::Moyasar,
             400,
         );
-        let write = answer(&current, 2, OWNER, &refused, None, Mode::Call);
+        let write = answer(&current, 2, OWNER, &refused, None, Mode::Call).unwrap();
         assert_eq!(write.next.state, EntryState::Unknown);
         assert!(!write.settle);
         assert_eq!(write.lease, LeaseWrite::Release);
@@ -784,7 +1125,7 @@ mod tests {
         );
         current.attempts = 2;
         let late = failure(ErrorKind::Timeout, Provider::Optty, 504);
-        let write = answer(&current, 1, "old/1", &late, None, Mode::Call);
+        let write = answer(&current, 1, "old/1", &late, None, Mode::Call).unwrap();
         assert_eq!(write.next.state, EntryState::InFlight);
         assert_eq!(write.lease, LeaseWrite::Keep);
         assert_eq!(write.events.len(), 1);
@@ -793,7 +1134,7 @@ mod tests {
             &Err(RefundError::new(ErrorKind::Duplicate).with_provider(Provider::Optty)),
             3,
         );
-        let write = answer(&current, 1, "old/1", &applied, None, Mode::Call);
+        let write = answer(&current, 1, "old/1", &applied, None, Mode::Call).unwrap();
         assert_eq!(write.next.state, EntryState::Applied);
         assert!(write.next.already_applied);
         assert_eq!(write.next.refund_status, Some(RefundStatus::Pending));
@@ -808,7 +1149,7 @@ mod tests {
     fn a_retry_keeps_the_lease_and_an_afterpay_unknown_says_why_it_is_not_resent() {
         let current = leased(entry(Provider::Optty, EntryState::InFlight), OWNER, 10);
         let unknown = failure(ErrorKind::ServerError, Provider::Optty, 502);
-        let write = answer(&current, 1, OWNER, &unknown, Some(LEASE), Mode::Call);
+        let write = answer(&current, 1, OWNER, &unknown, Some(LEASE), Mode::Call).unwrap();
         assert_eq!(write.next.state, EntryState::Unknown);
         assert_eq!(
             write.lease,
@@ -823,7 +1164,7 @@ mod tests {
 
         let current = leased(entry(Provider::AfterPay, EntryState::InFlight), OWNER, 10);
         let unknown = failure(ErrorKind::ServerError, Provider::AfterPay, 504);
-        let write = answer(&current, 1, OWNER, &unknown, None, Mode::Call);
+        let write = answer(&current, 1, OWNER, &unknown, None, Mode::Call).unwrap();
         assert_eq!(write.next.state, EntryState::Unknown);
         assert!(
             write

@@ -2,8 +2,11 @@
 //!
 //! Every statement is written once, with `$n` parameters (SQLite reads `$n` as the n-th
 //! parameter too) and `{now}` for the database's clock in milliseconds since the Unix epoch,
-//! replaced per backend. Each operation's body is written once and compiled for both pools by
-//! [`on_pool!`]. Nothing is checked against a database at build time.
+//! replaced per backend. The writes (a new entry, an entry's change, an event) are built from
+//! one list of columns each, name and value side by side ([`entry_changes`], [`new_entry`],
+//! [`new_event`]): a new column is one line there. Each operation's body is written once and
+//! compiled for both pools by [`on_pool!`]. Nothing is checked against a database at build
+//! time.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -13,18 +16,18 @@ use std::time::Duration;
 use refunds::{ExposeSecret, MerchantReference, Money, Provider, RefundRequest, SecretString};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 
 use crate::entry::{
-    Entry, EntryState, Event, EventKind, Lease, SettledBy, outcome_str, parse_outcome,
-    parse_status, status_str,
+    Entry, EntryState, Event, EventKind, Lease, OutcomeColumn, SettledBy, StatusColumn,
 };
 use crate::error::JournalError;
-use crate::machine::{LeaseWrite, Write};
-use crate::text::{escape, escape_opt, unescape};
+use crate::machine::{LeaseWrite, NEW_ENTRY, NewEvent, Write};
+use crate::text::{escape_opt, unescape};
 
 /// Where a journal keeps its entries.
 ///
@@ -193,13 +196,13 @@ const ENTRY_COLUMNS: &str = "provider, merchant_reference, fingerprint, request,
 const EVENT_COLUMNS: &str = "id, provider, merchant_reference, at_ms, kind, attempt, owner, \
     outcome, http_status, error_kind, detail, elapsed_ms";
 
-/// The statements, with `{now}` replaced for one backend.
+/// The statements, with `{now}` replaced for one backend; the writes are built per call
+/// ([`Statement`]).
 #[derive(Debug)]
 struct Sql {
-    insert_entry: String,
-    insert_event: String,
+    /// The database's clock, for `{now}` in the writes.
+    now: &'static str,
     select_entry: String,
-    update_entry: String,
     select_unresolved: String,
     select_pending: String,
     select_history: String,
@@ -207,37 +210,13 @@ struct Sql {
 }
 
 impl Sql {
-    fn new(now: &str) -> Sql {
+    fn new(now: &'static str) -> Sql {
         let s = |text: String| text.replace("{now}", now);
         Sql {
-            insert_entry: s(format!(
-                "INSERT INTO refund_journal_entries (provider, merchant_reference, fingerprint, \
-                 request, currency, state, attempts, ambiguous, lease_owner, lease_expires_at_ms, \
-                 already_applied, wire_ms, created_at_ms, updated_at_ms, version) \
-                 VALUES ($1, $2, $3, $4, $5, 'in_flight', 1, $6, $7, {{now}} + $8, $6, 0, \
-                 {{now}}, {{now}}, 1) \
-                 ON CONFLICT (provider, merchant_reference) DO NOTHING \
-                 RETURNING {ENTRY_COLUMNS}"
-            )),
-            insert_event: s("INSERT INTO refund_journal_events (provider, merchant_reference, \
-                 at_ms, kind, attempt, owner, outcome, http_status, error_kind, detail, elapsed_ms) \
-                 VALUES ($1, $2, {now}, $3, $4, $5, $6, $7, $8, $9, $10)"
-                .to_owned()),
+            now,
             select_entry: s(format!(
                 "SELECT {ENTRY_COLUMNS}, {{now}} AS now_ms FROM refund_journal_entries \
                  WHERE provider = $1 AND merchant_reference = $2"
-            )),
-            update_entry: s(format!(
-                "UPDATE refund_journal_entries SET state = $3, attempts = $4, ambiguous = $5, \
-                 lease_owner = $6, lease_expires_at_ms = COALESCE({{now}} + $7, $8), \
-                 provider_refund_id = $9, refund_status = $10, amount = $11, \
-                 refunded_total = $12, captured_total = $13, already_applied = $14, \
-                 http_status = $15, error_kind = $16, error_message = $17, \
-                 unresolved_reason = $18, settled_by = $19, wire_ms = $20, \
-                 settled_at_ms = CASE WHEN $21 THEN {{now}} ELSE settled_at_ms END, \
-                 updated_at_ms = {{now}}, version = version + 1 \
-                 WHERE provider = $1 AND merchant_reference = $2 AND version = $22 \
-                 RETURNING {ENTRY_COLUMNS}"
             )),
             select_unresolved: s(format!(
                 "SELECT {ENTRY_COLUMNS}, {{now}} AS now_ms FROM refund_journal_entries \
@@ -256,6 +235,271 @@ impl Sql {
             ),
             select_now: s("SELECT {now} AS now_ms".to_owned()),
         }
+    }
+}
+
+/// A value a write binds, of a type both backends encode.
+#[derive(Debug)]
+enum Bind<'a> {
+    /// Text, stored as given: escape free text first ([`Bind::escaped`]).
+    Text(Option<Cow<'a, str>>),
+    Int(Option<i64>),
+    Bool(bool),
+    State(EntryState),
+    Status(Option<StatusColumn>),
+    SettledBy(Option<SettledBy>),
+    Kind(EventKind),
+    Outcome(Option<OutcomeColumn>),
+}
+
+impl<'a> Bind<'a> {
+    /// Text the journal chooses itself (keys, amounts, JSON), stored as it is.
+    fn text(text: impl Into<Cow<'a, str>>) -> Bind<'a> {
+        Bind::Text(Some(text.into()))
+    }
+
+    /// Free text (a provider's, an owner, a reason), stored escaped ([`crate::text`]).
+    fn escaped(text: Option<&'a str>) -> Bind<'a> {
+        Bind::Text(escape_opt(text))
+    }
+
+    /// An amount, as an exact decimal string in the entry's currency.
+    fn money(money: Option<Money>) -> Bind<'a> {
+        Bind::Text(money.map(|money| Cow::Owned(money.amount().to_string())))
+    }
+
+    fn int(value: impl Into<i64>) -> Bind<'a> {
+        Bind::Int(Some(value.into()))
+    }
+}
+
+/// What a write sets a column to.
+#[derive(Debug)]
+enum Value<'a> {
+    /// A bound value.
+    Bind(Bind<'a>),
+    /// SQL, `{now}` for the database's clock.
+    Sql(&'static str),
+    /// SQL with `?` for a bound value.
+    SqlWith(&'static str, Bind<'a>),
+}
+
+impl<'a> From<Bind<'a>> for Value<'a> {
+    fn from(bind: Bind<'a>) -> Self {
+        Value::Bind(bind)
+    }
+}
+
+/// A column and what a write sets it to.
+type Column<'a> = (&'static str, Value<'a>);
+
+/// The columns an entry's [`Write`] sets, one line each. The lease is set unless kept as read
+/// (unchanged since: the write checks the version), and `settled_at_ms` when it settles.
+fn entry_changes(write: &Write) -> Vec<Column<'_>> {
+    let next = &write.next;
+    let mut columns: Vec<Column<'_>> = vec![
+        ("state", Bind::State(next.state).into()),
+        ("attempts", Bind::int(next.attempts).into()),
+        ("ambiguous", Bind::Bool(next.ambiguous).into()),
+        (
+            "provider_refund_id",
+            Bind::escaped(next.provider_refund_id.as_deref()).into(),
+        ),
+        (
+            "refund_status",
+            Bind::Status(next.refund_status.map(StatusColumn::from)).into(),
+        ),
+        ("amount", Bind::money(next.amount).into()),
+        ("refunded_total", Bind::money(next.refunded_total).into()),
+        ("captured_total", Bind::money(next.captured_total).into()),
+        ("already_applied", Bind::Bool(next.already_applied).into()),
+        (
+            "http_status",
+            Bind::Int(next.http_status.map(i64::from)).into(),
+        ),
+        (
+            "error_kind",
+            Bind::escaped(next.error_kind.as_deref()).into(),
+        ),
+        (
+            "error_message",
+            Bind::escaped(next.error_message.as_deref()).into(),
+        ),
+        (
+            "unresolved_reason",
+            Bind::escaped(next.unresolved_reason.as_deref()).into(),
+        ),
+        ("settled_by", Bind::SettledBy(next.settled_by).into()),
+        ("wire_ms", Bind::int(next.wire_ms).into()),
+        ("updated_at_ms", Value::Sql("{now}")),
+        ("version", Value::Sql("version + 1")),
+    ];
+    match &write.lease {
+        LeaseWrite::Keep => {}
+        LeaseWrite::Take { owner, ms } => {
+            columns.push(("lease_owner", Bind::escaped(Some(owner)).into()));
+            columns.push((
+                "lease_expires_at_ms",
+                Value::SqlWith("{now} + ?", Bind::int(*ms)),
+            ));
+        }
+        LeaseWrite::Release => {
+            columns.push(("lease_owner", Bind::Text(None).into()));
+            columns.push(("lease_expires_at_ms", Bind::Int(None).into()));
+        }
+    }
+    if write.settle {
+        columns.push(("settled_at_ms", Value::Sql("{now}")));
+    }
+    columns
+}
+
+/// The columns of a new entry for `request`: attempt 1 in flight, under a lease of `owner`.
+fn new_entry<'a>(
+    request: &'a RefundRequest,
+    canonical: &'a str,
+    fingerprint: &'a str,
+    owner: &'a str,
+    lease_ms: i64,
+) -> Vec<Column<'a>> {
+    vec![
+        ("provider", Bind::text(request.provider.as_str()).into()),
+        (
+            "merchant_reference",
+            Bind::text(request.merchant_reference.as_str()).into(),
+        ),
+        ("fingerprint", Bind::text(fingerprint).into()),
+        ("request", Bind::text(canonical).into()),
+        (
+            "currency",
+            Bind::text(request.amount.currency().code()).into(),
+        ),
+        ("state", Bind::State(NEW_ENTRY).into()),
+        ("attempts", Bind::int(1).into()),
+        ("ambiguous", Bind::Bool(false).into()),
+        ("lease_owner", Bind::escaped(Some(owner)).into()),
+        (
+            "lease_expires_at_ms",
+            Value::SqlWith("{now} + ?", Bind::int(lease_ms)),
+        ),
+        ("already_applied", Bind::Bool(false).into()),
+        ("wire_ms", Bind::int(0).into()),
+        ("created_at_ms", Value::Sql("{now}")),
+        ("updated_at_ms", Value::Sql("{now}")),
+        ("version", Bind::int(1).into()),
+    ]
+}
+
+/// The columns of `event` on the entry (provider, reference).
+fn new_event<'a>(provider: &'a str, reference: &'a str, event: &'a NewEvent) -> Vec<Column<'a>> {
+    vec![
+        ("provider", Bind::text(provider).into()),
+        ("merchant_reference", Bind::text(reference).into()),
+        ("at_ms", Value::Sql("{now}")),
+        ("kind", Bind::Kind(event.kind).into()),
+        ("attempt", Bind::Int(event.attempt.map(i64::from)).into()),
+        ("owner", Bind::escaped(event.owner.as_deref()).into()),
+        (
+            "outcome",
+            Bind::Outcome(event.outcome.map(OutcomeColumn::from)).into(),
+        ),
+        (
+            "http_status",
+            Bind::Int(event.http_status.map(i64::from)).into(),
+        ),
+        (
+            "error_kind",
+            Bind::escaped(event.error_kind.as_deref()).into(),
+        ),
+        ("detail", Bind::escaped(event.detail.as_deref()).into()),
+        ("elapsed_ms", Bind::Int(event.elapsed_ms).into()),
+    ]
+}
+
+/// A write's SQL and its binds, built from a column list: `$1`, `$2`... in the order of the
+/// binds.
+#[derive(Debug, Default)]
+struct Statement<'a> {
+    sql: String,
+    binds: Vec<Bind<'a>>,
+}
+
+impl<'a> Statement<'a> {
+    /// `$n` for `bind`, the next parameter.
+    fn param(&mut self, bind: Bind<'a>) -> String {
+        self.binds.push(bind);
+        format!("${}", self.binds.len())
+    }
+
+    /// The SQL of `value`.
+    fn value(&mut self, value: Value<'a>) -> String {
+        match value {
+            Value::Bind(bind) => self.param(bind),
+            Value::Sql(sql) => sql.to_owned(),
+            Value::SqlWith(sql, bind) => sql.replace('?', &self.param(bind)),
+        }
+    }
+
+    /// `INSERT INTO table (columns) VALUES (values) tail`.
+    fn insert(now: &str, table: &str, columns: Vec<Column<'a>>, tail: &str) -> Statement<'a> {
+        let mut statement = Statement::default();
+        let (names, values): (Vec<&str>, Vec<String>) = columns
+            .into_iter()
+            .map(|(name, value)| (name, statement.value(value)))
+            .unzip();
+        statement.sql = format!(
+            "INSERT INTO {table} ({}) VALUES ({}){tail}",
+            names.join(", "),
+            values.join(", ")
+        )
+        .replace("{now}", now);
+        statement
+    }
+
+    /// The UPDATE of `write`, if the entry's version is still `expected`.
+    fn update(now: &str, write: &'a Write, expected: i64) -> Statement<'a> {
+        let mut statement = Statement::default();
+        let set: Vec<String> = entry_changes(write)
+            .into_iter()
+            .map(|(name, value)| format!("{name} = {}", statement.value(value)))
+            .collect();
+        let provider = statement.param(Bind::text(write.next.provider.as_str()));
+        let reference = statement.param(Bind::text(write.next.merchant_reference.as_str()));
+        let version = statement.param(Bind::int(expected));
+        statement.sql = format!(
+            "UPDATE refund_journal_entries SET {} WHERE provider = {provider} AND \
+             merchant_reference = {reference} AND version = {version} RETURNING {ENTRY_COLUMNS}",
+            set.join(", ")
+        )
+        .replace("{now}", now);
+        statement
+    }
+
+    /// The query, with every value bound.
+    fn query<DB>(&'a self) -> Query<'a, DB, <DB as sqlx::Database>::Arguments<'a>>
+    where
+        DB: sqlx::Database,
+        Option<&'a str>: Encode<'a, DB> + Type<DB>,
+        Option<i64>: Encode<'a, DB> + Type<DB>,
+        bool: Encode<'a, DB> + Type<DB>,
+        EntryState: Encode<'a, DB> + Type<DB>,
+        Option<StatusColumn>: Encode<'a, DB> + Type<DB>,
+        Option<SettledBy>: Encode<'a, DB> + Type<DB>,
+        EventKind: Encode<'a, DB> + Type<DB>,
+        Option<OutcomeColumn>: Encode<'a, DB> + Type<DB>,
+    {
+        self.binds
+            .iter()
+            .fold(sqlx::query(&self.sql), |query, bind| match bind {
+                Bind::Text(text) => query.bind(text.as_deref()),
+                Bind::Int(value) => query.bind(*value),
+                Bind::Bool(value) => query.bind(*value),
+                Bind::State(state) => query.bind(*state),
+                Bind::Status(status) => query.bind(*status),
+                Bind::SettledBy(by) => query.bind(*by),
+                Bind::Kind(kind) => query.bind(*kind),
+                Bind::Outcome(outcome) => query.bind(*outcome),
+            })
     }
 }
 
@@ -517,41 +761,74 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<Option<Entry>, JournalError> {
-        let provider = request.provider.as_str();
-        let reference = request.merchant_reference.as_str();
+        let insert = Statement::insert(
+            self.sql.now,
+            "refund_journal_entries",
+            new_entry(request, canonical, fingerprint, owner, lease_ms),
+            &format!(
+                " ON CONFLICT (provider, merchant_reference) DO NOTHING RETURNING {ENTRY_COLUMNS}"
+            ),
+        );
         let intent = crate::machine::intent(1, owner, None);
+        let events = [self.event(
+            request.provider.as_str(),
+            request.merchant_reference.as_str(),
+            &intent,
+        )];
+        self.write_row(&insert, &events).await
+    }
+
+    /// Applies `write` to the entry if its version is still `expected` (nobody wrote since it
+    /// was read), with its events, in one transaction. `None` when someone else wrote first.
+    pub(crate) async fn write(
+        &self,
+        expected: i64,
+        write: &Write,
+    ) -> Result<Option<Entry>, JournalError> {
+        let update = Statement::update(self.sql.now, write, expected);
+        let provider = write.next.provider.as_str();
+        let reference = write.next.merchant_reference.as_str();
+        let events: Vec<Statement<'_>> = write
+            .events
+            .iter()
+            .map(|event| self.event(provider, reference, event))
+            .collect();
+        self.write_row(&update, &events).await
+    }
+
+    /// The INSERT of `event` on the entry (provider, reference).
+    fn event<'a>(
+        &self,
+        provider: &'a str,
+        reference: &'a str,
+        event: &'a NewEvent,
+    ) -> Statement<'a> {
+        Statement::insert(
+            self.sql.now,
+            "refund_journal_events",
+            new_event(provider, reference, event),
+            "",
+        )
+    }
+
+    /// Runs `entry` (a statement that returns the entry's row, or none) and, when it returns
+    /// one, `events`, in one write transaction. `None` (nothing written) when it returns none.
+    async fn write_row(
+        &self,
+        entry: &Statement<'_>,
+        events: &[Statement<'_>],
+    ) -> Result<Option<Entry>, JournalError> {
         let _turn = self.write_turn().await;
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let row = sqlx::query(&self.sql.insert_entry)
-                .bind(provider)
-                .bind(reference)
-                .bind(fingerprint)
-                .bind(canonical)
-                .bind(request.amount.currency().code())
-                .bind(false)
-                .bind(escape(owner))
-                .bind(lease_ms)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
+            let Some(row) = entry.query().fetch_optional(&mut *tx).await? else {
                 tx.rollback().await?;
                 return Ok(None);
             };
             let entry = decode_entry(&row)?;
-            sqlx::query(&self.sql.insert_event)
-                .bind(provider)
-                .bind(reference)
-                .bind(intent.kind.as_str())
-                .bind(intent.attempt.map(i64::from))
-                .bind(escape_opt(intent.owner.as_deref()))
-                .bind(intent.outcome.map(outcome_str))
-                .bind(intent.http_status.map(i64::from))
-                .bind(escape_opt(intent.error_kind.as_deref()))
-                .bind(escape_opt(intent.detail.as_deref()))
-                .bind(intent.elapsed_ms)
-                .execute(&mut *tx)
-                .await?;
+            for event in events {
+                event.query().execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(Some(entry))
         })
@@ -571,79 +848,6 @@ impl Store {
                 .await?;
             row.map(|row| Ok((decode_entry(&row)?, row.try_get::<i64, _>("now_ms")?)))
                 .transpose()
-        })
-    }
-
-    /// Applies `write` to the entry if its version is still `expected` (nobody wrote since it
-    /// was read), with its events, in one transaction. `None` when someone else wrote first.
-    pub(crate) async fn write(
-        &self,
-        expected: i64,
-        write: &Write,
-    ) -> Result<Option<Entry>, JournalError> {
-        let next = &write.next;
-        let provider = next.provider.as_str();
-        let reference = next.merchant_reference.as_str();
-        let (lease_owner, renew_ms, expires_at) = match &write.lease {
-            LeaseWrite::Keep => (
-                next.lease.as_ref().map(|lease| lease.owner.clone()),
-                None,
-                next.lease.as_ref().map(|lease| lease.expires_at_ms),
-            ),
-            LeaseWrite::Take { owner, ms } => (Some(owner.clone()), Some(*ms), None),
-            LeaseWrite::Release => (None, None, None),
-        };
-        let money = |m: &Option<Money>| m.map(|m| m.amount().to_string());
-        let _turn = self.write_turn().await;
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let row = sqlx::query(&self.sql.update_entry)
-                .bind(provider)
-                .bind(reference)
-                .bind(next.state.as_str())
-                .bind(i64::from(next.attempts))
-                .bind(next.ambiguous)
-                .bind(escape_opt(lease_owner.as_deref()))
-                .bind(renew_ms)
-                .bind(expires_at)
-                .bind(escape_opt(next.provider_refund_id.as_deref()))
-                .bind(next.refund_status.map(status_str))
-                .bind(money(&next.amount))
-                .bind(money(&next.refunded_total))
-                .bind(money(&next.captured_total))
-                .bind(next.already_applied)
-                .bind(next.http_status.map(i64::from))
-                .bind(escape_opt(next.error_kind.as_deref()))
-                .bind(escape_opt(next.error_message.as_deref()))
-                .bind(escape_opt(next.unresolved_reason.as_deref()))
-                .bind(next.settled_by.map(SettledBy::as_str))
-                .bind(next.wire_ms)
-                .bind(write.settle)
-                .bind(expected)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let entry = decode_entry(&row)?;
-            for event in &write.events {
-                sqlx::query(&self.sql.insert_event)
-                    .bind(provider)
-                    .bind(reference)
-                    .bind(event.kind.as_str())
-                    .bind(event.attempt.map(i64::from))
-                    .bind(escape_opt(event.owner.as_deref()))
-                    .bind(event.outcome.map(outcome_str))
-                    .bind(event.http_status.map(i64::from))
-                    .bind(escape_opt(event.error_kind.as_deref()))
-                    .bind(escape_opt(event.detail.as_deref()))
-                    .bind(event.elapsed_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(Some(entry))
         })
     }
 
@@ -717,13 +921,18 @@ fn corrupt(what: impl std::fmt::Display) -> JournalError {
     JournalError::Corrupt(what.to_string())
 }
 
+/// The value of `column`; a value that cannot be decoded (a text column outside its list, an
+/// integer out of range) is [`JournalError::Corrupt`].
 fn get<'r, T, R>(row: &'r R, column: &'static str) -> Result<T, JournalError>
 where
     R: Row,
     &'static str: ColumnIndex<R>,
     T: Decode<'r, R::Database> + Type<R::Database>,
 {
-    Ok(row.try_get::<T, _>(column)?)
+    row.try_get::<T, _>(column).map_err(|error| match error {
+        sqlx::Error::ColumnDecode { index, source } => corrupt(format!("{index}: {source}")),
+        error => JournalError::Database(error),
+    })
 }
 
 fn to_u32(value: i64, column: &str) -> Result<u32, JournalError> {
@@ -742,6 +951,9 @@ where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> EntryState: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> StatusColumn: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> SettledBy: Decode<'r, R::Database> + Type<R::Database>,
 {
     let provider: Provider = get::<String, _>(row, "provider")?
         .parse()
@@ -774,16 +986,12 @@ where
         merchant_reference: reference,
         fingerprint: get(row, "fingerprint")?,
         request,
-        state: get::<String, _>(row, "state")?
-            .parse::<EntryState>()
-            .map_err(corrupt)?,
+        state: get(row, "state")?,
         attempts: to_u32(get(row, "attempts")?, "attempts")?,
         ambiguous: get(row, "ambiguous")?,
         lease,
         provider_refund_id: text("provider_refund_id")?,
-        refund_status: get::<Option<String>, _>(row, "refund_status")?
-            .map(|s| parse_status(&s).map_err(corrupt))
-            .transpose()?,
+        refund_status: get::<Option<StatusColumn>, _>(row, "refund_status")?.map(Into::into),
         amount: money("amount")?,
         refunded_total: money("refunded_total")?,
         captured_total: money("captured_total")?,
@@ -794,9 +1002,7 @@ where
         error_kind: text("error_kind")?,
         error_message: text("error_message")?,
         unresolved_reason: text("unresolved_reason")?,
-        settled_by: get::<Option<String>, _>(row, "settled_by")?
-            .map(|s| s.parse::<SettledBy>().map_err(corrupt))
-            .transpose()?,
+        settled_by: get(row, "settled_by")?,
         wire_ms: get(row, "wire_ms")?,
         created_at_ms: get(row, "created_at_ms")?,
         updated_at_ms: get(row, "updated_at_ms")?,
@@ -812,6 +1018,8 @@ where
     &'static str: ColumnIndex<R>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> EventKind: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> OutcomeColumn: Decode<'r, R::Database> + Type<R::Database>,
 {
     Ok(Event {
         id: get(row, "id")?,
@@ -821,16 +1029,12 @@ where
         merchant_reference: MerchantReference::new(get::<String, _>(row, "merchant_reference")?)
             .map_err(corrupt)?,
         at_ms: get(row, "at_ms")?,
-        kind: get::<String, _>(row, "kind")?
-            .parse::<EventKind>()
-            .map_err(corrupt)?,
+        kind: get(row, "kind")?,
         attempt: get::<Option<i64>, _>(row, "attempt")?
             .map(|a| to_u32(a, "attempt"))
             .transpose()?,
         owner: get::<Option<String>, _>(row, "owner")?.map(unescape),
-        outcome: get::<Option<String>, _>(row, "outcome")?
-            .map(|s| parse_outcome(&s).map_err(corrupt))
-            .transpose()?,
+        outcome: get::<Option<OutcomeColumn>, _>(row, "outcome")?.map(Into::into),
         http_status: get::<Option<i64>, _>(row, "http_status")?
             .map(|s| to_u16(s, "http_status"))
             .transpose()?,
@@ -853,6 +1057,15 @@ mod tests {
             MerchantReference::new(reference).unwrap(),
         )
         .with_description("x".repeat(description_len))
+    }
+
+    fn resolve_not_applied(entry: &Entry) -> Write {
+        crate::machine::resolve(
+            entry,
+            crate::machine::Transition::ResolvedNotApplied,
+            "test",
+        )
+        .unwrap()
     }
 
     async fn insert(store: &Store, request: &RefundRequest) -> Result<Option<Entry>, JournalError> {
@@ -931,7 +1144,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let write = crate::machine::resolve(&entry, refunds::Outcome::NotApplied, "test");
+        let write = resolve_not_applied(&entry);
         assert!(store.write(entry.version, &write).await.unwrap().is_some());
     }
 
@@ -977,7 +1190,7 @@ mod tests {
                     })
                     .expect("a new entry");
                 assert_eq!(entry.attempts, 1);
-                let write = crate::machine::resolve(&entry, refunds::Outcome::NotApplied, "test");
+                let write = resolve_not_applied(&entry);
                 assert!(store.write(entry.version, &write).await.unwrap().is_some());
             }
             store.close().await;
