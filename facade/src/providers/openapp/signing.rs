@@ -151,7 +151,8 @@ pub fn verify_openapp_signature(
     if OpenAppAuthorization::parse(authorization).is_none() {
         return false;
     }
-    let Ok(tag) = STANDARD.decode(signature) else {
+    // Surrounding whitespace is not part of the signature (the sandbox trims it alike).
+    let Ok(tag) = STANDARD.decode(signature.trim()) else {
         return false;
     };
     // Sign the header's elements verbatim, exactly as the signer wrote them.
