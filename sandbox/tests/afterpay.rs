@@ -5,24 +5,8 @@ mod common;
 use common::*;
 use sandbox::{Fault, Match, OrderSeed, Sandbox, SandboxConfig};
 
-/// The docs' request, verbatim (legacy `orderItems` name).
-const DOC_REQUEST: &str = r#"{
-  "captureNumber": "000000001",
-  "orderItems": [
-    {
-      "productId": "0001",
-      "groupId": "0011",
-      "description": "Item 1 description",
-      "netUnitPrice": 10.00,
-      "grossUnitPrice": 12.00,
-      "quantity": 5.0,
-      "vatCategory": "MiddleCategory",
-      "vatPercent": 20.00,
-      "vatAmount": 2.00,
-      "lineNumber": 1
-    }
-  ]
-}"#;
+/// The docs' request (`specs/afterpay/examples/`, with the legacy `orderItems` name).
+const DOC_REQUEST: &str = include_str!("../../specs/afterpay/examples/refund.request.json");
 
 #[tokio::test]
 async fn auth_key_is_required() {
@@ -185,9 +169,11 @@ async fn validation_reports_every_failing_field() {
     sb.afterpay
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")));
     let c = client();
+    use afterpay_api::constraints::refund_order as spec;
+    let reference_max = spec::transaction_reference::MAX_LENGTH;
     let body = format!(
         r#"{{"transactionReference":"{}","items":[{{"description":"x","netUnitPrice":1,"grossUnitPrice":"1","quantity":1,"vatPercent":0,"vatAmount":0,"vatCategory":"Huge"}}]}}"#,
-        "t".repeat(101)
+        "t".repeat(reference_max + 1)
     );
     let res = afterpay_refund(&sb, &c, "AP-1", body).send().await.unwrap();
     let (status, body) = read(res).await;
@@ -219,11 +205,14 @@ async fn validation_reports_every_failing_field() {
     assert_eq!(
         words,
         [
-            "'captureNumber' is required.",
-            "'items[0].productId' is required.",
-            "'items[0].grossUnitPrice' must be a number.",
-            "'items[0].vatCategory' must be one of: HighCategory, MiddleCategory, LowCategory, NullCategory, NoCategory, OtherCategory.",
-            "'transactionReference' must be at most 100 characters long."
+            "'captureNumber' is required.".to_owned(),
+            "'items[0].productId' is required.".to_owned(),
+            "'items[0].grossUnitPrice' must be a number.".to_owned(),
+            format!(
+                "'items[0].vatCategory' must be one of: {}.",
+                spec::items::items::vat_category::ENUM.join(", ")
+            ),
+            format!("'transactionReference' must be at most {reference_max} characters long."),
         ]
     );
 

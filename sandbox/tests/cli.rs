@@ -156,8 +156,14 @@ async fn fixed_ports_and_a_seed_file_serve_those_orders_until_sigterm() {
         .form(&[
             ("client_id", sandbox::credentials::OPTTY_CLIENT_ID),
             ("client_secret", sandbox::credentials::OPTTY_CLIENT_SECRET),
-            ("grant_type", "client_credentials"),
-            ("scope", "api-user"),
+            (
+                "grant_type",
+                optty_api::constraints::create_access_token::grant_type::ENUM[0],
+            ),
+            (
+                "scope",
+                optty_api::constraints::create_access_token::scope::ENUM[0],
+            ),
         ])
         .send()
         .await

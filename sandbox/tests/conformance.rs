@@ -39,8 +39,8 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
     let token_req: TokenRequest = serde_json::from_value(serde_json::json!({
         "client_id": OPTTY_CLIENT_ID,
         "client_secret": OPTTY_CLIENT_SECRET,
-        "grant_type": "client_credentials",
-        "scope": "api-user",
+        "grant_type": optty_api::constraints::create_access_token::grant_type::ENUM[0],
+        "scope": optty_api::constraints::create_access_token::scope::ENUM[0],
     }))
     .unwrap();
     let (status, body) = raw(c
@@ -157,9 +157,9 @@ async fn afterpay_bodies_decode_and_generated_requests_are_accepted() {
     };
 
     // The docs' request (legacy orderItems) and the current `items` name.
-    let legacy: RefundOrderRequest = serde_json::from_str(
-        r#"{"captureNumber":"000000001","orderItems":[{"productId":"0001","groupId":"0011","description":"Item 1 description","netUnitPrice":10.00,"grossUnitPrice":12.00,"quantity":5.0,"vatCategory":"MiddleCategory","vatPercent":20.00,"vatAmount":2.00,"lineNumber":1}]}"#,
-    )
+    let legacy: RefundOrderRequest = serde_json::from_str(include_str!(
+        "../../specs/afterpay/examples/refund.request.json"
+    ))
     .unwrap();
     let mut current = legacy.clone();
     current.items = std::mem::take(&mut current.order_items);

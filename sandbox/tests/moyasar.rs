@@ -167,26 +167,35 @@ async fn validation_is_422_with_field_errors() {
     let sb = start().await;
     seed(&sb);
     let c = client();
+    use moyasar_api::constraints::refund_order as spec;
+    let (min, max) = (spec::amount::MINIMUM, spec::amount::MAXIMUM);
+    let id_min = spec::transaction_id::MIN_LENGTH;
     let cases = [
         (
-            r#"{"amount":0}"#,
-            r#"{"message":"Data validation failed","errors":{"amount":["The value must be greater than or equal to 1."]}}"#,
+            format!(r#"{{"amount":{}}}"#, min - 1),
+            format!(
+                r#"{{"message":"Data validation failed","errors":{{"amount":["The value must be greater than or equal to {min}."]}}}}"#
+            ),
         ),
         (
-            r#"{"amount":100000001}"#,
-            r#"{"message":"Data validation failed","errors":{"amount":["The value must be less than or equal to 100000000."]}}"#,
+            format!(r#"{{"amount":{}}}"#, max + 1),
+            format!(
+                r#"{{"message":"Data validation failed","errors":{{"amount":["The value must be less than or equal to {max}."]}}}}"#
+            ),
         ),
         (
-            r#"{"amount":1.5,"transaction_id":"nope"}"#,
-            r#"{"message":"Data validation failed","errors":{"amount":["The value must be an integer."],"transaction_id":["The value must be at least 36 characters.","The value must be a valid UUID."]}}"#,
+            r#"{"amount":1.5,"transaction_id":"nope"}"#.to_owned(),
+            format!(
+                r#"{{"message":"Data validation failed","errors":{{"amount":["The value must be an integer."],"transaction_id":["The value must be at least {id_min} characters.","The value must be a valid UUID."]}}}}"#
+            ),
         ),
     ];
     for (body, expected) in cases {
-        let res = moyasar_refund(&sb, &c, ORDER, body.into())
+        let res = moyasar_refund(&sb, &c, ORDER, body.clone())
             .send()
             .await
             .unwrap();
-        assert_eq!(read(res).await, (422, expected.to_owned()), "{body}");
+        assert_eq!(read(res).await, (422, expected), "{body}");
     }
     let res = moyasar_refund(&sb, &c, "missing", r#"{"amount":1}"#.into())
         .send()

@@ -8,23 +8,8 @@ use sandbox::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use sandbox::openapp::{self, ResponseSigning};
 use sandbox::{OrderSeed, RefundStatus, Sandbox};
 
-/// The docs' request, verbatim.
-const DOC_REQUEST: &str = r#"{
-  "oaOrderId": "OA12345678901234",
-  "shopOrderId": "WS1213ASDZXC231A",
-  "currency": "PLN",
-  "amount": 1999,
-  "reason": "RETURNED",
-  "caseId": "RET-123434",
-  "notes": "Returned without charger cables.",
-  "products": [
-    {
-      "id": "id123",
-      "refundedQuantity": 1,
-      "amount": 1999
-    }
-  ]
-}"#;
+/// The docs' request (`specs/openapp/examples/`), as documented.
+const DOC_REQUEST: &str = include_str!("../../specs/openapp/examples/refund.request.json");
 
 fn seed(sb: &Sandbox) {
     sb.openapp.seed_order(
@@ -429,28 +414,34 @@ async fn schema_violations_are_validation_exceptions() {
     let sb = start().await;
     seed(&sb);
     let c = client();
+    use openapp_api::constraints::refund_order as body;
+    let reasons = body::reason::ENUM.join(", ");
+    let case_id_max = body::case_id::MAX_LENGTH;
+    // In the order of the schema's `required`, all but the one the request carries.
+    let required = body::REQUIRED_PROPERTIES
+        .iter()
+        .filter(|field| **field != "oaOrderId")
+        .map(|field| format!("{field} is required"))
+        .collect::<Vec<_>>()
+        .join("; ");
     let cases = [
         (
             DOC_REQUEST.replace("\"notes\":", "\"extra\": 1, \"notes\":"),
-            "Unrecognized field \\\"extra\\\"",
+            "Unrecognized field \\\"extra\\\"".to_owned(),
         ),
         (
             DOC_REQUEST.replace("RETURNED", "BORED"),
-            "reason must be one of OTHER, RETURNED, WARRANTY",
+            format!("reason must be one of {reasons}"),
         ),
         (
-            DOC_REQUEST.replace("RET-123434", &"c".repeat(37)),
-            "caseId must be at most 36 characters",
+            DOC_REQUEST.replace("RET-123434", &"c".repeat(case_id_max + 1)),
+            format!("caseId must be at most {case_id_max} characters"),
         ),
         (
             DOC_REQUEST.replace("\"amount\": 1999,", "\"amount\": 19.99,"),
-            "amount must be an integer",
+            "amount must be an integer".to_owned(),
         ),
-        (
-            r#"{"oaOrderId":"OA12345678901234"}"#.to_owned(),
-            // In the order of the schema's `required`.
-            "amount is required; caseId is required; currency is required; reason is required; shopOrderId is required",
-        ),
+        (r#"{"oaOrderId":"OA12345678901234"}"#.to_owned(), required),
     ];
     for (body, message) in cases {
         let res = openapp_refund(&sb, &c, body.clone()).send().await.unwrap();

@@ -5,6 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use optty_api::constraints::create_access_token as token_form;
+use optty_api::constraints::refunds_controller_refund_order::refund_amount::amount as refund_amount;
 use sandbox::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};
 use sandbox::{Fault, Match, OrderSeed, RefundStatus};
 
@@ -17,8 +19,8 @@ async fn token_endpoint_checks_client_credentials() {
         .form(&[
             ("client_id", OPTTY_CLIENT_ID),
             ("client_secret", "wrong"),
-            ("grant_type", "client_credentials"),
-            ("scope", "api-user"),
+            ("grant_type", token_form::grant_type::ENUM[0]),
+            ("scope", token_form::scope::ENUM[0]),
         ])
         .send()
         .await
@@ -33,8 +35,8 @@ async fn token_endpoint_checks_client_credentials() {
         .form(&[
             ("client_id", OPTTY_CLIENT_ID),
             ("client_secret", OPTTY_CLIENT_SECRET),
-            ("grant_type", "client_credentials"),
-            ("scope", "api-user"),
+            ("grant_type", token_form::grant_type::ENUM[0]),
+            ("scope", token_form::scope::ENUM[0]),
         ])
         .send()
         .await
@@ -42,7 +44,7 @@ async fn token_endpoint_checks_client_credentials() {
     assert_eq!(res.status(), 200);
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["token_type"], "Bearer");
-    assert_eq!(v["scope"], "api-user");
+    assert_eq!(v["scope"], token_form::scope::ENUM[0]);
     assert_eq!(v["expires_in"].as_u64(), Some(86_400));
     assert!(!v["access_token"].as_str().unwrap().is_empty());
 }
@@ -201,6 +203,15 @@ async fn bad_input_answers_bad_request() {
                 .into()
         )
     );
+    let step: rust_decimal::Decimal = refund_amount::MULTIPLE_OF.parse().unwrap();
+    let off_step = format!(
+        r#"{{"refundReference":"r","refundAmount":{{"amount":{},"currency":"AUD"}},"refundDescription":"x"}}"#,
+        rust_decimal::Decimal::ONE + step / rust_decimal::Decimal::TWO
+    );
+    let multiple_of_message = format!(
+        "refundAmount.amount must be a multiple of {}",
+        refund_amount::MULTIPLE_OF
+    );
     let cases = [
         (
             r#"{"refundAmount":{"amount":1,"currency":"AUD"},"refundDescription":"x"}"#,
@@ -222,11 +233,8 @@ async fn bad_input_answers_bad_request() {
             r#"{"refundReference":"r","refundAmount":{"amount":1,"currency":"AUD"},"refundDescription":7}"#,
             "refundDescription must be a string",
         ),
-        // The schema's `multipleOf: 0.01`.
-        (
-            r#"{"refundReference":"r","refundAmount":{"amount":1.005,"currency":"AUD"},"refundDescription":"x"}"#,
-            "refundAmount.amount must be a multiple of 0.01",
-        ),
+        // The schema's `multipleOf`: half a step off it.
+        (off_step.as_str(), multiple_of_message.as_str()),
         // The same, where only the exact reading sees it: as an f64 this is 1.
         (
             r#"{"refundReference":"r","refundAmount":{"amount":1.0000000000000001,"currency":"AUD"},"refundDescription":"x"}"#,
