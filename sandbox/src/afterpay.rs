@@ -29,12 +29,13 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::credentials::AFTERPAY_API_KEY;
-use crate::fault::Fault;
+use crate::fault::{Fault, answer_unaltered};
+use crate::response::{json, json_bytes, non_json_502};
 use crate::schema::{Problem, RequestSchema, Violation, either};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Shared, Surface, json, json_bytes,
-    run_refund,
+    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, run_refund,
 };
+use crate::shared::Shared;
 use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{money, wire};
 
@@ -191,13 +192,12 @@ async fn refund(
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 .into_response();
         }
-        Some(Fault::NonJson502) => return server::non_json_502(),
+        Some(Fault::NonJson502) => return non_json_502(),
         _ => {}
     }
-    run_refund(
-        fault,
-        async move { handle(&st, &order_number, &headers, &body) },
-    )
+    run_refund(fault, answer_unaltered, async move {
+        handle(&st, &order_number, &headers, &body)
+    })
     .await
 }
 

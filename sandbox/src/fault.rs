@@ -2,9 +2,18 @@
 //!
 //! Faults apply to the refund route only (not to Optty's `/token`, not to
 //! `/__admin`), so a test can break refunds while authentication still works.
+//!
+//! Provider-neutral: the rules, which request draws which fault, and the note of the fault a
+//! request drew (for the request log) live here. What a fault does to an answer is applied by
+//! the server ([`crate::server`]), except the effects only a provider knows how to apply (OpenApp's
+//! signature faults, [`Fault::UnsignedAnswer`] and [`Fault::WrongSignature`]): those go through
+//! the [`AlterAnswer`] hook its room supplies.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::response::Response;
 
 use crate::state::lock;
 
@@ -71,6 +80,64 @@ pub enum Fault {
     /// (`max_buf_size`), so 1 MiB makes reqwest fail after the refund was
     /// recorded, while 64 KiB arrives.
     OversizedHeaders(usize),
+}
+
+impl Fault {
+    /// The fault's kind as the admin API names it: `latency`, `status`,
+    /// `drop_after_commit`, `malformed_body`, `non_json_502`,
+    /// `status_after_commit`, `unsigned_answer`, `wrong_signature`,
+    /// `oversized_body`, `oversized_headers`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Latency(_) => "latency",
+            Fault::Status(_) => "status",
+            Fault::DropAfterCommit => "drop_after_commit",
+            Fault::MalformedBody => "malformed_body",
+            Fault::NonJson502 => "non_json_502",
+            Fault::StatusAfterCommit(_) => "status_after_commit",
+            Fault::UnsignedAnswer => "unsigned_answer",
+            Fault::WrongSignature => "wrong_signature",
+            Fault::OversizedBody(_) => "oversized_body",
+            Fault::OversizedHeaders(_) => "oversized_headers",
+        }
+    }
+}
+
+/// A provider's own effect of a fault on its answer, applied in place after the work was done
+/// (OpenApp: [`Fault::UnsignedAnswer`] removes the signature headers, [`Fault::WrongSignature`]
+/// replaces the signature). The server calls it for the faults that keep the provider's answer;
+/// a provider whose answers a fault cannot alter supplies [`answer_unaltered`].
+pub(crate) type AlterAnswer = fn(&Fault, &mut Response);
+
+/// The [`AlterAnswer`] hook of a provider without faults of its own: Optty, AfterPay and
+/// Moyasar do not sign their answers, so the signature faults change nothing there.
+pub(crate) fn answer_unaltered(_fault: &Fault, _answer: &mut Response) {}
+
+tokio::task_local! {
+    /// Where [`Faults::take`] notes the fault the current request drew.
+    static FIRED: FiredFault;
+}
+
+/// The fault a request drew, noted by [`Faults::take`] while the request's handler runs
+/// within [`FiredFault::scope`], for the request log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FiredFault(Arc<Mutex<Option<Fault>>>);
+
+impl FiredFault {
+    /// Runs `work` (a request's handler) so that a fault it draws is noted here.
+    pub async fn scope<F: Future>(&self, work: F) -> F::Output {
+        FIRED.scope(self.clone(), work).await
+    }
+
+    /// The fault noted, if any, leaving none.
+    pub fn take(&self) -> Option<Fault> {
+        lock(&self.0).take()
+    }
+
+    /// Notes `fault` for the request being handled, if any.
+    fn note(fault: &Fault) {
+        let _ = FIRED.try_with(|fired| *lock(&fired.0) = Some(fault.clone()));
+    }
 }
 
 /// Which requests a fault applies to.
@@ -233,7 +300,7 @@ impl Faults {
             }
         }
         if let Some(fault) = &chosen {
-            crate::server::note_fault(fault);
+            FiredFault::note(fault);
         }
         chosen
     }

@@ -95,8 +95,10 @@ mod money;
 pub mod moyasar;
 pub mod openapp;
 pub mod optty;
+mod response;
 mod schema;
 mod server;
+mod shared;
 mod state;
 mod wire;
 

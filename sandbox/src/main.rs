@@ -300,7 +300,7 @@ Ctrl-C stops."#,
 
 /// A curl command for OpenApp's refund route, signed with the demo
 /// credentials at `epoch_ms` with a fresh nonce.
-fn openapp_curl(base_url: &str, body: &str, epoch_ms: i64) -> String {
+fn openapp_curl(base_url: &str, body: &str, epoch_ms: u64) -> String {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let sig = openapp::sign(
         OPENAPP_API_KEY,
@@ -338,6 +338,6 @@ fn sign_command(args: cli::Sign) -> anyhow::Result<()> {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)?
         .as_millis();
-    println!("{}", openapp_curl(&base_url, &body, i64::try_from(now)?));
+    println!("{}", openapp_curl(&base_url, &body, u64::try_from(now)?));
     Ok(())
 }

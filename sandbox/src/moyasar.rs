@@ -38,11 +38,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::credentials::{MOYASAR_KEY_WITHOUT_REFUND, MOYASAR_SECRET_KEY};
-use crate::fault::Fault;
+use crate::fault::{Fault, answer_unaltered};
+use crate::response::{json, non_json_502};
 use crate::schema::{self, Problem, RequestSchema};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Routes, Shared, Surface, after_commit, detached, json,
+    self, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached,
 };
+use crate::shared::Shared;
 use crate::state::{Order, RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -413,12 +415,12 @@ async fn refund(
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return message(status, status.canonical_reason().unwrap_or("Error"));
         }
-        Some(Fault::NonJson502) => return server::non_json_502(),
+        Some(Fault::NonJson502) => return non_json_502(),
         _ => {}
     }
     detached(async move {
         let res = handle(&st, &id, &headers, &body, fault.as_ref()).await;
-        after_commit(fault.as_ref(), res)
+        after_commit(fault.as_ref(), answer_unaltered, res)
     })
     .await
 }

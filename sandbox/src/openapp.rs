@@ -21,6 +21,19 @@
 //! fresh epoch-ms and nonce, and an `x-app-signature` over the response
 //! body. [`verify`] checks one; the facade's verifier works unchanged.
 //!
+//! ## Why a second implementation
+//!
+//! The facade signs and verifies with its own implementation
+//! (`facade/src/providers/openapp/signing.rs`); the one here is kept apart on purpose, as an
+//! independent oracle: the sandbox is a test tool for any client in any language and does not
+//! depend on the facade, and a bug shared by one implementation used on both sides of the wire
+//! would pass every end-to-end test. The two agree on every choice the scheme leaves open:
+//! epoch milliseconds are `u64` (drift compared with `abs_diff`), the signature is trimmed of
+//! surrounding whitespace before it is Base64-decoded, and an `authorization` header that does
+//! not parse verifies nothing. Both are tested against the same published vectors, computed
+//! outside the workspace with Python's standard library and OpenSSL (`facade/tests/it/signing.rs`
+//! and `sandbox/tests/signing_vectors.rs`).
+//!
 //! # Assumptions where the docs are silent (ours)
 //!
 //! - Success is 200 `{"caseId":"<caseId>","status":"REGISTERED"}`; the
@@ -57,10 +70,12 @@ use sha2::{Digest, Sha256};
 
 use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use crate::fault::Fault;
+use crate::response::{json, json_bytes, non_json_502};
 use crate::schema::{Problem, RequestSchema, Violation, either};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Shared, Surface, json, run_refund,
+    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, run_refund,
 };
+use crate::shared::Shared;
 use crate::state::{RecordedRefund, RefundStatus, SANDBOX_MERCHANT, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -124,7 +139,7 @@ pub fn sign(
     api_secret: &str,
     method: &str,
     path: &str,
-    epoch_ms: i64,
+    epoch_ms: u64,
     nonce: &str,
     body: &[u8],
 ) -> Signature {
@@ -141,9 +156,14 @@ pub fn sign(
 }
 
 /// Checks `signature` against the `authorization` header and the exact
-/// body, in constant time. Only the MAC: the key, method, path, timestamp
-/// and nonce are for the caller to compare ([`parse_authorization`]).
+/// body, in constant time; `false` for a header that does not parse
+/// ([`parse_authorization`]) or a signature that is not Base64 (surrounding
+/// whitespace is not part of it, as the facade reads it). Only the MAC: the
+/// key, method, path, timestamp and nonce are for the caller to compare.
 pub fn verify(api_secret: &str, authorization: &str, body: &[u8], signature: &str) -> bool {
+    if parse_authorization(authorization).is_none() {
+        return false;
+    }
     let Some(elements) = authorization.strip_prefix(AUTH_PREFIX) else {
         return false;
     };
@@ -163,7 +183,7 @@ pub struct Authorization {
     /// PATH as written.
     pub path: String,
     /// Milliseconds since the Unix epoch.
-    pub epoch_ms: i64,
+    pub epoch_ms: u64,
     /// The nonce.
     pub nonce: String,
 }
@@ -232,8 +252,9 @@ impl OpenAppServer {
         *lock(&self.state.window) = window;
     }
 
-    /// The sandbox's clock, epoch milliseconds (system clock plus skew).
-    pub fn now_ms(&self) -> i64 {
+    /// The sandbox's clock, epoch milliseconds (system clock plus skew; 0
+    /// if a negative skew reaches before the epoch).
+    pub fn now_ms(&self) -> u64 {
         self.state.now_ms()
     }
 
@@ -288,8 +309,10 @@ struct OpenAppState {
 }
 
 impl OpenAppState {
-    fn now_ms(&self) -> i64 {
-        clock::epoch_ms(SystemTime::now()) + self.skew_ms.load(Ordering::SeqCst)
+    fn now_ms(&self) -> u64 {
+        let ms =
+            clock::epoch_ms(SystemTime::now()).saturating_add(self.skew_ms.load(Ordering::SeqCst));
+        u64::try_from(ms).unwrap_or(0)
     }
 }
 
@@ -333,7 +356,7 @@ pub(crate) async fn start(
                 message: &message,
             })
             .unwrap_or_default();
-            let (parts, _) = server::json_bytes(r.status(), body.clone()).into_parts();
+            let (parts, _) = json_bytes(r.status(), body.clone()).into_parts();
             sign_parts(&signer, method, uri, parts, Bytes::from(body))
         }),
     };
@@ -382,8 +405,8 @@ fn authenticate(
     if !verify(OPENAPP_API_SECRET, authorization, body, signature) {
         return Err("Invalid signature");
     }
-    let window = i64::try_from(lock(&st.window).as_millis()).unwrap_or(i64::MAX);
-    if (st.now_ms() - auth.epoch_ms).abs() > window {
+    let window = u64::try_from(lock(&st.window).as_millis()).unwrap_or(u64::MAX);
+    if st.now_ms().abs_diff(auth.epoch_ms) > window {
         return Err("Request timestamp is outside the allowed window");
     }
     // Recorded only for requests that passed every other check, so a forger
@@ -398,18 +421,35 @@ fn authenticate(
 /// instead of the real body.
 const TAMPERED_BODY: &[u8] = b"{\"tampered\":true}";
 
-/// [`Fault::UnsignedAnswer`]: removes the signature headers. Answers of the
-/// other providers never carry them, so this leaves theirs unchanged.
-pub(crate) fn remove_signature(headers: &mut HeaderMap) {
+/// OpenApp's hook for the faults whose effect is its own (the server applies the others):
+/// [`Fault::UnsignedAnswer`] removes the signature headers of the (already signed) answer,
+/// [`Fault::WrongSignature`] replaces its signature.
+pub(crate) fn alter_answer(fault: &Fault, answer: &mut Response) {
+    match fault {
+        Fault::UnsignedAnswer => remove_signature(answer.headers_mut()),
+        Fault::WrongSignature => tamper_signature(answer.headers_mut()),
+        Fault::Latency(_)
+        | Fault::Status(_)
+        | Fault::DropAfterCommit
+        | Fault::MalformedBody
+        | Fault::NonJson502
+        | Fault::StatusAfterCommit(_)
+        | Fault::OversizedBody(_)
+        | Fault::OversizedHeaders(_) => {}
+    }
+}
+
+/// [`Fault::UnsignedAnswer`]: removes the signature headers.
+fn remove_signature(headers: &mut HeaderMap) {
     headers.remove("authorization");
     headers.remove("x-app-signature");
 }
 
 /// [`Fault::WrongSignature`]: replaces a signed answer's `x-app-signature`
 /// by a MAC under the same `authorization` elements but over another body.
-/// Leaves answers without both signature headers (the other providers', or
-/// OpenApp's under [`ResponseSigning::Absent`]) unchanged.
-pub(crate) fn tamper_signature(headers: &mut HeaderMap) {
+/// Leaves answers without both signature headers (OpenApp's under
+/// [`ResponseSigning::Absent`]) unchanged.
+fn tamper_signature(headers: &mut HeaderMap) {
     if !headers.contains_key("x-app-signature") {
         return;
     }
@@ -493,10 +533,10 @@ async fn refund(
             );
             return sign_response(&st, &method, &uri, res).await;
         }
-        Some(Fault::NonJson502) => return server::non_json_502(),
+        Some(Fault::NonJson502) => return non_json_502(),
         _ => {}
     }
-    run_refund(fault, async move {
+    run_refund(fault, alter_answer, async move {
         let res = match authenticate(&st, &method, &uri, &headers, &body) {
             Ok(()) => handle(&st, &body),
             Err(message) => unauthorized(message),

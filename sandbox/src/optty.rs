@@ -30,11 +30,11 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};
-use crate::fault::Fault;
+use crate::fault::{Fault, answer_unaltered};
+use crate::response::{json, json_bytes, non_json_502};
 use crate::schema::{Problem, RequestSchema, Violation, either};
-use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Routes, Shared, Surface, json, json_bytes, run_refund,
-};
+use crate::server::{self, Listen, MediaType, ProviderHandle, Routes, Surface, run_refund};
+use crate::shared::Shared;
 use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
@@ -260,10 +260,10 @@ async fn refund(
     let fault = st.shared.faults.take(&[&order_reference]);
     match fault {
         Some(Fault::Status(code)) => return status_fault(code),
-        Some(Fault::NonJson502) => return server::non_json_502(),
+        Some(Fault::NonJson502) => return non_json_502(),
         _ => {}
     }
-    run_refund(fault, async move {
+    run_refund(fault, answer_unaltered, async move {
         handle(&st, &order_reference, &headers, &body)
     })
     .await

@@ -1,16 +1,14 @@
-//! What every provider's server shares: the handle, serving, the router-level
-//! answers (unknown route, wrong method, oversized body, wrong content type)
-//! in each provider's own error shape, request counting and the request log,
-//! and the fault responses. The admin routes and the operations behind them
-//! live in [`crate::admin`].
+//! The plumbing every provider's server shares: the handle, serving, the router-level answers
+//! (unknown route, wrong method, oversized body, wrong content type) in each provider's own
+//! error shape, request counting and the request log, and applying a refund's fault to its
+//! answer. The state and its operations live in [`crate::shared`], the admin routes over them
+//! in [`crate::admin`], the responses faults answer with in [`crate::response`].
 
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
@@ -21,40 +19,18 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, AdminError, LedgerEntry, LedgerFilter, LoggedRequest, Outcome};
-use crate::fault::{Fault, FaultHandle, FaultRule, Faults, Trigger};
-use crate::openapp;
-use crate::state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError, Store, Units};
-
-/// The state every provider keeps.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// `optty`, `afterpay`, `moyasar` or `openapp`.
-    pub provider: &'static str,
-    pub units: Units,
-    pub store: Mutex<Store>,
-    pub faults: Arc<Faults>,
-    pub requests: AtomicUsize,
-    pub log: Mutex<admin::RequestLog>,
-}
-
-impl Shared {
-    pub fn new(provider: &'static str, units: Units) -> Arc<Self> {
-        Arc::new(Shared {
-            provider,
-            units,
-            store: Mutex::new(Store::default()),
-            faults: Arc::new(Faults::default()),
-            requests: AtomicUsize::new(0),
-            log: Mutex::new(admin::RequestLog::default()),
-        })
-    }
-}
+use crate::admin;
+use crate::fault::{AlterAnswer, Fault, FaultHandle, FaultRule, FiredFault, Trigger};
+use crate::response::{
+    drop_connection, gateway_status, is_dropped, malformed_body, oversized_body,
+    with_padding_header,
+};
+use crate::shared::{AdminError, LedgerEntry, LedgerFilter, LoggedRequest, Outcome, Shared};
+use crate::state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError};
 
 /// A running provider server: its address, its orders and its faults.
 ///
@@ -175,7 +151,7 @@ impl ProviderHandle {
     /// How many HTTP requests reached this provider's routes (anything but
     /// `/__admin`), whatever their outcome.
     pub fn requests_received(&self) -> usize {
-        self.shared.requests.load(Ordering::SeqCst)
+        self.shared.requests_received()
     }
 
     /// The request log: every request but the admin ones, oldest first, as
@@ -540,20 +516,6 @@ async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ReadError> 
     Ok(buf.freeze())
 }
 
-tokio::task_local! {
-    /// The fault a request's handler drew, for the request log.
-    static FIRED: Arc<Mutex<Option<Fault>>>;
-}
-
-/// Called by [`Faults::take`]: notes the fault the current request drew.
-pub(crate) fn note_fault(fault: &Fault) {
-    let _ = FIRED.try_with(|slot| *crate::state::lock(slot) = Some(fault.clone()));
-}
-
-/// Marks [`drop_connection`]'s response, which never reaches the client.
-#[derive(Debug, Clone, Copy)]
-struct Dropped;
-
 /// Writes a request's log entry when the request ends, answered or not (a
 /// client that goes away mid-request drops the future, and the entry then
 /// says so).
@@ -564,14 +526,14 @@ struct LogGuard {
     method: String,
     path: String,
     duplicate_key: Option<String>,
-    fired: Arc<Mutex<Option<Fault>>>,
+    fired: FiredFault,
     status: Option<u16>,
     outcome: Outcome,
 }
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        let fault = crate::state::lock(&self.fired).take();
+        let fault = self.fired.take();
         let entry = self.shared.log_request(
             self.at,
             self.started.elapsed(),
@@ -620,8 +582,8 @@ async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> 
         return next.run(Request::from_parts(parts, Body::from(body))).await;
     }
 
-    edge.shared.requests.fetch_add(1, Ordering::SeqCst);
-    let fired = Arc::new(Mutex::new(None));
+    edge.shared.count_request();
+    let fired = FiredFault::default();
     let mut log = LogGuard {
         shared: Arc::clone(&edge.shared),
         started: Instant::now(),
@@ -629,7 +591,7 @@ async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> 
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         duplicate_key: None,
-        fired: Arc::clone(&fired),
+        fired: fired.clone(),
         status: None,
         outcome: Outcome::ClientGone,
     };
@@ -652,7 +614,7 @@ async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> 
                     log.duplicate_key = duplicate_key(&bytes, edge.duplicate_key);
                 }
                 let req = Request::from_parts(parts, Body::from(bytes));
-                FIRED.scope(fired, next.run(req)).await
+                fired.scope(next.run(req)).await
             }
         }
     } else {
@@ -660,7 +622,7 @@ async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> 
         allow.dedup();
         reject(Rejection::MethodNotAllowed { allow })
     };
-    if res.extensions().get::<Dropped>().is_some() {
+    if is_dropped(&res) {
         log.outcome = Outcome::Dropped;
     } else {
         log.status = Some(res.status().as_u16());
@@ -754,180 +716,6 @@ fn method_not_allowed(edge: &Edge, method: &Method, uri: &Uri) -> Response {
     reject_response(edge, &Rejection::MethodNotAllowed { allow }, method, uri)
 }
 
-/// A JSON response whose body is exactly `value` serialized (field order as
-/// declared in the struct, which is why bodies are structs and not maps).
-pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => json_bytes(status, bytes),
-        Err(e) => {
-            tracing::error!("serializing a sandbox response failed: {e}");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-/// A JSON response with a body already serialized.
-pub(crate) fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
-    let mut res = (status, bytes).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    res
-}
-
-/// The HTML a gateway answers with.
-const BAD_GATEWAY_HTML: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
-
-/// [`Fault::MalformedBody`]: status 200, but HTML where JSON belongs.
-pub(crate) fn malformed_body() -> Response {
-    html(StatusCode::OK)
-}
-
-/// [`Fault::NonJson502`].
-pub(crate) fn non_json_502() -> Response {
-    html(StatusCode::BAD_GATEWAY)
-}
-
-fn html(status: StatusCode) -> Response {
-    html_page(status, Body::from(BAD_GATEWAY_HTML))
-}
-
-fn html_page(status: StatusCode, page: Body) -> Response {
-    let mut res = (status, page).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    res
-}
-
-/// nginx's pages for the statuses a gateway answers when the upstream
-/// fails or times out (same layout as [`BAD_GATEWAY_HTML`]).
-const INTERNAL_SERVER_ERROR_HTML: &str = "<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n<body>\r\n<center><h1>500 Internal Server Error</h1></center>\r\n</body>\r\n</html>\r\n";
-const SERVICE_UNAVAILABLE_HTML: &str = "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n";
-const GATEWAY_TIMEOUT_HTML: &str = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n";
-
-/// [`Fault::StatusAfterCommit`]: a gateway's HTML page for `code`.
-pub(crate) fn gateway_status(code: u16) -> Response {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-    let page = match status.as_u16() {
-        500 => Body::from(INTERNAL_SERVER_ERROR_HTML),
-        502 => Body::from(BAD_GATEWAY_HTML),
-        503 => Body::from(SERVICE_UNAVAILABLE_HTML),
-        504 => Body::from(GATEWAY_TIMEOUT_HTML),
-        _ => {
-            let line = format!(
-                "{} {}",
-                status.as_str(),
-                status.canonical_reason().unwrap_or("Error")
-            );
-            Body::from(format!(
-                "<!DOCTYPE html>\n<html>\n<head><title>{line}</title></head>\n<body>\n<h1>{line}</h1>\n</body>\n</html>\n"
-            ))
-        }
-    };
-    html_page(status, page)
-}
-
-/// The largest chunk [`Fault::OversizedBody`] sends at once.
-const PADDING_CHUNK: usize = 64 * 1024;
-
-/// The bytes every chunk of padding is cut from (static, so streaming a
-/// huge body allocates nothing per chunk).
-static PADDING: [u8; PADDING_CHUNK] = [b'x'; PADDING_CHUNK];
-
-/// The smallest complete padding body; its first 12 bytes open it and its
-/// last 2 close it.
-const PADDING_JSON: &[u8] = b"{\"padding\":\"\"}";
-
-/// [`Fault::OversizedBody`]'s body: `{"padding":"` then `x`s then `"}`,
-/// exactly `n` bytes in all, produced chunk by chunk as hyper asks.
-struct Padding {
-    head: &'static [u8],
-    xs: usize,
-    tail: &'static [u8],
-}
-
-impl Padding {
-    fn new(n: usize) -> Self {
-        match n.checked_sub(PADDING_JSON.len()) {
-            Some(xs) => Padding {
-                head: &PADDING_JSON[..12],
-                xs,
-                tail: &PADDING_JSON[12..],
-            },
-            None => Padding {
-                head: &PADDING_JSON[..n],
-                xs: 0,
-                tail: &[],
-            },
-        }
-    }
-}
-
-impl futures_core::Stream for Padding {
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let chunk = if !self.head.is_empty() {
-            std::mem::take(&mut self.head)
-        } else if self.xs > 0 {
-            let len = self.xs.min(PADDING_CHUNK);
-            self.xs -= len;
-            &PADDING[..len]
-        } else if !self.tail.is_empty() {
-            std::mem::take(&mut self.tail)
-        } else {
-            return Poll::Ready(None);
-        };
-        Poll::Ready(Some(Ok(Bytes::from_static(chunk))))
-    }
-}
-
-/// [`Fault::OversizedBody`]: 200, JSON content type, `n` streamed bytes.
-pub(crate) fn oversized_body(n: usize) -> Response {
-    let mut res = Response::new(Body::from_stream(Padding::new(n)));
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    res
-}
-
-/// [`Fault::OversizedHeaders`]: `res` plus `x-sandbox-padding` of `n` `x`s.
-pub(crate) fn with_padding_header(mut res: Response, n: usize) -> Response {
-    match HeaderValue::from_maybe_shared(Bytes::from(vec![b'x'; n])) {
-        Ok(value) => {
-            res.headers_mut().insert("x-sandbox-padding", value);
-            res
-        }
-        // `x` is a valid header byte; this arm is never taken.
-        Err(_) => unreachable!("a run of `x` is a valid header value"),
-    }
-}
-
-/// A body that fails on its first poll. hyper then closes the connection
-/// without flushing the response head it had only buffered, so the client
-/// sees the connection end with no response: [`Fault::DropAfterCommit`].
-struct Abort;
-
-impl futures_core::Stream for Abort {
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Poll::Ready(Some(Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            "sandbox fault: drop after commit",
-        ))))
-    }
-}
-
-/// [`Fault::DropAfterCommit`]'s response: no response at all.
-pub(crate) fn drop_connection() -> Response {
-    let mut res = Response::new(Body::from_stream(Abort));
-    res.extensions_mut().insert(Dropped);
-    res
-}
-
 /// Runs a handler's work on its own task, so it completes (and records the
 /// refund) even when the client disconnects meanwhile, as a real server's
 /// work would.
@@ -945,9 +733,9 @@ where
 }
 
 /// A refund handler's work under its fault: [`Fault::Latency`] delays it, the work runs
-/// [`detached`], and [`after_commit`] may then replace its response. (Moyasar applies the
-/// latency itself, inside its in-flight window.)
-pub(crate) async fn run_refund<F>(fault: Option<Fault>, work: F) -> Response
+/// [`detached`], and [`after_commit`] may then replace or alter its response (the provider's own
+/// effects through `alter`). (Moyasar applies the latency itself, inside its in-flight window.)
+pub(crate) async fn run_refund<F>(fault: Option<Fault>, alter: AlterAnswer, work: F) -> Response
 where
     F: Future<Output = Response> + Send + 'static,
 {
@@ -956,82 +744,30 @@ where
             tokio::time::sleep(delay).await;
         }
         let res = work.await;
-        after_commit(fault.as_ref(), res)
+        after_commit(fault.as_ref(), alter, res)
     })
     .await
 }
 
-/// Applies the faults that replace or alter the response after the work was
-/// done. OpenApp passes its already signed answer, so the signature faults
-/// act on the signature a client would verify.
-pub(crate) fn after_commit(fault: Option<&Fault>, mut res: Response) -> Response {
+/// Applies the faults that replace or alter the response after the work was done. The
+/// provider-neutral ones are applied here; the signature faults, whose effect is the
+/// provider's own, go to its `alter` hook (OpenApp passes its already signed answer, so they
+/// act on the signature a client would verify).
+pub(crate) fn after_commit(
+    fault: Option<&Fault>,
+    alter: AlterAnswer,
+    mut res: Response,
+) -> Response {
     match fault {
         Some(Fault::DropAfterCommit) => drop_connection(),
         Some(Fault::MalformedBody) => malformed_body(),
         Some(Fault::StatusAfterCommit(code)) => gateway_status(*code),
-        Some(Fault::UnsignedAnswer) => {
-            openapp::remove_signature(res.headers_mut());
-            res
-        }
-        Some(Fault::WrongSignature) => {
-            openapp::tamper_signature(res.headers_mut());
+        Some(fault @ (Fault::UnsignedAnswer | Fault::WrongSignature)) => {
+            alter(fault, &mut res);
             res
         }
         Some(Fault::OversizedBody(n)) => oversized_body(*n),
         Some(Fault::OversizedHeaders(n)) => with_padding_header(res, *n),
         Some(Fault::Latency(_) | Fault::Status(_) | Fault::NonJson502) | None => res,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_core::Stream;
-
-    /// The whole padding body, and the largest chunk it came in.
-    fn padding(n: usize) -> (Vec<u8>, usize) {
-        let mut stream = Padding::new(n);
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let (mut body, mut largest) = (Vec::new(), 0);
-        while let Poll::Ready(Some(chunk)) = Pin::new(&mut stream).poll_next(&mut cx) {
-            let chunk = chunk.unwrap_or_default();
-            largest = largest.max(chunk.len());
-            body.extend_from_slice(&chunk);
-        }
-        (body, largest)
-    }
-
-    #[test]
-    fn padding_is_exactly_n_bytes_in_bounded_chunks() {
-        for n in [
-            0,
-            1,
-            13,
-            14,
-            15,
-            PADDING_CHUNK + 13,
-            PADDING_CHUNK + 14,
-            3 * PADDING_CHUNK + 15,
-        ] {
-            let (body, largest) = padding(n);
-            assert_eq!(body.len(), n);
-            assert!(largest <= PADDING_CHUNK);
-            if n >= PADDING_JSON.len() {
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                assert_eq!(
-                    v["padding"].as_str().map(str::len),
-                    Some(n - PADDING_JSON.len())
-                );
-            } else {
-                assert_eq!(body, &PADDING_JSON[..n]);
-            }
-        }
-    }
-
-    #[test]
-    fn gateway_status_falls_back_to_502_for_a_non_status() {
-        assert_eq!(gateway_status(42).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(gateway_status(1000).status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(gateway_status(504).status(), StatusCode::GATEWAY_TIMEOUT);
     }
 }
