@@ -13,91 +13,67 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use refunds::providers::{afterpay, moyasar, openapp, optty};
 use refunds::signing::openapp_signature;
 use refunds::{
-    Answer, LineItem, MerchantReference, Money, OpenAppConfig, Provider, RefundRequest,
-    SecretString,
+    Answer, ByProvider, OpenAppConfig, Provider, Refund, RefundError, RefundRequest, SecretString,
 };
-use rust_decimal::Decimal;
+use test_support::documented;
 
 /// OpenApp has no documented 200: the sandbox's acknowledgement.
 const OPENAPP_ANSWER: &str = r#"{"caseId":"RET-123434","status":"REGISTERED"}"#;
 
-/// The transaction id of the refund in Moyasar's example, replaced by the one the request
-/// derives (as `tests/wire_snapshots.rs` does).
-const MOYASAR_EXAMPLE_REFUND_ID: &str = "f351a2a3-97c4-4f12-add3-80c1044091f5";
-
 /// The request each documented answer is mapped against (the snapshot tests' requests).
 fn request_for(provider: Provider) -> RefundRequest {
-    let money = |amount: &str, currency: &str| Money::parse(amount, currency).unwrap();
-    let (currency, amount, reference) = match provider {
-        Provider::Optty => ("AUD", "100", "TgEHcPtpN2HSrTMK-0"),
-        Provider::AfterPay => ("EUR", "60.00", "RF-1"),
-        Provider::Moyasar => ("SAR", "2623.46", "RF-1"),
-        _ => ("PLN", "19.99", "RET-123434"),
-    };
-    let request = RefundRequest::new(
-        provider,
-        "ORDER-1",
-        money(amount, currency),
-        MerchantReference::new(reference).unwrap(),
-    );
-    match provider {
-        Provider::AfterPay => request
-            .with_capture_number("000000001")
-            .with_line_items(vec![LineItem {
-                product_id: "0001".to_owned(),
-                description: "0001 description".to_owned(),
-                quantity: 5,
-                unit_price: money("12.00", "EUR"),
-                unit_vat: money("2.00", "EUR"),
-                vat_percent: Decimal::new(20, 0),
-            }]),
-        Provider::OpenApp => request.with_provider_order_id("OA12345678901234"),
-        _ => request,
-    }
+    documented::request(provider)
 }
 
-/// The documented 200 answer of `provider`, as bytes.
+/// The documented 200 answer of `provider`, as bytes (Moyasar's with the refund transaction the
+/// request derives, as `tests/it/wire_snapshots.rs` maps it).
 fn documented_answer(provider: Provider, request: &RefundRequest) -> Bytes {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs");
     let read = |file: &str| {
         let path = examples.join(provider.as_str()).join("examples").join(file);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
-    let text = match provider {
-        Provider::Optty => read("refund.200.successful.json"),
-        Provider::AfterPay => read("refund.200.json"),
-        Provider::Moyasar => read("refund.200.json").replace(
-            MOYASAR_EXAMPLE_REFUND_ID,
-            &request
-                .merchant_reference
-                .moyasar_transaction_id()
-                .to_string(),
-        ),
-        _ => OPENAPP_ANSWER.to_owned(),
+    let file = ByProvider {
+        optty: Some("refund.200.successful.json"),
+        afterpay: Some("refund.200.json"),
+        moyasar: Some("refund.200.json"),
+        openapp: None,
     };
-    Bytes::from(text)
+    let text = file.get(provider).map_or(OPENAPP_ANSWER.to_owned(), read);
+    Bytes::from(documented::answer(request, &text))
 }
 
 /// Encodes the request's wire body to bytes and maps the answer: one refund's pure work.
-fn encode_decode(request: &RefundRequest, answer: &Answer) -> (Vec<u8>, refunds::Refund) {
-    let (body, refund) = match request.provider {
-        Provider::Optty => (
-            serde_json::to_vec(&optty::transformers::refund_body(request)),
-            optty::transformers::refund_result(request, answer),
-        ),
-        Provider::AfterPay => (
-            serde_json::to_vec(&afterpay::transformers::refund_body(request).unwrap()),
-            afterpay::transformers::refund_result(request, answer),
-        ),
-        Provider::Moyasar => (
-            serde_json::to_vec(&moyasar::transformers::refund_body(request).unwrap()),
-            moyasar::transformers::refund_result(request, answer),
-        ),
-        _ => (
-            serde_json::to_vec(&openapp::transformers::refund_body(request).unwrap()),
-            openapp::transformers::refund_result(request, answer, None),
-        ),
+fn encode_decode(request: &RefundRequest, answer: &Answer) -> (Vec<u8>, Refund) {
+    type Codec =
+        fn(&RefundRequest, &Answer) -> (serde_json::Result<Vec<u8>>, Result<Refund, RefundError>);
+    let codec: ByProvider<Codec> = ByProvider {
+        optty: |request, answer| {
+            (
+                serde_json::to_vec(&optty::transformers::refund_body(request)),
+                optty::transformers::refund_result(request, answer),
+            )
+        },
+        afterpay: |request, answer| {
+            (
+                serde_json::to_vec(&afterpay::transformers::refund_body(request).unwrap()),
+                afterpay::transformers::refund_result(request, answer),
+            )
+        },
+        moyasar: |request, answer| {
+            (
+                serde_json::to_vec(&moyasar::transformers::refund_body(request).unwrap()),
+                moyasar::transformers::refund_result(request, answer),
+            )
+        },
+        openapp: |request, answer| {
+            (
+                serde_json::to_vec(&openapp::transformers::refund_body(request).unwrap()),
+                openapp::transformers::refund_result(request, answer, None),
+            )
+        },
     };
+    let (body, refund) = codec.take(request.provider)(request, answer);
     (body.unwrap(), refund.unwrap())
 }
 

@@ -109,13 +109,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let refunded_so_far = match refund.refunded_total {
                     Some(total) => total.to_string(),
                     None => {
-                        let state = match request.provider {
-                            Provider::Optty => sandbox.optty.order(&request.order_id),
-                            Provider::AfterPay => sandbox.afterpay.order(&request.order_id),
-                            Provider::Moyasar => sandbox.moyasar.order(&request.order_id),
-                            Provider::OpenApp => sandbox.openapp.order(&request.order_id),
-                            _ => unreachable!("every provider of this workspace is matched above"),
-                        };
+                        let state = sandbox
+                            .handle(request.provider.as_str())
+                            .and_then(|server| server.order(&request.order_id));
                         state.map_or("?".to_owned(), |s| {
                             format!("{} {} (sandbox)", s.currency, s.refunded)
                         })

@@ -17,21 +17,11 @@
 //! process. So this file holds exactly one test, and builds its tokio runtime itself, after the
 //! first reading.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use refunds::{
-    AfterPayConfig, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig,
-    OpttyConfig, Provider, RefundError, RefundRequest, Refunds,
-};
-use rust_decimal::Decimal;
-use sandbox::credentials::{
-    AFTERPAY_API_KEY, MOYASAR_SECRET_KEY, OPENAPP_API_KEY, OPENAPP_API_SECRET, OPTTY_CLIENT_ID,
-    OPTTY_CLIENT_SECRET,
-};
-use sandbox::{
-    DEFAULT_CAPTURE_NUMBER, Fault, Match, OrderSeed, ProviderHandle, Sandbox, SandboxConfig,
-};
+use refunds::{ErrorKind, Provider, RefundError, RefundRequest, Refunds};
+use sandbox::{Fault, Match, Sandbox, SandboxConfig};
+use test_support::{ClientSettings, handle, seed};
 
 /// The oversized body the sandbox streams: 200 MB.
 const BODY_BYTES: usize = 200 * 1024 * 1024;
@@ -55,85 +45,14 @@ fn peak_rss_kb() -> u64 {
         .expect("VmHWM in /proc/self/status")
 }
 
-fn currency(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        Provider::OpenApp => "PLN",
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
-
-/// Seeds an order of 100.00 (OpenApp: with its own id `OA-<order_id>`).
-fn seed(sb: &Sandbox, provider: Provider, order_id: &str) {
-    let seed = OrderSeed::new(
-        order_id,
-        currency(provider),
-        Decimal::from_str("100.00").unwrap(),
-    );
-    let seed = match provider {
-        Provider::OpenApp => seed.oa_order_id(format!("OA-{order_id}")),
-        _ => seed,
-    };
-    handle(sb, provider).seed_order(seed);
-}
-
-fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
-    sb.handle(provider.as_str())
-        .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
-}
-
 /// A refund of 10.00 on a seeded order.
 fn request(provider: Provider, order_id: &str, reference: &str) -> RefundRequest {
-    let amount = Money::parse("10.00", currency(provider)).unwrap();
-    let request = RefundRequest::new(
-        provider,
-        order_id,
-        amount,
-        MerchantReference::new(reference).unwrap(),
-    );
-    match provider {
-        Provider::AfterPay => request
-            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
-            .with_line_items(vec![LineItem {
-                product_id: "SKU-1".to_owned(),
-                description: "Returned goods".to_owned(),
-                quantity: 1,
-                unit_price: amount,
-                unit_vat: Money::zero(amount.currency()),
-                vat_percent: Decimal::ZERO,
-            }]),
-        Provider::OpenApp => request.with_provider_order_id(format!("OA-{order_id}")),
-        Provider::Optty | Provider::Moyasar => request,
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
+    test_support::request(provider, order_id, "10.00", reference)
 }
 
 /// A client for all four providers with the default answer limits.
 fn client(sb: &Sandbox) -> Refunds {
-    Refunds::builder()
-        .optty(
-            OpttyConfig::new(
-                sb.optty.base_url(),
-                sb.optty.base_url(),
-                OPTTY_CLIENT_ID,
-                OPTTY_CLIENT_SECRET,
-            )
-            .with_timeout(TIMEOUT),
-        )
-        .afterpay(
-            AfterPayConfig::new(sb.afterpay.base_url(), AFTERPAY_API_KEY).with_timeout(TIMEOUT),
-        )
-        .moyasar(
-            MoyasarConfig::new(sb.moyasar.base_url(), MOYASAR_SECRET_KEY).with_timeout(TIMEOUT),
-        )
-        .openapp(
-            OpenAppConfig::new(sb.openapp.base_url(), OPENAPP_API_KEY, OPENAPP_API_SECRET)
-                .with_timeout(TIMEOUT),
-        )
-        .build()
-        .expect("building the client")
+    test_support::client_with(sb, &ClientSettings::default().with_timeout(TIMEOUT))
 }
 
 async fn refund_err(refunds: &Refunds, request: &RefundRequest) -> RefundError {

@@ -9,30 +9,16 @@
 
 use std::time::Duration;
 
-use refunds::{
-    AfterPayConfig, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, OpttyConfig,
-    Outcome, Provider, RefundRequest, Refunds, RetryPolicy,
-};
+use refunds::{MerchantReference, Money, Outcome, Provider, RefundRequest, Refunds, RetryPolicy};
 use refunds_journal::{
     Database, Entry, EntryState, Journal, JournalConfig, JournaledRefund, ReconcileReport,
     Reconciliation,
 };
 use rust_decimal::Decimal;
-use sandbox::{
-    DEFAULT_CAPTURE_NUMBER, Fault, Match, OrderSeed, Sandbox, SandboxConfig, credentials,
-};
+use sandbox::{Fault, Match, Sandbox, SandboxConfig};
+use test_support::ClientSettings;
 
 type Error = Box<dyn std::error::Error>;
-
-fn currency(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        Provider::OpenApp => "PLN",
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
 
 /// The entries a reconcile run could not act on (none in this demo), each with its error and
 /// what it means for the money; the next run tries them again.
@@ -45,53 +31,28 @@ fn failures(report: &ReconcileReport) {
     }
 }
 
-/// A refund of `amount` on `order`, with what each provider needs.
+/// A refund of `amount` on `order` in the provider's test currency, with what each provider
+/// needs on top (AfterPay: the capture number and a line item carrying the amount; OpenApp:
+/// its own order id): the workspace's test fixtures (`test-support/`).
 fn request(
     provider: Provider,
     order: &str,
     amount: &str,
     reference: &str,
 ) -> Result<RefundRequest, Error> {
-    let amount = Money::parse(amount, currency(provider))?;
+    let amount = Money::parse(amount, test_support::currency(provider))?;
     let request = RefundRequest::new(provider, order, amount, MerchantReference::new(reference)?);
-    Ok(match provider {
-        Provider::AfterPay => request
-            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
-            .with_line_items(vec![LineItem {
-                product_id: "SKU-1".into(),
-                description: "Returned goods".into(),
-                quantity: 1,
-                unit_price: amount,
-                unit_vat: Money::zero(amount.currency()),
-                vat_percent: Decimal::ZERO,
-            }]),
-        Provider::OpenApp => request.with_provider_order_id(format!("OA-{order}")),
-        _ => request,
-    })
+    Ok(test_support::with_provider_fields(request))
 }
 
+/// A facade client of every provider of the sandbox, with its demo credentials (see the
+/// facade's `demo` example for the configuration written out).
 fn client(sandbox: &Sandbox) -> Result<Refunds, Error> {
-    Ok(Refunds::builder()
-        .optty(OpttyConfig::new(
-            sandbox.optty.base_url(),
-            sandbox.optty.base_url(),
-            credentials::OPTTY_CLIENT_ID,
-            credentials::OPTTY_CLIENT_SECRET,
-        ))
-        .afterpay(AfterPayConfig::new(
-            sandbox.afterpay.base_url(),
-            credentials::AFTERPAY_API_KEY,
-        ))
-        .moyasar(MoyasarConfig::new(
-            sandbox.moyasar.base_url(),
-            credentials::MOYASAR_SECRET_KEY,
-        ))
-        .openapp(OpenAppConfig::new(
-            sandbox.openapp.base_url(),
-            credentials::OPENAPP_API_KEY,
-            credentials::OPENAPP_API_SECRET,
-        ))
-        .build()?)
+    let settings = ClientSettings {
+        timeout: refunds::config::DEFAULT_TIMEOUT,
+        ..ClientSettings::default()
+    };
+    Ok(test_support::builder(&test_support::base_urls(sandbox), &settings).build()?)
 }
 
 /// `afterpay  RF-afterpay-2  unknown  attempts=1  http=504 server_error`
@@ -165,18 +126,8 @@ async fn main() -> Result<(), Error> {
     })
     .await?;
     for provider in Provider::ALL {
-        let seed = OrderSeed::new("ORD-1", currency(provider), Decimal::new(100, 0));
-        let seed = match provider {
-            Provider::OpenApp => seed.oa_order_id("OA-ORD-1"),
-            _ => seed,
-        };
-        match provider {
-            Provider::Optty => sandbox.optty.seed_order(seed),
-            Provider::AfterPay => sandbox.afterpay.seed_order(seed),
-            Provider::Moyasar => sandbox.moyasar.seed_order(seed),
-            Provider::OpenApp => sandbox.openapp.seed_order(seed),
-            _ => unreachable!("every provider of this workspace is matched above"),
-        }
+        let seed = test_support::order_seed(provider, "ORD-1", Decimal::new(100, 0));
+        test_support::handle(&sandbox, provider).seed_order(seed);
     }
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("refunds-journal.db");

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -9,10 +11,13 @@ use reqwest::Client;
 use sandbox::credentials::OPENAPP_API_SECRET;
 use sandbox::{Fault, Match, OrderSeed, Sandbox, openapp};
 
-const PROVIDERS: [&str; 4] = ["optty", "afterpay", "moyasar", "openapp"];
-
 /// Seeds order `O-1` (PLN 100.00) on every provider.
 fn seed(sb: &Sandbox) {
+    assert_eq!(
+        sb.providers().len(),
+        PROVIDERS.len(),
+        "every server of the sandbox has its refund route in ROUTES"
+    );
     for p in PROVIDERS {
         provider(sb, p).seed_order(OrderSeed::new("O-1", "PLN", dec("100.00")));
     }
@@ -28,43 +33,62 @@ fn key(p: &str, n: usize) -> String {
     }
 }
 
+/// A request in flight, as the route functions of [`ROUTES`] return it.
+type Sent<'a> = Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + 'a>>;
+
+/// How a valid refund of 1.00 of order `O-1` under a duplicate key is sent to one provider.
+type Route = for<'a> fn(&'a Sandbox, &'a Client, String) -> Sent<'a>;
+
+/// Every provider of the sandbox, by name, with its refund route: the one list these tests
+/// loop over ([`PROVIDERS`]) and dispatch on ([`refund`]), so no provider is matched by hand.
+const ROUTES: [(&str, Route); 4] = [
+    ("optty", optty_route),
+    ("afterpay", afterpay_route),
+    ("moyasar", moyasar_route),
+    ("openapp", openapp_route),
+];
+
+/// The names of [`ROUTES`].
+const PROVIDERS: [&str; ROUTES.len()] = {
+    let mut names = [""; ROUTES.len()];
+    let mut i = 0;
+    while i < ROUTES.len() {
+        names[i] = ROUTES[i].0;
+        i += 1;
+    }
+    names
+};
+
+fn optty_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
+    Box::pin(async move {
+        let token = optty_token(sb, c).await;
+        optty_refund(sb, c, &token, "O-1", optty_body(&key, "1.00", "PLN"))
+            .send()
+            .await
+    })
+}
+
+fn afterpay_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
+    let body = afterpay_body("000000001", "1.00", "1", Some(&key));
+    Box::pin(afterpay_refund(sb, c, "O-1", body).send())
+}
+
+fn moyasar_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
+    let body = format!(r#"{{"amount":100,"transaction_id":"{key}"}}"#);
+    Box::pin(moyasar_refund(sb, c, "O-1", body).send())
+}
+
+fn openapp_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
+    Box::pin(openapp_refund(sb, c, openapp_body("O-1", "O-1", 100, &key)).send())
+}
+
 /// A valid refund of 1.00 with duplicate key [`key`]`(p, n)`.
 async fn refund(sb: &Sandbox, c: &Client, p: &str, n: usize) -> reqwest::Result<reqwest::Response> {
-    let key = key(p, n);
-    match p {
-        "optty" => {
-            let token = optty_token(sb, c).await;
-            optty_refund(sb, c, &token, "O-1", optty_body(&key, "1.00", "PLN"))
-                .send()
-                .await
-        }
-        "afterpay" => {
-            afterpay_refund(
-                sb,
-                c,
-                "O-1",
-                afterpay_body("000000001", "1.00", "1", Some(&key)),
-            )
-            .send()
-            .await
-        }
-        "moyasar" => {
-            moyasar_refund(
-                sb,
-                c,
-                "O-1",
-                format!(r#"{{"amount":100,"transaction_id":"{key}"}}"#),
-            )
-            .send()
-            .await
-        }
-        "openapp" => {
-            openapp_refund(sb, c, openapp_body("O-1", "O-1", 100, &key))
-                .send()
-                .await
-        }
-        _ => unreachable!(),
-    }
+    let (_, route) = ROUTES
+        .iter()
+        .find(|(name, _)| *name == p)
+        .unwrap_or_else(|| panic!("no refund route for {p:?}"));
+    route(sb, c, key(p, n)).await
 }
 
 /// Refund `n` of 1.00 was recorded exactly once on `p`, leaving `refunded`

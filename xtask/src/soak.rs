@@ -31,17 +31,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use refunds::{
-    AfterPayConfig, AnswerLimits, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig,
-    OpttyConfig, Outcome, Provider, RefundRequest, Refunds, RetryPolicy, Settlement,
+    AnswerLimits, MerchantReference, Money, Outcome, Provider, RefundRequest, Refunds, RetryPolicy,
+    Settlement,
 };
 use rust_decimal::Decimal;
-use sandbox::credentials::{
-    AFTERPAY_API_KEY, MOYASAR_SECRET_KEY, OPENAPP_API_KEY, OPENAPP_API_SECRET, OPTTY_CLIENT_ID,
-    OPTTY_CLIENT_SECRET,
-};
-use sandbox::{
-    DEFAULT_CAPTURE_NUMBER, Fault, Match, OrderSeed, ProviderHandle, Sandbox, SandboxConfig,
-};
+use sandbox::{Fault, Match, Sandbox, SandboxConfig};
+use test_support::{ClientSettings, duplicate_key, handle};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -537,89 +532,27 @@ fn provider_index(provider: Provider) -> usize {
         .unwrap_or_default()
 }
 
-fn currency(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        Provider::OpenApp => "PLN",
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
-
-/// OpenApp's own id of a seeded order (`oaOrderId`).
-fn oa_order_id(order_id: &str) -> String {
-    format!("OA-{order_id}")
-}
-
-/// The key the provider deduplicates on, as the sandbox records it.
-fn duplicate_key(provider: Provider, reference: &MerchantReference) -> String {
-    match provider {
-        Provider::Moyasar => reference.moyasar_transaction_id().to_string(),
-        _ => reference.as_str().to_owned(),
-    }
-}
-
 /// A refund of [`AMOUNT`] on a seeded order, with what each provider needs on top: AfterPay
-/// the capture number and a line item carrying the amount, OpenApp its own order id.
+/// the capture number and a line item carrying the amount, OpenApp its own order id (the
+/// workspace's test fixtures, `test-support/`).
 fn request(
     provider: Provider,
     order_id: &str,
     reference: MerchantReference,
 ) -> Result<RefundRequest> {
-    let amount = Money::parse(AMOUNT, currency(provider))?;
+    let amount = Money::parse(AMOUNT, test_support::currency(provider))?;
     let request = RefundRequest::new(provider, order_id, amount, reference);
-    Ok(match provider {
-        Provider::AfterPay => request
-            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
-            .with_line_items(vec![LineItem {
-                product_id: "SKU-SOAK".to_owned(),
-                description: "Returned goods".to_owned(),
-                quantity: 1,
-                unit_price: amount,
-                unit_vat: Money::zero(amount.currency()),
-                vat_percent: Decimal::ZERO,
-            }]),
-        Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
-        Provider::Optty | Provider::Moyasar => request,
-        _ => unreachable!("every provider of this workspace is matched above"),
-    })
+    Ok(test_support::with_provider_fields(request))
 }
 
 /// One client for all four providers of `sb`, with the soak's time-out and answer caps.
 fn client(sb: &Sandbox) -> Result<Refunds> {
-    Ok(Refunds::builder()
-        .optty(
-            OpttyConfig::new(
-                sb.optty.base_url(),
-                sb.optty.base_url(),
-                OPTTY_CLIENT_ID,
-                OPTTY_CLIENT_SECRET,
-            )
-            .with_timeout(TIMEOUT)
-            .with_answer_limits(LIMITS),
-        )
-        .afterpay(
-            AfterPayConfig::new(sb.afterpay.base_url(), AFTERPAY_API_KEY)
-                .with_timeout(TIMEOUT)
-                .with_answer_limits(LIMITS),
-        )
-        .moyasar(
-            MoyasarConfig::new(sb.moyasar.base_url(), MOYASAR_SECRET_KEY)
-                .with_timeout(TIMEOUT)
-                .with_answer_limits(LIMITS),
-        )
-        .openapp(
-            OpenAppConfig::new(sb.openapp.base_url(), OPENAPP_API_KEY, OPENAPP_API_SECRET)
-                .with_timeout(TIMEOUT)
-                .with_answer_limits(LIMITS),
-        )
-        .build()?)
-}
-
-fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
-    sb.handle(provider.as_str())
-        .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
+    let settings = ClientSettings {
+        timeout: TIMEOUT,
+        answer_limits: LIMITS,
+        ..ClientSettings::default()
+    };
+    Ok(test_support::builder(&test_support::base_urls(sb), &settings).build()?)
 }
 
 /// The settlement as the caller saw it, reduced to what the ledger is checked against.
@@ -689,11 +622,8 @@ const PANIC_MESSAGES: [&str; 2] = [
 async fn refund_once(sb: Arc<Sandbox>, refunds: Refunds, trial: Trial) -> Result<Settled> {
     let provider = trial.provider;
     let handle = handle(&sb, provider);
-    let seed = OrderSeed::from_minor(trial.order_id.as_str(), currency(provider), CAPTURED_MINOR);
-    let seed = match provider {
-        Provider::OpenApp => seed.oa_order_id(oa_order_id(&trial.order_id)),
-        _ => seed,
-    };
+    let captured = Decimal::new(CAPTURED_MINOR, 2);
+    let seed = test_support::order_seed(provider, &trial.order_id, captured);
     handle
         .try_seed_order(seed)
         .with_context(|| format!("seeding {provider} order {}", trial.order_id))?;

@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use refunds::signing::{openapp_signature, verify_openapp_signature};
 use refunds::{
-    AfterPayConfig, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, OpttyConfig,
-    Provider, RefundRequest, Refunds, SecretString,
+    ByProvider, MerchantReference, Money, Provider, RefundRequest, Refunds, SecretString,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use rust_decimal::Decimal;
@@ -19,7 +18,8 @@ use sandbox::credentials::{
     AFTERPAY_API_KEY, MOYASAR_SECRET_KEY, OPENAPP_API_KEY, OPENAPP_API_SECRET, OPTTY_CLIENT_ID,
     OPTTY_CLIENT_SECRET,
 };
-use sandbox::{DEFAULT_CAPTURE_NUMBER, OrderSeed, ProviderHandle, Sandbox, SandboxConfig};
+use sandbox::{DEFAULT_CAPTURE_NUMBER, ProviderHandle, Sandbox};
+use test_support::ClientSettings;
 
 /// Per-request timeout of every client, facade and direct alike.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,12 +32,7 @@ const SIGNATURE_HEADER: &str = "x-app-signature";
 
 /// The currency each provider's orders are in (OpenApp and Optty need a 2-decimal one).
 pub fn currency(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        _ => "PLN",
-    }
+    test_support::currency(provider)
 }
 
 /// The refunded amount as money.
@@ -45,32 +40,17 @@ pub fn amount(provider: Provider) -> Money {
     Money::parse("1.00", currency(provider)).expect("1.00 is money in every currency used")
 }
 
-/// OpenApp's own id of a seeded order (`oaOrderId`); `order_id` is the shop's.
-pub fn oa_order_id(order_id: &str) -> String {
-    format!("OA-{order_id}")
-}
-
 /// The facade's request for one refund of [`AMOUNT_MINOR`] on `order_id`, with what each provider
 /// needs on top (AfterPay: capture number and a line item carrying the amount; OpenApp: its own
 /// order id), as a service builds it.
 pub fn facade_request(provider: Provider, order_id: &str, reference: &str) -> RefundRequest {
-    let amount = amount(provider);
     let reference = MerchantReference::new(reference).expect("bench references are valid");
-    let request = RefundRequest::new(provider, order_id, amount, reference);
-    match provider {
-        Provider::AfterPay => request
-            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
-            .with_line_items(vec![LineItem {
-                product_id: "SKU-1".to_owned(),
-                description: "Returned goods".to_owned(),
-                quantity: 1,
-                unit_price: amount,
-                unit_vat: Money::zero(amount.currency()),
-                vat_percent: Decimal::ZERO,
-            }]),
-        Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
-        _ => request,
-    }
+    test_support::with_provider_fields(RefundRequest::new(
+        provider,
+        order_id,
+        amount(provider),
+        reference,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +121,7 @@ pub fn moyasar_body(reference: &str) -> moyasar_api::types::RefundRequest {
 /// OpenApp's body (typify types; OpenApp has no generated client).
 pub fn openapp_body(order_id: &str, reference: &str) -> openapp_api::RefundRequest {
     openapp_api::RefundRequest {
-        oa_order_id: oa_order_id(order_id),
+        oa_order_id: test_support::oa_order_id(order_id),
         shop_order_id: order_id.try_into().expect("the order id fits"),
         currency: currency(Provider::OpenApp).to_owned(),
         amount: AMOUNT_MINOR as u64,
@@ -155,31 +135,19 @@ pub fn openapp_body(order_id: &str, reference: &str) -> openapp_api::RefundReque
 /// Panics unless the facade and the direct path put the same bytes on the wire for a refund:
 /// the comparison is of the same refund.
 pub fn assert_same_wire_body(provider: Provider) {
-    use refunds::providers::{afterpay, moyasar, openapp, optty};
     let (order, reference) = ("ORD-CHECK", "BENCH-CHECK-1");
     let request = facade_request(provider, order, reference);
     request.validate().expect("the bench request is valid");
-    let (facade, direct) = match provider {
-        Provider::Optty => (
-            serde_json::to_string(&optty::transformers::refund_body(&request)),
-            serde_json::to_string(&optty_body(reference)),
-        ),
-        Provider::AfterPay => (
-            serde_json::to_string(&afterpay::transformers::refund_body(&request).unwrap()),
-            serde_json::to_string(&afterpay_body(reference)),
-        ),
-        Provider::Moyasar => (
-            serde_json::to_string(&moyasar::transformers::refund_body(&request).unwrap()),
-            serde_json::to_string(&moyasar_body(reference)),
-        ),
-        _ => (
-            serde_json::to_string(&openapp::transformers::refund_body(&request).unwrap()),
-            serde_json::to_string(&openapp_body(order, reference)),
-        ),
+    let facade = test_support::wire_body(&request).expect("the facade builds a body");
+    let direct: ByProvider<fn(&str, &str) -> serde_json::Result<String>> = ByProvider {
+        optty: |_, reference| serde_json::to_string(&optty_body(reference)),
+        afterpay: |_, reference| serde_json::to_string(&afterpay_body(reference)),
+        moyasar: |_, reference| serde_json::to_string(&moyasar_body(reference)),
+        openapp: |order, reference| serde_json::to_string(&openapp_body(order, reference)),
     };
     assert_eq!(
-        facade.unwrap(),
-        direct.unwrap(),
+        facade,
+        direct.take(provider)(order, reference).unwrap(),
         "{provider}: the facade and the direct client must send the same refund"
     );
 }
@@ -190,58 +158,27 @@ pub fn assert_same_wire_body(provider: Provider) {
 
 /// The sandbox's server of `provider`.
 pub fn handle(sb: &Sandbox, provider: Provider) -> &ProviderHandle {
-    sb.handle(provider.as_str())
-        .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
+    test_support::handle(sb, provider)
 }
 
 /// Starts the four emulators on ephemeral loopback ports.
 pub async fn start_sandbox() -> Sandbox {
-    Sandbox::start(SandboxConfig::default())
-        .await
-        .unwrap_or_else(|e| panic!("starting the sandbox: {e}"))
+    test_support::start_sandbox().await
 }
 
 /// Seeds order `order_id` with `captured_minor` minor units captured.
 pub fn seed(sb: &Sandbox, provider: Provider, order_id: &str, captured_minor: i64) {
-    let seed = OrderSeed::new(
-        order_id,
-        currency(provider),
-        Decimal::new(captured_minor, 2),
-    );
-    let seed = match provider {
-        Provider::OpenApp => seed.oa_order_id(oa_order_id(order_id)),
-        _ => seed,
-    };
-    handle(sb, provider).seed_order(seed);
+    let captured = Decimal::new(captured_minor, 2);
+    handle(sb, provider).seed_order(test_support::order_seed(provider, order_id, captured));
 }
 
 /// A facade client with only `provider` configured, pointed at the sandbox.
 pub fn facade_client(sb: &Sandbox, provider: Provider) -> Refunds {
-    let builder = Refunds::builder();
-    let builder = match provider {
-        Provider::Optty => builder.optty(
-            OpttyConfig::new(
-                sb.optty.base_url(),
-                sb.optty.base_url(),
-                OPTTY_CLIENT_ID,
-                OPTTY_CLIENT_SECRET,
-            )
-            .with_timeout(TIMEOUT),
-        ),
-        Provider::AfterPay => builder.afterpay(
-            AfterPayConfig::new(sb.afterpay.base_url(), AFTERPAY_API_KEY).with_timeout(TIMEOUT),
-        ),
-        Provider::Moyasar => builder.moyasar(
-            MoyasarConfig::new(sb.moyasar.base_url(), MOYASAR_SECRET_KEY).with_timeout(TIMEOUT),
-        ),
-        _ => builder.openapp(
-            OpenAppConfig::new(sb.openapp.base_url(), OPENAPP_API_KEY, OPENAPP_API_SECRET)
-                .with_timeout(TIMEOUT),
-        ),
-    };
-    builder
-        .build()
-        .unwrap_or_else(|e| panic!("building the facade client: {e}"))
+    test_support::client_for(
+        sb,
+        provider,
+        &ClientSettings::default().with_timeout(TIMEOUT),
+    )
 }
 
 /// One refund through the facade; panics unless it is applied.
@@ -292,8 +229,22 @@ pub enum Direct {
 impl Direct {
     /// The direct client of `provider` against the sandbox.
     pub async fn new(sb: &Sandbox, provider: Provider) -> Direct {
-        match provider {
-            Provider::Optty => {
+        /// Which generated client a provider is called with.
+        #[derive(Clone, Copy)]
+        enum Kind {
+            Optty,
+            AfterPay,
+            Moyasar,
+            OpenApp,
+        }
+        let kind = ByProvider {
+            optty: Kind::Optty,
+            afterpay: Kind::AfterPay,
+            moyasar: Kind::Moyasar,
+            openapp: Kind::OpenApp,
+        };
+        match kind.get(provider) {
+            Kind::Optty => {
                 use optty_api::types::{TokenRequest, TokenRequestGrantType, TokenRequestScope};
                 let base_url = sb.optty.base_url();
                 let anonymous =
@@ -318,7 +269,7 @@ impl Direct {
                     http_client(headers),
                 ))
             }
-            Provider::AfterPay => {
+            Kind::AfterPay => {
                 let mut headers = HeaderMap::new();
                 headers.insert(
                     HeaderName::from_static("x-auth-key"),
@@ -329,7 +280,7 @@ impl Direct {
                     http_client(headers),
                 ))
             }
-            Provider::Moyasar => {
+            Kind::Moyasar => {
                 let mut headers = HeaderMap::new();
                 headers.insert(
                     AUTHORIZATION,
@@ -340,7 +291,7 @@ impl Direct {
                     http_client(headers),
                 ))
             }
-            _ => Direct::OpenApp {
+            Kind::OpenApp => Direct::OpenApp {
                 http: http_client(HeaderMap::new()),
                 url: format!(
                     "{}{}",

@@ -13,8 +13,9 @@ use serde_json::Value;
 use crate::error::ProviderMessage;
 
 /// Keys that hold a machine-readable code, in the order they are preferred.
-/// (Not `type`: ASP.NET problem details put a documentation URL there, Riverty a category.)
-const CODE_KEYS: [&str; 4] = ["code", "errorCode", "error_code", "exception"];
+/// `type` last, and only when it is not a URL: Moyasar puts a category there
+/// (`invalid_request_error`), ASP.NET problem details a documentation link.
+const CODE_KEYS: [&str; 5] = ["code", "errorCode", "error_code", "exception", "type"];
 /// Keys that hold the headline text, in the order they are preferred.
 const MESSAGE_KEYS: [&str; 7] = [
     "message",
@@ -82,7 +83,8 @@ impl ErrorBody {
             Value::Object(map) => {
                 let code = CODE_KEYS
                     .iter()
-                    .find_map(|key| map.get(*key).and_then(scalar_text));
+                    .find_map(|key| map.get(*key).and_then(scalar_text))
+                    .filter(|code| !code.contains("://"));
                 // A NestJS `message` array's first line is the headline, before `error` (the
                 // reason phrase).
                 let first_line = match map.get("message") {

@@ -9,168 +9,63 @@
 //! parallel. Nothing waits on wall-clock sleeps: `Sandbox::start` returns once listening, and the
 //! one concurrent scenario waits on the sandbox's own in-flight counter.
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use refunds::signing::{OpenAppSignature, openapp_signature, verify_openapp_signature};
 use refunds::{
-    AfterPayConfig, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig,
-    OpttyConfig, Outcome, Provider, Refund, RefundError, RefundRequest, RefundStatus, Refunds,
-    RetryPolicy, SecretString, Settlement,
+    ByProvider, ErrorKind, MerchantReference, Money, Outcome, Provider, Refund, RefundError,
+    RefundRequest, RefundStatus, Refunds, RetryPolicy, SecretString, Settlement,
 };
 use rust_decimal::Decimal;
-use sandbox::credentials::{
-    AFTERPAY_API_KEY, MOYASAR_SECRET_KEY, OPENAPP_API_KEY, OPENAPP_API_SECRET, OPTTY_CLIENT_ID,
-    OPTTY_CLIENT_SECRET,
-};
+use sandbox::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use sandbox::openapp::{REFUND_PATH, ResponseSigning};
 use sandbox::{
     DEFAULT_CAPTURE_NUMBER, Fault, Match, OrderSeed, OrderState, ProviderHandle, Sandbox,
     SandboxConfig,
+};
+use test_support::{
+    CAPTURED, ClientSettings, Credentials, DEMO, TIMEOUT, WRONG, currency, dec, duplicate_key,
+    line_item, money, oa_order_id, reference, request,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-/// What every seeded order captured, in major units of the provider's currency.
-const CAPTURED: &str = "100.00";
-
-/// Per-request timeout of the facade's clients: generous for a loaded 2-core machine, short
-/// enough that a hang fails the test instead of stalling the suite.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The currency each provider's orders are in (OpenApp and Optty need a 2-decimal one).
-fn currency(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        Provider::OpenApp => "PLN",
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
-
-fn dec(text: &str) -> Decimal {
-    Decimal::from_str(text).unwrap_or_else(|e| panic!("{text:?} is not a decimal: {e}"))
-}
-
-fn money(provider: Provider, amount: &str) -> Money {
-    Money::parse(amount, currency(provider))
-        .unwrap_or_else(|e| panic!("{amount} {}: {e}", currency(provider)))
-}
-
-fn reference(text: &str) -> MerchantReference {
-    MerchantReference::new(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
-}
-
-/// OpenApp's own id of a seeded order (`oaOrderId`); `order_id` is the shop's.
-fn oa_order_id(order_id: &str) -> String {
-    format!("OA-{order_id}")
-}
-
-/// The key the provider deduplicates on, as the sandbox records it.
-fn duplicate_key(provider: Provider, merchant_reference: &MerchantReference) -> String {
-    match provider {
-        Provider::Moyasar => merchant_reference.moyasar_transaction_id().to_string(),
-        _ => merchant_reference.as_str().to_owned(),
-    }
-}
-
 /// The status a new refund has, as the provider reports it: OpenApp only acknowledges.
 fn expected_status(provider: Provider) -> RefundStatus {
-    match provider {
-        Provider::OpenApp => RefundStatus::Pending,
-        _ => RefundStatus::Succeeded,
-    }
+    test_support::new_refund_status(provider)
 }
 
-/// One refunded line for AfterPay, whose refund amount is the sum of its line items.
-fn line_item(total: Money) -> LineItem {
-    LineItem {
-        product_id: "SKU-1".to_owned(),
-        description: "Returned goods".to_owned(),
-        quantity: 1,
-        unit_price: total,
-        unit_vat: Money::zero(total.currency()),
-        vat_percent: Decimal::ZERO,
-    }
+/// What a provider does with a second request under a duplicate key it has already applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Replays the original answer (Optty's refundReference, Moyasar's transaction_id).
+    Replays,
+    /// Refuses it as a duplicate of an applied refund (OpenApp: 409 `RefundExistsException`).
+    RefusesAsApplied,
+    /// Documents no duplicate key (AfterPay): a client never re-sends an unknown outcome.
+    NoDuplicateKey,
 }
 
-/// A refund of `amount` on a seeded order, with what each provider needs on top: AfterPay the
-/// seeded capture number and a line item carrying the amount (without items AfterPay refunds
-/// the whole remaining capture), OpenApp its own order id.
-fn request(provider: Provider, order_id: &str, amount: &str, merchant_ref: &str) -> RefundRequest {
-    let amount = money(provider, amount);
-    let request = RefundRequest::new(provider, order_id, amount, reference(merchant_ref));
-    match provider {
-        Provider::AfterPay => request
-            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
-            .with_line_items(vec![line_item(amount)]),
-        Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
-        Provider::Optty | Provider::Moyasar => request,
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
-
-/// The credentials a client is built with.
-struct Secrets {
-    optty_client_secret: &'static str,
-    afterpay_api_key: &'static str,
-    moyasar_secret_key: &'static str,
-    openapp_api_key: &'static str,
-    openapp_api_secret: &'static str,
-}
-
-/// The sandbox's demo credentials.
-const DEMO: Secrets = Secrets {
-    optty_client_secret: OPTTY_CLIENT_SECRET,
-    afterpay_api_key: AFTERPAY_API_KEY,
-    moyasar_secret_key: MOYASAR_SECRET_KEY,
-    openapp_api_key: OPENAPP_API_KEY,
-    openapp_api_secret: OPENAPP_API_SECRET,
+/// Each provider's [`Repeat`].
+const REPEAT: ByProvider<Repeat> = ByProvider {
+    optty: Repeat::Replays,
+    afterpay: Repeat::NoDuplicateKey,
+    moyasar: Repeat::Replays,
+    openapp: Repeat::RefusesAsApplied,
 };
 
-/// Credentials the sandbox does not know (OpenApp: the right key, a wrong HMAC secret).
-const WRONG: Secrets = Secrets {
-    optty_client_secret: "not-the-optty-secret",
-    afterpay_api_key: "not-the-afterpay-key",
-    moyasar_secret_key: "sk_test_not_a_moyasar_key",
-    openapp_api_key: OPENAPP_API_KEY,
-    openapp_api_secret: "not-the-openapp-secret",
-};
+fn repeat(provider: Provider) -> Repeat {
+    *REPEAT.get(provider)
+}
 
-/// A facade client with all four providers pointed at `sb`. Optty's token endpoint is served
-/// by the Optty sandbox itself, at `/token` under its base URL.
-fn client(sb: &Sandbox, secrets: &Secrets) -> Refunds {
-    Refunds::builder()
-        .optty(
-            OpttyConfig::new(
-                sb.optty.base_url(),
-                sb.optty.base_url(),
-                OPTTY_CLIENT_ID,
-                secrets.optty_client_secret,
-            )
-            .with_timeout(TIMEOUT),
-        )
-        .afterpay(
-            AfterPayConfig::new(sb.afterpay.base_url(), secrets.afterpay_api_key)
-                .with_timeout(TIMEOUT),
-        )
-        .moyasar(
-            MoyasarConfig::new(sb.moyasar.base_url(), secrets.moyasar_secret_key)
-                .with_timeout(TIMEOUT),
-        )
-        .openapp(
-            OpenAppConfig::new(
-                sb.openapp.base_url(),
-                secrets.openapp_api_key,
-                secrets.openapp_api_secret,
-            )
-            .with_timeout(TIMEOUT),
-        )
-        .build()
-        .unwrap_or_else(|e| panic!("building the facade client: {e}"))
+/// A facade client with all four providers pointed at `sb`, with `credentials`.
+fn client(sb: &Sandbox, credentials: &Credentials) -> Refunds {
+    test_support::client_with(
+        sb,
+        &ClientSettings::default().with_credentials(*credentials),
+    )
 }
 
 /// A running sandbox and a facade client with the demo credentials.
@@ -185,9 +80,7 @@ impl Env {
     }
 
     async fn with_config(config: SandboxConfig) -> Env {
-        let sb = Sandbox::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("starting the sandbox: {e}"));
+        let sb = test_support::start_sandbox_with(config).await;
         let refunds = client(&sb, &DEMO);
         Env { sb, refunds }
     }
@@ -200,19 +93,12 @@ impl Env {
     }
 
     fn handle(&self, provider: Provider) -> &ProviderHandle {
-        self.sb
-            .handle(provider.as_str())
-            .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
+        test_support::handle(&self.sb, provider)
     }
 
     /// Seeds an order of [`CAPTURED`] in the provider's currency (OpenApp: with its own id).
     fn seed(&self, provider: Provider, order_id: &str) {
-        let seed = OrderSeed::new(order_id, currency(provider), dec(CAPTURED));
-        let seed = match provider {
-            Provider::OpenApp => seed.oa_order_id(oa_order_id(order_id)),
-            _ => seed,
-        };
-        self.handle(provider).seed_order(seed);
+        test_support::seed(&self.sb, provider, order_id);
     }
 
     fn order(&self, provider: Provider, order_id: &str) -> OrderState {
@@ -362,17 +248,17 @@ async fn full_refund(provider: Provider) {
         "{provider}: the facade's refund id is the provider's"
     );
     // AfterPay and Moyasar answer with the order's totals; the others do not.
-    match provider {
-        Provider::AfterPay | Provider::Moyasar => {
-            assert_eq!(refund.refunded_total, Some(money(provider, CAPTURED)));
-            assert_eq!(refund.captured_total, Some(money(provider, CAPTURED)));
-        }
-        Provider::Optty | Provider::OpenApp => {
-            assert_eq!(refund.refunded_total, None);
-            assert_eq!(refund.captured_total, None);
-        }
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
+    let reports_totals = ByProvider {
+        optty: false,
+        afterpay: true,
+        moyasar: true,
+        openapp: false,
+    };
+    let totals = reports_totals
+        .get(provider)
+        .then(|| money(provider, CAPTURED));
+    assert_eq!(refund.refunded_total, totals, "{provider}: refunded_total");
+    assert_eq!(refund.captured_total, totals, "{provider}: captured_total");
 }
 
 /// Scenario 2: Two partial refunds, then a third beyond what is left: refused, nothing recorded;
@@ -414,16 +300,30 @@ async fn partial_refunds_then_over_balance(provider: Provider) {
         .refund_err(&request(provider, "ORD-PART", "30.01", ref3.as_str()))
         .await;
     let remaining = money(provider, "30.00");
-    match (provider, err.kind()) {
-        // Optty documents its over-limit sentence, with the limit ("You can only refund amount
-        // up to AUD 30.00"); OpenApp its `RefundTooMuchException`.
-        (Provider::Optty, ErrorKind::ExceedsRefundable { limit }) => {
+    /// How a provider refuses a refund beyond what is left.
+    #[derive(Clone, Copy)]
+    enum OverRefund {
+        /// Optty documents its over-limit sentence, with the limit ("You can only refund
+        /// amount up to AUD 30.00").
+        ExceedsWithLimit,
+        /// OpenApp documents its `RefundTooMuchException`, without the limit.
+        Exceeds,
+        /// Riverty and Moyasar document no over-refund code or wording that we could read: a
+        /// refusal of the request, which is what matters for the money.
+        Refused,
+    }
+    let over_refund = ByProvider {
+        optty: OverRefund::ExceedsWithLimit,
+        afterpay: OverRefund::Refused,
+        moyasar: OverRefund::Refused,
+        openapp: OverRefund::Exceeds,
+    };
+    match (over_refund.get(provider), err.kind()) {
+        (OverRefund::ExceedsWithLimit, ErrorKind::ExceedsRefundable { limit }) => {
             assert_eq!(limit, &Some(remaining), "{provider}: {err}")
         }
-        (Provider::OpenApp, ErrorKind::ExceedsRefundable { limit: None }) => {}
-        // Riverty and Moyasar document no over-refund code or wording that we could read: a
-        // refusal of the request, which is what matters for the money.
-        (Provider::AfterPay | Provider::Moyasar, ErrorKind::InvalidRequest { .. }) => {}
+        (OverRefund::Exceeds, ErrorKind::ExceedsRefundable { limit: None }) => {}
+        (OverRefund::Refused, ErrorKind::InvalidRequest { .. }) => {}
         (_, other) => panic!("{provider}: unexpected {other:?} ({err:?})"),
     }
     assert_eq!(err.provider(), Some(provider));
@@ -469,8 +369,8 @@ async fn same_request_twice(provider: Provider) {
     );
 
     let replica = env.replica().refund(&req).await;
-    match provider {
-        Provider::OpenApp => {
+    match repeat(provider) {
+        Repeat::RefusesAsApplied => {
             let err = replica.expect_err("openapp: a repeated caseId must be refused");
             assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
             assert_eq!(err.outcome(), Outcome::Applied, "{err:?}");
@@ -480,8 +380,8 @@ async fn same_request_twice(provider: Provider) {
         }
         // AfterPay documents no duplicate key: the sandbox replays on transactionReference only
         // when configured to, so another replica is not sent here (see the journal).
-        Provider::AfterPay => {}
-        _ => {
+        Repeat::NoDuplicateKey => {}
+        Repeat::Replays => {
             let again = replica.unwrap_or_else(|e| panic!("{provider}: replay failed: {e:?}"));
             assert_eq!(again.provider_refund_id, first.provider_refund_id);
             assert_eq!(again.amount, first.amount);
@@ -529,21 +429,21 @@ async fn dropped_after_commit_then_retry(provider: Provider) {
 
     // The caller resends the same request (same merchant reference).
     let retry = env.refund(&req).await;
-    match provider {
+    match repeat(provider) {
         // Duplicate after an ambiguous attempt: the first one was applied.
-        Provider::OpenApp => {
+        Repeat::RefusesAsApplied => {
             let err = retry.expect_err("openapp: the retry must see the first attempt");
             assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
             assert_eq!(err.outcome(), Outcome::Applied, "{err:?}");
         }
         // No duplicate key: the client does not send it again; it answers the unknown outcome
         // it remembers until the caller reconciles.
-        Provider::AfterPay => {
+        Repeat::NoDuplicateKey => {
             let again = retry.expect_err("afterpay: an unknown outcome is not re-sent");
             assert_eq!(again.kind(), &ErrorKind::Timeout, "{again:?}");
             assert!(again.outcome_unknown());
         }
-        _ => {
+        Repeat::Replays => {
             let refund = retry.unwrap_or_else(|e| panic!("{provider}: retry failed: {e:?}"));
             assert_eq!(refund.amount, money(provider, "20.00"));
             assert_eq!(refund.status, expected_status(provider));
@@ -619,8 +519,9 @@ async fn invalid_input(provider: Provider) {
         ("order_id", request(provider, "   ", "10.00", "RF-BAD-1")),
         ("description", valid().with_description("x".repeat(501))),
     ];
-    match provider {
-        Provider::Optty => cases.extend([
+    // What each provider refuses on top (every case is built, the provider's are sent).
+    let specific: ByProvider<Vec<(&str, RefundRequest)>> = ByProvider {
+        optty: vec![
             (
                 "line_items",
                 valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
@@ -635,8 +536,8 @@ async fn invalid_input(provider: Provider) {
                 "provider_order_id",
                 valid().with_provider_order_id("OA-ORD-BAD"),
             ),
-        ]),
-        Provider::AfterPay => cases.extend([
+        ],
+        afterpay: vec![
             ("capture_number", {
                 let mut req = valid();
                 req.capture_number = None;
@@ -659,8 +560,8 @@ async fn invalid_input(provider: Provider) {
                 "provider_order_id",
                 valid().with_provider_order_id("OA-ORD-BAD"),
             ),
-        ]),
-        Provider::Moyasar => cases.extend([
+        ],
+        moyasar: vec![
             (
                 "line_items",
                 valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
@@ -671,8 +572,8 @@ async fn invalid_input(provider: Provider) {
                 "capture_number",
                 valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
             ),
-        ]),
-        Provider::OpenApp => cases.extend([
+        ],
+        openapp: vec![
             ("provider_order_id", {
                 let mut req = valid();
                 req.provider_order_id = None;
@@ -693,9 +594,9 @@ async fn invalid_input(provider: Provider) {
                 item.product_id = "P".repeat(37);
                 valid().with_line_items(vec![item])
             }),
-        ]),
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
+        ],
+    };
+    cases.extend(specific.take(provider));
 
     for (field, req) in &cases {
         let err = env.refund_err(req).await;
@@ -797,7 +698,7 @@ async fn malformed_body(provider: Provider) {
 
     match env.refund(&req).await {
         Ok(refund) => assert_eq!(refund.amount, money(provider, "15.00")),
-        Err(err) if provider == Provider::AfterPay => {
+        Err(err) if repeat(provider) == Repeat::NoDuplicateKey => {
             assert_eq!(
                 err.kind(),
                 &ErrorKind::Protocol,
@@ -859,14 +760,14 @@ async fn gateway_timeout_after_commit(provider: Provider) {
         let received = env.handle(provider).requests_received();
         let settlement = env.refunds.refund_with_retries(&req, &fast_retries()).await;
         let sends = env.handle(provider).requests_received() - received;
-        match (provider, &settlement) {
-            (Provider::AfterPay, Settlement::Unresolved { error, attempts }) => {
+        match (repeat(provider), &settlement) {
+            (Repeat::NoDuplicateKey, Settlement::Unresolved { error, attempts }) => {
                 assert_eq!(*attempts, 1, "never re-sent");
                 assert_eq!(sends, 1, "never re-sent");
                 assert_eq!(error.http_status(), Some(status));
             }
             (
-                Provider::OpenApp,
+                Repeat::RefusesAsApplied,
                 Settlement::Applied {
                     already_applied,
                     attempts,
@@ -878,7 +779,7 @@ async fn gateway_timeout_after_commit(provider: Provider) {
                 assert_eq!(refund.provider_refund_id.as_deref(), Some("RF-GW-2"));
             }
             (
-                _,
+                Repeat::Replays,
                 Settlement::Applied {
                     already_applied,
                     attempts,
@@ -1015,7 +916,13 @@ async fn reused_reference(provider: Provider) {
     );
     let other = request(provider, "ORD-REUSE", "20.00", "RF-REUSE-1");
     // Optty fetches its token first.
-    let sent = if provider == Provider::Optty { 2 } else { 1 };
+    let sent = *ByProvider {
+        optty: 2,
+        afterpay: 1,
+        moyasar: 1,
+        openapp: 1,
+    }
+    .get(provider);
     let (first, during) = tokio::join!(env.refund(&req), async {
         wait_until("the first is on the wire", || {
             env.handle(provider).requests_received() == sent
@@ -1264,7 +1171,7 @@ impl<'a> RawOpenApp<'a> {
 
     /// The sandbox's clock, epoch milliseconds.
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.sb.openapp.now_ms()).unwrap()
+        self.sb.openapp.now_ms()
     }
 
     /// Signs `body` for the refund route with the demo credentials.
@@ -1494,7 +1401,7 @@ async fn openapp_unknown_api_key_is_unauthorized() {
     env.seed(Provider::OpenApp, "ORD-KEY");
     let refunds = client(
         &env.sb,
-        &Secrets {
+        &Credentials {
             openapp_api_key: "0123456789abcdef0123456789abcdef",
             ..DEMO
         },

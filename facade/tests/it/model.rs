@@ -2,8 +2,8 @@
 //! name), capabilities, merchant references, errors and serde shapes.
 
 use refunds::{
-    Capabilities, ErrorKind, LineItem, MerchantReference, Money, Provider, Refund, RefundError,
-    RefundReason, RefundRequest, RefundStatus,
+    ByProvider, Capabilities, ErrorKind, LineItem, MerchantReference, Money, Provider, Refund,
+    RefundError, RefundReason, RefundRequest, RefundStatus,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -18,13 +18,7 @@ fn reference(s: &str) -> MerchantReference {
 
 /// The currency every provider accepts in these tests.
 fn currency_for(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        Provider::OpenApp => "PLN",
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
+    test_support::currency(provider)
 }
 
 /// A valid request for `provider` refunding `amount` (in the provider's test currency).
@@ -35,13 +29,17 @@ fn request(provider: Provider, amount: &str) -> RefundRequest {
         money(amount, currency_for(provider)),
         reference("RET-123434"),
     );
-    match provider {
-        Provider::AfterPay => r
-            .with_capture_number("000000001")
-            .with_line_items(vec![item("0001", 1, amount, "0", "EUR")]),
-        Provider::OpenApp => r.with_provider_order_id("OA12345678901234"),
-        _ => r,
-    }
+    let add: ByProvider<fn(RefundRequest) -> RefundRequest> = ByProvider {
+        optty: |r| r,
+        afterpay: |r| {
+            let amount = r.amount.amount().to_string();
+            r.with_capture_number("000000001")
+                .with_line_items(vec![item("0001", 1, &amount, "0", "EUR")])
+        },
+        moyasar: |r| r,
+        openapp: |r| r.with_provider_order_id("OA12345678901234"),
+    };
+    add.take(provider)(r)
 }
 
 #[test]
@@ -566,17 +564,29 @@ fn outcome_and_retryability_by_kind() {
             outcome == NotApplied && deduplicating,
             "{kind:?}"
         );
+        // As each provider's adapter marks its errors: with its room's duplicate-key capability.
+        let from = |provider: Provider| {
+            err.clone()
+                .with_provider(provider)
+                .with_deduplication(provider.capabilities().idempotent_retries)
+        };
         for provider in [Provider::Optty, Provider::Moyasar, Provider::OpenApp] {
             assert_eq!(
-                err.clone().with_provider(provider).is_retryable(),
+                from(provider).is_retryable(),
                 deduplicating,
                 "{kind:?} {provider}"
             );
         }
         assert_eq!(
-            err.clone().with_provider(Provider::AfterPay).is_retryable(),
+            from(Provider::AfterPay).is_retryable(),
             afterpay,
             "{kind:?} afterpay"
+        );
+        // A provider alone vouches for nothing: the adapter's mark is what makes it retryable.
+        assert_eq!(
+            err.clone().with_provider(Provider::Optty).is_retryable(),
+            outcome == NotApplied && deduplicating,
+            "{kind:?} unmarked"
         );
     }
     // An error raised before anything was sent says so, whatever its kind.

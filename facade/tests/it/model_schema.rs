@@ -44,5 +44,5 @@ fn schema_names_the_required_request_fields() {
     for field in ["provider", "order_id", "amount", "merchant_reference"] {
         assert!(required.iter().any(|f| f == field), "{field} not required");
     }
-    insta::assert_snapshot!(schema_text());
+    crate::snapshots(|| insta::assert_snapshot!(schema_text()));
 }

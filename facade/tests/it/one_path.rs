@@ -20,18 +20,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use refunds::{
-    AfterPayConfig, Answer, ErrorKind, LineItem, MerchantReference, Money, MoyasarConfig,
-    OpenAppConfig, OpttyConfig, Outcome, Provider, ProviderMessage, Refund, RefundError,
-    RefundRequest, Refunds,
+    Answer, ErrorKind, MerchantReference, Money, OpenAppConfig, Outcome, Provider, ProviderMessage,
+    Refund, RefundError, RefundRequest, Refunds,
 };
-use rust_decimal::Decimal;
+use test_support::{ClientSettings, documented};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::snapshots;
 
 /// Per-request timeout of the clients: a hang fails the case instead of stalling the suite.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Optty's token answer, as documented.
-const TOKEN: &str = include_str!("../../specs/optty/examples/token.200.json");
+const TOKEN: &str = include_str!("../../../specs/optty/examples/token.200.json");
 
 // ---------------------------------------------------------------------------------------------
 // Canned answers and the loopback server
@@ -259,81 +260,19 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 // Requests, clients and the comparison
 // ---------------------------------------------------------------------------------------------
 
-fn money(amount: &str, currency: &str) -> Money {
-    Money::parse(amount, currency).unwrap()
-}
-
 /// The request the answers are mapped against (as in `wire_snapshots.rs`).
 fn request_for(provider: Provider) -> RefundRequest {
-    let (currency, amount, reference) = match provider {
-        Provider::Optty => ("AUD", "100", "TgEHcPtpN2HSrTMK-0"),
-        Provider::AfterPay => ("EUR", "60.00", "RF-1"),
-        Provider::Moyasar => ("SAR", "2623.46", "RF-1"),
-        Provider::OpenApp => ("PLN", "19.99", "RET-123434"),
-        _ => unreachable!("every provider of this workspace is matched above"),
-    };
-    let request = RefundRequest::new(
-        provider,
-        "ORDER-1",
-        money(amount, currency),
-        MerchantReference::new(reference).unwrap(),
-    );
-    match provider {
-        Provider::AfterPay => request
-            .with_capture_number("000000001")
-            .with_line_items(vec![LineItem {
-                product_id: "0001".to_owned(),
-                description: "0001 description".to_owned(),
-                quantity: 5,
-                unit_price: money("12.00", "EUR"),
-                unit_vat: money("2.00", "EUR"),
-                vat_percent: Decimal::new(20, 0),
-            }]),
-        Provider::OpenApp => request.with_provider_order_id("OA12345678901234"),
-        Provider::Optty | Provider::Moyasar => request,
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
-
-/// Moyasar's example names a refund transaction whose reference is unknowable: ours replaces
-/// it, so the example maps to a refund rather than "not listed".
-fn example_answer(provider: Provider, request: &RefundRequest, text: &str) -> String {
-    match provider {
-        Provider::Moyasar => text.replace(
-            "f351a2a3-97c4-4f12-add3-80c1044091f5",
-            &request
-                .merchant_reference
-                .moyasar_transaction_id()
-                .to_string(),
-        ),
-        _ => text.to_owned(),
-    }
+    documented::request(provider)
 }
 
 /// A fresh client (no remembered results) for `provider` at `base_url`; OpenApp without
 /// response-signature verification, as the pure function judges it.
 fn client(provider: Provider, base_url: &str) -> Refunds {
-    let builder = Refunds::builder();
-    match provider {
-        Provider::Optty => builder.optty(
-            OpttyConfig::new(base_url, base_url, "client-id", "client-secret")
-                .with_timeout(TIMEOUT),
-        ),
-        Provider::AfterPay => {
-            builder.afterpay(AfterPayConfig::new(base_url, "api-key").with_timeout(TIMEOUT))
-        }
-        Provider::Moyasar => {
-            builder.moyasar(MoyasarConfig::new(base_url, "sk_test_key").with_timeout(TIMEOUT))
-        }
-        Provider::OpenApp => builder.openapp(
-            OpenAppConfig::new(base_url, "api-key", "api-secret")
-                .with_timeout(TIMEOUT)
-                .with_verify_response_signatures(false),
-        ),
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-    .build()
-    .expect("building the client")
+    let settings = ClientSettings {
+        verify_openapp_signatures: false,
+        ..ClientSettings::default()
+    };
+    test_support::client_of(provider, base_url, &settings)
 }
 
 /// Everything an error says, for comparison (`RefundError` has no `PartialEq`).
@@ -427,7 +366,7 @@ async fn documented_answers_agree() {
                 continue; // Optty's token answer is served on /token, not judged
             }
             let request = request_for(provider);
-            let body = example_answer(provider, &request, &std::fs::read_to_string(&path).unwrap());
+            let body = documented::answer(&request, &std::fs::read_to_string(&path).unwrap());
             let case = format!("{provider} {name}");
             let result = both_paths(&case, &request, &Canned::json(status, body)).await;
             if (200..300).contains(&status) {
@@ -774,7 +713,13 @@ async fn realistic_answers_agree() {
             } else {
                 both_paths(&case, &request, &canned).await
             };
-            insta::assert_snapshot!(format!("answer_{provider}_{name}"), summary(&result), &case);
+            snapshots(|| {
+                insta::assert_snapshot!(
+                    format!("answer_{provider}_{name}"),
+                    summary(&result),
+                    &case
+                );
+            });
             seen += 1;
         }
     }

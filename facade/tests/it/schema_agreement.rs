@@ -8,8 +8,7 @@
 //! line totals summing to the amount, ...), so every disagreement is about a spec constraint.
 
 use proptest::prelude::*;
-use refunds::providers::{afterpay, moyasar, openapp, optty};
-use refunds::{LineItem, MerchantReference, Money, Provider, RefundRequest};
+use refunds::{ByProvider, LineItem, MerchantReference, Money, Provider, RefundRequest};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -20,16 +19,11 @@ fn request_validator(openapi: &str, body_schema: &str) -> jsonschema::Validator 
     jsonschema::draft4::new(&document).expect("a valid schema")
 }
 
-struct Schemas {
-    optty: jsonschema::Validator,
-    afterpay: jsonschema::Validator,
-    moyasar: jsonschema::Validator,
-    openapp: jsonschema::Validator,
-}
-
-fn schemas() -> &'static Schemas {
-    static SCHEMAS: std::sync::OnceLock<Schemas> = std::sync::OnceLock::new();
-    SCHEMAS.get_or_init(|| Schemas {
+/// The validators of every provider's refund request body.
+fn schemas() -> &'static ByProvider<jsonschema::Validator> {
+    static SCHEMAS: std::sync::OnceLock<ByProvider<jsonschema::Validator>> =
+        std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| ByProvider {
         optty: request_validator(optty_api::NORMALIZED_OPENAPI, "OrderRefundDto"),
         afterpay: request_validator(afterpay_api::NORMALIZED_OPENAPI, "RefundOrderRequest"),
         moyasar: request_validator(moyasar_api::NORMALIZED_OPENAPI, "RefundRequest"),
@@ -37,30 +31,11 @@ fn schemas() -> &'static Schemas {
     })
 }
 
-/// The body the adapter would send, as the JSON text it would send, if it can build one.
-fn wire_body(request: &RefundRequest) -> Option<Vec<u8>> {
-    let bytes = match request.provider {
-        Provider::Optty => serde_json::to_vec(&optty::transformers::refund_body(request)),
-        Provider::AfterPay => {
-            serde_json::to_vec(&afterpay::transformers::refund_body(request).ok()?)
-        }
-        Provider::Moyasar => serde_json::to_vec(&moyasar::transformers::refund_body(request).ok()?),
-        Provider::OpenApp => serde_json::to_vec(&openapp::transformers::refund_body(request).ok()?),
-        _ => unreachable!("every provider of this workspace is matched above"),
-    };
-    Some(bytes.expect("encodes"))
-}
-
 /// Whether the spec accepts what the adapter would send for `request`, and why not.
 fn spec_accepts(request: &RefundRequest) -> Result<(), String> {
-    let body = wire_body(request).ok_or("the adapter cannot build a body")?;
-    let instance: Value = serde_json::from_slice(&body).unwrap();
-    let validator = match request.provider {
-        Provider::Optty => &schemas().optty,
-        Provider::AfterPay => &schemas().afterpay,
-        Provider::Moyasar => &schemas().moyasar,
-        _ => &schemas().openapp,
-    };
+    let body = test_support::wire_body(request).ok_or("the adapter cannot build a body")?;
+    let instance: Value = serde_json::from_str(&body).unwrap();
+    let validator = schemas().get(request.provider);
     let errors: Vec<String> = validator
         .iter_errors(&instance)
         .map(|e| format!("{} at {}", e, e.instance_path()))

@@ -2,42 +2,23 @@
 //! answer. The mapping is pure, so these run without any I/O: a change in a transformer, a
 //! generated type or a spec example shows up as a reviewable diff.
 
-use refunds::Answer;
-use refunds::providers::{afterpay, moyasar, openapp, optty, refund_result};
-use refunds::{LineItem, MerchantReference, Money, Provider, RefundReason, RefundRequest};
-use rust_decimal::Decimal;
+use refunds::providers::refund_result;
+use refunds::{
+    Answer, ByProvider, MerchantReference, Money, Provider, RefundReason, RefundRequest,
+};
+use test_support::documented::{self, item};
+
+use crate::snapshots;
 
 fn money(amount: &str, currency: &str) -> Money {
     Money::parse(amount, currency).unwrap()
-}
-
-fn item(product: &str, quantity: u32, unit: &str, vat: &str, currency: &str) -> LineItem {
-    LineItem {
-        product_id: product.to_owned(),
-        description: format!("{product} description"),
-        quantity,
-        unit_price: money(unit, currency),
-        unit_vat: money(vat, currency),
-        // A goodwill item carries no VAT.
-        vat_percent: if vat == "0" {
-            Decimal::ZERO
-        } else {
-            Decimal::new(20, 0)
-        },
-    }
 }
 
 /// The fixed set of unified requests every provider's wire body is snapshotted for. Each is
 /// adapted to what the provider needs (AfterPay's capture number, OpenApp's order id) and
 /// dropped where the provider cannot carry it (validation would reject it).
 fn cases(provider: Provider) -> Vec<(&'static str, RefundRequest)> {
-    let currency = match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        Provider::OpenApp => "PLN",
-        _ => unreachable!("every provider of this workspace is matched above"),
-    };
+    let currency = test_support::currency(provider);
     let base = |amount: &str, reference: &str| {
         let request = RefundRequest::new(
             provider,
@@ -45,14 +26,20 @@ fn cases(provider: Provider) -> Vec<(&'static str, RefundRequest)> {
             money(amount, currency),
             MerchantReference::new(reference).unwrap(),
         );
-        match provider {
+        let add: ByProvider<fn(RefundRequest) -> RefundRequest> = ByProvider {
+            optty: |request| request,
             // AfterPay takes its amount only as line items: one goodwill item here.
-            Provider::AfterPay => request
-                .with_capture_number("000000001")
-                .with_line_items(vec![item("goodwill", 1, amount, "0", currency)]),
-            Provider::OpenApp => request.with_provider_order_id("OA12345678901234"),
-            _ => request,
-        }
+            afterpay: |request| {
+                let amount = request.amount.amount().to_string();
+                let currency = request.amount.currency().code();
+                request
+                    .with_capture_number("000000001")
+                    .with_line_items(vec![item("goodwill", 1, &amount, "0", currency)])
+            },
+            moyasar: |request| request,
+            openapp: |request| request.with_provider_order_id("OA12345678901234"),
+        };
+        add.take(provider)(request)
     };
     let mut cases = vec![
         ("full_refund", base("100.00", "RF-full-1")),
@@ -92,29 +79,21 @@ fn cases(provider: Provider) -> Vec<(&'static str, RefundRequest)> {
 /// decimals: the generated types write them from their text, never through `f64`).
 fn wire(request: &RefundRequest) -> String {
     request.validate().expect("snapshot cases are valid");
-    match request.provider {
-        Provider::Optty => serde_json::to_string_pretty(&optty::transformers::refund_body(request)),
-        Provider::AfterPay => {
-            serde_json::to_string_pretty(&afterpay::transformers::refund_body(request).unwrap())
-        }
-        Provider::Moyasar => {
-            serde_json::to_string_pretty(&moyasar::transformers::refund_body(request).unwrap())
-        }
-        Provider::OpenApp => {
-            serde_json::to_string_pretty(&openapp::transformers::refund_body(request).unwrap())
-        }
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-    .unwrap()
+    test_support::wire_body_pretty(request).expect("a valid request has a wire body")
 }
 
 #[test]
 fn wire_bodies() {
-    for provider in Provider::ALL {
-        for (name, request) in cases(provider) {
-            insta::assert_snapshot!(format!("wire_{}_{name}", provider.as_str()), wire(&request));
+    snapshots(|| {
+        for provider in Provider::ALL {
+            for (name, request) in cases(provider) {
+                insta::assert_snapshot!(
+                    format!("wire_{}_{name}", provider.as_str()),
+                    wire(&request)
+                );
+            }
         }
-    }
+    });
 }
 
 #[test]
@@ -150,41 +129,7 @@ fn three_decimal_currencies_are_rejected_where_the_unit_cannot_carry_them() {
 
 /// The request the documented answers are mapped against.
 fn request_for(provider: Provider) -> RefundRequest {
-    let (currency, amount, reference) = match provider {
-        Provider::Optty => ("AUD", "100", "TgEHcPtpN2HSrTMK-0"),
-        Provider::AfterPay => ("EUR", "60.00", "RF-1"),
-        // The reference whose derived transaction_id is the one in moyasar's example is
-        // unknowable, so the mapping is shown on the example with its refund transaction's id
-        // replaced by ours (see `example_answer`).
-        Provider::Moyasar => ("SAR", "2623.46", "RF-1"),
-        Provider::OpenApp => ("PLN", "19.99", "RET-123434"),
-        _ => unreachable!("every provider of this workspace is matched above"),
-    };
-    let request = RefundRequest::new(
-        provider,
-        "ORDER-1",
-        money(amount, currency),
-        MerchantReference::new(reference).unwrap(),
-    );
-    match provider {
-        Provider::AfterPay => request
-            .with_capture_number("000000001")
-            .with_line_items(vec![item("0001", 5, "12.00", "2.00", "EUR")]),
-        Provider::OpenApp => request.with_provider_order_id("OA12345678901234"),
-        _ => request,
-    }
-}
-
-fn example_answer(provider: Provider, request: &RefundRequest, text: &str) -> String {
-    if provider == Provider::Moyasar {
-        let ours = request
-            .merchant_reference
-            .moyasar_transaction_id()
-            .to_string();
-        text.replace("f351a2a3-97c4-4f12-add3-80c1044091f5", &ours)
-    } else {
-        text.to_owned()
-    }
+    documented::request(provider)
 }
 
 #[test]
@@ -210,16 +155,18 @@ fn unified_result_of_every_documented_answer() {
                 continue; // Optty's token answer is not a refund result
             }
             let request = request_for(provider);
-            let body = example_answer(provider, &request, &std::fs::read_to_string(&path).unwrap());
+            let body = documented::answer(&request, &std::fs::read_to_string(&path).unwrap());
             let result = refund_result(&request, &Answer::new(status, body));
             let shown = match &result {
                 Ok(refund) => format!("Ok({refund:#?})"),
                 Err(err) => format!("Err({err:#?})\nretryable: {}", err.is_retryable()),
             };
-            insta::assert_snapshot!(
-                format!("result_{}_{}", provider.as_str(), name.replace('.', "_")),
-                shown
-            );
+            snapshots(|| {
+                insta::assert_snapshot!(
+                    format!("result_{}_{}", provider.as_str(), name.replace('.', "_")),
+                    shown
+                );
+            });
             seen += 1;
         }
     }

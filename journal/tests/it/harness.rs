@@ -9,16 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use refunds::{
-    AfterPayConfig, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig, OpttyConfig,
-    Provider, RefundRequest, Refunds, RetryPolicy,
+    AfterPayConfig, ByProvider, MerchantReference, Provider, RefundRequest, Refunds, RetryPolicy,
 };
 use refunds_journal::{Database, EventKind, Journal, JournalConfig};
-use rust_decimal::Decimal;
-use sandbox::credentials::{
-    AFTERPAY_API_KEY, MOYASAR_SECRET_KEY, OPENAPP_API_KEY, OPENAPP_API_SECRET, OPTTY_CLIENT_ID,
-    OPTTY_CLIENT_SECRET,
-};
-use sandbox::{DEFAULT_CAPTURE_NUMBER, OrderSeed, ProviderHandle, Sandbox, SandboxConfig};
+use sandbox::credentials::AFTERPAY_API_KEY;
+use sandbox::{ProviderHandle, Sandbox, SandboxConfig};
+use test_support::{ClientSettings, TIMEOUT};
 
 /// The environment variable with the PostgreSQL URL of the PostgreSQL half of the suite.
 pub const PG_URL: &str = "REFUNDS_JOURNAL_PG_URL";
@@ -242,106 +238,36 @@ pub fn config_with_lease(lease: Duration) -> JournalConfig {
     JournalConfig { lease, ..config() }
 }
 
-/// Per-request timeout of the facade's clients: generous for a loaded 2-core machine.
-const TIMEOUT: Duration = Duration::from_secs(20);
+pub use test_support::{duplicate_key, reference, request};
 
-/// The currency each provider's orders are in.
-pub fn currency(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Optty => "AUD",
-        Provider::AfterPay => "EUR",
-        Provider::Moyasar => "SAR",
-        Provider::OpenApp => "PLN",
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
+/// The environment variables naming the sandbox's base URLs for a child process.
+const URL_VARS: ByProvider<&str> = ByProvider {
+    optty: "JOURNAL_IT_OPTTY_URL",
+    afterpay: "JOURNAL_IT_AFTERPAY_URL",
+    moyasar: "JOURNAL_IT_MOYASAR_URL",
+    openapp: "JOURNAL_IT_OPENAPP_URL",
+};
 
-pub fn money(provider: Provider, amount: &str) -> Money {
-    Money::parse(amount, currency(provider)).expect("test amount")
-}
-
-pub fn reference(text: &str) -> MerchantReference {
-    MerchantReference::new(text).expect("test reference")
-}
-
-fn oa_order_id(order_id: &str) -> String {
-    format!("OA-{order_id}")
-}
-
-/// The key the provider deduplicates on, as the sandbox records it.
-pub fn duplicate_key(provider: Provider, reference: &MerchantReference) -> String {
-    match provider {
-        Provider::Moyasar => reference.moyasar_transaction_id().to_string(),
-        _ => reference.as_str().to_owned(),
-    }
-}
-
-/// A refund of `amount` on a seeded order, with what each provider needs (AfterPay: the
-/// capture number and a line item carrying the amount; OpenApp: its own order id).
-pub fn request(
-    provider: Provider,
-    order_id: &str,
-    amount: &str,
-    merchant_ref: &str,
-) -> RefundRequest {
-    let amount = money(provider, amount);
-    let request = RefundRequest::new(provider, order_id, amount, reference(merchant_ref));
-    match provider {
-        Provider::AfterPay => request
-            .with_capture_number(DEFAULT_CAPTURE_NUMBER)
-            .with_line_items(vec![LineItem {
-                product_id: "SKU-1".to_owned(),
-                description: "Returned goods".to_owned(),
-                quantity: 1,
-                unit_price: amount,
-                unit_vat: Money::zero(amount.currency()),
-                vat_percent: Decimal::ZERO,
-            }]),
-        Provider::OpenApp => request.with_provider_order_id(oa_order_id(order_id)),
-        Provider::Optty | Provider::Moyasar => request,
-        _ => unreachable!("every provider of this workspace is matched above"),
-    }
-}
-
-/// The sandbox's base URLs, as a child process receives them.
-pub struct Urls {
-    pub optty: String,
-    pub afterpay: String,
-    pub moyasar: String,
-    pub openapp: String,
-}
+/// The sandbox's base URLs, as a child process receives them ([`URL_VARS`]).
+pub struct Urls(ByProvider<String>);
 
 impl Urls {
     pub fn from_env() -> Urls {
-        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
-        Urls {
-            optty: var("JOURNAL_IT_OPTTY_URL"),
-            afterpay: var("JOURNAL_IT_AFTERPAY_URL"),
-            moyasar: var("JOURNAL_IT_MOYASAR_URL"),
-            openapp: var("JOURNAL_IT_OPENAPP_URL"),
-        }
+        let var = |provider: Provider| {
+            let name = URL_VARS.get(provider);
+            std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+        };
+        Urls(ByProvider {
+            optty: var(Provider::Optty),
+            afterpay: var(Provider::AfterPay),
+            moyasar: var(Provider::Moyasar),
+            openapp: var(Provider::OpenApp),
+        })
     }
 
     /// A new facade client (no replay memory shared with any other) on these URLs.
     pub fn refunds(&self) -> Refunds {
-        Refunds::builder()
-            .optty(
-                OpttyConfig::new(
-                    &self.optty,
-                    &self.optty,
-                    OPTTY_CLIENT_ID,
-                    OPTTY_CLIENT_SECRET,
-                )
-                .with_timeout(TIMEOUT),
-            )
-            .afterpay(AfterPayConfig::new(&self.afterpay, AFTERPAY_API_KEY).with_timeout(TIMEOUT))
-            .moyasar(MoyasarConfig::new(&self.moyasar, MOYASAR_SECRET_KEY).with_timeout(TIMEOUT))
-            .openapp(
-                OpenAppConfig::new(&self.openapp, OPENAPP_API_KEY, OPENAPP_API_SECRET)
-                    .with_timeout(TIMEOUT),
-            )
-            .build()
-            .unwrap_or_else(|e| panic!("building the facade client: {e}"))
+        test_support::client_at(&self.0, &ClientSettings::default())
     }
 }
 
@@ -366,19 +292,12 @@ impl Env {
     }
 
     pub async fn with_config(config: SandboxConfig) -> Env {
-        let sb = Sandbox::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("starting the sandbox: {e}"));
+        let sb = test_support::start_sandbox_with(config).await;
         Env { sb }
     }
 
     pub fn urls(&self) -> Urls {
-        Urls {
-            optty: self.sb.optty.base_url(),
-            afterpay: self.sb.afterpay.base_url(),
-            moyasar: self.sb.moyasar.base_url(),
-            openapp: self.sb.openapp.base_url(),
-        }
+        Urls(test_support::base_urls(&self.sb))
     }
 
     /// A new facade client, as a new process would have: no replay memory of earlier calls.
@@ -387,28 +306,17 @@ impl Env {
     }
 
     pub fn handle(&self, provider: Provider) -> &ProviderHandle {
-        self.sb
-            .handle(provider.as_str())
-            .unwrap_or_else(|| panic!("the sandbox has no {provider} server"))
+        test_support::handle(&self.sb, provider)
     }
 
     /// Seeds an order capturing `captured` in the provider's currency.
     pub fn seed_amount(&self, provider: Provider, order_id: &str, captured: &str) {
-        let seed = OrderSeed::new(
-            order_id,
-            currency(provider),
-            Decimal::from_str(captured).expect("decimal"),
-        );
-        let seed = match provider {
-            Provider::OpenApp => seed.oa_order_id(oa_order_id(order_id)),
-            _ => seed,
-        };
-        self.handle(provider).seed_order(seed);
+        test_support::seed_amount(&self.sb, provider, order_id, captured);
     }
 
     /// Seeds an order capturing 100.00.
     pub fn seed(&self, provider: Provider, order_id: &str) {
-        self.seed_amount(provider, order_id, "100.00");
+        test_support::seed(&self.sb, provider, order_id);
     }
 
     /// The refunds the sandbox recorded under the request's duplicate key.
@@ -424,12 +332,10 @@ impl Env {
     /// The child-process environment naming the sandbox's URLs.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let urls = self.urls();
-        vec![
-            ("JOURNAL_IT_OPTTY_URL", urls.optty),
-            ("JOURNAL_IT_AFTERPAY_URL", urls.afterpay),
-            ("JOURNAL_IT_MOYASAR_URL", urls.moyasar),
-            ("JOURNAL_IT_OPENAPP_URL", urls.openapp),
-        ]
+        Provider::ALL
+            .into_iter()
+            .map(|provider| (*URL_VARS.get(provider), urls.0.get(provider).clone()))
+            .collect()
     }
 }
 

@@ -18,13 +18,16 @@ use crate::harness::{
 /// An event's kind, attempt, outcome and HTTP status.
 type EventLine = (EventKind, Option<u32>, Option<Outcome>, Option<u16>);
 
-const DEDUPLICATING: [Provider; 3] = [Provider::Optty, Provider::Moyasar, Provider::OpenApp];
+/// The providers with a duplicate key, to which an unknown outcome is sent again.
+fn deduplicating() -> impl Iterator<Item = Provider> {
+    Provider::ALL
+        .into_iter()
+        .filter(|provider| provider.capabilities().idempotent_retries)
+}
 
+/// The status of a new refund, as the provider reports it.
 fn expected_status(provider: Provider) -> RefundStatus {
-    match provider {
-        Provider::OpenApp => RefundStatus::Pending,
-        _ => RefundStatus::Succeeded,
-    }
+    test_support::new_refund_status(provider)
 }
 
 /// The first call records the intent, then the answer and the outcome: state, the provider's
@@ -476,7 +479,7 @@ pub async fn deduplicating_providers_retry_an_unknown_outcome_to_one_refund(back
     let db = TestDb::new(backend);
     let journal = db.journal().await;
     let refunds = env.refunds();
-    for provider in DEDUPLICATING {
+    for provider in deduplicating() {
         env.seed(provider, "ORD-7");
         let req = request(provider, "ORD-7", "15.00", &format!("RF-{provider}-7"));
         env.handle(provider)

@@ -129,12 +129,8 @@ pub async fn wait_until(mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The sandbox's server of the provider named `name` (`optty`, `afterpay`, ...).
 pub fn provider<'a>(sb: &'a Sandbox, name: &str) -> &'a ProviderHandle {
-    match name {
-        "optty" => &sb.optty,
-        "afterpay" => &sb.afterpay,
-        "moyasar" => &sb.moyasar,
-        "openapp" => &sb.openapp,
-        _ => unreachable!(),
-    }
+    sb.handle(name)
+        .unwrap_or_else(|| panic!("the sandbox has no server named {name:?}"))
 }
