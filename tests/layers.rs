@@ -18,7 +18,10 @@ fn module_of(src: &Path, file: &Path) -> String {
         .iter()
         .map(|part| part.to_string_lossy().into_owned())
         .collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     // A folder two levels down (a provider's room) is one module.
@@ -75,8 +78,10 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     let modules: BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
-    let mut edges: BTreeMap<String, BTreeSet<String>> =
-        modules.iter().map(|m| (m.clone(), BTreeSet::new())).collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = modules
+        .iter()
+        .map(|m| (m.clone(), BTreeSet::new()))
+        .collect();
     for file in &files {
         let from = module_of(src, file);
         let text = std::fs::read_to_string(file).unwrap();
