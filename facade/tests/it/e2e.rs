@@ -517,7 +517,10 @@ async fn invalid_input(provider: Provider) {
         ("amount", request(provider, "ORD-BAD", "-5.00", "RF-BAD-1")),
         ("amount", request(provider, "ORD-BAD", "0.00", "RF-BAD-1")),
         ("order_id", request(provider, "   ", "10.00", "RF-BAD-1")),
-        ("description", valid().with_description("x".repeat(501))),
+        (
+            "description",
+            valid().with_description("x".repeat(refunds::Capabilities::MAX_DESCRIPTION_LEN + 1)),
+        ),
     ];
     // What each provider refuses on top (every case is built, the provider's are sent).
     let specific: ByProvider<Vec<(&str, RefundRequest)>> = ByProvider {
@@ -545,7 +548,9 @@ async fn invalid_input(provider: Provider) {
             }),
             (
                 "capture_number",
-                valid().with_capture_number("9".repeat(51)),
+                valid().with_capture_number("9".repeat(
+                    afterpay_api::constraints::refund_order::capture_number::MAX_LENGTH + 1,
+                )),
             ),
             (
                 "line_items",
@@ -566,8 +571,14 @@ async fn invalid_input(provider: Provider) {
                 "line_items",
                 valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
             ),
-            // 100000001 halalas: one more than Moyasar's maximum.
-            ("amount", with_amount(money(provider, "1000000.01"))),
+            // One halala more than Moyasar's maximum.
+            (
+                "amount",
+                with_amount(Money::from_minor_units(
+                    moyasar_api::constraints::refund_order::amount::MAXIMUM + 1,
+                    money(provider, "1.00").currency(),
+                )),
+            ),
             (
                 "capture_number",
                 valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
@@ -581,7 +592,8 @@ async fn invalid_input(provider: Provider) {
             }),
             ("order_id", {
                 let mut req = valid();
-                req.order_id = "O".repeat(37);
+                req.order_id = "O"
+                    .repeat(openapp_api::constraints::refund_order::shop_order_id::MAX_LENGTH + 1);
                 req
             }),
             ("amount.currency", with_amount(kwd)),
@@ -591,7 +603,9 @@ async fn invalid_input(provider: Provider) {
             ),
             ("line_items[0].product_id", {
                 let mut item = line_item(money(provider, "10.00"));
-                item.product_id = "P".repeat(37);
+                item.product_id = "P".repeat(
+                    openapp_api::constraints::refund_order::products::items::id::MAX_LENGTH + 1,
+                );
                 valid().with_line_items(vec![item])
             }),
         ],

@@ -49,6 +49,18 @@ fn spec_accepts(request: &RefundRequest) -> Result<(), String> {
 
 fn check(request: &RefundRequest) -> Result<(), TestCaseError> {
     let facade = request.validate();
+    // The facade's own limit, which no spec states: it refuses whatever the spec allows.
+    let description_len = request
+        .description
+        .as_deref()
+        .map_or(0, |d| d.chars().count());
+    if description_len > refunds::Capabilities::MAX_DESCRIPTION_LEN {
+        prop_assert!(
+            facade.is_err(),
+            "a description of {description_len} characters"
+        );
+        return Ok(());
+    }
     let spec = spec_accepts(request);
     prop_assert_eq!(
         facade.is_ok(),
@@ -94,7 +106,8 @@ proptest! {
     fn openapp_lengths(
         reference_len in around(openapp_api::constraints::refund_order::case_id::MAX_LENGTH),
         order_len in around(openapp_api::constraints::refund_order::shop_order_id::MAX_LENGTH),
-        notes_len in around(openapp_api::constraints::refund_order::notes::MAX_LENGTH),
+        notes_len in around(openapp_api::constraints::refund_order::notes::MAX_LENGTH
+            .min(refunds::Capabilities::MAX_DESCRIPTION_LEN)),
         product_len in around(openapp_api::constraints::refund_order::products::items::id::MAX_LENGTH),
         with_items in any::<bool>(),
         cents in 1u64..=1_000_000,
