@@ -48,6 +48,11 @@ pub enum PrintConfig {
     /// One line of JSON on stdout (base and admin URLs, credentials, seeded
     /// orders, settings) for scripts; printed once every server listens.
     Json,
+    /// The `refunds` facade's REFUNDS_* environment variables, one `export
+    /// NAME='value'` line each, for `eval` in sh; printed once every server
+    /// listens. REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES is always true, so
+    /// --openapp-response-signing tampered|absent tests the client's check.
+    Env,
 }
 
 /// The log level of the request log on stderr.

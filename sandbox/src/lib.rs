@@ -90,6 +90,7 @@ pub mod admin;
 pub mod afterpay;
 mod clock;
 pub mod credentials;
+pub mod facade_env;
 mod fault;
 mod money;
 pub mod moyasar;

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use clap::Parser;
 use rust_decimal::Decimal;
 use sandbox::credentials::*;
+use sandbox::facade_env::{FacadeEnv, env_lines};
 use sandbox::openapp::{self, REFUND_PATH, ResponseSigning};
 use sandbox::{
     OrderSeed, OrderState, ProviderHandle, RefundStatus, Sandbox, SandboxConfig, SeedFile,
@@ -122,6 +123,7 @@ async fn serve(args: &Serve, config: SandboxConfig, file: SeedFile) -> anyhow::R
             "{}",
             serde_json::to_string(&machine_config(&sb, &config, &seeded))?
         ),
+        PrintConfig::Env => print!("{}", env_lines(&FacadeEnv::of(&sb))),
         PrintConfig::Text => print_text(&sb, &seeded),
     }
 

@@ -217,3 +217,127 @@ fn a_bad_seed_file_is_refused_naming_the_field() {
     assert!(stderr.contains("moyasar[0].captured"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `script` with `sh -c` after `eval` of the file `env` holds; its stdout.
+#[cfg(unix)]
+fn sh_after_eval(env: &std::path::Path, script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(r#"eval "$(cat "$1")"; {script}"#))
+        .arg("sh")
+        .arg(env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn print_config_env_exports_the_facade_variables_for_eval() {
+    use sandbox::credentials::*;
+    use sandbox::facade_env::VARIABLES;
+
+    let base = free_port_base();
+    let mut child = Command::new(BIN)
+        .args(["--port-base", &base.to_string()])
+        .args(["--print-config", "env", "--log-level", "off"])
+        // Not what the facade should do: it still verifies (see sandbox::facade_env).
+        .args(["--openapp-response-signing", "absent"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    for _ in VARIABLES {
+        stdout.read_line(&mut text).unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let url = |offset: u16| format!("http://127.0.0.1:{}", base + offset);
+    let expected = [
+        ("REFUNDS_OPTTY_BASE_URL", url(0)),
+        ("REFUNDS_OPTTY_AUTH_URL", url(0)),
+        ("REFUNDS_OPTTY_CLIENT_ID", OPTTY_CLIENT_ID.to_owned()),
+        (
+            "REFUNDS_OPTTY_CLIENT_SECRET",
+            OPTTY_CLIENT_SECRET.to_owned(),
+        ),
+        ("REFUNDS_AFTERPAY_BASE_URL", url(1)),
+        ("REFUNDS_AFTERPAY_API_KEY", AFTERPAY_API_KEY.to_owned()),
+        ("REFUNDS_MOYASAR_BASE_URL", url(2)),
+        ("REFUNDS_MOYASAR_SECRET_KEY", MOYASAR_SECRET_KEY.to_owned()),
+        ("REFUNDS_OPENAPP_BASE_URL", url(3)),
+        ("REFUNDS_OPENAPP_API_KEY", OPENAPP_API_KEY.to_owned()),
+        ("REFUNDS_OPENAPP_API_SECRET", OPENAPP_API_SECRET.to_owned()),
+        (
+            "REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES",
+            "true".to_owned(),
+        ),
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{text}");
+    for (line, (name, value)) in lines.iter().zip(&expected) {
+        assert_eq!(*line, format!("export {name}='{value}'"));
+    }
+
+    // sh gives every value back.
+    let dir = std::env::temp_dir().join(format!("sandbox-cli-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sandbox.env");
+    std::fs::write(&file, &text).unwrap();
+    assert_eq!(
+        sh_after_eval(&file, r#"printf %s "$REFUNDS_OPTTY_CLIENT_SECRET""#),
+        OPTTY_CLIENT_SECRET
+    );
+    for (name, value) in &expected {
+        assert_eq!(
+            sh_after_eval(&file, &format!(r#"printf %s "${name}""#)),
+            *value
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Values sh would otherwise read (quotes, `$`, backquotes, backslashes, newlines) come back
+/// from `eval` unchanged.
+#[cfg(unix)]
+#[test]
+fn env_lines_survive_eval_whatever_the_value() {
+    use sandbox::facade_env::{FacadeEnv, VARIABLES, env_lines};
+
+    let nasty = "it's 'quoted' \"twice\" $HOME `id` \\n\nline two ''";
+    let env = FacadeEnv {
+        optty_base_url: "http://127.0.0.1:1".into(),
+        optty_auth_url: "http://127.0.0.1:1".into(),
+        optty_client_id: "'".into(),
+        optty_client_secret: nasty.into(),
+        afterpay_base_url: "http://127.0.0.1:2".into(),
+        afterpay_api_key: String::new(),
+        moyasar_base_url: "http://127.0.0.1:3".into(),
+        moyasar_secret_key: "a'b".into(),
+        openapp_base_url: "http://127.0.0.1:4".into(),
+        openapp_api_key: "$(touch /nonexistent/x)".into(),
+        openapp_api_secret: ";exit 3".into(),
+        openapp_verify_response_signatures: false,
+    };
+    let dir = std::env::temp_dir().join(format!("sandbox-cli-quote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sandbox.env");
+    std::fs::write(&file, env_lines(&env)).unwrap();
+    assert_eq!(
+        sh_after_eval(&file, r#"printf %s "$REFUNDS_OPTTY_CLIENT_SECRET""#),
+        nasty
+    );
+    for (name, value) in env.vars() {
+        assert_eq!(
+            sh_after_eval(&file, &format!(r#"printf %s "${name}""#)),
+            value,
+            "{name}"
+        );
+    }
+    assert_eq!(env.vars().count(), VARIABLES.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}

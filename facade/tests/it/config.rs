@@ -235,3 +235,50 @@ async fn a_trailing_slash_on_the_base_url_is_harmless() {
     }
     sandbox.shutdown().await;
 }
+
+/// The sandbox's `--print-config env` lines (`export NAME='value'`, sh-quoted) read back into a
+/// map, as `eval` in sh would set them.
+fn parse_export_lines(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .map(|line| {
+            let (name, quoted) = line
+                .strip_prefix("export ")
+                .and_then(|rest| rest.split_once('='))
+                .unwrap_or_else(|| panic!("not an export line: {line:?}"));
+            let value = quoted
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or_else(|| panic!("not single-quoted: {line:?}"))
+                .replace(r"'\''", "'");
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
+/// What the sandbox prints for `eval` configures the facade for every provider, and a refund
+/// through each of them succeeds.
+#[tokio::test]
+async fn the_sandbox_env_lines_configure_every_provider() {
+    use sandbox::facade_env::{FacadeEnv, env_lines};
+    let sb = test_support::start_sandbox().await;
+    let vars = parse_export_lines(&env_lines(&FacadeEnv::of(&sb)));
+    assert_eq!(vars["REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES"], "true");
+    let refunds =
+        Refunds::from_lookup(&|name| vars.get(name).cloned()).expect("the sandbox's settings");
+    assert_eq!(refunds.configured(), Provider::ALL);
+    for provider in Provider::ALL {
+        test_support::seed(&sb, provider, "ORD-ENV-1");
+        let request = test_support::request(provider, "ORD-ENV-1", "10.00", "RF-ENV-1");
+        let refund = refunds
+            .refund(&request)
+            .await
+            .unwrap_or_else(|e| panic!("{provider}: {e}"));
+        assert_eq!(refund.amount, request.amount, "{provider}");
+        assert_eq!(
+            refund.status,
+            test_support::new_refund_status(provider),
+            "{provider}"
+        );
+    }
+    sb.shutdown().await;
+}
