@@ -6,6 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize, Serializer};
+
 use crate::money::Money;
 use crate::provider::Provider;
 
@@ -17,7 +20,10 @@ use crate::provider::Provider;
 /// | [`NotApplied`](Outcome::NotApplied) | nothing reached the provider, or it definitively refused | invalid input, no connection, 401/403/404, 408/429, over-refund, a documented validation error |
 /// | [`Unknown`](Outcome::Unknown) | it may have been applied | time-out, connection lost after sending, any 5xx (provider or gateway), an answer that cannot be read, verified or is too large, a request still in flight |
 /// | [`Applied`](Outcome::Applied) | the provider says a refund with this merchant reference exists | a success (`Ok`), [`ErrorKind::Duplicate`] |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serializes as `"not_applied"`, `"unknown"` or `"applied"` ([`Outcome::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Nothing was refunded by this attempt: nothing reached the provider, or it refused.
     NotApplied,
@@ -26,6 +32,18 @@ pub enum Outcome {
     Unknown,
     /// The provider says a refund with this merchant reference exists.
     Applied,
+}
+
+impl Outcome {
+    /// The stable snake_case name, also the serde form: `"not_applied"`, `"unknown"`,
+    /// `"applied"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NotApplied => "not_applied",
+            Outcome::Unknown => "unknown",
+            Outcome::Applied => "applied",
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -108,6 +126,27 @@ impl ErrorKind {
         }
     }
 
+    /// The stable snake_case name of the kind, for logs, metrics and
+    /// [`ErrorSummary::kind`]: `invalid_request`, `invalid_config`, `unauthorized`,
+    /// `forbidden`, `order_not_found`, `duplicate`, `exceeds_refundable`, `in_progress`,
+    /// `transient`, `server_error`, `timeout`, `protocol`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest { .. } => "invalid_request",
+            ErrorKind::InvalidConfig { .. } => "invalid_config",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::OrderNotFound => "order_not_found",
+            ErrorKind::Duplicate => "duplicate",
+            ErrorKind::ExceedsRefundable { .. } => "exceeds_refundable",
+            ErrorKind::InProgress => "in_progress",
+            ErrorKind::Transient => "transient",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+
     /// The field path of an [`ErrorKind::InvalidRequest`], otherwise `None`.
     pub fn field(&self) -> Option<&str> {
         match self {
@@ -161,7 +200,7 @@ impl fmt::Display for ErrorKind {
 
 /// One message of a provider error body that carries several (AfterPay's
 /// array of `ResponseMessage`); every message is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderMessage {
     /// The provider's code for this message, if any.
     pub code: Option<String>,
@@ -186,7 +225,7 @@ impl fmt::Display for ProviderMessage {
 
 /// One problem of an invalid request: a field path into
 /// [`RefundRequest`](crate::RefundRequest) and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldProblem {
     /// Path of the offending field, e.g. `line_items[2].quantity`.
     pub field: String,
@@ -433,6 +472,120 @@ impl RefundError {
     /// ([`Outcome::Unknown`]): settle it before giving up.
     pub fn outcome_unknown(&self) -> bool {
         self.inner.outcome == Outcome::Unknown
+    }
+
+    /// A serializable summary of the error, for a service's answers and logs: see
+    /// [`ErrorSummary`]. `RefundError` itself serializes as this summary.
+    pub fn summary(&self) -> ErrorSummary {
+        let inner = &self.inner;
+        let (field, setting, reason) = match &inner.kind {
+            ErrorKind::InvalidRequest { field, reason } => {
+                (Some(field.clone()), None, Some(reason.clone()))
+            }
+            ErrorKind::InvalidConfig { setting, reason } => {
+                (None, Some(setting.clone()), Some(reason.clone()))
+            }
+            _ => (None, None, None),
+        };
+        let limit = match &inner.kind {
+            ErrorKind::ExceedsRefundable { limit } => *limit,
+            _ => None,
+        };
+        ErrorSummary {
+            kind: inner.kind.name().to_owned(),
+            field,
+            setting,
+            reason,
+            problems: inner.problems.clone(),
+            limit,
+            outcome: inner.outcome,
+            retryable: self.is_retryable(),
+            provider: inner.provider,
+            http_status: inner.http_status,
+            provider_code: inner.provider_code.clone(),
+            provider_message: inner.provider_message.clone(),
+            provider_messages: inner.provider_messages.clone(),
+            retry_after_ms: inner
+                .retry_after
+                .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// A [`RefundError`] as plain data, for a service's answers and structured logs: what
+/// [`RefundError::summary`] returns and what a `RefundError` serializes as.
+///
+/// Every key is always present (`null` or `[]` when it does not apply), so the shape is
+/// stable:
+///
+/// ```json
+/// {
+///   "kind": "exceeds_refundable", "field": null, "setting": null, "reason": null,
+///   "problems": [], "limit": {"amount": "24.98", "currency": "AUD"},
+///   "outcome": "not_applied", "retryable": false, "provider": "optty",
+///   "http_status": 400, "provider_code": null,
+///   "provider_message": "You can only refund amount up to AUD 24.98",
+///   "provider_messages": [], "retry_after_ms": null,
+///   "message": "optty: amount exceeds the refundable amount (at most AUD 24.98) [not applied] (HTTP 400): You can only refund amount up to AUD 24.98"
+/// }
+/// ```
+///
+/// It holds no secrets: neither does the error (credentials never enter it), and the
+/// underlying cause ([`std::error::Error::source`], e.g. the HTTP client's error, which may
+/// name a URL) is left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ErrorSummary {
+    /// The kind's stable snake_case name ([`ErrorKind::name`]), e.g. `"invalid_request"`.
+    pub kind: String,
+    /// The field path of an [`ErrorKind::InvalidRequest`].
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The setting of an [`ErrorKind::InvalidConfig`].
+    #[serde(default)]
+    pub setting: Option<String>,
+    /// Why, for an [`ErrorKind::InvalidRequest`] or [`ErrorKind::InvalidConfig`].
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Every problem of a request refused by validation ([`RefundError::problems`]).
+    #[serde(default)]
+    pub problems: Vec<FieldProblem>,
+    /// The refundable amount of an [`ErrorKind::ExceedsRefundable`], where the provider stated
+    /// it.
+    #[serde(default)]
+    pub limit: Option<Money>,
+    /// What the error tells about the money ([`RefundError::outcome`]): `"not_applied"`,
+    /// `"unknown"` or `"applied"`.
+    pub outcome: Outcome,
+    /// Whether the same request may be sent again ([`RefundError::is_retryable`]).
+    pub retryable: bool,
+    /// The provider the error concerns, if known.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// The HTTP status of the provider's answer, if there was one.
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// The provider's own error code.
+    #[serde(default)]
+    pub provider_code: Option<String>,
+    /// The provider's headline error message.
+    #[serde(default)]
+    pub provider_message: Option<String>,
+    /// Every message of a provider body that carries several.
+    #[serde(default)]
+    pub provider_messages: Vec<ProviderMessage>,
+    /// How long the provider asked to wait (`Retry-After`), in milliseconds.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    /// The error as displayed (`Display` of [`RefundError`]).
+    pub message: String,
+}
+
+/// Serializes as the error's [`ErrorSummary`].
+impl Serialize for RefundError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.summary().serialize(serializer)
     }
 }
 

@@ -149,7 +149,7 @@ pub use config::MoyasarConfig;
 pub use config::OpenAppConfig;
 #[cfg(feature = "optty")]
 pub use config::OpttyConfig;
-pub use error::{ErrorKind, FieldProblem, Outcome, ProviderMessage, RefundError};
+pub use error::{ErrorKind, ErrorSummary, FieldProblem, Outcome, ProviderMessage, RefundError};
 pub use model::{
     ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus,
 };

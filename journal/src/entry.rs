@@ -7,13 +7,15 @@ use std::str::FromStr;
 use refunds::{
     MerchantReference, Money, Outcome, Provider, RawAnswer, Refund, RefundRequest, RefundStatus,
 };
+use serde::Serialize;
 
 /// Where a journal entry stands. See the state machine in the [crate docs](crate#an-entrys-state-machine).
 ///
 /// Stored as text (the `state` column) through `sqlx::Type`: `in_flight`, `applied`,
 /// `not_applied`, `unknown`, as [`EntryState::as_str`] writes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, Serialize)]
 #[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum EntryState {
     /// An attempt was recorded as about to be sent and its answer is not recorded yet: the
     /// lease holder is sending it, or died doing so (then the lease expires).
@@ -70,8 +72,9 @@ impl FromStr for EntryState {
 }
 
 /// Who settled an entry. Stored as text (the `settled_by` column) through `sqlx::Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, Serialize)]
 #[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum SettledBy {
     /// The provider's answer to a [`Journal::refund`](crate::Journal::refund) call.
     Answer,
@@ -104,7 +107,7 @@ impl FromStr for SettledBy {
 }
 
 /// The right to send an entry's attempts: whoever holds a live lease is the only sender.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lease {
     /// Who holds it: the journal instance's name and a call number (`host-1234-5f3a/17`).
     pub owner: String,
@@ -125,7 +128,11 @@ impl Lease {
 /// replica that uses the database). Text is as the provider sent it, a NUL included: the
 /// database holds it escaped ([`Database`](crate::Database#text-as-a-provider-sent-it)), and
 /// it reads back exactly.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializes (`serde`) with the field names below; states, settlers and statuses in their
+/// column form (`in_flight`, `manual`, `pending`), money as `{"amount": "10.00", "currency":
+/// "EUR"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
     /// The provider.
     pub provider: Provider,
@@ -225,8 +232,9 @@ impl Entry {
 }
 
 /// What an [`Event`] records. Stored as text (the `kind` column) through `sqlx::Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, Serialize)]
 #[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// Attempt `attempt` is about to be sent by `owner` under a fresh lease: written (with the
     /// entry) before anything leaves.
@@ -288,7 +296,8 @@ impl FromStr for EventKind {
 /// One line of an entry's audit trail: a row of `refund_journal_events`, never changed once
 /// written. Its text reads back exactly as written, a provider's NUL included (the database
 /// holds it escaped: [`Database`](crate::Database#text-as-a-provider-sent-it)).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializes (`serde`) with the field names below, kinds and outcomes in their column form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// Increasing with time within the database.
     pub id: i64,
@@ -344,11 +353,7 @@ impl fmt::Display for Event {
 
 /// The column form of an [`Outcome`]: `applied`, `not_applied`, `unknown`.
 pub fn outcome_str(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Applied => "applied",
-        Outcome::NotApplied => "not_applied",
-        Outcome::Unknown => "unknown",
-    }
+    outcome.as_str()
 }
 
 /// The `outcome` column: the facade's [`Outcome`] as stored (the facade's type does not know

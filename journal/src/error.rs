@@ -1,6 +1,7 @@
 //! [`JournalError`]: what can go wrong around a refund, rather than with it.
 
 use refunds::{MerchantReference, Provider, Refund, RefundError};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::entry::EntryState;
 
@@ -11,7 +12,10 @@ use crate::entry::EntryState;
 /// journal decides from what it recorded, and never sends an unknown outcome again to a
 /// provider without a duplicate key. What is never safe after a failure is a new merchant
 /// reference for the same refund.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Serializes as its [`as_str`](ErrorOutcome::as_str) form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorOutcome {
     /// Nothing was sent whose answer is not on record. The call failed before it recorded an
     /// intent (the journal sends nothing before that, so no request left), or in a step that
@@ -163,6 +167,18 @@ impl JournalError {
             | JournalError::Config(_)
             | JournalError::Corrupt(_) => ErrorOutcome::NothingSent,
         }
+    }
+}
+
+/// Serializes as `{"outcome": "nothing_sent", "message": "..."}`: its
+/// [`outcome`](JournalError::outcome) and its `Display` (which holds no secrets: a database
+/// error names no password, a refund error holds no credentials).
+impl Serialize for JournalError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("JournalError", 2)?;
+        s.serialize_field("outcome", &self.outcome())?;
+        s.serialize_field("message", &self.to_string())?;
+        s.end()
     }
 }
 

@@ -10,6 +10,8 @@ use refunds::{
     Refunds, RetryPolicy,
 };
 
+use serde::Serialize;
+
 use crate::entry::{Entry, EntryState, Event};
 use crate::error::JournalError;
 use crate::fingerprint::canonical_json;
@@ -49,7 +51,13 @@ impl Default for JournalConfig {
 
 /// How a journaled refund call ended. Every variant carries the [`Entry`] as it stands after
 /// the call (read it for the attempts, lease, amounts and reasons).
-#[derive(Debug, Clone)]
+///
+/// Serializes (`serde`) as an object tagged by `result` (`applied`, `rejected`,
+/// `unresolved`, `in_progress`) with the variant's fields; an error as its
+/// [`ErrorSummary`](refunds::ErrorSummary):
+/// `{"result": "rejected", "error": {"kind": "order_not_found", ...}, "entry": {...}}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
 pub enum JournaledRefund {
     /// The refund exists at the provider.
     Applied {
@@ -125,7 +133,12 @@ impl JournaledRefund {
 }
 
 /// What [`Journal::reconcile`] did with one unresolved entry.
-#[derive(Debug, Clone)]
+///
+/// Serializes (`serde`) as an object tagged by `action`: `{"action": "resent", "result":
+/// "applied", ...}` (the [`JournaledRefund`]'s fields follow the tag), or `{"action":
+/// "left_unresolved", "entry": {...}, "reason": "..."}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum Reconciliation {
     /// Re-sent with the same merchant reference (the provider deduplicates), with the result.
     Resent(JournaledRefund),
@@ -152,7 +165,9 @@ impl Reconciliation {
 /// What one [`Journal::reconcile`] run did: every entry it acted on, and every entry it could
 /// not, each with its error. One entry that fails (a write the database refuses, a row that
 /// cannot be read) never stops the others; it stays as it was, and the next run tries again.
-#[derive(Debug, Default)]
+///
+/// Serializes (`serde`) as `{"reconciled": [...], "failed": [...]}`.
+#[derive(Debug, Default, Serialize)]
 #[must_use = "a reconcile report lists the entries that failed: look at `failed`"]
 pub struct ReconcileReport {
     /// The entries reconcile acted on, oldest first: re-sent, or left unresolved with the
@@ -170,7 +185,10 @@ impl ReconcileReport {
 }
 
 /// One entry [`Journal::reconcile`] could not act on.
-#[derive(Debug)]
+///
+/// Serializes (`serde`) with the field names below, the error as its outcome and message
+/// (see [`JournalError`]).
+#[derive(Debug, Serialize)]
 pub struct ReconcileFailure {
     /// The entry's provider, as stored (`optty`, `afterpay`, `moyasar`, `openapp`).
     pub provider: String,
@@ -785,5 +803,180 @@ fn standing(entry: Entry, error: Option<RefundError>) -> JournaledRefund {
         },
         EntryState::Unknown => JournaledRefund::Unresolved { error, entry },
         _ => JournaledRefund::InProgress { entry },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{Lease, SettledBy};
+    use refunds::{ErrorKind, Money, RawAnswer};
+    use serde_json::json;
+
+    fn entry(state: EntryState) -> Entry {
+        let request = RefundRequest::new(
+            Provider::Moyasar,
+            "ORD-1",
+            Money::parse("10.00", "SAR").unwrap(),
+            MerchantReference::new("RF-1").unwrap(),
+        );
+        Entry {
+            provider: Provider::Moyasar,
+            merchant_reference: request.merchant_reference.clone(),
+            fingerprint: "fp".into(),
+            request,
+            state,
+            attempts: 2,
+            ambiguous: true,
+            lease: Some(Lease {
+                owner: "host-1/7".into(),
+                expires_at_ms: 1_700_000_060_000,
+            }),
+            provider_refund_id: None,
+            refund_status: None,
+            amount: None,
+            refunded_total: None,
+            captured_total: None,
+            already_applied: false,
+            http_status: Some(504),
+            error_kind: Some("server_error".into()),
+            error_message: Some("moyasar: gateway time-out".into()),
+            unresolved_reason: Some("reconcile re-sends it".into()),
+            settled_by: None,
+            wire_ms: 30_012,
+            created_at_ms: 1_700_000_000_000,
+            updated_at_ms: 1_700_000_030_000,
+            settled_at_ms: None,
+            version: 4,
+        }
+    }
+
+    fn applied() -> Entry {
+        Entry {
+            state: EntryState::Applied,
+            ambiguous: false,
+            lease: None,
+            provider_refund_id: Some("rf-9".into()),
+            refund_status: Some(RefundStatus::Succeeded),
+            amount: Some(Money::parse("10.00", "SAR").unwrap()),
+            unresolved_reason: None,
+            settled_by: Some(SettledBy::Reconcile),
+            settled_at_ms: Some(1_700_000_090_000),
+            ..entry(EntryState::Unknown)
+        }
+    }
+
+    /// An entry serializes with its field names, its state, settler and status in column form
+    /// and its money as amount and currency.
+    #[test]
+    fn an_entry_serializes() {
+        let value = serde_json::to_value(entry(EntryState::InFlight)).unwrap();
+        assert_eq!(value["provider"], "moyasar");
+        assert_eq!(value["merchant_reference"], "RF-1");
+        assert_eq!(value["state"], "in_flight");
+        assert_eq!(
+            value["lease"],
+            json!({"owner": "host-1/7", "expires_at_ms": 1_700_000_060_000_i64})
+        );
+        assert_eq!(value["request"]["order_id"], "ORD-1");
+        assert_eq!(
+            value["request"]["amount"],
+            json!({"amount": "10.00", "currency": "SAR"})
+        );
+        assert_eq!(value["http_status"], 504);
+        assert_eq!(value["settled_by"], json!(null));
+
+        let value = serde_json::to_value(applied()).unwrap();
+        assert_eq!(value["state"], "applied");
+        assert_eq!(value["settled_by"], "reconcile");
+        assert_eq!(value["refund_status"], "succeeded");
+        assert_eq!(
+            value["amount"],
+            json!({"amount": "10.00", "currency": "SAR"})
+        );
+    }
+
+    /// Reconciliations, the results they carry and a reconcile report serialize tagged, with
+    /// a refund error as its summary and a journal error as its outcome and message.
+    #[test]
+    fn reconciliations_and_results_serialize() {
+        let refund = Refund {
+            provider: Provider::Moyasar,
+            provider_refund_id: Some("rf-9".into()),
+            status: RefundStatus::Succeeded,
+            amount: Money::parse("10.00", "SAR").unwrap(),
+            refunded_total: None,
+            captured_total: None,
+            raw: RawAnswer::default(),
+        };
+        let resent = Reconciliation::Resent(JournaledRefund::Applied {
+            refund,
+            replayed: false,
+            entry: applied(),
+        });
+        let value = serde_json::to_value(&resent).unwrap();
+        assert_eq!(value["action"], "resent");
+        assert_eq!(value["result"], "applied");
+        assert_eq!(value["replayed"], false);
+        assert_eq!(value["refund"]["provider_refund_id"], "rf-9");
+        assert_eq!(value["entry"]["state"], "applied");
+
+        let left = Reconciliation::LeftUnresolved {
+            entry: entry(EntryState::Unknown),
+            reason: "no duplicate key: resolve it by hand".into(),
+        };
+        let value = serde_json::to_value(&left).unwrap();
+        assert_eq!(value["action"], "left_unresolved");
+        assert_eq!(value["reason"], "no duplicate key: resolve it by hand");
+        assert_eq!(value["entry"]["state"], "unknown");
+
+        let error = RefundError::new(ErrorKind::ServerError)
+            .with_provider(Provider::Moyasar)
+            .with_http_status(504)
+            .with_provider_code("gateway_timeout");
+        let unresolved = JournaledRefund::Unresolved {
+            error: Some(error.clone()),
+            entry: entry(EntryState::Unknown),
+        };
+        let value = serde_json::to_value(&unresolved).unwrap();
+        assert_eq!(value["result"], "unresolved");
+        assert_eq!(
+            value["error"],
+            serde_json::to_value(error.summary()).unwrap()
+        );
+        assert_eq!(value["error"]["kind"], "server_error");
+        assert_eq!(value["error"]["outcome"], "unknown");
+        assert_eq!(value["error"]["provider_code"], "gateway_timeout");
+        let in_progress = JournaledRefund::InProgress {
+            entry: entry(EntryState::InFlight),
+        };
+        assert_eq!(
+            serde_json::to_value(&in_progress).unwrap()["result"],
+            "in_progress"
+        );
+
+        let report = ReconcileReport {
+            reconciled: vec![resent, left],
+            failed: vec![ReconcileFailure {
+                provider: "moyasar".into(),
+                merchant_reference: "RF-2".into(),
+                entry: None,
+                error: JournalError::Corrupt("state \"settled\"".into()),
+            }],
+        };
+        let value = serde_json::to_value(&report).unwrap();
+        assert_eq!(value["reconciled"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            value["failed"][0],
+            json!({
+                "provider": "moyasar",
+                "merchant_reference": "RF-2",
+                "entry": null,
+                "error": {
+                    "outcome": "nothing_sent",
+                    "message": "refund journal entry cannot be read: state \"settled\"",
+                },
+            })
+        );
     }
 }

@@ -340,31 +340,11 @@ impl AttemptAnswer {
                 refund: None,
                 already_applied: error.outcome() == Outcome::Applied,
                 http_status: error.http_status(),
-                error_kind: Some(kind_name(error.kind()).to_owned()),
+                error_kind: Some(error.kind().name().to_owned()),
                 error_message: Some(error.to_string()),
                 elapsed_ms,
             },
         }
-    }
-}
-
-/// The error kind's column value.
-pub(crate) fn kind_name(kind: &refunds::ErrorKind) -> &'static str {
-    use refunds::ErrorKind as K;
-    match kind {
-        K::InvalidRequest { .. } => "invalid_request",
-        K::InvalidConfig { .. } => "invalid_config",
-        K::Unauthorized => "unauthorized",
-        K::Forbidden => "forbidden",
-        K::OrderNotFound => "order_not_found",
-        K::Duplicate => "duplicate",
-        K::ExceedsRefundable { .. } => "exceeds_refundable",
-        K::InProgress => "in_progress",
-        K::Transient => "transient",
-        K::ServerError => "server_error",
-        K::Timeout => "timeout",
-        K::Protocol => "protocol",
-        _ => "other",
     }
 }
 

@@ -16,6 +16,7 @@ mod money_props;
 mod one_path;
 mod schema_agreement;
 mod secrets;
+mod serialize;
 mod signing;
 mod wire_snapshots;
 
