@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::credentials::AFTERPAY_API_KEY;
 use crate::fault::{Fault, answer_unaltered};
 use crate::response::{json, json_bytes, non_json_502};
-use crate::schema::{Problem, RequestSchema, Violation, either};
+use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
     self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, run_refund,
 };
@@ -251,15 +251,7 @@ fn describe(v: &Violation) -> ResponseMessage {
     let what = match &v.problem {
         Problem::Required => "is required".to_owned(),
         Problem::NotAllowed => "is not allowed".to_owned(),
-        Problem::Type(types) => {
-            let article = |t: &str| match t {
-                "integer" | "object" | "array" => format!("an {t}"),
-                _ => format!("a {t}"),
-            };
-            let types: Vec<String> = types.iter().map(|t| article(t)).collect();
-            let types: Vec<&str> = types.iter().map(String::as_str).collect();
-            format!("must be {}", either(&types))
-        }
+        Problem::Type(types) => format!("must be {}", a_type_of(types)),
         Problem::MaxLength(n) => format!("must be at most {n} characters long"),
         Problem::MinLength(n) => format!("must be at least {n} characters long"),
         Problem::MaxItems(n) => format!("must not have more than {n} items"),

@@ -356,15 +356,7 @@ fn describe(problem: &Problem) -> String {
     let what = match problem {
         Problem::Required => return "The value is required.".into(),
         Problem::NotAllowed => return "The field is not allowed.".into(),
-        Problem::Type(types) => {
-            let article = |t: &str| match t {
-                "integer" | "object" | "array" => format!("an {t}"),
-                _ => format!("a {t}"),
-            };
-            let types: Vec<String> = types.iter().map(|t| article(t)).collect();
-            let types: Vec<&str> = types.iter().map(String::as_str).collect();
-            format!("must be {}", schema::either(&types))
-        }
+        Problem::Type(types) => format!("must be {}", schema::a_type_of(types)),
         Problem::MaxLength(n) => format!("must be at most {n} characters"),
         Problem::MinLength(n) => format!("must be at least {n} characters"),
         Problem::MaxItems(n) => format!("must have at most {n} items"),

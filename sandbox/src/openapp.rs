@@ -71,7 +71,7 @@ use sha2::{Digest, Sha256};
 use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use crate::fault::Fault;
 use crate::response::{json, json_bytes, non_json_502};
-use crate::schema::{Problem, RequestSchema, Violation, either};
+use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
     self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, run_refund,
 };
@@ -576,15 +576,7 @@ fn describe(v: &Violation) -> String {
     let what = match &v.problem {
         Problem::Required => "is required".to_owned(),
         Problem::NotAllowed => return format!("Unrecognized field \"{field}\""),
-        Problem::Type(types) => {
-            let article = |t: &str| match t {
-                "integer" | "object" | "array" => format!("an {t}"),
-                _ => format!("a {t}"),
-            };
-            let types: Vec<String> = types.iter().map(|t| article(t)).collect();
-            let types: Vec<&str> = types.iter().map(String::as_str).collect();
-            format!("must be {}", either(&types))
-        }
+        Problem::Type(types) => format!("must be {}", a_type_of(types)),
         Problem::MaxLength(n) => format!("must be at most {n} characters"),
         Problem::MinLength(n) => format!("must be at least {n} characters"),
         Problem::MaxItems(n) => format!("must have at most {n} items"),

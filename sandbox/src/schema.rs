@@ -378,6 +378,19 @@ pub(crate) fn either(types: &[&str]) -> String {
     }
 }
 
+/// "a string or an integer": the types of [`Problem::Type`], each with its article.
+pub(crate) fn a_type_of(types: &[&str]) -> String {
+    let with_article: Vec<String> = types
+        .iter()
+        .map(|t| match *t {
+            "integer" | "object" | "array" => format!("an {t}"),
+            _ => format!("a {t}"),
+        })
+        .collect();
+    let with_article: Vec<&str> = with_article.iter().map(String::as_str).collect();
+    either(&with_article)
+}
+
 /// The violations' words grouped by dotted field, fields sorted (the shape Moyasar answers).
 pub(crate) fn by_field(
     violations: &[Violation],
