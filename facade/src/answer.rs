@@ -87,6 +87,13 @@ impl Answer {
     }
 }
 
+/// A body's JSON text: a UTF-8 byte order mark (which some servers put before JSON, and
+/// serde_json refuses) dropped. Every reading of a body goes through it: the providers' mapping,
+/// and [`RawAnswer::decode`] and its serialization.
+pub(crate) fn json_text(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 /// The body of a provider's answer exactly as received (unknown fields kept), shared with the
 /// buffer it was read into rather than copied. Serialized as the JSON it holds, or as a string
 /// when it is not JSON.
@@ -107,7 +114,7 @@ impl RawAnswer {
     /// The body decoded into a type of yours, straight from the bytes, so amounts declared as
     /// [`json_decimal::JsonDecimal`] keep their exact text.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.0)
+        serde_json::from_slice(json_text(&self.0))
     }
 }
 
@@ -119,7 +126,7 @@ impl fmt::Debug for RawAnswer {
 
 impl Serialize for RawAnswer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = String::from_utf8_lossy(&self.0);
+        let text = String::from_utf8_lossy(json_text(&self.0));
         // JSON goes out as the provider wrote it (numbers keep their text); anything else as a
         // string.
         match serde_json::value::RawValue::from_string(text.trim().to_owned()) {
@@ -193,6 +200,12 @@ mod tests {
             "1.10",
             "decoded from the bytes, exactly"
         );
+        // A byte order mark before JSON is not part of the JSON.
+        let bom = RawAnswer::new(&b"\xEF\xBB\xBF{\"a\":1.10}"[..]);
+        assert_eq!(serde_json::to_string(&bom).unwrap(), "{\"a\":1.10}");
+        let mine: Mine = bom.decode().unwrap();
+        assert_eq!(mine.a.to_string(), "1.10");
+        assert_eq!(bom.as_bytes().len(), 13, "the bytes stay as received");
         let html = RawAnswer::new(&b"<html>"[..]);
         assert_eq!(serde_json::to_string(&html).unwrap(), "\"<html>\"");
     }

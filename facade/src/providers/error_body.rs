@@ -10,6 +10,7 @@
 
 use serde_json::Value;
 
+use crate::answer::json_text;
 use crate::error::ProviderMessage;
 
 /// Keys that hold a machine-readable code, in the order they are preferred.
@@ -40,6 +41,8 @@ pub(crate) struct ErrorBody {
     pub messages: Vec<ProviderMessage>,
     /// The body was JSON (an object or an array).
     pub is_json: bool,
+    /// A top-level `error` string beside the message: NestJS' reason phrase ("Bad Request").
+    pub reason_phrase: Option<String>,
 }
 
 impl ErrorBody {
@@ -52,6 +55,10 @@ impl ErrorBody {
                     ..ErrorBody::default()
                 };
                 read.collect(&value, None, false);
+                read.reason_phrase = value
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .and_then(non_empty);
                 if read.message.is_none() {
                     read.message = read.messages.first().map(|m| m.message.clone());
                 }
@@ -66,6 +73,15 @@ impl ErrorBody {
                 ..ErrorBody::default()
             },
         }
+    }
+
+    /// Every text of the body, headline first: what a provider's phrase is looked for in.
+    #[cfg(any(feature = "optty", feature = "moyasar"))]
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &str> {
+        self.message
+            .as_deref()
+            .into_iter()
+            .chain(self.messages.iter().map(|m| m.message.as_str()))
     }
 
     /// Collects from `value`; `in_list` for an element of an array of messages, whose
@@ -195,12 +211,6 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
         end -= 1;
     }
     text[..end].trim().to_owned()
-}
-
-/// A body's JSON text: a UTF-8 byte order mark (which some servers put before JSON, and
-/// serde_json refuses) dropped.
-pub(crate) fn json_text(body: &[u8]) -> &[u8] {
-    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
 #[cfg(test)]

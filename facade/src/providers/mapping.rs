@@ -3,10 +3,11 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::answer::json_text;
 use crate::answer::{Answer, RawAnswer};
 use crate::error::{ErrorKind, RefundError};
 use crate::provider::Provider;
-use crate::providers::error_body::{self, excerpt, json_text};
+use crate::providers::error_body::{self, excerpt};
 
 /// What an HTTP status means when the provider's body says nothing more specific: the one
 /// place every adapter falls back to. Its [`ErrorKind::outcome`] follows:

@@ -16,11 +16,11 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use crate::answer::Answer;
+use crate::answer::json_text;
 use crate::error::{ErrorKind, ProviderMessage, RefundError};
 use crate::model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
-use crate::providers::error_body::json_text;
 use crate::providers::mapping::{answer_error, decode, raw, undocumented, with_body_text};
 
 const PROVIDER: Provider = Provider::AfterPay;

@@ -176,11 +176,7 @@ fn refund_success(
 /// by status with every text kept.
 fn refund_error(answer: &Answer) -> RefundError {
     let body = ErrorBody::read(&answer.body);
-    let still_processing = body.message.as_deref().is_some_and(is_still_processing)
-        || body
-            .messages
-            .iter()
-            .any(|m| is_still_processing(&m.message));
+    let still_processing = body.texts().any(is_still_processing);
     let kind = if still_processing {
         ErrorKind::InProgress
     } else {

@@ -19,11 +19,11 @@ use openapp_api::{Reason, RefundAcknowledgement, RefundProduct};
 use secrecy::ExposeSecret;
 
 use crate::answer::Answer;
+use crate::answer::json_text;
 use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::Money;
 use crate::providers::error_body::ErrorBody;
-use crate::providers::error_body::json_text;
 use crate::providers::mapping::{
     answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
 };

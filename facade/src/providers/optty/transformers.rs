@@ -18,7 +18,6 @@ use crate::error::{ErrorKind, RefundError};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::Money;
 use crate::providers::error_body::ErrorBody;
-use crate::providers::error_body::json_text;
 use crate::providers::mapping::{
     answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
 };
@@ -144,13 +143,7 @@ fn refund_success(
 /// array. The documented `error` (the reason phrase, "Bad Request") is kept as the code.
 fn refund_error(request: &RefundRequest, answer: &Answer) -> RefundError {
     let body = ErrorBody::read(&answer.body);
-    let reason_phrase = nest_reason_phrase(&answer.body);
-    let texts: Vec<&str> = body
-        .message
-        .iter()
-        .map(String::as_str)
-        .chain(body.messages.iter().map(|m| m.message.as_str()))
-        .collect();
+    let texts: Vec<&str> = body.texts().collect();
     let kind = match refusal_kind(answer.status, &body) {
         kind @ ErrorKind::InvalidRequest { .. } => {
             if let Some(limit) = texts.iter().find_map(|text| over_limit(text)) {
@@ -165,19 +158,12 @@ fn refund_error(request: &RefundRequest, answer: &Answer) -> RefundError {
         }
         kind => kind,
     };
-    let reason_phrase = reason_phrase.filter(|_| body.code.is_none());
+    let reason_phrase = body.reason_phrase.clone().filter(|_| body.code.is_none());
     let error = with_body_text(answer_error(PROVIDER, answer, kind), answer, body);
     match reason_phrase {
         Some(code) => error.with_provider_code(code),
         None => error,
     }
-}
-
-/// NestJS' `error` field: the status' reason phrase ("Bad Request"), when the body has one.
-fn nest_reason_phrase(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(json_text(body)).ok()?;
-    let phrase = value.get("error")?.as_str()?.trim();
-    (!phrase.is_empty()).then(|| phrase.to_owned())
 }
 
 /// "Refund reference RF-1 already exists" (a final period allowed): the reference was used for
