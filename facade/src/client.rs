@@ -1,13 +1,5 @@
 //! [`Refunds`]: the one entry point a service calls, whichever provider took the payment.
 
-#[cfg(feature = "afterpay")]
-use crate::config::AfterPayConfig;
-#[cfg(feature = "moyasar")]
-use crate::config::MoyasarConfig;
-#[cfg(feature = "openapp")]
-use crate::config::OpenAppConfig;
-#[cfg(feature = "optty")]
-use crate::config::OpttyConfig;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,16 +7,9 @@ use tracing::Instrument;
 
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-#[cfg(feature = "afterpay")]
-use crate::providers::afterpay::AfterPay;
-#[cfg(feature = "moyasar")]
-use crate::providers::moyasar::Moyasar;
-#[cfg(feature = "openapp")]
-use crate::providers::openapp::OpenApp;
-#[cfg(feature = "optty")]
-use crate::providers::optty::Optty;
+use crate::provider::providers;
 use crate::reference::MerchantReference;
-use crate::settings::{Settings, check_base_url};
+use crate::settings::Settings;
 use crate::single_flight::{FlightResult, Flights, Join, ReplayMemory, outcome_of};
 
 /// Refunds through every configured provider.
@@ -42,19 +27,6 @@ pub struct Refunds {
 struct Shared {
     adapters: Adapters,
     flights: Flights,
-}
-
-/// The configured provider adapters.
-#[derive(Default)]
-struct Adapters {
-    #[cfg(feature = "optty")]
-    optty: Option<Optty>,
-    #[cfg(feature = "afterpay")]
-    afterpay: Option<AfterPay>,
-    #[cfg(feature = "moyasar")]
-    moyasar: Option<Moyasar>,
-    #[cfg(feature = "openapp")]
-    openapp: Option<OpenApp>,
 }
 
 impl std::fmt::Debug for Refunds {
@@ -92,39 +64,6 @@ impl RefundsBuilder {
             }
         }
         self
-    }
-
-    /// Enables Optty.
-    #[cfg(feature = "optty")]
-    pub fn optty(self, config: OpttyConfig) -> Self {
-        let client = check_base_url("optty.base_url", &config.base_url)
-            .and_then(|()| check_base_url("optty.auth_url", &config.auth_url))
-            .and_then(|()| Optty::new(config));
-        self.add(client, |a, c| a.optty = Some(c))
-    }
-
-    /// Enables AfterPay (Riverty).
-    #[cfg(feature = "afterpay")]
-    pub fn afterpay(self, config: AfterPayConfig) -> Self {
-        let client = check_base_url("afterpay.base_url", &config.base_url)
-            .and_then(|()| AfterPay::new(&config));
-        self.add(client, |a, c| a.afterpay = Some(c))
-    }
-
-    /// Enables Moyasar.
-    #[cfg(feature = "moyasar")]
-    pub fn moyasar(self, config: MoyasarConfig) -> Self {
-        let client = check_base_url("moyasar.base_url", &config.base_url)
-            .and_then(|()| Moyasar::new(&config));
-        self.add(client, |a, c| a.moyasar = Some(c))
-    }
-
-    /// Enables OpenApp.
-    #[cfg(feature = "openapp")]
-    pub fn openapp(self, config: OpenAppConfig) -> Self {
-        let client = check_base_url("openapp.base_url", &config.base_url)
-            .and_then(|()| OpenApp::new(config));
-        self.add(client, |a, c| a.openapp = Some(c))
     }
 
     /// How long and how many settled results answer a repeat of their request without I/O
@@ -198,27 +137,9 @@ impl Refunds {
                 ))
                 .is_some()
         };
-        #[allow(unused_mut)]
-        let mut builder = Refunds::builder();
-        #[cfg(feature = "optty")]
-        if is_set(Provider::Optty) {
-            builder = builder.optty(OpttyConfig::from_lookup(lookup)?);
-        }
-        #[cfg(feature = "afterpay")]
-        if is_set(Provider::AfterPay) {
-            builder = builder.afterpay(AfterPayConfig::from_lookup(lookup)?);
-        }
-        #[cfg(feature = "moyasar")]
-        if is_set(Provider::Moyasar) {
-            builder = builder.moyasar(MoyasarConfig::from_lookup(lookup)?);
-        }
-        #[cfg(feature = "openapp")]
-        if is_set(Provider::OpenApp) {
-            builder = builder.openapp(OpenAppConfig::from_lookup(lookup)?);
-        }
+        let builder = Refunds::builder().add_from_lookup(lookup, &is_set)?;
         let refunds = builder.build()?;
         if refunds.configured().is_empty() {
-            let _ = is_set;
             return Err(RefundError::invalid_config(
                 "REFUNDS_<PROVIDER>_BASE_URL",
                 "no provider is configured: set the base URL and credentials of at least one",
@@ -411,6 +332,82 @@ pub(crate) fn record_result(
     span.record("outcome", tracing::field::display(outcome));
 }
 
+/// The configured rooms, the builder's methods and the dispatch to a room, expanded from the one
+/// provider list.
+macro_rules! adapters {
+    ($( $(#[$doc:meta])* $variant:ident $room:ident $name:literal $client:ident $config:ident; )*) => {
+        /// The configured provider adapters.
+        #[derive(Default)]
+        struct Adapters {
+            $(
+                #[cfg(feature = $name)]
+                $room: Option<crate::providers::$room::$client>,
+            )*
+        }
+
+        impl RefundsBuilder {
+            $(
+                #[doc = concat!("Enables [`Provider::", stringify!($variant), "`].")]
+                #[cfg(feature = $name)]
+                pub fn $room(self, config: crate::config::$config) -> Self {
+                    let client = <crate::providers::$room::$client as crate::providers::room::Room>::connect(config);
+                    self.add(client, |adapters, client| adapters.$room = Some(client))
+                }
+            )*
+
+            /// Adds every compiled-in provider that `is_set`, its config read through `lookup`.
+            fn add_from_lookup(
+                #[allow(unused_mut)] mut self,
+                lookup: &dyn Fn(&str) -> Option<String>,
+                is_set: &dyn Fn(Provider) -> bool,
+            ) -> Result<Self, RefundError> {
+                $(
+                    #[cfg(feature = $name)]
+                    if is_set(Provider::$variant) {
+                        self = self.$room(<crate::providers::$room::$client as crate::providers::room::Room>::config_from_lookup(lookup)?);
+                    }
+                )*
+                let _ = (lookup, is_set);
+                Ok(self)
+            }
+        }
+
+        impl Adapters {
+            fn is_configured(&self, provider: Provider) -> bool {
+                match provider {
+                    $(
+                        #[cfg(feature = $name)]
+                        Provider::$variant => self.$room.is_some(),
+                        #[cfg(not(feature = $name))]
+                        Provider::$variant => false,
+                    )*
+                }
+            }
+
+            /// Sends one attempt through the request's provider (configured and validated).
+            async fn send_to_room(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+                match request.provider {
+                    $(
+                        #[cfg(feature = $name)]
+                        Provider::$variant => match &self.$room {
+                            Some(client) => crate::providers::room::Room::refund(client, request).await,
+                            None => Err(not_configured(request.provider)),
+                        },
+                        #[cfg(not(feature = $name))]
+                        Provider::$variant => Err(not_configured(request.provider)),
+                    )*
+                }
+            }
+        }
+    };
+}
+providers!(adapters);
+
+/// The error for a provider this client has no config for.
+fn not_configured(provider: Provider) -> RefundError {
+    RefundError::invalid("provider", "not configured").with_provider(provider)
+}
+
 impl Adapters {
     fn configured(&self) -> Vec<Provider> {
         Provider::ALL
@@ -419,62 +416,9 @@ impl Adapters {
             .collect()
     }
 
-    fn is_configured(&self, provider: Provider) -> bool {
-        match provider {
-            #[cfg(feature = "optty")]
-            Provider::Optty => self.optty.is_some(),
-            #[cfg(feature = "afterpay")]
-            Provider::AfterPay => self.afterpay.is_some(),
-            #[cfg(feature = "moyasar")]
-            Provider::Moyasar => self.moyasar.is_some(),
-            #[cfg(feature = "openapp")]
-            Provider::OpenApp => self.openapp.is_some(),
-            #[cfg(not(feature = "optty"))]
-            Provider::Optty => false,
-            #[cfg(not(feature = "afterpay"))]
-            Provider::AfterPay => false,
-            #[cfg(not(feature = "moyasar"))]
-            Provider::Moyasar => false,
-            #[cfg(not(feature = "openapp"))]
-            Provider::OpenApp => false,
-        }
-    }
-
-    /// Sends one attempt through the request's provider (configured and validated).
+    /// Sends one attempt through the request's provider and logs how it ended.
     async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
-        let not_configured = || -> Result<Refund, RefundError> {
-            Err(RefundError::invalid("provider", "not configured").with_provider(request.provider))
-        };
-        let result = match request.provider {
-            #[cfg(feature = "optty")]
-            Provider::Optty => match &self.optty {
-                Some(optty) => optty.refund(request).await,
-                None => not_configured(),
-            },
-            #[cfg(feature = "afterpay")]
-            Provider::AfterPay => match &self.afterpay {
-                Some(afterpay) => afterpay.refund(request).await,
-                None => not_configured(),
-            },
-            #[cfg(feature = "moyasar")]
-            Provider::Moyasar => match &self.moyasar {
-                Some(moyasar) => moyasar.refund(request).await,
-                None => not_configured(),
-            },
-            #[cfg(feature = "openapp")]
-            Provider::OpenApp => match &self.openapp {
-                Some(openapp) => openapp.refund(request).await,
-                None => not_configured(),
-            },
-            #[cfg(not(feature = "optty"))]
-            Provider::Optty => not_configured(),
-            #[cfg(not(feature = "afterpay"))]
-            Provider::AfterPay => not_configured(),
-            #[cfg(not(feature = "moyasar"))]
-            Provider::Moyasar => not_configured(),
-            #[cfg(not(feature = "openapp"))]
-            Provider::OpenApp => not_configured(),
-        };
+        let result = self.send_to_room(request).await;
         match &result {
             Ok(refund) => tracing::info!(status = ?refund.status, "refund applied"),
             Err(error) => tracing::warn!(

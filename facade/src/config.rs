@@ -27,11 +27,13 @@
 pub use crate::answer::AnswerLimits;
 pub use crate::settings::DEFAULT_TIMEOUT;
 
-#[cfg(feature = "afterpay")]
-pub use crate::providers::afterpay::config::AfterPayConfig;
-#[cfg(feature = "moyasar")]
-pub use crate::providers::moyasar::config::MoyasarConfig;
-#[cfg(feature = "openapp")]
-pub use crate::providers::openapp::config::OpenAppConfig;
-#[cfg(feature = "optty")]
-pub use crate::providers::optty::config::OpttyConfig;
+/// Each room's config at `refunds::config::<Config>`, from the one provider list.
+macro_rules! configs {
+    ($( $(#[$doc:meta])* $variant:ident $room:ident $name:literal $client:ident $config:ident; )*) => {
+        $(
+            #[cfg(feature = $name)]
+            pub use crate::providers::$room::config::$config;
+        )*
+    };
+}
+crate::provider::providers!(configs);

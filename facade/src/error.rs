@@ -672,9 +672,13 @@ impl std::str::FromStr for Provider {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
+                let names: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
                 RefundError::invalid(
                     "provider",
-                    format!("unknown provider {s:?}: expected optty, afterpay, moyasar or openapp"),
+                    format!(
+                        "unknown provider {s:?}: expected one of {}",
+                        names.join(", ")
+                    ),
                 )
             })
     }

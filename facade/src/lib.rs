@@ -141,14 +141,16 @@ mod single_flight;
 pub use answer::{Answer, AnswerLimits, RawAnswer};
 pub use capabilities::Capabilities;
 pub use client::{Refunds, RefundsBuilder};
-#[cfg(feature = "afterpay")]
-pub use config::AfterPayConfig;
-#[cfg(feature = "moyasar")]
-pub use config::MoyasarConfig;
-#[cfg(feature = "openapp")]
-pub use config::OpenAppConfig;
-#[cfg(feature = "optty")]
-pub use config::OpttyConfig;
+/// Each room's config at the crate root too, from the one provider list.
+macro_rules! root_configs {
+    ($( $(#[$doc:meta])* $variant:ident $room:ident $name:literal $client:ident $config:ident; )*) => {
+        $(
+            #[cfg(feature = $name)]
+            pub use config::$config;
+        )*
+    };
+}
+provider::providers!(root_configs);
 pub use error::{ErrorKind, ErrorSummary, FieldProblem, Outcome, ProviderMessage, RefundError};
 pub use model::{
     ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus,

@@ -9,86 +9,61 @@
 
 use crate::answer::Answer;
 use crate::error::RefundError;
-use crate::provider::Provider;
+use crate::provider::{Provider, providers};
 
 pub(crate) mod error_body;
 pub(crate) mod mapping;
+pub(crate) mod room;
 pub(crate) mod transport;
 
-#[cfg(feature = "afterpay")]
-pub mod afterpay;
-#[cfg(feature = "moyasar")]
-pub mod moyasar;
-#[cfg(feature = "openapp")]
-pub mod openapp;
-#[cfg(feature = "optty")]
-pub mod optty;
+/// The rooms, and the dispatch from a [`Provider`] to its room, expanded from the one provider
+/// list: one arm per provider, twice over for its cargo feature, and no wildcard.
+macro_rules! rooms {
+    ($( $(#[$doc:meta])* $variant:ident $room:ident $name:literal $client:ident $config:ident; )*) => {
+        $(
+            #[cfg(feature = $name)]
+            pub mod $room;
+        )*
 
-/// The pure mapping of `request.provider`'s answers: the same function each adapter runs on
-/// what it received (OpenApp here without signature verification; its adapter passes its
-/// config). For tests, replays and tools that hold a recorded answer.
-pub fn refund_result(
-    request: &crate::RefundRequest,
-    answer: &Answer,
-) -> Result<crate::Refund, RefundError> {
-    // One arm per provider, twice over for its cargo feature: no wildcard, so a new provider
-    // does not compile until it is listed here.
-    match request.provider {
-        #[cfg(feature = "optty")]
-        Provider::Optty => optty::transformers::refund_result(request, answer),
-        #[cfg(not(feature = "optty"))]
-        Provider::Optty => not_compiled(request),
-        #[cfg(feature = "afterpay")]
-        Provider::AfterPay => afterpay::transformers::refund_result(request, answer),
-        #[cfg(not(feature = "afterpay"))]
-        Provider::AfterPay => not_compiled(request),
-        #[cfg(feature = "moyasar")]
-        Provider::Moyasar => moyasar::transformers::refund_result(request, answer),
-        #[cfg(not(feature = "moyasar"))]
-        Provider::Moyasar => not_compiled(request),
-        #[cfg(feature = "openapp")]
-        Provider::OpenApp => openapp::transformers::refund_result(request, answer, None),
-        #[cfg(not(feature = "openapp"))]
-        Provider::OpenApp => not_compiled(request),
-    }
-}
-
-/// The answer for a provider whose cargo feature is off.
-#[cfg(not(all(
-    feature = "optty",
-    feature = "afterpay",
-    feature = "moyasar",
-    feature = "openapp"
-)))]
-fn not_compiled(request: &crate::RefundRequest) -> Result<crate::Refund, RefundError> {
-    Err(
-        RefundError::invalid("provider", "not compiled in (cargo feature)")
-            .with_provider(request.provider),
-    )
-}
-
-impl Provider {
-    /// The provider's refund features and limits: the limits come from its spec (the
-    /// generated `constraints` of its crate), the features from its documentation. A
-    /// provider whose cargo feature is off has [`crate::Capabilities::NOT_COMPILED`].
-    pub fn capabilities(self) -> crate::Capabilities {
-        match self {
-            #[cfg(feature = "optty")]
-            Provider::Optty => optty::capabilities(),
-            #[cfg(feature = "afterpay")]
-            Provider::AfterPay => afterpay::capabilities(),
-            #[cfg(feature = "moyasar")]
-            Provider::Moyasar => moyasar::capabilities(),
-            #[cfg(feature = "openapp")]
-            Provider::OpenApp => openapp::capabilities(),
-            #[cfg(not(feature = "optty"))]
-            Provider::Optty => crate::Capabilities::NOT_COMPILED,
-            #[cfg(not(feature = "afterpay"))]
-            Provider::AfterPay => crate::Capabilities::NOT_COMPILED,
-            #[cfg(not(feature = "moyasar"))]
-            Provider::Moyasar => crate::Capabilities::NOT_COMPILED,
-            #[cfg(not(feature = "openapp"))]
-            Provider::OpenApp => crate::Capabilities::NOT_COMPILED,
+        /// The pure mapping of `request.provider`'s answers: the same function each adapter
+        /// runs on what it received (OpenApp here without signature verification; its adapter
+        /// checks the signature with its config). For tests, replays and tools that hold a
+        /// recorded answer.
+        pub fn refund_result(
+            request: &crate::RefundRequest,
+            answer: &Answer,
+        ) -> Result<crate::Refund, RefundError> {
+            match request.provider {
+                $(
+                    #[cfg(feature = $name)]
+                    Provider::$variant => <$room::$client as room::Room>::refund_result(request, answer),
+                    #[cfg(not(feature = $name))]
+                    Provider::$variant => Err(not_compiled(request.provider)),
+                )*
+            }
         }
-    }
+
+        impl Provider {
+            /// The provider's refund features and limits: the limits come from its spec (the
+            /// generated `constraints` of its crate), the features from its documentation. A
+            /// provider whose cargo feature is off has [`crate::Capabilities::NOT_COMPILED`].
+            pub fn capabilities(self) -> crate::Capabilities {
+                match self {
+                    $(
+                        #[cfg(feature = $name)]
+                        Provider::$variant => <$room::$client as room::Room>::capabilities(),
+                        #[cfg(not(feature = $name))]
+                        Provider::$variant => crate::Capabilities::NOT_COMPILED,
+                    )*
+                }
+            }
+        }
+    };
+}
+providers!(rooms);
+
+/// The error for a provider whose cargo feature is off.
+#[allow(dead_code)] // used only when a provider's feature is off
+pub(crate) fn not_compiled(provider: Provider) -> RefundError {
+    RefundError::invalid("provider", "not compiled in (cargo feature)").with_provider(provider)
 }

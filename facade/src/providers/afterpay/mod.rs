@@ -6,7 +6,10 @@ pub mod transformers;
 
 use afterpay_api::constraints::refund_order as body;
 
+use crate::answer::Answer;
 use crate::capabilities::Capabilities;
+use crate::providers::room::Room;
+use crate::settings::check_base_url;
 use afterpay_api::operations::refund_order as operation;
 use reqwest::header::{HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
@@ -64,6 +67,34 @@ impl AfterPay {
         transformers::refund_result(request, &answer)
     }
 }
+
+impl Room for AfterPay {
+    type Config = AfterPayConfig;
+
+    fn config_from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<AfterPayConfig, RefundError> {
+        AfterPayConfig::from_lookup(lookup)
+    }
+
+    fn connect(config: AfterPayConfig) -> Result<AfterPay, RefundError> {
+        check_base_url("afterpay.base_url", &config.base_url)?;
+        AfterPay::new(&config)
+    }
+
+    fn capabilities() -> Capabilities {
+        capabilities()
+    }
+
+    fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+        transformers::refund_result(request, answer)
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        AfterPay::refund(self, request).await
+    }
+}
+
 
 /// AfterPay's refund features (afterpay-refund.txt: `items[]` required for a partial refund,
 /// no documented duplicate key) and the limits its spec states.

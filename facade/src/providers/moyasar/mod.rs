@@ -6,7 +6,10 @@ pub mod transformers;
 
 use moyasar_api::constraints::refund_order as body;
 
+use crate::answer::Answer;
 use crate::capabilities::Capabilities;
+use crate::providers::room::Room;
+use crate::settings::check_base_url;
 use crate::reference::MerchantReference;
 use moyasar_api::operations::refund_order as operation;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
@@ -89,6 +92,34 @@ impl Moyasar {
         transformers::refund_result(request, &answer)
     }
 }
+
+impl Room for Moyasar {
+    type Config = MoyasarConfig;
+
+    fn config_from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<MoyasarConfig, RefundError> {
+        MoyasarConfig::from_lookup(lookup)
+    }
+
+    fn connect(config: MoyasarConfig) -> Result<Moyasar, RefundError> {
+        check_base_url("moyasar.base_url", &config.base_url)?;
+        Moyasar::new(&config)
+    }
+
+    fn capabilities() -> Capabilities {
+        capabilities()
+    }
+
+    fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+        transformers::refund_result(request, answer)
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        Moyasar::refund(self, request).await
+    }
+}
+
 
 /// Moyasar's refund features (`transaction_id` is the idempotency key; amounts in integer
 /// minor units) and the limits its spec states (`amount` maximum).

@@ -9,7 +9,10 @@ pub mod transformers;
 
 use openapp_api::constraints::refund_order as body;
 
+use crate::answer::Answer;
 use crate::capabilities::Capabilities;
+use crate::providers::room::Room;
+use crate::settings::check_base_url;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openapp_api::operations::refund_order as operation;
@@ -88,6 +91,34 @@ impl OpenApp {
         transformers::refund_result(request, &answer, Some(&self.config))
     }
 }
+
+impl Room for OpenApp {
+    type Config = OpenAppConfig;
+
+    fn config_from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<OpenAppConfig, RefundError> {
+        OpenAppConfig::from_lookup(lookup)
+    }
+
+    fn connect(config: OpenAppConfig) -> Result<OpenApp, RefundError> {
+        check_base_url("openapp.base_url", &config.base_url)?;
+        OpenApp::new(config)
+    }
+
+    fn capabilities() -> Capabilities {
+        capabilities()
+    }
+
+    fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+        transformers::refund_result(request, answer, None)
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        OpenApp::refund(self, request).await
+    }
+}
+
 
 /// OpenApp's refund features (a 2xx only confirms registration; `caseId` unique per order;
 /// a `reason` enum; amounts in 1/100s, so only 2-decimal currencies) and the limits its JSON

@@ -7,7 +7,10 @@ pub mod transformers;
 
 use optty_api::constraints::refunds_controller_refund_order as body;
 
+use crate::answer::Answer;
 use crate::capabilities::Capabilities;
+use crate::providers::room::Room;
+use crate::settings::check_base_url;
 use crate::reference::MerchantReference;
 use std::time::{Duration, Instant};
 
@@ -135,6 +138,35 @@ impl Optty {
         self.session.lock().await.is_some()
     }
 }
+
+impl Room for Optty {
+    type Config = OpttyConfig;
+
+    fn config_from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<OpttyConfig, RefundError> {
+        OpttyConfig::from_lookup(lookup)
+    }
+
+    fn connect(config: OpttyConfig) -> Result<Optty, RefundError> {
+        check_base_url("optty.base_url", &config.base_url)?;
+        check_base_url("optty.auth_url", &config.auth_url)?;
+        Optty::new(config)
+    }
+
+    fn capabilities() -> Capabilities {
+        capabilities()
+    }
+
+    fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
+        transformers::refund_result(request, answer)
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        Optty::refund(self, request).await
+    }
+}
+
 
 /// Optty's refund features (optty-refund-openapi.md: `OrderRefundDto`; refundReference is
 /// "unique per merchant"; the answer carries `refundStatus`, SUCCESSFUL or PENDING settled by

@@ -1,0 +1,38 @@
+//! [`Room`]: what every provider's room gives the rest of the facade. The client and the
+//! dispatch in `providers/mod.rs` call rooms only through it, expanded from the one provider
+//! list, so a room that lacks one of these does not compile.
+
+use std::future::Future;
+
+use crate::answer::Answer;
+use crate::capabilities::Capabilities;
+use crate::error::RefundError;
+use crate::model::{Refund, RefundRequest};
+
+/// One provider's room: its config, its client, its features and limits, and the pure mapping
+/// of its answers.
+pub(crate) trait Room: Sized + Send + Sync + 'static {
+    /// The room's connection settings ([`crate::config`]).
+    type Config;
+
+    /// The settings from `REFUNDS_<PROVIDER>_*` variables read through `lookup`.
+    fn config_from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self::Config, RefundError>;
+
+    /// A client for `config`, its base URLs checked first (an
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the setting).
+    fn connect(config: Self::Config) -> Result<Self, RefundError>;
+
+    /// The provider's refund features and limits.
+    fn capabilities() -> Capabilities;
+
+    /// The pure mapping of one refund answer (for replays and tests: no signature check).
+    fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError>;
+
+    /// Sends one refund; the request has passed validation.
+    fn refund(
+        &self,
+        request: &RefundRequest,
+    ) -> impl Future<Output = Result<Refund, RefundError>> + Send;
+}
