@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// `specs/` of this workspace.
@@ -13,14 +11,16 @@ pub fn specs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs")
 }
 
-/// One documented payload: `specs/<provider>/examples/<operation>.<request|status>[.<label>].json`.
+/// One documented payload: `specs/<provider>/examples/<operation>.<part>[.<label>].json`, where
+/// `<operation>` is the operation's `x-example-name` (or its operationId) in the provider's spec
+/// and `<part>` is `request` or a response status as the spec keys it (`200`, `2XX`).
 #[derive(Debug)]
 pub struct Example {
     /// Provider folder name.
     pub provider: String,
-    /// Operation alias (`refund`, `token`).
+    /// The operation's example name (`refund`, `token`, `details`, `get-refunds`...).
     pub operation: String,
-    /// `request` or an HTTP status code.
+    /// `request` or an HTTP status (a code, or a range such as `2XX`).
     pub kind: String,
     /// File path.
     pub path: PathBuf,
@@ -60,14 +60,6 @@ pub fn examples() -> Vec<Example> {
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found
-}
-
-/// Decodes `text` as `T` and encodes it again.
-pub fn roundtrip<T: DeserializeOwned + Serialize>(text: &str) -> Result<(Value, Value), String> {
-    let original: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let typed: T = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let encoded = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    Ok((original, encoded))
 }
 
 /// JSON equality where numbers compare by exact decimal value (`1` == `1.0`, `10.00` == `10`)

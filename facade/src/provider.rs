@@ -34,11 +34,10 @@ pub(crate) use providers;
 /// [`Provider`], [`ByProvider`] and their exhaustive matches, from the list.
 macro_rules! provider_enum {
     ($( $(#[$doc:meta])* $variant:ident $room:ident $name:literal $client:ident $config:ident; )*) => {
+        // `#[non_exhaustive]`: a service that depends on this crate keeps compiling when a
+        // provider is added (it names the providers it uses, or reads `Provider::ALL` /
+        // `ByProvider`); inside this crate every `match` is exhaustive.
         /// A payment provider the facade can refund through.
-        ///
-        /// `#[non_exhaustive]`: a service that depends on this crate keeps compiling when a
-        /// provider is added (its code names the providers it uses, or reads
-        /// [`Provider::ALL`] / [`ByProvider`]); inside the workspace every `match` is exhaustive.
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
             JsonSchema,

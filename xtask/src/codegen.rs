@@ -1,5 +1,7 @@
 //! Normalized spec -> Rust source, with progenitor (OpenAPI) or typify (JSON Schema).
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context, Result, anyhow};
 use proc_macro2::TokenStream;
 use progenitor_impl::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
@@ -29,16 +31,23 @@ const EXACT_TYPES: [(&str, &str, &str); 3] = [
     ("integer", "int64", "::json_decimal::JsonInteger"),
 ];
 
+/// The operation keyword that names an operation's documented payloads: the first part of their
+/// file names in `specs/<provider>/examples/` (`refund` for `refund.200.json`). Without it, the
+/// operationId names them.
+pub const EXAMPLE_NAME: &str = "x-example-name";
+
 /// Renders the complete `lib.rs` of a provider's crate.
 pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
     let (generator, body) = match provider.kind {
         SpecKind::OpenApi { .. } => {
             let client = progenitor_tokens(&normalized.openapi)?;
+            let types = GeneratedTypes::in_module(&client, "types")?;
+            let roundtrip = roundtrip_tokens(&normalized.openapi, &types)?;
             let operations = operation_constants(&normalized.openapi)?;
             let constraints = constraint_tokens(&normalized.openapi)?;
             (
                 "progenitor-impl 0.15.1",
-                quote! { #client #operations #constraints },
+                quote! { #client #operations #constraints #roundtrip },
             )
         }
         SpecKind::JsonSchema { .. } => {
@@ -47,9 +56,14 @@ pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
                 .as_ref()
                 .context("JSON Schema provider without a schema")?;
             let types = typify_tokens(schema)?;
+            let generated = GeneratedTypes::at_root(&types)?;
+            let roundtrip = roundtrip_tokens(&normalized.openapi, &generated)?;
             let operations = operation_constants(&normalized.openapi)?;
             let constraints = constraint_tokens(&normalized.openapi)?;
-            ("typify 0.8.0", quote! { #types #operations #constraints })
+            (
+                "typify 0.8.0",
+                quote! { #types #operations #constraints #roundtrip },
+            )
         }
     };
     let spec = quote! {
@@ -201,6 +215,22 @@ fn operation_constants(openapi: &Value) -> Result<TokenStream> {
             let method = method.to_uppercase();
             let summary = operation["summary"].as_str().unwrap_or(operation_id);
             let doc = format!(" {summary}: `{method} {path}`.");
+            let query: Vec<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|parameter| parameter["in"] == "query")
+                .filter_map(|parameter| parameter["name"].as_str())
+                .collect();
+            // Only where the operation has query parameters, so that the modules of the others
+            // stay as they were.
+            let query = (!query.is_empty()).then(|| {
+                quote! {
+                    /// The query parameters of the operation (wire names), in the spec's order;
+                    /// see the spec for which are required.
+                    pub const QUERY_PARAMETERS: &[&str] = &[#(#query),*];
+                }
+            });
             modules.push(quote! {
                 #[doc = #doc]
                 pub mod #name {
@@ -209,6 +239,7 @@ fn operation_constants(openapi: &Value) -> Result<TokenStream> {
                     /// Path template of the operation, relative to the base URL; each
                     /// `{parameter}` is filled in order with its percent-encoded value.
                     pub const PATH: &str = #path;
+                    #query
                 }
             });
         }
@@ -224,8 +255,206 @@ fn operation_constants(openapi: &Value) -> Result<TokenStream> {
     })
 }
 
+/// The names of the types a generator emitted, and the module that holds them (`types` for
+/// progenitor, the crate root for typify).
+pub(crate) struct GeneratedTypes {
+    module: Option<syn::Ident>,
+    names: BTreeSet<String>,
+}
+
+impl GeneratedTypes {
+    /// The structs, enums and aliases of `pub mod <module>` in `tokens`.
+    fn in_module(tokens: &TokenStream, module: &str) -> Result<Self> {
+        let file: syn::File =
+            syn::parse2(tokens.clone()).context("generated code does not parse")?;
+        let items = file
+            .items
+            .iter()
+            .find_map(|item| match item {
+                syn::Item::Mod(found) if found.ident == module => {
+                    found.content.as_ref().map(|(_, items)| items)
+                }
+                _ => None,
+            })
+            .with_context(|| format!("the generated code has no `{module}` module"))?;
+        Ok(GeneratedTypes {
+            module: Some(syn::Ident::new(module, proc_macro2::Span::call_site())),
+            names: type_names(items),
+        })
+    }
+
+    /// The structs, enums and aliases at the top of `tokens`.
+    fn at_root(tokens: &TokenStream) -> Result<Self> {
+        let file: syn::File =
+            syn::parse2(tokens.clone()).context("generated code does not parse")?;
+        Ok(GeneratedTypes {
+            module: None,
+            names: type_names(&file.items),
+        })
+    }
+
+    /// The Rust type of a body schema: a `$ref` to a component schema (its generated type), or
+    /// an array of such. `what` names the body in errors.
+    fn of_schema(&self, schema: &Value, what: &str) -> Result<TokenStream> {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference
+                .strip_prefix("#/components/schemas/")
+                .with_context(|| format!("{what}: {reference} is not a component schema"))?;
+            anyhow::ensure!(
+                self.names.contains(name),
+                "{what}: the generator emitted no type named `{name}` for {reference} (typify \
+                 renames a schema whose name is not a PascalCase Rust identifier: rename it in \
+                 the overlay)"
+            );
+            let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
+            return Ok(match &self.module {
+                Some(module) => quote! { #module::#ident },
+                None => quote! { #ident },
+            });
+        }
+        if schema["type"] == "array" {
+            let element = self.of_schema(&schema["items"], what)?;
+            return Ok(quote! { ::std::vec::Vec<#element> });
+        }
+        Err(anyhow!(
+            "{what}: an inline schema, whose generated type has no name the xtask can derive; \
+             give it a name under components/schemas (an overlay action) so that the example \
+             round trip can decode through it"
+        ))
+    }
+}
+
+fn type_names(items: &[syn::Item]) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Struct(item) => Some(item.ident.to_string()),
+            syn::Item::Enum(item) => Some(item.ident.to_string()),
+            syn::Item::Type(item) => Some(item.ident.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The schema of a JSON body (`application/json` or `*+json`), or of a form body
+/// (`application/x-www-form-urlencoded`, whose documented examples show the fields as JSON).
+fn body_schema(content: &Value) -> Option<&Value> {
+    let content = content.as_object()?;
+    content
+        .iter()
+        .find(|(media, _)| media.as_str() == "application/json" || media.ends_with("+json"))
+        .or_else(|| {
+            content
+                .iter()
+                .find(|(media, _)| media.as_str() == "application/x-www-form-urlencoded")
+        })
+        .and_then(|(_, media)| media.get("schema"))
+}
+
+/// `roundtrip_example`: for every operation and webhook of the spec, its request body and each
+/// response with a JSON body, decoded through the generated type and encoded again. What the
+/// workspace's example test calls for every file of `specs/<provider>/examples/`, so that the
+/// test holds no table of its own: an example of a pair the spec does not describe is `None`.
+fn roundtrip_tokens(openapi: &Value, types: &GeneratedTypes) -> Result<TokenStream> {
+    let mut arms = Vec::new();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    let all = crate::spec::operations(openapi).chain(crate::spec::webhooks(openapi));
+    for (method, path, operation) in all {
+        let Some(operation_id) = operation["operationId"].as_str() else {
+            continue;
+        };
+        let mut names = vec![operation_id];
+        if let Some(example_name) = operation[EXAMPLE_NAME].as_str()
+            && example_name != operation_id
+        {
+            names.push(example_name);
+        }
+        for name in &names {
+            anyhow::ensure!(
+                taken.insert((*name).to_owned()),
+                "`{name}` names two operations (operationId or {EXAMPLE_NAME}); each names one \
+                 operation's examples"
+            );
+        }
+        let label = format!("{} {path} ({operation_id})", method.to_uppercase());
+        let names = quote! { #(#names)|* };
+        if let Some(schema) = body_schema(&operation["requestBody"]["content"]) {
+            let rust = types.of_schema(schema, &format!("the request body of {label}"))?;
+            arms.push(quote! { (#names, "request") => Some(through::<#rust>(json)), });
+        }
+        // Exact statuses first, then ranges (`2XX`), then `default`: the order in which a
+        // status finds its response.
+        let mut exact = Vec::new();
+        let mut ranges = Vec::new();
+        let mut default = None;
+        for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+            let Some(schema) = body_schema(&response["content"]) else {
+                continue;
+            };
+            let rust = types.of_schema(schema, &format!("the {status} answer of {label}"))?;
+            let decode = quote! { Some(through::<#rust>(json)) };
+            match status.as_bytes() {
+                [class @ b'1'..=b'5', b'X' | b'x', b'X' | b'x'] => {
+                    let class = proc_macro2::Literal::character(char::from(*class));
+                    ranges.push(quote! {
+                        (#names, part) if part == #status || in_class(part, #class) => #decode,
+                    });
+                }
+                _ if status == "default" => {
+                    default = Some(quote! {
+                        (#names, part) if part == "default" || is_status(part) => #decode,
+                    });
+                }
+                _ => exact.push(quote! { (#names, #status) => #decode, }),
+            }
+        }
+        arms.extend(exact);
+        arms.extend(ranges);
+        arms.extend(default);
+    }
+    Ok(quote! {
+        /// Decodes `json`, a documented payload of an operation, through the generated type the
+        /// spec gives it, and encodes the decoded value again as JSON text, so that a test can
+        /// check that the types read every documented payload and lose nothing of it.
+        ///
+        /// `operation` is the operation's `operationId` or its `x-example-name` (the first part
+        /// of its files' names in `specs/<provider>/examples/`); webhooks (`x-webhooks`, what
+        /// the provider sends to us) count as operations. `part` is `request` (the request
+        /// body) or a response status: a code (`200`), found as the spec finds it (its own
+        /// response, else its range's, else `default`), or the spec's own key (`2XX`,
+        /// `default`). `None` when the spec describes no body for the pair.
+        ///
+        /// The result is text, not a `serde_json::Value`: a `Value` would hold decimal amounts
+        /// as `f64`.
+        pub fn roundtrip_example(
+            operation: &str,
+            part: &str,
+            json: &str,
+        ) -> ::std::option::Option<::std::result::Result<::std::string::String, ::serde_json::Error>> {
+            fn through<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+                json: &str,
+            ) -> ::std::result::Result<::std::string::String, ::serde_json::Error> {
+                let decoded: T = ::serde_json::from_str(json)?;
+                ::serde_json::to_string(&decoded)
+            }
+            /// Whether `part` is a three-digit status code.
+            fn is_status(part: &str) -> bool {
+                part.len() == 3 && part.bytes().all(|b| b.is_ascii_digit())
+            }
+            /// Whether `part` is a status code of the class whose first digit is `class`.
+            fn in_class(part: &str, class: char) -> bool {
+                is_status(part) && part.starts_with(class)
+            }
+            match (operation, part) {
+                #(#arms)*
+                _ => None,
+            }
+        }
+    })
+}
+
 /// `RefundsController_refundOrder` -> `refunds_controller_refund_order` (progenitor's names).
-pub(crate) fn snake_case(name: &str) -> String {
+pub fn snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     let mut previous_lower = false;
     for c in name.chars() {
@@ -236,4 +465,71 @@ pub(crate) fn snake_case(name: &str) -> String {
         out.push(c.to_ascii_lowercase());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn types() -> GeneratedTypes {
+        GeneratedTypes::in_module(
+            &quote! { pub mod types { pub struct Order {} pub enum Status {} } },
+            "types",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_body_type_is_its_component_type_or_a_vec_of_it() {
+        let types = types();
+        let named = types
+            .of_schema(&json!({"$ref": "#/components/schemas/Order"}), "x")
+            .unwrap();
+        assert_eq!(named.to_string(), quote! { types::Order }.to_string());
+        let list = types
+            .of_schema(
+                &json!({"type": "array", "items": {"$ref": "#/components/schemas/Status"}}),
+                "x",
+            )
+            .unwrap();
+        assert_eq!(
+            list.to_string(),
+            quote! { ::std::vec::Vec<types::Status> }.to_string()
+        );
+    }
+
+    #[test]
+    fn an_inline_or_unknown_body_schema_is_refused_naming_the_body() {
+        let types = types();
+        let inline = types
+            .of_schema(
+                &json!({"type": "object"}),
+                "the 200 answer of GET /o (getOrder)",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            inline.contains("the 200 answer of GET /o (getOrder)"),
+            "{inline}"
+        );
+        assert!(inline.contains("components/schemas"), "{inline}");
+        let unknown = types
+            .of_schema(&json!({"$ref": "#/components/schemas/order_v2"}), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("no type named `order_v2`"), "{unknown}");
+    }
+
+    #[test]
+    fn an_example_name_taken_twice_is_refused() {
+        let spec = json!({"paths": {
+            "/a": {"get": {"operationId": "a", "x-example-name": "read",
+                "responses": {"200": {"content": {"application/json":
+                    {"schema": {"$ref": "#/components/schemas/Order"}}}}}}},
+            "/b": {"get": {"operationId": "b", "x-example-name": "read", "responses": {}}}
+        }});
+        let err = roundtrip_tokens(&spec, &types()).unwrap_err().to_string();
+        assert!(err.contains("`read` names two operations"), "{err}");
+    }
 }

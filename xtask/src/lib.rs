@@ -60,19 +60,24 @@ pub const PROVIDERS: &[Provider] = &[
     Provider {
         name: "optty",
         kind: SpecKind::OpenApi {
-            documents: &["openapi.json", "token.openapi.json"],
+            documents: &[
+                "openapi.json",
+                "token.openapi.json",
+                "details.openapi.json",
+                "notifications.openapi.json",
+            ],
         },
     },
     Provider {
         name: "afterpay",
         kind: SpecKind::OpenApi {
-            documents: &["openapi.json"],
+            documents: &["openapi.json", "reads.openapi.json"],
         },
     },
     Provider {
         name: "moyasar",
         kind: SpecKind::OpenApi {
-            documents: &["openapi.json"],
+            documents: &["openapi.json", "reads.openapi.json"],
         },
     },
     Provider {

@@ -13,10 +13,31 @@ const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
+/// Where a document declares the requests a provider sends *to us* (notifications): OpenAPI 3.0
+/// has no `webhooks` object (3.1 has), so authored documents use `x-webhooks`, the convention
+/// tools used before 3.1, with the same shape: a name, then a path item of operations whose
+/// request body is what the provider sends. progenitor ignores it (no client method is
+/// generated); the xtask merges it, its component schemas are generated like the others, and
+/// the surface, the change report and the example round trip read it.
+pub const WEBHOOKS: &str = "x-webhooks";
+
 /// Every operation of an OpenAPI document as (method, path, operation object), paths in
 /// document order.
 pub fn operations(openapi: &Value) -> impl Iterator<Item = (&'static str, &String, &Value)> {
-    openapi["paths"]
+    operations_under(openapi, "paths")
+}
+
+/// Every webhook of an OpenAPI document (under [`WEBHOOKS`]) as (method, webhook name,
+/// operation object), in document order.
+pub fn webhooks(openapi: &Value) -> impl Iterator<Item = (&'static str, &String, &Value)> {
+    operations_under(openapi, WEBHOOKS)
+}
+
+fn operations_under<'a>(
+    openapi: &'a Value,
+    key: &str,
+) -> impl Iterator<Item = (&'static str, &'a String, &'a Value)> + use<'a> {
+    openapi[key]
         .as_object()
         .into_iter()
         .flatten()
@@ -122,10 +143,10 @@ fn check_openapi_version(openapi: &Value) -> Result<()> {
     Ok(())
 }
 
-/// Merges the paths and component schemas of an authored addition into the vendor document.
-/// A path or schema defined twice is an error, never a silent override. The addition's
-/// `servers` move onto its path items, since they usually differ (Optty's token endpoint lives
-/// on another host).
+/// Merges the paths, webhooks ([`WEBHOOKS`]) and component schemas of an authored addition into
+/// the vendor document. A path, webhook or schema defined twice is an error, never a silent
+/// override. The addition's `servers` move onto its path items, since they usually differ
+/// (Optty's token endpoint lives on another host).
 fn merge_document(target: &mut Value, addition: Value) -> Result<()> {
     let servers = addition.get("servers").cloned();
     for (path, mut item) in object(&addition, "paths")? {
@@ -133,6 +154,9 @@ fn merge_document(target: &mut Value, addition: Value) -> Result<()> {
             item.entry("servers").or_insert_with(|| servers.clone());
         }
         insert_new(target, &["paths"], path, item)?;
+    }
+    for (name, item) in object(&addition, WEBHOOKS)? {
+        insert_new(target, &[WEBHOOKS], name, item)?;
     }
     if let Some(schemas) = addition.pointer("/components/schemas") {
         for (name, schema) in schemas.as_object().into_iter().flatten() {

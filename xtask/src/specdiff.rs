@@ -19,7 +19,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::spec::operations;
+use crate::spec::{operations, webhooks};
 
 /// What a change means for callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -149,9 +149,11 @@ pub fn classify(provider: &str, old: &Value, new: &Value) -> Vec<Change> {
         old,
         new,
         operation: String::new(),
+        webhook: false,
         changes: Vec::new(),
     };
     out.operations();
+    out.webhooks();
     out.changes
         .sort_by(|a, b| (a.class, &a.location).cmp(&(b.class, &b.location)));
     out.changes
@@ -163,7 +165,22 @@ struct Diff<'a> {
     new: &'a Value,
     /// The operationId being compared (names the transformer functions).
     operation: String,
+    /// Whether it is a webhook (a request the provider sends to us: its body is decoded).
+    webhook: bool,
     changes: Vec<Change>,
+}
+
+/// What an operation is to the facade, which names the code that consumes its changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The refund call (`refund_body`, `refund_result`).
+    Refund,
+    /// Optty's token call (`token_body`, `token_result`).
+    Token,
+    /// A read of an order or its refunds (the facade's read-back).
+    Read,
+    /// A notification the provider sends to us.
+    Webhook,
 }
 
 /// A schema after `$ref`s are followed.
@@ -186,26 +203,56 @@ struct Field {
 }
 
 impl Diff<'_> {
+    /// The role of the operation being compared, from its operationId.
+    fn role(&self) -> Role {
+        let id = self.operation.to_ascii_lowercase();
+        if self.webhook {
+            Role::Webhook
+        } else if id.contains("token") {
+            Role::Token
+        } else if id.contains("refundorder") {
+            Role::Refund
+        } else {
+            Role::Read
+        }
+    }
+
     fn consumers(&self, side: Option<Side>) -> Vec<String> {
         let p = self.provider;
-        // The token endpoint has its own pair of functions.
-        let token = self.operation.to_ascii_lowercase().contains("token");
-        let (body, result) = if token {
-            ("token_body", "token_result")
-        } else {
-            ("refund_body", "refund_result")
-        };
-        match side {
-            Some(Side::Request) => vec![
-                format!("facade/src/providers/{p}/transformers.rs {body}"),
-                "facade validation (generated constraints)".to_owned(),
-                format!("sandbox/src/{p}.rs"),
+        let transformers = format!("facade/src/providers/{p}/transformers.rs");
+        match (self.role(), side) {
+            (_, None) => Vec::new(),
+            (Role::Webhook, Some(_)) => vec![
+                format!("facade/src/providers/{p}/ notification handling (a hint to read)"),
+                format!("sandbox/src/{p}.rs notifications"),
             ],
-            Some(Side::Answer) => vec![
-                format!("facade/src/providers/{p}/transformers.rs {result}"),
-                format!("sandbox/src/{p}.rs answers"),
+            (Role::Read, Some(Side::Request)) => vec![
+                format!("facade/src/providers/{p}/ read request"),
+                format!("sandbox/src/{p}.rs reads"),
             ],
-            None => Vec::new(),
+            (Role::Read, Some(Side::Answer)) => vec![
+                format!("facade/src/providers/{p}/ read mapping"),
+                format!("sandbox/src/{p}.rs read answers"),
+            ],
+            (role, Some(side)) => {
+                // The token endpoint has its own pair of functions.
+                let (body, result) = if role == Role::Token {
+                    ("token_body", "token_result")
+                } else {
+                    ("refund_body", "refund_result")
+                };
+                match side {
+                    Side::Request => vec![
+                        format!("{transformers} {body}"),
+                        "facade validation (generated constraints)".to_owned(),
+                        format!("sandbox/src/{p}.rs"),
+                    ],
+                    Side::Answer => vec![
+                        format!("{transformers} {result}"),
+                        format!("sandbox/src/{p}.rs answers"),
+                    ],
+                }
+            }
         }
     }
 
@@ -309,6 +356,61 @@ impl Diff<'_> {
                 self.push(Class::Additive, label, "operation added".to_owned(), None);
             }
         }
+    }
+
+    /// The webhooks ([`crate::spec::WEBHOOKS`]): their bodies are what the provider sends us, so
+    /// they are compared as answers (a wider body breaks our decoding).
+    fn webhooks(&mut self) {
+        let index = |doc: &'_ Value| -> Vec<(String, Value)> {
+            webhooks(doc)
+                .map(|(method, name, op)| {
+                    (
+                        format!("webhook {} {name}", method.to_uppercase()),
+                        op.clone(),
+                    )
+                })
+                .collect()
+        };
+        let (old_hooks, new_hooks) = (index(self.old), index(self.new));
+        self.webhook = true;
+        for (name, old_hook) in &old_hooks {
+            self.operation = old_hook["operationId"].as_str().unwrap_or("?").to_owned();
+            let label = format!("{name} ({})", self.operation);
+            match new_hooks.iter().find(|(n, _)| n == name) {
+                None => self.push(
+                    Class::NoEffect,
+                    label,
+                    "webhook removed (a notification is a hint to read; the reads still settle)"
+                        .to_owned(),
+                    Some(Side::Answer),
+                ),
+                Some((_, new_hook)) => {
+                    let body = |op: &Value| {
+                        op["requestBody"]["content"]["application/json"]["schema"].clone()
+                    };
+                    let location = format!("{label} body");
+                    let top = Field::default();
+                    self.schema(
+                        &location,
+                        &body(old_hook),
+                        &body(new_hook),
+                        Side::Answer,
+                        &top,
+                        0,
+                    );
+                }
+            }
+        }
+        for (name, new_hook) in &new_hooks {
+            if !old_hooks.iter().any(|(n, _)| n == name) {
+                let label = format!(
+                    "{name} ({})",
+                    new_hook["operationId"].as_str().unwrap_or("?")
+                );
+                self.push(Class::Additive, label, "webhook added".to_owned(), None);
+            }
+        }
+        self.webhook = false;
     }
 
     fn operation(&mut self, label: &str, old: &Value, new: &Value) {
@@ -879,7 +981,33 @@ pub fn normalized_at(root: &std::path::Path, provider: &crate::Provider, rev: &s
         rev.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     ));
     std::fs::create_dir_all(&scratch)?;
+    // An authored addition (an OpenAPI document after the first) that `rev` does not have yet
+    // was added since: it is read as an empty addition there, so that its operations show up
+    // as added instead of failing the comparison.
+    let additions: Vec<String> = match provider.kind {
+        crate::SpecKind::OpenApi { documents } => documents
+            .iter()
+            .skip(1)
+            .map(|file| format!("specs/{}/{file}", provider.name))
+            .collect(),
+        crate::SpecKind::JsonSchema { .. } => Vec::new(),
+    };
     for input in provider.inputs() {
+        let name = std::path::Path::new(&input)
+            .file_name()
+            .context("an input file name")?
+            .to_owned();
+        let exists = std::process::Command::new("git")
+            .args(["cat-file", "-e", &format!("{rev}:{input}")])
+            .current_dir(root)
+            .output()
+            .context("running git")?
+            .status
+            .success();
+        if !exists && additions.contains(&input) {
+            std::fs::write(scratch.join(&name), "{}")?;
+            continue;
+        }
         let output = std::process::Command::new("git")
             .args(["show", &format!("{rev}:{input}")])
             .current_dir(root)
@@ -890,10 +1018,7 @@ pub fn normalized_at(root: &std::path::Path, provider: &crate::Provider, rev: &s
             "git show {rev}:{input}: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         );
-        let name = std::path::Path::new(&input)
-            .file_name()
-            .context("an input file name")?;
-        std::fs::write(scratch.join(name), output.stdout)?;
+        std::fs::write(scratch.join(&name), output.stdout)?;
     }
     let normalized = normalized_in(provider, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);

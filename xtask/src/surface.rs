@@ -1,12 +1,13 @@
 //! A plain-text rendering of a normalized spec's API surface, for snapshot tests: every
-//! operation (method, path, parameters, body, responses) and every schema's fields with type,
-//! required/optional and constraints. A spec change becomes a readable snapshot diff.
+//! operation and webhook (method, path or name, example name, parameters, body, responses) and
+//! every schema's fields with type, required/optional and constraints. A spec change becomes a
+//! readable snapshot diff.
 
 use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::spec::operations;
+use crate::spec::{operations, webhooks};
 
 /// Number of operations in an OpenAPI document.
 pub fn operation_count(openapi: &Value) -> usize {
@@ -29,54 +30,13 @@ pub fn render(openapi: &Value) -> String {
     }
     out.push_str("operations:\n");
     for (method, path, operation) in operations(openapi) {
-        let id = operation["operationId"]
-            .as_str()
-            .unwrap_or("<no operationId>");
-        let _ = writeln!(out, "  {} {path} ({id})", method.to_uppercase());
-        if let Some(security) = operation.get("security") {
-            let _ = writeln!(out, "    security: {}", security_of(security));
-        }
-        for parameter in operation["parameters"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "    param {} {}: {}{}",
-                parameter["in"].as_str().unwrap_or("?"),
-                parameter["name"].as_str().unwrap_or("?"),
-                type_of(&parameter["schema"]),
-                if parameter["required"] == true {
-                    " (required)"
-                } else {
-                    ""
-                }
-            );
-        }
-        if let Some(body) = operation.get("requestBody") {
-            for (media, content) in body["content"].as_object().into_iter().flatten() {
-                let _ = writeln!(
-                    out,
-                    "    body {media}: {}{}",
-                    type_of(&content["schema"]),
-                    if body["required"] == true {
-                        " (required)"
-                    } else {
-                        " (optional)"
-                    }
-                );
-            }
-        }
-        for (status, response) in operation["responses"].as_object().into_iter().flatten() {
-            let bodies: Vec<String> = response["content"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(media, content)| format!("{media} {}", type_of(&content["schema"])))
-                .collect();
-            let body = if bodies.is_empty() {
-                "no body".to_owned()
-            } else {
-                bodies.join(", ")
-            };
-            let _ = writeln!(out, "    {status}: {body}");
+        render_operation(&mut out, method, path, operation);
+    }
+    let mut hooks = webhooks(openapi).peekable();
+    if hooks.peek().is_some() {
+        out.push_str("webhooks (sent by the provider to us):\n");
+        for (method, name, operation) in hooks {
+            render_operation(&mut out, method, name, operation);
         }
     }
     out.push_str("schemas:\n");
@@ -88,6 +48,63 @@ pub fn render(openapi: &Value) -> String {
         fields(&mut out, schema, 4);
     }
     out
+}
+
+/// One operation (or webhook): its line, security, parameters, body and responses.
+fn render_operation(out: &mut String, method: &str, path: &str, operation: &Value) {
+    let id = operation["operationId"]
+        .as_str()
+        .unwrap_or("<no operationId>");
+    let examples = operation[crate::codegen::EXAMPLE_NAME]
+        .as_str()
+        .map(|name| format!(" examples: {name}"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "  {} {path} ({id}){examples}", method.to_uppercase());
+    if let Some(security) = operation.get("security") {
+        let _ = writeln!(out, "    security: {}", security_of(security));
+    }
+    for parameter in operation["parameters"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "    param {} {}: {}{}",
+            parameter["in"].as_str().unwrap_or("?"),
+            parameter["name"].as_str().unwrap_or("?"),
+            type_of(&parameter["schema"]),
+            if parameter["required"] == true {
+                " (required)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(body) = operation.get("requestBody") {
+        for (media, content) in body["content"].as_object().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "    body {media}: {}{}",
+                type_of(&content["schema"]),
+                if body["required"] == true {
+                    " (required)"
+                } else {
+                    " (optional)"
+                }
+            );
+        }
+    }
+    for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+        let bodies: Vec<String> = response["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(media, content)| format!("{media} {}", type_of(&content["schema"])))
+            .collect();
+        let body = if bodies.is_empty() {
+            "no body".to_owned()
+        } else {
+            bodies.join(", ")
+        };
+        let _ = writeln!(out, "    {status}: {body}");
+    }
 }
 
 /// The properties of an object schema, one line each, with inline objects (and arrays of

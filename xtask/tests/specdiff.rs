@@ -551,6 +551,48 @@ fn cases() -> Vec<(&'static str, Edit, Class, &'static str)> {
             Class::Additive,
             "add `format: decimal` in specs/afterpay/overlay.json",
         ),
+        // Reads and webhooks: answers to us, so a wider schema breaks, and the change names the
+        // read-back or notification code instead of the refund's transformer.
+        (
+            "afterpay",
+            (
+                "Get Refunds amount becomes text",
+                "/components/schemas/Refund/properties/amount/type".to_owned(),
+                Some(json!("string")),
+            ),
+            Class::Breaking,
+            "(getRefunds) 200 .refunds[] .amount",
+        ),
+        (
+            "afterpay",
+            (
+                "Get Order refunds name the read mapping",
+                "/components/schemas/Refund/properties/amount/type".to_owned(),
+                Some(json!("string")),
+            ),
+            Class::Breaking,
+            "afterpay/ read mapping",
+        ),
+        (
+            "optty",
+            (
+                "notification status becomes an integer",
+                "/components/schemas/OrderNotificationData/properties/status/type".to_owned(),
+                Some(json!("integer")),
+            ),
+            Class::Breaking,
+            "webhook POST orderNotification (orderNotification) body .data .status",
+        ),
+        (
+            "optty",
+            (
+                "notification event closed to an enum",
+                "/components/schemas/OrderNotification/properties/event/enum".to_owned(),
+                Some(json!(["ORDER_STATUS_UPDATE"])),
+            ),
+            Class::NoEffect,
+            "notification handling",
+        ),
         // Text only.
         (
             "afterpay",

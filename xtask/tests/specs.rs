@@ -171,3 +171,155 @@ fn changing_any_max_length_changes_the_generated_code() {
         "expected maxLength 36 in the Moyasar and OpenApp specs"
     );
 }
+
+/// Every document we author (all but Optty's published `openapi.json` and OpenApp's published
+/// JSON Schema) says so at its top and names the documentation it was written from.
+#[test]
+fn authored_documents_state_their_sources() {
+    let root = workspace_root().unwrap();
+    let mut checked = 0;
+    for provider in PROVIDERS {
+        let files: Vec<&str> = match provider.kind {
+            xtask::SpecKind::OpenApi { documents } => documents.to_vec(),
+            xtask::SpecKind::JsonSchema { endpoint, .. } => vec![endpoint],
+        };
+        for file in files {
+            if (provider.name, file) == ("optty", "openapi.json") {
+                continue; // as published
+            }
+            let document = json_file(&provider.spec_dir(&root).join(file));
+            let description = document["info"]["description"].as_str().unwrap_or_default();
+            assert!(
+                description.starts_with("AUTHORED"),
+                "specs/{}/{file}: info.description does not say it is authored",
+                provider.name
+            );
+            assert!(
+                description.contains("https://") || description.contains("provider-docs/"),
+                "specs/{}/{file}: info.description names no documentation page",
+                provider.name
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "{checked} authored documents");
+}
+
+/// Each example file's name is `<operation>.<part>[.<label>].json` where `<operation>` is an
+/// operation's or webhook's `x-example-name` (or operationId) and `<part>` is `request` (the
+/// operation has a request body) or one of its responses' keys, or a code a range covers; and
+/// every operation with a body names its examples.
+#[test]
+fn every_example_names_an_operation_and_part_of_its_spec() {
+    let root = workspace_root().unwrap();
+    let mut problems = Vec::new();
+    for provider in PROVIDERS {
+        let spec = provider.normalized_spec(&root).unwrap().openapi;
+        let operations: Vec<&Value> = xtask::spec::operations(&spec)
+            .chain(xtask::spec::webhooks(&spec))
+            .map(|(_, _, operation)| operation)
+            .collect();
+        for operation in &operations {
+            if operation.get(xtask::codegen::EXAMPLE_NAME).is_none() {
+                problems.push(format!(
+                    "{}: {} has no {}",
+                    provider.name,
+                    operation["operationId"],
+                    xtask::codegen::EXAMPLE_NAME
+                ));
+            }
+        }
+        let dir = provider.spec_dir(&root).join("examples");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+            let mut parts = stem.split('.');
+            let (name, part) = (parts.next().unwrap(), parts.next().unwrap_or_default());
+            let Some(operation) = operations
+                .iter()
+                .find(|op| op[xtask::codegen::EXAMPLE_NAME] == name || op["operationId"] == name)
+            else {
+                problems.push(format!("{}: no operation is named {name}", path.display()));
+                continue;
+            };
+            let responses = operation["responses"].as_object().unwrap();
+            let described = if part == "request" {
+                operation.get("requestBody").is_some()
+            } else {
+                responses.contains_key(part)
+                    || part.len() == 3
+                        && responses.keys().any(|key| {
+                            key.len() == 3 && key.ends_with("XX") && part.starts_with(&key[..1])
+                        })
+            };
+            if !described {
+                problems.push(format!(
+                    "{}: {name} has no {part} in the spec",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The read operations and Optty's notification are merged from their authored documents, and
+/// every operation (reads included) gets its method and path constants, as the refund does.
+#[test]
+fn reads_and_the_notification_are_merged_and_get_their_constants() {
+    let root = workspace_root().unwrap();
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "optty",
+            &[
+                "getTransactionDetails",
+                "RefundsController_refundOrder",
+                "createAccessToken",
+            ],
+        ),
+        ("afterpay", &["getOrder", "getRefunds", "refundOrder"]),
+        ("moyasar", &["retrieveOrder", "refundOrder"]),
+        ("openapp", &["refundOrder"]),
+    ];
+    for (name, operation_ids) in expected {
+        let provider = PROVIDERS.iter().find(|p| p.name == *name).unwrap();
+        let generated = generate(&root, provider).unwrap();
+        let spec: Value = serde_json::from_str(&generated.spec_text).unwrap();
+        let mut found: Vec<&str> = xtask::spec::operations(&spec)
+            .filter_map(|(_, _, op)| op["operationId"].as_str())
+            .collect();
+        found.sort_unstable();
+        let mut wanted = operation_ids.to_vec();
+        wanted.sort_unstable();
+        assert_eq!(found, wanted, "{name}");
+        for (method, path, operation) in xtask::spec::operations(&spec) {
+            let id = operation["operationId"].as_str().unwrap();
+            let module = xtask::codegen::snake_case(id);
+            for needle in [
+                format!("pub mod {module} {{"),
+                format!("pub const METHOD: &str = \"{}\";", method.to_uppercase()),
+                format!("pub const PATH: &str = \"{path}\";"),
+            ] {
+                assert!(
+                    generated.text.contains(&needle),
+                    "{name} {id}: no `{needle}`"
+                );
+            }
+        }
+    }
+    let optty = PROVIDERS.iter().find(|p| p.name == "optty").unwrap();
+    let spec = optty.normalized_spec(&root).unwrap().openapi;
+    let hooks: Vec<&str> = xtask::spec::webhooks(&spec)
+        .filter_map(|(_, _, op)| op["operationId"].as_str())
+        .collect();
+    assert_eq!(hooks, ["orderNotification"]);
+    assert!(
+        spec.pointer("/components/schemas/OrderNotification")
+            .is_some()
+    );
+    let text = generate(&root, optty).unwrap().text;
+    assert!(text.contains("pub const QUERY_PARAMETERS: &[&str] = &[\"merchantId\"];"));
+}
