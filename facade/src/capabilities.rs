@@ -69,6 +69,10 @@ pub struct Capabilities {
     /// refund known to exist has a known id even when no answer named it (a duplicate answer,
     /// a journal entry settled without one): [`Capabilities::refund_id_of`].
     pub refund_id_is_reference: bool,
+    /// The provider publishes a read of its refund record, so
+    /// [`Refunds::find`](crate::Refunds::find) can settle an unknown or pending refund by
+    /// reading (see [`crate::lookup`]). OpenApp publishes none: `false`.
+    pub record_read: bool,
 }
 
 impl Capabilities {
@@ -107,6 +111,7 @@ impl Capabilities {
         requires_provider_order_id: false,
         order_id_in_path: false,
         refund_id_is_reference: false,
+        record_read: false,
     };
 
     /// A spec's `multipleOf` text as a decimal step (`None` if it is not a positive decimal).

@@ -6,6 +6,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use crate::error::RefundError;
+use crate::lookup::{Finding, Lookup};
 use crate::model::{Provider, Refund, RefundRequest};
 use crate::provider::providers;
 use crate::reference::MerchantReference;
@@ -250,6 +251,52 @@ impl Refunds {
         outcome_of(receiver, request.provider).await
     }
 
+    /// Reads the provider's own record of `request`'s refund: found (with the provider's
+    /// current status and amount), absent (the record, read at [`Lookup::read_at`], holds no
+    /// refund of ours), or, for AfterPay without `known_refund_id`, the order's refunds
+    /// unattributed. `known_refund_id` is the provider's id of the refund where an answer gave
+    /// it ([`Refund::provider_refund_id`]). How each provider's record names our refund:
+    /// [`crate::lookup`].
+    ///
+    /// Nothing is sent to the refund route, so this is safe to call at any time and as often as
+    /// needed. The request is validated first, as for [`Refunds::refund`]. Every error leaves
+    /// the refund's [`Outcome`](crate::Outcome) unknown; a provider that publishes no read
+    /// (OpenApp, [`Capabilities::record_read`](crate::Capabilities::record_read)) fails with
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) on `provider`.
+    pub async fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        let span = tracing::info_span!(
+            "refund.find",
+            provider = %request.provider,
+            order_id = %request.order_id,
+            merchant_reference = request.merchant_reference.as_str(),
+            http_status = tracing::field::Empty,
+            finding = tracing::field::Empty,
+        );
+        async {
+            request.validate()?;
+            let lookup = self
+                .shared
+                .adapters
+                .find_in_room(request, known_refund_id)
+                .await?;
+            tracing::Span::current().record(
+                "finding",
+                match &lookup.finding {
+                    Finding::Found(_) => "found",
+                    Finding::Absent => "absent",
+                    Finding::Unattributed(_) => "unattributed",
+                },
+            );
+            Ok(lookup)
+        }
+        .instrument(span)
+        .await
+    }
+
     /// Forgets the remembered result of `reference` (see [`Refunds::refund`]), for example after
     /// an unknown AfterPay outcome was reconciled by hand and found not applied. Returns whether
     /// there was one.
@@ -380,6 +427,28 @@ macro_rules! adapters {
                         Provider::$variant => self.$room.is_some(),
                         #[cfg(not(feature = $name))]
                         Provider::$variant => false,
+                    )*
+                }
+            }
+
+            /// Reads the record of the request's refund at its provider (configured and
+            /// validated).
+            async fn find_in_room(
+                &self,
+                request: &RefundRequest,
+                known_refund_id: Option<&str>,
+            ) -> Result<Lookup, RefundError> {
+                match request.provider {
+                    $(
+                        #[cfg(feature = $name)]
+                        Provider::$variant => match &self.$room {
+                            Some(client) => {
+                                crate::providers::room::Room::find(client, request, known_refund_id).await
+                            }
+                            None => Err(not_configured(request.provider)),
+                        },
+                        #[cfg(not(feature = $name))]
+                        Provider::$variant => Err(not_configured(request.provider)),
                     )*
                 }
             }

@@ -124,6 +124,7 @@ pub mod answer;
 pub mod capabilities;
 pub mod config;
 pub mod error;
+pub mod lookup;
 pub mod model;
 pub mod money;
 pub mod provider;
@@ -152,6 +153,7 @@ macro_rules! root_configs {
 }
 provider::providers!(root_configs);
 pub use error::{ErrorKind, ErrorSummary, FieldProblem, Outcome, ProviderMessage, RefundError};
+pub use lookup::{Finding, Lookup, RecordedRefund};
 pub use model::{
     ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus,
 };

@@ -113,6 +113,21 @@ pub(crate) fn decode<T: DeserializeOwned>(
     })
 }
 
+/// A read's error from a non-2xx answer: judged by its status ([`undocumented`]), the
+/// provider's text kept, and then [`read_failed`].
+pub(crate) fn read_error(provider: Provider, answer: &Answer) -> RefundError {
+    read_failed(undocumented(provider, answer))
+}
+
+/// What any failed read means for the refund it was about: nothing. Its outcome stays unknown
+/// (a read that fails proves neither that the refund exists nor that it does not), and reading
+/// again is always safe.
+pub(crate) fn read_failed(error: RefundError) -> RefundError {
+    error
+        .with_outcome(crate::error::Outcome::Unknown)
+        .with_deduplication(true)
+}
+
 /// The answer's body for [`Refund::raw`](crate::Refund::raw): the bytes as received.
 pub(crate) fn raw(answer: &Answer) -> RawAnswer {
     RawAnswer::new(answer.body.clone())

@@ -43,6 +43,29 @@ macro_rules! rooms {
             }
         }
 
+        /// The pure mapping of a read of `request.provider`'s record (see [`crate::lookup`]):
+        /// the same function each adapter runs on what it received at `read_at`.
+        pub fn read_result(
+            request: &crate::RefundRequest,
+            known_refund_id: Option<&str>,
+            answer: &Answer,
+            read_at: std::time::SystemTime,
+        ) -> Result<crate::Lookup, RefundError> {
+            match request.provider {
+                $(
+                    #[cfg(feature = $name)]
+                    Provider::$variant => <$room::$client as room::Room>::read_result(
+                        request,
+                        known_refund_id,
+                        answer,
+                        read_at,
+                    ),
+                    #[cfg(not(feature = $name))]
+                    Provider::$variant => Err(not_compiled(request.provider)),
+                )*
+            }
+        }
+
         impl Provider {
             /// The provider's refund features and limits: the limits come from its spec (the
             /// generated `constraints` of its crate), the features from its documentation. A

@@ -3,10 +3,12 @@
 //! list, so a room that lacks one of these does not compile.
 
 use std::future::Future;
+use std::time::SystemTime;
 
 use crate::answer::Answer;
 use crate::capabilities::Capabilities;
 use crate::error::RefundError;
+use crate::lookup::Lookup;
 use crate::model::{Refund, RefundRequest};
 
 /// One provider's room: its config, its client, its features and limits, and the pure mapping
@@ -29,6 +31,22 @@ pub(crate) trait Room: Sized + Send + Sync + 'static {
 
     /// The pure mapping of one refund answer (for replays and tests: no signature check).
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError>;
+
+    /// The pure mapping of one read of the provider's record ([`crate::lookup`]), received at
+    /// `read_at`; `known_refund_id` is the provider's id of the refund where an answer gave it.
+    fn read_result(
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+        answer: &Answer,
+        read_at: SystemTime,
+    ) -> Result<Lookup, RefundError>;
+
+    /// Reads the provider's record of the request's refund; the request has passed validation.
+    fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> impl Future<Output = Result<Lookup, RefundError>> + Send;
 
     /// Sends one refund; the request has passed validation.
     fn refund(

@@ -7,10 +7,14 @@ pub mod transformers;
 use afterpay_api::constraints::refund_order as body;
 
 use crate::answer::Answer;
+use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
 use crate::providers::room::Room;
 use crate::settings::check_base_url;
-use afterpay_api::operations::refund_order as operation;
+use afterpay_api::operations::{get_order, refund_order as operation};
+use crate::providers::mapping::read_failed;
+use crate::providers::transport::receive;
+use std::time::SystemTime;
 use reqwest::header::{HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
 
@@ -66,6 +70,22 @@ impl AfterPay {
         let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
         transformers::refund_result(request, &answer)
     }
+
+    /// Reads the order (Get Order) and its refunds ([`transformers::read_result`]); the request
+    /// must have passed validation.
+    pub async fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        let path = operation_path(get_order::PATH, &[&request.order_id]);
+        let url = operation_url(&self.base_url, &path);
+        let outgoing = operation_request(&self.http, get_order::METHOD, url);
+        let answer = receive(PROVIDER, outgoing, self.limits)
+            .await
+            .map_err(read_failed)?;
+        transformers::read_result(request, known_refund_id, &answer, SystemTime::now())
+    }
 }
 
 impl Room for AfterPay {
@@ -93,6 +113,23 @@ impl Room for AfterPay {
     async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         AfterPay::refund(self, request).await
     }
+
+    fn read_result(
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+        answer: &Answer,
+        read_at: SystemTime,
+    ) -> Result<Lookup, RefundError> {
+        transformers::read_result(request, known_refund_id, answer, read_at)
+    }
+
+    async fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        AfterPay::find(self, request, known_refund_id).await
+    }
 }
 
 
@@ -118,6 +155,7 @@ pub fn capabilities() -> Capabilities {
         max_capture_number_len: Some(body::capture_number::MAX_LENGTH),
         requires_provider_order_id: false,
         order_id_in_path: true,
+        record_read: true,
         refund_id_is_reference: false,
     }
 }

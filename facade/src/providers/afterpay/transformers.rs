@@ -9,8 +9,11 @@
 //! | `amount` | not sent: Riverty computes it from the items, or refunds the whole capture without items |
 //! | `reason`, `description` | `refundType` per item; the text has no field (validation keeps it within limits, it is not sent) |
 
+use std::time::SystemTime;
+
 use afterpay_api::types::{
-    RefundOrderItem, RefundOrderItemRefundType, RefundOrderRequest, RefundOrderResponse,
+    GetOrderResponse, Refund as OrderRefund, RefundOrderItem, RefundOrderItemRefundType,
+    RefundOrderRequest, RefundOrderResponse,
 };
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -18,10 +21,13 @@ use serde_json::{Map, Value};
 use crate::answer::Answer;
 use crate::answer::json_text;
 use crate::error::{ErrorKind, ProviderMessage, RefundError};
+use crate::lookup::{Finding, Lookup, RecordedRefund};
 use crate::model::{LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
-use crate::providers::mapping::{answer_error, decode, raw, undocumented, with_body_text};
+use crate::providers::mapping::{
+    answer_error, decode, raw, read_error, read_failed, undocumented, with_body_text,
+};
 
 const PROVIDER: Provider = Provider::AfterPay;
 
@@ -385,6 +391,84 @@ fn refund_success(
     })
 }
 
+/// Maps Get Order's answer (`GET /api/v3/orders/{orderNumber}`): the one path from its bytes to
+/// a [`Lookup`]. A listed refund is booked (Riverty's refunds have no status): succeeded.
+/// Amounts are read as absolute values (the documented examples are negative).
+///
+/// | status | body | `known_refund_id` | result |
+/// |---|---|---|---|
+/// | 2xx | the order, its `refunds[]` listing `refundNumber` = the known number | given | [`Finding::Found`] |
+/// | 2xx | the order, not listing it | given | [`Finding::Absent`] |
+/// | 2xx | the order with no refunds | none | [`Finding::Absent`] |
+/// | 2xx | the order with refunds | none | [`Finding::Unattributed`]: every refund, for the journal to attribute (Riverty echoes no reference of ours) |
+/// | 2xx | not an order | either | [`ErrorKind::Protocol`] |
+/// | other | any | either | by status ([`read_error`]) |
+///
+/// Every error leaves the refund's outcome unknown.
+pub fn read_result(
+    request: &RefundRequest,
+    known_refund_id: Option<&str>,
+    answer: &Answer,
+    read_at: SystemTime,
+) -> Result<Lookup, RefundError> {
+    if !(200..=299).contains(&answer.status) {
+        return Err(read_error(PROVIDER, answer));
+    }
+    let order: GetOrderResponse = decode(PROVIDER, answer).map_err(read_failed)?;
+    let order_currency = order
+        .order_details
+        .as_ref()
+        .and_then(|details| details.currency.as_deref());
+    let recorded = |refund: &OrderRefund| -> Result<RecordedRefund, RefundError> {
+        let code = refund.currency.as_deref().or(order_currency);
+        let currency = match code {
+            Some(code) => Currency::from_code(code.trim())
+                .map_err(|err| read_failed(protocol_text(answer, format!("currency: {err}"))))?,
+            None => request.amount.currency(),
+        };
+        let amount = refund
+            .amount
+            .map(|amount| money(answer, amount.get().abs(), currency, "refunds[].amount"))
+            .transpose()
+            .map_err(read_failed)?;
+        Ok(RecordedRefund {
+            provider_refund_id: refund.refund_number.clone(),
+            status: RefundStatus::Succeeded,
+            amount,
+            created_at: refund.inserted_at.clone(),
+            failure_reason: None,
+        })
+    };
+    let finding = match known_refund_id {
+        Some(known) => match order
+            .refunds
+            .iter()
+            .find(|refund| refund.refund_number.as_deref().map(str::trim) == Some(known))
+        {
+            Some(refund) => Finding::Found(recorded(refund)?),
+            None => Finding::Absent,
+        },
+        None if order.refunds.is_empty() => Finding::Absent,
+        None => Finding::Unattributed(
+            order
+                .refunds
+                .iter()
+                .map(recorded)
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    Ok(Lookup {
+        provider: PROVIDER,
+        finding,
+        read_at,
+        raw: raw(answer),
+    })
+}
+
+fn protocol_text(answer: &Answer, message: String) -> RefundError {
+    answer_error(PROVIDER, answer, ErrorKind::Protocol).with_provider_message(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,5 +547,61 @@ mod tests {
             error(400, r#"{"type":"BusinessError","code":"400.002","message":"Value is required","fieldReference":"captureNumber"}"#).field(),
             Some("capture_number")
         );
+    }
+
+    fn order(refunds: &str) -> Answer {
+        Answer::new(
+            200,
+            format!(
+                r#"{{"orderDetails":{{"orderNumber":"ORDER-1","currency":"EUR"}},"refunds":{refunds}}}"#
+            ),
+        )
+    }
+
+    fn finding(answer: &Answer, known: Option<&str>) -> Finding {
+        read_result(&request(), known, answer, SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .finding
+    }
+
+    #[test]
+    fn get_order_finds_a_known_refund_number_and_lists_the_rest_unattributed() {
+        let two = order(
+            r#"[{"refundNumber":"R-1","amount":-185,"balance":-185,"insertedAt":"2026-12-03T10:00:00Z","captureNumber":"000000001"},
+                {"refundNumber":"R-2","amount":-25.21}]"#,
+        );
+        let Finding::Found(found) = finding(&two, Some("R-2")) else {
+            panic!("R-2 is listed")
+        };
+        assert_eq!(found.status, RefundStatus::Succeeded);
+        assert_eq!(found.amount, Some(Money::parse("25.21", "EUR").unwrap()));
+        assert_eq!(finding(&two, Some("R-3")), Finding::Absent);
+        let Finding::Unattributed(all) = finding(&two, None) else {
+            panic!("without a number nothing is ours by the record")
+        };
+        assert_eq!(
+            all.iter()
+                .map(|r| (r.provider_refund_id.as_deref(), r.amount))
+                .collect::<Vec<_>>(),
+            [
+                (Some("R-1"), Some(Money::parse("185", "EUR").unwrap())),
+                (Some("R-2"), Some(Money::parse("25.21", "EUR").unwrap()))
+            ]
+        );
+        assert_eq!(finding(&order("[]"), None), Finding::Absent);
+    }
+
+    #[test]
+    fn a_failed_read_leaves_the_outcome_unknown() {
+        for (status, body) in [
+            (400, r#"[{"type":"BusinessError","code":"400.003","message":"Order not found"}]"#),
+            (401, ""),
+            (404, ""),
+            (502, "<html>bad gateway</html>"),
+        ] {
+            let error = read_result(&request(), None, &Answer::new(status, body), SystemTime::UNIX_EPOCH)
+                .unwrap_err();
+            assert_eq!(error.outcome(), crate::Outcome::Unknown, "{status}");
+        }
     }
 }

@@ -7,11 +7,13 @@ pub mod transformers;
 use moyasar_api::constraints::refund_order as body;
 
 use crate::answer::Answer;
+use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
 use crate::providers::room::Room;
 use crate::settings::check_base_url;
 use crate::reference::MerchantReference;
-use moyasar_api::operations::refund_order as operation;
+use moyasar_api::operations::{refund_order as operation, retrieve_order};
+use std::time::SystemTime;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
 use uuid::{Uuid, uuid};
@@ -20,8 +22,10 @@ use crate::answer::AnswerLimits;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
 use crate::providers::moyasar::config::MoyasarConfig;
+use crate::providers::mapping::read_failed;
 use crate::providers::transport::{
-    http_client, operation_path, operation_request, operation_url, secret_header, send_json,
+    http_client, operation_path, operation_request, operation_url, receive, secret_header,
+    send_json,
 };
 
 const PROVIDER: Provider = Provider::Moyasar;
@@ -91,6 +95,22 @@ impl Moyasar {
         let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
         transformers::refund_result(request, &answer)
     }
+
+    /// Reads the order (Retrieve Order) and finds our refund transaction in it
+    /// ([`transformers::read_result`]); the request must have passed validation.
+    pub async fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        let path = operation_path(retrieve_order::PATH, &[&request.order_id]);
+        let url = operation_url(&self.base_url, &path);
+        let outgoing = operation_request(&self.http, retrieve_order::METHOD, url);
+        let answer = receive(PROVIDER, outgoing, self.limits)
+            .await
+            .map_err(read_failed)?;
+        transformers::read_result(request, known_refund_id, &answer, SystemTime::now())
+    }
 }
 
 impl Room for Moyasar {
@@ -118,6 +138,23 @@ impl Room for Moyasar {
     async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         Moyasar::refund(self, request).await
     }
+
+    fn read_result(
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+        answer: &Answer,
+        read_at: SystemTime,
+    ) -> Result<Lookup, RefundError> {
+        transformers::read_result(request, known_refund_id, answer, read_at)
+    }
+
+    async fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        Moyasar::find(self, request, known_refund_id).await
+    }
 }
 
 
@@ -144,6 +181,7 @@ pub fn capabilities() -> Capabilities {
         max_capture_number_len: None,
         requires_provider_order_id: false,
         order_id_in_path: true,
+        record_read: true,
         refund_id_is_reference: false,
     }
 }

@@ -12,16 +12,19 @@
 //! `status` is the refund's status.
 
 use std::num::NonZeroU64;
+use std::time::SystemTime;
 
 use moyasar_api::types::{Order, RefundRequest as WireRefund, Transaction};
 
 use crate::answer::Answer;
 use crate::error::{ErrorKind, RefundError};
+use crate::lookup::{Finding, Lookup, RecordedRefund};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
 use crate::providers::mapping::{
-    answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
+    answer_error, decode, raw, read_error, read_failed, refusal_kind, undocumented,
+    with_body_text,
 };
 
 const PROVIDER: Provider = Provider::Moyasar;
@@ -130,16 +133,11 @@ fn refund_success(
         .moyasar_transaction_id()
         .to_string();
     let ours = |t: &&Transaction| t.id.as_deref() == Some(transaction_id.as_str());
-    let is_refund = |t: &&Transaction| {
-        t.type_
-            .as_deref()
-            .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("refund"))
-    };
     let transaction = order
         .transactions
         .iter()
         .filter(ours)
-        .find(is_refund)
+        .find(|t| is_refund(t))
         .ok_or_else(|| {
             // Moyasar accepted the call, so the refund may well exist; a retry would replay
             // this same order, so only reading the order can settle it.
@@ -153,10 +151,7 @@ fn refund_success(
             protocol(answer, message).with_retry_futile()
         })?;
     let status = transaction_status(transaction.status.as_deref().unwrap_or_default());
-    let currency = match order.currency.as_deref() {
-        Some(code) => Currency::from_code(code).map_err(|err| protocol(answer, err.to_string()))?,
-        None => request.amount.currency(),
-    };
+    let currency = order_currency(request, answer, order)?;
     let minor = |value: Option<json_decimal::JsonInteger>| {
         value.map(|minor| Money::from_minor_units(minor.get(), currency))
     };
@@ -169,6 +164,85 @@ fn refund_success(
         captured_total: minor(order.captured_amount),
         raw: raw(answer),
     })
+}
+
+/// Maps Retrieve Order's answer (`GET /v1/orders/{id}`): the one path from its bytes to a
+/// [`Lookup`].
+///
+/// | status | body | result |
+/// |---|---|---|
+/// | 2xx | the order, with a transaction of `type` `refund` whose `id` is our `transaction_id` | [`Finding::Found`], status by [`transaction_status`], amount in the order's currency |
+/// | 2xx | the order without one (none with our id, or ours is not a refund) | [`Finding::Absent`] |
+/// | 2xx | not an order | [`ErrorKind::Protocol`] |
+/// | other | any | by status ([`read_error`]; Moyasar documents 401 and 403) |
+///
+/// `known_refund_id` is not needed: our refund is found by the same rule as in the refund's
+/// answer, its `transaction_id` as the refund transaction's `id`. The public pages do not say
+/// that Moyasar echoes it there; the refund example's transaction `id` is a v4 UUID where every
+/// id Moyasar makes is a v7, which suggests it does (provider-docs `reads.md`, open question 5).
+/// Every error leaves the refund's outcome unknown.
+pub fn read_result(
+    request: &RefundRequest,
+    _known_refund_id: Option<&str>,
+    answer: &Answer,
+    read_at: SystemTime,
+) -> Result<Lookup, RefundError> {
+    if !(200..=299).contains(&answer.status) {
+        return Err(read_error(PROVIDER, answer));
+    }
+    let order: Order = decode(PROVIDER, answer).map_err(read_failed)?;
+    let transaction_id = request
+        .merchant_reference
+        .moyasar_transaction_id()
+        .to_string();
+    let ours = order.transactions.iter().find(|t| {
+        t.id.as_deref().map(str::trim) == Some(transaction_id.as_str()) && is_refund(t)
+    });
+    let finding = match ours {
+        Some(transaction) => {
+            let status = transaction_status(transaction.status.as_deref().unwrap_or_default());
+            let currency = order_currency(request, answer, &order).map_err(read_failed)?;
+            Finding::Found(RecordedRefund {
+                provider_refund_id: transaction.id.clone(),
+                status,
+                amount: transaction
+                    .amount
+                    .map(|minor| Money::from_minor_units(minor.get(), currency)),
+                created_at: transaction.created_at.clone(),
+                failure_reason: match status {
+                    RefundStatus::Failed => transaction.message.clone(),
+                    _ => None,
+                },
+            })
+        }
+        None => Finding::Absent,
+    };
+    Ok(Lookup {
+        provider: PROVIDER,
+        finding,
+        read_at,
+        raw: raw(answer),
+    })
+}
+
+/// Whether a transaction is a refund (its `type`, in any case).
+fn is_refund(transaction: &Transaction) -> bool {
+    transaction
+        .type_
+        .as_deref()
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("refund"))
+}
+
+/// The order's currency (else the request's).
+fn order_currency(
+    request: &RefundRequest,
+    answer: &Answer,
+    order: &Order,
+) -> Result<Currency, RefundError> {
+    match order.currency.as_deref() {
+        Some(code) => Currency::from_code(code).map_err(|err| protocol(answer, err.to_string())),
+        None => Ok(request.amount.currency()),
+    }
 }
 
 /// A 4xx, read leniently (`{message}`, `{message, errors: {field: [..]}}`, `errors: null` or
@@ -250,6 +324,61 @@ mod tests {
                 RefundStatus::Pending,
                 "{unsettled}"
             );
+        }
+    }
+
+    fn order(transactions: &str) -> Answer {
+        Answer::new(
+            200,
+            format!(
+                r#"{{"id":"0191f5a7","status":"captured","amount":262346,"currency":"SAR","refunded_amount":1000,"transactions":{transactions}}}"#
+            ),
+        )
+    }
+
+    fn sar_request() -> RefundRequest {
+        RefundRequest::new(
+            PROVIDER,
+            "0191f5a7",
+            Money::parse("10.00", "SAR").unwrap(),
+            crate::MerchantReference::new("RF-1").unwrap(),
+        )
+    }
+
+    fn finding(answer: &Answer) -> Finding {
+        read_result(&sar_request(), None, answer, SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .finding
+    }
+
+    #[test]
+    fn retrieve_order_finds_our_refund_transaction_only() {
+        let ours = sar_request().merchant_reference.moyasar_transaction_id();
+        let refund = order(&format!(
+            r#"[{{"id":"{ours}","type":"capture","status":"approved","amount":262346}},
+                {{"id":"{ours}","type":"Refund","status":"failed","amount":1000,"message":"declined by issuer"}}]"#
+        ));
+        let Finding::Found(found) = finding(&refund) else {
+            panic!("our refund transaction is listed")
+        };
+        assert_eq!(found.status, RefundStatus::Failed);
+        assert_eq!(found.amount, Some(Money::parse("10.00", "SAR").unwrap()));
+        assert_eq!(found.failure_reason.as_deref(), Some("declined by issuer"));
+
+        let capture_only = order(&format!(
+            r#"[{{"id":"{ours}","type":"capture","status":"approved","amount":262346}}]"#
+        ));
+        assert_eq!(finding(&capture_only), Finding::Absent);
+        assert_eq!(finding(&order("[]")), Finding::Absent);
+    }
+
+    #[test]
+    fn a_failed_read_leaves_the_outcome_unknown() {
+        for status in [401, 403, 404, 500] {
+            let answer = Answer::new(status, r#"{"type":"authentication_error","message":"Invalid authorization credentials"}"#);
+            let error =
+                read_result(&sar_request(), None, &answer, SystemTime::UNIX_EPOCH).unwrap_err();
+            assert_eq!(error.outcome(), crate::Outcome::Unknown, "{status}");
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod transformers;
 use openapp_api::constraints::refund_order as body;
 
 use crate::answer::Answer;
+use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
 use crate::providers::room::Room;
 use crate::settings::check_base_url;
@@ -117,8 +118,39 @@ impl Room for OpenApp {
     async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         OpenApp::refund(self, request).await
     }
+
+    fn read_result(
+        _request: &RefundRequest,
+        _known_refund_id: Option<&str>,
+        _answer: &Answer,
+        _read_at: SystemTime,
+    ) -> Result<Lookup, RefundError> {
+        Err(no_record_read())
+    }
+
+    async fn find(
+        &self,
+        _request: &RefundRequest,
+        _known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        Err(no_record_read())
+    }
 }
 
+
+/// The error of every read: OpenApp publishes no read of a refund and no callback (its pages,
+/// checked for `specs/openapp/READS.md`, list none); the refund's execution shows only in its
+/// settlement report, whose format and delivery are not public. Feed what that report says to
+/// the journal's `record_status`.
+fn no_record_read() -> RefundError {
+    RefundError::invalid(
+        "provider",
+        "OpenApp publishes no read of a refund: its settlement report is the only record",
+    )
+    .with_provider(PROVIDER)
+    .with_outcome(crate::Outcome::Unknown)
+    .with_retry_futile()
+}
 
 /// OpenApp's refund features (a 2xx only confirms registration; `caseId` unique per order;
 /// a `reason` enum; amounts in 1/100s, so only 2-decimal currencies) and the limits its JSON
@@ -144,6 +176,7 @@ pub fn capabilities() -> Capabilities {
         max_capture_number_len: None,
         requires_provider_order_id: body::oa_order_id::REQUIRED,
         order_id_in_path: false,
+        record_read: false,
         refund_id_is_reference: true,
     }
 }

@@ -8,13 +8,16 @@ pub mod transformers;
 use optty_api::constraints::refunds_controller_refund_order as body;
 
 use crate::answer::Answer;
+use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
 use crate::providers::room::Room;
 use crate::settings::check_base_url;
 use crate::reference::MerchantReference;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use optty_api::operations::{create_access_token, refunds_controller_refund_order as operation};
+use optty_api::operations::{
+    create_access_token, get_transaction_details, refunds_controller_refund_order as operation,
+};
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
@@ -22,6 +25,7 @@ use tokio::sync::Mutex;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
 use crate::providers::optty::config::OpttyConfig;
+use crate::providers::mapping::read_failed;
 use crate::providers::transport::receive;
 use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,
@@ -96,6 +100,30 @@ impl Optty {
         transformers::refund_result(request, &answer)
     }
 
+    /// Reads the order's Transaction Details and finds our refund in them
+    /// ([`transformers::read_result`]), renewing the token once on 401 like a refund; the
+    /// request must have passed validation. No body and no `merchantId` are sent: the docs
+    /// show none for a merchant's own orders.
+    pub async fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        let read = async |renew: bool| -> Result<Answer, RefundError> {
+            let authorization = self.authorization(renew).await?;
+            let path = operation_path(get_transaction_details::PATH, &[&request.order_id]);
+            let url = operation_url(&self.config.base_url, &path);
+            let outgoing = operation_request(&self.http, get_transaction_details::METHOD, url)
+                .header(AUTHORIZATION, authorization);
+            receive(PROVIDER, outgoing, self.config.limits).await
+        };
+        let mut answer = read(false).await.map_err(read_failed)?;
+        if answer.status == 401 {
+            answer = read(true).await.map_err(read_failed)?;
+        }
+        transformers::read_result(request, known_refund_id, &answer, SystemTime::now())
+    }
+
     /// The bearer header, fetching a token if there is none, it is about to expire, or `renew`
     /// says the last one was refused.
     async fn authorization(
@@ -165,6 +193,23 @@ impl Room for Optty {
     async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         Optty::refund(self, request).await
     }
+
+    fn read_result(
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+        answer: &Answer,
+        read_at: SystemTime,
+    ) -> Result<Lookup, RefundError> {
+        transformers::read_result(request, known_refund_id, answer, read_at)
+    }
+
+    async fn find(
+        &self,
+        request: &RefundRequest,
+        known_refund_id: Option<&str>,
+    ) -> Result<Lookup, RefundError> {
+        Optty::find(self, request, known_refund_id).await
+    }
 }
 
 
@@ -191,6 +236,7 @@ pub fn capabilities() -> Capabilities {
         max_capture_number_len: None,
         requires_provider_order_id: false,
         order_id_in_path: true,
+        record_read: true,
         refund_id_is_reference: false,
     }
 }

@@ -13,13 +13,19 @@ use optty_api::types::{
 };
 use secrecy::ExposeSecret;
 
+use std::time::SystemTime;
+
+use optty_api::types::{TransactionDetails, TransactionRefund};
+
 use crate::answer::Answer;
 use crate::error::{ErrorKind, RefundError};
+use crate::lookup::{Finding, Lookup, RecordedRefund};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
-use crate::money::Money;
+use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
 use crate::providers::mapping::{
-    answer_error, decode, raw, refusal_kind, undocumented, with_body_text,
+    answer_error, decode, raw, read_error, read_failed, refusal_kind, undocumented,
+    with_body_text,
 };
 use crate::providers::optty::config::OpttyConfig;
 
@@ -109,13 +115,7 @@ fn refund_success(
     answer: &Answer,
     body: &RefundResponse,
 ) -> Result<Refund, RefundError> {
-    let status = match body.refund_status.trim().to_ascii_uppercase().as_str() {
-        "SUCCESSFUL" | "SUCCESS" | "SUCCEEDED" => RefundStatus::Succeeded,
-        "FAILED" | "FAILURE" | "DECLINED" | "REJECTED" | "CANCELLED" | "CANCELED" => {
-            RefundStatus::Failed
-        }
-        _ => RefundStatus::Pending,
-    };
+    let status = refund_status(&body.refund_status);
     let amount =
         Money::new(body.refunded_amount.get(), request.amount.currency()).map_err(|err| {
             answer_error(PROVIDER, answer, ErrorKind::Protocol)
@@ -136,6 +136,87 @@ fn refund_success(
         captured_total: None,
         raw: raw(answer),
     })
+}
+
+/// What an Optty refund status says, in the refund's answer and in Transaction Details alike:
+/// SUCCESSFUL is final, and so are FAILED, DECLINED and CANCELLED (no money moved); any other
+/// (PENDING, a status Optty adds) means the refund exists but is not known to be final.
+pub fn refund_status(status: &str) -> RefundStatus {
+    match status.trim().to_ascii_uppercase().as_str() {
+        "SUCCESSFUL" | "SUCCESS" | "SUCCEEDED" => RefundStatus::Succeeded,
+        "FAILED" | "FAILURE" | "DECLINED" | "REJECTED" | "CANCELLED" | "CANCELED" => {
+            RefundStatus::Failed
+        }
+        _ => RefundStatus::Pending,
+    }
+}
+
+/// Maps Transaction Details' answer (`POST /orders/{orderReference}/details`): the one path
+/// from its bytes to a [`Lookup`].
+///
+/// | status | body | result |
+/// |---|---|---|
+/// | 2xx | the order; a `refunds[]` entry whose `refundId` is our refund reference or `known_refund_id` (our `bnplRefundId`) | [`Finding::Found`], status by [`refund_status`], amount read exactly from a string or a number |
+/// | 2xx | the order, no such entry | [`Finding::Absent`] |
+/// | 2xx | not an order | [`ErrorKind::Protocol`] |
+/// | other | any | by status ([`read_error`]) |
+///
+/// Every error leaves the refund's outcome unknown: a read says nothing about it when it fails.
+pub fn read_result(
+    request: &RefundRequest,
+    known_refund_id: Option<&str>,
+    answer: &Answer,
+    read_at: SystemTime,
+) -> Result<Lookup, RefundError> {
+    if !(200..=299).contains(&answer.status) {
+        return Err(read_error(PROVIDER, answer));
+    }
+    let details: TransactionDetails = decode(PROVIDER, answer).map_err(read_failed)?;
+    let ours = |refund: &&TransactionRefund| {
+        refund.refund_id.as_deref().map(str::trim).is_some_and(|id| {
+            id == request.merchant_reference.as_str() || Some(id) == known_refund_id
+        })
+    };
+    let finding = match details.refunds.iter().find(ours) {
+        Some(refund) => Finding::Found(RecordedRefund {
+            provider_refund_id: refund.refund_id.clone(),
+            status: refund_status(refund.status.as_deref().unwrap_or_default()),
+            amount: recorded_amount(refund, request, answer)?,
+            created_at: refund.created_at.clone(),
+            failure_reason: refund.refund_failure_reason.clone(),
+        }),
+        None => Finding::Absent,
+    };
+    Ok(Lookup {
+        provider: PROVIDER,
+        finding,
+        read_at,
+        raw: raw(answer),
+    })
+}
+
+/// A listed refund's amount, in its own currency (else the request's).
+fn recorded_amount(
+    refund: &TransactionRefund,
+    request: &RefundRequest,
+    answer: &Answer,
+) -> Result<Option<Money>, RefundError> {
+    let Some(amount) = &refund.amount else {
+        return Ok(None);
+    };
+    let currency = match refund.currency.as_deref() {
+        Some(code) => Currency::from_code(code.trim()),
+        None => Ok(request.amount.currency()),
+    };
+    currency
+        .and_then(|currency| Money::new(amount.get().abs(), currency))
+        .map(Some)
+        .map_err(|err| {
+            read_failed(
+                answer_error(PROVIDER, answer, ErrorKind::Protocol)
+                    .with_provider_message(format!("refunds[].amount: {err}")),
+            )
+        })
 }
 
 /// A 4xx, whatever its body: a refusal ([`refusal_kind`]), recognised as over the limit or as a
@@ -411,5 +492,59 @@ mod tests {
         assert_eq!(err.kind(), &ErrorKind::Duplicate);
         assert_eq!(err.outcome(), Outcome::Applied);
         assert_eq!(err.provider_code(), Some("Bad Request"));
+    }
+
+    fn details(refunds: &str) -> Answer {
+        Answer::new(
+            200,
+            format!(
+                r#"{{"merchantReference":"ORDER-1","status":"SUCCESSFUL","amount":"260","currency":"AUD","refunds":{refunds}}}"#
+            ),
+        )
+    }
+
+    fn finding(answer: &Answer, known: Option<&str>) -> Finding {
+        read_result(&request(), known, answer, SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .finding
+    }
+
+    #[test]
+    fn details_find_our_refund_by_reference_or_known_id() {
+        let ours = details(
+            r#"[{"refundId":"OTHER","amount":"5","currency":"AUD","status":"SUCCESSFUL"},
+                {"refundId":"RF-1","amount":"100.50","currency":"AUD","status":"pending","createdAt":"2026-12-03T10:00:00Z"}]"#,
+        );
+        let Finding::Found(refund) = finding(&ours, None) else {
+            panic!("our reference is listed")
+        };
+        assert_eq!(refund.status, RefundStatus::Pending);
+        assert_eq!(refund.amount, aud("100.50"));
+        assert_eq!(refund.created_at.as_deref(), Some("2026-12-03T10:00:00Z"));
+
+        let by_bnpl_id = details(
+            r#"[{"refundId":"KL-9","amount":240,"currency":"AUD","status":"DECLINED","refundFailureReason":"card closed"}]"#,
+        );
+        assert_eq!(finding(&by_bnpl_id, None), Finding::Absent);
+        let Finding::Found(refund) = finding(&by_bnpl_id, Some("KL-9")) else {
+            panic!("the known bnplRefundId is listed")
+        };
+        assert_eq!(refund.status, RefundStatus::Failed);
+        assert_eq!(refund.amount, aud("240"));
+        assert_eq!(refund.failure_reason.as_deref(), Some("card closed"));
+    }
+
+    #[test]
+    fn details_without_our_refund_are_absent_and_failed_reads_say_nothing() {
+        assert_eq!(finding(&details("[]"), None), Finding::Absent);
+        for answer in [
+            Answer::new(401, r#"{"statusCode":401,"message":"You are not authorized to view this transaction...!","error":"Unauthorized"}"#),
+            Answer::new(404, ""),
+            Answer::new(503, "<html>busy</html>"),
+            Answer::new(200, r#"{"refunds":"none"}"#),
+        ] {
+            let error = read_result(&request(), None, &answer, SystemTime::UNIX_EPOCH).unwrap_err();
+            assert_eq!(error.outcome(), Outcome::Unknown, "{answer:?}: {error}");
+        }
     }
 }

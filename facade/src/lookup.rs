@@ -1,0 +1,68 @@
+//! What reading the provider's own record says about one refund: [`Lookup`], the result of
+//! [`Refunds::find`](crate::Refunds::find).
+//!
+//! A refund's own answer is not always the last word (Optty answers `PENDING`, an answer can be
+//! lost after the provider committed); the provider's record is. How each provider's record
+//! names "our" refund:
+//!
+//! | provider | read | our refund is the one whose | status |
+//! |---|---|---|---|
+//! | Optty | Transaction Details, `POST /orders/{orderReference}/details` | `refundId` is our refund reference or the `bnplRefundId` we were given (unverified: Optty describes `refundId` only as "the unique generated refund Id") | `refunds[].status` |
+//! | AfterPay | Get Order, `GET /api/v3/orders/{orderNumber}` | `refundNumber` is the one we were given; Riverty echoes none of our references, so without it the order's refunds come back [`Finding::Unattributed`] for the journal to attribute | listed means booked: succeeded |
+//! | Moyasar | Retrieve Order, `GET /v1/orders/{id}` | transaction of `type` `refund` whose `id` is our `transaction_id` | transaction `status` |
+//! | OpenApp | none: OpenApp publishes no read and no callback (its settlement report is the only record) | - | - |
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::answer::RawAnswer;
+use crate::model::{Provider, RefundStatus};
+use crate::money::Money;
+
+/// One refund as the provider's record lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedRefund {
+    /// The provider's id of the refund (Optty `refundId`, AfterPay `refundNumber`, Moyasar
+    /// transaction `id`).
+    pub provider_refund_id: Option<String>,
+    /// Its status in the record.
+    pub status: RefundStatus,
+    /// Its amount (positive), where the record states one in a currency we know.
+    pub amount: Option<Money>,
+    /// When the provider says it was made, in the provider's own text.
+    pub created_at: Option<String>,
+    /// Why it failed, where the provider says (Optty `refundFailureReason`, Moyasar `message`
+    /// of a failed transaction).
+    pub failure_reason: Option<String>,
+}
+
+/// What the record says about the request's refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", content = "refunds", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Finding {
+    /// The record holds our refund.
+    Found(RecordedRefund),
+    /// The record, read at [`Lookup::read_at`], holds no refund of ours. A refund sent just
+    /// before may not show yet (providers' reads can lag): wait out a settling delay before
+    /// concluding it was not applied.
+    Absent,
+    /// (AfterPay) The order's refunds, none of which the record ties to our request: Riverty
+    /// echoes no reference of ours, so only a journal that knows every refund made on the order
+    /// can tell which, if any, is ours.
+    Unattributed(Vec<RecordedRefund>),
+}
+
+/// A read of the provider's record for one refund request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lookup {
+    /// The provider read.
+    pub provider: Provider,
+    /// What the record says about our refund.
+    pub finding: Finding,
+    /// When the answer was received (the record is at least this recent).
+    pub read_at: SystemTime,
+    /// The provider's answer body exactly as received, for audit.
+    pub raw: RawAnswer,
+}
