@@ -66,7 +66,7 @@ impl Preparer {
     fn new(sandbox: &Sandbox) -> Preparer {
         Preparer {
             http: reqwest::Client::new(),
-            base_url: sandbox.moyasar.base_url(),
+            base_url: sandbox.moyasar().base_url(),
         }
     }
 

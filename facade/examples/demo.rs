@@ -17,18 +17,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // One captured order per provider.
     sandbox
-        .optty
+        .optty()
         .seed_order(OrderSeed::new("ORD-OPTTY-1", "AUD", Decimal::new(10000, 2)));
-    sandbox.afterpay.seed_order(
+    sandbox.afterpay().seed_order(
         OrderSeed::new("ORD-AFTERPAY-1", "EUR", Decimal::new(30000, 2))
             .capture_number(sandbox::DEFAULT_CAPTURE_NUMBER),
     );
-    sandbox.moyasar.seed_order(OrderSeed::new(
+    sandbox.moyasar().seed_order(OrderSeed::new(
         "ORD-MOYASAR-1",
         "SAR",
         Decimal::new(262346, 2),
     ));
-    sandbox.openapp.seed_order(
+    sandbox.openapp().seed_order(
         OrderSeed::new("ORD-OPENAPP-1", "PLN", Decimal::new(5000, 2))
             .oa_order_id("OA12345678901234"),
     );
@@ -36,21 +36,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Base URLs are always named explicitly: here, the sandbox's.
     let refunds = Refunds::builder()
         .optty(OpttyConfig::new(
-            sandbox.optty.base_url(),
-            sandbox.optty.base_url(),
+            sandbox.optty().base_url(),
+            sandbox.optty().base_url(),
             credentials::OPTTY_CLIENT_ID,
             credentials::OPTTY_CLIENT_SECRET,
         ))
         .afterpay(AfterPayConfig::new(
-            sandbox.afterpay.base_url(),
+            sandbox.afterpay().base_url(),
             credentials::AFTERPAY_API_KEY,
         ))
         .moyasar(MoyasarConfig::new(
-            sandbox.moyasar.base_url(),
+            sandbox.moyasar().base_url(),
             credentials::MOYASAR_SECRET_KEY,
         ))
         .openapp(OpenAppConfig::new(
-            sandbox.openapp.base_url(),
+            sandbox.openapp().base_url(),
             credentials::OPENAPP_API_KEY,
             credentials::OPENAPP_API_SECRET,
         ))

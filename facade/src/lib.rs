@@ -67,12 +67,12 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sandbox = Sandbox::start(SandboxConfig::default()).await?;
-//! sandbox.optty.seed_order(OrderSeed::new("ORD-1", "AUD", "100.00".parse()?));
+//! sandbox.optty().seed_order(OrderSeed::new("ORD-1", "AUD", "100.00".parse()?));
 //!
 //! let refunds = Refunds::builder()
 //!     .optty(OpttyConfig::new(
-//!         sandbox.optty.base_url(),   // refund API
-//!         sandbox.optty.base_url(),   // token endpoint (auth.optty.com in production)
+//!         sandbox.optty().base_url(),   // refund API
+//!         sandbox.optty().base_url(),   // token endpoint (auth.optty.com in production)
 //!         credentials::OPTTY_CLIENT_ID,
 //!         credentials::OPTTY_CLIENT_SECRET,
 //!     ))

@@ -149,12 +149,12 @@ impl Refunds {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let sandbox = Sandbox::start(SandboxConfig::default()).await?;
-    /// sandbox.moyasar.seed_order(OrderSeed::from_minor("ord-1", "SAR", 10_000));
+    /// sandbox.moyasar().seed_order(OrderSeed::from_minor("ord-1", "SAR", 10_000));
     /// // A gateway times out after Moyasar committed the refund.
-    /// sandbox.moyasar.inject(Fault::StatusAfterCommit(504), Match::Any.once());
+    /// sandbox.moyasar().inject(Fault::StatusAfterCommit(504), Match::Any.once());
     ///
     /// let refunds = Refunds::builder()
-    ///     .moyasar(MoyasarConfig::new(sandbox.moyasar.base_url(), credentials::MOYASAR_SECRET_KEY))
+    ///     .moyasar(MoyasarConfig::new(sandbox.moyasar().base_url(), credentials::MOYASAR_SECRET_KEY))
     ///     .build()?;
     /// let request = RefundRequest::new(
     ///     Provider::Moyasar,
@@ -165,7 +165,7 @@ impl Refunds {
     /// let policy = RetryPolicy { initial_backoff: std::time::Duration::from_millis(1), ..RetryPolicy::default() };
     /// let settlement = refunds.refund_with_retries(&request, &policy).await;
     /// assert!(matches!(settlement, Settlement::Applied { attempts: 2, .. }));
-    /// assert_eq!(sandbox.moyasar.refund_count(), 1); // the retry was deduplicated
+    /// assert_eq!(sandbox.moyasar().refund_count(), 1); // the retry was deduplicated
     /// sandbox.shutdown().await;
     /// # Ok(())
     /// # }

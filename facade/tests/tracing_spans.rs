@@ -79,14 +79,14 @@ async fn refund_calls_and_attempts_are_spans_with_their_fields() {
 
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     sandbox
-        .moyasar
+        .moyasar()
         .seed_order(OrderSeed::from_minor("ord-trace", "SAR", 10_000));
     sandbox
-        .moyasar
+        .moyasar()
         .inject(Fault::StatusAfterCommit(504), Match::Any.once());
     let refunds = Refunds::builder()
         .moyasar(MoyasarConfig::new(
-            sandbox.moyasar.base_url(),
+            sandbox.moyasar().base_url(),
             credentials::MOYASAR_SECRET_KEY,
         ))
         .build()

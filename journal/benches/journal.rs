@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
         .block_on(Sandbox::start(SandboxConfig::default()))
         .expect("the sandbox");
     for i in 0..ORDERS {
-        sandbox.afterpay.seed_order(OrderSeed::new(
+        sandbox.afterpay().seed_order(OrderSeed::new(
             format!("ORD-{i}"),
             "EUR",
             Decimal::new(1_000_000_000, 0),
@@ -109,7 +109,7 @@ fn bench(c: &mut Criterion) {
     }
     let refunds = Refunds::builder()
         .afterpay(AfterPayConfig::new(
-            sandbox.afterpay.base_url(),
+            sandbox.afterpay().base_url(),
             credentials::AFTERPAY_API_KEY,
         ))
         .build()

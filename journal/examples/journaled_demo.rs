@@ -121,7 +121,10 @@ async fn history(journal: &Journal, entry: &Entry) -> Result<(), Error> {
 async fn main() -> Result<(), Error> {
     // AfterPay documents no duplicate key: the sandbox does not replay a repeated one either.
     let sandbox = Sandbox::start(SandboxConfig {
-        afterpay_replay_transaction_reference: false,
+        afterpay: sandbox::afterpay::Settings {
+            replay_transaction_reference: false,
+            ..Default::default()
+        },
         ..SandboxConfig::default()
     })
     .await?;
@@ -156,18 +159,18 @@ async fn main() -> Result<(), Error> {
         "\n2. The same request again, from a new client (as after a restart): nothing is sent"
     );
     let req = request(Provider::AfterPay, "ORD-1", "10.00", "RF-afterpay-1")?;
-    let before = sandbox.afterpay.requests_received();
+    let before = sandbox.afterpay().requests_received();
     let again = journal.refund(&client(&sandbox)?, &req).await?;
     println!(
         "   {:<10} {}  (requests to AfterPay: {before} -> {})",
         again.label(),
         line(again.entry()),
-        sandbox.afterpay.requests_received()
+        sandbox.afterpay().requests_received()
     );
 
     println!("\n3. AfterPay refunds, then a gateway answers 504 (injected fault): outcome unknown");
     sandbox
-        .afterpay
+        .afterpay()
         .inject(Fault::StatusAfterCommit(504), Match::Any.once());
     let req = request(Provider::AfterPay, "ORD-1", "15.00", "RF-afterpay-2")?;
     let result = journal.refund(&refunds, &req).await?;
@@ -192,7 +195,7 @@ async fn main() -> Result<(), Error> {
     }
     failures(&report);
     let found = sandbox
-        .afterpay
+        .afterpay()
         .refunds_with_reference("RF-afterpay-2")
         .len();
     println!("   an operator looks at the order at AfterPay: {found} refund with RF-afterpay-2");
@@ -210,7 +213,7 @@ async fn main() -> Result<(), Error> {
         "   the same request again: {} (AfterPay refunds for RF-afterpay-2: {})",
         repeat.label(),
         sandbox
-            .afterpay
+            .afterpay()
             .refunds_with_reference("RF-afterpay-2")
             .len()
     );
@@ -221,7 +224,7 @@ async fn main() -> Result<(), Error> {
         "\n4. Moyasar: the connection drops after Moyasar refunded, and the call does not retry"
     );
     sandbox
-        .moyasar
+        .moyasar()
         .inject(Fault::DropAfterCommit, Match::Any.once());
     let req = request(Provider::Moyasar, "ORD-1", "20.00", "RF-moyasar-2")?;
     let no_retry = Journal::open_with(
@@ -251,7 +254,7 @@ async fn main() -> Result<(), Error> {
     let key = req.merchant_reference.moyasar_transaction_id().to_string();
     println!(
         "   Moyasar refunds for RF-moyasar-2: {}; unresolved(): {}",
-        sandbox.moyasar.refunds_with_reference(&key).len(),
+        sandbox.moyasar().refunds_with_reference(&key).len(),
         journal.unresolved().await?.len()
     );
     if let JournaledRefund::Unresolved { entry, .. } = &result {

@@ -81,53 +81,6 @@ pub(crate) fn error_response(e: &AdminError) -> Response {
     )
 }
 
-/// Orders to seed into each provider at startup (`sandbox --seed-file`):
-/// `{"optty": [seed, ..], "afterpay": [..], "moyasar": [..], "openapp": [..]}`,
-/// each seed as `POST /__admin/orders` takes it; every key is optional.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SeedFile {
-    /// Optty orders.
-    pub optty: Vec<OrderSeed>,
-    /// AfterPay orders.
-    pub afterpay: Vec<OrderSeed>,
-    /// Moyasar orders.
-    pub moyasar: Vec<OrderSeed>,
-    /// OpenApp orders.
-    pub openapp: Vec<OrderSeed>,
-}
-
-impl SeedFile {
-    /// Parses a seed file, naming the field at fault
-    /// (`moyasar[1].captured`).
-    pub fn parse(text: &str) -> Result<SeedFile, AdminError> {
-        let value = wire::from_slice(text.as_bytes())
-            .map_err(|e| AdminError::invalid("seed file", format!("not JSON: {e}")))?;
-        let obj = object(&value, "seed file")?;
-        let mut file = SeedFile::default();
-        for (key, list) in obj {
-            let target = match key.as_str() {
-                "optty" => &mut file.optty,
-                "afterpay" => &mut file.afterpay,
-                "moyasar" => &mut file.moyasar,
-                "openapp" => &mut file.openapp,
-                _ => {
-                    return Err(AdminError::invalid(
-                        key,
-                        "unknown provider: use optty, afterpay, moyasar or openapp",
-                    ));
-                }
-            };
-            let Value::Array(items) = list else {
-                return Err(AdminError::invalid(key, "must be an array of orders"));
-            };
-            for (i, item) in items.iter().enumerate() {
-                target.push(parse_seed(item).map_err(|e| e.within(&format!("{key}[{i}]")))?);
-            }
-        }
-        Ok(file)
-    }
-}
-
 // ---------------------------------------------------------------------------
 // JSON forms of faults, matches and fault rules.
 
@@ -226,7 +179,7 @@ impl<'a> From<&'a FaultRule> for FaultRuleJson<'a> {
 // ---------------------------------------------------------------------------
 // Reading JSON input field by field, so every error names its field.
 
-fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AdminError> {
+pub(crate) fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AdminError> {
     v.as_object()
         .ok_or_else(|| AdminError::invalid(field, "must be a JSON object"))
 }
@@ -286,7 +239,7 @@ fn refund_status(
 }
 
 /// An [`OrderSeed`] as JSON (see `OrderSeed` in `admin.openapi.json`).
-fn parse_seed(v: &Value) -> Result<OrderSeed, AdminError> {
+pub(crate) fn parse_seed(v: &Value) -> Result<OrderSeed, AdminError> {
     let obj = object(v, "body")?;
     only_fields(
         obj,
@@ -739,21 +692,5 @@ mod tests {
             let text = serde_json::to_string(&FaultJson::from(&fault)).unwrap_or_default();
             assert_eq!(parse_fault(&v(&text)).unwrap(), fault, "{text}");
         }
-    }
-
-    #[test]
-    fn seed_files_name_the_field_at_fault() {
-        let file = SeedFile::parse(
-            r#"{"optty":[{"id":"A","currency":"AUD","captured":10.10}],"openapp":[]}"#,
-        )
-        .unwrap();
-        assert_eq!(file.optty[0].captured.to_string(), "10.10");
-        let e = SeedFile::parse(
-            r#"{"moyasar":[{"id":"A","currency":"SAR","captured":1},{"id":"B","currency":"SAR"}]}"#,
-        )
-        .unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("moyasar[1].captured"));
-        let e = SeedFile::parse(r#"{"paypal":[]}"#).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("paypal"));
     }
 }

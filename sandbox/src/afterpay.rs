@@ -6,19 +6,22 @@
 //!   items; with no items the whole remaining amount of the capture is
 //!   refunded. `items` and the legacy `orderItems` are both accepted.
 //! - Refund numbers continue the order's 9-digit sequence the seeded capture
-//!   started (capture `000000001`, first refund `000000002`).
+//!   started (capture `000000001`, first refund `000000002`), whatever the
+//!   seed's capture number.
 //! - `remainingAuthorizedAmount` is authorized minus captured.
 //! - A repeated `transactionReference` on the same order returns the
 //!   original response and records nothing (switchable by
-//!   [`crate::SandboxConfig::afterpay_replay_transaction_reference`]; Riverty
-//!   documents no duplicate rule).
+//!   [`Settings::replay_transaction_reference`]; Riverty documents no
+//!   duplicate rule).
 //! - An unknown order answers 404 with a ResponseMessage array (code
 //!   `NotFound`); an unknown `captureNumber` answers 400 `CaptureNotFound`;
 //!   a refund beyond the capture's remaining amount answers 400 with
 //!   [`OVER_REFUND_CODE`] and `fieldReference` `items`.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::wire::{Map, Value};
 use axum::body::Bytes;
@@ -28,16 +31,91 @@ use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::credentials::AFTERPAY_API_KEY;
-use crate::fault::{Fault, answer_unaltered};
-use crate::response::{json, json_bytes, non_json_502};
+use crate::fault::answer_unaltered;
+use crate::response::{json, json_bytes};
+use crate::room::{EnvVar, Room};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, run_refund,
+    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, Drawn, draw_fault, run_refund,
 };
-use crate::shared::Shared;
-use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
+use crate::shared::{RoomBook, Shared};
+use crate::state::{OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
 use crate::{money, wire};
+
+/// The demo `X-Auth-Key`.
+pub const API_KEY: &str = "sandbox-afterpay-key";
+
+/// The capture number AfterPay orders get when the seed names none
+/// ([`OrderSeed::capture_number`]).
+pub const DEFAULT_CAPTURE_NUMBER: &str = "000000001";
+
+/// The refund route as Riverty's spec names it.
+pub const REFUND_PATH: &str = "/api/v3/orders/{orderNumber}/refunds";
+
+/// AfterPay's settings ([`crate::SandboxConfig::afterpay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// A fixed port, taking precedence over [`crate::SandboxConfig::port_base`].
+    pub port: Option<u16>,
+    /// The normalized OpenAPI document whose request body schema the refund route enforces
+    /// (default `afterpay_api::NORMALIZED_OPENAPI`); one without the route's operation, or
+    /// whose schema does not compile, fails [`crate::Sandbox::start`].
+    pub spec: Cow<'static, str>,
+    /// A repeated `transactionReference` on an order replays the original response (default
+    /// `true`; Riverty documents no rule).
+    pub replay_transaction_reference: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: None,
+            spec: Cow::Borrowed(afterpay_api::NORMALIZED_OPENAPI),
+            replay_transaction_reference: true,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings as `sandbox --print-config json` reports them.
+    pub fn report(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![(
+            "afterpay_replay_transaction_reference",
+            self.replay_transaction_reference.into(),
+        )]
+    }
+}
+
+/// AfterPay's flags of the `sandbox` binary.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "AfterPay")]
+// No argument group: each room's `Flags` would claim the same group name.
+#[group(skip)]
+pub struct Flags {
+    /// AfterPay's port (overrides --port-base for AfterPay).
+    #[arg(long, value_name = "PORT")]
+    pub afterpay_port: Option<u16>,
+
+    /// Whether a repeated AfterPay transactionReference on an order replays
+    /// the original answer instead of refunding again.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub afterpay_replay_transaction_reference: bool,
+}
+
+impl Flags {
+    /// Sets what the flags say in `settings`.
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.port = self.afterpay_port;
+        settings.replay_transaction_reference = self.afterpay_replay_transaction_reference;
+    }
+}
+
+/// The capture an order's refunds must name: the seed's, or [`DEFAULT_CAPTURE_NUMBER`].
+fn capture_number(seed: &OrderSeed) -> &str {
+    seed.capture_number
+        .as_deref()
+        .unwrap_or(DEFAULT_CAPTURE_NUMBER)
+}
 
 /// The ResponseMessage `code` of a refund beyond the capture's remaining
 /// amount. Riverty's refund page
@@ -64,31 +142,111 @@ impl Deref for AfterPayServer {
     }
 }
 
+impl Room for AfterPayServer {
+    fn handle(&self) -> &ProviderHandle {
+        &self.handle
+    }
+
+    fn title(&self) -> &'static str {
+        "AfterPay"
+    }
+
+    fn refund_path(&self) -> &'static str {
+        REFUND_PATH
+    }
+
+    fn credentials(&self) -> serde_json::Value {
+        serde_json::json!({ "x_auth_key": API_KEY })
+    }
+
+    fn credentials_text(&self) -> String {
+        format!("X-Auth-Key: {API_KEY}")
+    }
+
+    fn example(&self) -> String {
+        let url = self.handle.base_url();
+        format!(
+            r#"# AfterPay
+curl -s {url}/api/v3/orders/AP-1001/refunds -H 'X-Auth-Key: {API_KEY}' -H 'Content-Type: application/json' -d '{{"captureNumber":"{DEFAULT_CAPTURE_NUMBER}","transactionReference":"demo-1","items":[{{"productId":"0001","description":"Item 1 description","netUnitPrice":10.00,"grossUnitPrice":12.00,"quantity":5.0,"vatPercent":20.00,"vatAmount":2.00}}]}}'"#
+        )
+    }
+
+    fn demo_orders(&self) -> Vec<OrderSeed> {
+        vec![
+            OrderSeed::new("AP-1001", "EUR", Decimal::new(30000, 2))
+                .capture_number(DEFAULT_CAPTURE_NUMBER),
+        ]
+    }
+
+    fn facade_env(&self) -> &'static [EnvVar] {
+        FACADE_ENV
+    }
+}
+
+/// The facade's AfterPay variables.
+const FACADE_ENV: &[EnvVar] = &[
+    ("REFUNDS_AFTERPAY_BASE_URL", |h| h.base_url()),
+    ("REFUNDS_AFTERPAY_API_KEY", |_| API_KEY.to_owned()),
+];
+
 #[derive(Debug)]
 struct AfterPayState {
     shared: Arc<Shared>,
     schema: RequestSchema,
+    book: Arc<Book>,
     replay_transaction_reference: bool,
 }
 
-/// The refund route, as the router and the spec name it.
+/// An answer kept for a repeat of its `transactionReference` on its order.
+#[derive(Debug, Clone)]
+struct Replay {
+    /// The order the reference was used on.
+    order_id: String,
+    /// The original response body.
+    body: Vec<u8>,
+}
+
+/// What AfterPay keeps beside the orders: its answers by order and `transactionReference`.
+#[derive(Debug, Default)]
+struct Book {
+    replays: Mutex<HashMap<String, Replay>>,
+}
+
+impl RoomBook for Book {
+    fn forget(&self, order_id: &str) {
+        lock(&self.replays).retain(|_, r| r.order_id != order_id);
+    }
+
+    fn forget_all(&self) {
+        lock(&self.replays).clear();
+    }
+}
+
+/// The refund route, as the router names it.
 const REFUND_ROUTE: &str = "/api/v3/orders/{order_number}/refunds";
 
-/// The request body schema of the refund route in `openapi`.
-pub(crate) fn request_schema(openapi: &str) -> std::io::Result<RequestSchema> {
-    RequestSchema::for_route("afterpay", openapi, "post", REFUND_ROUTE)
+/// The request body schema of the refund route in `settings.spec`; errors name the provider
+/// as `name`.
+pub(crate) fn request_schema(
+    name: &'static str,
+    settings: &Settings,
+) -> std::io::Result<RequestSchema> {
+    RequestSchema::for_route(name, &settings.spec, "post", REFUND_ROUTE)
 }
 
 pub(crate) async fn start(
+    name: &'static str,
     listen: Listen,
     schema: RequestSchema,
-    replay: bool,
+    settings: &Settings,
 ) -> std::io::Result<AfterPayServer> {
-    let shared = Shared::new("afterpay", Units::Major);
+    let book = Arc::new(Book::default());
+    let shared = Shared::new(name, Units::Major, Arc::clone(&book) as Arc<dyn RoomBook>);
     let state = Arc::new(AfterPayState {
         shared: Arc::clone(&shared),
         schema,
-        replay_transaction_reference: replay,
+        book,
+        replay_transaction_reference: settings.replay_transaction_reference,
     });
     let routes = Routes::new().post(REFUND_ROUTE, MediaType::Json, refund, state);
     let surface = Surface {
@@ -184,17 +342,16 @@ async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = st.shared.faults.take(&[&order_number]);
-    match fault {
-        // Riverty's 500 has no body.
-        Some(Fault::Status(code)) => {
-            return StatusCode::from_u16(code)
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-                .into_response();
-        }
-        Some(Fault::NonJson502) => return non_json_502(),
-        _ => {}
-    }
+    // Riverty's 500 has no body.
+    let status = |code| {
+        StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response()
+    };
+    let fault = match draw_fault(&st.shared, &[&order_number], status) {
+        Drawn::Work(fault) => fault,
+        Drawn::Answer(answer) => return answer,
+    };
     run_refund(fault, answer_unaltered, async move {
         handle(&st, &order_number, &headers, &body)
     })
@@ -327,7 +484,7 @@ fn read(v: &Value) -> Result<Request, Vec<ResponseMessage>> {
 fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     // "API user is unauthorized. Make sure X-Auth-Key header is sent.": the
     // status alone, no body.
-    if headers.get("x-auth-key").and_then(|v| v.to_str().ok()) != Some(AFTERPAY_API_KEY) {
+    if headers.get("x-auth-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -362,7 +519,8 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         .as_ref()
         .filter(|_| st.replay_transaction_reference)
         .map(|r| format!("{order_number}\n{r}"));
-    if let Some(replay) = replay_key.as_ref().and_then(|k| store.replays.get(k)) {
+    let mut replays = lock(&st.book.replays);
+    if let Some(replay) = replay_key.as_ref().and_then(|k| replays.get(k)) {
         return json_bytes(StatusCode::OK, replay.body.clone());
     }
     let Some(order) = store.orders.get_mut(order_number) else {
@@ -375,7 +533,7 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
             )],
         );
     };
-    if req.capture_number != order.seed.capture_number_or_default() {
+    if req.capture_number != capture_number(&order.seed) {
         return errors(
             StatusCode::BAD_REQUEST,
             &[ResponseMessage::business(
@@ -425,8 +583,9 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
             )],
         );
     }
-    let number = format!("{:09}", order.next_number);
-    order.next_number += 1;
+    // One sequence numbers an order's capture and refunds: the seeded capture took 1, each
+    // refund recorded since took the next (refunds are never removed).
+    let number = format!("{:09}", order.state.refunds.len() + 2);
     order.record(RecordedRefund {
         id: number.clone(),
         reference: req.transaction_reference.clone(),
@@ -446,11 +605,10 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     if let Some(key) = replay_key {
-        store.replays.insert(
+        replays.insert(
             key,
             Replay {
                 order_id: order_number.to_owned(),
-                fingerprint: String::new(),
                 body: bytes.clone(),
             },
         );

@@ -2,11 +2,9 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sandbox::openapp::ResponseSigning;
-use sandbox::{ProviderPorts, SandboxConfig};
+use sandbox::{ProviderFlags, SandboxConfig};
 
 /// Stateful emulators of the Optty, AfterPay, Moyasar and OpenApp refund
 /// APIs, one HTTP server per provider, each with an admin API under
@@ -31,8 +29,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct Sign {
-    /// The OpenApp base URL the server printed [default: from
-    /// SANDBOX_PORT_BASE + 3 on 127.0.0.1]
+    /// The OpenApp base URL the server printed [default: OpenApp's port
+    /// from SANDBOX_PORT_BASE, on 127.0.0.1]
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// The JSON body to sign [default: the docs' example refund]
@@ -73,27 +71,6 @@ pub enum LogLevel {
     Trace,
 }
 
-/// OpenApp's response signing, as `--openapp-response-signing` takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Signing {
-    /// Correct signatures.
-    Valid,
-    /// A signature over a different body (clients must reject it).
-    Tampered,
-    /// No signature headers.
-    Absent,
-}
-
-impl From<Signing> for ResponseSigning {
-    fn from(s: Signing) -> Self {
-        match s {
-            Signing::Valid => ResponseSigning::Valid,
-            Signing::Tampered => ResponseSigning::Tampered,
-            Signing::Absent => ResponseSigning::Absent,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct Serve {
     /// Address every server binds (0.0.0.0 to serve other machines).
@@ -105,57 +82,25 @@ pub struct Serve {
     )]
     pub bind: IpAddr,
 
-    /// Fixed ports: Optty on PORT, AfterPay PORT+1, Moyasar PORT+2, OpenApp
-    /// PORT+3 [default: ephemeral ports]
+    /// Fixed ports: PORT for the first provider, PORT+1 for the next and so
+    /// on, in the order of the provider headings below; a provider's own port
+    /// flag overrides it [default: ephemeral ports]
     #[arg(long, value_name = "PORT", env = "SANDBOX_PORT_BASE",
-          value_parser = clap::value_parser!(u16).range(1..=65532))]
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(sandbox::MAX_PORT_BASE)))]
     pub port_base: Option<u16>,
 
-    /// Optty's port (overrides --port-base for Optty).
-    #[arg(long, value_name = "PORT")]
-    pub optty_port: Option<u16>,
-
-    /// AfterPay's port (overrides --port-base for AfterPay).
-    #[arg(long, value_name = "PORT")]
-    pub afterpay_port: Option<u16>,
-
-    /// Moyasar's port (overrides --port-base for Moyasar).
-    #[arg(long, value_name = "PORT")]
-    pub moyasar_port: Option<u16>,
-
-    /// OpenApp's port (overrides --port-base for OpenApp).
-    #[arg(long, value_name = "PORT")]
-    pub openapp_port: Option<u16>,
-
-    /// Start without the demo orders (ORD-1001.. on Optty, AP-1001 on
-    /// AfterPay, two on Moyasar, WS1213ASDZXC231A on OpenApp).
+    /// Start without each provider's demo orders (the startup text lists
+    /// them).
     #[arg(long)]
     pub no_demo_seed: bool,
 
     /// Orders to seed at startup, after the demo ones (an order with the
-    /// same id replaces it): {"optty":[ORDER..],"afterpay":[..],
-    /// "moyasar":[..],"openapp":[..]}, each ORDER as POST /__admin/orders
-    /// takes it, e.g. {"id":"ORD-1","currency":"AUD","captured":100.00}.
+    /// same id replaces it): {"optty":[ORDER..],"moyasar":[..],..}, a key
+    /// per provider as the admin API names it, each ORDER as POST
+    /// /__admin/orders takes it, e.g.
+    /// {"id":"ORD-1","currency":"AUD","captured":100.00}.
     #[arg(long, value_name = "PATH")]
     pub seed_file: Option<PathBuf>,
-
-    /// Lifetime of Optty access tokens, also their expires_in.
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
-    pub optty_token_lifetime: u64,
-
-    /// How OpenApp signs its answers.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = Signing::Valid)]
-    pub openapp_response_signing: Signing,
-
-    /// How far an OpenApp request's timestamp may be from the sandbox's
-    /// clock.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub openapp_timestamp_window: u64,
-
-    /// Whether a repeated AfterPay transactionReference on an order replays
-    /// the original answer instead of refunding again.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub afterpay_replay_transaction_reference: bool,
 
     /// The largest request body read; a larger one answers 413 in the
     /// provider's error shape.
@@ -169,26 +114,21 @@ pub struct Serve {
     /// How the startup information is printed on stdout.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = PrintConfig::Text)]
     pub print_config: PrintConfig,
+
+    #[command(flatten)]
+    pub providers: ProviderFlags,
 }
 
 impl Serve {
     pub fn config(&self) -> SandboxConfig {
-        SandboxConfig {
+        let mut config = SandboxConfig {
             bind: self.bind,
             port_base: self.port_base,
-            ports: ProviderPorts {
-                optty: self.optty_port,
-                afterpay: self.afterpay_port,
-                moyasar: self.moyasar_port,
-                openapp: self.openapp_port,
-            },
-            optty_token_lifetime: Duration::from_secs(self.optty_token_lifetime),
-            afterpay_replay_transaction_reference: self.afterpay_replay_transaction_reference,
-            openapp_timestamp_window: Duration::from_secs(self.openapp_timestamp_window),
-            openapp_response_signing: self.openapp_response_signing.into(),
             max_request_body: self.max_request_body,
-            specs: sandbox::ProviderSpecs::default(),
-        }
+            ..SandboxConfig::default()
+        };
+        self.providers.apply(&mut config);
+        config
     }
 }
 
@@ -220,10 +160,31 @@ mod tests {
         .unwrap();
         let config = cli.serve.config();
         assert_eq!(config.port_base, Some(18080));
-        assert_eq!(config.ports.moyasar, Some(19000));
-        assert_eq!(config.openapp_response_signing, ResponseSigning::Absent);
-        assert!(!config.afterpay_replay_transaction_reference);
-        assert_eq!(config.optty_token_lifetime, Duration::from_secs(30));
+        assert_eq!(config.moyasar.port, Some(19000));
+        assert_eq!(config.optty.port, None);
+        assert_eq!(
+            config.openapp.response_signing,
+            sandbox::openapp::ResponseSigning::Absent
+        );
+        assert!(!config.afterpay.replay_transaction_reference);
+        assert_eq!(
+            config.optty.token_lifetime,
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(config.fixed_port("openapp"), Some(18083));
         assert!(Cli::try_parse_from(["sandbox", "--port-base", "65535"]).is_err());
+
+        // Without flags, every provider's settings are its defaults (the environment may set
+        // the bind address and the port base).
+        let parsed = Cli::try_parse_from(["sandbox"]).unwrap().serve.config();
+        let defaults = SandboxConfig::default();
+        assert_eq!(
+            SandboxConfig {
+                bind: defaults.bind,
+                port_base: defaults.port_base,
+                ..parsed
+            },
+            defaults
+        );
     }
 }

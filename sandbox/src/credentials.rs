@@ -1,18 +1,24 @@
 //! Demo credentials the sandbox accepts. They are published on purpose:
 //! they open nothing but a local emulator.
+//!
+//! Each provider's room defines its own (e.g. [`crate::optty::CLIENT_ID`]); this module gathers
+//! them under one path for clients and tests.
 
 /// Optty `client_id` for `POST /token`.
-pub const OPTTY_CLIENT_ID: &str = "sandbox-optty-client";
+pub use crate::optty::CLIENT_ID as OPTTY_CLIENT_ID;
 /// Optty `client_secret` for `POST /token`.
-pub const OPTTY_CLIENT_SECRET: &str = "sandbox-optty-secret";
+pub use crate::optty::CLIENT_SECRET as OPTTY_CLIENT_SECRET;
+
 /// AfterPay `X-Auth-Key`.
-pub const AFTERPAY_API_KEY: &str = "sandbox-afterpay-key";
-/// Moyasar secret key (`Authorization: Bearer <key>`), allowed to refund.
-pub const MOYASAR_SECRET_KEY: &str = "sk_test_sandbox_refunds";
+pub use crate::afterpay::API_KEY as AFTERPAY_API_KEY;
+
 /// A Moyasar key the sandbox knows but that lacks the refund permission:
 /// answers 403 `{"message":"Unauthorized"}`.
-pub const MOYASAR_KEY_WITHOUT_REFUND: &str = "sk_test_sandbox_read_only";
+pub use crate::moyasar::KEY_WITHOUT_REFUND as MOYASAR_KEY_WITHOUT_REFUND;
+/// Moyasar secret key (`Authorization: Bearer <key>`), allowed to refund.
+pub use crate::moyasar::SECRET_KEY as MOYASAR_SECRET_KEY;
+
 /// OpenApp API key (first element of the HMAC `authorization` header).
-pub const OPENAPP_API_KEY: &str = "b23a9fa61406440d868271d19d634906";
+pub use crate::openapp::API_KEY as OPENAPP_API_KEY;
 /// OpenApp API secret, the HMAC-SHA256 key.
-pub const OPENAPP_API_SECRET: &str = "sandbox-openapp-secret-0f4b1c2d";
+pub use crate::openapp::API_SECRET as OPENAPP_API_SECRET;

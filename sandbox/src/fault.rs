@@ -5,9 +5,10 @@
 //!
 //! Provider-neutral: the rules, which request draws which fault, and the note of the fault a
 //! request drew (for the request log) live here. What a fault does to an answer is applied by
-//! the server ([`crate::server`]), except the effects only a provider knows how to apply (OpenApp's
-//! signature faults, [`Fault::UnsignedAnswer`] and [`Fault::WrongSignature`]): those go through
-//! the [`AlterAnswer`] hook its room supplies.
+//! the server ([`crate::server`]) with two hooks each provider's room supplies: before the work,
+//! its answer to [`Fault::Status`] in its own error shape; after the work, its own effect on its
+//! answer ([`AlterAnswer`]), which every fault that fired goes to before the provider-neutral
+//! effects (OpenApp's acts on [`Fault::UnsignedAnswer`] and [`Fault::WrongSignature`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -104,13 +105,14 @@ impl Fault {
 }
 
 /// A provider's own effect of a fault on its answer, applied in place after the work was done
-/// (OpenApp: [`Fault::UnsignedAnswer`] removes the signature headers, [`Fault::WrongSignature`]
-/// replaces the signature). The server calls it for the faults that keep the provider's answer;
-/// a provider whose answers a fault cannot alter supplies [`answer_unaltered`].
+/// and before the provider-neutral effects (OpenApp: [`Fault::UnsignedAnswer`] removes the
+/// signature headers, [`Fault::WrongSignature`] replaces the signature). The server calls it
+/// with every fault that fired; a provider whose answers no fault alters supplies
+/// [`answer_unaltered`].
 pub(crate) type AlterAnswer = fn(&Fault, &mut Response);
 
-/// The [`AlterAnswer`] hook of a provider without faults of its own: Optty, AfterPay and
-/// Moyasar do not sign their answers, so the signature faults change nothing there.
+/// The [`AlterAnswer`] hook of a provider without effects of its own: its answers carry no
+/// signature, so the signature faults change nothing there.
 pub(crate) fn answer_unaltered(_fault: &Fault, _answer: &mut Response) {}
 
 tokio::task_local! {

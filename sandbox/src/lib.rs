@@ -11,23 +11,41 @@
 //! use sandbox::{Fault, Match, OrderSeed, Sandbox, SandboxConfig};
 //!
 //! let sb = Sandbox::start(SandboxConfig::default()).await?; // listening on return
-//! sb.optty.seed_order(OrderSeed::new("ORD-1", "AUD", Decimal::new(10000, 2)));
-//! sb.moyasar.seed_order(OrderSeed::from_minor("0191f5a7", "SAR", 262346));
-//! sb.afterpay.inject(Fault::DropAfterCommit, Match::Any.once());
-//! // ... point a client at sb.optty.base_url() etc. ...
-//! assert_eq!(sb.optty.refund_count(), 0);
+//! sb.optty().seed_order(OrderSeed::new("ORD-1", "AUD", Decimal::new(10000, 2)));
+//! sb.moyasar().seed_order(OrderSeed::from_minor("0191f5a7", "SAR", 262346));
+//! sb.afterpay().inject(Fault::DropAfterCommit, Match::Any.once());
+//! // ... point a client at sb.optty().base_url() etc. ...
+//! assert_eq!(sb.optty().refund_count(), 0);
+//! for server in sb.providers() {
+//!     // The same for every provider: sb.handle("optty") finds one by its name.
+//!     assert_eq!(server.requests_received(), 0);
+//! }
 //! sb.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Providers
+//!
+//! Everything about one provider is in its room, the module named after it ([`optty`],
+//! [`afterpay`], [`moyasar`], [`openapp`]): its routes, auth, error bodies and duplicate rule, what
+//! it keeps beside the shared orders, its settings ([`optty::Settings`] as
+//! [`SandboxConfig::optty`]..), its flags of the `sandbox` binary, its demo orders and
+//! credentials, and the facade's variables for it ([`Room`]). The providers are one list, in
+//! this file: from it come the modules, [`PROVIDERS`], the settings of [`SandboxConfig`], the
+//! servers [`Sandbox::start`] starts (and their ports), [`Sandbox`]'s accessors
+//! ([`Sandbox::optty`]..) and the binary's flags ([`ProviderFlags`]). A new provider is its room
+//! and one entry in that list; the compiler names whatever the room still lacks.
 //!
 //! # Routes
 //!
 //! | provider | route | auth |
 //! |---|---|---|
-//! | Optty | `POST /orders/{orderReference}/refund`, `POST /token` | bearer token from `/token` ([`credentials::OPTTY_CLIENT_ID`]/[`credentials::OPTTY_CLIENT_SECRET`]) |
-//! | AfterPay | `POST /api/v3/orders/{orderNumber}/refunds` | `X-Auth-Key: `[`credentials::AFTERPAY_API_KEY`] |
-//! | Moyasar | `POST /v1/orders/{id}/refund` | `Authorization: Bearer `[`credentials::MOYASAR_SECRET_KEY`] |
-//! | OpenApp | `POST /merchant/v1/orders/refund` | HMAC ([`openapp`]) with [`credentials::OPENAPP_API_KEY`]/[`credentials::OPENAPP_API_SECRET`] |
+//! | Optty | `POST /orders/{orderReference}/refund`, `POST /token` | bearer token from `/token` ([`optty::CLIENT_ID`]/[`optty::CLIENT_SECRET`]) |
+//! | AfterPay | `POST /api/v3/orders/{orderNumber}/refunds` | `X-Auth-Key: `[`afterpay::API_KEY`] |
+//! | Moyasar | `POST /v1/orders/{id}/refund` | `Authorization: Bearer `[`moyasar::SECRET_KEY`] |
+//! | OpenApp | `POST /merchant/v1/orders/refund` | HMAC ([`openapp`]) with [`openapp::API_KEY`]/[`openapp::API_SECRET`] |
+//!
+//! [`credentials`] gathers the demo credentials under one path.
 //!
 //! Each provider's module documents its assumptions where the docs are
 //! silent: [`optty`], [`afterpay`], [`moyasar`], [`openapp`].
@@ -35,9 +53,9 @@
 //! # Request validation
 //!
 //! Each refund route validates its request body as a whole against the request schema its
-//! operation has in the provider's normalized spec ([`SandboxConfig::specs`], by default the
-//! generated crates' `NORMALIZED_OPENAPI`, as JSON Schema draft 4 with the `jsonschema` crate),
-//! before any business rule, and answers violations in the provider's own 400 shape naming the
+//! operation has in the provider's normalized spec (its settings' `spec`, e.g.
+//! [`optty::Settings::spec`], by default the generated crate's `NORMALIZED_OPENAPI`, as JSON
+//! Schema draft 4 with the `jsonschema` crate), before any business rule, and answers violations in the provider's own 400 shape naming the
 //! field (Moyasar: 422 `errors.<field>`). A field or keyword a new spec adds is enforced with no
 //! edit of the sandbox. What the schema does not say stays with each provider: balances,
 //! duplicates, currencies, price x quantity, and exact readings of amounts where the schema's
@@ -87,195 +105,324 @@
 #![warn(missing_docs)]
 
 pub mod admin;
-pub mod afterpay;
 mod clock;
 pub mod credentials;
 pub mod facade_env;
 mod fault;
 mod money;
-pub mod moyasar;
-pub mod openapp;
-pub mod optty;
 mod response;
+mod room;
 mod schema;
 mod server;
 mod shared;
 mod state;
 mod wire;
 
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
-pub use admin::{AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest, SeedFile};
-pub use afterpay::AfterPayServer;
+pub use admin::{AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest};
 pub use fault::{Fault, FaultHandle, FaultRule, Match, Trigger};
-pub use moyasar::MoyasarServer;
-pub use openapp::OpenAppServer;
-pub use optty::OpttyServer;
-pub use schema::ProviderSpecs;
+pub use room::{EnvVar, Room};
 pub use server::ProviderHandle;
-pub use state::{
-    DEFAULT_CAPTURE_NUMBER, OrderSeed, OrderState, RecordedRefund, RefundStatus, SANDBOX_MERCHANT,
-    SeedError,
-};
-
-/// How to start the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SandboxConfig {
-    /// The address every server binds (default `127.0.0.1`).
-    pub bind: IpAddr,
-    /// `None` (default): every server on an ephemeral port. `Some(p)`: Optty
-    /// on `p`, AfterPay on `p + 1`, Moyasar on `p + 2`, OpenApp on `p + 3`.
-    pub port_base: Option<u16>,
-    /// A port per provider, taking precedence over [`SandboxConfig::port_base`].
-    pub ports: ProviderPorts,
-    /// Lifetime of Optty tokens (default 86400 s, Optty's `expires_in`).
-    pub optty_token_lifetime: Duration,
-    /// AfterPay: a repeated `transactionReference` on an order replays the
-    /// original response (default `true`; Riverty documents no rule).
-    pub afterpay_replay_transaction_reference: bool,
-    /// OpenApp: allowed distance between a request's timestamp and the
-    /// sandbox's clock (default 60 s).
-    pub openapp_timestamp_window: Duration,
-    /// OpenApp: how answers are signed (default
-    /// [`openapp::ResponseSigning::Valid`]).
-    pub openapp_response_signing: openapp::ResponseSigning,
-    /// The largest request body a server reads, in bytes (default 1 MiB,
-    /// nginx's default); a larger one answers 413 in the provider's shape.
-    pub max_request_body: usize,
-    /// The normalized OpenAPI documents whose request body schemas each refund route enforces
-    /// as a whole (default: the generated crates' `NORMALIZED_OPENAPI`); a document without the
-    /// route's operation, or whose schema does not compile, fails [`Sandbox::start`].
-    pub specs: ProviderSpecs,
-}
-
-/// A fixed port per provider; `None` leaves it to
-/// [`SandboxConfig::port_base`] or an ephemeral port.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProviderPorts {
-    /// Optty's port.
-    pub optty: Option<u16>,
-    /// AfterPay's port.
-    pub afterpay: Option<u16>,
-    /// Moyasar's port.
-    pub moyasar: Option<u16>,
-    /// OpenApp's port.
-    pub openapp: Option<u16>,
-}
+pub use state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError};
+// Their public paths from before the rooms kept them.
+pub use afterpay::DEFAULT_CAPTURE_NUMBER;
+pub use openapp::SANDBOX_MERCHANT;
 
 /// [`SandboxConfig::max_request_body`]'s default: 1 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY: usize = 1024 * 1024;
 
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig {
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port_base: None,
-            ports: ProviderPorts::default(),
-            optty_token_lifetime: Duration::from_secs(86_400),
-            afterpay_replay_transaction_reference: true,
-            openapp_timestamp_window: openapp::DEFAULT_TIMESTAMP_WINDOW,
-            openapp_response_signing: openapp::ResponseSigning::Valid,
-            max_request_body: DEFAULT_MAX_REQUEST_BODY,
-            specs: ProviderSpecs::default(),
+/// Makes everything that has one item per provider from the provider list: each entry is the
+/// provider's name (its room's module, as the facade's `Provider::as_str` writes it) and its
+/// server type. Invoked once, below; see the crate documentation's "Providers".
+macro_rules! providers {
+    ($($name:ident => $Server:ident),+ $(,)?) => {
+        $(pub mod $name;)+
+        $(pub use $name::$Server;)+
+
+        /// Every provider's name, in the order of the list: the order of [`Sandbox::providers`]
+        /// and of the ports from [`SandboxConfig::port_base`].
+        pub const PROVIDERS: &[&str] = &[$(stringify!($name)),+];
+
+        /// How to start the sandbox.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct SandboxConfig {
+            /// The address every server binds (default `127.0.0.1`).
+            pub bind: IpAddr,
+            /// `None` (default): every server on an ephemeral port. `Some(p)`: each provider on
+            /// `p` plus its place in [`PROVIDERS`] counted from 0 (Optty on `p`, AfterPay on
+            /// `p + 1`, Moyasar on `p + 2`, OpenApp on `p + 3`), unless its settings fix a port.
+            pub port_base: Option<u16>,
+            /// The largest request body a server reads, in bytes (default 1 MiB, nginx's
+            /// default); a larger one answers 413 in the provider's shape.
+            pub max_request_body: usize,
+            $(
+                #[doc = concat!("[`", stringify!($name), "`]'s settings: port, spec and its own.")]
+                pub $name: $name::Settings,
+            )+
         }
-    }
+
+        impl Default for SandboxConfig {
+            fn default() -> Self {
+                SandboxConfig {
+                    bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    port_base: None,
+                    max_request_body: DEFAULT_MAX_REQUEST_BODY,
+                    $($name: $name::Settings::default(),)+
+                }
+            }
+        }
+
+        impl SandboxConfig {
+            /// Every provider's own settings as `sandbox --print-config json` reports them
+            /// (`optty_token_lifetime_s`..), in list order.
+            pub fn provider_settings(&self) -> Vec<(&'static str, serde_json::Value)> {
+                let mut all = Vec::new();
+                $(all.extend(self.$name.report());)+
+                all
+            }
+
+            /// The port the settings of the provider named `provider` fix, if any.
+            fn port_setting(&self, provider: &str) -> Option<u16> {
+                $(
+                    if provider == stringify!($name) {
+                        return self.$name.port;
+                    }
+                )+
+                None
+            }
+        }
+
+        /// Every provider's flags of the `sandbox` binary, each under its provider's heading.
+        #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+        pub struct ProviderFlags {
+            $(
+                #[doc = concat!("[`", stringify!($name), "`]'s flags.")]
+                #[command(flatten)]
+                pub $name: $name::Flags,
+            )+
+        }
+
+        impl ProviderFlags {
+            /// Sets what the flags say in each provider's settings of `config`.
+            pub fn apply(&self, config: &mut SandboxConfig) {
+                $(self.$name.apply(&mut config.$name);)+
+            }
+        }
+
+        impl Sandbox {
+            $(
+                #[doc = concat!("The [`", stringify!($name), "`] server.")]
+                pub fn $name(&self) -> &$Server {
+                    self.room(stringify!($name))
+                }
+            )+
+        }
+
+        /// Compiles every provider's request schema, then starts the servers in list order.
+        async fn start_rooms(config: &SandboxConfig) -> std::io::Result<Servers> {
+            // Every schema first, so that a bad spec fails before any port is bound.
+            $(let $name = $name::request_schema(stringify!($name), &config.$name)?;)+
+            let mut rooms: Servers = Vec::new();
+            $(
+                let listen = config.listen(config.$name.port, rooms.len())?;
+                let server = $name::start(stringify!($name), listen, $name, &config.$name).await?;
+                rooms.push((stringify!($name), Box::new(server)));
+            )+
+            Ok(rooms)
+        }
+    };
 }
 
+// The provider list.
+providers! {
+    optty => OpttyServer,
+    afterpay => AfterPayServer,
+    moyasar => MoyasarServer,
+    openapp => OpenAppServer,
+}
+
+/// The largest [`SandboxConfig::port_base`] that leaves a port for every provider.
+pub const MAX_PORT_BASE: u16 = u16::MAX - (PROVIDERS.len() as u16 - 1);
+
 impl SandboxConfig {
-    /// The port of the provider at `offset` (Optty 0 .. OpenApp 3).
-    fn port(&self, fixed: Option<u16>, offset: u16) -> std::io::Result<u16> {
+    /// The port of the provider at `place` in the list: `fixed`, else
+    /// [`SandboxConfig::port_base`] plus `place`, else 0 (ephemeral).
+    fn port(&self, fixed: Option<u16>, place: usize) -> std::io::Result<u16> {
         if let Some(port) = fixed {
             return Ok(port);
         }
         self.port_base.map_or(Ok(0), |base| {
-            base.checked_add(offset).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "port_base + 3 exceeds 65535",
-                )
-            })
+            u16::try_from(place)
+                .ok()
+                .and_then(|place| base.checked_add(place))
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("port_base + {place} exceeds 65535"),
+                    )
+                })
         })
     }
 
-    fn listen(&self, fixed: Option<u16>, offset: u16) -> std::io::Result<server::Listen> {
+    fn listen(&self, fixed: Option<u16>, place: usize) -> std::io::Result<server::Listen> {
         Ok(server::Listen {
-            addr: SocketAddr::new(self.bind, self.port(fixed, offset)?),
+            addr: SocketAddr::new(self.bind, self.port(fixed, place)?),
             max_request_body: self.max_request_body,
         })
     }
+
+    /// The port the provider named `provider` gets from this configuration before it starts:
+    /// `None` for an ephemeral one (or a provider not in [`PROVIDERS`]).
+    pub fn fixed_port(&self, provider: &str) -> Option<u16> {
+        let place = PROVIDERS.iter().position(|p| *p == provider)?;
+        self.port(self.port_setting(provider), place)
+            .ok()
+            .filter(|port| *port != 0)
+    }
 }
 
-/// The four running servers.
+/// Each server by its provider's name, in list order.
+type Servers = Vec<(&'static str, Box<dyn Room>)>;
+
+/// The running servers, one per provider of the list.
 #[derive(Debug)]
 pub struct Sandbox {
-    /// Optty.
-    pub optty: OpttyServer,
-    /// AfterPay (Riverty).
-    pub afterpay: AfterPayServer,
-    /// Moyasar.
-    pub moyasar: MoyasarServer,
-    /// OpenApp.
-    pub openapp: OpenAppServer,
+    servers: Servers,
 }
 
 impl Sandbox {
-    /// The server of the provider named `name` (`optty`, `afterpay`, `moyasar`, `openapp`: the
-    /// facade's `Provider::as_str`), so a client's tests need no match of their own.
-    pub fn handle(&self, name: &str) -> Option<&ProviderHandle> {
-        match name {
-            "optty" => Some(&self.optty),
-            "afterpay" => Some(&self.afterpay),
-            "moyasar" => Some(&self.moyasar),
-            "openapp" => Some(&self.openapp),
-            _ => None,
-        }
-    }
-
-    /// Starts all four servers; returns once every one is listening. Each refund route's
-    /// request schema is compiled first, from [`SandboxConfig::specs`] (an error of kind
-    /// `InvalidInput` names the one that does not compile).
+    /// Starts a server per provider; returns once every one is listening. Each refund route's
+    /// request schema is compiled first, from its provider's settings (an error of kind
+    /// `InvalidInput` names the provider whose schema does not compile).
     pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
-        let ports = config.ports;
-        let specs = &config.specs;
-        let optty = optty::request_schema(&specs.optty)?;
-        let afterpay = afterpay::request_schema(&specs.afterpay)?;
-        let moyasar = moyasar::request_schema(&specs.moyasar)?;
-        let openapp = openapp::request_schema(&specs.openapp)?;
         Ok(Sandbox {
-            optty: optty::start(
-                config.listen(ports.optty, 0)?,
-                optty,
-                config.optty_token_lifetime,
-            )
-            .await?,
-            afterpay: afterpay::start(
-                config.listen(ports.afterpay, 1)?,
-                afterpay,
-                config.afterpay_replay_transaction_reference,
-            )
-            .await?,
-            moyasar: moyasar::start(config.listen(ports.moyasar, 2)?, moyasar).await?,
-            openapp: openapp::start(
-                config.listen(ports.openapp, 3)?,
-                openapp,
-                config.openapp_timestamp_window,
-                config.openapp_response_signing,
-            )
-            .await?,
+            servers: start_rooms(&config).await?,
         })
     }
 
-    /// The four servers, in the order Optty, AfterPay, Moyasar, OpenApp.
-    pub fn providers(&self) -> [&ProviderHandle; 4] {
-        [&self.optty, &self.afterpay, &self.moyasar, &self.openapp]
+    /// The server of the provider named `name` (`optty`, `afterpay`, `moyasar`, `openapp`: the
+    /// facade's `Provider::as_str`), so a client's tests need no match of their own.
+    pub fn handle(&self, name: &str) -> Option<&ProviderHandle> {
+        self.servers
+            .iter()
+            .find(|(provider, _)| *provider == name)
+            .map(|(_, room)| room.handle())
     }
 
-    /// Stops all four servers gracefully.
+    /// Every server, in list order ([`PROVIDERS`]).
+    pub fn providers(&self) -> impl ExactSizeIterator<Item = &ProviderHandle> {
+        self.rooms().map(|room| room.handle())
+    }
+
+    /// Every server as its room describes it (for the `sandbox` binary's startup output and
+    /// [`facade_env`]), in list order.
+    pub fn rooms(&self) -> impl ExactSizeIterator<Item = &dyn Room> {
+        self.servers.iter().map(|(_, room)| &**room)
+    }
+
+    /// Stops every server gracefully.
     pub async fn shutdown(self) {
-        self.optty.shutdown().await;
-        self.afterpay.shutdown().await;
-        self.moyasar.shutdown().await;
-        self.openapp.shutdown().await;
+        for room in self.rooms() {
+            room.handle().shutdown().await;
+        }
+    }
+
+    /// The server of the provider named `name`, as its room's type.
+    fn room<S: Room>(&self, name: &str) -> &S {
+        let server = self
+            .servers
+            .iter()
+            .find(|(provider, _)| *provider == name)
+            .and_then(|(_, room)| (&**room as &dyn Any).downcast_ref::<S>());
+        match server {
+            Some(server) => server,
+            None => unreachable!("Sandbox::start starts a server of its room's type for {name}"),
+        }
+    }
+}
+
+/// Orders to seed into providers at startup (`sandbox --seed-file`): a JSON object with a key
+/// per provider ([`PROVIDERS`]; every key optional) whose value is an array of seeds, each as
+/// `POST /__admin/orders` takes it: `{"optty": [seed, ..], "moyasar": [..]}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeedFile {
+    orders: BTreeMap<&'static str, Vec<OrderSeed>>,
+}
+
+impl SeedFile {
+    /// Parses a seed file, naming the field at fault (`moyasar[1].captured`, or the key of a
+    /// provider the list does not have).
+    pub fn parse(text: &str) -> Result<SeedFile, AdminError> {
+        let value = wire::from_slice(text.as_bytes())
+            .map_err(|e| AdminError::invalid("seed file", format!("not JSON: {e}")))?;
+        let obj = admin::object(&value, "seed file")?;
+        let mut file = SeedFile::default();
+        for (key, list) in obj {
+            let Some(provider) = PROVIDERS.iter().copied().find(|p| p == key) else {
+                return Err(AdminError::invalid(
+                    key,
+                    format!("unknown provider: use one of {}", PROVIDERS.join(", ")),
+                ));
+            };
+            let wire::Value::Array(items) = list else {
+                return Err(AdminError::invalid(key, "must be an array of orders"));
+            };
+            let orders = file.orders.entry(provider).or_default();
+            for (i, item) in items.iter().enumerate() {
+                orders.push(admin::parse_seed(item).map_err(|e| e.within(&format!("{key}[{i}]")))?);
+            }
+        }
+        Ok(file)
+    }
+
+    /// The orders for the provider named `provider`, in the file's order (none when the file
+    /// names none).
+    pub fn orders(&self, provider: &str) -> &[OrderSeed] {
+        self.orders.get(provider).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_files_name_the_field_at_fault() {
+        let file = SeedFile::parse(
+            r#"{"optty":[{"id":"A","currency":"AUD","captured":10.10}],"openapp":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(file.orders("optty")[0].captured.to_string(), "10.10");
+        assert!(file.orders("openapp").is_empty());
+        let e = SeedFile::parse(
+            r#"{"moyasar":[{"id":"A","currency":"SAR","captured":1},{"id":"B","currency":"SAR"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("moyasar[1].captured"));
+        let e = SeedFile::parse(r#"{"paypal":[]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("paypal"));
+    }
+
+    #[test]
+    fn ports_follow_the_list_from_the_base_unless_fixed() {
+        let mut config = SandboxConfig {
+            port_base: Some(18_000),
+            ..SandboxConfig::default()
+        };
+        config.moyasar.port = Some(19_000);
+        let ports: Vec<Option<u16>> = PROVIDERS.iter().map(|p| config.fixed_port(p)).collect();
+        assert_eq!(
+            ports,
+            [Some(18_000), Some(18_001), Some(19_000), Some(18_003)]
+        );
+        assert_eq!(SandboxConfig::default().fixed_port("optty"), None);
+        let too_high = SandboxConfig {
+            port_base: Some(u16::MAX),
+            ..SandboxConfig::default()
+        };
+        assert!(too_high.port(None, 1).is_err());
     }
 }

@@ -22,9 +22,10 @@
 //!   transaction's own `refunded_amount` stays 0, as in the docs' example
 //!   (the order's `refunded_amount` carries the total).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::wire::Value;
@@ -37,16 +38,26 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::credentials::{MOYASAR_KEY_WITHOUT_REFUND, MOYASAR_SECRET_KEY};
 use crate::fault::{Fault, answer_unaltered};
-use crate::response::{json, non_json_502};
+use crate::response::json;
+use crate::room::{EnvVar, Room};
 use crate::schema::{self, Problem, RequestSchema};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached,
+    self, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached, Drawn, draw_fault,
 };
-use crate::shared::Shared;
-use crate::state::{Order, RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
+use crate::shared::{RoomBook, Shared};
+use crate::state::{Order, OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
+
+/// The demo secret key (`Authorization: Bearer <key>`), allowed to refund.
+pub const SECRET_KEY: &str = "sk_test_sandbox_refunds";
+
+/// A demo key the sandbox knows but that lacks the refund permission: answers 403
+/// `{"message":"Unauthorized"}`.
+pub const KEY_WITHOUT_REFUND: &str = "sk_test_sandbox_read_only";
+
+/// The refund route as Moyasar's spec names it.
+pub const REFUND_PATH: &str = "/v1/orders/{id}/refund";
 
 /// The largest refund `amount` Moyasar accepts, in minor units: its spec's `maximum`.
 pub const MAX_AMOUNT: i64 = moyasar_api::constraints::refund_order::amount::MAXIMUM;
@@ -57,6 +68,51 @@ pub const EXCEEDS_REFUNDABLE: &str = "Refund amount exceeds the refundable amoun
 
 /// The 400 message for a repeat while the first attempt still runs.
 pub const STILL_PROCESSING: &str = "Initial request is still processing.";
+
+/// Moyasar's settings ([`crate::SandboxConfig::moyasar`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// A fixed port, taking precedence over [`crate::SandboxConfig::port_base`].
+    pub port: Option<u16>,
+    /// The normalized OpenAPI document whose request body schema the refund route enforces
+    /// (default `moyasar_api::NORMALIZED_OPENAPI`); one without the route's operation, or whose
+    /// schema does not compile, fails [`crate::Sandbox::start`].
+    pub spec: Cow<'static, str>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: None,
+            spec: Cow::Borrowed(moyasar_api::NORMALIZED_OPENAPI),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings as `sandbox --print-config json` reports them: none beside the port.
+    pub fn report(&self) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+}
+
+/// Moyasar's flags of the `sandbox` binary.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Moyasar")]
+// No argument group: each room's `Flags` would claim the same group name.
+#[group(skip)]
+pub struct Flags {
+    /// Moyasar's port (overrides --port-base for Moyasar).
+    #[arg(long, value_name = "PORT")]
+    pub moyasar_port: Option<u16>,
+}
+
+impl Flags {
+    /// Sets what the flags say in `settings`.
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.port = self.moyasar_port;
+    }
+}
 
 /// The Moyasar sandbox. Dereferences to [`ProviderHandle`].
 #[derive(Debug)]
@@ -72,25 +128,114 @@ impl Deref for MoyasarServer {
     }
 }
 
-/// The refund route, as the router and the spec name it.
+impl Room for MoyasarServer {
+    fn handle(&self) -> &ProviderHandle {
+        &self.handle
+    }
+
+    fn title(&self) -> &'static str {
+        "Moyasar"
+    }
+
+    fn refund_path(&self) -> &'static str {
+        REFUND_PATH
+    }
+
+    fn credentials(&self) -> serde_json::Value {
+        serde_json::json!({
+            "secret_key": SECRET_KEY,
+            "key_without_refund": KEY_WITHOUT_REFUND,
+        })
+    }
+
+    fn credentials_text(&self) -> String {
+        format!(
+            "Authorization: Bearer {SECRET_KEY}   (no refund permission: {KEY_WITHOUT_REFUND})"
+        )
+    }
+
+    fn example(&self) -> String {
+        let url = self.handle.base_url();
+        format!(
+            r#"# Moyasar
+curl -s {url}/v1/orders/{DEMO_ORDER}/refund -H 'Authorization: Bearer {SECRET_KEY}' -H 'Content-Type: application/json' -d '{{"amount":1000,"transaction_id":"f351a2a3-97c4-4f12-add3-80c1044091f5"}}'"#
+        )
+    }
+
+    fn demo_orders(&self) -> Vec<OrderSeed> {
+        vec![
+            OrderSeed::from_minor(DEMO_ORDER, "SAR", 262_346),
+            OrderSeed::new("K-1001", "KWD", rust_decimal::Decimal::new(12_345, 3)),
+        ]
+    }
+
+    fn facade_env(&self) -> &'static [EnvVar] {
+        FACADE_ENV
+    }
+}
+
+/// The demo order of the docs' example.
+const DEMO_ORDER: &str = "0191f5a7-44a9-76c2-9fec-39709fdbf723";
+
+/// The facade's Moyasar variables.
+const FACADE_ENV: &[EnvVar] = &[
+    ("REFUNDS_MOYASAR_BASE_URL", |h| h.base_url()),
+    ("REFUNDS_MOYASAR_SECRET_KEY", |_| SECRET_KEY.to_owned()),
+];
+
+/// The refund route, as the router names it.
 const REFUND_ROUTE: &str = "/v1/orders/{id}/refund";
 
-/// The request body schema of the refund route in `openapi`.
-pub(crate) fn request_schema(openapi: &str) -> std::io::Result<RequestSchema> {
-    RequestSchema::for_route("moyasar", openapi, "post", REFUND_ROUTE)
+/// The request body schema of the refund route in `settings.spec`; errors name the provider
+/// as `name`.
+pub(crate) fn request_schema(
+    name: &'static str,
+    settings: &Settings,
+) -> std::io::Result<RequestSchema> {
+    RequestSchema::for_route(name, &settings.spec, "post", REFUND_ROUTE)
 }
 
 #[derive(Debug)]
 struct MoyasarState {
     shared: Arc<Shared>,
     schema: RequestSchema,
+    book: Arc<Book>,
 }
 
-pub(crate) async fn start(listen: Listen, schema: RequestSchema) -> std::io::Result<MoyasarServer> {
-    let shared = Shared::new("moyasar", Units::IsoMinor);
+/// What Moyasar keeps beside the orders: the `transaction_id`s used (the order each was used
+/// on, for its duplicate rule) and those whose first attempt is still running.
+#[derive(Debug, Default)]
+struct Book {
+    used: Mutex<HashMap<String, String>>,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl RoomBook for Book {
+    fn forget(&self, order_id: &str) {
+        lock(&self.used).retain(|_, order| order != order_id);
+    }
+
+    fn forget_all(&self) {
+        lock(&self.used).clear();
+    }
+
+    fn in_flight(&self) -> usize {
+        lock(&self.in_flight).len()
+    }
+}
+
+pub(crate) async fn start(
+    name: &'static str,
+    listen: Listen,
+    schema: RequestSchema,
+    _settings: &Settings,
+) -> std::io::Result<MoyasarServer> {
+    let book = Arc::new(Book::default());
+    let shared = Shared::new(name, Units::IsoMinor, Arc::clone(&book) as Arc<dyn RoomBook>);
     let state = Arc::new(MoyasarState {
         shared: Arc::clone(&shared),
         schema,
+        book,
     });
     let routes = Routes::new().post(REFUND_ROUTE, MediaType::Json, refund, state);
     let surface = Surface {
@@ -333,8 +478,8 @@ fn auth_error(headers: &HeaderMap) -> Option<Response> {
         None
     };
     match key.as_deref() {
-        Some(MOYASAR_SECRET_KEY) => None,
-        Some(MOYASAR_KEY_WITHOUT_REFUND) => Some(message(StatusCode::FORBIDDEN, "Unauthorized")),
+        Some(SECRET_KEY) => None,
+        Some(KEY_WITHOUT_REFUND) => Some(message(StatusCode::FORBIDDEN, "Unauthorized")),
         Some("") => Some(message(
             StatusCode::UNAUTHORIZED,
             "Missing authentication information",
@@ -401,15 +546,14 @@ async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = st.shared.faults.take(&[&id]);
-    match fault {
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return message(status, status.canonical_reason().unwrap_or("Error"));
-        }
-        Some(Fault::NonJson502) => return non_json_502(),
-        _ => {}
-    }
+    let status = |code| {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        message(status, status.canonical_reason().unwrap_or("Error"))
+    };
+    let fault = match draw_fault(&st.shared, &[&id], status) {
+        Drawn::Work(fault) => fault,
+        Drawn::Answer(answer) => return answer,
+    };
     detached(async move {
         let res = handle(&st, &id, &headers, &body, fault.as_ref()).await;
         after_commit(fault.as_ref(), answer_unaltered, res)
@@ -420,14 +564,14 @@ async fn refund(
 /// Removes a `transaction_id` from the in-flight set however the attempt
 /// ends.
 struct InFlight<'a> {
-    shared: &'a Shared,
+    book: &'a Book,
     key: Option<String>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            lock(&self.shared.store).inflight.remove(&key);
+            lock(&self.book.in_flight).remove(&key);
         }
     }
 }
@@ -465,13 +609,14 @@ async fn handle(
     let shared = &*st.shared;
 
     let guard = {
-        let mut store = lock(&shared.store);
+        let store = lock(&shared.store);
         if let Some(tx) = &req.transaction_id {
-            if store.inflight.contains(tx) {
+            let mut in_flight = lock(&st.book.in_flight);
+            if in_flight.contains(tx) {
                 return message(StatusCode::BAD_REQUEST, STILL_PROCESSING);
             }
-            if let Some(replay) = store.replays.get(tx) {
-                if replay.order_id != id {
+            if let Some(used_on) = lock(&st.book.used).get(tx) {
+                if used_on != id {
                     let mut errors = BTreeMap::new();
                     errors.insert(
                         "transaction_id".to_owned(),
@@ -484,10 +629,10 @@ async fn handle(
                     None => message(StatusCode::NOT_FOUND, "Object not found"),
                 };
             }
-            store.inflight.insert(tx.clone());
+            in_flight.insert(tx.clone());
         }
         InFlight {
-            shared,
+            book: &st.book,
             key: req.transaction_id.clone(),
         }
     };
@@ -519,14 +664,7 @@ async fn handle(
     });
     order.updated = SystemTime::now();
     let body = order_body(order);
-    store.replays.insert(
-        tx_id,
-        Replay {
-            order_id: id.to_owned(),
-            fingerprint: String::new(),
-            body: Vec::new(),
-        },
-    );
+    lock(&st.book.used).insert(tx_id, id.to_owned());
     drop(store);
     drop(guard);
     json(StatusCode::OK, &body)

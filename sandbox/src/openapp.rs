@@ -51,6 +51,7 @@
 //!   refunded amount; the merchant's wallet balance is not modelled (OpenApp
 //!   accepts refunds beyond it and holds them).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -68,21 +69,34 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use crate::fault::Fault;
-use crate::response::{json, json_bytes, non_json_502};
+use crate::response::{json, json_bytes};
+use crate::room::{EnvVar, Room};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, run_refund,
+    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, Drawn, draw_fault, run_refund,
 };
-use crate::shared::Shared;
-use crate::state::{RecordedRefund, RefundStatus, SANDBOX_MERCHANT, Units, lock, now_rfc3339};
+use crate::shared::{RoomBook, Shared};
+use crate::state::{OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The demo API key (first element of the HMAC `authorization` header).
+pub const API_KEY: &str = "b23a9fa61406440d868271d19d634906";
+
+/// The demo API secret, the HMAC-SHA256 key.
+pub const API_SECRET: &str = "sandbox-openapp-secret-0f4b1c2d";
+
+/// The merchant the sandbox's credentials belong to. Orders seeded with another
+/// [`OrderSeed::owner`] answer `MerchantOrderOwnershipException`.
+pub const SANDBOX_MERCHANT: &str = "sandbox-merchant";
+
 /// The refund route.
 pub const REFUND_PATH: &str = "/merchant/v1/orders/refund";
+
+/// The docs' example refund, of the demo order: what `sandbox sign` signs unless given a body.
+pub const DEMO_REFUND_BODY: &str = r#"{"oaOrderId":"OA12345678901234","shopOrderId":"WS1213ASDZXC231A","currency":"PLN","amount":1999,"reason":"RETURNED","caseId":"RET-123434","notes":"Returned without charger cables.","products":[{"id":"id123","refundedQuantity":1,"amount":1999}]}"#;
 
 /// The `authorization` header's prefix.
 pub const AUTH_PREFIX: &str = "hmac v1$";
@@ -207,16 +221,129 @@ pub fn parse_authorization(header: &str) -> Option<Authorization> {
 }
 
 /// How the sandbox signs responses, so a client's verification can be
-/// tested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// tested (`--openapp-response-signing valid|tampered|absent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ResponseSigning {
     /// Correct signatures.
     #[default]
     Valid,
-    /// A signature over a different body.
+    /// A signature over a different body (clients must reject it).
     Tampered,
     /// No signature headers.
     Absent,
+}
+
+impl ResponseSigning {
+    /// `valid`, `tampered` or `absent`, as the flag takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseSigning::Valid => "valid",
+            ResponseSigning::Tampered => "tampered",
+            ResponseSigning::Absent => "absent",
+        }
+    }
+}
+
+/// OpenApp's settings ([`crate::SandboxConfig::openapp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// A fixed port, taking precedence over [`crate::SandboxConfig::port_base`].
+    pub port: Option<u16>,
+    /// The normalized OpenAPI document whose request body schema the refund route enforces
+    /// (default `openapp_api::NORMALIZED_OPENAPI`); one without the route's operation, or whose
+    /// schema does not compile, fails [`crate::Sandbox::start`].
+    pub spec: Cow<'static, str>,
+    /// Allowed distance between a request's timestamp and the sandbox's clock (default
+    /// [`DEFAULT_TIMESTAMP_WINDOW`]).
+    pub timestamp_window: Duration,
+    /// How answers are signed (default [`ResponseSigning::Valid`]).
+    pub response_signing: ResponseSigning,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: None,
+            spec: Cow::Borrowed(openapp_api::NORMALIZED_OPENAPI),
+            timestamp_window: DEFAULT_TIMESTAMP_WINDOW,
+            response_signing: ResponseSigning::Valid,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings as `sandbox --print-config json` reports them.
+    pub fn report(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            (
+                "openapp_timestamp_window_s",
+                self.timestamp_window.as_secs().into(),
+            ),
+            (
+                "openapp_response_signing",
+                self.response_signing.as_str().into(),
+            ),
+        ]
+    }
+}
+
+/// OpenApp's flags of the `sandbox` binary.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "OpenApp")]
+// No argument group: each room's `Flags` would claim the same group name.
+#[group(skip)]
+pub struct Flags {
+    /// OpenApp's port (overrides --port-base for OpenApp).
+    #[arg(long, value_name = "PORT")]
+    pub openapp_port: Option<u16>,
+
+    /// How OpenApp signs its answers.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ResponseSigning::Valid)]
+    pub openapp_response_signing: ResponseSigning,
+
+    /// How far an OpenApp request's timestamp may be from the sandbox's
+    /// clock.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TIMESTAMP_WINDOW.as_secs())]
+    pub openapp_timestamp_window: u64,
+}
+
+impl Flags {
+    /// Sets what the flags say in `settings`.
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.port = self.openapp_port;
+        settings.response_signing = self.openapp_response_signing;
+        settings.timestamp_window = Duration::from_secs(self.openapp_timestamp_window);
+    }
+}
+
+/// The order's `oaOrderId`: the seed's, or its id.
+fn oa_order_id(seed: &OrderSeed) -> &str {
+    seed.oa_order_id.as_deref().unwrap_or(&seed.id)
+}
+
+/// The merchant that owns the order: the seed's, or [`SANDBOX_MERCHANT`].
+fn owner(seed: &OrderSeed) -> &str {
+    seed.owner.as_deref().unwrap_or(SANDBOX_MERCHANT)
+}
+
+/// A curl command for the refund route at `base_url`, with `body` signed with the demo
+/// credentials at `epoch_ms` and a fresh nonce: valid for the timestamp window, once.
+pub fn curl_command(base_url: &str, body: &str, epoch_ms: u64) -> String {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let sig = sign(
+        API_KEY,
+        API_SECRET,
+        "POST",
+        REFUND_PATH,
+        epoch_ms,
+        &nonce,
+        body.as_bytes(),
+    );
+    format!(
+        "curl -s -i {base_url}{REFUND_PATH} -H 'Content-Type: application/json' -H '{}' -H '{}' --data-binary '{body}'",
+        format_args!("authorization: {}", sig.authorization),
+        format_args!("x-app-signature: {}", sig.signature),
+    )
 }
 
 /// The OpenApp sandbox. Dereferences to [`ProviderHandle`].
@@ -264,17 +391,21 @@ impl OpenAppServer {
         self.state.wallet_missing.store(missing, Ordering::SeqCst);
     }
 
-    /// Makes refunds on this order answer `UserNotFoundException` (404)
-    /// while `missing`. `false` when the order does not exist.
+    /// Makes refunds on this order (by its seed id) answer `UserNotFoundException` (404)
+    /// while `missing`, until the order is seeded again or removed. `false` when the order
+    /// does not exist.
     pub fn set_user_missing(&self, order_id: &str, missing: bool) -> bool {
-        let mut store = lock(&self.handle.shared().store);
-        match store.orders.get_mut(order_id) {
-            Some(order) => {
-                order.user_missing = missing;
-                true
-            }
-            None => false,
+        let store = lock(&self.handle.shared().store);
+        if !store.orders.contains_key(order_id) {
+            return false;
         }
+        let mut users_missing = lock(&self.state.book.users_missing);
+        if missing {
+            users_missing.insert(order_id.to_owned());
+        } else {
+            users_missing.remove(order_id);
+        }
+        true
     }
 
     /// Sets how responses are signed (default [`ResponseSigning::Valid`]).
@@ -286,8 +417,8 @@ impl OpenAppServer {
     /// sandbox's clock and a fresh nonce: the headers a client must send.
     pub fn sign_refund(&self, body: &[u8]) -> Signature {
         sign(
-            OPENAPP_API_KEY,
-            OPENAPP_API_SECRET,
+            API_KEY,
+            API_SECRET,
             "POST",
             REFUND_PATH,
             self.now_ms(),
@@ -297,10 +428,69 @@ impl OpenAppServer {
     }
 }
 
+impl Room for OpenAppServer {
+    fn handle(&self) -> &ProviderHandle {
+        &self.handle
+    }
+
+    fn title(&self) -> &'static str {
+        "OpenApp"
+    }
+
+    fn refund_path(&self) -> &'static str {
+        REFUND_PATH
+    }
+
+    fn credentials(&self) -> serde_json::Value {
+        serde_json::json!({ "api_key": API_KEY, "api_secret": API_SECRET })
+    }
+
+    fn credentials_text(&self) -> String {
+        format!("api key {API_KEY}, api secret {API_SECRET}")
+    }
+
+    fn example(&self) -> String {
+        let url = self.handle.base_url();
+        let window = lock(&self.state.window).as_secs();
+        format!(
+            "# OpenApp: signed, valid for {window} s and once (fresh one: cargo run -p sandbox -- sign --base-url {url})\n{}",
+            curl_command(&url, DEMO_REFUND_BODY, self.now_ms())
+        )
+    }
+
+    fn demo_orders(&self) -> Vec<OrderSeed> {
+        vec![
+            OrderSeed::new("WS1213ASDZXC231A", "PLN", rust_decimal::Decimal::new(10000, 2))
+                .oa_order_id("OA12345678901234"),
+        ]
+    }
+
+    fn facade_env(&self) -> &'static [EnvVar] {
+        FACADE_ENV
+    }
+}
+
+/// The facade's OpenApp variables. `REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES` is always
+/// `true`, whatever [`Settings::response_signing`] says: `tampered` and `absent` exist to check
+/// that a client refuses an answer whose signature is wrong or missing, and turning
+/// verification off would make that check pass without testing anything. It is exported
+/// anyway (rather than left to the facade's default) so that an earlier `eval` of other
+/// settings cannot leave it `false`. A test of a client with verification off sets it to
+/// `false` after the `eval`.
+const FACADE_ENV: &[EnvVar] = &[
+    ("REFUNDS_OPENAPP_BASE_URL", |h| h.base_url()),
+    ("REFUNDS_OPENAPP_API_KEY", |_| API_KEY.to_owned()),
+    ("REFUNDS_OPENAPP_API_SECRET", |_| API_SECRET.to_owned()),
+    ("REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES", |_| {
+        "true".to_owned()
+    }),
+];
+
 #[derive(Debug)]
 struct OpenAppState {
     shared: Arc<Shared>,
     schema: RequestSchema,
+    book: Arc<Book>,
     nonces: Mutex<HashSet<String>>,
     skew_ms: AtomicI64,
     window: Mutex<Duration>,
@@ -316,26 +506,53 @@ impl OpenAppState {
     }
 }
 
-/// The request body schema of the refund route in `openapi`.
-pub(crate) fn request_schema(openapi: &str) -> std::io::Result<RequestSchema> {
-    RequestSchema::for_route("openapp", openapi, "post", REFUND_PATH)
+/// What OpenApp keeps beside the orders: the orders whose customer is gone, by seed id. It
+/// also knows an order by its `oaOrderId`.
+#[derive(Debug, Default)]
+struct Book {
+    users_missing: Mutex<HashSet<String>>,
+}
+
+impl RoomBook for Book {
+    fn forget(&self, order_id: &str) {
+        lock(&self.users_missing).remove(order_id);
+    }
+
+    fn forget_all(&self) {
+        lock(&self.users_missing).clear();
+    }
+
+    fn alias<'a>(&self, seed: &'a OrderSeed) -> Option<&'a str> {
+        seed.oa_order_id.as_deref()
+    }
+}
+
+/// The request body schema of the refund route in `settings.spec`; errors name the provider
+/// as `name`.
+pub(crate) fn request_schema(
+    name: &'static str,
+    settings: &Settings,
+) -> std::io::Result<RequestSchema> {
+    RequestSchema::for_route(name, &settings.spec, "post", REFUND_PATH)
 }
 
 pub(crate) async fn start(
+    name: &'static str,
     listen: Listen,
     schema: RequestSchema,
-    window: Duration,
-    signing: ResponseSigning,
+    settings: &Settings,
 ) -> std::io::Result<OpenAppServer> {
-    let shared = Shared::new("openapp", Units::Hundredths);
+    let book = Arc::new(Book::default());
+    let shared = Shared::new(name, Units::Hundredths, Arc::clone(&book) as Arc<dyn RoomBook>);
     let state = Arc::new(OpenAppState {
         shared: Arc::clone(&shared),
         schema,
+        book,
         nonces: Mutex::new(HashSet::new()),
         skew_ms: AtomicI64::new(0),
-        window: Mutex::new(window),
+        window: Mutex::new(settings.timestamp_window),
         wallet_missing: AtomicBool::new(false),
-        signing: Mutex::new(signing),
+        signing: Mutex::new(settings.response_signing),
     });
     let routes = Routes::new().post(REFUND_PATH, MediaType::Json, refund, Arc::clone(&state));
     let signer = Arc::clone(&state);
@@ -350,14 +567,7 @@ pub(crate) async fn start(
                 Rejection::PayloadTooLarge { .. } => "PayloadTooLargeException",
                 Rejection::UnsupportedMediaType { .. } => "UnsupportedMediaTypeException",
             };
-            let message = r.message(method, uri);
-            let body = serde_json::to_vec(&Exception {
-                exception: name,
-                message: &message,
-            })
-            .unwrap_or_default();
-            let (parts, _) = json_bytes(r.status(), body.clone()).into_parts();
-            sign_parts(&signer, method, uri, parts, Bytes::from(body))
+            signed_exception(&signer, method, uri, r.status(), name, &r.message(method, uri))
         }),
     };
     let handle = server::serve(listen, shared, surface).await?;
@@ -372,6 +582,20 @@ struct Exception<'a> {
 
 fn exception(status: StatusCode, exception: &str, message: &str) -> Response {
     json(status, &Exception { exception, message })
+}
+
+/// [`exception`], signed like every answer, for answers given without running the handler.
+fn signed_exception(
+    st: &OpenAppState,
+    method: &Method,
+    uri: &Uri,
+    status: StatusCode,
+    exception: &str,
+    message: &str,
+) -> Response {
+    let body = serde_json::to_vec(&Exception { exception, message }).unwrap_or_default();
+    let (parts, _) = json_bytes(status, body.clone()).into_parts();
+    sign_parts(st, method, uri, parts, Bytes::from(body))
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -393,7 +617,7 @@ fn authenticate(
     let authorization = header(headers, "authorization").ok_or("Missing authorization header")?;
     let signature = header(headers, "x-app-signature").ok_or("Missing x-app-signature header")?;
     let auth = parse_authorization(authorization).ok_or("Malformed authorization header")?;
-    if auth.api_key != OPENAPP_API_KEY {
+    if auth.api_key != API_KEY {
         return Err("Unknown API key");
     }
     if auth.method != method.as_str().to_uppercase() || auth.path != uri.path().to_uppercase() {
@@ -402,7 +626,7 @@ fn authenticate(
     if auth.nonce.is_empty() || auth.nonce.chars().count() > MAX_NONCE_LEN {
         return Err("Invalid nonce");
     }
-    if !verify(OPENAPP_API_SECRET, authorization, body, signature) {
+    if !verify(API_SECRET, authorization, body, signature) {
         return Err("Invalid signature");
     }
     let window = u64::try_from(lock(&st.window).as_millis()).unwrap_or(u64::MAX);
@@ -457,7 +681,7 @@ fn tamper_signature(headers: &mut HeaderMap) {
     else {
         return;
     };
-    let tag = mac(OPENAPP_API_SECRET, elements, TAMPERED_BODY)
+    let tag = mac(API_SECRET, elements, TAMPERED_BODY)
         .finalize()
         .into_bytes();
     if let Ok(value) = HeaderValue::from_str(&STANDARD.encode(tag)) {
@@ -491,8 +715,8 @@ fn sign_parts(
             &bytes
         };
         let sig = sign(
-            OPENAPP_API_KEY,
-            OPENAPP_API_SECRET,
+            API_KEY,
+            API_SECRET,
             method.as_str(),
             uri.path(),
             st.now_ms(),
@@ -519,23 +743,16 @@ async fn refund(
     body: Bytes,
 ) -> Response {
     let ids = order_ids(&body);
-    let fault = st
-        .shared
-        .faults
-        .take(&ids.iter().map(String::as_str).collect::<Vec<_>>());
-    match fault {
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let res = exception(
-                status,
-                "InternalServerErrorException",
-                status.canonical_reason().unwrap_or("Error"),
-            );
-            return sign_response(&st, &method, &uri, res).await;
-        }
-        Some(Fault::NonJson502) => return non_json_502(),
-        _ => {}
-    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let status = |code| {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let reason = status.canonical_reason().unwrap_or("Error");
+        signed_exception(&st, &method, &uri, status, "InternalServerErrorException", reason)
+    };
+    let fault = match draw_fault(&st.shared, &ids, status) {
+        Drawn::Work(fault) => fault,
+        Drawn::Answer(answer) => return answer,
+    };
     run_refund(fault, alter_answer, async move {
         let res = match authenticate(&st, &method, &uri, &headers, &body) {
             Ok(()) => handle(&st, &body),
@@ -673,14 +890,14 @@ fn handle(st: &OpenAppState, body: &[u8]) -> Response {
     let Some(order) = store
         .orders
         .values_mut()
-        .find(|o| o.seed.oa_order_id_or_default() == req.oa_order_id)
+        .find(|o| oa_order_id(&o.seed) == req.oa_order_id)
     else {
         return not_found();
     };
     if order.seed.id != req.shop_order_id {
         return not_found();
     }
-    if order.seed.owner_or_default() != SANDBOX_MERCHANT {
+    if owner(&order.seed) != SANDBOX_MERCHANT {
         return exception(
             StatusCode::NOT_FOUND,
             "MerchantOrderOwnershipException",
@@ -694,7 +911,7 @@ fn handle(st: &OpenAppState, body: &[u8]) -> Response {
             "Merchant wallet not found",
         );
     }
-    if order.user_missing {
+    if lock(&st.book.users_missing).contains(&order.seed.id) {
         return exception(
             StatusCode::NOT_FOUND,
             "UserNotFoundException",

@@ -16,6 +16,7 @@
 //! - An empty request body reads as `{}` (as Express' body parser does), so
 //!   it fails validation rather than JSON parsing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -29,20 +30,87 @@ use axum::response::Response;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};
-use crate::fault::{Fault, answer_unaltered};
-use crate::response::{json, json_bytes, non_json_502};
+use crate::fault::answer_unaltered;
+use crate::response::{json, json_bytes};
+use crate::room::{EnvVar, Room};
 use crate::schema::{Problem, RequestSchema, Violation, either};
-use crate::server::{self, Listen, MediaType, ProviderHandle, Routes, Surface, run_refund};
-use crate::shared::Shared;
-use crate::state::{RecordedRefund, RefundStatus, Replay, Units, lock, now_rfc3339};
+use crate::server::{
+    self, Listen, MediaType, ProviderHandle, Routes, Surface, Drawn, draw_fault, run_refund,
+};
+use crate::shared::{RoomBook, Shared};
+use crate::state::{OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
 use crate::{clock, money, wire};
+
+/// The demo `client_id` for `POST /token`.
+pub const CLIENT_ID: &str = "sandbox-optty-client";
+
+/// The demo `client_secret` for `POST /token`.
+pub const CLIENT_SECRET: &str = "sandbox-optty-secret";
 
 /// The `bnplProvider` every sandbox refund reports.
 pub const BNPL_PROVIDER: &str = "KLARNA_AU";
 
 /// The only scope Optty issues.
 pub const SCOPE: &str = "api-user";
+
+/// The refund route as Optty's spec names it.
+pub const REFUND_PATH: &str = "/orders/{orderReference}/refund";
+
+/// The lifetime of the tokens issued unless the settings say otherwise: Optty's `expires_in`.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+
+/// Optty's settings ([`crate::SandboxConfig::optty`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// A fixed port, taking precedence over [`crate::SandboxConfig::port_base`].
+    pub port: Option<u16>,
+    /// The normalized OpenAPI document whose request body schema the refund route enforces
+    /// (default `optty_api::NORMALIZED_OPENAPI`); one without the route's operation, or whose
+    /// schema does not compile, fails [`crate::Sandbox::start`].
+    pub spec: Cow<'static, str>,
+    /// Lifetime of the tokens issued (default [`DEFAULT_TOKEN_LIFETIME`]).
+    pub token_lifetime: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: None,
+            spec: Cow::Borrowed(optty_api::NORMALIZED_OPENAPI),
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings as `sandbox --print-config json` reports them.
+    pub fn report(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![("optty_token_lifetime_s", self.token_lifetime.as_secs().into())]
+    }
+}
+
+/// Optty's flags of the `sandbox` binary.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(next_help_heading = "Optty")]
+// No argument group: each room's `Flags` would claim the same group name.
+#[group(skip)]
+pub struct Flags {
+    /// Optty's port (overrides --port-base for Optty).
+    #[arg(long, value_name = "PORT")]
+    pub optty_port: Option<u16>,
+
+    /// Lifetime of Optty access tokens, also their expires_in.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_TOKEN_LIFETIME.as_secs())]
+    pub optty_token_lifetime: u64,
+}
+
+impl Flags {
+    /// Sets what the flags say in `settings`.
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.port = self.optty_port;
+        settings.token_lifetime = Duration::from_secs(self.optty_token_lifetime);
+    }
+}
 
 /// The Optty sandbox. Dereferences to [`ProviderHandle`] for orders and
 /// faults.
@@ -92,33 +160,126 @@ impl OpttyServer {
     }
 }
 
+impl Room for OpttyServer {
+    fn handle(&self) -> &ProviderHandle {
+        &self.handle
+    }
+
+    fn title(&self) -> &'static str {
+        "Optty"
+    }
+
+    fn refund_path(&self) -> &'static str {
+        REFUND_PATH
+    }
+
+    fn credentials(&self) -> serde_json::Value {
+        serde_json::json!({
+            "token_url": self.token_url(),
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "scope": SCOPE,
+        })
+    }
+
+    fn credentials_text(&self) -> String {
+        format!("client_id={CLIENT_ID} client_secret={CLIENT_SECRET}")
+    }
+
+    fn example(&self) -> String {
+        let url = self.handle.base_url();
+        format!(
+            r#"# Optty: token, then refund
+TOKEN=$(curl -s {url}/token -d client_id={CLIENT_ID} -d client_secret={CLIENT_SECRET} -d grant_type=client_credentials -d scope={SCOPE} | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+curl -s {url}/orders/ORD-1001/refund -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"refundReference":"demo-1","refundAmount":{{"amount":10.00,"currency":"AUD"}},"refundDescription":"Demo refund"}}'"#
+        )
+    }
+
+    fn demo_orders(&self) -> Vec<OrderSeed> {
+        vec![
+            OrderSeed::new("ORD-1001", "AUD", Decimal::new(10000, 2)),
+            OrderSeed::new("ORD-1002", "AUD", Decimal::new(10000, 2))
+                .refunded(Decimal::new(7502, 2)),
+            OrderSeed::new("ORD-1003", "AUD", Decimal::new(5000, 2))
+                .refund_status(RefundStatus::Pending),
+        ]
+    }
+
+    fn facade_env(&self) -> &'static [EnvVar] {
+        FACADE_ENV
+    }
+}
+
+/// The facade's Optty variables: the token endpoint is served by the same server.
+const FACADE_ENV: &[EnvVar] = &[
+    ("REFUNDS_OPTTY_BASE_URL", |h| h.base_url()),
+    ("REFUNDS_OPTTY_AUTH_URL", |h| h.base_url()),
+    ("REFUNDS_OPTTY_CLIENT_ID", |_| CLIENT_ID.to_owned()),
+    ("REFUNDS_OPTTY_CLIENT_SECRET", |_| CLIENT_SECRET.to_owned()),
+];
+
 #[derive(Debug)]
 struct OpttyState {
     shared: Arc<Shared>,
     schema: RequestSchema,
+    book: Arc<Book>,
     tokens: Mutex<HashMap<String, Instant>>,
     lifetime: Mutex<Duration>,
 }
 
-/// The refund route, as the router and the spec name it.
+/// A refund kept under its `refundReference`, which is unique per merchant.
+#[derive(Debug, Clone)]
+struct Replay {
+    /// The order the reference was used on.
+    order_id: String,
+    /// The order, amount and currency: what must match for a repeat to be a replay.
+    fingerprint: String,
+    /// The original response body, answered again to a replay.
+    body: Vec<u8>,
+}
+
+/// What Optty keeps beside the orders: its refunds by `refundReference`.
+#[derive(Debug, Default)]
+struct Book {
+    replays: Mutex<HashMap<String, Replay>>,
+}
+
+impl RoomBook for Book {
+    fn forget(&self, order_id: &str) {
+        lock(&self.replays).retain(|_, r| r.order_id != order_id);
+    }
+
+    fn forget_all(&self) {
+        lock(&self.replays).clear();
+    }
+}
+
+/// The refund route, as the router names it.
 const REFUND_ROUTE: &str = "/orders/{order_reference}/refund";
 
-/// The request body schema of the refund route in `openapi`.
-pub(crate) fn request_schema(openapi: &str) -> std::io::Result<RequestSchema> {
-    RequestSchema::for_route("optty", openapi, "post", REFUND_ROUTE)
+/// The request body schema of the refund route in `settings.spec`; errors name the provider
+/// as `name`.
+pub(crate) fn request_schema(
+    name: &'static str,
+    settings: &Settings,
+) -> std::io::Result<RequestSchema> {
+    RequestSchema::for_route(name, &settings.spec, "post", REFUND_ROUTE)
 }
 
 pub(crate) async fn start(
+    name: &'static str,
     listen: Listen,
     schema: RequestSchema,
-    token_lifetime: Duration,
+    settings: &Settings,
 ) -> std::io::Result<OpttyServer> {
-    let shared = Shared::new("optty", Units::Major);
+    let book = Arc::new(Book::default());
+    let shared = Shared::new(name, Units::Major, Arc::clone(&book) as Arc<dyn RoomBook>);
     let state = Arc::new(OpttyState {
         shared: Arc::clone(&shared),
         schema,
+        book,
         tokens: Mutex::new(HashMap::new()),
-        lifetime: Mutex::new(token_lifetime),
+        lifetime: Mutex::new(settings.token_lifetime),
     });
     let routes = Routes::new()
         .post("/token", MediaType::Form, token, Arc::clone(&state))
@@ -167,7 +328,7 @@ fn unauthorized() -> Response {
     error(StatusCode::UNAUTHORIZED, "Unauthorized", None)
 }
 
-/// [`Fault::Status`]: the documented 500 body, and the same shape with the
+/// [`crate::Fault::Status`]: the documented 500 body, and the same shape with the
 /// status' reason phrase for any other code.
 fn status_fault(code: u16) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -193,8 +354,7 @@ async fn token(State(st): State<Arc<OpttyState>>, body: Bytes) -> Response {
         Err(_) => return bad_request("Invalid form body"),
     };
     let field = |name: &str| form.get(name).map(String::as_str);
-    if field("client_id") != Some(OPTTY_CLIENT_ID)
-        || field("client_secret") != Some(OPTTY_CLIENT_SECRET)
+    if field("client_id") != Some(CLIENT_ID) || field("client_secret") != Some(CLIENT_SECRET)
     {
         return unauthorized();
     }
@@ -257,12 +417,10 @@ async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = st.shared.faults.take(&[&order_reference]);
-    match fault {
-        Some(Fault::Status(code)) => return status_fault(code),
-        Some(Fault::NonJson502) => return non_json_502(),
-        _ => {}
-    }
+    let fault = match draw_fault(&st.shared, &[&order_reference], status_fault) {
+        Drawn::Work(fault) => fault,
+        Drawn::Answer(answer) => return answer,
+    };
     run_refund(fault, answer_unaltered, async move {
         handle(&st, &order_reference, &headers, &body)
     })
@@ -400,7 +558,8 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
     if !store.orders.contains_key(order_reference) {
         return error(StatusCode::NOT_FOUND, "Not Found", None);
     }
-    if let Some(replay) = store.replays.get(&req.reference) {
+    let mut replays = lock(&st.book.replays);
+    if let Some(replay) = replays.get(&req.reference) {
         return if replay.fingerprint == fingerprint {
             json_bytes(StatusCode::OK, replay.body.clone())
         } else {
@@ -472,7 +631,7 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
         Ok(bytes) => bytes,
         Err(_) => return status_fault(500),
     };
-    store.replays.insert(
+    replays.insert(
         req.reference,
         Replay {
             order_id: order_reference.to_owned(),

@@ -2,7 +2,7 @@
 //!
 //! Each refund route's body is validated against the JSON request body schema its operation has
 //! in the provider's normalized OpenAPI document (`<provider>_api::NORMALIZED_OPENAPI` unless
-//! [`crate::SandboxConfig::specs`] says otherwise), with the `jsonschema` crate as JSON Schema
+//! the provider's settings say otherwise, e.g. [`crate::optty::Settings::spec`]), with the `jsonschema` crate as JSON Schema
 //! draft 4, which OpenAPI 3.0's schema objects follow: the same document and the same reading as
 //! the facade's agreement test (`facade/tests/schema_agreement.rs`), with `#/components/...`
 //! references resolved inside the document itself. The validator is compiled once, when the
@@ -24,7 +24,6 @@
 //! for `1e20` or `99999999999999999999`, which are no `i64`. So the providers keep exact checks,
 //! on the text of the number as sent, where that matters: each is commented as such.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -33,30 +32,6 @@ use rust_decimal::Decimal;
 use serde_json::Value as Json;
 
 use crate::wire;
-
-/// The normalized OpenAPI documents the servers validate request bodies against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderSpecs {
-    /// Optty's (default: `optty_api::NORMALIZED_OPENAPI`).
-    pub optty: Cow<'static, str>,
-    /// AfterPay's (default: `afterpay_api::NORMALIZED_OPENAPI`).
-    pub afterpay: Cow<'static, str>,
-    /// Moyasar's (default: `moyasar_api::NORMALIZED_OPENAPI`).
-    pub moyasar: Cow<'static, str>,
-    /// OpenApp's (default: `openapp_api::NORMALIZED_OPENAPI`).
-    pub openapp: Cow<'static, str>,
-}
-
-impl Default for ProviderSpecs {
-    fn default() -> Self {
-        ProviderSpecs {
-            optty: Cow::Borrowed(optty_api::NORMALIZED_OPENAPI),
-            afterpay: Cow::Borrowed(afterpay_api::NORMALIZED_OPENAPI),
-            moyasar: Cow::Borrowed(moyasar_api::NORMALIZED_OPENAPI),
-            openapp: Cow::Borrowed(openapp_api::NORMALIZED_OPENAPI),
-        }
-    }
-}
 
 /// The compiled JSON request body schema of one operation.
 pub(crate) struct RequestSchema {

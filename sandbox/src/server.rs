@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use crate::admin;
 use crate::fault::{AlterAnswer, Fault, FaultHandle, FaultRule, FiredFault, Trigger};
 use crate::response::{
-    drop_connection, gateway_status, is_dropped, malformed_body, oversized_body,
+    drop_connection, gateway_status, is_dropped, malformed_body, non_json_502, oversized_body,
     with_padding_header,
 };
 use crate::shared::{AdminError, LedgerEntry, LedgerFilter, LoggedRequest, Outcome, Shared};
@@ -34,9 +34,10 @@ use crate::state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedErro
 
 /// A running provider server: its address, its orders and its faults.
 ///
-/// The four provider types ([`crate::OpttyServer`] and the others)
-/// dereference to this, so `sb.optty.base_url()` and `sb.moyasar.inject(..)`
-/// read the same everywhere. Dropping the handle stops the server.
+/// Every provider's server type ([`crate::OpttyServer`] and the others)
+/// dereferences to this, so `sb.optty().base_url()` and `sb.moyasar().inject(..)`
+/// read the same everywhere, and [`crate::Sandbox::handle`] finds it by the
+/// provider's name. Dropping the handle stops the server.
 ///
 /// Every method here is also an admin HTTP operation (`/__admin/..`, see
 /// `sandbox/admin.openapi.json`): both call the same function, so what a Rust
@@ -62,7 +63,8 @@ impl ProviderHandle {
         self.addr
     }
 
-    /// `optty`, `afterpay`, `moyasar` or `openapp`.
+    /// The provider's name in the list ([`crate::PROVIDERS`]): `optty`, `afterpay`,
+    /// `moyasar`, `openapp`.
     pub fn provider(&self) -> &'static str {
         self.shared.provider
     }
@@ -87,7 +89,8 @@ impl ProviderHandle {
         self.shared.seed(seed)
     }
 
-    /// A snapshot of an order by its seed id (OpenApp: or its `oaOrderId`).
+    /// A snapshot of an order by its seed id or the provider's other id for it
+    /// (OpenApp: its `oaOrderId`).
     /// `GET /__admin/orders/{id}`.
     pub fn order(&self, id: &str) -> Option<OrderState> {
         self.shared.order(id)
@@ -168,8 +171,9 @@ impl ProviderHandle {
     }
 
     /// How many duplicate keys are being processed right now (Moyasar
-    /// `transaction_id`s between arrival and answer), so a test can wait for
-    /// a delayed first attempt before sending its duplicate.
+    /// `transaction_id`s between arrival and answer; always 0 where the
+    /// provider has no such rule), so a test can wait for a delayed first
+    /// attempt before sending its duplicate.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()
     }
@@ -201,8 +205,8 @@ impl ProviderHandle {
     }
 
     /// Settles a refund (by [`crate::RecordedRefund::id`]) on an order (by
-    /// its id or, OpenApp, its `oaOrderId`) as [`RefundStatus::Succeeded`]
-    /// or [`RefundStatus::Failed`], as a settlement report or callback
+    /// its id or the provider's other id for it, OpenApp's `oaOrderId`) as
+    /// [`RefundStatus::Succeeded`] or [`RefundStatus::Failed`], as a settlement report or callback
     /// would. A failed refund gives its amount back to the order's
     /// refundable total. Settling again to the same status is a no-op; a
     /// settled refund cannot change its outcome.
@@ -732,6 +736,30 @@ where
     }
 }
 
+/// What a refund request does under the fault it drew ([`draw_fault`]).
+pub(crate) enum Drawn {
+    /// The work runs, under this fault if any.
+    Work(Option<Fault>),
+    /// This is answered at once, with no work done.
+    Answer(Response),
+}
+
+/// Draws the fault of a refund request about `orders` (the order ids it names) and answers at
+/// once the faults that act before any work: [`Fault::Status`] in the provider's own shape,
+/// through its `status` hook, and [`Fault::NonJson502`] as a gateway in front of any provider
+/// would.
+pub(crate) fn draw_fault(
+    shared: &Shared,
+    orders: &[&str],
+    status: impl FnOnce(u16) -> Response,
+) -> Drawn {
+    match shared.faults.take(orders) {
+        Some(Fault::Status(code)) => Drawn::Answer(status(code)),
+        Some(Fault::NonJson502) => Drawn::Answer(non_json_502()),
+        fault => Drawn::Work(fault),
+    }
+}
+
 /// A refund handler's work under its fault: [`Fault::Latency`] delays it, the work runs
 /// [`detached`], and [`after_commit`] may then replace or alter its response (the provider's own
 /// effects through `alter`). (Moyasar applies the latency itself, inside its in-flight window.)
@@ -749,25 +777,30 @@ where
     .await
 }
 
-/// Applies the faults that replace or alter the response after the work was done. The
-/// provider-neutral ones are applied here; the signature faults, whose effect is the
-/// provider's own, go to its `alter` hook (OpenApp passes its already signed answer, so they
-/// act on the signature a client would verify).
+/// Applies a fault that fired to the response the work produced. The provider's own effect
+/// comes first, through its `alter` hook, which every fault goes to (OpenApp's acts on its
+/// already signed answer, so a signature fault acts on what a client would verify); then the
+/// provider-neutral effects, which replace or pad the answer whatever the provider.
 pub(crate) fn after_commit(
     fault: Option<&Fault>,
     alter: AlterAnswer,
     mut res: Response,
 ) -> Response {
+    let Some(fault) = fault else {
+        return res;
+    };
+    alter(fault, &mut res);
     match fault {
-        Some(Fault::DropAfterCommit) => drop_connection(),
-        Some(Fault::MalformedBody) => malformed_body(),
-        Some(Fault::StatusAfterCommit(code)) => gateway_status(*code),
-        Some(fault @ (Fault::UnsignedAnswer | Fault::WrongSignature)) => {
-            alter(fault, &mut res);
-            res
-        }
-        Some(Fault::OversizedBody(n)) => oversized_body(*n),
-        Some(Fault::OversizedHeaders(n)) => with_padding_header(res, *n),
-        Some(Fault::Latency(_) | Fault::Status(_) | Fault::NonJson502) | None => res,
+        Fault::DropAfterCommit => drop_connection(),
+        Fault::MalformedBody => malformed_body(),
+        Fault::StatusAfterCommit(code) => gateway_status(*code),
+        Fault::OversizedBody(n) => oversized_body(*n),
+        Fault::OversizedHeaders(n) => with_padding_header(res, *n),
+        // Nothing neutral to do after the work: the answer as the provider left it.
+        Fault::Latency(_)
+        | Fault::Status(_)
+        | Fault::NonJson502
+        | Fault::UnsignedAnswer
+        | Fault::WrongSignature => res,
     }
 }

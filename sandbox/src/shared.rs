@@ -2,11 +2,14 @@
 //! the refund ledger and settlement, fault rules, request counting and the request log.
 //!
 //! Provider-neutral: the provider rooms ([`crate::optty`] and the others) read and record
-//! refunds through [`Shared::store`]; [`crate::ProviderHandle`]'s methods and the admin HTTP
-//! handlers ([`crate::admin`]) both call the operations here, so what a Rust test and a client
-//! in another language can do and see is the same.
+//! refunds through [`Shared::store`], and keep what only they have (duplicate keys, in-flight
+//! requests, per-order flags) in a [`RoomBook`] of their own, which the operations here keep in
+//! step with the orders. [`crate::ProviderHandle`]'s methods and the admin HTTP handlers
+//! ([`crate::admin`]) both call the operations here, so what a Rust test and a client in another
+//! language can do and see is the same.
 
 use std::collections::VecDeque;
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,14 +26,41 @@ use crate::state::{
 /// How many requests the request log keeps (the oldest are dropped).
 pub const REQUEST_LOG_CAPACITY: usize = 10_000;
 
+/// What a provider's room keeps beside the shared orders (its duplicate keys, the requests it
+/// is working on, flags of its own per order), told by the operations here when orders go, so
+/// that a re-seeded or removed order leaves nothing of its past behind.
+///
+/// The operations call it with the orders locked; a room locks its book after the orders too
+/// (never the other way round), so the two locks cannot deadlock.
+pub(crate) trait RoomBook: Debug + Send + Sync {
+    /// The order with this seed id was replaced by a new seed or removed.
+    fn forget(&self, order_id: &str);
+
+    /// Every order was removed.
+    fn forget_all(&self);
+
+    /// Another id the order seeded as `seed` answers to in the admin API and the ledger
+    /// filter, beside its seed id (OpenApp: its `oaOrderId`).
+    fn alias<'a>(&self, _seed: &'a OrderSeed) -> Option<&'a str> {
+        None
+    }
+
+    /// How many duplicate keys are being processed right now.
+    fn in_flight(&self) -> usize {
+        0
+    }
+}
+
 /// The state every provider keeps.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// `optty`, `afterpay`, `moyasar` or `openapp`.
+    /// The provider's name in the list ([`crate::PROVIDERS`]).
     pub provider: &'static str,
     pub units: Units,
     pub store: Mutex<Store>,
     pub faults: Arc<Faults>,
+    /// What the provider's room keeps of its own.
+    book: Arc<dyn RoomBook>,
     /// Requests to the provider's routes: only through the operations below.
     requests: AtomicUsize,
     /// Only through the operations below.
@@ -38,12 +68,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(provider: &'static str, units: Units) -> Arc<Self> {
+    pub fn new(provider: &'static str, units: Units, book: Arc<dyn RoomBook>) -> Arc<Self> {
         Arc::new(Shared {
             provider,
             units,
             store: Mutex::new(Store::default()),
             faults: Arc::new(Faults::default()),
+            book,
             requests: AtomicUsize::new(0),
             log: Mutex::new(RequestLog::default()),
         })
@@ -151,7 +182,8 @@ impl From<SeedError> for AdminError {
 /// match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerFilter {
-    /// Only refunds of this order (its id or, OpenApp, its `oaOrderId`).
+    /// Only refunds of this order (by its id or the provider's other id for it, OpenApp's
+    /// `oaOrderId`).
     pub order: Option<String>,
     /// Only refunds recorded under this duplicate key.
     pub reference: Option<String>,
@@ -262,15 +294,16 @@ fn rfc3339_ms(t: SystemTime) -> String {
 
 /// The operations, shared by [`crate::ProviderHandle`] and the admin HTTP handlers.
 impl Shared {
-    /// The key of an order by its id or (OpenApp) its `oaOrderId`.
-    fn resolve(store: &state::Store, id: &str) -> Option<String> {
+    /// The key of an order by its seed id or the other id its provider knows it by
+    /// ([`RoomBook::alias`]).
+    fn resolve(&self, store: &Store, id: &str) -> Option<String> {
         if store.orders.contains_key(id) {
             return Some(id.to_owned());
         }
         store
             .orders
             .iter()
-            .find(|(_, o)| o.seed.oa_order_id.as_deref() == Some(id))
+            .find(|(_, o)| self.book.alias(&o.seed) == Some(id))
             .map(|(key, _)| key.clone())
     }
 
@@ -278,14 +311,14 @@ impl Shared {
         let order = state::build_order(seed, self.units)?;
         let snapshot = order.state.clone();
         let mut store = lock(&self.store);
-        store.replays.retain(|_, r| r.order_id != snapshot.id);
+        self.book.forget(&snapshot.id);
         store.orders.insert(snapshot.id.clone(), order);
         Ok(snapshot)
     }
 
     pub fn order(&self, id: &str) -> Option<OrderState> {
         let store = lock(&self.store);
-        let key = Self::resolve(&store, id)?;
+        let key = self.resolve(&store, id)?;
         store.orders.get(&key).map(|o| o.state.clone())
     }
 
@@ -304,14 +337,14 @@ impl Shared {
 
     pub fn delete_order(&self, id: &str) -> Option<OrderState> {
         let mut store = lock(&self.store);
-        let key = Self::resolve(&store, id)?;
-        store.replays.retain(|_, r| r.order_id != key);
+        let key = self.resolve(&store, id)?;
+        self.book.forget(&key);
         store.orders.remove(&key).map(|o| o.state)
     }
 
     pub fn reset_orders(&self) -> usize {
         let mut store = lock(&self.store);
-        store.replays.clear();
+        self.book.forget_all();
         std::mem::take(&mut store.orders).len()
     }
 
@@ -325,7 +358,7 @@ impl Shared {
     pub fn ledger(&self, filter: &LedgerFilter) -> Vec<LedgerEntry> {
         let store = lock(&self.store);
         let only = match &filter.order {
-            Some(id) => match Self::resolve(&store, id) {
+            Some(id) => match self.resolve(&store, id) {
                 Some(key) => Some(key),
                 None => return Vec::new(),
             },
@@ -358,7 +391,7 @@ impl Shared {
     }
 
     pub fn in_flight(&self) -> usize {
-        lock(&self.store).inflight.len()
+        self.book.in_flight()
     }
 
     pub fn settle(
@@ -374,7 +407,8 @@ impl Shared {
             ));
         }
         let mut store = lock(&self.store);
-        let key = Self::resolve(&store, order_id)
+        let key = self
+            .resolve(&store, order_id)
             .ok_or_else(|| AdminError::not_found("order_id", format!("no order {order_id}")))?;
         let order = store
             .orders

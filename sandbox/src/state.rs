@@ -1,6 +1,8 @@
-//! Orders, recorded refunds and the per-provider store behind one lock.
+//! Orders and recorded refunds: what every provider's server keeps, behind one lock. What a
+//! provider keeps beside them (duplicate keys, tokens, its own per-order flags) lives in its
+//! room, and the rules that read a seed's provider-specific fields too.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -9,13 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock;
 use crate::money;
-
-/// The merchant the sandbox's credentials belong to. OpenApp orders seeded
-/// with another [`OrderSeed::owner`] answer `MerchantOrderOwnershipException`.
-pub const SANDBOX_MERCHANT: &str = "sandbox-merchant";
-
-/// The capture number AfterPay orders get when the seed names none.
-pub const DEFAULT_CAPTURE_NUMBER: &str = "000000001";
 
 /// What a new refund on an order settles as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -42,7 +37,9 @@ pub enum RefundStatus {
 /// and a seed that does not convert exactly is refused.
 ///
 /// The same JSON shape is accepted by `POST /__admin/orders`, e.g.
-/// `{"id":"ORD-1","currency":"AUD","captured":100.00}`.
+/// `{"id":"ORD-1","currency":"AUD","captured":100.00}`. The optional fields one provider reads
+/// are here so that one JSON shape serves every server; the rules that read them are in that
+/// provider's room.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderSeed {
     /// The order id in the provider's path (Optty `orderReference`, AfterPay
@@ -64,14 +61,15 @@ pub struct OrderSeed {
     /// Already refunded before the sandbox saw the order (default 0).
     #[serde(default, with = "json_decimal::number")]
     pub refunded: Decimal,
-    /// AfterPay's capture number (default [`DEFAULT_CAPTURE_NUMBER`]).
+    /// AfterPay's capture number (default
+    /// [`crate::afterpay::DEFAULT_CAPTURE_NUMBER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture_number: Option<String>,
     /// OpenApp's `oaOrderId` (defaults to `id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oa_order_id: Option<String>,
     /// OpenApp: the merchant that owns the order (default
-    /// [`SANDBOX_MERCHANT`]).
+    /// [`crate::openapp::SANDBOX_MERCHANT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// What new refunds settle as; only Optty lets this vary (`PENDING` or
@@ -142,20 +140,6 @@ impl OrderSeed {
         self.refund_status = status;
         self
     }
-
-    pub(crate) fn capture_number_or_default(&self) -> &str {
-        self.capture_number
-            .as_deref()
-            .unwrap_or(DEFAULT_CAPTURE_NUMBER)
-    }
-
-    pub(crate) fn oa_order_id_or_default(&self) -> &str {
-        self.oa_order_id.as_deref().unwrap_or(&self.id)
-    }
-
-    pub(crate) fn owner_or_default(&self) -> &str {
-        self.owner.as_deref().unwrap_or(SANDBOX_MERCHANT)
-    }
 }
 
 /// Why a seed was refused: the field at fault (as named in the seed's JSON)
@@ -224,19 +208,14 @@ impl OrderState {
     }
 }
 
-/// The sandbox's record of an order: the public snapshot plus the seed's
-/// provider-specific settings.
+/// The sandbox's record of an order: the public snapshot plus the seed, whose
+/// provider-specific fields the provider's room reads.
 #[derive(Debug, Clone)]
 pub(crate) struct Order {
     pub state: OrderState,
     pub seed: OrderSeed,
     pub created: SystemTime,
     pub updated: SystemTime,
-    /// AfterPay numbers captures and refunds of an order from one sequence;
-    /// the seeded capture took 1.
-    pub next_number: u64,
-    /// OpenApp: the customer's account is gone (`UserNotFoundException`).
-    pub user_missing: bool,
 }
 
 impl Order {
@@ -248,23 +227,10 @@ impl Order {
     }
 }
 
-/// A finished request kept under its duplicate key.
-#[derive(Debug, Clone)]
-pub(crate) struct Replay {
-    /// The order the key was used on.
-    pub order_id: String,
-    /// What must match for a repeat to count as the same request.
-    pub fingerprint: String,
-    /// The original response body, where the provider replays it verbatim.
-    pub body: Vec<u8>,
-}
-
-/// All mutable state of one provider's sandbox.
+/// The orders of one provider's server, by seed id.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     pub orders: BTreeMap<String, Order>,
-    pub replays: HashMap<String, Replay>,
-    pub inflight: HashSet<String>,
 }
 
 /// Locks ignoring poisoning: a panicking handler leaves the store in a
@@ -358,8 +324,6 @@ pub(crate) fn build_order(seed: OrderSeed, units: Units) -> Result<Order, SeedEr
         seed,
         created: now,
         updated: now,
-        next_number: 2,
-        user_missing: false,
     })
 }
 

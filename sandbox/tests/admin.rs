@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use reqwest::Client;
 use sandbox::{
-    Fault, LedgerFilter, Match, OrderSeed, OrderState, RefundStatus, Sandbox, SandboxConfig,
+    Fault, LedgerFilter, Match, OrderSeed, OrderState, PROVIDERS, RefundStatus, Sandbox,
+    SandboxConfig,
 };
 use serde_json::{Value, json};
 
@@ -63,20 +64,24 @@ async fn orders_can_be_seeded_and_read_over_http() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(sb.moyasar.order("ORD-9").unwrap().refundable(), dec("0.00"));
-    assert_eq!(sb.moyasar.requests_received(), 1);
+    assert_eq!(
+        sb.moyasar().order("ORD-9").unwrap().refundable(),
+        dec("0.00")
+    );
+    assert_eq!(sb.moyasar().requests_received(), 1);
 }
 
 #[tokio::test]
 async fn servers_listen_on_return_and_stop_on_shutdown() {
     let sb = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let urls: Vec<String> = ["optty", "afterpay", "moyasar", "openapp"]
+    let urls: Vec<String> = PROVIDERS
         .iter()
         .map(|p| provider(&sb, p).base_url())
         .collect();
     let mut ports: Vec<_> = urls.iter().collect();
+    ports.sort();
     ports.dedup();
-    assert_eq!(ports.len(), 4);
+    assert_eq!(ports.len(), PROVIDERS.len());
     let c = client();
     for url in &urls {
         assert!(url.starts_with("http://127.0.0.1:"));
@@ -89,18 +94,113 @@ async fn servers_listen_on_return_and_stop_on_shutdown() {
     }
 }
 
+/// One server per provider of the list, in its order, found by its name, by its accessor and
+/// as its room describes it.
+#[tokio::test]
+async fn every_provider_of_the_list_has_one_server() {
+    let sb = start().await;
+    let names: Vec<&str> = sb.providers().map(|p| p.provider()).collect();
+    assert_eq!(names, PROVIDERS);
+    assert_eq!(sb.rooms().len(), PROVIDERS.len());
+    for (room, name) in sb.rooms().zip(PROVIDERS) {
+        assert_eq!(room.handle().provider(), *name);
+        assert_eq!(provider(&sb, name).addr(), room.handle().addr());
+        assert!(room.refund_path().starts_with('/'), "{name}");
+        assert!(!room.facade_env().is_empty(), "{name}");
+        // Every room's demo orders are valid seeds of its own server.
+        for seed in room.demo_orders() {
+            room.handle().try_seed_order(seed).unwrap();
+        }
+    }
+    assert!(sb.handle("paypal").is_none());
+    for (typed, name) in [
+        (sb.optty().addr(), "optty"),
+        (sb.afterpay().addr(), "afterpay"),
+        (sb.moyasar().addr(), "moyasar"),
+        (sb.openapp().addr(), "openapp"),
+    ] {
+        assert_eq!(typed, provider(&sb, name).addr());
+    }
+}
+
+/// What a provider keeps beside an order (its duplicate keys, its flags) goes with the order:
+/// a new seed of the same id, a removal or a reset starts it afresh.
+#[tokio::test]
+async fn a_new_seed_forgets_what_the_provider_kept_about_the_order() {
+    let sb = start().await;
+    let c = client();
+
+    // Optty: a repeated refundReference replays, until the order is seeded again.
+    sb.optty()
+        .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
+    let token = optty_token(&sb, &c).await;
+    let send = || optty_refund(&sb, &c, &token, "ORD-1", optty_body("r-1", "10.00", "AUD"));
+    let first = read(send().send().await.unwrap()).await;
+    assert_eq!(read(send().send().await.unwrap()).await, first);
+    assert_eq!(sb.optty().refund_count(), 1);
+    sb.optty()
+        .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
+    let again = read(send().send().await.unwrap()).await;
+    assert_eq!(again.0, 200);
+    assert_ne!(again, first, "a new refund, not the old one's replay");
+    assert_eq!(sb.optty().refund_count(), 1);
+    sb.optty().reset();
+    sb.optty()
+        .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
+    assert_ne!(read(send().send().await.unwrap()).await, again);
+
+    // Moyasar: a transaction_id used on a removed order is free again.
+    let tx = r#"{"amount":100,"transaction_id":"f351a2a3-97c4-4f12-add3-80c1044091f5"}"#;
+    for order in ["MY-1", "MY-2"] {
+        sb.moyasar()
+            .seed_order(OrderSeed::new(order, "SAR", dec("100.00")));
+    }
+    let res = moyasar_refund(&sb, &c, "MY-1", tx.into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = moyasar_refund(&sb, &c, "MY-2", tx.into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422, "used on another order");
+    assert!(sb.moyasar().delete_order("MY-1").is_some());
+    let res = moyasar_refund(&sb, &c, "MY-2", tx.into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // OpenApp: a customer gone stays gone until the order is seeded again; the order is also
+    // found by its oaOrderId.
+    let seed = OrderSeed::new("SHOP-1", "PLN", dec("100.00")).oa_order_id("OA-1");
+    sb.openapp().seed_order(seed.clone());
+    assert!(sb.openapp().set_user_missing("SHOP-1", true));
+    let res = openapp_refund(&sb, &c, openapp_body("OA-1", "SHOP-1", 100, "case-1"));
+    assert_eq!(res.send().await.unwrap().status(), 404);
+    assert_eq!(
+        sb.openapp().order("OA-1").map(|o| o.id),
+        Some("SHOP-1".into())
+    );
+    sb.openapp().seed_order(seed);
+    let res = openapp_refund(&sb, &c, openapp_body("OA-1", "SHOP-1", 100, "case-1"));
+    assert_eq!(res.send().await.unwrap().status(), 200);
+    assert!(!sb.openapp().set_user_missing("SHOP-2", true));
+}
+
 #[tokio::test]
 async fn unknown_routes_count_as_provider_traffic() {
     let sb = start().await;
     let c = client();
     let res = c
-        .post(format!("{}/somewhere", sb.optty.base_url()))
+        .post(format!("{}/somewhere", sb.optty().base_url()))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-    assert_eq!(sb.optty.requests_received(), 1);
-    assert_eq!(sb.afterpay.requests_received(), 0);
+    assert_eq!(sb.optty().requests_received(), 1);
+    assert_eq!(sb.afterpay().requests_received(), 0);
 }
 
 async fn admin(
@@ -125,7 +225,7 @@ async fn rust_and_http_admin_are_one() {
     use reqwest::Method;
     let sb = start().await;
     let c = client();
-    let base = sb.openapp.base_url();
+    let base = sb.openapp().base_url();
 
     // A fault injected over HTTP is the Rust API's rule and fires.
     let (status, rule) = admin(
@@ -136,7 +236,7 @@ async fn rust_and_http_admin_are_one() {
     )
     .await;
     assert_eq!(status, 201);
-    let rules = sb.openapp.fault_rules();
+    let rules = sb.openapp().fault_rules();
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].id, rule["id"].as_u64().unwrap());
     assert_eq!(rules[0].fault, Fault::Status(503));
@@ -157,7 +257,7 @@ async fn rust_and_http_admin_are_one() {
         .await
         .unwrap();
     assert_eq!(first.status(), 503);
-    assert_eq!(sb.openapp.fault_rules()[0].fired, 1);
+    assert_eq!(sb.openapp().fault_rules()[0].fired, 1);
     let retry = openapp_refund(&sb, &c, openapp_body("O-1", "O-1", 250, "case-1"))
         .send()
         .await
@@ -170,7 +270,7 @@ async fn rust_and_http_admin_are_one() {
         None,
     )
     .await;
-    let rust_ledger = sb.openapp.ledger(&LedgerFilter {
+    let rust_ledger = sb.openapp().ledger(&LedgerFilter {
         reference: Some("case-1".into()),
         ..LedgerFilter::default()
     });
@@ -188,14 +288,14 @@ async fn rust_and_http_admin_are_one() {
     )
     .await;
     assert_eq!((status, settled["status"].as_str()), (200, Some("FAILED")));
-    let order = sb.openapp.order("O-1").unwrap();
+    let order = sb.openapp().order("O-1").unwrap();
     assert_eq!(order.refunds[0].status, RefundStatus::Failed);
     assert_eq!(order.refundable(), dec("10.00"));
     // A failed refund does not succeed later.
-    assert!(!sb.openapp.settle_refund("O-1", "case-1"));
+    assert!(!sb.openapp().settle_refund("O-1", "case-1"));
 
     // The request log, both ways: two refund requests, the first faulted.
-    let log = sb.openapp.request_log(None);
+    let log = sb.openapp().request_log(None);
     let (_, http_log) = admin(&c, Method::GET, format!("{base}/__admin/requests"), None).await;
     assert_eq!(serde_json::to_value(&log).unwrap(), http_log);
     assert_eq!(log.len(), 2);
@@ -218,7 +318,7 @@ async fn rust_and_http_admin_are_one() {
     assert_eq!(since.as_array().unwrap().len(), 1);
 
     // A fault injected in Rust is listed over HTTP and cleared by id.
-    let handle = sb.openapp.inject(Fault::DropAfterCommit, Match::Nth(2));
+    let handle = sb.openapp().inject(Fault::DropAfterCommit, Match::Nth(2));
     let (_, listed) = admin(&c, Method::GET, format!("{base}/__admin/faults"), None).await;
     let listed = listed.as_array().unwrap().last().unwrap().clone();
     assert_eq!(listed["id"].as_u64(), Some(handle.id()));
@@ -233,23 +333,23 @@ async fn rust_and_http_admin_are_one() {
     )
     .await;
     assert_eq!(status, 200);
-    assert!(!sb.openapp.clear_fault(handle.id()));
+    assert!(!sb.openapp().clear_fault(handle.id()));
 
     // Reset over HTTP: the Rust API sees a fresh server.
     let (status, done) = admin(&c, Method::POST, format!("{base}/__admin/reset"), None).await;
     assert_eq!(status, 200);
     assert_eq!(done, json!({"orders":1,"faults":1,"requests":2}));
-    assert!(sb.openapp.orders().is_empty());
-    assert!(sb.openapp.fault_rules().is_empty());
-    assert!(sb.openapp.request_log(None).is_empty());
-    assert_eq!(sb.openapp.requests_received(), 0);
+    assert!(sb.openapp().orders().is_empty());
+    assert!(sb.openapp().fault_rules().is_empty());
+    assert!(sb.openapp().request_log(None).is_empty());
+    assert_eq!(sb.openapp().requests_received(), 0);
 }
 
 #[tokio::test]
 async fn settlement_rules() {
     let sb = start().await;
     let c = client();
-    sb.optty.seed_order(
+    sb.optty().seed_order(
         OrderSeed::new("P-1", "AUD", dec("50.00")).refund_status(RefundStatus::Pending),
     );
     let token = optty_token(&sb, &c).await;
@@ -261,46 +361,46 @@ async fn settlement_rules() {
         assert_eq!(res.status(), 200);
     }
     let ids: Vec<String> = sb
-        .optty
+        .optty()
         .ledger(&LedgerFilter::default())
         .into_iter()
         .map(|e| e.id)
         .collect();
-    assert_eq!(sb.optty.order("P-1").unwrap().refundable(), dec("35.00"));
+    assert_eq!(sb.optty().order("P-1").unwrap().refundable(), dec("35.00"));
     let ok = sb
-        .optty
+        .optty()
         .settle("P-1", &ids[0], RefundStatus::Succeeded)
         .unwrap();
     assert_eq!(ok.status, RefundStatus::Succeeded);
     // Idempotent to the same status; no change of outcome.
     assert!(
-        sb.optty
+        sb.optty()
             .settle("P-1", &ids[0], RefundStatus::Succeeded)
             .is_ok()
     );
     let e = sb
-        .optty
+        .optty()
         .settle("P-1", &ids[0], RefundStatus::Failed)
         .unwrap_err();
     assert_eq!((e.kind.status(), e.field.as_deref()), (409, Some("status")));
-    sb.optty
+    sb.optty()
         .settle("P-1", &ids[1], RefundStatus::Failed)
         .unwrap();
-    assert_eq!(sb.optty.order("P-1").unwrap().refundable(), dec("40.00"));
+    assert_eq!(sb.optty().order("P-1").unwrap().refundable(), dec("40.00"));
     let e = sb
-        .optty
+        .optty()
         .settle("P-1", &ids[1], RefundStatus::Pending)
         .unwrap_err();
     assert_eq!(e.field.as_deref(), Some("status"));
     let e = sb
-        .optty
+        .optty()
         .settle("NOPE", &ids[1], RefundStatus::Failed)
         .unwrap_err();
     assert_eq!(
         (e.kind.status(), e.field.as_deref()),
         (404, Some("order_id"))
     );
-    let failed = sb.optty.ledger(&LedgerFilter {
+    let failed = sb.optty().ledger(&LedgerFilter {
         status: Some(RefundStatus::Failed),
         ..LedgerFilter::default()
     });
@@ -308,7 +408,7 @@ async fn settlement_rules() {
     assert_eq!(failed[0].reference.as_deref(), Some("r-2"));
     // A seed cannot make new refunds fail.
     let e = sb
-        .optty
+        .optty()
         .try_seed_order(
             OrderSeed::new("P-2", "AUD", dec("1.00")).refund_status(RefundStatus::Failed),
         )
@@ -321,7 +421,7 @@ async fn admin_errors_name_the_field() {
     use reqwest::Method;
     let sb = start().await;
     let c = client();
-    let base = sb.moyasar.base_url();
+    let base = sb.moyasar().base_url();
     for (body, field) in [
         (json!({"currency":"SAR","captured":1}), "id"),
         (json!({"id":"A","currency":"XXX1","captured":1}), "currency"),
@@ -400,5 +500,5 @@ async fn admin_errors_name_the_field() {
     }
     let (status, e) = admin(&c, Method::POST, format!("{base}/__admin/faults"), None).await;
     assert_eq!((status, e["field"].as_str()), (400, Some("body")));
-    assert!(sb.moyasar.fault_rules().is_empty());
+    assert!(sb.moyasar().fault_rules().is_empty());
 }

@@ -437,10 +437,10 @@ async fn every_admin_answer_matches_the_document() {
 #[tokio::test]
 async fn router_level_admin_errors_are_admin_errors() {
     let sb = start().await;
-    sb.moyasar.seed_order(
+    sb.moyasar().seed_order(
         OrderSeed::new("O-1", "SAR", dec("1.00")).refund_status(RefundStatus::Succeeded),
     );
-    let base = sb.moyasar.base_url();
+    let base = sb.moyasar().base_url();
     let c = client();
     for (method, path, status) in [
         (Method::GET, "/__admin/nope", 404),
@@ -469,7 +469,7 @@ async fn router_level_admin_errors_are_admin_errors() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["field"], "body");
     assert_eq!(
-        sb.moyasar.requests_received(),
+        sb.moyasar().requests_received(),
         0,
         "admin traffic is not counted"
     );

@@ -11,10 +11,10 @@ const DOC_REQUEST: &str = include_str!("../../specs/afterpay/examples/refund.req
 #[tokio::test]
 async fn auth_key_is_required() {
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("300.00")));
     let c = client();
-    let url = format!("{}/api/v3/orders/AP-1/refunds", sb.afterpay.base_url());
+    let url = format!("{}/api/v3/orders/AP-1/refunds", sb.afterpay().base_url());
     let res = c.post(&url).body(DOC_REQUEST).send().await.unwrap();
     assert_eq!(read(res).await, (401, String::new()));
     let res = c
@@ -25,7 +25,7 @@ async fn auth_key_is_required() {
         .await
         .unwrap();
     assert_eq!(read(res).await, (401, String::new()));
-    assert_eq!(sb.afterpay.refund_count(), 0);
+    assert_eq!(sb.afterpay().refund_count(), 0);
     let res = afterpay_refund(&sb, &c, "AP-1", DOC_REQUEST.into())
         .send()
         .await
@@ -36,7 +36,7 @@ async fn auth_key_is_required() {
 #[tokio::test]
 async fn documented_request_refunds_by_line_items() {
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("300.00")));
     let c = client();
     let res = afterpay_refund(&sb, &c, "AP-1", DOC_REQUEST.into())
@@ -69,7 +69,7 @@ async fn documented_request_refunds_by_line_items() {
         "{body}"
     );
 
-    let order = sb.afterpay.order("AP-1").unwrap();
+    let order = sb.afterpay().order("AP-1").unwrap();
     assert_eq!(order.refunded, dec("79.98"));
     let ids: Vec<_> = order.refunds.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["000000002", "000000003"]);
@@ -78,7 +78,7 @@ async fn documented_request_refunds_by_line_items() {
 #[tokio::test]
 async fn no_items_refunds_the_remaining_capture() {
     let sb = start().await;
-    sb.afterpay.seed_order(
+    sb.afterpay().seed_order(
         OrderSeed::new("AP-2", "EUR", dec("120.00"))
             .authorized(dec("150.00"))
             .refunded(dec("20.00"))
@@ -98,7 +98,7 @@ async fn no_items_refunds_the_remaining_capture() {
         )
     );
     assert_eq!(
-        sb.afterpay.order("AP-2").unwrap().refunds[0].amount,
+        sb.afterpay().order("AP-2").unwrap().refunds[0].amount,
         dec("100.00")
     );
     // Nothing left now.
@@ -114,7 +114,7 @@ async fn no_items_refunds_the_remaining_capture() {
 #[tokio::test]
 async fn business_errors_are_response_message_arrays() {
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")).refunded(dec("90.00")));
     let c = client();
     let res = afterpay_refund(
@@ -158,15 +158,15 @@ async fn business_errors_are_response_message_arrays() {
                 .into()
         )
     );
-    let order = sb.afterpay.order("AP-1").unwrap();
+    let order = sb.afterpay().order("AP-1").unwrap();
     assert_eq!(order.refunded, dec("90.00"));
-    assert_eq!(sb.afterpay.refund_count(), 0);
+    assert_eq!(sb.afterpay().refund_count(), 0);
 }
 
 #[tokio::test]
 async fn validation_reports_every_failing_field() {
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")));
     let c = client();
     use afterpay_api::constraints::refund_order as spec;
@@ -223,13 +223,13 @@ async fn validation_reports_every_failing_field() {
     let (status, body) = read(res).await;
     assert_eq!(status, 400);
     assert!(body.starts_with(r#"[{"type":"BusinessError","code":"ValidationError""#));
-    assert_eq!(sb.afterpay.refund_count(), 0);
+    assert_eq!(sb.afterpay().refund_count(), 0);
 }
 
 #[tokio::test]
 async fn repeated_transaction_reference_replays_the_original() {
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")));
     let c = client();
     let body = afterpay_body("000000001", "10.00", "1", Some("tx-1"));
@@ -243,19 +243,22 @@ async fn repeated_transaction_reference_replays_the_original() {
     assert_eq!(first.0, 200);
     let again = read(afterpay_refund(&sb, &c, "AP-1", body).send().await.unwrap()).await;
     assert_eq!(again, first);
-    assert_eq!(sb.afterpay.refund_count(), 1);
-    assert_eq!(sb.afterpay.order("AP-1").unwrap().refunded, dec("10.00"));
+    assert_eq!(sb.afterpay().refund_count(), 1);
+    assert_eq!(sb.afterpay().order("AP-1").unwrap().refunded, dec("10.00"));
 }
 
 #[tokio::test]
 async fn replay_rule_can_be_switched_off() {
     let sb = Sandbox::start(SandboxConfig {
-        afterpay_replay_transaction_reference: false,
+        afterpay: sandbox::afterpay::Settings {
+            replay_transaction_reference: false,
+            ..Default::default()
+        },
         ..SandboxConfig::default()
     })
     .await
     .unwrap();
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")));
     let c = client();
     let body = afterpay_body("000000001", "10.00", "1", Some("tx-1"));
@@ -266,20 +269,20 @@ async fn replay_rule_can_be_switched_off() {
             .unwrap();
         assert_eq!(res.status(), 200);
     }
-    assert_eq!(sb.afterpay.refund_count(), 2);
+    assert_eq!(sb.afterpay().refund_count(), 2);
 }
 
 #[tokio::test]
 async fn injected_500_is_empty() {
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")));
-    sb.afterpay.inject(Fault::Status(500), Match::Any.once());
+    sb.afterpay().inject(Fault::Status(500), Match::Any.once());
     let c = client();
     let res = afterpay_refund(&sb, &c, "AP-1", DOC_REQUEST.into())
         .send()
         .await
         .unwrap();
     assert_eq!(read(res).await, (500, String::new()));
-    assert_eq!(sb.afterpay.refund_count(), 0);
+    assert_eq!(sb.afterpay().refund_count(), 0);
 }

@@ -31,7 +31,7 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
     };
 
     let sb = start().await;
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")).refunded(dec("50.00")));
     let c = client();
 
@@ -44,7 +44,7 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
     }))
     .unwrap();
     let (status, body) = raw(c
-        .post(sb.optty.token_url())
+        .post(sb.optty().token_url())
         .form(&token_req)
         .send()
         .await
@@ -58,7 +58,7 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
     let mut wrong = token_req.clone();
     wrong.client_secret = "nope".into();
     let (status, body) = raw(c
-        .post(sb.optty.token_url())
+        .post(sb.optty().token_url())
         .form(&wrong)
         .send()
         .await
@@ -75,7 +75,7 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
     .unwrap();
     let wire = serde_json::to_vec(&dto).unwrap();
     let send = |body: Vec<u8>, order: &str, token: &str| {
-        c.post(format!("{}/orders/{order}/refund", sb.optty.base_url()))
+        c.post(format!("{}/orders/{order}/refund", sb.optty().base_url()))
             .bearer_auth(token)
             .header("content-type", "application/json")
             .body(body)
@@ -136,12 +136,12 @@ async fn optty_bodies_decode_and_generated_requests_are_accepted() {
         let e: ErrorResponse = decode("refund error", &body);
         assert_eq!(e.status_code, i64::from(expected));
     }
-    sb.optty.inject(Fault::Status(500), Match::Any.once());
+    sb.optty().inject(Fault::Status(500), Match::Any.once());
     let (status, body) = raw(send(wire, "ORD-1", &token.access_token).await.unwrap()).await;
     assert_eq!(status, 500);
     let e: ErrorResponse = decode("refund 500", &body);
     assert_eq!(e.message, "Internal server error");
-    assert_eq!(sb.optty.refund_count(), 1);
+    assert_eq!(sb.optty().refund_count(), 1);
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn afterpay_bodies_decode_and_generated_requests_are_accepted() {
     use afterpay_api::types::{RefundOrderRequest, RefundOrderResponse, ResponseMessage};
 
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("300.00")));
     let c = client();
     let send = |order: &str, body: Vec<u8>| {
@@ -212,19 +212,19 @@ async fn afterpay_bodies_decode_and_generated_requests_are_accepted() {
     let res = c
         .post(format!(
             "{}/api/v3/orders/AP-1/refunds",
-            sb.afterpay.base_url()
+            sb.afterpay().base_url()
         ))
         .json(&current)
         .send()
         .await
         .unwrap();
     assert_eq!(raw(res).await, (401, Vec::new()));
-    sb.afterpay.inject(Fault::Status(500), Match::Any.once());
+    sb.afterpay().inject(Fault::Status(500), Match::Any.once());
     let res = send("AP-1", serde_json::to_vec(&current).unwrap())
         .await
         .unwrap();
     assert_eq!(raw(res).await, (500, Vec::new()));
-    assert_eq!(sb.afterpay.refund_count(), 2);
+    assert_eq!(sb.afterpay().refund_count(), 2);
 }
 
 #[tokio::test]
@@ -233,7 +233,7 @@ async fn moyasar_bodies_decode_and_generated_requests_are_accepted() {
 
     let sb = start().await;
     let order_id = "0191f5a7-44a9-76c2-9fec-39709fdbf723";
-    sb.moyasar
+    sb.moyasar()
         .seed_order(OrderSeed::from_minor(order_id, "SAR", 262_346));
     let c = client();
     let tx = uuid::Uuid::new_v4();
@@ -245,7 +245,7 @@ async fn moyasar_bodies_decode_and_generated_requests_are_accepted() {
     let send = |order: &str, key: &str, body: Vec<u8>| {
         c.post(format!(
             "{}/v1/orders/{order}/refund",
-            sb.moyasar.base_url()
+            sb.moyasar().base_url()
         ))
         .bearer_auth(key)
         .header("content-type", "application/json")
@@ -301,7 +301,7 @@ async fn moyasar_bodies_decode_and_generated_requests_are_accepted() {
     }
 
     // "Initial request is still processing." decodes too.
-    sb.moyasar.inject(
+    sb.moyasar().inject(
         Fault::Latency(Duration::from_millis(500)),
         Match::Any.once(),
     );
@@ -311,7 +311,7 @@ async fn moyasar_bodies_decode_and_generated_requests_are_accepted() {
     })
     .unwrap();
     let first = tokio::spawn(send(order_id, MOYASAR_SECRET_KEY, again.clone()));
-    wait_until(|| sb.moyasar.in_flight() == 1).await;
+    wait_until(|| sb.moyasar().in_flight() == 1).await;
     let (status, body) = raw(send(order_id, MOYASAR_SECRET_KEY, again).await.unwrap()).await;
     assert_eq!(status, 400);
     let e: ErrorResponse = decode("still processing", &body);
@@ -324,10 +324,10 @@ async fn openapp_bodies_decode_and_generated_requests_are_accepted() {
     use openapp_api::{ErrorResponse, RefundAcknowledgement, RefundRequest};
 
     let sb: Sandbox = start().await;
-    sb.openapp.seed_order(
+    sb.openapp().seed_order(
         OrderSeed::new("WS1213ASDZXC231A", "PLN", dec("100.00")).oa_order_id("OA12345678901234"),
     );
-    sb.openapp
+    sb.openapp()
         .seed_order(OrderSeed::new("WS-OTHER", "PLN", dec("1.00")).owner("someone-else"));
     let c = client();
     let req: RefundRequest = serde_json::from_str(
@@ -376,7 +376,7 @@ async fn openapp_bodies_decode_and_generated_requests_are_accepted() {
     }
     // 401 (unsigned) decodes as well.
     let (status, bytes) = raw(c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .body(wire)
         .send()
         .await
@@ -385,5 +385,5 @@ async fn openapp_bodies_decode_and_generated_requests_are_accepted() {
     assert_eq!(status, 401);
     let e: ErrorResponse = decode("refund 401", &bytes);
     assert_eq!(e.exception.as_deref(), Some("UnauthorizedException"));
-    assert_eq!(sb.openapp.refund_count(), 1);
+    assert_eq!(sb.openapp().refund_count(), 1);
 }

@@ -292,19 +292,19 @@ async fn wrong_content_types_answer_415_in_the_providers_shape() {
 async fn edge_answers_are_logged_and_counted() {
     let sb = start().await;
     send(&sb, "openapp", Method::GET, "/x", None, Vec::new()).await;
-    let log = sb.openapp.request_log(None);
+    let log = sb.openapp().request_log(None);
     assert_eq!(log.len(), 1);
     assert_eq!(
         (log[0].method.as_str(), log[0].path.as_str(), log[0].status),
         ("GET", "/x", Some(404))
     );
-    assert_eq!(sb.openapp.requests_received(), 1);
+    assert_eq!(sb.openapp().requests_received(), 1);
 }
 
 #[tokio::test]
 async fn afterpay_price_times_quantity_overflow_is_a_400_not_a_500() {
     let sb = start().await;
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("O-1", "EUR", dec("100.00")));
     let c = client();
     for (gross, quantity, bad_item) in [
@@ -354,7 +354,7 @@ async fn afterpay_price_times_quantity_overflow_is_a_400_not_a_500() {
         text.contains(r#""fieldReference":"orderItems[0]""#),
         "{text}"
     );
-    assert_eq!(sb.afterpay.refund_count(), 0);
+    assert_eq!(sb.afterpay().refund_count(), 0);
 }
 
 /// Found by schemathesis: optional fields the spec does not make nullable

@@ -226,11 +226,11 @@ async fn latency_delays_the_answer_and_outlives_an_impatient_client() {
 async fn faults_apply_per_order_and_can_be_cleared() {
     let sb = start().await;
     seed(&sb);
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("O-2", "PLN", dec("10.00")));
     let c = client();
     let h = sb
-        .afterpay
+        .afterpay()
         .inject(Fault::Status(500), Match::Order("O-2".into()));
     assert_eq!(refund(&sb, &c, "afterpay", 1).await.unwrap().status(), 200);
     let res = afterpay_refund(&sb, &c, "O-2", afterpay_body("000000001", "1", "1", None))
@@ -250,8 +250,8 @@ async fn faults_apply_per_order_and_can_be_cleared() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    sb.afterpay.inject(Fault::NonJson502, Match::Any).times(2);
-    sb.afterpay.clear_faults();
+    sb.afterpay().inject(Fault::NonJson502, Match::Any).times(2);
+    sb.afterpay().clear_faults();
     assert_eq!(refund(&sb, &c, "afterpay", 3).await.unwrap().status(), 200);
 }
 
@@ -367,7 +367,7 @@ async fn oversized_body_records_then_streams_exactly_n_bytes_of_json() {
         .into_iter()
         .enumerate()
     {
-        sb.afterpay
+        sb.afterpay()
             .inject(Fault::OversizedBody(size), Match::Any.once());
         let res = refund(&sb, &c, "afterpay", n + 2).await.unwrap();
         assert_eq!(res.text().await.unwrap(), expected);

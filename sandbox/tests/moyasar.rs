@@ -14,7 +14,7 @@ const ORDER: &str = "0191f5a7-44a9-76c2-9fec-39709fdbf723";
 const TX: &str = "f351a2a3-97c4-4f12-add3-80c1044091f5";
 
 fn seed(sb: &sandbox::Sandbox) {
-    sb.moyasar
+    sb.moyasar()
         .seed_order(OrderSeed::from_minor(ORDER, "SAR", 262_346));
 }
 
@@ -23,7 +23,7 @@ async fn auth_errors_follow_the_docs() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    let url = format!("{}/v1/orders/{ORDER}/refund", sb.moyasar.base_url());
+    let url = format!("{}/v1/orders/{ORDER}/refund", sb.moyasar().base_url());
     let body = r#"{"amount":100}"#;
     let res = c.post(&url).body(body).send().await.unwrap();
     assert_eq!(
@@ -58,7 +58,7 @@ async fn auth_errors_follow_the_docs() {
         read(res).await,
         (403, r#"{"message":"Unauthorized"}"#.into())
     );
-    assert_eq!(sb.moyasar.refund_count(), 0);
+    assert_eq!(sb.moyasar().refund_count(), 0);
     // HTTP Basic with the key as user works as well as Bearer.
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{MOYASAR_SECRET_KEY}:"));
     let res = c
@@ -127,7 +127,7 @@ async fn refund_answers_the_whole_order() {
     assert_eq!(refund["amount"].as_i64(), Some(262_346));
     assert!(refund["auth_code"].is_null() && refund["reverse_reason"].is_null());
 
-    let order = sb.moyasar.order(ORDER).unwrap();
+    let order = sb.moyasar().order(ORDER).unwrap();
     assert_eq!(order.refunded, dec("2623.46"));
     assert_eq!(order.refunds[0].id, TX);
 }
@@ -135,9 +135,9 @@ async fn refund_answers_the_whole_order() {
 #[tokio::test]
 async fn minor_units_follow_the_currency_exponent() {
     let sb = start().await;
-    sb.moyasar
+    sb.moyasar()
         .seed_order(OrderSeed::new("K-1", "KWD", dec("5.000")));
-    sb.moyasar
+    sb.moyasar()
         .seed_order(OrderSeed::new("J-1", "JPY", dec("500")));
     let c = client();
     let res = moyasar_refund(&sb, &c, "K-1", r#"{"amount":1234}"#.into())
@@ -147,16 +147,16 @@ async fn minor_units_follow_the_currency_exponent() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["captured_amount"].as_i64(), Some(5000));
     assert_eq!(v["refunded_amount"].as_i64(), Some(1234));
-    assert_eq!(sb.moyasar.order("K-1").unwrap().refunded, dec("1.234"));
+    assert_eq!(sb.moyasar().order("K-1").unwrap().refunded, dec("1.234"));
     let res = moyasar_refund(&sb, &c, "J-1", r#"{"amount":500}"#.into())
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(sb.moyasar.order("J-1").unwrap().refunded, dec("500"));
+    assert_eq!(sb.moyasar().order("J-1").unwrap().refunded, dec("500"));
     // A seed that does not convert exactly is refused.
     assert!(
-        sb.moyasar
+        sb.moyasar()
             .try_seed_order(OrderSeed::new("S-1", "SAR", dec("1.005")))
             .is_err()
     );
@@ -205,13 +205,13 @@ async fn validation_is_422_with_field_errors() {
         read(res).await,
         (404, r#"{"message":"Object not found"}"#.into())
     );
-    assert_eq!(sb.moyasar.refund_count(), 0);
+    assert_eq!(sb.moyasar().refund_count(), 0);
 }
 
 #[tokio::test]
 async fn beyond_refundable_is_400_and_changes_nothing() {
     let sb = start().await;
-    sb.moyasar
+    sb.moyasar()
         .seed_order(OrderSeed::from_minor(ORDER, "SAR", 10_000).refunded(dec("99.00")));
     let c = client();
     let res = moyasar_refund(&sb, &c, ORDER, r#"{"amount":101}"#.into())
@@ -225,7 +225,7 @@ async fn beyond_refundable_is_400_and_changes_nothing() {
             r#"{"message":"Refund amount exceeds the refundable amount."}"#.into()
         )
     );
-    assert_eq!(sb.moyasar.order(ORDER).unwrap().refunded, dec("99.00"));
+    assert_eq!(sb.moyasar().order(ORDER).unwrap().refunded, dec("99.00"));
     // The seeded refund shows as a transaction; the last 1.00 can go.
     let res = moyasar_refund(&sb, &c, ORDER, r#"{"amount":100}"#.into())
         .send()
@@ -257,7 +257,7 @@ async fn repeated_transaction_id_returns_the_order_without_a_new_refund() {
         .await
         .unwrap();
     assert_eq!(again, first);
-    assert_eq!(sb.moyasar.refund_count(), 1);
+    assert_eq!(sb.moyasar().refund_count(), 1);
     assert_eq!(again["refunded_amount"].as_i64(), Some(1000));
 }
 
@@ -266,13 +266,13 @@ async fn duplicate_while_in_flight_is_still_processing() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    sb.moyasar.inject(
+    sb.moyasar().inject(
         Fault::Latency(Duration::from_millis(800)),
         Match::Any.once(),
     );
     let body = format!(r#"{{"amount":1000,"transaction_id":"{TX}"}}"#);
     let first = tokio::spawn(moyasar_refund(&sb, &c, ORDER, body.clone()).send());
-    wait_until(|| sb.moyasar.in_flight() == 1).await;
+    wait_until(|| sb.moyasar().in_flight() == 1).await;
     let res = moyasar_refund(&sb, &c, ORDER, body.clone())
         .send()
         .await
@@ -286,10 +286,10 @@ async fn duplicate_while_in_flight_is_still_processing() {
     );
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.status(), 200);
-    assert_eq!(sb.moyasar.in_flight(), 0);
-    assert_eq!(sb.moyasar.refund_count(), 1);
+    assert_eq!(sb.moyasar().in_flight(), 0);
+    assert_eq!(sb.moyasar().refund_count(), 1);
     // Afterwards the repeat is a plain replay.
     let res = moyasar_refund(&sb, &c, ORDER, body).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(sb.moyasar.refund_count(), 1);
+    assert_eq!(sb.moyasar().refund_count(), 1);
 }

@@ -12,7 +12,7 @@ use sandbox::{OrderSeed, RefundStatus, Sandbox};
 const DOC_REQUEST: &str = include_str!("../../specs/openapp/examples/refund.request.json");
 
 fn seed(sb: &Sandbox) {
-    sb.openapp.seed_order(
+    sb.openapp().seed_order(
         OrderSeed::new("WS1213ASDZXC231A", "PLN", dec("100.00")).oa_order_id("OA12345678901234"),
     );
 }
@@ -59,13 +59,13 @@ async fn signed_documented_request_is_registered_and_pending() {
             r#"{"caseId":"RET-123434","status":"REGISTERED"}"#.into()
         )
     );
-    let order = sb.openapp.order("WS1213ASDZXC231A").unwrap();
+    let order = sb.openapp().order("WS1213ASDZXC231A").unwrap();
     assert_eq!(order.refunded, dec("19.99"));
     assert_eq!(order.refunds[0].status, RefundStatus::Pending);
-    assert_eq!(sb.openapp.order("OA12345678901234").unwrap(), order);
-    assert!(sb.openapp.settle_refund("WS1213ASDZXC231A", "RET-123434"));
+    assert_eq!(sb.openapp().order("OA12345678901234").unwrap(), order);
+    assert!(sb.openapp().settle_refund("WS1213ASDZXC231A", "RET-123434"));
     assert_eq!(
-        sb.openapp.order("WS1213ASDZXC231A").unwrap().refunds[0].status,
+        sb.openapp().order("WS1213ASDZXC231A").unwrap().refunds[0].status,
         RefundStatus::Succeeded
     );
 }
@@ -120,7 +120,7 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
     seed(&sb);
     let c = client();
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .body(DOC_REQUEST)
         .send()
         .await
@@ -131,9 +131,9 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
     );
 
     // Signed over one body, sent with another.
-    let sig = sb.openapp.sign_refund(DOC_REQUEST.as_bytes());
+    let sig = sb.openapp().sign_refund(DOC_REQUEST.as_bytes());
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST.replace("1999", "2999"))
@@ -148,12 +148,12 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
         "not-the-secret",
         "POST",
         openapp::REFUND_PATH,
-        sb.openapp.now_ms(),
+        sb.openapp().now_ms(),
         "n-1",
         DOC_REQUEST.as_bytes(),
     );
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST)
@@ -168,12 +168,12 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
         OPENAPP_API_SECRET,
         "POST",
         openapp::REFUND_PATH,
-        sb.openapp.now_ms(),
+        sb.openapp().now_ms(),
         "n-2",
         DOC_REQUEST.as_bytes(),
     );
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST)
@@ -188,12 +188,12 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
         OPENAPP_API_SECRET,
         "POST",
         "/merchant/order/status",
-        sb.openapp.now_ms(),
+        sb.openapp().now_ms(),
         "n-3",
         DOC_REQUEST.as_bytes(),
     );
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST)
@@ -211,12 +211,12 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
         OPENAPP_API_SECRET,
         "POST",
         openapp::REFUND_PATH,
-        sb.openapp.now_ms(),
+        sb.openapp().now_ms(),
         &"n".repeat(65),
         DOC_REQUEST.as_bytes(),
     );
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST)
@@ -224,7 +224,7 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
         .await
         .unwrap();
     assert_eq!(read_signed(res).await, unauthorized("Invalid nonce"));
-    assert_eq!(sb.openapp.refund_count(), 0);
+    assert_eq!(sb.openapp().refund_count(), 0);
 }
 
 #[tokio::test]
@@ -239,12 +239,12 @@ async fn stale_timestamps_are_rejected() {
         OPENAPP_API_SECRET,
         "POST",
         openapp::REFUND_PATH,
-        sb.openapp.now_ms() - 61_000,
+        sb.openapp().now_ms() - 61_000,
         "old-1",
         DOC_REQUEST.as_bytes(),
     );
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST)
@@ -254,8 +254,8 @@ async fn stale_timestamps_are_rejected() {
     assert_eq!(read_signed(res).await, stale);
 
     // A client whose clock is 2 minutes behind the server's.
-    let client_now = sb.openapp.now_ms();
-    sb.openapp.set_clock_skew_ms(120_000);
+    let client_now = sb.openapp().now_ms();
+    sb.openapp().set_clock_skew_ms(120_000);
     let sig = openapp::sign(
         OPENAPP_API_KEY,
         OPENAPP_API_SECRET,
@@ -266,7 +266,7 @@ async fn stale_timestamps_are_rejected() {
         DOC_REQUEST.as_bytes(),
     );
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST)
@@ -276,7 +276,7 @@ async fn stale_timestamps_are_rejected() {
     assert_eq!(read_signed(res).await, stale);
 
     // A wider window lets the same skew through.
-    sb.openapp
+    sb.openapp()
         .set_timestamp_window(std::time::Duration::from_secs(300));
     let sig = openapp::sign(
         OPENAPP_API_KEY,
@@ -288,7 +288,7 @@ async fn stale_timestamps_are_rejected() {
         DOC_REQUEST.as_bytes(),
     );
     let res = c
-        .post(sb.openapp.refund_url())
+        .post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .body(DOC_REQUEST)
@@ -296,7 +296,7 @@ async fn stale_timestamps_are_rejected() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(sb.openapp.refund_count(), 1);
+    assert_eq!(sb.openapp().refund_count(), 1);
 }
 
 #[tokio::test]
@@ -304,9 +304,9 @@ async fn replayed_nonce_is_rejected() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    let sig = sb.openapp.sign_refund(DOC_REQUEST.as_bytes());
+    let sig = sb.openapp().sign_refund(DOC_REQUEST.as_bytes());
     let send = || {
-        c.post(sb.openapp.refund_url())
+        c.post(sb.openapp().refund_url())
             .header("authorization", sig.authorization.clone())
             .header("x-app-signature", sig.signature.clone())
             .body(DOC_REQUEST)
@@ -317,18 +317,18 @@ async fn replayed_nonce_is_rejected() {
         read_signed(send().await.unwrap()).await,
         unauthorized("Nonce has already been used")
     );
-    assert_eq!(sb.openapp.refund_count(), 1);
+    assert_eq!(sb.openapp().refund_count(), 1);
 }
 
 #[tokio::test]
 async fn named_exceptions() {
     let sb = start().await;
     seed(&sb);
-    sb.openapp
+    sb.openapp()
         .seed_order(OrderSeed::new("WS-OTHER", "PLN", dec("10.00")).owner("another-merchant"));
-    sb.openapp
+    sb.openapp()
         .seed_order(OrderSeed::new("WS-GONE", "PLN", dec("10.00")));
-    assert!(sb.openapp.set_user_missing("WS-GONE", true));
+    assert!(sb.openapp().set_user_missing("WS-GONE", true));
     let c = client();
     let cases = [
         (
@@ -365,7 +365,7 @@ async fn named_exceptions() {
             "{body}"
         );
     }
-    assert_eq!(sb.openapp.refund_count(), 0);
+    assert_eq!(sb.openapp().refund_count(), 0);
 
     // caseId is unique per order: 409 on the same order, fine on another.
     let body = openapp_body("OA12345678901234", "WS1213ASDZXC231A", 500, "c-1");
@@ -385,20 +385,20 @@ async fn named_exceptions() {
             r#"{"exception":"RefundExistsException","message":"A refund with caseId c-1 already exists for order OA12345678901234"}"#.into()
         )
     );
-    sb.openapp
+    sb.openapp()
         .seed_order(OrderSeed::new("WS-2", "PLN", dec("10.00")));
     let res = openapp_refund(&sb, &c, openapp_body("WS-2", "WS-2", 500, "c-1"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(sb.openapp.refund_count(), 2);
+    assert_eq!(sb.openapp().refund_count(), 2);
     assert_eq!(
-        sb.openapp.order("WS1213ASDZXC231A").unwrap().refunded,
+        sb.openapp().order("WS1213ASDZXC231A").unwrap().refunded,
         dec("5.00")
     );
 
-    sb.openapp.set_wallet_missing(true);
+    sb.openapp().set_wallet_missing(true);
     let res = openapp_refund(&sb, &c, openapp_body("WS-2", "WS-2", 1, "c-2"))
         .send()
         .await
@@ -454,7 +454,7 @@ async fn schema_violations_are_validation_exceptions() {
             "{body}"
         );
     }
-    assert_eq!(sb.openapp.refund_count(), 0);
+    assert_eq!(sb.openapp().refund_count(), 0);
 }
 
 #[tokio::test]
@@ -462,7 +462,7 @@ async fn response_signing_can_be_broken_for_client_tests() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    sb.openapp.set_response_signing(ResponseSigning::Tampered);
+    sb.openapp().set_response_signing(ResponseSigning::Tampered);
     let res = openapp_refund(
         &sb,
         &c,
@@ -478,7 +478,7 @@ async fn response_signing_can_be_broken_for_client_tests() {
         .to_owned();
     let body = res.bytes().await.unwrap();
     assert!(!openapp::verify(OPENAPP_API_SECRET, &auth, &body, &sig));
-    sb.openapp.set_response_signing(ResponseSigning::Absent);
+    sb.openapp().set_response_signing(ResponseSigning::Absent);
     let res = openapp_refund(
         &sb,
         &c,

@@ -15,7 +15,7 @@ async fn token_endpoint_checks_client_credentials() {
     let sb = start().await;
     let c = client();
     let res = c
-        .post(sb.optty.token_url())
+        .post(sb.optty().token_url())
         .form(&[
             ("client_id", OPTTY_CLIENT_ID),
             ("client_secret", "wrong"),
@@ -31,7 +31,7 @@ async fn token_endpoint_checks_client_credentials() {
     );
 
     let res = c
-        .post(sb.optty.token_url())
+        .post(sb.optty().token_url())
         .form(&[
             ("client_id", OPTTY_CLIENT_ID),
             ("client_secret", OPTTY_CLIENT_SECRET),
@@ -52,7 +52,7 @@ async fn token_endpoint_checks_client_credentials() {
 #[tokio::test]
 async fn refund_needs_a_valid_unexpired_token() {
     let sb = start().await;
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
     let c = client();
     let unauthorized = (
@@ -61,7 +61,7 @@ async fn refund_needs_a_valid_unexpired_token() {
     );
 
     let res = c
-        .post(format!("{}/orders/ORD-1/refund", sb.optty.base_url()))
+        .post(format!("{}/orders/ORD-1/refund", sb.optty().base_url()))
         .body(optty_body("r-0", "1", "AUD"))
         .send()
         .await
@@ -86,27 +86,27 @@ async fn refund_needs_a_valid_unexpired_token() {
         .unwrap();
     assert_eq!(res.status(), 200);
 
-    sb.optty.expire_tokens();
+    sb.optty().expire_tokens();
     let res = optty_refund(&sb, &c, &token, "ORD-1", optty_body("r-2", "1", "AUD"))
         .send()
         .await
         .unwrap();
     assert_eq!(read(res).await, unauthorized);
 
-    sb.optty.set_token_lifetime(Duration::ZERO);
+    sb.optty().set_token_lifetime(Duration::ZERO);
     let short = optty_token(&sb, &c).await;
     let res = optty_refund(&sb, &c, &short, "ORD-1", optty_body("r-3", "1", "AUD"))
         .send()
         .await
         .unwrap();
     assert_eq!(read(res).await, unauthorized);
-    assert_eq!(sb.optty.refund_count(), 1);
+    assert_eq!(sb.optty().refund_count(), 1);
 }
 
 #[tokio::test]
 async fn refund_is_recorded_and_answered_as_documented() {
     let sb = start().await;
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
     let c = client();
     let token = optty_token(&sb, &c).await;
@@ -132,7 +132,7 @@ async fn refund_is_recorded_and_answered_as_documented() {
     let id = v["bnplRefundId"].as_str().unwrap();
     uuid::Uuid::parse_str(id).unwrap();
 
-    let order = sb.optty.order("ORD-1").unwrap();
+    let order = sb.optty().order("ORD-1").unwrap();
     assert_eq!(order.refunded, dec("24.98"));
     assert_eq!(order.refundable(), dec("75.02"));
     assert_eq!(order.refunds.len(), 1);
@@ -141,14 +141,14 @@ async fn refund_is_recorded_and_answered_as_documented() {
         order.refunds[0].reference.as_deref(),
         Some("TgEHcPtpN2HSrTMK-0")
     );
-    assert_eq!(sb.optty.refund_count(), 1);
-    assert_eq!(sb.optty.requests_received(), 2);
+    assert_eq!(sb.optty().refund_count(), 1);
+    assert_eq!(sb.optty().requests_received(), 2);
 }
 
 #[tokio::test]
 async fn over_limit_is_refused_with_the_remaining_amount() {
     let sb = start().await;
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")).refunded(dec("75.02")));
     let c = client();
     let token = optty_token(&sb, &c).await;
@@ -164,7 +164,7 @@ async fn over_limit_is_refused_with_the_remaining_amount() {
                 .into()
         )
     );
-    let order = sb.optty.order("ORD-1").unwrap();
+    let order = sb.optty().order("ORD-1").unwrap();
     assert_eq!(order.refunded, dec("75.02"));
     assert!(order.refunds.is_empty());
 
@@ -174,13 +174,13 @@ async fn over_limit_is_refused_with_the_remaining_amount() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(sb.optty.order("ORD-1").unwrap().refundable(), dec("0"));
+    assert_eq!(sb.optty().order("ORD-1").unwrap().refundable(), dec("0"));
 }
 
 #[tokio::test]
 async fn bad_input_answers_bad_request() {
     let sb = start().await;
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
     let c = client();
     let token = optty_token(&sb, &c).await;
@@ -267,15 +267,15 @@ async fn bad_input_answers_bad_request() {
         read(res).await,
         (404, r#"{"statusCode":404,"message":"Not Found"}"#.into())
     );
-    assert_eq!(sb.optty.refund_count(), 0);
+    assert_eq!(sb.optty().refund_count(), 0);
 }
 
 #[tokio::test]
 async fn repeated_reference_replays_or_is_refused() {
     let sb = start().await;
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-2", "AUD", dec("100.00")));
     let c = client();
     let token = optty_token(&sb, &c).await;
@@ -302,8 +302,8 @@ async fn repeated_reference_replays_or_is_refused() {
     )
     .await;
     assert_eq!(again, first);
-    assert_eq!(sb.optty.refund_count(), 1);
-    assert_eq!(sb.optty.order("ORD-1").unwrap().refunded, dec("10.00"));
+    assert_eq!(sb.optty().refund_count(), 1);
+    assert_eq!(sb.optty().order("ORD-1").unwrap().refunded, dec("10.00"));
 
     let refused = (
         400,
@@ -327,13 +327,13 @@ async fn repeated_reference_replays_or_is_refused() {
     .await
     .unwrap();
     assert_eq!(read(res).await, refused);
-    assert_eq!(sb.optty.refund_count(), 1);
+    assert_eq!(sb.optty().refund_count(), 1);
 }
 
 #[tokio::test]
 async fn pending_orders_answer_pending_until_settled() {
     let sb = start().await;
-    sb.optty.seed_order(
+    sb.optty().seed_order(
         OrderSeed::new("ORD-P", "AUD", dec("50.00")).refund_status(RefundStatus::Pending),
     );
     let c = client();
@@ -344,17 +344,20 @@ async fn pending_orders_answer_pending_until_settled() {
         .unwrap();
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["refundStatus"], "PENDING");
-    let order = sb.optty.order("ORD-P").unwrap();
+    let order = sb.optty().order("ORD-P").unwrap();
     assert_eq!(order.refunds[0].status, RefundStatus::Pending);
     assert!(
-        sb.optty
+        sb.optty()
             .settle_refund("ORD-P", v["bnplRefundId"].as_str().unwrap())
     );
     assert_eq!(
-        sb.optty.order("ORD-P").unwrap().refunds[0].status,
+        sb.optty().order("ORD-P").unwrap().refunds[0].status,
         RefundStatus::Succeeded
     );
-    assert!(sb.optty.set_refund_status("ORD-P", RefundStatus::Succeeded));
+    assert!(
+        sb.optty()
+            .set_refund_status("ORD-P", RefundStatus::Succeeded)
+    );
     let res = optty_refund(&sb, &c, &token, "ORD-P", optty_body("p-2", "5", "AUD"))
         .send()
         .await
@@ -366,11 +369,11 @@ async fn pending_orders_answer_pending_until_settled() {
 #[tokio::test]
 async fn injected_500_has_the_documented_body() {
     let sb = start().await;
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
     let c = client();
     let token = optty_token(&sb, &c).await;
-    sb.optty
+    sb.optty()
         .inject(Fault::Status(500), Match::Order("ORD-1".into()).once());
     let res = optty_refund(&sb, &c, &token, "ORD-1", optty_body("r", "1", "AUD"))
         .send()
@@ -383,5 +386,5 @@ async fn injected_500_has_the_documented_body() {
             r#"{"statusCode":500,"message":"Internal server error"}"#.into()
         )
     );
-    assert_eq!(sb.optty.refund_count(), 0);
+    assert_eq!(sb.optty().refund_count(), 0);
 }

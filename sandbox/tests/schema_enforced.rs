@@ -3,17 +3,17 @@
 //!
 //! Each test takes a provider's normalized spec (`<provider>_api::NORMALIZED_OPENAPI`, what
 //! `cargo xtask generate` writes from specs/), changes it in memory the way a vendor would (a
-//! scratch copy: nothing on disk changes), starts a sandbox on it through
-//! [`SandboxConfig::specs`] and sends real requests: what the unchanged spec accepts, the changed
-//! one refuses in the provider's own 400 (422) shape naming the field, and a request that follows
-//! the change is accepted again.
+//! scratch copy: nothing on disk changes), starts a sandbox on it through the provider's
+//! settings (`config.optty.spec`..) and sends real requests: what the unchanged spec accepts, the
+//! changed one refuses in the provider's own 400 (422) shape naming the field, and a request that
+//! follows the change is accepted again.
 
 mod common;
 
 use std::borrow::Cow;
 
 use common::*;
-use sandbox::{OrderSeed, ProviderSpecs, Sandbox, SandboxConfig};
+use sandbox::{OrderSeed, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 /// The request body schema of `path`'s POST operation in a normalized spec, for a test to change.
@@ -52,26 +52,17 @@ fn require(name: &str) -> impl FnOnce(&mut Value) {
     }
 }
 
-async fn start_with(specs: ProviderSpecs) -> Sandbox {
-    Sandbox::start(SandboxConfig {
-        specs,
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
-/// Both sandboxes, today's spec and the changed one, with the same orders.
-async fn today_and_changed(specs: ProviderSpecs) -> [Sandbox; 2] {
-    let both = [start().await, start_with(specs).await];
+/// Both sandboxes, today's specs and the changed ones, with the same orders.
+async fn today_and_changed(config: SandboxConfig) -> [Sandbox; 2] {
+    let both = [start().await, Sandbox::start(config).await.unwrap()];
     for sb in &both {
-        sb.optty
+        sb.optty()
             .seed_order(OrderSeed::new("ORD-1", "AUD", dec("100.00")));
-        sb.afterpay
+        sb.afterpay()
             .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")));
-        sb.moyasar
+        sb.moyasar()
             .seed_order(OrderSeed::new("MY-1", "SAR", dec("100.00")));
-        sb.openapp
+        sb.openapp()
             .seed_order(OrderSeed::new("SHOP-1", "PLN", dec("100.00")).oa_order_id("OA-1"));
     }
     both
@@ -79,15 +70,13 @@ async fn today_and_changed(specs: ProviderSpecs) -> [Sandbox; 2] {
 
 #[tokio::test]
 async fn optty_new_required_store_code_is_refused_with_no_hand_edit() {
-    let specs = ProviderSpecs {
-        optty: changed(
-            optty_api::NORMALIZED_OPENAPI,
-            "/orders/{orderReference}/refund",
-            require_new("storeCode"),
-        ),
-        ..ProviderSpecs::default()
-    };
-    let [today, changed] = today_and_changed(specs).await;
+    let mut config = SandboxConfig::default();
+    config.optty.spec = changed(
+        optty_api::NORMALIZED_OPENAPI,
+        "/orders/{orderReference}/refund",
+        require_new("storeCode"),
+    );
+    let [today, changed] = today_and_changed(config).await;
     let c = client();
     let without = optty_body("r-1", "10.00", "AUD");
 
@@ -105,25 +94,23 @@ async fn optty_new_required_store_code_is_refused_with_no_hand_edit() {
                 .to_owned()
         )
     );
-    assert_eq!(changed.optty.refund_count(), 0);
+    assert_eq!(changed.optty().refund_count(), 0);
 
     let with = without.replacen('{', r#"{"storeCode":"S-1","#, 1);
     let res = optty_refund(&changed, &c, &token, "ORD-1", with);
     assert_eq!(read(res.send().await.unwrap()).await.0, 200);
-    assert_eq!(changed.optty.refund_count(), 1);
+    assert_eq!(changed.optty().refund_count(), 1);
 }
 
 #[tokio::test]
 async fn afterpay_transaction_reference_made_required_is_refused_with_no_hand_edit() {
-    let specs = ProviderSpecs {
-        afterpay: changed(
-            afterpay_api::NORMALIZED_OPENAPI,
-            "/api/v3/orders/{orderNumber}/refunds",
-            require("transactionReference"),
-        ),
-        ..ProviderSpecs::default()
-    };
-    let [today, changed] = today_and_changed(specs).await;
+    let mut config = SandboxConfig::default();
+    config.afterpay.spec = changed(
+        afterpay_api::NORMALIZED_OPENAPI,
+        "/api/v3/orders/{orderNumber}/refunds",
+        require("transactionReference"),
+    );
+    let [today, changed] = today_and_changed(config).await;
     let c = client();
     let without = afterpay_body("000000001", "10.00", "1", None);
 
@@ -139,30 +126,28 @@ async fn afterpay_transaction_reference_made_required_is_refused_with_no_hand_ed
                 .to_owned()
         )
     );
-    assert_eq!(changed.afterpay.refund_count(), 0);
+    assert_eq!(changed.afterpay().refund_count(), 0);
 
     let with = afterpay_body("000000001", "10.00", "1", Some("tx-1"));
     let res = afterpay_refund(&changed, &c, "AP-1", with);
     assert_eq!(read(res.send().await.unwrap()).await.0, 200);
-    assert_eq!(changed.afterpay.refund_count(), 1);
+    assert_eq!(changed.afterpay().refund_count(), 1);
 }
 
 #[tokio::test]
 async fn moyasar_and_openapp_new_required_fields_are_refused_with_no_hand_edit() {
-    let specs = ProviderSpecs {
-        moyasar: changed(
-            moyasar_api::NORMALIZED_OPENAPI,
-            "/v1/orders/{id}/refund",
-            require_new("reason"),
-        ),
-        openapp: changed(
-            openapp_api::NORMALIZED_OPENAPI,
-            "/merchant/v1/orders/refund",
-            require("notes"),
-        ),
-        ..ProviderSpecs::default()
-    };
-    let [today, changed] = today_and_changed(specs).await;
+    let mut config = SandboxConfig::default();
+    config.moyasar.spec = changed(
+        moyasar_api::NORMALIZED_OPENAPI,
+        "/v1/orders/{id}/refund",
+        require_new("reason"),
+    );
+    config.openapp.spec = changed(
+        openapp_api::NORMALIZED_OPENAPI,
+        "/merchant/v1/orders/refund",
+        require("notes"),
+    );
+    let [today, changed] = today_and_changed(config).await;
     let c = client();
 
     let moyasar = r#"{"amount":100}"#.to_owned();
@@ -199,33 +184,31 @@ async fn moyasar_and_openapp_new_required_fields_are_refused_with_no_hand_edit()
     let with = openapp.replacen('{', r#"{"notes":"n","#, 1);
     let res = openapp_refund(&changed, &c, with);
     assert_eq!(read(res.send().await.unwrap()).await.0, 200);
-    assert_eq!(changed.moyasar.refund_count(), 1);
-    assert_eq!(changed.openapp.refund_count(), 1);
+    assert_eq!(changed.moyasar().refund_count(), 1);
+    assert_eq!(changed.openapp().refund_count(), 1);
 }
 
 /// A keyword a spec changes or adds is enforced the same way: a bound lowered, a length
 /// narrowed, a pattern added where there was none.
 #[tokio::test]
 async fn changed_and_new_keywords_are_enforced_with_no_hand_edit() {
-    let specs = ProviderSpecs {
-        moyasar: changed(
-            moyasar_api::NORMALIZED_OPENAPI,
-            "/v1/orders/{id}/refund",
-            |schema| schema["properties"]["amount"]["maximum"] = json!(500),
-        ),
-        openapp: changed(
-            openapp_api::NORMALIZED_OPENAPI,
-            "/merchant/v1/orders/refund",
-            |schema| schema["properties"]["caseId"]["maxLength"] = json!(4),
-        ),
-        optty: changed(
-            optty_api::NORMALIZED_OPENAPI,
-            "/orders/{orderReference}/refund",
-            |schema| schema["properties"]["refundReference"]["pattern"] = json!("^R-[0-9]+$"),
-        ),
-        ..ProviderSpecs::default()
-    };
-    let [today, changed] = today_and_changed(specs).await;
+    let mut config = SandboxConfig::default();
+    config.moyasar.spec = changed(
+        moyasar_api::NORMALIZED_OPENAPI,
+        "/v1/orders/{id}/refund",
+        |schema| schema["properties"]["amount"]["maximum"] = json!(500),
+    );
+    config.openapp.spec = changed(
+        openapp_api::NORMALIZED_OPENAPI,
+        "/merchant/v1/orders/refund",
+        |schema| schema["properties"]["caseId"]["maxLength"] = json!(4),
+    );
+    config.optty.spec = changed(
+        optty_api::NORMALIZED_OPENAPI,
+        "/orders/{orderReference}/refund",
+        |schema| schema["properties"]["refundReference"]["pattern"] = json!("^R-[0-9]+$"),
+    );
+    let [today, changed] = today_and_changed(config).await;
     let c = client();
 
     for (sb, expected) in [(&today, 200), (&changed, 422)] {
@@ -272,15 +255,9 @@ async fn a_spec_without_the_route_fails_the_start() {
         .as_object_mut()
         .unwrap()
         .remove("/orders/{orderReference}/refund");
-    let error = Sandbox::start(SandboxConfig {
-        specs: ProviderSpecs {
-            optty: Cow::Owned(spec.to_string()),
-            ..ProviderSpecs::default()
-        },
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap_err();
+    let mut config = SandboxConfig::default();
+    config.optty.spec = Cow::Owned(spec.to_string());
+    let error = Sandbox::start(config).await.unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("optty"), "{error}");
 }
@@ -292,7 +269,7 @@ async fn amounts_stay_exact_where_f64_would_be_wrong() {
     let sb = start().await;
     let c = client();
     // As an f64, 123456789012345.675 is 123456789012345.67, a multiple of 0.01.
-    sb.optty
+    sb.optty()
         .seed_order(OrderSeed::new("K-1", "KWD", dec("200000000000000.000")));
     let token = optty_token(&sb, &c).await;
     let res = optty_refund(
@@ -320,7 +297,7 @@ async fn amounts_stay_exact_where_f64_would_be_wrong() {
     assert_eq!(read(res.send().await.unwrap()).await.0, 200);
 
     // Draft 4 takes 1e20 (an f64 past 2^63) for an integer; no i64 holds it.
-    sb.openapp
+    sb.openapp()
         .seed_order(OrderSeed::new("SHOP-1", "PLN", dec("100.00")).oa_order_id("OA-1"));
     let body =
         openapp_body("OA-1", "SHOP-1", 1, "case-1").replace(r#""amount":1,"#, r#""amount":1e20,"#);
@@ -335,7 +312,7 @@ async fn amounts_stay_exact_where_f64_would_be_wrong() {
     );
 
     // A number no decimal holds is a number to the schema.
-    sb.afterpay
+    sb.afterpay()
         .seed_order(OrderSeed::new("AP-1", "EUR", dec("100.00")));
     let res = afterpay_refund(
         &sb,
@@ -349,7 +326,7 @@ async fn amounts_stay_exact_where_f64_would_be_wrong() {
         text.contains(r#""message":"'items[0].quantity' is out of range.","actionCode":"AskConsumerToReEnterData","fieldReference":"items[0].quantity""#),
         "{text}"
     );
-    assert_eq!(sb.optty.refund_count(), 1);
-    assert_eq!(sb.openapp.refund_count(), 0);
-    assert_eq!(sb.afterpay.refund_count(), 0);
+    assert_eq!(sb.optty().refund_count(), 1);
+    assert_eq!(sb.openapp().refund_count(), 0);
+    assert_eq!(sb.afterpay().refund_count(), 0);
 }

@@ -698,7 +698,10 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport> {
     let sb = Arc::new(
         Sandbox::start(SandboxConfig {
             // Riverty documents no duplicate rule: the facade must not lean on one.
-            afterpay_replay_transaction_reference: false,
+            afterpay: sandbox::afterpay::Settings {
+                replay_transaction_reference: false,
+                ..Default::default()
+            },
             ..SandboxConfig::default()
         })
         .await

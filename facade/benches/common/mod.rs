@@ -246,7 +246,7 @@ impl Direct {
         match kind.get(provider) {
             Kind::Optty => {
                 use optty_api::types::{TokenRequest, TokenRequestGrantType, TokenRequestScope};
-                let base_url = sb.optty.base_url();
+                let base_url = sb.optty().base_url();
                 let anonymous =
                     optty_api::Client::new_with_client(&base_url, http_client(HeaderMap::new()));
                 let token = anonymous
@@ -276,7 +276,7 @@ impl Direct {
                     sensitive(AFTERPAY_API_KEY),
                 );
                 Direct::AfterPay(afterpay_api::Client::new_with_client(
-                    &sb.afterpay.base_url(),
+                    &sb.afterpay().base_url(),
                     http_client(headers),
                 ))
             }
@@ -287,7 +287,7 @@ impl Direct {
                     sensitive(&format!("Bearer {MOYASAR_SECRET_KEY}")),
                 );
                 Direct::Moyasar(moyasar_api::Client::new_with_client(
-                    &sb.moyasar.base_url(),
+                    &sb.moyasar().base_url(),
                     http_client(headers),
                 ))
             }
@@ -295,7 +295,7 @@ impl Direct {
                 http: http_client(HeaderMap::new()),
                 url: format!(
                     "{}{}",
-                    sb.openapp.base_url(),
+                    sb.openapp().base_url(),
                     openapp_api::operations::refund_order::PATH
                 ),
                 secret: SecretString::from(OPENAPP_API_SECRET),

@@ -198,20 +198,20 @@ async fn a_trailing_slash_on_the_base_url_is_harmless() {
     use sandbox::{OrderSeed, Sandbox, SandboxConfig, credentials};
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     sandbox
-        .moyasar
+        .moyasar()
         .seed_order(OrderSeed::from_minor("ord-1", "SAR", 10_000));
     sandbox
-        .optty
+        .optty()
         .seed_order(OrderSeed::new("ORD-1", "AUD", "100.00".parse().unwrap()));
     let slash = |url: String| format!("{url}/");
     let refunds = Refunds::builder()
         .moyasar(MoyasarConfig::new(
-            slash(sandbox.moyasar.base_url()),
+            slash(sandbox.moyasar().base_url()),
             credentials::MOYASAR_SECRET_KEY,
         ))
         .optty(OpttyConfig::new(
-            slash(sandbox.optty.base_url()),
-            slash(sandbox.optty.base_url()),
+            slash(sandbox.optty().base_url()),
+            slash(sandbox.optty().base_url()),
             credentials::OPTTY_CLIENT_ID,
             credentials::OPTTY_CLIENT_SECRET,
         ))

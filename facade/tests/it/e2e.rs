@@ -1024,14 +1024,14 @@ async fn openapp_unsigned_or_badly_signed_answers_are_not_successes() {
         env.seed(Provider::OpenApp, &order_id);
         let merchant_ref = reference(&format!("RF-SIG-{n}"));
         let req = request(Provider::OpenApp, &order_id, "10.00", merchant_ref.as_str());
-        env.sb.openapp.inject(fault.clone(), Match::Any.once());
+        env.sb.openapp().inject(fault.clone(), Match::Any.once());
         let err = env.replica().refund(&req).await.expect_err("not trusted");
         assert_eq!(err.kind(), &ErrorKind::Protocol, "{fault:?}: {err:?}");
         assert!(err.outcome_unknown(), "{fault:?}");
         assert!(err.is_retryable(), "OpenApp deduplicates on caseId");
         assert!(err.to_string().contains("signature"), "{err}");
 
-        env.sb.openapp.inject(fault.clone(), Match::Any.once());
+        env.sb.openapp().inject(fault.clone(), Match::Any.once());
         match env.refunds.refund_with_retries(&req, &fast_retries()).await {
             Settlement::Applied {
                 already_applied: true,
@@ -1041,7 +1041,7 @@ async fn openapp_unsigned_or_badly_signed_answers_are_not_successes() {
             other => panic!("{fault:?}: {other:?}"),
         }
     }
-    assert_eq!(env.sb.openapp.refund_count(), 2);
+    assert_eq!(env.sb.openapp().refund_count(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1054,7 +1054,7 @@ async fn openapp_unsigned_or_badly_signed_answers_are_not_successes() {
 async fn optty_token_expired_between_refunds_is_renewed_transparently() {
     let env = Env::start().await;
     env.seed(Provider::Optty, "ORD-TOKEN");
-    let optty = &env.sb.optty;
+    let optty = env.sb.optty();
 
     let before = optty.requests_received();
     env.refund_ok(&request(
@@ -1098,12 +1098,15 @@ async fn optty_token_expired_between_refunds_is_renewed_transparently() {
 #[tokio::test]
 async fn optty_token_close_to_expiry_is_renewed_before_use() {
     let env = Env::with_config(SandboxConfig {
-        optty_token_lifetime: Duration::from_secs(30),
+        optty: sandbox::optty::Settings {
+            token_lifetime: Duration::from_secs(30),
+            ..Default::default()
+        },
         ..SandboxConfig::default()
     })
     .await;
     env.seed(Provider::Optty, "ORD-SHORT");
-    let optty = &env.sb.optty;
+    let optty = env.sb.optty();
 
     for (i, amount) in ["10.00", "20.00"].into_iter().enumerate() {
         let before = optty.requests_received();
@@ -1124,7 +1127,7 @@ async fn optty_token_close_to_expiry_is_renewed_before_use() {
 #[tokio::test]
 async fn optty_pending_refund_is_pending() {
     let env = Env::start().await;
-    env.sb.optty.seed_order(
+    env.sb.optty().seed_order(
         OrderSeed::new("ORD-PENDING", "AUD", dec(CAPTURED))
             .refund_status(sandbox::RefundStatus::Pending),
     );
@@ -1137,7 +1140,7 @@ async fn optty_pending_refund_is_pending() {
         ))
         .await;
     assert_eq!(refund.status, RefundStatus::Pending);
-    assert_eq!(env.sb.optty.refund_count(), 1);
+    assert_eq!(env.sb.optty().refund_count(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1161,7 +1164,7 @@ struct Answer {
 
 impl<'a> RawOpenApp<'a> {
     fn new(env: &'a Env) -> RawOpenApp<'a> {
-        env.sb.openapp.seed_order(
+        env.sb.openapp().seed_order(
             OrderSeed::new("ORD-RAW", "PLN", dec(CAPTURED)).oa_order_id(oa_order_id("ORD-RAW")),
         );
         RawOpenApp {
@@ -1185,7 +1188,7 @@ impl<'a> RawOpenApp<'a> {
 
     /// The sandbox's clock, epoch milliseconds.
     fn now_ms(&self) -> u64 {
-        self.sb.openapp.now_ms()
+        self.sb.openapp().now_ms()
     }
 
     /// Signs `body` for the refund route with the demo credentials.
@@ -1204,7 +1207,7 @@ impl<'a> RawOpenApp<'a> {
     async fn send(&self, signed: &OpenAppSignature, body: &[u8]) -> Answer {
         let response = self
             .http
-            .post(self.sb.openapp.refund_url())
+            .post(self.sb.openapp().refund_url())
             .header("authorization", signed.authorization.as_str())
             .header("x-app-signature", signed.signature.as_str())
             .header("content-type", "application/json")
@@ -1233,7 +1236,7 @@ impl<'a> RawOpenApp<'a> {
     }
 
     fn refund_count(&self) -> usize {
-        self.sb.openapp.refund_count()
+        self.sb.openapp().refund_count()
     }
 }
 
@@ -1392,19 +1395,21 @@ async fn openapp_tampered_response_signature_is_not_trusted() {
     let env = Env::start().await;
     env.seed(Provider::OpenApp, "ORD-RESP");
     env.sb
-        .openapp
+        .openapp()
         .set_response_signing(ResponseSigning::Tampered);
     let req = request(Provider::OpenApp, "ORD-RESP", "10.00", "RF-RESP-1");
 
     let err = env.refund_err(&req).await;
     assert_eq!(err.kind(), &ErrorKind::Protocol, "{err:?}");
     assert!(err.outcome_unknown());
-    assert_eq!(env.sb.openapp.refund_count(), 1);
+    assert_eq!(env.sb.openapp().refund_count(), 1);
 
-    env.sb.openapp.set_response_signing(ResponseSigning::Valid);
+    env.sb
+        .openapp()
+        .set_response_signing(ResponseSigning::Valid);
     let err = env.refund_err(&req).await;
     assert_eq!(err.kind(), &ErrorKind::Duplicate, "{err:?}");
-    assert_eq!(env.sb.openapp.refund_count(), 1);
+    assert_eq!(env.sb.openapp().refund_count(), 1);
 }
 
 /// An API key OpenApp does not know (the HMAC secret is the demo one): Unauthorized, like the
@@ -1426,7 +1431,7 @@ async fn openapp_unknown_api_key_is_unauthorized() {
         .expect_err("an unknown API key must be refused");
     assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{err:?}");
     assert!(!err.is_retryable(), "{err:?}");
-    assert_eq!(env.sb.openapp.refund_count(), 0);
+    assert_eq!(env.sb.openapp().refund_count(), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1440,7 +1445,7 @@ async fn openapp_unknown_api_key_is_unauthorized() {
 async fn moyasar_duplicate_while_first_in_flight_is_in_progress() {
     let env = Env::start().await;
     env.seed(Provider::Moyasar, "ORD-RACE");
-    let moyasar = &env.sb.moyasar;
+    let moyasar = env.sb.moyasar();
     let fault = moyasar.inject(Fault::Latency(Duration::from_secs(2)), Match::Any.once());
     let merchant_ref = reference("RF-RACE-1");
     let req = request(
@@ -1509,7 +1514,7 @@ async fn afterpay_full_refund_without_line_items_is_refused_before_io() {
 
     let err = env.refund_err(&req).await;
     assert_eq!(err.field(), Some("line_items"), "{err:?}");
-    assert_eq!(env.sb.afterpay.requests_received(), 0);
+    assert_eq!(env.sb.afterpay().requests_received(), 0);
     assert_eq!(env.order(Provider::AfterPay, "ORD-WHOLE").refunds.len(), 0);
 }
 
@@ -1535,7 +1540,7 @@ async fn afterpay_partial_amount_without_line_items_is_not_misreported() {
                 matches!(err.kind(), ErrorKind::InvalidRequest { .. }),
                 "{err:?}"
             );
-            assert_eq!(env.sb.afterpay.requests_received(), 0);
+            assert_eq!(env.sb.afterpay().requests_received(), 0);
         }
         Ok(refund) => {
             let order = env.order(Provider::AfterPay, "ORD-NOITEMS");

@@ -181,7 +181,7 @@ async fn unknown_moyasar_entries(
         env.seed(Provider::Moyasar, &order);
         let req = request(Provider::Moyasar, &order, "10.00", reference);
         env.sb
-            .moyasar
+            .moyasar()
             .inject(Fault::StatusAfterCommit(502), Match::Any.times(attempts));
         let result = journal.refund(&env.refunds(), &req).await.unwrap();
         assert_eq!(result.label(), "unresolved", "{result:?}");
@@ -317,7 +317,7 @@ pub async fn a_failed_transaction_leaves_the_journal_usable(backend: Backend) {
         .await
         .expect_err("the database refuses the intent");
     assert!(error.to_string().contains("injected failure"), "{error:?}");
-    assert_eq!(env.sb.moyasar.requests_received(), 0, "nothing sent");
+    assert_eq!(env.sb.moyasar().requests_received(), 0, "nothing sent");
     assert!(
         journal
             .entry(Provider::Moyasar, &first.merchant_reference)
@@ -381,7 +381,7 @@ pub async fn database_errors_say_what_was_sent(backend: Backend) {
         "{error:?}"
     );
     assert!(error.to_string().contains("nothing was sent"), "{error}");
-    assert_eq!(env.sb.moyasar.requests_received(), 0);
+    assert_eq!(env.sb.moyasar().requests_received(), 0);
     assert!(
         journal
             .entry(Provider::Moyasar, &req.merchant_reference)

@@ -285,7 +285,10 @@ impl Env {
     /// send is a second refund, as Riverty documents no duplicate rule.
     pub async fn without_afterpay_replay() -> Env {
         Env::with_config(SandboxConfig {
-            afterpay_replay_transaction_reference: false,
+            afterpay: sandbox::afterpay::Settings {
+                replay_transaction_reference: false,
+                ..Default::default()
+            },
             ..SandboxConfig::default()
         })
         .await

@@ -139,7 +139,7 @@ pub async fn another_request_under_a_reference_is_refused_before_io(backend: Bac
     env.seed(Provider::Moyasar, "ORD-3");
     let req = request(Provider::Moyasar, "ORD-3", "10.00", "RF-3");
     journal.refund(&refunds, &req).await.unwrap();
-    let received = env.sb.moyasar.requests_received();
+    let received = env.sb.moyasar().requests_received();
 
     for other in [
         request(Provider::Moyasar, "ORD-3", "11.00", "RF-3"),
@@ -161,7 +161,7 @@ pub async fn another_request_under_a_reference_is_refused_before_io(backend: Bac
             other => panic!("expected a conflict, got {other:?}"),
         }
     }
-    assert_eq!(env.sb.moyasar.requests_received(), received);
+    assert_eq!(env.sb.moyasar().requests_received(), received);
 
     let invalid = request(Provider::Moyasar, "ORD-3", "0.00", "RF-3-INVALID");
     match journal.refund(&refunds, &invalid).await {
@@ -175,7 +175,7 @@ pub async fn another_request_under_a_reference_is_refused_before_io(backend: Bac
             .unwrap()
             .is_none()
     );
-    assert_eq!(env.sb.moyasar.requests_received(), received);
+    assert_eq!(env.sb.moyasar().requests_received(), received);
     db.cleanup().await;
 }
 
@@ -187,7 +187,7 @@ pub async fn live_lease_elsewhere_is_in_progress(backend: Backend) {
     let db = TestDb::new(backend);
     env.seed(Provider::Moyasar, "ORD-4");
     let req = request(Provider::Moyasar, "ORD-4", "10.00", "RF-4");
-    let fault = env.sb.moyasar.inject(
+    let fault = env.sb.moyasar().inject(
         Fault::Latency(Duration::from_millis(1500)),
         Match::Any.once(),
     );
@@ -217,13 +217,13 @@ pub async fn live_lease_elsewhere_is_in_progress(backend: Backend) {
         !lease.owner.starts_with(&second_journal.config().instance),
         "the lease is the other instance's: {lease:?}"
     );
-    assert_eq!(env.sb.moyasar.requests_received(), 1, "nothing sent");
+    assert_eq!(env.sb.moyasar().requests_received(), 1, "nothing sent");
 
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.label(), "applied", "{first:?}");
     let after = second_journal.refund(&env.refunds(), &req).await.unwrap();
     assert_eq!(after.label(), "replayed", "{after:?}");
-    assert_eq!(env.sb.moyasar.requests_received(), 1);
+    assert_eq!(env.sb.moyasar().requests_received(), 1);
     assert_eq!(env.recorded(&req), 1);
     db.cleanup().await;
 }
@@ -246,7 +246,7 @@ pub async fn a_caller_that_stops_waiting_still_gets_the_answer_recorded(backend:
     let journal = db.journal().await;
     env.seed(Provider::AfterPay, "ORD-11");
     let req = request(Provider::AfterPay, "ORD-11", "10.00", "RF-11");
-    env.sb.afterpay.inject(
+    env.sb.afterpay().inject(
         Fault::Latency(Duration::from_millis(600)),
         Match::Any.once(),
     );
@@ -290,7 +290,7 @@ pub async fn afterpay_unknown_outcome_is_never_resent(backend: Backend) {
     env.seed(Provider::AfterPay, "ORD-5");
     let req = request(Provider::AfterPay, "ORD-5", "25.00", "RF-5");
     env.sb
-        .afterpay
+        .afterpay()
         .inject(Fault::StatusAfterCommit(504), Match::Any.once());
 
     let result = journal.refund(&env.refunds(), &req).await.unwrap();
@@ -309,7 +309,7 @@ pub async fn afterpay_unknown_outcome_is_never_resent(backend: Backend) {
     let reason = entry.unresolved_reason.as_deref().unwrap();
     assert!(reason.contains("no duplicate key"), "{reason}");
     assert_eq!(env.recorded(&req), 1, "the sandbox committed it");
-    let received = env.sb.afterpay.requests_received();
+    let received = env.sb.afterpay().requests_received();
 
     // A repeat (new client, new instance): nothing sent.
     let again = db
@@ -337,7 +337,7 @@ pub async fn afterpay_unknown_outcome_is_never_resent(backend: Backend) {
     assert!(reason.contains("never re-sent"), "{reason}");
     assert_eq!(entry.state, EntryState::Unknown);
     assert_eq!(
-        env.sb.afterpay.requests_received(),
+        env.sb.afterpay().requests_received(),
         received,
         "nothing sent"
     );
@@ -363,7 +363,7 @@ pub async fn afterpay_unknown_outcome_is_never_resent(backend: Backend) {
         .unwrap();
     assert_eq!(again.label(), "replayed", "{again:?}");
     assert_eq!(
-        env.sb.afterpay.requests_received(),
+        env.sb.afterpay().requests_received(),
         received,
         "nothing sent"
     );
@@ -431,7 +431,7 @@ pub async fn afterpay_resolved_not_applied_is_sent_again(backend: Backend) {
     env.seed(Provider::AfterPay, "ORD-6");
     let req = request(Provider::AfterPay, "ORD-6", "10.00", "RF-6");
     env.sb
-        .afterpay
+        .afterpay()
         .inject(Fault::Status(503), Match::Any.once());
 
     let result = journal.refund(&refunds, &req).await.unwrap();
@@ -536,7 +536,7 @@ pub async fn exhausted_retries_are_settled_by_reconcile(backend: Backend) {
     env.seed(Provider::Moyasar, "ORD-8");
     let req = request(Provider::Moyasar, "ORD-8", "12.00", "RF-8");
     let policy = journal.config().retry;
-    env.sb.moyasar.inject(
+    env.sb.moyasar().inject(
         Fault::StatusAfterCommit(502),
         Match::Any.times(policy.max_attempts as usize),
     );
@@ -600,7 +600,7 @@ pub async fn not_applied_is_recorded_and_sent_again(backend: Backend) {
 
     // The order grows (re-seeded); the same request now goes through, once.
     env.seed_amount(Provider::Optty, "ORD-9", "100.00");
-    env.sb.optty.inject(Fault::Status(429), Match::Any.once());
+    env.sb.optty().inject(Fault::Status(429), Match::Any.once());
     let result = journal.refund(&refunds, &req).await.unwrap();
     let JournaledRefund::Applied { entry, .. } = &result else {
         panic!("{result:?}");
@@ -797,7 +797,7 @@ pub async fn crash_afterpay_is_listed_never_resent_then_resolved_by_hand(backend
     assert_eq!(entry.state, EntryState::InFlight);
     assert_eq!(entry.attempts, 1);
     until_unresolved(&journal, &req).await;
-    let received = env.sb.afterpay.requests_received();
+    let received = env.sb.afterpay().requests_received();
 
     let report = journal.reconcile(&env.refunds()).await.unwrap();
     assert!(report.is_complete(), "{report:?}");
@@ -813,7 +813,7 @@ pub async fn crash_afterpay_is_listed_never_resent_then_resolved_by_hand(backend
     assert!(reason.contains("no duplicate key"), "{reason}");
     assert_eq!(entry.state, EntryState::Unknown);
     assert_eq!(
-        env.sb.afterpay.requests_received(),
+        env.sb.afterpay().requests_received(),
         received,
         "never re-sent"
     );
@@ -831,7 +831,7 @@ pub async fn crash_afterpay_is_listed_never_resent_then_resolved_by_hand(backend
         "{call:?}"
     );
     assert_eq!(
-        env.sb.afterpay.requests_received(),
+        env.sb.afterpay().requests_received(),
         received,
         "never re-sent"
     );
@@ -853,7 +853,7 @@ pub async fn crash_afterpay_is_listed_never_resent_then_resolved_by_hand(backend
         .await
         .unwrap();
     assert_eq!(again.label(), "replayed", "{again:?}");
-    assert_eq!(env.sb.afterpay.requests_received(), received, "no I/O");
+    assert_eq!(env.sb.afterpay().requests_received(), received, "no I/O");
     assert_eq!(env.recorded(&req), 1, "exactly one refund");
     assert_eq!(
         history_kinds(&journal, Provider::AfterPay, &req.merchant_reference).await,
@@ -998,7 +998,7 @@ pub async fn replicas_send_each_refund_once(backend: Backend) {
     }
 
     assert_eq!(
-        env.sb.afterpay.refund_count(),
+        env.sb.afterpay().refund_count(),
         REPLICA_REFUNDS,
         "exactly 200 refunds"
     );

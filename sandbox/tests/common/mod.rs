@@ -33,7 +33,7 @@ pub async fn read(res: Response) -> (u16, String) {
 
 pub async fn optty_token(sb: &Sandbox, c: &Client) -> String {
     let res = c
-        .post(sb.optty.token_url())
+        .post(sb.optty().token_url())
         .form(&[
             ("client_id", OPTTY_CLIENT_ID),
             ("client_secret", OPTTY_CLIENT_SECRET),
@@ -61,7 +61,7 @@ pub fn optty_refund(
     order: &str,
     body: String,
 ) -> RequestBuilder {
-    c.post(format!("{}/orders/{order}/refund", sb.optty.base_url()))
+    c.post(format!("{}/orders/{order}/refund", sb.optty().base_url()))
         .bearer_auth(token)
         .header("content-type", "application/json")
         .body(body)
@@ -70,7 +70,7 @@ pub fn optty_refund(
 pub fn afterpay_refund(sb: &Sandbox, c: &Client, order: &str, body: String) -> RequestBuilder {
     c.post(format!(
         "{}/api/v3/orders/{order}/refunds",
-        sb.afterpay.base_url()
+        sb.afterpay().base_url()
     ))
     .header("X-Auth-Key", AFTERPAY_API_KEY)
     .header("content-type", "application/json")
@@ -94,7 +94,7 @@ pub fn afterpay_body(
 pub fn moyasar_refund(sb: &Sandbox, c: &Client, order: &str, body: String) -> RequestBuilder {
     c.post(format!(
         "{}/v1/orders/{order}/refund",
-        sb.moyasar.base_url()
+        sb.moyasar().base_url()
     ))
     .bearer_auth(MOYASAR_SECRET_KEY)
     .header("content-type", "application/json")
@@ -103,8 +103,8 @@ pub fn moyasar_refund(sb: &Sandbox, c: &Client, order: &str, body: String) -> Re
 
 /// A request to OpenApp's refund route signed with the demo credentials.
 pub fn openapp_refund(sb: &Sandbox, c: &Client, body: String) -> RequestBuilder {
-    let sig = sb.openapp.sign_refund(body.as_bytes());
-    c.post(sb.openapp.refund_url())
+    let sig = sb.openapp().sign_refund(body.as_bytes());
+    c.post(sb.openapp().refund_url())
         .header("authorization", sig.authorization)
         .header("x-app-signature", sig.signature)
         .header("content-type", "application/json")

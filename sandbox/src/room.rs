@@ -1,0 +1,49 @@
+//! What every provider's room tells about its running server, so that the code around the
+//! rooms ([`crate::Sandbox`], [`crate::facade_env`], the `sandbox` binary) needs no provider's
+//! name: it goes through [`crate::Sandbox::rooms`].
+
+use std::any::Any;
+use std::fmt::Debug;
+
+use crate::server::ProviderHandle;
+use crate::state::OrderSeed;
+
+/// One of the `refunds` facade's `REFUNDS_*` environment variables and where its value comes
+/// from: the provider's running server (its base URL) or the demo credentials.
+pub type EnvVar = (&'static str, fn(&ProviderHandle) -> String);
+
+/// A provider's running server as its room describes it. Each provider's server type
+/// ([`crate::OpttyServer`] and the others) implements it; [`crate::Sandbox::rooms`] lists them in
+/// the order of the provider list.
+pub trait Room: Any + Debug + Send + Sync {
+    /// The server's orders, faults, ledger and request log.
+    fn handle(&self) -> &ProviderHandle;
+
+    /// The provider's name as its documentation writes it (`Optty`, `AfterPay`..), for people.
+    fn title(&self) -> &'static str;
+
+    /// The refund route, its path parameter named as in the provider's spec
+    /// (`/orders/{orderReference}/refund`).
+    fn refund_path(&self) -> &'static str;
+
+    /// The demo credentials ([`crate::credentials`]) and where they are used, as JSON: what
+    /// `sandbox --print-config json` shows under `credentials`.
+    fn credentials(&self) -> serde_json::Value;
+
+    /// The demo credentials in one line, for people.
+    fn credentials_text(&self) -> String;
+
+    /// Shell commands refunding a demo order of [`Room::demo_orders`] on this server, for
+    /// people.
+    fn example(&self) -> String;
+
+    /// The orders the `sandbox` binary seeds at startup (unless `--no-demo-seed`).
+    fn demo_orders(&self) -> Vec<OrderSeed>;
+
+    /// The facade's variables that point a client at this server, in the order
+    /// `sandbox --print-config env` prints them. Keep in step with the table in
+    /// `facade/src/config.rs` (the `refunds::config` documentation), which is what the facade
+    /// reads; the optional `REFUNDS_<PROVIDER>_TIMEOUT_MS` and `_MAX_ANSWER_BYTES` are left to
+    /// the facade's defaults.
+    fn facade_env(&self) -> &'static [EnvVar];
+}
