@@ -1,7 +1,7 @@
 //! [`Refunds`]: the one entry point a service calls, whichever provider took the payment.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -28,6 +28,7 @@ pub struct Refunds {
 struct Shared {
     adapters: Adapters,
     flights: Flights,
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for Refunds {
@@ -44,6 +45,7 @@ impl std::fmt::Debug for Refunds {
 pub struct RefundsBuilder {
     adapters: Adapters,
     memory: ReplayMemory,
+    deadline: Option<Duration>,
     error: Option<RefundError>,
 }
 
@@ -52,6 +54,7 @@ impl std::fmt::Debug for RefundsBuilder {
         f.debug_struct("RefundsBuilder")
             .field("providers", &self.adapters.configured())
             .field("replay_memory", &self.memory)
+            .field("deadline", &self.deadline.unwrap_or(DEFAULT_DEADLINE))
             .finish()
     }
 }
@@ -75,6 +78,22 @@ impl RefundsBuilder {
         self
     }
 
+    /// The longest a call ([`Refunds::refund`], [`Refunds::refund_with_retries`],
+    /// [`Refunds::find`]) waits in all, back-offs and retries included (default
+    /// [`DEFAULT_DEADLINE`], 60 s; `REFUNDS_CALL_DEADLINE_MS` for [`Refunds::from_env`]). Each
+    /// provider's per-request timeout still bounds each request; this bounds the call, so a
+    /// provider that hangs on every attempt cannot hold the caller for attempts x timeout.
+    ///
+    /// A call whose deadline passes while a refund is on the wire ends with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), outcome unknown; the attempt itself
+    /// runs on to its answer, which settles the request for every caller and for a repeat of
+    /// it (see [`Refunds::refund`]).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
     /// The client, or the first configuration error: a base URL without `http`/`https` scheme
     /// or host ([`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the
     /// field, e.g. `moyasar.base_url`), an API key that cannot be a header.
@@ -85,6 +104,7 @@ impl RefundsBuilder {
                 shared: Arc::new(Shared {
                     adapters: self.adapters,
                     flights: Flights::new(self.memory),
+                    deadline: self.deadline.unwrap_or(DEFAULT_DEADLINE),
                 }),
             }),
         }
@@ -138,7 +158,10 @@ impl Refunds {
                 ))
                 .is_some()
         };
-        let builder = Refunds::builder().add_from_lookup(lookup, &is_set)?;
+        let mut builder = Refunds::builder().add_from_lookup(lookup, &is_set)?;
+        if let Some(ms) = settings.number("REFUNDS_CALL_DEADLINE_MS")? {
+            builder = builder.deadline(Duration::from_millis(ms));
+        }
         let refunds = builder.build()?;
         if refunds.configured().is_empty() {
             return Err(RefundError::invalid_config(
@@ -169,9 +192,31 @@ impl Refunds {
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let call = call_span("refund", request);
         let started = Instant::now();
-        let result = self.attempt(request, 1).instrument(call.clone()).await;
+        let result = self
+            .within(self.deadline(), request, self.attempt(request, 1))
+            .instrument(call.clone())
+            .await;
         record_result(&call, started, result.as_ref().map(|_| ()));
         result
+    }
+
+    /// The deadline of each call ([`RefundsBuilder::deadline`]).
+    pub fn deadline(&self) -> Duration {
+        self.shared.deadline
+    }
+
+    /// `call`'s result, or, once `remaining` has passed, [`deadline_passed`]: the attempt goes on
+    /// on its own task (see [`Refunds::refund`]), only this caller stops waiting.
+    pub(crate) async fn within<T>(
+        &self,
+        remaining: Duration,
+        request: &RefundRequest,
+        call: impl Future<Output = Result<T, RefundError>>,
+    ) -> Result<T, RefundError> {
+        match tokio::time::timeout(remaining, call).await {
+            Ok(result) => result,
+            Err(_) => Err(deadline_passed(request.provider, self.shared.deadline)),
+        }
     }
 
     /// One attempt of `request` (numbered `attempt` by the executor): validation, then the
@@ -279,10 +324,13 @@ impl Refunds {
         async {
             request.validate()?;
             let lookup = self
-                .shared
-                .adapters
-                .find_in_room(request, known_refund_id)
-                .await?;
+                .within(
+                    self.deadline(),
+                    request,
+                    self.shared.adapters.find_in_room(request, known_refund_id),
+                )
+                .await
+                .map_err(crate::providers::mapping::read_failed)?;
             tracing::Span::current().record(
                 "finding",
                 match &lookup.finding {
@@ -471,6 +519,23 @@ macro_rules! adapters {
     };
 }
 providers!(adapters);
+
+/// [`RefundsBuilder::deadline`]'s default: long enough for a slow provider's answer and a
+/// retry or two, short enough that a caller (an HTTP handler, a worker) is not held for minutes.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The error of a call whose deadline passed before its answer: a time-out, outcome unknown
+/// (the request may be on the wire), retryable where the provider deduplicates.
+pub(crate) fn deadline_passed(provider: Provider, deadline: Duration) -> RefundError {
+    RefundError::new(crate::ErrorKind::Timeout)
+        .with_provider(provider)
+        .with_deduplication(provider.capabilities().idempotent_retries)
+        .with_provider_message(format!(
+            "the call's deadline of {} ms passed before an answer; an attempt on the wire runs \
+             on and its result settles a repeat of this request",
+            deadline.as_millis()
+        ))
+}
 
 /// The error for a provider this client has no config for.
 fn not_configured(provider: Provider) -> RefundError {

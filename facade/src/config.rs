@@ -23,6 +23,7 @@
 //! | `REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES` | OpenApp | optional, `true` (default) or `false` |
 //! | `REFUNDS_<PROVIDER>_TIMEOUT_MS` | each | optional per-request timeout in milliseconds (default 30000) |
 //! | `REFUNDS_<PROVIDER>_MAX_ANSWER_BYTES` | each | optional cap on an answer's body (default 524288) |
+//! | `REFUNDS_CALL_DEADLINE_MS` | all | optional total deadline of each call, retries included (default 60000; [`RefundsBuilder::deadline`](crate::RefundsBuilder::deadline)) |
 
 pub use crate::answer::AnswerLimits;
 pub use crate::settings::DEFAULT_TIMEOUT;

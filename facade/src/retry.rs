@@ -58,6 +58,19 @@ impl RetryPolicy {
     /// - Wait at least what the provider asked (`Retry-After`), and stop if it asks for more
     ///   than [`max_retry_after`](RetryPolicy::max_retry_after).
     pub fn decide(&self, attempt: u32, error: &RefundError, jitter: u32) -> Decision {
+        self.decide_within(attempt, error, jitter, Duration::MAX)
+    }
+
+    /// [`decide`](RetryPolicy::decide) for a call with `remaining` time before its deadline
+    /// ([`RefundsBuilder::deadline`](crate::RefundsBuilder::deadline)): stop rather than wait
+    /// past it, since an attempt started then could not be answered in time.
+    pub fn decide_within(
+        &self,
+        attempt: u32,
+        error: &RefundError,
+        jitter: u32,
+        remaining: Duration,
+    ) -> Decision {
         if !error.is_retryable() || attempt >= self.max_attempts {
             return Decision::Stop;
         }
@@ -66,11 +79,15 @@ impl RetryPolicy {
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(self.max_backoff);
         let jittered = exponential / 2 + exponential / 2 * jitter.min(1000) / 1000;
-        match error.retry_after() {
-            Some(asked) if asked > self.max_retry_after => Decision::Stop,
-            Some(asked) => Decision::RetryAfter(jittered.max(asked)),
-            None => Decision::RetryAfter(jittered),
+        let wait = match error.retry_after() {
+            Some(asked) if asked > self.max_retry_after => return Decision::Stop,
+            Some(asked) => jittered.max(asked),
+            None => jittered,
+        };
+        if wait >= remaining {
+            return Decision::Stop;
         }
+        Decision::RetryAfter(wait)
     }
 }
 
@@ -202,9 +219,14 @@ impl Refunds {
     ) -> Settlement {
         let mut ambiguous = false;
         let mut attempt = 0;
+        let deadline = std::time::Instant::now() + self.deadline();
         loop {
             attempt += 1;
-            let error = match self.attempt(request, attempt).await {
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            let error = match self
+                .within(remaining, request, self.attempt(request, attempt))
+                .await
+            {
                 Ok(refund) => {
                     return Settlement::Applied {
                         refund,
@@ -225,7 +247,8 @@ impl Refunds {
                 Outcome::Unknown => ambiguous = true,
                 Outcome::NotApplied => {}
             }
-            match policy.decide(attempt, &error, fastrand::u32(0..=1000)) {
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            match policy.decide_within(attempt, &error, fastrand::u32(0..=1000), remaining) {
                 Decision::RetryAfter(wait) => {
                     tracing::info!(
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -286,6 +309,27 @@ mod tests {
         RefundError::new(kind)
             .with_provider(provider)
             .with_deduplication(provider.capabilities().idempotent_retries)
+    }
+
+    #[test]
+    fn no_wait_reaches_past_the_calls_deadline() {
+        let p = policy();
+        let e = error(ErrorKind::ServerError, Provider::Moyasar);
+        let within = |remaining| p.decide_within(1, &e, 1000, remaining);
+        assert_eq!(
+            within(Duration::from_millis(101)),
+            Decision::RetryAfter(Duration::from_millis(100))
+        );
+        assert_eq!(within(Duration::from_millis(100)), Decision::Stop);
+        assert_eq!(within(Duration::ZERO), Decision::Stop);
+        let asked =
+            error(ErrorKind::Transient, Provider::Optty).with_retry_after(Duration::from_secs(2));
+        assert_eq!(
+            p.decide_within(1, &asked, 0, Duration::from_secs(1)),
+            Decision::Stop,
+            "a Retry-After beyond the deadline ends the call"
+        );
+        assert_eq!(p.decide(1, &e, 1000), within(Duration::MAX));
     }
 
     #[test]

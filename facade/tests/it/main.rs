@@ -9,6 +9,7 @@
 //! answers in `tests/answers/`.
 
 mod config;
+mod deadline;
 mod e2e;
 mod model;
 mod model_schema;
