@@ -25,7 +25,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use refunds::providers::{afterpay, moyasar, openapp, optty};
 use refunds::{
     AfterPayConfig, AnswerLimits, LineItem, MerchantReference, Money, MoyasarConfig, OpenAppConfig,
     OpttyConfig, Provider, RefundRequest, RefundStatus, Refunds, RefundsBuilder,
@@ -36,7 +35,6 @@ use sandbox::credentials::{
     OPTTY_CLIENT_SECRET,
 };
 use sandbox::{DEFAULT_CAPTURE_NUMBER, OrderSeed, ProviderHandle, Sandbox, SandboxConfig};
-use serde::Serialize;
 
 pub use refunds::ByProvider;
 
@@ -400,33 +398,8 @@ pub fn client_for(sb: &Sandbox, provider: Provider, settings: &ClientSettings) -
 // Wire bodies
 // ---------------------------------------------------------------------------------------------
 
-fn encode<T: Serialize>(body: &T, pretty: bool) -> String {
-    if pretty {
-        serde_json::to_string_pretty(body)
-    } else {
-        serde_json::to_string(body)
-    }
-    .expect("a wire body encodes")
-}
-
 fn wire(request: &RefundRequest, pretty: bool) -> Option<String> {
-    type Body = fn(&RefundRequest, bool) -> Option<String>;
-    let body: ByProvider<Body> = ByProvider {
-        optty: |request, pretty| Some(encode(&optty::transformers::refund_body(request), pretty)),
-        afterpay: |request, pretty| {
-            let body = afterpay::transformers::refund_body(request).ok()?;
-            Some(encode(&body, pretty))
-        },
-        moyasar: |request, pretty| {
-            let body = moyasar::transformers::refund_body(request).ok()?;
-            Some(encode(&body, pretty))
-        },
-        openapp: |request, pretty| {
-            let body = openapp::transformers::refund_body(request).ok()?;
-            Some(encode(&body, pretty))
-        },
-    };
-    body.take(request.provider)(request, pretty)
+    refunds::providers::refund_body_json(request, pretty).ok()
 }
 
 /// The JSON text of the body the facade sends for `request`

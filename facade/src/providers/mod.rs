@@ -43,6 +43,27 @@ macro_rules! rooms {
             }
         }
 
+        /// The JSON text of the body the facade would send for `request`, compact or `pretty`:
+        /// for dry runs, logs and tests. Not validated first ([`crate::RefundRequest::validate`]
+        /// is what [`crate::Refunds::refund`] runs before this), so a test can hold a refused
+        /// request's body against the provider's schema; `Err` where the room cannot express
+        /// the request at all.
+        pub fn refund_body_json(
+            request: &crate::RefundRequest,
+            pretty: bool,
+        ) -> Result<String, RefundError> {
+            match request.provider {
+                $(
+                    #[cfg(feature = $name)]
+                    Provider::$variant => {
+                        <$room::$client as room::Room>::refund_body_json(request, pretty)
+                    }
+                    #[cfg(not(feature = $name))]
+                    Provider::$variant => Err(not_compiled(request.provider)),
+                )*
+            }
+        }
+
         /// The pure mapping of a read of `request.provider`'s record (see [`crate::lookup`]):
         /// the same function each adapter runs on what it received at `read_at`.
         pub fn read_result(

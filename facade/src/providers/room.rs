@@ -29,6 +29,10 @@ pub(crate) trait Room: Sized + Send + Sync + 'static {
     /// The provider's refund features and limits.
     fn capabilities() -> Capabilities;
 
+    /// The JSON text of the refund body the room sends for `request` (validated or not),
+    /// compact or `pretty`.
+    fn refund_body_json(request: &RefundRequest, pretty: bool) -> Result<String, RefundError>;
+
     /// The pure mapping of one refund answer (for replays and tests: no signature check).
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError>;
 

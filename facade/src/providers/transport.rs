@@ -235,6 +235,26 @@ fn unparsable_answer(err: &reqwest::Error) -> bool {
     false
 }
 
+/// A wire body's JSON text (amounts as their own decimal text: the generated types never write
+/// them through `f64`), compact or `pretty`.
+pub(crate) fn body_json<T: serde::Serialize>(
+    provider: Provider,
+    body: &T,
+    pretty: bool,
+) -> Result<String, RefundError> {
+    if pretty {
+        serde_json::to_string_pretty(body)
+    } else {
+        serde_json::to_string(body)
+    }
+    .map_err(|err| {
+        RefundError::new(ErrorKind::Protocol)
+            .with_outcome(crate::Outcome::NotApplied)
+            .with_provider(provider)
+            .with_provider_message(format!("could not encode the request: {err}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,6 +106,10 @@ impl Room for AfterPay {
         capabilities()
     }
 
+    fn refund_body_json(request: &RefundRequest, pretty: bool) -> Result<String, RefundError> {
+        crate::providers::transport::body_json(PROVIDER, &transformers::refund_body(request)?, pretty)
+    }
+
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
         transformers::refund_result(request, answer)
     }
