@@ -1,7 +1,9 @@
 //! Refunds through a durable journal (SQLite in a temporary file) against the loopback
-//! sandbox: one journaled refund per provider, a repeat answered from the journal, an AfterPay
-//! refund left unresolved by an injected fault and resolved by hand, and a Moyasar one settled
-//! by reconciliation.
+//! sandbox: one journaled refund per provider, a repeat answered from the journal, and
+//! reconciliation reading the providers' records: an AfterPay refund whose answer was lost
+//! attributed by reading its order, a Moyasar one found in its order, and an AfterPay one that
+//! cannot be attributed (a refund made outside the journal) left for a person and resolved by
+//! hand.
 //!
 //! ```text
 //! cargo run -p refunds-journal --example journaled_demo
@@ -11,8 +13,7 @@ use std::time::Duration;
 
 use refunds::{MerchantReference, Money, Outcome, Provider, RefundRequest, Refunds, RetryPolicy};
 use refunds_journal::{
-    Database, Entry, EntryState, Journal, JournalConfig, JournaledRefund, ReconcileReport,
-    Reconciliation,
+    Database, Entry, EntryState, Journal, JournalConfig, ReconcileReport, Reconciliation,
 };
 use rust_decimal::Decimal;
 use sandbox::{Fault, Match, Sandbox, SandboxConfig};
@@ -102,6 +103,45 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// What a reconcile run did, one line per entry, and what it could not do.
+fn reconciled(report: &ReconcileReport) {
+    for done in &report.reconciled {
+        let (action, entry) = match done {
+            Reconciliation::Resent(result) => ("re-sent", result.entry()),
+            Reconciliation::SettledByReading { entry, .. } => ("settled by reading", entry),
+            Reconciliation::StatusRead { entry } => ("final status read", entry),
+            Reconciliation::FailedAfterApplied { entry, .. } => ("FAILED after applied", entry),
+            Reconciliation::LeftUnresolved { entry, reason } => {
+                println!(
+                    "   reconcile(): left unresolved, nothing sent: {}",
+                    line(entry)
+                );
+                for (i, text) in wrap(reason, 90).iter().enumerate() {
+                    let label = if i == 0 { "reason:" } else { "" };
+                    println!("      {label:<8}{text}");
+                }
+                continue;
+            }
+        };
+        println!("   reconcile(): {action} -> {}", line(entry));
+    }
+    failures(report);
+}
+
+/// The unresolved entries with their reasons.
+async fn unresolved(journal: &Journal) -> Result<(), Error> {
+    println!("   unresolved():");
+    for entry in journal.unresolved().await? {
+        println!("      {}", line(&entry));
+        let reason = entry.unresolved_reason.as_deref().unwrap_or("-");
+        for (i, text) in wrap(reason, 90).iter().enumerate() {
+            let label = if i == 0 { "reason:" } else { "" };
+            println!("      {label:<8}{text}");
+        }
+    }
+    Ok(())
+}
+
 async fn history(journal: &Journal, entry: &Entry) -> Result<(), Error> {
     for event in journal
         .history(entry.provider, &entry.merchant_reference)
@@ -132,6 +172,8 @@ async fn main() -> Result<(), Error> {
         let seed = test_support::order_seed(provider, "ORD-1", Decimal::new(100, 0));
         test_support::handle(&sandbox, provider).seed_order(seed);
     }
+    let seed = test_support::order_seed(Provider::AfterPay, "ORD-2", Decimal::new(100, 0));
+    test_support::handle(&sandbox, Provider::AfterPay).seed_order(seed);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("refunds-journal.db");
     let journal = Journal::open_with(
@@ -175,39 +217,10 @@ async fn main() -> Result<(), Error> {
     let req = request(Provider::AfterPay, "ORD-1", "15.00", "RF-afterpay-2")?;
     let result = journal.refund(&refunds, &req).await?;
     println!("   {:<10} {}", result.label(), line(result.entry()));
-    println!("   unresolved():");
-    for entry in journal.unresolved().await? {
-        println!("      {}", line(&entry));
-        let reason = entry.unresolved_reason.as_deref().unwrap_or("-");
-        for (i, text) in wrap(reason, 90).iter().enumerate() {
-            let label = if i == 0 { "reason:" } else { "" };
-            println!("      {label:<8}{text}");
-        }
-    }
+    unresolved(&journal).await?;
+    println!("   reconcile() reads order ORD-1 at AfterPay and attributes the refund:");
     let report = journal.reconcile(&refunds).await?;
-    for done in &report.reconciled {
-        if let Reconciliation::LeftUnresolved { entry, .. } = done {
-            println!(
-                "   reconcile(): left unresolved, nothing sent ({} {})",
-                entry.provider, entry.merchant_reference
-            );
-        }
-    }
-    failures(&report);
-    let found = sandbox
-        .afterpay()
-        .refunds_with_reference("RF-afterpay-2")
-        .len();
-    println!("   an operator looks at the order at AfterPay: {found} refund with RF-afterpay-2");
-    let entry = journal
-        .resolve_manually(
-            Provider::AfterPay,
-            &req.merchant_reference,
-            Outcome::Applied,
-            "ops/alice: refund found on order ORD-1 at Riverty",
-        )
-        .await?;
-    println!("   resolve_manually(applied) -> {}", line(&entry));
+    reconciled(&report);
     let repeat = journal.refund(&client(&sandbox)?, &req).await?;
     println!(
         "   the same request again: {} (AfterPay refunds for RF-afterpay-2: {})",
@@ -218,7 +231,7 @@ async fn main() -> Result<(), Error> {
             .len()
     );
     println!("   history:");
-    history(&journal, &entry).await?;
+    history(&journal, repeat.entry()).await?;
 
     println!(
         "\n4. Moyasar: the connection drops after Moyasar refunded, and the call does not retry"
@@ -240,27 +253,43 @@ async fn main() -> Result<(), Error> {
     .await?;
     let result = no_retry.refund(&refunds, &req).await?;
     println!("   {:<10} {}", result.label(), line(result.entry()));
+    println!("   reconcile() reads the order at Moyasar first:");
     let report = journal.reconcile(&refunds).await?;
-    for done in &report.reconciled {
-        if let Reconciliation::Resent(result) = done {
-            println!(
-                "   reconcile(): re-sent under the same reference -> {:<8} {}",
-                result.label(),
-                line(result.entry())
-            );
-        }
-    }
-    failures(&report);
+    reconciled(&report);
     let key = req.merchant_reference.moyasar_transaction_id().to_string();
     println!(
         "   Moyasar refunds for RF-moyasar-2: {}; unresolved(): {}",
         sandbox.moyasar().refunds_with_reference(&key).len(),
         journal.unresolved().await?.len()
     );
-    if let JournaledRefund::Unresolved { entry, .. } = &result {
-        println!("   history:");
-        history(&journal, entry).await?;
-    }
+    println!("   history:");
+    history(&journal, result.entry()).await?;
+
+    println!(
+        "\n5. AfterPay: an answer lost, and a refund made outside the journal on the same order"
+    );
+    sandbox
+        .afterpay()
+        .inject(Fault::DropAfterCommit, Match::Any.once());
+    let req = request(Provider::AfterPay, "ORD-2", "10.00", "RF-afterpay-3")?;
+    let result = journal.refund(&refunds, &req).await?;
+    println!("   {:<10} {}", result.label(), line(result.entry()));
+    let outside = request(Provider::AfterPay, "ORD-2", "10.00", "RF-elsewhere")?;
+    refunds.refund(&outside).await?;
+    println!("   (RF-elsewhere refunded on ORD-2 without the journal)");
+    let report = journal.reconcile(&refunds).await?;
+    reconciled(&report);
+    let entry = journal
+        .resolve_manually(
+            Provider::AfterPay,
+            &req.merchant_reference,
+            Outcome::Applied,
+            "ops/alice: the first refund on ORD-2 at Riverty is RF-afterpay-3",
+        )
+        .await?;
+    println!("   resolve_manually(applied) -> {}", line(&entry));
+    println!("   history:");
+    history(&journal, &entry).await?;
 
     println!(
         "\npending(): {} refund(s) awaiting a final provider status",

@@ -28,8 +28,9 @@ pub enum EntryState {
     NotApplied,
     /// It may have been applied: an ambiguous answer (time-out, dropped connection, 5xx,
     /// unreadable answer), or a refusal after an ambiguous attempt, or a sender lost before it
-    /// recorded the answer. Settled by [`Journal::reconcile`](crate::Journal::reconcile) where
-    /// the provider deduplicates, otherwise by
+    /// recorded the answer. Settled by [`Journal::reconcile`](crate::Journal::reconcile): by
+    /// reading the provider's record (Optty, Moyasar; AfterPay by attribution), by re-sending
+    /// where the provider deduplicates; what neither settles waits for
     /// [`Journal::resolve_manually`](crate::Journal::resolve_manually).
     Unknown,
 }
@@ -82,15 +83,28 @@ pub enum SettledBy {
     Reconcile,
     /// An operator, through [`Journal::resolve_manually`](crate::Journal::resolve_manually).
     Manual,
+    /// [`Journal::reconcile`](crate::Journal::reconcile), by reading the provider's own record
+    /// ([`Refunds::find`](refunds::Refunds::find)): the refund was found there (Optty, Moyasar),
+    /// or attributed to this entry (AfterPay). The status, amount and refund id are the record's.
+    Read,
 }
 
 impl SettledBy {
-    /// The column value: `answer`, `reconcile`, `manual`.
+    /// Every settler.
+    pub const ALL: [SettledBy; 4] = [
+        SettledBy::Answer,
+        SettledBy::Reconcile,
+        SettledBy::Manual,
+        SettledBy::Read,
+    ];
+
+    /// The column value: `answer`, `reconcile`, `manual`, `read`.
     pub fn as_str(self) -> &'static str {
         match self {
             SettledBy::Answer => "answer",
             SettledBy::Reconcile => "reconcile",
             SettledBy::Manual => "manual",
+            SettledBy::Read => "read",
         }
     }
 }
@@ -99,7 +113,7 @@ impl FromStr for SettledBy {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [SettledBy::Answer, SettledBy::Reconcile, SettledBy::Manual]
+        SettledBy::ALL
             .into_iter()
             .find(|by| by.as_str() == s)
             .ok_or_else(|| format!("unknown settler {s:?}"))
@@ -183,6 +197,14 @@ pub struct Entry {
     pub updated_at_ms: i64,
     /// When it became applied or not applied.
     pub settled_at_ms: Option<i64>,
+    /// When the latest attempt's intent was recorded (the attempt left after it). `None` for an
+    /// entry written before the journal kept it and never sent since (its latest `intent` event
+    /// says).
+    pub attempt_at_ms: Option<i64>,
+    /// The latest attempt's deadline: when its answer was recorded, or, while none is, when
+    /// the lease it was sent under runs out (a sender that outlives its lease is taken for
+    /// dead). After it, nothing of that attempt is on the wire. `None` as for `attempt_at_ms`.
+    pub attempt_deadline_ms: Option<i64>,
     /// Bumped by every change; writers compare it (optimistic concurrency).
     pub version: i64,
 }
@@ -202,6 +224,13 @@ impl Entry {
         self.lease
             .as_ref()
             .is_some_and(|lease| lease.is_live(now_ms))
+    }
+
+    /// Whether the refund is applied and the provider's final status of it is failed: a refund
+    /// believed applied that did not go through, listed by
+    /// [`Journal::failed_after_applied`](crate::Journal::failed_after_applied).
+    pub fn failed_after_applied(&self) -> bool {
+        self.state == EntryState::Applied && self.refund_status == Some(RefundStatus::Failed)
     }
 
     /// Whether it needs reconciling at `now_ms`: its outcome is unknown, or it is in flight and
@@ -250,20 +279,33 @@ pub enum EventKind {
     Manual,
     /// The provider's status of the refund moved (`detail`: from and to).
     Status,
+    /// Reconciliation read the provider's own record ([`Refunds::find`](refunds::Refunds::find)):
+    /// what it found and what it settled (`outcome`: applied, not applied, or unknown when the
+    /// read settled nothing), in `detail`: a refund found or attributed, a final status read,
+    /// the evidence that left it unresolved, or a read that failed.
+    Read,
+    /// The provider's record says **failed** for a refund the journal holds as applied (read
+    /// by reconciliation): nothing was refunded after all. `detail`: the status change and the
+    /// provider's reason. The entry is listed by
+    /// [`Journal::failed_after_applied`](crate::Journal::failed_after_applied).
+    FailedAfterApplied,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Intent,
         EventKind::Answer,
         EventKind::LeaseExpired,
         EventKind::Reconcile,
         EventKind::Manual,
         EventKind::Status,
+        EventKind::Read,
+        EventKind::FailedAfterApplied,
     ];
 
-    /// The column value: `intent`, `answer`, `lease_expired`, `reconcile`, `manual`, `status`.
+    /// The column value: `intent`, `answer`, `lease_expired`, `reconcile`, `manual`, `status`,
+    /// `read`, `failed_after_applied`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Intent => "intent",
@@ -272,6 +314,8 @@ impl EventKind {
             EventKind::Reconcile => "reconcile",
             EventKind::Manual => "manual",
             EventKind::Status => "status",
+            EventKind::Read => "read",
+            EventKind::FailedAfterApplied => "failed_after_applied",
         }
     }
 }
@@ -475,7 +519,7 @@ mod tests {
             assert_eq!(stored(&pool, kind).await, (kind.as_str().to_owned(), kind));
             assert_eq!(kind.as_str().parse(), Ok(kind));
         }
-        for by in [SettledBy::Answer, SettledBy::Reconcile, SettledBy::Manual] {
+        for by in SettledBy::ALL {
             assert_eq!(stored(&pool, by).await, (by.as_str().to_owned(), by));
             assert_eq!(by.as_str().parse(), Ok(by));
         }

@@ -28,8 +28,10 @@ pub enum ErrorOutcome {
     /// failed while recording it ([`JournalError::AnswerNotRecorded`], which carries the
     /// answer), or the call's task was cancelled ([`JournalError::Interrupted`]). The entry
     /// stays in flight under the call's lease; once it lapses, [`Journal::reconcile`](crate::Journal::reconcile)
-    /// settles it like a crashed sender's (re-sent under the same merchant reference where the
-    /// provider deduplicates; on AfterPay left for [`resolve_manually`](crate::Journal::resolve_manually)).
+    /// settles it like a crashed sender's (found by reading the provider's record, or re-sent
+    /// under the same merchant reference where the provider deduplicates; on AfterPay
+    /// attributed by reading the order, or left with the evidence for
+    /// [`resolve_manually`](crate::Journal::resolve_manually)).
     SentNotRecorded,
 }
 
@@ -112,6 +114,34 @@ pub enum JournalError {
         /// This request's fingerprint.
         requested: String,
     },
+    /// (AfterPay) Another refund on the same order is in flight or unresolved, so this one is
+    /// refused before any I/O: nothing was recorded for it (or, for a reference already
+    /// journaled, its entry stays as it was) and nothing was sent. Call again once `holder`
+    /// settles: an attempt in flight settles within its call; an unknown outcome is settled by
+    /// [`Journal::reconcile`](crate::Journal::reconcile) (or by hand).
+    ///
+    /// Riverty echoes none of our references in its record, so the journal tells its refunds
+    /// on an order apart only if at most one of them is unresolved at a time: the **per-order
+    /// lease**, enforced by the database (a unique index over the AfterPay entries in flight or
+    /// unknown, per order) for every replica alike. See
+    /// [reconciliation](crate#reconciliation-by-provider).
+    #[error(
+        "{provider}: another refund on order {order_id} is in flight or unresolved{}; refund \
+         {reference} was refused before any I/O (nothing was sent): at most one {provider} \
+         refund per order is unresolved at a time, so that reconcile() can attribute it; call \
+         again once that one is settled",
+        holder.as_ref().map(|holder| format!(" ({holder})")).unwrap_or_default()
+    )]
+    OrderBusy {
+        /// The provider.
+        provider: Provider,
+        /// The order.
+        order_id: String,
+        /// The refused refund's merchant reference.
+        reference: MerchantReference,
+        /// The merchant reference of the refund holding the order, where it could be read.
+        holder: Option<MerchantReference>,
+    },
     /// There is no entry for this provider and merchant reference.
     #[error("{provider}: no journal entry for merchant reference {reference}")]
     NotFound {
@@ -162,6 +192,7 @@ impl JournalError {
             | JournalError::Migrate(_)
             | JournalError::Invalid(_)
             | JournalError::Conflict { .. }
+            | JournalError::OrderBusy { .. }
             | JournalError::NotFound { .. }
             | JournalError::WrongState { .. }
             | JournalError::Config(_)
@@ -220,6 +251,12 @@ mod tests {
             JournalError::NotFound {
                 provider: Provider::Moyasar,
                 reference: reference(),
+            },
+            JournalError::OrderBusy {
+                provider: Provider::AfterPay,
+                order_id: "ORD-1".into(),
+                reference: reference(),
+                holder: Some(MerchantReference::new("RF-0").unwrap()),
             },
             JournalError::WrongState {
                 provider: Provider::Moyasar,

@@ -1,22 +1,26 @@
 //! [`Journal`]: journaled refunds, reconciliation and the audit trail.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use refunds::retry::Decision;
 use refunds::{
-    MerchantReference, Outcome, Provider, Refund, RefundError, RefundRequest, RefundStatus,
-    Refunds, RetryPolicy,
+    Finding, Lookup, MerchantReference, Outcome, Provider, RecordedRefund, Refund, RefundError,
+    RefundRequest, RefundStatus, Refunds, RetryPolicy,
 };
 
 use serde::Serialize;
 
-use crate::entry::{Entry, EntryState, Event};
+use crate::attribution::{self, Attribution, Evidence};
+use crate::entry::{Entry, EntryState, Event, EventKind};
 use crate::error::JournalError;
 use crate::fingerprint::canonical_json;
-use crate::machine::{self, AttemptAnswer, Mode, Refused, Step, Then, Transition, Verdict, Write};
-use crate::store::{Database, Store};
+use crate::machine::{
+    self, AttemptAnswer, Mode, NewEvent, Refused, Step, Then, Transition, Verdict, Write,
+};
+use crate::store::{Database, Listed, Store};
 
 /// How a [`Journal`] sends.
 #[derive(Debug, Clone)]
@@ -33,6 +37,20 @@ pub struct JournalConfig {
     /// This instance's name in lease owners and the history (default: process id and a random
     /// suffix, `pid4242-1f9c2a`). Give each replica its own.
     pub instance: String,
+    /// (AfterPay attribution) How long after an attempt's deadline (its answer, or its lease
+    /// running out) a refund of it may still be missing from a read of the order: Riverty's
+    /// read lag, and a refund it books after a gateway answered an error. Only a read made at
+    /// least this long after the deadline that lists no unaccounted refund proves the attempt
+    /// not applied (then it is sent again). Default 10 minutes: Riverty documents no lag, and a
+    /// longer delay only defers the re-send of a refund that was never made.
+    pub settling_delay: Duration,
+    /// (AfterPay attribution) How far Riverty's clock (a refund's `insertedAt`) may be from the
+    /// database's, when a listed refund's time is compared with an attempt's: a refund inserted
+    /// more than this before the attempt's intent, or more than this after its deadline plus
+    /// the settling delay, cannot be the attempt's, and is evidence of a refund made outside
+    /// the journal. Default 5 minutes. Times are compared only where `insertedAt` carries a UTC
+    /// offset.
+    pub clock_skew: Duration,
 }
 
 impl Default for JournalConfig {
@@ -40,6 +58,8 @@ impl Default for JournalConfig {
         JournalConfig {
             lease: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            settling_delay: Duration::from_secs(600),
+            clock_skew: Duration::from_secs(300),
             instance: format!(
                 "pid{}-{}",
                 std::process::id(),
@@ -79,8 +99,9 @@ pub enum JournaledRefund {
         entry: Entry,
     },
     /// The outcome is unknown: [`Entry::unresolved_reason`] says why and what settles it
-    /// ([`Journal::reconcile`] where the provider deduplicates, otherwise
-    /// [`Journal::resolve_manually`]). Never refund it again under a new reference.
+    /// ([`Journal::reconcile`]: by reading the provider's record, or by re-sending where the
+    /// provider deduplicates; what it cannot settle waits for [`Journal::resolve_manually`]).
+    /// Never refund it again under a new reference.
     Unresolved {
         /// The error of this call's last attempt; `None` when nothing was sent (the entry was
         /// already unresolved on a provider without a duplicate key).
@@ -132,23 +153,55 @@ impl JournaledRefund {
     }
 }
 
-/// What [`Journal::reconcile`] did with one unresolved entry.
+/// What [`Journal::reconcile`] did with one entry: an unresolved one (settled by reading,
+/// re-sent, or left with the reason) or a pending one whose final status it read.
 ///
 /// Serializes (`serde`) as an object tagged by `action`: `{"action": "resent", "result":
-/// "applied", ...}` (the [`JournaledRefund`]'s fields follow the tag), or `{"action":
-/// "left_unresolved", "entry": {...}, "reason": "..."}`.
+/// "applied", ...}` (the [`JournaledRefund`]'s fields follow the tag), `{"action":
+/// "left_unresolved", "entry": {...}, "reason": "..."}`, `{"action": "settled_by_reading",
+/// "entry": {...}, "detail": "..."}`, `{"action": "status_read", "entry": {...}}`, or
+/// `{"action": "failed_after_applied", "entry": {...}, "reason": "..."}`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Reconciliation {
-    /// Re-sent with the same merchant reference (the provider deduplicates), with the result.
+    /// Sent again with the same merchant reference, with the result: where the provider
+    /// deduplicates (Optty and Moyasar after a read that did not find the refund, OpenApp
+    /// always), or, on AfterPay, after a read proved the earlier attempt not applied.
     Resent(JournaledRefund),
-    /// Left as it is, with the reason: the provider has no duplicate key (AfterPay: resolve it
-    /// by hand), or another sender holds a live lease on it.
+    /// Left as it is, with the reason: the read could not attribute it (AfterPay: the evidence,
+    /// for a person), a later read decides (the settling delay has not passed), the read
+    /// failed, or another sender holds a live lease on it.
     LeftUnresolved {
         /// The entry.
         entry: Entry,
         /// Why, and what settles it.
         reason: String,
+    },
+    /// Settled applied by reading the provider's record ([`SettledBy::Read`](crate::SettledBy::Read)):
+    /// the refund was found there (Optty, Moyasar), or attributed to the entry (AfterPay), with
+    /// the record's status, amount and refund id. Nothing was sent.
+    SettledByReading {
+        /// The entry (state [`EntryState::Applied`]).
+        entry: Entry,
+        /// What the read found.
+        detail: String,
+    },
+    /// A pending refund's final status, read from the provider's record: succeeded.
+    StatusRead {
+        /// The entry (status [`RefundStatus::Succeeded`]).
+        entry: Entry,
+    },
+    /// **A refund believed applied failed**: the provider's record says failed (a pending
+    /// refund's final status, or an unknown one found failed). Nothing was refunded; the entry
+    /// stays applied under its reference (the provider holds a failed refund under it), is
+    /// listed by [`Journal::failed_after_applied`], and its history holds an
+    /// [`EventKind::FailedAfterApplied`](crate::EventKind::FailedAfterApplied) event. Refunding
+    /// the customer takes a new refund under a new merchant reference.
+    FailedAfterApplied {
+        /// The entry (status [`RefundStatus::Failed`]).
+        entry: Entry,
+        /// The provider's reason, where it gave one.
+        reason: Option<String>,
     },
 }
 
@@ -157,21 +210,64 @@ impl Reconciliation {
     pub fn entry(&self) -> &Entry {
         match self {
             Reconciliation::Resent(result) => result.entry(),
-            Reconciliation::LeftUnresolved { entry, .. } => entry,
+            Reconciliation::LeftUnresolved { entry, .. }
+            | Reconciliation::SettledByReading { entry, .. }
+            | Reconciliation::StatusRead { entry }
+            | Reconciliation::FailedAfterApplied { entry, .. } => entry,
+        }
+    }
+
+    /// A result of one call's re-send, as reconciliation reports it: an entry reconcile did not
+    /// send (unresolved with nothing sent, or under another sender's lease) is left unresolved
+    /// with the reason.
+    fn of(result: JournaledRefund) -> Reconciliation {
+        match result {
+            JournaledRefund::Unresolved { error: None, entry } => {
+                let reason = entry
+                    .unresolved_reason
+                    .clone()
+                    .unwrap_or_else(|| machine::no_duplicate_key_reason(&entry));
+                Reconciliation::LeftUnresolved { entry, reason }
+            }
+            JournaledRefund::InProgress { entry } => Reconciliation::LeftUnresolved {
+                reason: format!(
+                    "another sender ({}) holds a live lease on it",
+                    entry
+                        .lease
+                        .as_ref()
+                        .map_or("unknown", |lease| lease.owner.as_str())
+                ),
+                entry,
+            },
+            other => Reconciliation::Resent(other),
+        }
+    }
+
+    /// An entry settled applied by reading (`found`): raised when the record says failed.
+    fn settled(entry: Entry, found: &RecordedRefund, detail: String) -> Reconciliation {
+        if found.status == RefundStatus::Failed {
+            Reconciliation::FailedAfterApplied {
+                entry,
+                reason: found.failure_reason.clone(),
+            }
+        } else {
+            Reconciliation::SettledByReading { entry, detail }
         }
     }
 }
 
-/// What one [`Journal::reconcile`] run did: every entry it acted on, and every entry it could
-/// not, each with its error. One entry that fails (a write the database refuses, a row that
-/// cannot be read) never stops the others; it stays as it was, and the next run tries again.
+/// What one [`Journal::reconcile`] run did: every entry it acted on (unresolved ones, and
+/// pending ones whose final status it read), and every entry it could not, each with its
+/// error. One entry that fails (a write the database refuses, a row that cannot be read) never
+/// stops the others; it stays as it was, and the next run tries again.
 ///
 /// Serializes (`serde`) as `{"reconciled": [...], "failed": [...]}`.
 #[derive(Debug, Default, Serialize)]
 #[must_use = "a reconcile report lists the entries that failed: look at `failed`"]
 pub struct ReconcileReport {
-    /// The entries reconcile acted on, oldest first: re-sent, or left unresolved with the
-    /// reason.
+    /// The entries reconcile acted on, oldest first, the unresolved ones (settled by reading,
+    /// re-sent, or left unresolved with the reason) before the pending ones (final status read;
+    /// a pending refund still pending, or not found in the record, is not listed).
     pub reconciled: Vec<Reconciliation>,
     /// The entries it could not act on, oldest first, each with its error.
     pub failed: Vec<ReconcileFailure>,
@@ -234,6 +330,13 @@ struct Inner {
 enum Claimed {
     Send(Entry),
     Answer(JournaledRefund),
+}
+
+/// How a call starts: by claiming the entry (with reconciliation's notes, written in the same
+/// transaction as the claim when it writes), or with an entry already claimed by `owner`.
+enum Start {
+    Claim(Vec<NewEvent>),
+    Claimed { entry: Box<Entry>, owner: String },
 }
 
 impl Journal {
@@ -324,7 +427,8 @@ impl Journal {
         request: &RefundRequest,
     ) -> Result<JournaledRefund, JournalError> {
         request.validate().map_err(JournalError::Invalid)?;
-        self.run_to_completion(refunds, request, Mode::Call).await
+        self.run_to_completion(refunds, request, Mode::Call, Start::Claim(Vec::new()))
+            .await
     }
 
     /// Runs a call on its own task, so that a caller who stops waiting (a dropped future, a
@@ -334,9 +438,10 @@ impl Journal {
         refunds: &Refunds,
         request: &RefundRequest,
         mode: Mode,
+        start: Start,
     ) -> Result<JournaledRefund, JournalError> {
         let (journal, refunds, request) = (self.clone(), refunds.clone(), request.clone());
-        let task = tokio::spawn(async move { journal.run(&refunds, &request, mode).await });
+        let task = tokio::spawn(async move { journal.run(&refunds, &request, mode, start).await });
         match task.await {
             Ok(result) => result,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
@@ -349,11 +454,17 @@ impl Journal {
         refunds: &Refunds,
         request: &RefundRequest,
         mode: Mode,
+        start: Start,
     ) -> Result<JournaledRefund, JournalError> {
-        let owner = self.owner();
-        let entry = match self.claim(request, &owner, mode).await? {
-            Claimed::Answer(answer) => return Ok(answer),
-            Claimed::Send(entry) => entry,
+        let (entry, owner) = match start {
+            Start::Claim(notes) => {
+                let owner = self.owner();
+                match self.claim(request, &owner, mode, &notes).await? {
+                    Claimed::Answer(answer) => return Ok(answer),
+                    Claimed::Send(entry) => (entry, owner),
+                }
+            }
+            Start::Claimed { entry, owner } => (*entry, owner),
         };
         if entry.attempts > 1 {
             // The client may remember an earlier call's result for this reference (an AfterPay
@@ -363,22 +474,34 @@ impl Journal {
         self.drive(refunds, request, entry, &owner, mode).await
     }
 
-    /// Records the intent, or decides from the entry on record.
+    /// Records the intent, or decides from the entry on record. `notes` (reconciliation's
+    /// reads) go into the history with the claim's write, before its own events.
     async fn claim(
         &self,
         request: &RefundRequest,
         owner: &str,
         mode: Mode,
+        notes: &[NewEvent],
     ) -> Result<Claimed, JournalError> {
         let store = &self.inner.store;
         let canonical = canonical_json(request);
         let fingerprint = crate::fingerprint::fingerprint(request);
         loop {
-            if let Some(entry) = store
+            match store
                 .insert(request, &canonical, &fingerprint, owner, self.lease_ms())
-                .await?
+                .await
             {
-                return Ok(Claimed::Send(entry));
+                Ok(Some(entry)) => return Ok(Claimed::Send(entry)),
+                Ok(None) => {}
+                // The order is held by another refund; unless this reference has an entry of
+                // its own (a repeat of this very refund: its entry decides), refused.
+                Err(JournalError::OrderBusy { .. })
+                    if store
+                        .read(request.provider, &request.merchant_reference)
+                        .await?
+                        .is_some() => {}
+                Err(JournalError::OrderBusy { .. }) => return Err(self.order_busy(request).await),
+                Err(error) => return Err(error),
             }
             let Some((entry, now_ms)) = store
                 .read(request.provider, &request.merchant_reference)
@@ -396,9 +519,24 @@ impl Journal {
                         &fingerprint,
                     )?));
                 }
-                Step::Write(write, then) => {
-                    let Some(written) = store.write(entry.version, &write).await? else {
-                        continue; // someone else changed it: decide again
+                Step::Write(mut write, then) => {
+                    if !notes.is_empty() {
+                        let at = write
+                            .events
+                            .iter()
+                            .position(|event| {
+                                matches!(event.kind, EventKind::Reconcile | EventKind::Intent)
+                            })
+                            .unwrap_or(write.events.len());
+                        write.events.splice(at..at, notes.iter().cloned());
+                    }
+                    let written = match store.write(entry.version, &write).await {
+                        Ok(Some(written)) => written,
+                        Ok(None) => continue, // someone else changed it: decide again
+                        Err(JournalError::OrderBusy { .. }) => {
+                            return Err(self.order_busy(request).await);
+                        }
+                        Err(error) => return Err(error),
                     };
                     return Ok(match then {
                         Then::Send => Claimed::Send(written),
@@ -544,88 +682,420 @@ impl Journal {
         self.inner.store.unresolved().await
     }
 
-    /// Settles the unresolved entries that can be settled safely, oldest first: where the
-    /// provider deduplicates on the merchant reference (Optty, Moyasar, OpenApp), the recorded
-    /// request is re-sent under the same reference (the provider applies it once, or answers
-    /// that it exists) with the journal's retry policy; where it does not (AfterPay), nothing
-    /// is sent and the entry stays unresolved with the reason, for
-    /// [`resolve_manually`](Journal::resolve_manually). Entries under a live lease are left to
-    /// their sender.
+    /// Settles what it safely can, without a person wherever the provider allows it. First the
+    /// unresolved entries ([`unresolved`](Journal::unresolved)), oldest first:
+    ///
+    /// - **Optty, Moyasar** (a read, and a duplicate key): the provider's record is read first
+    ///   ([`Refunds::find`]); the refund found there settles the entry applied, with the record's
+    ///   status and refund id ([`Reconciliation::SettledByReading`], nothing sent). Not found,
+    ///   or the read failed: the recorded request is re-sent under the same merchant reference
+    ///   (the provider applies it once, or answers that it exists), with the journal's retry
+    ///   policy ([`Reconciliation::Resent`]).
+    /// - **OpenApp** (a duplicate key, no read): re-sent as above.
+    /// - **AfterPay** (a read, no duplicate key): never re-sent blind. The order is read and
+    ///   the refund attributed (see the [crate docs](crate#reconciliation-by-provider)): exactly
+    ///   one refund on the order that no journal entry accounts for, made after the attempt,
+    ///   with this amount, is this one (applied, settled by reading, its refund number on
+    ///   record); none, in a read made after the attempt's deadline plus
+    ///   [`JournalConfig::settling_delay`], proves it not applied, and it is sent again at once;
+    ///   anything else is left unresolved with the evidence in its reason, for
+    ///   [`resolve_manually`](Journal::resolve_manually).
+    ///
+    /// Entries under a live lease are left to their sender. Then the applied refunds whose
+    /// status is pending ([`pending`](Journal::pending), as listed when the run started) on
+    /// providers with a read: a final status in the record is recorded
+    /// ([`Reconciliation::StatusRead`]; a failed one is raised as
+    /// [`Reconciliation::FailedAfterApplied`]); one still pending, not found, or whose read
+    /// failed is left as it is for the next run.
     ///
     /// Every entry is tried, whatever happens to the others: one that fails (its write is
     /// refused, its row cannot be read) goes into [`ReconcileReport::failed`] with its error
-    /// and stays as it was for the next run. `Err` only when the unresolved entries cannot be
-    /// listed at all (nothing was done).
+    /// and stays as it was for the next run. `Err` only when the entries cannot be listed at
+    /// all (nothing was done). Run it periodically (a reconciler task) and at start-up: each
+    /// run notes a reason in an entry's history only when it changed.
     pub async fn reconcile(&self, refunds: &Refunds) -> Result<ReconcileReport, JournalError> {
         let mut report = ReconcileReport::default();
-        for listed in self.inner.store.unresolved_rows().await? {
-            let entry = match listed {
-                Ok(entry) => entry,
-                Err(unreadable) => {
-                    let crate::store::Unreadable {
-                        provider,
-                        merchant_reference,
-                        error,
-                    } = *unreadable;
-                    tracing::error!(
-                        provider,
-                        merchant_reference,
-                        %error,
-                        "reconcile: an unresolved entry cannot be read"
-                    );
-                    report.failed.push(ReconcileFailure {
-                        provider,
-                        merchant_reference,
-                        entry: None,
-                        error,
-                    });
-                    continue;
-                }
+        let store = &self.inner.store;
+        let unresolved = store.unresolved_rows().await?;
+        let pending = store.pending_rows().await?;
+        for listed in unresolved {
+            let Some(entry) = listed_entry(listed, &mut report) else {
+                continue;
             };
-            let request = entry.request.clone();
-            let result = match self
-                .run_to_completion(refunds, &request, Mode::Reconcile)
-                .await
-            {
-                Ok(result) => result,
-                Err(error) => {
-                    tracing::error!(
-                        provider = %entry.provider,
-                        merchant_reference = entry.merchant_reference.as_str(),
-                        %error,
-                        "reconcile: an unresolved entry failed; the others go on"
-                    );
-                    report.failed.push(ReconcileFailure {
-                        provider: entry.provider.as_str().to_owned(),
-                        merchant_reference: entry.merchant_reference.as_str().to_owned(),
-                        entry: Some(entry),
-                        error,
-                    });
-                    continue;
-                }
+            match self.reconcile_unresolved(refunds, &entry).await {
+                Ok(done) => report.reconciled.push(done),
+                Err(error) => report.failed.push(failure(entry, error)),
+            }
+        }
+        for listed in pending {
+            let Some(entry) = listed_entry(listed, &mut report) else {
+                continue;
             };
-            report.reconciled.push(match result {
-                JournaledRefund::Unresolved { error: None, entry } => {
-                    let reason = entry
-                        .unresolved_reason
-                        .clone()
-                        .unwrap_or_else(|| machine::no_duplicate_key_reason(&entry));
-                    Reconciliation::LeftUnresolved { entry, reason }
-                }
-                JournaledRefund::InProgress { entry } => Reconciliation::LeftUnresolved {
-                    reason: format!(
-                        "another sender ({}) holds a live lease on it",
-                        entry
-                            .lease
-                            .as_ref()
-                            .map_or("unknown", |lease| lease.owner.as_str())
-                    ),
-                    entry,
-                },
-                other => Reconciliation::Resent(other),
-            });
+            if !entry.provider.capabilities().record_read {
+                continue;
+            }
+            match self.read_status(refunds, &entry).await {
+                Ok(Some(done)) => report.reconciled.push(done),
+                Ok(None) => {}
+                Err(error) => report.failed.push(failure(entry, error)),
+            }
         }
         Ok(report)
+    }
+
+    /// Reconciles one unresolved entry (see [`Journal::reconcile`]).
+    async fn reconcile_unresolved(
+        &self,
+        refunds: &Refunds,
+        listed: &Entry,
+    ) -> Result<Reconciliation, JournalError> {
+        let provider = listed.provider;
+        if !provider.capabilities().record_read {
+            return self.resend(refunds, listed, Vec::new()).await;
+        }
+        loop {
+            let (entry, now_ms) = self
+                .read_existing(provider, &listed.merchant_reference)
+                .await?;
+            if !entry.is_unresolved(now_ms) || entry.is_leased(now_ms) {
+                // Settled or taken meanwhile, or a sender is at work on it (waiting to retry):
+                // the claim says where it stands.
+                return self.resend(refunds, &entry, Vec::new()).await;
+            }
+            let done = if machine::deduplicates(provider) {
+                self.read_then_resend(refunds, &entry).await?
+            } else {
+                self.attribute(refunds, &entry).await?
+            };
+            if let Some(done) = done {
+                return Ok(done);
+            }
+            // Someone else wrote the entry meanwhile: decide again.
+        }
+    }
+
+    /// Re-sends an unresolved entry through a claim (in reconcile's mode), `notes` written with
+    /// the claim.
+    async fn resend(
+        &self,
+        refunds: &Refunds,
+        entry: &Entry,
+        notes: Vec<NewEvent>,
+    ) -> Result<Reconciliation, JournalError> {
+        let result = self
+            .run_to_completion(
+                refunds,
+                &entry.request,
+                Mode::Reconcile,
+                Start::Claim(notes),
+            )
+            .await?;
+        Ok(Reconciliation::of(result))
+    }
+
+    /// Optty, Moyasar: reads the provider's record; the refund found there settles the entry,
+    /// otherwise it is re-sent under the same reference (the read noted in the history).
+    /// `None`: the entry changed meanwhile.
+    async fn read_then_resend(
+        &self,
+        refunds: &Refunds,
+        entry: &Entry,
+    ) -> Result<Option<Reconciliation>, JournalError> {
+        let provider = entry.provider;
+        let note = match refunds
+            .find(&entry.request, entry.provider_refund_id.as_deref())
+            .await
+        {
+            Ok(Lookup {
+                finding: Finding::Found(found),
+                ..
+            }) => {
+                let detail = format!(
+                    "found in {provider}'s record: refund {}, status {}",
+                    attribution::describe(&found),
+                    crate::entry::status_str(found.status)
+                );
+                let write = machine::read_applied(entry, &found, detail.clone())
+                    .map_err(|refused| wrong_state(entry, refused))?;
+                return Ok(self
+                    .inner
+                    .store
+                    .write(entry.version, &write)
+                    .await?
+                    .map(|written| Reconciliation::settled(written, &found, detail)));
+            }
+            Ok(_) => format!(
+                "{provider}'s record, read first, holds no refund of ours (yet): re-sent under \
+                 the same merchant reference, which {provider} deduplicates"
+            ),
+            Err(error) => format!(
+                "the read of {provider}'s record failed ({}): re-sent under the same merchant \
+                 reference, which {provider} deduplicates",
+                read_error(&error)
+            ),
+        };
+        let mut event = NewEvent::new(EventKind::Read);
+        event.attempt = Some(entry.attempts);
+        event.outcome = Some(Outcome::Unknown);
+        event.detail = Some(note);
+        self.resend(refunds, entry, vec![event]).await.map(Some)
+    }
+
+    /// AfterPay: reads the order and attributes the refund ([`attribution::attribute`]).
+    /// `None`: the entry changed meanwhile.
+    async fn attribute(
+        &self,
+        refunds: &Refunds,
+        entry: &Entry,
+    ) -> Result<Option<Reconciliation>, JournalError> {
+        let store = &self.inner.store;
+        let (provider, order) = (entry.provider, entry.request.order_id.as_str());
+        let others: Vec<Entry> = store
+            .order_entries(provider, order)
+            .await?
+            .into_iter()
+            .filter(|other| other.merchant_reference != entry.merchant_reference)
+            .collect();
+        let accounted: BTreeSet<String> = others
+            .iter()
+            .filter_map(|other| other.provider_refund_id.as_deref())
+            .map(|number| number.trim().to_owned())
+            .collect();
+        let unnumbered: Vec<String> = others
+            .iter()
+            .filter(|other| match other.state {
+                EntryState::Applied => other.provider_refund_id.is_none(),
+                EntryState::InFlight | EntryState::Unknown => true,
+                EntryState::NotApplied => false,
+            })
+            .map(|other| other.merchant_reference.as_str().to_owned())
+            .collect();
+        let intent_at_ms = entry.attempt_at_ms.unwrap_or(entry.created_at_ms);
+        let deadline_ms = entry
+            .attempt_deadline_ms
+            .unwrap_or_else(|| intent_at_ms.saturating_add(self.lease_ms()));
+        // The database's clock before the read leaves: the read is made at this time or later.
+        let read_at_ms = store.now_ms().await?;
+        let decision = match refunds.find(&entry.request, None).await {
+            Ok(lookup) => {
+                let listed = match lookup.finding {
+                    Finding::Found(found) => vec![found],
+                    Finding::Unattributed(listed) => listed,
+                    _ => Vec::new(),
+                };
+                attribution::attribute(&Evidence {
+                    amount: entry.request.amount,
+                    intent_at_ms,
+                    deadline_ms,
+                    refunds: &listed,
+                    read_at_ms,
+                    accounted: &accounted,
+                    unnumbered: &unnumbered,
+                    settling_ms: millis(self.inner.config.settling_delay),
+                    skew_ms: millis(self.inner.config.clock_skew),
+                })
+            }
+            Err(error) => {
+                let reason = format!(
+                    "reconcile could not read order {order} at {provider} ({}): the next \
+                     reconcile reads it again",
+                    read_error(&error)
+                );
+                return self.note_read(entry, reason).await;
+            }
+        };
+        let reason = match decision {
+            Attribution::Ours(found) => {
+                let detail = format!(
+                    "attributed by reading order {order} at {provider}: refund {} is the only \
+                     refund on the order that no journal entry accounts for, made after this \
+                     attempt, with this refund's amount",
+                    attribution::describe(&found)
+                );
+                let write = machine::read_applied(entry, &found, detail.clone())
+                    .map_err(|refused| wrong_state(entry, refused))?;
+                return Ok(store
+                    .write(entry.version, &write)
+                    .await?
+                    .map(|written| Reconciliation::settled(written, &found, detail)));
+            }
+            Attribution::NotApplied => {
+                let detail = format!(
+                    "not applied: order {order} at {provider}, read at least {} s after the \
+                     attempt's deadline ({}), lists no refund that the journal does not account \
+                     for",
+                    self.inner.config.settling_delay.as_secs(),
+                    attribution::format_ms(deadline_ms)
+                );
+                let owner = self.owner();
+                let write = machine::read_not_applied(entry, &owner, self.lease_ms(), detail)
+                    .map_err(|refused| wrong_state(entry, refused))?;
+                let Some(written) = store.write(entry.version, &write).await? else {
+                    return Ok(None);
+                };
+                let result = self
+                    .run_to_completion(
+                        refunds,
+                        &written.request.clone(),
+                        Mode::Reconcile,
+                        Start::Claimed {
+                            entry: Box::new(written),
+                            owner,
+                        },
+                    )
+                    .await?;
+                return Ok(Some(Reconciliation::of(result)));
+            }
+            Attribution::NotYet { decide_at_ms } => format!(
+                "reconcile read order {order} at {provider}: no refund there that the journal \
+                 does not account for, yet; if none shows in a read from {} on (the attempt's \
+                 deadline plus the settling delay), it was not applied and is sent again",
+                attribution::format_ms(decide_at_ms)
+            ),
+            Attribution::Ambiguous(evidence) => format!(
+                "reconcile read order {order} at {provider} and cannot attribute this refund: \
+                 {evidence}. (Attribution relies on every refund of the order going through the \
+                 journal.) Look at the order at {provider}, then call resolve_manually with what \
+                 you found"
+            ),
+        };
+        self.note_read(entry, reason).await
+    }
+
+    /// Leaves an unresolved entry with `reason` (written when it changed).
+    async fn note_read(
+        &self,
+        entry: &Entry,
+        reason: String,
+    ) -> Result<Option<Reconciliation>, JournalError> {
+        let written = match machine::read_noted(entry, reason.clone())
+            .map_err(|refused| wrong_state(entry, refused))?
+        {
+            Some(write) => match self.inner.store.write(entry.version, &write).await? {
+                Some(written) => written,
+                None => return Ok(None),
+            },
+            None => entry.clone(),
+        };
+        Ok(Some(Reconciliation::LeftUnresolved {
+            entry: written,
+            reason,
+        }))
+    }
+
+    /// Reads the final status of a pending refund from the provider's record. `None`: still
+    /// pending, not found, the read failed (logged), or the entry moved meanwhile.
+    async fn read_status(
+        &self,
+        refunds: &Refunds,
+        listed: &Entry,
+    ) -> Result<Option<Reconciliation>, JournalError> {
+        let found = match refunds
+            .find(&listed.request, listed.provider_refund_id.as_deref())
+            .await
+        {
+            Ok(Lookup {
+                finding: Finding::Found(found),
+                ..
+            }) => found,
+            Ok(_) => {
+                tracing::info!(
+                    provider = %listed.provider,
+                    merchant_reference = listed.merchant_reference.as_str(),
+                    "reconcile: a pending refund is not in the provider's record (yet)"
+                );
+                return Ok(None);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    provider = %listed.provider,
+                    merchant_reference = listed.merchant_reference.as_str(),
+                    %error,
+                    "reconcile: the status read of a pending refund failed; the next run reads again"
+                );
+                return Ok(None);
+            }
+        };
+        if found.status == RefundStatus::Pending {
+            return Ok(None);
+        }
+        loop {
+            let (entry, _) = self
+                .read_existing(listed.provider, &listed.merchant_reference)
+                .await?;
+            if entry.state != EntryState::Applied
+                || entry.refund_status != Some(RefundStatus::Pending)
+            {
+                return Ok(None);
+            }
+            let write = machine::status_read(&entry, &found)
+                .map_err(|refused| wrong_state(&entry, refused))?;
+            if let Some(written) = self.inner.store.write(entry.version, &write).await? {
+                if found.status == RefundStatus::Failed {
+                    tracing::error!(
+                        provider = %written.provider,
+                        merchant_reference = written.merchant_reference.as_str(),
+                        reason = found.failure_reason.as_deref().unwrap_or(""),
+                        "a refund believed applied failed at the provider"
+                    );
+                }
+                return Ok(Some(match found.status {
+                    RefundStatus::Failed => Reconciliation::FailedAfterApplied {
+                        entry: written,
+                        reason: found.failure_reason.clone(),
+                    },
+                    _ => Reconciliation::StatusRead { entry: written },
+                }));
+            }
+        }
+    }
+
+    /// Every entry of `provider` on `order_id` (the request's order), oldest first: the
+    /// journal's refunds on that order, in every state. Their
+    /// [`provider_refund_id`](Entry::provider_refund_id)s are the refund numbers the journal
+    /// accounts for there, which AfterPay attribution relies on.
+    pub async fn order_entries(
+        &self,
+        provider: Provider,
+        order_id: &str,
+    ) -> Result<Vec<Entry>, JournalError> {
+        self.inner.store.order_entries(provider, order_id).await
+    }
+
+    /// Refunds believed applied whose provider's final status is **failed** (state applied,
+    /// status failed), oldest first: the provider's record said so when reconcile read it
+    /// ([`Reconciliation::FailedAfterApplied`], an
+    /// [`EventKind::FailedAfterApplied`](crate::EventKind::FailedAfterApplied) event), or an
+    /// answer or [`record_status`](Journal::record_status) did. Nothing was refunded for them;
+    /// they stay listed (the journal records no follow-up): refunding the customer takes a new
+    /// refund under a new merchant reference.
+    pub async fn failed_after_applied(&self) -> Result<Vec<Entry>, JournalError> {
+        self.inner.store.failed_after_applied().await
+    }
+
+    /// [`JournalError::OrderBusy`] for `request`, naming the refund that holds its order.
+    async fn order_busy(&self, request: &RefundRequest) -> JournalError {
+        let holder = self
+            .inner
+            .store
+            .order_entries(request.provider, &request.order_id)
+            .await
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .into_iter()
+                    .find(|entry| {
+                        entry.merchant_reference != request.merchant_reference
+                            && matches!(entry.state, EntryState::InFlight | EntryState::Unknown)
+                    })
+                    .map(|entry| entry.merchant_reference)
+            });
+        JournalError::OrderBusy {
+            provider: request.provider,
+            order_id: request.order_id.clone(),
+            reference: request.merchant_reference.clone(),
+            holder,
+        }
     }
 
     /// Records an operator's decision on an unresolved entry (after looking the refund up at
@@ -671,13 +1141,15 @@ impl Journal {
     }
 
     /// Applied refunds whose provider status is still pending (every OpenApp refund, an Optty
-    /// `PENDING`, one settled by "already exists" or by hand), oldest first.
+    /// `PENDING`, a Moyasar `initiated`, one settled by "already exists" or by hand), oldest
+    /// first. [`reconcile`](Journal::reconcile) reads their final status where the provider
+    /// has a read.
     pub async fn pending(&self) -> Result<Vec<Entry>, JournalError> {
         self.inner.store.pending().await
     }
 
-    /// Records the provider's status of an applied refund (from its callback or a status
-    /// read), with an audit entry. Refused ([`JournalError::WrongState`]) for an entry that is
+    /// Records the provider's status of an applied refund (from its callback, a settlement
+    /// report or a status read of the service's own), with an audit entry. Refused ([`JournalError::WrongState`]) for an entry that is
     /// not applied.
     pub async fn record_status(
         &self,
@@ -745,6 +1217,63 @@ fn wrong_state(entry: &Entry, refused: Refused) -> JournalError {
         state: entry.state,
         reason: refused.reason.to_owned(),
     }
+}
+
+/// The entry of a listed row; a row that cannot be read goes into the report's failures.
+fn listed_entry(listed: Listed, report: &mut ReconcileReport) -> Option<Entry> {
+    match listed {
+        Ok(entry) => Some(entry),
+        Err(unreadable) => {
+            let crate::store::Unreadable {
+                provider,
+                merchant_reference,
+                error,
+            } = *unreadable;
+            tracing::error!(
+                provider,
+                merchant_reference,
+                %error,
+                "reconcile: an entry cannot be read"
+            );
+            report.failed.push(ReconcileFailure {
+                provider,
+                merchant_reference,
+                entry: None,
+                error,
+            });
+            None
+        }
+    }
+}
+
+/// An entry reconcile could not act on.
+fn failure(entry: Entry, error: JournalError) -> ReconcileFailure {
+    tracing::error!(
+        provider = %entry.provider,
+        merchant_reference = entry.merchant_reference.as_str(),
+        %error,
+        "reconcile: an entry failed; the others go on"
+    );
+    ReconcileFailure {
+        provider: entry.provider.as_str().to_owned(),
+        merchant_reference: entry.merchant_reference.as_str().to_owned(),
+        entry: Some(entry),
+        error,
+    }
+}
+
+/// A failed read in a few stable words (its kind and HTTP status), for a reason that does not
+/// change from one run to the next.
+fn read_error(error: &RefundError) -> String {
+    match error.http_status() {
+        Some(status) => format!("{}, HTTP {status}", error.kind().name()),
+        None => error.kind().name().to_owned(),
+    }
+}
+
+/// A duration in milliseconds, saturating.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 fn verdict_answer(
@@ -847,6 +1376,8 @@ mod tests {
             created_at_ms: 1_700_000_000_000,
             updated_at_ms: 1_700_000_030_000,
             settled_at_ms: None,
+            attempt_at_ms: Some(1_700_000_000_000),
+            attempt_deadline_ms: Some(1_700_000_030_000),
             version: 4,
         }
     }
@@ -929,6 +1460,32 @@ mod tests {
         assert_eq!(value["action"], "left_unresolved");
         assert_eq!(value["reason"], "no duplicate key: resolve it by hand");
         assert_eq!(value["entry"]["state"], "unknown");
+
+        let read = Reconciliation::SettledByReading {
+            entry: applied(),
+            detail: "found in moyasar's record".into(),
+        };
+        let value = serde_json::to_value(&read).unwrap();
+        assert_eq!(value["action"], "settled_by_reading");
+        assert_eq!(value["detail"], "found in moyasar's record");
+        assert_eq!(value["entry"]["settled_by"], "reconcile");
+        let status = Reconciliation::StatusRead { entry: applied() };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap()["action"],
+            "status_read"
+        );
+        let failed = Reconciliation::FailedAfterApplied {
+            entry: Entry {
+                refund_status: Some(RefundStatus::Failed),
+                ..applied()
+            },
+            reason: Some("declined".into()),
+        };
+        let value = serde_json::to_value(&failed).unwrap();
+        assert_eq!(value["action"], "failed_after_applied");
+        assert_eq!(value["reason"], "declined");
+        assert_eq!(value["entry"]["refund_status"], "failed");
+        assert!(failed.entry().failed_after_applied());
 
         let error = RefundError::new(ErrorKind::ServerError)
             .with_provider(Provider::Moyasar)

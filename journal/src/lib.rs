@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use refunds::{MerchantReference, Money, MoyasarConfig, Provider, RefundRequest, Refunds};
-//! use refunds_journal::{Database, Journal, JournaledRefund};
+//! use refunds_journal::{Database, Journal, JournaledRefund, Reconciliation};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let refunds = Refunds::builder()
@@ -31,10 +31,13 @@
 //!     JournaledRefund::Unresolved { entry, .. } => println!("unknown: {}", entry.unresolved_reason.unwrap_or_default()),
 //!     JournaledRefund::InProgress { .. } => println!("another instance is on it"),
 //! }
-//! // Periodically, or at start-up:
+//! // Periodically (a reconciler task), and at start-up:
 //! let report = journal.reconcile(&refunds).await?;
 //! for done in &report.reconciled {
 //!     println!("{} {}: {:?}", done.entry().provider, done.entry().merchant_reference, done.entry().state);
+//!     if let Reconciliation::FailedAfterApplied { entry, reason } = done {
+//!         eprintln!("refund {} failed at the provider: {reason:?}", entry.merchant_reference);
+//!     }
 //! }
 //! for failure in &report.failed {
 //!     eprintln!("not reconciled, tried again next run: {failure}");
@@ -62,7 +65,11 @@
 //!      its answer): re-sent under the same merchant reference where the provider deduplicates
 //!      on it (Optty, Moyasar, OpenApp: it applies the refund once, or answers that it exists);
 //!      never on a provider without a duplicate key (AfterPay): [`JournaledRefund::Unresolved`]
-//!      with the reason, nothing sent;
+//!      with the reason, nothing sent ([`Journal::reconcile`] settles it by reading);
+//!
+//!    and, on AfterPay, **another refund on the same order in flight or unknown** (a new
+//!    reference, or a not-applied one sent again): refused before any I/O
+//!    ([`JournalError::OrderBusy`]; the per-order lease, see below);
 //! 2. sends through [`Refunds::refund`](refunds::Refunds::refund), one attempt at a time,
 //!    and records each **answer** (time, attempt, HTTP status, outcome, error kind) before it
 //!    decides the next step with the facade's pure [`RetryPolicy::decide`](refunds::RetryPolicy::decide);
@@ -79,29 +86,91 @@
 //! ## Reconciliation, by provider
 //!
 //! [`Journal::unresolved`] lists the entries whose outcome is unknown or whose sender's lease
-//! lapsed; [`Journal::reconcile`] settles what it safely can:
+//! lapsed, [`Journal::pending`] the applied refunds whose provider status is not final.
+//! [`Journal::reconcile`], the one entry point (run it periodically from a reconciler task,
+//! and at start-up), settles what it safely can, without a person wherever the provider
+//! allows it, by reading the provider's own record ([`Refunds::find`](refunds::Refunds::find))
+//! where there is one:
 //!
-//! | provider | duplicate key | what `reconcile` does with an unknown outcome |
+//! | provider | duplicate key | read of its record | an unknown outcome | a pending refund |
+//! |---|---|---|---|---|
+//! | Optty | `refundReference` | Transaction Details | **read first**: found, it is applied ([`SettledBy::Read`], the record's status and id); not found, or the read failed: re-sent under the same reference (applied once, or "already exists"), the read noted | its final status read (`PENDING` until then) |
+//! | Moyasar | `transaction_id` (UUID v5 of the reference) | Retrieve Order | the same ("Initial request is still processing" is retried) | the same (`initiated`) |
+//! | OpenApp | `caseId` (409 `RefundExistsException` when it exists) | none published | re-sent, as above | left: [`Journal::record_status`] from its settlement report |
+//! | AfterPay | none documented | Get Order, which echoes none of our references | **never re-sent blind: attributed by reading the order** (below) | none (Riverty has no pending state) |
+//!
+//! A final status read on a pending refund is recorded ([`Reconciliation::StatusRead`]); a
+//! **failed** one, on a refund the service was told was applied, is raised distinctly: a
+//! [`Reconciliation::FailedAfterApplied`] in the report, an [`EventKind::FailedAfterApplied`]
+//! event, and [`Journal::failed_after_applied`] lists every such refund (nothing was refunded:
+//! refunding the customer takes a new refund under a new reference). A refund still pending,
+//! or not found in the record, is left as it is for the next run. A refund found **failed**
+//! when an unknown outcome is read is applied with status failed, and raised the same way.
+//!
+//! ### AfterPay: attribution
+//!
+//! Riverty's record lists an order's refunds by refund number, amount and `insertedAt`, and
+//! nothing of ours. The journal makes attribution possible, and reconcile attributes an
+//! unknown AfterPay refund by reading its order (`find` without a refund number: every refund
+//! of the order, [`Finding::Unattributed`](refunds::Finding::Unattributed)):
+//!
+//! - **one unresolved AfterPay refund per order**: a new AfterPay refund on an order whose
+//!   other AfterPay refund is in flight or unknown is refused before any I/O
+//!   ([`JournalError::OrderBusy`]), on every replica alike: the database enforces it (a unique
+//!   index over the AfterPay entries in flight or unknown, per order). So a refund on the
+//!   order that no other entry accounts for can only be the unresolved one's;
+//! - **every refund number on record, per order**: the number of each AfterPay refund the
+//!   journal learns (from an answer, or by attribution) is kept with its entry, and
+//!   [`Journal::order_entries`] lists an order's entries;
+//! - **an attempt's deadline** ([`Entry::attempt_deadline_ms`]): when its answer was recorded,
+//!   or when the lease it was sent under ran out; after it nothing of the attempt is on the
+//!   wire.
+//!
+//! The decision, on the order's refunds that no other entry of the journal accounts for
+//! (*unaccounted*), in order:
+//!
+//! | # | the read | decision |
 //! |---|---|---|
-//! | Optty | `refundReference` | re-sends the recorded request: applied once (or "already exists"), or a refusal; settles it |
-//! | Moyasar | `transaction_id` (UUID v5 of the reference) | the same; an "Initial request is still processing" answer is retried |
-//! | OpenApp | `caseId` (409 `RefundExistsException` when it exists) | the same |
-//! | AfterPay | none documented | **nothing is sent**: left unresolved with the reason; an operator looks the refund up at Riverty and calls [`Journal::resolve_manually`] |
+//! | 1 | none unaccounted (the order lists none, or only refunds on record), in a read made at or after the attempt's deadline plus [`JournalConfig::settling_delay`] | **not applied**: sent again at once (attempt n+1, in the same write, so the order stays held), [`Reconciliation::Resent`] |
+//! | 2 | none unaccounted, in an earlier read | left unresolved: a read after the delay decides |
+//! | 3 | some unaccounted, while another entry on the order may own a refund whose number is not on record (applied without one, e.g. by hand; or unresolved itself: rows written before the per-order rule) | left for a person, with the evidence |
+//! | 4 | an unaccounted refund without a refund number | left for a person |
+//! | 5 | an unaccounted refund inserted before the attempt's intent, or after its deadline plus the settling delay (either beyond [`JournalConfig::clock_skew`]): made outside the journal | left for a person |
+//! | 6 | two or more unaccounted | left for a person |
+//! | 7 | exactly one, of another (or no) amount | left for a person |
+//! | 8 | exactly one, with this refund's amount | **applied**, settled by reading ([`SettledBy::Read`]), its refund number on record, [`Reconciliation::SettledByReading`]; nothing sent |
 //!
-//! Each run tries every unresolved entry: one that fails (the database refuses its write, its
-//! row cannot be read) is reported in [`ReconcileReport::failed`] with its error, stays as it
-//! was, and never stops the entries behind it.
+//! Times are compared only where Riverty's `insertedAt` carries a UTC offset (the database's
+//! clock stands for ours; the read's time is the database's clock just before it was sent).
+//! "Left for a person": [`Reconciliation::LeftUnresolved`], the evidence (every unaccounted
+//! refund with its number, amount and time, and the numbers on record) in
+//! [`Entry::unresolved_reason`] and a [`EventKind::Read`] event, then
+//! [`Journal::resolve_manually`]. A reason is written again only when it changes, so a
+//! reconciler running every minute does not fill the history.
 //!
-//! What reconciliation cannot settle: an AfterPay unknown (no duplicate key, no refund
-//! read-back in the facade), and, on any provider, a refusal after an ambiguous attempt (the
-//! ambiguous one may have been applied: e.g. "exceeds the refundable amount" because it was).
-//! Those wait for [`Journal::resolve_manually`]. A manual [`Outcome::Applied`](refunds::Outcome::Applied)
+//! **This relies on every refund of an AfterPay order going through the journal.** A refund
+//! made elsewhere (Riverty's merchant portal, another system) that looks like ours (after our
+//! attempt, our amount, while ours was not applied) would be taken for ours; one that does not
+//! look like ours is evidence that the rule was broken, and leaves the entry to a person.
+//!
+//! ### What waits for a person
+//!
+//! An AfterPay read that cannot be attributed (rows 3 to 7); on OpenApp (no read), a refusal
+//! after an ambiguous attempt (the ambiguous one may have been applied: e.g. "exceeds the
+//! refundable amount" because it was); an entry whose row cannot be read. Those wait for
+//! [`Journal::resolve_manually`]. A manual [`Outcome::Applied`](refunds::Outcome::Applied)
 //! makes every later call answer from the record; [`Outcome::NotApplied`](refunds::Outcome::NotApplied)
 //! lets the next call send it again.
 //!
+//! Each run tries every entry: one that fails (the database refuses its write, its row cannot
+//! be read) is reported in [`ReconcileReport::failed`] with its error, stays as it was, and
+//! never stops the entries behind it. A read that fails leaves the entry as it was (Optty and
+//! Moyasar: re-sent instead) for the next run.
+//!
 //! [`Journal::pending`] lists applied refunds whose provider status is not final (OpenApp
-//! refunds, Optty `PENDING`, "already exists" answers, manual resolutions), and
-//! [`Journal::record_status`] moves one to its final status. [`Journal::history`] is the audit
+//! refunds, Optty `PENDING`, Moyasar `initiated`, "already exists" answers, manual
+//! resolutions); reconcile reads theirs where it can, and [`Journal::record_status`] records
+//! one learnt elsewhere (a callback, a settlement report). [`Journal::history`] is the audit
 //! trail.
 //!
 //! ## When the database fails
@@ -118,13 +187,16 @@
 //!
 //! ```text
 //! refund() ─► IN_FLIGHT ── success, or "it already exists" ──────────────► APPLIED
-//! (intent +    │   │  ▲                                                     ▲   final: later
-//!  lease)      │   │  │ re-sent under the same reference                    │   calls are
-//!              │   │  │ (Optty, Moyasar, OpenApp: a call or reconcile)      │   answered from it
-//!              │   │  └─────────────────────────────────┐                   │
-//!              │   └─ unknown answer, a refusal after ─► UNKNOWN ─ resolve_manually(applied)
-//!              │      one, or the sender's lease lapsed  │  AfterPay: stays until an
-//!              │                                         │  operator decides
+//! (intent +    │   │  ▲                                                     ▲ ▲  ▲ final: later calls
+//!  lease)      │   │  │ re-sent under the same reference:                   │ │  │ are answered from it;
+//!              │   │  │ Optty, Moyasar, OpenApp (a call, or reconcile       │ │  └ reconcile reads a
+//!              │   │  │ after a read that did not find it); AfterPay        │ │    pending status to
+//!              │   │  │ (reconcile, once a read proved it not applied)      │ │    its final one
+//!              │   │  └─────────────────────────────────┐                   │ │
+//!              │   └─ unknown answer, a refusal after ─► UNKNOWN ─ found in the provider's
+//!              │      one, or the sender's lease lapsed  │  │      record, or attributed
+//!              │                                         │  │      (AfterPay): reconcile reads
+//!              │                                         │  └─ resolve_manually(applied)
 //!              │                                         └─ resolve_manually(not applied) ─┐
 //!              │                                                                           ▼
 //!              └─ refused, or never reached (nothing ambiguous before) ─────────► NOT_APPLIED
@@ -134,10 +206,10 @@
 //! | state | meaning | a call with the same request | `reconcile` |
 //! |---|---|---|---|
 //! | `in_flight`, lease live | an attempt is being sent | `InProgress` (another caller) | left to its sender |
-//! | `in_flight`, lease lapsed | the sender died between intent and answer | as `unknown` | as `unknown` |
-//! | `applied` | the refund exists (provider said so, or an operator) | `Applied`, replayed, no I/O | not listed |
+//! | `in_flight`, lease lapsed | the sender died between intent and answer | as `unknown` | as `unknown` (its lost sender noted) |
+//! | `applied` | the refund exists (provider said so, a read found it, or an operator) | `Applied`, replayed, no I/O | a pending status read to its final one |
 //! | `not_applied` | nothing refunded | sent again (attempt n+1) | not listed |
-//! | `unknown` | it may have been applied | dedup providers: re-sent; AfterPay: `Unresolved`, no I/O | dedup: re-sent; AfterPay: left with reason |
+//! | `unknown` | it may have been applied | dedup providers: re-sent; AfterPay: `Unresolved`, no I/O | Optty, Moyasar: read, else re-sent; OpenApp: re-sent; AfterPay: read and attributed, or left with the reason |
 //!
 //! Every transition is one transaction that also appends its events, and every writer checks
 //! the entry's `version` (optimistic concurrency): two replicas that race for one entry never
@@ -171,10 +243,17 @@
 //! | `already_applied` | boolean | settled by an "it already exists" answer |
 //! | `http_status`, `error_kind`, `error_message` | bigint, text (escaped), text (escaped) | the last failed attempt's answer |
 //! | `unresolved_reason` | text (escaped) | why it is unknown, and what settles it |
-//! | `settled_by` | text | `answer`, `reconcile`, `manual` |
+//! | `settled_by` | text | `answer`, `reconcile`, `manual`, `read` |
 //! | `wire_ms` | bigint | time spent waiting for answers, all attempts |
 //! | `created_at_ms`, `updated_at_ms`, `settled_at_ms` | bigint | timing |
 //! | `version` | bigint | bumped by every write; writers compare it |
+//! | `order_id` | text | the request's order (as the request holds it; `''` for a row whose stored request was no JSON when migration 3 ran) |
+//! | `attempt_at_ms`, `attempt_deadline_ms` | bigint | when the latest attempt's intent was recorded, and its deadline (its answer, or its lease's expiry) |
+//! | `order_lease_exempt` | boolean | a row migration 3 kept outside the per-order lease (the later of two AfterPay refunds already unresolved on one order); cleared once it settles |
+//!
+//! A unique index over (`provider`, `order_id`) of the AfterPay rows in flight or unknown (not
+//! exempt) is the per-order lease; [`Journal::order_entries`] and
+//! [`Journal::failed_after_applied`] have indexes of their own.
 //!
 //! `refund_journal_events`: the audit trail, insert-only.
 //!
@@ -183,7 +262,7 @@
 //! | `id` | bigint identity | order of events |
 //! | `provider`, `merchant_reference` | text | the entry |
 //! | `at_ms` | bigint | when |
-//! | `kind` | text | `intent`, `answer`, `lease_expired`, `reconcile`, `manual`, `status` ([`EventKind`]) |
+//! | `kind` | text | `intent`, `answer`, `lease_expired`, `reconcile`, `manual`, `status`, `read`, `failed_after_applied` ([`EventKind`]) |
 //! | `attempt`, `owner` | bigint, text (escaped) | which attempt, which sender (`operator` for manual) |
 //! | `outcome`, `http_status`, `error_kind` | text, bigint, text (escaped) | what the answer said |
 //! | `detail` | text (escaped) | the error as displayed, a reason, or the operator's note |
@@ -194,6 +273,7 @@
 
 #![warn(missing_docs)]
 
+mod attribution;
 mod entry;
 mod error;
 mod fingerprint;

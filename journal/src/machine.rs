@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use refunds::{Outcome, Provider, Refund, RefundError};
+use refunds::{Outcome, Provider, RecordedRefund, Refund, RefundError, RefundStatus};
 
 use crate::entry::{Entry, EntryState, EventKind, Lease, SettledBy};
 
@@ -53,12 +53,23 @@ pub(crate) enum Transition {
     ResolvedNotApplied,
     /// The provider's status of an applied refund moved.
     StatusRecorded,
+    /// Reconciliation read the provider's record and found the refund there (Optty, Moyasar),
+    /// or attributed one of the order's refunds to it (AfterPay): applied, settled by reading,
+    /// with the record's status, amount and refund id.
+    ReadApplied,
+    /// Reconciliation read the provider's record (AfterPay) late enough to prove that the
+    /// latest attempt was not applied, and records the next attempt's intent in the same write
+    /// (the entry never leaves the order's per-order lease in between): sent again.
+    ReadNotAppliedResent,
+    /// Reconciliation read the final status (succeeded or failed) of a pending refund from the
+    /// provider's record.
+    StatusRead,
 }
 
 impl Transition {
     /// Every transition (the table test goes through them).
     #[cfg(test)]
-    pub(crate) const ALL: [Transition; 13] = [
+    pub(crate) const ALL: [Transition; 16] = [
         Transition::Recorded,
         Transition::IntentRecorded,
         Transition::LeaseTakenOver,
@@ -72,7 +83,34 @@ impl Transition {
         Transition::ResolvedApplied,
         Transition::ResolvedNotApplied,
         Transition::StatusRecorded,
+        Transition::ReadApplied,
+        Transition::ReadNotAppliedResent,
+        Transition::StatusRead,
     ];
+
+    /// Whether it records the intent of an attempt about to be sent: the write sets the
+    /// attempt's time and its deadline (the lease's expiry).
+    pub(crate) const fn records_intent(self) -> bool {
+        matches!(
+            self,
+            Transition::Recorded
+                | Transition::IntentRecorded
+                | Transition::LeaseTakenOver
+                | Transition::ReadNotAppliedResent
+        )
+    }
+
+    /// Whether it records the answer of the latest attempt: nothing of that attempt is on the
+    /// wire any more, so its deadline becomes now (if earlier).
+    pub(crate) const fn records_answer(self) -> bool {
+        matches!(
+            self,
+            Transition::AnsweredApplied
+                | Transition::AnsweredNotApplied
+                | Transition::AnsweredUnknown
+                | Transition::RefusedAfterUnknown
+        )
+    }
 
     /// An operator's finding: [`Transition::ResolvedApplied`] or
     /// [`Transition::ResolvedNotApplied`]; `None` for [`Outcome::Unknown`], which settles
@@ -119,6 +157,8 @@ pub(crate) const fn next(
     const FINAL: &str = "applied is final: later calls are answered from the record";
     const NOT_IN_FLIGHT: &str = "no attempt is in flight";
     const RESOLVED: &str = "only an unresolved entry is resolved by hand";
+    const READ: &str = "only an unresolved entry is settled by reading the provider's record";
+    const STATUS: &str = "a provider status belongs to an applied refund";
     let Some(state) = from else {
         return match transition {
             T::Recorded => Ok(InFlight),
@@ -176,11 +216,20 @@ pub(crate) const fn next(
             InFlight | Unknown => Ok(NotApplied),
             Applied | NotApplied => Err(RESOLVED),
         },
-        T::StatusRecorded => match state {
+        T::StatusRecorded | T::StatusRead => match state {
             Applied => Ok(Applied),
-            InFlight | NotApplied | Unknown => {
-                Err("a provider status belongs to an applied refund")
-            }
+            InFlight | NotApplied | Unknown => Err(STATUS),
+        },
+        // `in_flight`: under a lapsed lease (the journal leaves a live one to its sender).
+        T::ReadApplied => match state {
+            InFlight | Unknown => Ok(Applied),
+            Applied => Err(FINAL),
+            NotApplied => Err(READ),
+        },
+        T::ReadNotAppliedResent => match state {
+            InFlight | Unknown => Ok(InFlight),
+            Applied => Err(FINAL),
+            NotApplied => Err(READ),
         },
     };
     match to {
@@ -354,8 +403,21 @@ pub(crate) fn deduplicates(provider: Provider) -> bool {
     provider.capabilities().idempotent_retries
 }
 
-/// Why an unknown outcome on a provider without a duplicate key stays unresolved.
+/// Why an unknown outcome on a provider without a duplicate key is not re-sent, and what settles
+/// it: reconcile's attribution where the provider has a read (AfterPay), a person otherwise.
 pub(crate) fn no_duplicate_key_reason(entry: &Entry) -> String {
+    if entry.provider.capabilities().record_read {
+        return format!(
+            "{provider} documents no duplicate key, so it is never re-sent blind: reconcile() \
+             reads order {order} at {provider} and attributes the refund (exactly one refund \
+             there that no journal entry accounts for, made after this attempt, with this \
+             amount: applied; none, in a read made after the attempt's deadline plus the \
+             settling delay: not applied, then sent again); what it cannot attribute is left \
+             for resolve_manually, with the evidence",
+            provider = entry.provider,
+            order = entry.request.order_id,
+        );
+    }
     format!(
         "{provider} documents no duplicate key, so re-sending could refund twice: it is never \
          re-sent. Look for a refund with reference {reference} on order {order} at {provider}, \
@@ -364,6 +426,16 @@ pub(crate) fn no_duplicate_key_reason(entry: &Entry) -> String {
         reference = entry.merchant_reference,
         order = entry.request.order_id,
     )
+}
+
+/// The event of a sender whose lease lapsed with its attempt in flight.
+fn lost_event(entry: &Entry) -> NewEvent {
+    let mut lost = NewEvent::new(EventKind::LeaseExpired);
+    lost.attempt = Some(entry.attempts);
+    lost.owner = entry.lease.as_ref().map(|lease| lease.owner.clone());
+    lost.outcome = Some(Outcome::Unknown);
+    lost.detail = Some(lost_sender_detail(entry));
+    lost
 }
 
 fn lost_sender_detail(entry: &Entry) -> String {
@@ -421,11 +493,7 @@ pub(crate) fn claim(
         // The sender died (or stalled past its lease) between recording the intent and the
         // answer: the attempt may have been applied.
         EntryState::InFlight => {
-            let mut lost = NewEvent::new(EventKind::LeaseExpired);
-            lost.attempt = Some(entry.attempts);
-            lost.owner = entry.lease.as_ref().map(|lease| lease.owner.clone());
-            lost.outcome = Some(Outcome::Unknown);
-            lost.detail = Some(lost_sender_detail(entry));
+            let lost = lost_event(entry);
             if dedup {
                 let mut write = take(entry, Transition::LeaseTakenOver, owner, lease_ms, mode)?;
                 write.events.insert(0, lost);
@@ -757,10 +825,168 @@ pub(crate) fn status(current: &Entry, status: refunds::RefundStatus) -> Result<W
     Ok(write)
 }
 
+/// The event that raises a refund believed applied whose provider's record says failed.
+fn failed_event(from: Option<RefundStatus>, found: &RecordedRefund) -> NewEvent {
+    let mut event = NewEvent::new(EventKind::FailedAfterApplied);
+    event.detail = Some(format!(
+        "read from the provider's record: {} -> failed{}",
+        from.map_or("none", crate::entry::status_str),
+        found
+            .failure_reason
+            .as_deref()
+            .map(|reason| format!(": {reason}"))
+            .unwrap_or_default()
+    ));
+    event
+}
+
+/// The refund found (or attributed) in the provider's record settles an unresolved entry:
+/// applied, settled by reading, with the record's status, amount (where it is in the request's
+/// currency) and refund id. An entry in flight (under a lapsed lease: the journal checks) also
+/// gets its lost sender noted; a failed status is raised ([`EventKind::FailedAfterApplied`]).
+pub(crate) fn read_applied(
+    current: &Entry,
+    found: &RecordedRefund,
+    detail: String,
+) -> Result<Write, Refused> {
+    let mut write = Write::new(current, Transition::ReadApplied)?;
+    write.lease = LeaseWrite::Release;
+    write.settle = true;
+    if current.state == EntryState::InFlight {
+        write.events.push(lost_event(current));
+    }
+    let next = &mut write.next;
+    next.ambiguous = false;
+    next.unresolved_reason = None;
+    next.already_applied = false;
+    next.settled_by = Some(SettledBy::Read);
+    next.refund_status = Some(found.status);
+    next.amount = Some(
+        found
+            .amount
+            .filter(|amount| amount.currency() == current.request.amount.currency())
+            .unwrap_or(current.request.amount),
+    );
+    if let Some(id) = found.provider_refund_id.clone().or_else(|| {
+        current
+            .provider
+            .capabilities()
+            .refund_id_of(&current.merchant_reference)
+    }) {
+        next.provider_refund_id = Some(id);
+    }
+    let mut event = NewEvent::new(EventKind::Read);
+    event.attempt = Some(current.attempts);
+    event.outcome = Some(Outcome::Applied);
+    event.detail = Some(detail);
+    write.events.push(event);
+    if found.status == RefundStatus::Failed {
+        write.events.push(failed_event(None, found));
+    }
+    Ok(write)
+}
+
+/// A read of the provider's record proved the latest attempt of an unresolved entry not
+/// applied (AfterPay: nothing unaccounted on the order, late enough): the next attempt's intent
+/// is recorded under `owner`'s fresh lease in the same write, so the entry stays in flight (and
+/// keeps the order's per-order lease) until it is sent. Not `ambiguous`: what was in doubt is
+/// settled, so a refusal of the next attempt proves nothing was refunded.
+pub(crate) fn read_not_applied(
+    current: &Entry,
+    owner: &str,
+    lease_ms: i64,
+    detail: String,
+) -> Result<Write, Refused> {
+    let mut write = Write::new(current, Transition::ReadNotAppliedResent)?;
+    if current.state == EntryState::InFlight {
+        write.events.push(lost_event(current));
+    }
+    let mut event = NewEvent::new(EventKind::Read);
+    event.attempt = Some(current.attempts);
+    event.outcome = Some(Outcome::NotApplied);
+    event.detail = Some(detail);
+    write.events.push(event);
+    let next = &mut write.next;
+    next.attempts = current.attempts + 1;
+    next.ambiguous = false;
+    next.unresolved_reason = None;
+    next.lease = Some(Lease {
+        owner: owner.to_owned(),
+        expires_at_ms: 0,
+    });
+    write.lease = LeaseWrite::Take {
+        owner: owner.to_owned(),
+        ms: lease_ms,
+    };
+    write.events.push(intent(
+        write.next.attempts,
+        owner,
+        Some("sent again: a read of the provider's record proved the earlier attempt not applied"),
+    ));
+    Ok(write)
+}
+
+/// A read of the provider's record that settles nothing leaves the entry unresolved with
+/// `reason` (the evidence, or when a later read decides). Written only when the reason changes,
+/// so that a reconciler running every minute does not fill the history; `None` when it is
+/// already on record. An entry in flight (under a lapsed lease: the journal checks) becomes
+/// unknown, its lost sender noted.
+pub(crate) fn read_noted(current: &Entry, reason: String) -> Result<Option<Write>, Refused> {
+    let mut event = NewEvent::new(EventKind::Read);
+    event.attempt = Some(current.attempts);
+    event.outcome = Some(Outcome::Unknown);
+    event.detail = Some(reason.clone());
+    let mut write = match current.state {
+        EntryState::InFlight => {
+            let mut write = Write::new(current, Transition::LeaseLapsed)?;
+            write.lease = LeaseWrite::Release;
+            write.events.push(lost_event(current));
+            write
+        }
+        _ if current.unresolved_reason.as_deref() == Some(reason.as_str()) => {
+            // Refused unless unknown, as when it is written.
+            Write::new(current, Transition::ReconcileNoted)?;
+            return Ok(None);
+        }
+        _ => Write::new(current, Transition::ReconcileNoted)?,
+    };
+    write.events.push(event);
+    write.next.unresolved_reason = Some(reason);
+    Ok(Some(write))
+}
+
+/// The final status of a pending refund, read from the provider's record: succeeded (a
+/// [`EventKind::Read`] event) or failed ([`EventKind::FailedAfterApplied`]: the refund believed
+/// applied did not go through). The provider's refund id is learnt if none was on record.
+pub(crate) fn status_read(current: &Entry, found: &RecordedRefund) -> Result<Write, Refused> {
+    let mut write = Write::new(current, Transition::StatusRead)?;
+    write.next.refund_status = Some(found.status);
+    if write.next.provider_refund_id.is_none() {
+        write.next.provider_refund_id = found.provider_refund_id.clone();
+    }
+    if found.status == RefundStatus::Failed {
+        write
+            .events
+            .push(failed_event(current.refund_status, found));
+    } else {
+        let mut event = NewEvent::new(EventKind::Read);
+        event.outcome = Some(Outcome::Applied);
+        event.detail = Some(format!(
+            "read from the provider's record: {} -> {}",
+            current
+                .refund_status
+                .map_or("none", crate::entry::status_str),
+            crate::entry::status_str(found.status)
+        ));
+        write.events.push(event);
+    }
+    Ok(write)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use refunds::{ErrorKind, MerchantReference, Money, RefundRequest, RefundStatus};
+    use refunds::{ErrorKind, MerchantReference, Money, RefundRequest};
 
     const OWNER: &str = "me/1";
     const LEASE: i64 = 60_000;
@@ -796,6 +1022,8 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             settled_at_ms: None,
+            attempt_at_ms: Some(0),
+            attempt_deadline_ms: Some(LEASE),
             version: 1,
         }
     }
@@ -845,6 +1073,9 @@ mod tests {
                 T::ResolvedApplied =>     [__,        APPLIED,   __,      __,          APPLIED],
                 T::ResolvedNotApplied =>  [__,        NOT_APPLIED, __,    __,          NOT_APPLIED],
                 T::StatusRecorded =>      [__,        __,        APPLIED, __,          __],
+                T::ReadApplied =>         [__,        APPLIED,   __,      __,          APPLIED],
+                T::ReadNotAppliedResent => [__,       IN_FLIGHT, __,      __,          IN_FLIGHT],
+                T::StatusRead =>          [__,        __,        APPLIED, __,          __],
             }
         }
         let from: Vec<Option<EntryState>> = std::iter::once(None)
@@ -953,6 +1184,238 @@ mod tests {
                 RefundStatus::Succeeded
             )
             .is_err()
+        );
+    }
+
+    fn found(number: &str, status: RefundStatus, amount: Option<&str>) -> RecordedRefund {
+        RecordedRefund {
+            provider_refund_id: Some(number.to_owned()),
+            status,
+            amount: amount.map(|amount| Money::parse(amount, "EUR").unwrap()),
+            created_at: Some("2023-09-27T12:00:00Z".to_owned()),
+            failure_reason: (status == RefundStatus::Failed).then(|| "DECLINED".to_owned()),
+        }
+    }
+
+    fn kinds(write: &Write) -> Vec<EventKind> {
+        write.events.iter().map(|event| event.kind).collect()
+    }
+
+    /// A refund found (or attributed) in the record settles an unknown entry, or one whose
+    /// sender was lost (noted): applied by reading, with the record's status, id and amount.
+    #[test]
+    fn a_refund_found_in_the_record_settles_the_entry_by_reading() {
+        let unknown = entry(Provider::Moyasar, EntryState::Unknown);
+        let write = read_applied(
+            &unknown,
+            &found("tx-1", RefundStatus::Succeeded, Some("10.00")),
+            "found".into(),
+        )
+        .unwrap();
+        assert_eq!(write.transition, Transition::ReadApplied);
+        assert_eq!(write.next.state, EntryState::Applied);
+        assert_eq!(write.next.settled_by, Some(SettledBy::Read));
+        assert_eq!(write.next.provider_refund_id.as_deref(), Some("tx-1"));
+        assert_eq!(write.next.refund_status, Some(RefundStatus::Succeeded));
+        assert_eq!(write.next.amount, Some(unknown.request.amount));
+        assert_eq!(write.next.attempts, 1, "nothing sent");
+        assert!(write.settle && !write.next.ambiguous);
+        assert_eq!(write.lease, LeaseWrite::Release);
+        assert_eq!(kinds(&write), [EventKind::Read]);
+        assert_eq!(write.events[0].outcome, Some(Outcome::Applied));
+
+        // Another currency than the request's is not stored as the entry's amount.
+        let mut other = found("tx-1", RefundStatus::Pending, None);
+        other.amount = Some(Money::parse("10.00", "SAR").unwrap());
+        let write = read_applied(&unknown, &other, "found".into()).unwrap();
+        assert_eq!(write.next.amount, Some(unknown.request.amount));
+        assert_eq!(write.next.refund_status, Some(RefundStatus::Pending));
+
+        let lost = leased(entry(Provider::AfterPay, EntryState::InFlight), "dead/1", 5);
+        let write = read_applied(
+            &lost,
+            &found("RN-1", RefundStatus::Succeeded, Some("10.00")),
+            "attributed".into(),
+        )
+        .unwrap();
+        assert_eq!(kinds(&write), [EventKind::LeaseExpired, EventKind::Read]);
+        assert_eq!(write.next.provider_refund_id.as_deref(), Some("RN-1"));
+
+        // Found failed: applied (the provider holds a failed refund under the reference), and
+        // raised.
+        let write = read_applied(
+            &unknown,
+            &found("tx-1", RefundStatus::Failed, Some("10.00")),
+            "found".into(),
+        )
+        .unwrap();
+        assert_eq!(write.next.refund_status, Some(RefundStatus::Failed));
+        assert!(write.next.failed_after_applied());
+        assert_eq!(
+            kinds(&write),
+            [EventKind::Read, EventKind::FailedAfterApplied]
+        );
+        assert_eq!(
+            write.events[1].detail.as_deref(),
+            Some("read from the provider's record: none -> failed: DECLINED")
+        );
+
+        for state in [EntryState::Applied, EntryState::NotApplied] {
+            let refused = read_applied(
+                &entry(Provider::Moyasar, state),
+                &found("tx-1", RefundStatus::Succeeded, None),
+                "found".into(),
+            )
+            .unwrap_err();
+            assert_eq!(refused.transition, Transition::ReadApplied);
+        }
+    }
+
+    /// Proven not applied by a read: the next attempt's intent in the same write, under a
+    /// fresh lease, and no longer ambiguous (a refusal of it is definitive).
+    #[test]
+    fn a_read_that_proves_not_applied_sends_the_next_attempt() {
+        let mut unknown = entry(Provider::AfterPay, EntryState::Unknown);
+        unknown.ambiguous = true;
+        unknown.unresolved_reason = Some("no duplicate key".into());
+        let write = read_not_applied(&unknown, OWNER, LEASE, "none on the order".into()).unwrap();
+        assert_eq!(write.transition, Transition::ReadNotAppliedResent);
+        assert!(write.transition.records_intent());
+        assert_eq!(write.next.state, EntryState::InFlight);
+        assert_eq!(write.next.attempts, 2);
+        assert!(!write.next.ambiguous);
+        assert_eq!(write.next.unresolved_reason, None);
+        assert_eq!(
+            write.lease,
+            LeaseWrite::Take {
+                owner: OWNER.into(),
+                ms: LEASE
+            }
+        );
+        assert_eq!(kinds(&write), [EventKind::Read, EventKind::Intent]);
+        assert_eq!(write.events[0].outcome, Some(Outcome::NotApplied));
+        assert_eq!(write.events[0].attempt, Some(1));
+        assert_eq!(write.events[1].attempt, Some(2));
+        // Its answer is recorded as for any attempt: a refusal now settles it.
+        let refused = failure(ErrorKind::OrderNotFound, Provider::AfterPay, 404);
+        let answered = answer(&write.next, 2, OWNER, &refused, None, Mode::Reconcile).unwrap();
+        assert_eq!(answered.transition, Transition::AnsweredNotApplied);
+        assert!(answered.transition.records_answer());
+
+        let lost = leased(entry(Provider::AfterPay, EntryState::InFlight), "dead/1", 5);
+        let write = read_not_applied(&lost, OWNER, LEASE, "none".into()).unwrap();
+        assert_eq!(
+            kinds(&write),
+            [EventKind::LeaseExpired, EventKind::Read, EventKind::Intent]
+        );
+        assert!(
+            read_not_applied(
+                &entry(Provider::AfterPay, EntryState::NotApplied),
+                OWNER,
+                LEASE,
+                "x".into()
+            )
+            .is_err()
+        );
+    }
+
+    /// A read that settles nothing notes its reason once; an entry whose sender was lost
+    /// becomes unknown with it.
+    #[test]
+    fn a_read_that_settles_nothing_is_noted_when_its_reason_changes() {
+        let unknown = entry(Provider::AfterPay, EntryState::Unknown);
+        let write = read_noted(&unknown, "two refunds".into()).unwrap().unwrap();
+        assert_eq!(write.transition, Transition::ReconcileNoted);
+        assert_eq!(write.next.unresolved_reason.as_deref(), Some("two refunds"));
+        assert_eq!(kinds(&write), [EventKind::Read]);
+        assert_eq!(write.events[0].outcome, Some(Outcome::Unknown));
+        assert_eq!(read_noted(&write.next, "two refunds".into()).unwrap(), None);
+        assert!(
+            read_noted(&write.next, "three refunds".into())
+                .unwrap()
+                .is_some()
+        );
+
+        let lost = leased(entry(Provider::AfterPay, EntryState::InFlight), "dead/1", 5);
+        let write = read_noted(&lost, "not yet".into()).unwrap().unwrap();
+        assert_eq!(write.transition, Transition::LeaseLapsed);
+        assert_eq!(write.next.state, EntryState::Unknown);
+        assert_eq!(write.lease, LeaseWrite::Release);
+        assert_eq!(kinds(&write), [EventKind::LeaseExpired, EventKind::Read]);
+
+        let applied = entry(Provider::AfterPay, EntryState::Applied);
+        assert!(read_noted(&applied, "x".into()).is_err());
+    }
+
+    /// A pending refund's final status read from the record: succeeded (a read event), or
+    /// failed (raised); the refund id learnt if none was on record.
+    #[test]
+    fn a_final_status_read_is_recorded_and_a_failure_raised() {
+        let mut pending = entry(Provider::Optty, EntryState::Applied);
+        pending.refund_status = Some(RefundStatus::Pending);
+        let write = status_read(&pending, &found("RF-1", RefundStatus::Succeeded, None)).unwrap();
+        assert_eq!(write.transition, Transition::StatusRead);
+        assert_eq!(write.next.refund_status, Some(RefundStatus::Succeeded));
+        assert_eq!(write.next.provider_refund_id.as_deref(), Some("RF-1"));
+        assert!(!write.settle, "settled already");
+        assert_eq!(kinds(&write), [EventKind::Read]);
+        assert_eq!(
+            write.events[0].detail.as_deref(),
+            Some("read from the provider's record: pending -> succeeded")
+        );
+
+        pending.provider_refund_id = Some("KL-9".into());
+        let write = status_read(&pending, &found("RF-1", RefundStatus::Failed, None)).unwrap();
+        assert_eq!(
+            write.next.provider_refund_id.as_deref(),
+            Some("KL-9"),
+            "kept"
+        );
+        assert!(write.next.failed_after_applied());
+        assert_eq!(kinds(&write), [EventKind::FailedAfterApplied]);
+        assert_eq!(
+            write.events[0].detail.as_deref(),
+            Some("read from the provider's record: pending -> failed: DECLINED")
+        );
+        let refused = status_read(
+            &entry(Provider::Optty, EntryState::Unknown),
+            &found("RF-1", RefundStatus::Succeeded, None),
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused.reason,
+            "a provider status belongs to an applied refund"
+        );
+    }
+
+    /// Which transitions set an attempt's time and deadline, and which end an attempt.
+    #[test]
+    fn intents_and_answers_are_named() {
+        let intents: Vec<Transition> = Transition::ALL
+            .into_iter()
+            .filter(|t| t.records_intent())
+            .collect();
+        assert_eq!(
+            intents,
+            [
+                Transition::Recorded,
+                Transition::IntentRecorded,
+                Transition::LeaseTakenOver,
+                Transition::ReadNotAppliedResent
+            ]
+        );
+        let answers: Vec<Transition> = Transition::ALL
+            .into_iter()
+            .filter(|t| t.records_answer())
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                Transition::AnsweredApplied,
+                Transition::AnsweredNotApplied,
+                Transition::AnsweredUnknown,
+                Transition::RefusedAfterUnknown
+            ]
         );
     }
 

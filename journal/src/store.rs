@@ -191,7 +191,7 @@ const ENTRY_COLUMNS: &str = "provider, merchant_reference, fingerprint, request,
     attempts, ambiguous, lease_owner, lease_expires_at_ms, provider_refund_id, refund_status, \
     amount, refunded_total, captured_total, already_applied, http_status, error_kind, \
     error_message, unresolved_reason, settled_by, wire_ms, created_at_ms, updated_at_ms, \
-    settled_at_ms, version";
+    settled_at_ms, attempt_at_ms, attempt_deadline_ms, version";
 
 const EVENT_COLUMNS: &str = "id, provider, merchant_reference, at_ms, kind, attempt, owner, \
     outcome, http_status, error_kind, detail, elapsed_ms";
@@ -205,6 +205,8 @@ struct Sql {
     select_entry: String,
     select_unresolved: String,
     select_pending: String,
+    select_failed: String,
+    select_order: String,
     select_history: String,
     select_now: String,
 }
@@ -228,6 +230,16 @@ impl Sql {
                 "SELECT {ENTRY_COLUMNS}, {{now}} AS now_ms FROM refund_journal_entries \
                  WHERE state = 'applied' AND refund_status = 'pending' \
                  ORDER BY created_at_ms, provider, merchant_reference"
+            )),
+            select_failed: s(format!(
+                "SELECT {ENTRY_COLUMNS}, {{now}} AS now_ms FROM refund_journal_entries \
+                 WHERE state = 'applied' AND refund_status = 'failed' \
+                 ORDER BY created_at_ms, provider, merchant_reference"
+            )),
+            select_order: s(format!(
+                "SELECT {ENTRY_COLUMNS}, {{now}} AS now_ms FROM refund_journal_entries \
+                 WHERE provider = $1 AND order_id = $2 \
+                 ORDER BY created_at_ms, merchant_reference"
             )),
             select_history: format!(
                 "SELECT {EVENT_COLUMNS} FROM refund_journal_events \
@@ -351,6 +363,29 @@ fn entry_changes(write: &Write) -> Vec<Column<'_>> {
     if write.settle {
         columns.push(("settled_at_ms", Value::Sql("{now}")));
     }
+    if write.transition.records_intent() {
+        if let LeaseWrite::Take { ms, .. } = &write.lease {
+            columns.push(("attempt_at_ms", Value::Sql("{now}")));
+            columns.push((
+                "attempt_deadline_ms",
+                Value::SqlWith("{now} + ?", Bind::int(*ms)),
+            ));
+        }
+    } else if write.transition.records_answer() {
+        // The attempt is over: nothing of it is on the wire any more.
+        columns.push((
+            "attempt_deadline_ms",
+            Value::Sql(
+                "CASE WHEN attempt_deadline_ms IS NULL OR attempt_deadline_ms > {now} \
+                 THEN {now} ELSE attempt_deadline_ms END",
+            ),
+        ));
+    }
+    if matches!(next.state, EntryState::Applied | EntryState::NotApplied) {
+        // A row that migration 3 kept outside the per-order lease (written before it) comes
+        // under it once settled.
+        columns.push(("order_lease_exempt", Bind::Bool(false).into()));
+    }
     columns
 }
 
@@ -370,6 +405,7 @@ fn new_entry<'a>(
         ),
         ("fingerprint", Bind::text(fingerprint).into()),
         ("request", Bind::text(canonical).into()),
+        ("order_id", Bind::text(request.order_id.as_str()).into()),
         (
             "currency",
             Bind::text(request.amount.currency().code()).into(),
@@ -386,6 +422,11 @@ fn new_entry<'a>(
         ("wire_ms", Bind::int(0).into()),
         ("created_at_ms", Value::Sql("{now}")),
         ("updated_at_ms", Value::Sql("{now}")),
+        ("attempt_at_ms", Value::Sql("{now}")),
+        (
+            "attempt_deadline_ms",
+            Value::SqlWith("{now} + ?", Bind::int(lease_ms)),
+        ),
         ("version", Bind::int(1).into()),
     ]
 }
@@ -523,7 +564,42 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_escaped_text.sql"),
         include_str!("../migrations/postgres/0002_escaped_text.sql"),
     ),
+    (
+        3,
+        "reads and order lease",
+        include_str!("../migrations/sqlite/0003_reads_and_order_lease.sql"),
+        include_str!("../migrations/postgres/0003_reads_and_order_lease.sql"),
+    ),
 ];
+
+/// The unique index of the per-order lease (migration 3).
+const ORDER_LEASE_INDEX: &str = "refund_journal_entries_order_lease";
+
+/// Whether `error` is a write refused by the per-order lease: another AfterPay refund on the
+/// order is in flight or unknown. PostgreSQL names the index; SQLite names its columns.
+fn is_order_lease_violation(error: &JournalError) -> bool {
+    let JournalError::Database(sqlx::Error::Database(error)) = error else {
+        return false;
+    };
+    error.is_unique_violation()
+        && (error.constraint() == Some(ORDER_LEASE_INDEX)
+            || error.message().contains("refund_journal_entries.order_id"))
+}
+
+/// [`JournalError::OrderBusy`] for a write of `request`'s entry that the per-order lease
+/// refused (the entry holding it is looked up by the journal); other errors as they are.
+fn order_busy(error: JournalError, request: &RefundRequest) -> JournalError {
+    if is_order_lease_violation(&error) {
+        JournalError::OrderBusy {
+            provider: request.provider,
+            order_id: request.order_id.clone(),
+            reference: request.merchant_reference.clone(),
+            holder: None,
+        }
+    } else {
+        error
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Embedded {
@@ -775,7 +851,9 @@ impl Store {
             request.merchant_reference.as_str(),
             &intent,
         )];
-        self.write_row(&insert, &events).await
+        self.write_row(&insert, &events)
+            .await
+            .map_err(|error| order_busy(error, request))
     }
 
     /// Applies `write` to the entry if its version is still `expected` (nobody wrote since it
@@ -793,7 +871,9 @@ impl Store {
             .iter()
             .map(|event| self.event(provider, reference, event))
             .collect();
-        self.write_row(&update, &events).await
+        self.write_row(&update, &events)
+            .await
+            .map_err(|error| order_busy(error, &write.next.request))
     }
 
     /// The INSERT of `event` on the entry (provider, reference).
@@ -859,8 +939,18 @@ impl Store {
     /// [`Store::unresolved`], row by row: a row that cannot be read is its key (provider and
     /// merchant reference as stored) and the error, and does not hide the others.
     pub(crate) async fn unresolved_rows(&self) -> Result<Vec<Listed>, JournalError> {
+        self.rows(&self.sql.select_unresolved).await
+    }
+
+    /// [`Store::pending`], row by row, as [`Store::unresolved_rows`].
+    pub(crate) async fn pending_rows(&self) -> Result<Vec<Listed>, JournalError> {
+        self.rows(&self.sql.select_pending).await
+    }
+
+    /// The listing of `sql`, row by row.
+    async fn rows(&self, sql: &str) -> Result<Vec<Listed>, JournalError> {
         on_pool!(self, pool => {
-            let rows = sqlx::query(&self.sql.select_unresolved).fetch_all(pool).await?;
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
             Ok(rows
                 .iter()
                 .map(|row| {
@@ -882,6 +972,27 @@ impl Store {
     /// Applied entries whose provider status is pending, oldest first.
     pub(crate) async fn pending(&self) -> Result<Vec<Entry>, JournalError> {
         self.list(&self.sql.select_pending).await
+    }
+
+    /// Applied entries whose provider status is failed, oldest first.
+    pub(crate) async fn failed_after_applied(&self) -> Result<Vec<Entry>, JournalError> {
+        self.list(&self.sql.select_failed).await
+    }
+
+    /// Every entry of `provider` on `order_id`, oldest first.
+    pub(crate) async fn order_entries(
+        &self,
+        provider: Provider,
+        order_id: &str,
+    ) -> Result<Vec<Entry>, JournalError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(&self.sql.select_order)
+                .bind(provider.as_str())
+                .bind(order_id)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(decode_entry).collect()
+        })
     }
 
     async fn list(&self, sql: &str) -> Result<Vec<Entry>, JournalError> {
@@ -1007,6 +1118,8 @@ where
         created_at_ms: get(row, "created_at_ms")?,
         updated_at_ms: get(row, "updated_at_ms")?,
         settled_at_ms: get(row, "settled_at_ms")?,
+        attempt_at_ms: get(row, "attempt_at_ms")?,
+        attempt_deadline_ms: get(row, "attempt_deadline_ms")?,
         version: get(row, "version")?,
     })
 }

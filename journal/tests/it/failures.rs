@@ -230,7 +230,7 @@ pub async fn reconcile_settles_every_entry_it_can(backend: Backend) {
             .unwrap()
             .unwrap();
         assert_eq!(entry.state, EntryState::Applied, "{entry:?}");
-        assert_eq!(entry.settled_by, Some(SettledBy::Reconcile));
+        assert_eq!(entry.settled_by, Some(SettledBy::Read));
         assert_eq!(env.recorded(settled), 1, "one refund");
     }
     let keys: Vec<&str> = report
@@ -240,10 +240,10 @@ pub async fn reconcile_settles_every_entry_it_can(backend: Backend) {
         .collect();
     assert_eq!(keys, ["RF-REC-2", "RF-REC-4"], "{report:?}");
     assert!(
-        report.reconciled.iter().all(|done| matches!(
-            done,
-            Reconciliation::Resent(JournaledRefund::Applied { .. })
-        )),
+        report
+            .reconciled
+            .iter()
+            .all(|done| matches!(done, Reconciliation::SettledByReading { .. })),
         "{report:?}"
     );
     let failed: Vec<(&str, &str)> = report
@@ -444,7 +444,8 @@ pub async fn database_errors_say_what_was_sent(backend: Backend) {
     assert_eq!(report.reconciled.len(), 1, "{report:?}");
     let entry = report.reconciled[0].entry();
     assert_eq!(entry.state, EntryState::Applied);
-    assert_eq!(entry.settled_by, Some(SettledBy::Reconcile));
+    assert_eq!(entry.settled_by, Some(SettledBy::Read), "found by reading");
+    assert_eq!(entry.attempts, 1, "nothing re-sent");
     assert_eq!(env.recorded(&req), 1, "one refund");
     db.cleanup().await;
 }
@@ -465,10 +466,10 @@ pub async fn rows_written_before_escaping_read_back_exactly(backend: Backend) {
          currency, state, attempts, ambiguous, lease_owner, lease_expires_at_ms, \
          provider_refund_id, refund_status, amount, refunded_total, captured_total, \
          already_applied, http_status, error_kind, error_message, unresolved_reason, settled_by, \
-         wire_ms, created_at_ms, updated_at_ms, settled_at_ms, version) VALUES ('moyasar', \
-         'RF-OLD', {fingerprint}, {request}, 'SAR', 'not_applied', 1, FALSE, {owner}, 1, \
-         {refund_id}, NULL, NULL, NULL, NULL, FALSE, 400, 'invalid_request', {message}, NULL, \
-         'answer', 1, 1, 1, 1, 1); \
+         wire_ms, created_at_ms, updated_at_ms, settled_at_ms, version, order_id) VALUES \
+         ('moyasar', 'RF-OLD', {fingerprint}, {request}, 'SAR', 'not_applied', 1, FALSE, \
+         {owner}, 1, {refund_id}, NULL, NULL, NULL, NULL, FALSE, 400, 'invalid_request', \
+         {message}, NULL, 'answer', 1, 1, 1, 1, 1, 'ORD-OLD'); \
          INSERT INTO refund_journal_events (provider, merchant_reference, at_ms, kind, attempt, \
          owner, outcome, http_status, error_kind, detail, elapsed_ms) VALUES ('moyasar', \
          'RF-OLD', 1, 'answer', 1, {owner}, 'not_applied', 400, 'invalid_request', {detail}, 1); \

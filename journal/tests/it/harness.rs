@@ -140,6 +140,13 @@ impl TestDb {
     /// through a connection of the test's own (not the journal's), as an operator or another
     /// program would.
     pub async fn execute(&self, sql: &str) {
+        if let Err(e) = self.try_execute(sql).await {
+            panic!("{sql}: {e}");
+        }
+    }
+
+    /// [`TestDb::execute`], with the database's refusal as an error.
+    pub async fn try_execute(&self, sql: &str) -> Result<(), sqlx::Error> {
         match &self.target {
             Target::Sqlite { path, .. } => {
                 let pool = sqlx::SqlitePool::connect_with(
@@ -147,18 +154,62 @@ impl TestDb {
                 )
                 .await
                 .expect("connect to the test's SQLite file");
-                sqlx::raw_sql(sql)
-                    .execute(&pool)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let result = sqlx::raw_sql(sql).execute(&pool).await.map(drop);
                 pool.close().await;
+                result
             }
             Target::Postgres { url, schema } => {
                 let pool = pg_schema_pool(url, schema).await;
-                sqlx::raw_sql(sql)
+                let result = sqlx::raw_sql(sql).execute(&pool).await.map(drop);
+                pool.close().await;
+                result
+            }
+        }
+    }
+
+    /// Creates this test's database as the journal's migrations up to `version` leave it (as
+    /// an earlier version of the journal did), with sqlx's migrator over the journal's own
+    /// migration files: a later open applies the rest.
+    pub async fn migrate_to(&self, version: i64) {
+        let backend = match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for file in std::fs::read_dir(&source).expect("the migrations") {
+            let name = file.unwrap().file_name().to_string_lossy().into_owned();
+            let file_version: i64 = name.split('_').next().unwrap().parse().unwrap();
+            if file_version <= version {
+                std::fs::copy(source.join(&name), dir.path().join(&name)).unwrap();
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(dir.path())
+            .await
+            .expect("the migrations up to the version");
+        match &self.target {
+            Target::Sqlite { path, .. } => {
+                let pool = sqlx::SqlitePool::connect_with(
+                    sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(path)
+                        .create_if_missing(true),
+                )
+                .await
+                .expect("create the test's SQLite file");
+                migrator.run(&pool).await.expect("migrate");
+                pool.close().await;
+            }
+            Target::Postgres { url, schema } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
                     .execute(&pool)
                     .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    .expect("create the test schema");
+                pool.close().await;
+                let pool = pg_schema_pool(url, schema).await;
+                migrator.run(&pool).await.expect("migrate");
                 pool.close().await;
             }
         }
@@ -236,6 +287,14 @@ pub fn config() -> JournalConfig {
 /// [`config`] with another lease.
 pub fn config_with_lease(lease: Duration) -> JournalConfig {
     JournalConfig { lease, ..config() }
+}
+
+/// [`config`] with another AfterPay settling delay.
+pub fn config_with_settling_delay(settling_delay: Duration) -> JournalConfig {
+    JournalConfig {
+        settling_delay,
+        ..config()
+    }
 }
 
 pub use test_support::{duplicate_key, reference, request};
@@ -320,6 +379,36 @@ impl Env {
     /// Seeds an order capturing 100.00.
     pub fn seed(&self, provider: Provider, order_id: &str) {
         test_support::seed(&self.sb, provider, order_id);
+    }
+
+    /// Seeds an order capturing 100.00 whose new refunds the provider records as pending
+    /// (Optty `PENDING`, Moyasar `initiated`) until settled through the admin API.
+    pub fn seed_pending(&self, provider: Provider, order_id: &str) {
+        self.handle(provider).seed_order(
+            test_support::order_seed(provider, order_id, test_support::dec("100.00"))
+                .refund_status(sandbox::RefundStatus::Pending),
+        );
+    }
+
+    /// The sandbox's id of the refund recorded under the request's duplicate key (Optty
+    /// `bnplRefundId`, AfterPay refund number, Moyasar transaction id).
+    pub fn refund_id(&self, request: &RefundRequest) -> String {
+        let recorded = self
+            .handle(request.provider)
+            .refunds_with_reference(&duplicate_key(
+                request.provider,
+                &request.merchant_reference,
+            ));
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        recorded[0].id.clone()
+    }
+
+    /// The refunds the sandbox recorded on `order_id`.
+    pub fn refunds_on(&self, provider: Provider, order_id: &str) -> Vec<sandbox::LedgerEntry> {
+        self.handle(provider).ledger(&sandbox::LedgerFilter {
+            order: Some(order_id.to_owned()),
+            ..sandbox::LedgerFilter::default()
+        })
     }
 
     /// The refunds the sandbox recorded under the request's duplicate key.

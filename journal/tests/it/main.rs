@@ -7,7 +7,8 @@
 //!
 //! The scenarios of [`failures`] (a provider's text with a NUL, an entry that cannot be
 //! written, a transaction the database threw away, what a database error says about the money)
-//! run the same way.
+//! and of [`reads`] (settling by reading the provider's record: pending refunds, unknown
+//! outcomes found or attributed, the per-order lease, migration 3) run the same way.
 //!
 //! The crash and replica tests run real child processes: this binary again, running only
 //! [`child`]'s entry point, with the sandbox in the parent.
@@ -15,6 +16,7 @@
 mod child;
 mod failures;
 mod harness;
+mod reads;
 mod scenarios;
 
 /// `mod $backend { #[tokio::test] fn <scenario>() }` for every scenario.
@@ -44,14 +46,12 @@ both_backends!(
     another_request_under_a_reference_is_refused_before_io,
     live_lease_elsewhere_is_in_progress,
     a_caller_that_stops_waiting_still_gets_the_answer_recorded,
-    afterpay_unknown_outcome_is_never_resent,
     afterpay_resolved_not_applied_is_sent_again,
     deduplicating_providers_retry_an_unknown_outcome_to_one_refund,
     exhausted_retries_are_settled_by_reconcile,
     not_applied_is_recorded_and_sent_again,
     pending_refunds_move_to_their_final_status,
     concurrent_opens_migrate_once,
-    crash_afterpay_is_listed_never_resent_then_resolved_by_hand,
     crash_deduplicating_providers_end_in_one_refund,
     replicas_send_each_refund_once,
     provider_text_with_nul_is_recorded,
@@ -59,6 +59,15 @@ both_backends!(
     a_failed_transaction_leaves_the_journal_usable,
     database_errors_say_what_was_sent,
     rows_written_before_escaping_read_back_exactly,
+    pending_refunds_are_settled_by_reading,
+    moyasar_unknown_is_settled_by_reading,
+    afterpay_lost_answer_is_attributed_by_reading,
+    afterpay_refund_never_made_is_sent_again_after_the_settling_delay,
+    afterpay_unattributable_refunds_are_left_for_a_person,
+    a_second_afterpay_refund_on_an_unresolved_order_is_refused_before_io,
+    concurrent_afterpay_refunds_on_one_order_go_one_at_a_time,
+    crash_afterpay_is_attributed_by_reading,
+    migration_3_brings_earlier_rows_under_the_order_lease,
 );
 
 /// The in-memory SQLite journal (for tests and demos) works like the file.

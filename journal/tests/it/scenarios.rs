@@ -12,8 +12,9 @@ use sandbox::{Fault, Match};
 
 pub use crate::failures::*;
 use crate::harness::{
-    Backend, Env, TestDb, child, child_lines, config_with_lease, history_kinds, request, wait_until,
+    Backend, Env, TestDb, child, child_lines, history_kinds, request, wait_until,
 };
+pub use crate::reads::*;
 
 /// An event's kind, attempt, outcome and HTTP status.
 type EventLine = (EventKind, Option<u32>, Option<Outcome>, Option<u16>);
@@ -280,146 +281,6 @@ pub async fn a_caller_that_stops_waiting_still_gets_the_answer_recorded(backend:
     db.cleanup().await;
 }
 
-/// AfterPay: a gateway times out after AfterPay committed. The outcome is unknown and AfterPay
-/// has no duplicate key: never re-sent (by a repeat call or by reconcile); an operator resolves
-/// it, and from then on the reference is answered from the record; its status is recorded.
-pub async fn afterpay_unknown_outcome_is_never_resent(backend: Backend) {
-    let env = Env::without_afterpay_replay().await;
-    let db = TestDb::new(backend);
-    let journal = db.journal().await;
-    env.seed(Provider::AfterPay, "ORD-5");
-    let req = request(Provider::AfterPay, "ORD-5", "25.00", "RF-5");
-    env.sb
-        .afterpay()
-        .inject(Fault::StatusAfterCommit(504), Match::Any.once());
-
-    let result = journal.refund(&env.refunds(), &req).await.unwrap();
-    let JournaledRefund::Unresolved {
-        error: Some(error),
-        entry,
-    } = &result
-    else {
-        panic!("{result:?}");
-    };
-    assert!(error.outcome_unknown(), "{error:?}");
-    assert_eq!(entry.state, EntryState::Unknown);
-    assert_eq!(entry.attempts, 1);
-    assert_eq!(entry.http_status, Some(504));
-    assert_eq!(entry.error_kind.as_deref(), Some("server_error"));
-    let reason = entry.unresolved_reason.as_deref().unwrap();
-    assert!(reason.contains("no duplicate key"), "{reason}");
-    assert_eq!(env.recorded(&req), 1, "the sandbox committed it");
-    let received = env.sb.afterpay().requests_received();
-
-    // A repeat (new client, new instance): nothing sent.
-    let again = db
-        .journal()
-        .await
-        .refund(&env.refunds(), &req)
-        .await
-        .unwrap();
-    assert!(
-        matches!(again, JournaledRefund::Unresolved { error: None, .. }),
-        "{again:?}"
-    );
-    let unresolved = journal.unresolved().await.unwrap();
-    assert_eq!(unresolved.len(), 1);
-    assert_eq!(unresolved[0].merchant_reference, req.merchant_reference);
-
-    // Reconciliation leaves it, saying why.
-    let report = journal.reconcile(&env.refunds()).await.unwrap();
-    assert!(report.is_complete(), "{report:?}");
-    let report = report.reconciled;
-    assert_eq!(report.len(), 1);
-    let Reconciliation::LeftUnresolved { reason, entry } = &report[0] else {
-        panic!("{report:?}");
-    };
-    assert!(reason.contains("never re-sent"), "{reason}");
-    assert_eq!(entry.state, EntryState::Unknown);
-    assert_eq!(
-        env.sb.afterpay().requests_received(),
-        received,
-        "nothing sent"
-    );
-
-    // Looked up at the provider: it exists.
-    let resolved = journal
-        .resolve_manually(
-            Provider::AfterPay,
-            &req.merchant_reference,
-            Outcome::Applied,
-            "ops/alice: refund found at Riverty on order ORD-5",
-        )
-        .await
-        .unwrap();
-    assert_eq!(resolved.state, EntryState::Applied);
-    assert_eq!(resolved.settled_by, Some(SettledBy::Manual));
-    assert!(journal.unresolved().await.unwrap().is_empty());
-    let again = db
-        .journal()
-        .await
-        .refund(&env.refunds(), &req)
-        .await
-        .unwrap();
-    assert_eq!(again.label(), "replayed", "{again:?}");
-    assert_eq!(
-        env.sb.afterpay().requests_received(),
-        received,
-        "nothing sent"
-    );
-
-    // Applied by hand: pending until the provider's status is recorded.
-    let pending = journal.pending().await.unwrap();
-    assert_eq!(pending.len(), 1);
-    journal
-        .record_status(
-            Provider::AfterPay,
-            &req.merchant_reference,
-            RefundStatus::Succeeded,
-        )
-        .await
-        .unwrap();
-    assert!(journal.pending().await.unwrap().is_empty());
-
-    // A second manual resolution is refused.
-    let err = journal
-        .resolve_manually(
-            Provider::AfterPay,
-            &req.merchant_reference,
-            Outcome::NotApplied,
-            "oops",
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, JournalError::WrongState { .. }), "{err:?}");
-
-    let history = journal
-        .history(Provider::AfterPay, &req.merchant_reference)
-        .await
-        .unwrap();
-    let kinds: Vec<EventKind> = history.iter().map(|event| event.kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            EventKind::Intent,
-            EventKind::Answer,
-            EventKind::Reconcile,
-            EventKind::Manual,
-            EventKind::Status
-        ]
-    );
-    assert_eq!(history[1].http_status, Some(504));
-    assert_eq!(history[1].outcome, Some(Outcome::Unknown));
-    assert_eq!(history[1].error_kind.as_deref(), Some("server_error"));
-    assert_eq!(history[3].owner.as_deref(), Some("operator"));
-    assert_eq!(
-        history[3].detail.as_deref(),
-        Some("ops/alice: refund found at Riverty on order ORD-5")
-    );
-    assert_eq!(env.recorded(&req), 1);
-    db.cleanup().await;
-}
-
 /// AfterPay: a 503 before AfterPay acted (the client cannot know that): unresolved. The operator
 /// finds nothing at the provider and resolves it as not applied; the next call (same client,
 /// which remembered the unknown answer) sends it, once.
@@ -528,7 +389,8 @@ pub async fn deduplicating_providers_retry_an_unknown_outcome_to_one_refund(back
 }
 
 /// Moyasar: every attempt of the call ends ambiguous; the call leaves it unresolved, and
-/// reconcile re-sends it with the same key: one refund.
+/// reconcile reads the order and finds the refund: settled by reading, nothing re-sent, one
+/// refund.
 pub async fn exhausted_retries_are_settled_by_reconcile(backend: Backend) {
     let env = Env::start().await;
     let db = TestDb::new(backend);
@@ -564,11 +426,11 @@ pub async fn exhausted_retries_are_settled_by_reconcile(backend: Backend) {
     assert!(report.is_complete(), "{report:?}");
     let report = report.reconciled;
     assert_eq!(report.len(), 1);
-    let Reconciliation::Resent(JournaledRefund::Applied { entry, .. }) = &report[0] else {
+    let Reconciliation::SettledByReading { entry, .. } = &report[0] else {
         panic!("{report:?}");
     };
-    assert_eq!(entry.settled_by, Some(SettledBy::Reconcile));
-    assert_eq!(entry.attempts, policy.max_attempts + 1);
+    assert_eq!(entry.settled_by, Some(SettledBy::Read));
+    assert_eq!(entry.attempts, policy.max_attempts, "nothing re-sent");
     assert_eq!(env.recorded(&req), 1, "one refund");
     assert!(journal.unresolved().await.unwrap().is_empty());
     db.cleanup().await;
@@ -712,7 +574,11 @@ pub async fn concurrent_opens_migrate_once(backend: Backend) {
 /// The crash, for one provider: a child process records the intent and sends the refund; the
 /// sandbox commits it; the child is killed (SIGKILL) before the answer arrives, so it is never
 /// recorded. Returns the sandbox, the database and the request, with the child's lease lapsed.
-async fn crash_while_sending(env: &Env, db: &TestDb, provider: Provider) -> refunds::RefundRequest {
+pub async fn crash_while_sending(
+    env: &Env,
+    db: &TestDb,
+    provider: Provider,
+) -> refunds::RefundRequest {
     let order = format!("ORD-CRASH-{provider}");
     env.seed(provider, &order);
     let req = request(provider, &order, "40.00", &format!("RF-CRASH-{provider}"));
@@ -761,7 +627,7 @@ async fn crash_while_sending(env: &Env, db: &TestDb, provider: Provider) -> refu
 }
 
 /// Waits until the dead sender's lease lapsed: `unresolved()` lists the entry.
-async fn until_unresolved(journal: &refunds_journal::Journal, req: &refunds::RefundRequest) {
+pub async fn until_unresolved(journal: &refunds_journal::Journal, req: &refunds::RefundRequest) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let unresolved = journal.unresolved().await.unwrap();
@@ -780,95 +646,9 @@ async fn until_unresolved(journal: &refunds_journal::Journal, req: &refunds::Ref
     }
 }
 
-/// Crash test, AfterPay: a new journal instance lists the refund as unresolved; reconcile
-/// never sends it again; after resolve_manually the next call is answered from the record.
-pub async fn crash_afterpay_is_listed_never_resent_then_resolved_by_hand(backend: Backend) {
-    let env = Env::without_afterpay_replay().await;
-    let db = TestDb::new(backend);
-    db.journal().await; // the tables exist before the sender starts
-    let req = crash_while_sending(&env, &db, Provider::AfterPay).await;
-
-    let journal = db.open(config_with_lease(Duration::from_secs(60))).await;
-    let entry = journal
-        .entry(Provider::AfterPay, &req.merchant_reference)
-        .await
-        .unwrap()
-        .expect("the intent was recorded before the request left");
-    assert_eq!(entry.state, EntryState::InFlight);
-    assert_eq!(entry.attempts, 1);
-    until_unresolved(&journal, &req).await;
-    let received = env.sb.afterpay().requests_received();
-
-    let report = journal.reconcile(&env.refunds()).await.unwrap();
-    assert!(report.is_complete(), "{report:?}");
-    let report = report.reconciled;
-    assert_eq!(report.len(), 1, "{report:?}");
-    let Reconciliation::LeftUnresolved { reason, entry } = &report[0] else {
-        panic!("{report:?}");
-    };
-    assert!(
-        reason.contains("never recorded an answer") || reason.contains("ran out"),
-        "{reason}"
-    );
-    assert!(reason.contains("no duplicate key"), "{reason}");
-    assert_eq!(entry.state, EntryState::Unknown);
-    assert_eq!(
-        env.sb.afterpay().requests_received(),
-        received,
-        "never re-sent"
-    );
-    // Reconciling again sends nothing either, and a call is answered unresolved.
-    assert!(
-        journal
-            .reconcile(&env.refunds())
-            .await
-            .unwrap()
-            .is_complete()
-    );
-    let call = journal.refund(&env.refunds(), &req).await.unwrap();
-    assert!(
-        matches!(call, JournaledRefund::Unresolved { error: None, .. }),
-        "{call:?}"
-    );
-    assert_eq!(
-        env.sb.afterpay().requests_received(),
-        received,
-        "never re-sent"
-    );
-    assert_eq!(env.recorded(&req), 1);
-
-    journal
-        .resolve_manually(
-            Provider::AfterPay,
-            &req.merchant_reference,
-            Outcome::Applied,
-            "ops/carol: refund seen on the order at Riverty",
-        )
-        .await
-        .unwrap();
-    let again = db
-        .journal()
-        .await
-        .refund(&env.refunds(), &req)
-        .await
-        .unwrap();
-    assert_eq!(again.label(), "replayed", "{again:?}");
-    assert_eq!(env.sb.afterpay().requests_received(), received, "no I/O");
-    assert_eq!(env.recorded(&req), 1, "exactly one refund");
-    assert_eq!(
-        history_kinds(&journal, Provider::AfterPay, &req.merchant_reference).await,
-        [
-            EventKind::Intent,
-            EventKind::LeaseExpired,
-            EventKind::Reconcile,
-            EventKind::Manual
-        ]
-    );
-    db.cleanup().await;
-}
-
 /// Crash test, Optty, Moyasar and OpenApp: the same crash ends in exactly one refund after
-/// reconcile (re-sent under the same merchant reference, deduplicated by the provider).
+/// reconcile: Optty and Moyasar settled by reading their record (nothing re-sent), OpenApp
+/// (no read) re-sent under the same merchant reference and deduplicated.
 pub async fn crash_deduplicating_providers_end_in_one_refund(backend: Backend) {
     let env = Env::start().await;
     let db = TestDb::new(backend);
@@ -889,27 +669,43 @@ pub async fn crash_deduplicating_providers_end_in_one_refund(backend: Backend) {
     assert_eq!(report.len(), 3, "{report:?}");
     let mut settled = BTreeMap::new();
     for done in &report {
-        let Reconciliation::Resent(result) = done else {
-            panic!("{done:?}");
-        };
-        let entry = result.entry();
-        assert_eq!(result.label(), "applied", "{result:?}");
-        assert_eq!(entry.settled_by, Some(SettledBy::Reconcile));
-        assert_eq!(entry.attempts, 2);
+        let entry = done.entry();
+        assert_eq!(entry.state, EntryState::Applied, "{done:?}");
+        assert_eq!(entry.lease, None);
+        if entry.provider == Provider::OpenApp {
+            let Reconciliation::Resent(result) = done else {
+                panic!("{done:?}");
+            };
+            assert_eq!(result.label(), "applied", "{result:?}");
+            assert_eq!(entry.settled_by, Some(SettledBy::Reconcile));
+            assert_eq!(entry.attempts, 2);
+        } else {
+            assert!(
+                matches!(done, Reconciliation::SettledByReading { .. }),
+                "{done:?}"
+            );
+            assert_eq!(entry.settled_by, Some(SettledBy::Read));
+            assert_eq!(entry.attempts, 1, "nothing re-sent");
+        }
         settled.insert(entry.provider, entry.already_applied);
     }
     assert_eq!(settled.len(), 3);
     for req in [&optty, &moyasar, &openapp] {
         assert_eq!(env.recorded(req), 1, "{}: exactly one refund", req.provider);
-        assert_eq!(
-            history_kinds(&journal, req.provider, &req.merchant_reference).await,
-            [
+        let expected: &[EventKind] = if req.provider == Provider::OpenApp {
+            &[
                 EventKind::Intent,
                 EventKind::LeaseExpired,
                 EventKind::Reconcile,
                 EventKind::Intent,
-                EventKind::Answer
-            ],
+                EventKind::Answer,
+            ]
+        } else {
+            &[EventKind::Intent, EventKind::LeaseExpired, EventKind::Read]
+        };
+        assert_eq!(
+            history_kinds(&journal, req.provider, &req.merchant_reference).await,
+            expected,
             "{}",
             req.provider
         );
