@@ -7,13 +7,16 @@ every check, a bounded number of examples per operation and a fixed seed.
 Starts the sandbox binary itself (SANDBOX_BIN, else `cargo build -p sandbox`)
 on fixed ports with one seeded order per provider, whose id every generated
 path parameter takes (an unknown order is the one answer the specs leave
-undeclared for AfterPay and Moyasar; see the report). Optty's bearer token is
-fetched first; AfterPay and Moyasar get their keys as headers; OpenApp's
-requests are signed by schemathesis_hooks.py, which also seeds the order afresh
-after every successful refund so schema-valid requests keep meeting a full
-refundable amount. Fails (exit 1) on any server
-error or non-conforming answer. Prints, per operation, the requests the
-sandbox's request log counted, and schemathesis' own totals.
+undeclared for AfterPay's refund and Optty's Transaction Details; see the
+report). Optty's bearer token is fetched first; AfterPay and Moyasar get their
+keys as headers; OpenApp's requests are signed by schemathesis_hooks.py, which
+also seeds the order afresh after every successful refund so schema-valid
+requests keep meeting a full refundable amount, and then makes one refund of
+1.00 on it (PRIME_REFUNDS) so the read operations (Optty's Transaction Details,
+AfterPay's Get Order and Get Refunds, Moyasar's Retrieve Order) always have a
+refund to list: Get Refunds' refundNumber is that refund's. Fails (exit 1) on
+any server error or non-conforming answer. Prints, per operation, the requests
+the sandbox's request log counted, and schemathesis' own totals.
 """
 
 from __future__ import annotations
@@ -44,7 +47,15 @@ ORDERS = {
     "moyasar": {"id": "ST-MY-1", "currency": "SAR", "captured": 1000000.00},
     "openapp": {"id": "ST-SHOP-1", "oa_order_id": "ST-OA-1", "currency": "PLN", "captured": 1000000.00},
 }
-PATH_PARAMETER = {"optty": "orderReference", "afterpay": "orderNumber", "moyasar": "id"}
+# Every path parameter of each provider's operations takes the seeded order's id, but
+# AfterPay's refundNumber, which takes the number of the refund primed on it (the order's
+# first refund after its capture 000000001: 000000002).
+PATH_PARAMETERS = {
+    "optty": {"orderReference": ORDERS["optty"]["id"], "merchantReference": ORDERS["optty"]["id"]},
+    "afterpay": {"orderNumber": ORDERS["afterpay"]["id"], "refundNumber": "000000002"},
+    "moyasar": {"id": ORDERS["moyasar"]["id"]},
+    "openapp": {},
+}
 
 # Body fields that mostly (not always) take the seeded order's values and the
 # demo credentials, so most generated requests get past the business rules
@@ -76,8 +87,8 @@ def config_toml(provider: str, strict_positive: bool) -> str:
         "",
         "[parameters]",
     ]
-    if provider in PATH_PARAMETER:
-        lines.append(f'"path.{PATH_PARAMETER[provider]}" = "{ORDERS[provider]["id"]}"')
+    for name, value in PATH_PARAMETERS[provider].items():
+        lines.append(f'"path.{name}" = "{value}"')
     for i, key in enumerate(BODY_VALUES[provider]):
         lines.append(f'"{key}" = {{ dictionary = "v{i}", probability = {BODY_PROBABILITY} }}')
     for i, value in enumerate(BODY_VALUES[provider].values()):
@@ -105,6 +116,29 @@ def auth_headers(provider: str, config: dict) -> list[str]:
     if provider == "moyasar":
         return ["-H", f"Authorization: Bearer {creds['secret_key']}"]
     return []
+
+
+def prime_refund(provider: str, config: dict, auth: list[str]) -> dict | None:
+    """The refund of 1.00 made on the seeded order after every (re)seed, so the reads list one
+    (OpenApp: none; it has no read). As the hooks' SANDBOX_PRIME_REFUND: method, url, headers
+    and JSON body."""
+    headers = dict(h.split(": ", 1) for h in auth[1::2])
+    headers["content-type"] = "application/json"
+    order = ORDERS[provider]["id"]
+    url = config[provider]["base_url"]
+    if provider == "optty":
+        body = {"refundReference": "st-prime", "refundAmount": {"amount": 1.00, "currency": "AUD"},
+                "refundDescription": "schemathesis prime"}
+        return {"url": f"{url}/orders/{order}/refund", "headers": headers, "body": body}
+    if provider == "afterpay":
+        body = {"captureNumber": "000000001", "items": [{
+            "productId": "st-1", "description": "Prime", "netUnitPrice": 1.00, "grossUnitPrice": 1.00,
+            "quantity": 1, "vatPercent": 0, "vatAmount": 0}]}
+        return {"url": f"{url}/api/v3/orders/{order}/refunds", "headers": headers, "body": body}
+    if provider == "moyasar":
+        body = {"amount": 100, "transaction_id": "5c0e3c1e-4f8a-4d7c-9a39-000000000001"}
+        return {"url": f"{url}/v1/orders/{order}/refund", "headers": headers, "body": body}
+    return None
 
 
 def operation_of(path: str, spec: dict) -> str:
@@ -157,6 +191,10 @@ def main() -> int:
             admin = running.admin(provider)
             admin.reset()
             admin.seed(**ORDERS[provider])
+            auth = auth_headers(provider, running.config)
+            prime = prime_refund(provider, running.config, auth)
+            if prime:
+                requests.post(prime["url"], json=prime["body"], headers=prime["headers"], timeout=10).raise_for_status()
             command = [
                 str(schemathesis), "--config-file", str(config_file), "run", str(spec_path),
                 "--url", running.url(provider),
@@ -165,7 +203,7 @@ def main() -> int:
                 "--seed", str(args.seed),
                 "--workers", "1",
                 "--request-timeout", "10",
-                *auth_headers(provider, running.config),
+                *auth,
             ]
             print(f"\n=== {provider}: {spec_path.relative_to(REPO)}", flush=True)
             t0 = time.monotonic()
@@ -173,6 +211,7 @@ def main() -> int:
                 env,
                 SANDBOX_RESEED_URL=running.config[provider]["admin_url"] + "/orders",
                 SANDBOX_RESEED_ORDER=json.dumps(ORDERS[provider]),
+                SANDBOX_PRIME_REFUND=json.dumps(prime) if prime else "",
             )
             result = subprocess.run(command, env=run_env, cwd=work, text=True, capture_output=True)
             took = time.monotonic() - t0

@@ -3,7 +3,9 @@
 Starting the binary, the admin API, and each provider's own refund API with its
 own auth: Optty's client-credentials token, AfterPay's X-Auth-Key, Moyasar's
 bearer key and OpenApp's HMAC signature (computed here, in Python, from the
-scheme in shared/provider-docs/README.md "OpenApp HMAC").
+scheme in shared/provider-docs/README.md "OpenApp HMAC"); and the providers'
+read routes (Optty's Transaction Details, AfterPay's Get Order and Get Refunds,
+Moyasar's Retrieve Order; OpenApp publishes none).
 """
 
 from __future__ import annotations
@@ -137,12 +139,17 @@ class Admin:
             "POST", f"/orders/{order_id}/refunds/{refund_id}/settle", {"status": status}
         )
 
-    def add_fault(self, fault: dict, match: dict | None = None, times: int | None = None) -> dict:
+    def add_fault(
+        self, fault: dict, match: dict | None = None, times: int | None = None, operation: str | None = None
+    ) -> dict:
+        """A fault on the refund route, or on the read routes with operation="read"."""
         body: dict[str, Any] = {"fault": fault}
         if match is not None:
             body["match"] = match
         if times is not None:
             body["times"] = times
+        if operation is not None:
+            body["operation"] = operation
         return self._call("POST", "/faults", body)
 
     def faults(self) -> list[dict]:
@@ -156,6 +163,24 @@ class Admin:
 
     def reset(self) -> dict:
         return self._call("POST", "/reset")
+
+    def settings(self) -> dict:
+        return self._call("GET", "/settings")
+
+    def change_settings(self, **settings: Any) -> dict:
+        """E.g. change_settings(read_delay_ms=500)."""
+        return self._call("PATCH", "/settings", settings)
+
+    # Optty's server only.
+    def notifications(self) -> dict:
+        return self._call("GET", "/notifications")
+
+    def change_notifications(self, **settings: Any) -> dict:
+        """E.g. change_notifications(url="http://127.0.0.1:9000/hook", retries=2)."""
+        return self._call("PATCH", "/notifications", settings)
+
+    def clear_notifications(self) -> dict:
+        return self._call("DELETE", "/notifications")
 
 
 # --- OpenApp HMAC, in Python -------------------------------------------------
@@ -293,6 +318,28 @@ class Providers:
         ):
             raise Ambiguous("the answer's signature does not verify")
         return res
+
+    def read(self, provider: str, order: str, refund_number: str | None = None) -> requests.Response:
+        """The provider's read of `order`: Optty's Transaction Details, AfterPay's Get Order
+        (Get Refunds with `refund_number`), Moyasar's Retrieve Order."""
+        url = self.sb.url(provider)
+        creds = self.sb.config[provider]["credentials"]
+        if provider == "optty":
+            return self.http.post(
+                f"{url}/orders/{order}/details",
+                headers={"Authorization": f"Bearer {self.optty_token()}"},
+                timeout=self.timeout,
+            )
+        if provider == "afterpay":
+            path = f"/api/v3/orders/{order}" + (f"/refunds/{refund_number}" if refund_number else "")
+            return self.http.get(url + path, headers={"X-Auth-Key": creds["x_auth_key"]}, timeout=self.timeout)
+        if provider == "moyasar":
+            return self.http.get(
+                f"{url}/v1/orders/{order}",
+                headers={"Authorization": f"Bearer {creds['secret_key']}"},
+                timeout=self.timeout,
+            )
+        raise ValueError(f"{provider} publishes no read")
 
     def refund_with_retries(self, provider: str, order: str, key: str, minor: int, attempts: int = 3) -> tuple[requests.Response, int]:
         """Retries an ambiguous refund with the same duplicate key; returns the

@@ -1,11 +1,15 @@
 """The sandbox from Python: started with flags, seeded over the admin API,
 refunded through each provider's own HTTP API, broken with injected faults,
 and checked through the ledger: exactly one refund per duplicate key after a
-retry, for all four providers."""
+retry, for all four providers. Then the read routes, answered from the same
+ledger: each provider's read, the read delay, a fault on a read, and Optty's
+notifications."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 import uuid
 
@@ -195,3 +199,186 @@ def test_router_level_errors_come_in_the_providers_shape(sandbox: Running, provi
         assert openapp_verify(secret, res.headers.get("authorization"), res.headers.get("x-app-signature"), res.content)
     res = requests.post(url + "/nowhere", data=json.dumps({}), headers={"content-type": "text/plain"}, timeout=5)
     assert res.status_code == 404 and res.headers["content-type"].startswith("application/json")
+
+
+# --- Reads ------------------------------------------------------------------------
+
+READERS = ("optty", "afterpay", "moyasar")
+
+
+def listed_refunds(provider: str, body: dict) -> list[dict]:
+    """The refunds a read lists (Moyasar: its refund transactions)."""
+    if provider == "moyasar":
+        return [t for t in body["transactions"] if t["type"] == "refund"]
+    return body.get("refunds", [])
+
+
+def test_optty_transaction_details_list_refunds_by_refund_reference(sandbox: Running):
+    admin = sandbox.admin("optty")
+    api = Providers(sandbox)
+    order = fresh_order(admin)
+    key = api.key("optty")
+    assert api.refund("optty", order, key, 1250).status_code == 200
+    res = api.read("optty", order)
+    assert res.status_code == 200, res.text
+    details = res.json()
+    assert (details["merchantReference"], details["amount"], details["currency"]) == (order, "100.00", "PLN")
+    [refund] = details["refunds"]
+    assert refund["refundId"] == key, "the refundReference, the sandbox's documented choice"
+    assert (refund["amount"], refund["status"], refund["refundFailureReason"]) == ("12.50", "SUCCESSFUL", "")
+    assert refund["refundReason"] == "refund from Python"
+    # Unknown order: the refund route's 404; no token: the page's 401.
+    assert api.read("optty", "PY-NOPE").json() == {"statusCode": 404, "message": "Not Found"}
+    res = requests.post(f"{sandbox.url('optty')}/orders/{order}/details", timeout=5)
+    assert res.status_code == 401 and res.json()["error"] == "Unauthorized"
+
+
+def test_optty_details_follow_a_settlement(sandbox: Running):
+    admin = sandbox.admin("optty")
+    api = Providers(sandbox)
+    order = f"PY-{uuid.uuid4().hex[:12]}"
+    admin.seed(id=order, currency="PLN", captured=100.00, refund_status="PENDING")
+    ok, failed = api.key("optty"), api.key("optty")
+    for key in (ok, failed):
+        assert api.refund("optty", order, key, 1000).status_code == 200
+    assert [r["status"] for r in api.read("optty", order).json()["refunds"]] == ["PENDING", "PENDING"]
+    ids = {r["reference"]: r["id"] for r in admin.refunds(order=order)}
+    admin.settle(order, ids[ok], "SUCCEEDED")
+    admin.settle(order, ids[failed], "FAILED")
+    refunds = api.read("optty", order).json()["refunds"]
+    assert [(r["refundId"], r["status"]) for r in refunds] == [(ok, "SUCCESSFUL"), (failed, "FAILED")]
+    assert refunds[1]["refundFailureReason"] != ""
+
+
+def test_afterpay_get_order_and_get_refunds(sandbox: Running):
+    admin = sandbox.admin("afterpay")
+    api = Providers(sandbox)
+    order = fresh_order(admin)
+    assert api.read("afterpay", order).json()["refunds"] == []
+    res = api.refund("afterpay", order, api.key("afterpay"), 2500)
+    number = res.json()["refundNumbers"][0]
+    got = api.read("afterpay", order).json()
+    assert got["orderDetails"]["orderNumber"] == order
+    [refund] = got["refunds"]
+    assert (refund["refundNumber"], refund["amount"], refund["balance"]) == (number, -25.0, -25.0)
+    assert refund["refundItems"][0]["grossUnitPrice"] == -25.0
+    assert "transactionReference" not in refund, "Riverty echoes none of our references"
+    one = api.read("afterpay", order, refund_number=number)
+    assert one.status_code == 200 and one.json() == {"refunds": [refund]}
+    missing = api.read("afterpay", order, refund_number="999999999")
+    assert missing.status_code == 404 and missing.json()[0]["fieldReference"] == "refundNumber"
+
+
+def test_moyasar_retrieve_order_is_the_refunds_order(sandbox: Running):
+    admin = sandbox.admin("moyasar")
+    api = Providers(sandbox)
+    order = fresh_order(admin)
+    key = api.key("moyasar")
+    answer = api.refund("moyasar", order, key, 700).json()
+    res = api.read("moyasar", order)
+    assert res.status_code == 200
+    assert res.json() == answer
+    [refund] = listed_refunds("moyasar", res.json())
+    assert (refund["id"], refund["status"], refund["amount"]) == (key, "approved", 700)
+    assert api.read("moyasar", "PY-NOPE").status_code == 404
+
+
+def test_openapp_has_no_read(sandbox: Running):
+    assert sandbox.config["openapp"]["read_routes"] == []
+    assert sandbox.config["optty"]["read_routes"] == ["POST /orders/{merchantReference}/details"]
+    with pytest.raises(ValueError):
+        Providers(sandbox).read("openapp", "PY-OA-1")
+
+
+@pytest.mark.parametrize("provider", READERS)
+def test_a_refund_shows_in_reads_only_after_the_read_delay(sandbox: Running, provider: str):
+    admin = sandbox.admin(provider)
+    api = Providers(sandbox)
+    order = fresh_order(admin)
+    assert admin.settings() == {"read_delay_ms": 0}
+    admin.change_settings(read_delay_ms=500)
+    try:
+        answered_at = None
+        started = time.monotonic()
+        assert api.refund(provider, order, api.key(provider), 300).status_code == 200
+        answered_at = time.monotonic()
+        early = listed_refunds(provider, api.read(provider, order).json())
+        if time.monotonic() - started < 0.5:
+            assert early == [], "not yet"
+        assert len(admin.refunds(order=order)) == 1, "the ledger has it at once"
+        time.sleep(max(0.0, 0.55 - (time.monotonic() - answered_at)))
+        assert len(listed_refunds(provider, api.read(provider, order).json())) == 1
+    finally:
+        admin.change_settings(read_delay_ms=0)
+
+
+@pytest.mark.parametrize("provider", READERS)
+def test_a_fault_on_a_read_leaves_refunds_alone(sandbox: Running, provider: str):
+    admin = sandbox.admin(provider)
+    api = Providers(sandbox)
+    order = fresh_order(admin)
+    rule = admin.add_fault({"kind": "status", "status": 503}, match={"kind": "order", "order": order},
+                           times=1, operation="read")
+    assert rule["operation"] == "read"
+    assert api.refund(provider, order, api.key(provider), 100).status_code == 200
+    assert admin.faults()[0]["fired"] == 0, "a refund is no read"
+    assert api.read(provider, order).status_code == 503
+    assert admin.faults()[0]["fired"] == 1
+    res = api.read(provider, order)
+    assert res.status_code == 200 and len(listed_refunds(provider, res.json())) == 1
+    [logged] = [r for r in admin.requests() if r["fault"] == "status" and r["status"] == 503][-1:]
+    assert order in logged["path"]
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """Records every notification; answers the first `fail_first` 500."""
+
+    received: list = []
+    fail_first = 0
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        type(self).received.append(json.loads(body))
+        status = 500 if type(self).fail_first > 0 else 200
+        type(self).fail_first = max(0, type(self).fail_first - 1)
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_optty_notifies_each_status_change_and_retries(sandbox: Running):
+    _Hook.received, _Hook.fail_first = [], 1
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    admin = sandbox.admin("optty")
+    api = Providers(sandbox)
+    try:
+        admin.clear_notifications()
+        view = admin.change_notifications(url=f"http://127.0.0.1:{server.server_port}/hook", backoff_ms=10)
+        assert view["event"] == "ORDER_STATUS_UPDATE"
+        order = f"PY-{uuid.uuid4().hex[:12]}"
+        admin.seed(id=order, currency="PLN", captured=100.00, refund_status="PENDING")
+        key = api.key("optty")
+        assert api.refund("optty", order, key, 500).status_code == 200
+        [entry] = admin.refunds(order=order)
+        admin.settle(order, entry["id"], "SUCCEEDED")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            notes = admin.notifications()["notifications"]
+            if len(notes) == 2 and all(n["delivery"] == "delivered" for n in notes):
+                break
+            time.sleep(0.02)
+        assert [n["attempts"] for n in notes] == [[500, 200], [200]]
+        delivered = _Hook.received[1:]
+        assert [(b["event"], b["data"]["refundId"], b["data"]["status"]) for b in delivered] == [
+            ("ORDER_STATUS_UPDATE", key, "PENDING"),
+            ("ORDER_STATUS_UPDATE", key, "SUCCESSFUL"),
+        ]
+        assert delivered[0]["data"]["merchantReference"] == order
+    finally:
+        admin.change_notifications(url=None)
+        admin.clear_notifications()
+        server.shutdown()

@@ -15,9 +15,15 @@
 //! | remove orders | `DELETE /__admin/orders`, `DELETE /__admin/orders/{id}` | `reset_orders`, `delete_order` |
 //! | the refund ledger | `GET /__admin/refunds?order=&reference=&status=` | `ledger` |
 //! | settle a refund | `POST /__admin/orders/{order_id}/refunds/{refund_id}/settle` | `settle` |
-//! | faults | `POST`, `GET`, `DELETE /__admin/faults`, `GET`, `DELETE /__admin/faults/{id}` | `inject`, `fault_rules`, `clear_faults`, `clear_fault` |
+//! | faults (on refunds or reads: `operation`) | `POST`, `GET`, `DELETE /__admin/faults`, `GET`, `DELETE /__admin/faults/{id}` | `inject`, `fault_rules`, `clear_faults`, `clear_fault` |
+//! | settings: the read delay | `GET`, `PATCH /__admin/settings` | `read_delay`, `set_read_delay` |
 //! | request log | `GET /__admin/requests?since=`, `DELETE /__admin/requests` | `request_log`, `clear_request_log` |
 //! | reset everything | `POST /__admin/reset` | `reset` |
+//! | Optty only: notifications | `GET`, `PATCH`, `DELETE /__admin/notifications` | [`crate::OpttyServer`]'s `notify_settings`, `set_notify_settings`, `notifications`, `clear_notifications` |
+//!
+//! The settings survive `POST /__admin/reset` (it empties the state, not the configuration).
+//! A provider's own admin routes (Optty's notifications) live in its room; the other servers
+//! answer them 404 like any unknown admin route.
 //!
 //! Errors are `{"error": "<what is wrong>", "field": "<the field at fault>"}`
 //! (`field` names the JSON field, query parameter or path parameter, e.g.
@@ -37,7 +43,7 @@ use axum::routing::{get, post};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::fault::{Fault, FaultRule, Match, Trigger};
+use crate::fault::{Fault, FaultRule, Match, Operation, Trigger};
 use crate::response::json;
 use crate::shared::{Shared, status_name};
 use crate::state::{OrderSeed, RefundStatus};
@@ -45,8 +51,8 @@ use crate::wire::{self, Map, Value};
 
 // The operations' types live with the operations (`shared.rs`); their public paths stay here.
 pub use crate::shared::{
-    AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest, Outcome,
-    REQUEST_LOG_CAPACITY,
+    AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest, MAX_READ_DELAY_MS,
+    Outcome, REQUEST_LOG_CAPACITY,
 };
 
 /// Where the admin routes live on every server.
@@ -158,6 +164,7 @@ struct FaultRuleJson<'a> {
     fault: FaultJson,
     #[serde(rename = "match")]
     matcher: MatchJson<'a>,
+    operation: &'static str,
     times_left: Option<usize>,
     seen: usize,
     fired: usize,
@@ -169,6 +176,7 @@ impl<'a> From<&'a FaultRule> for FaultRuleJson<'a> {
             id: r.id,
             fault: FaultJson::from(&r.fault),
             matcher: MatchJson::from(&r.matcher),
+            operation: r.operation.as_str(),
             times_left: r.times_left,
             seen: r.seen,
             fired: r.fired,
@@ -184,7 +192,7 @@ pub(crate) fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Va
         .ok_or_else(|| AdminError::invalid(field, "must be a JSON object"))
 }
 
-fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), AdminError> {
+pub(crate) fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), AdminError> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(AdminError::invalid(
             k,
@@ -195,15 +203,18 @@ fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), AdminEr
 }
 
 /// A present, non-null member.
-fn member<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+pub(crate) fn member<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     obj.get(field).filter(|v| !v.is_null())
 }
 
-fn required<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a Value, AdminError> {
+pub(crate) fn required<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+) -> Result<&'a Value, AdminError> {
     member(obj, field).ok_or_else(|| AdminError::invalid(field, "is required"))
 }
 
-fn string(v: &Value, field: &str) -> Result<String, AdminError> {
+pub(crate) fn string(v: &Value, field: &str) -> Result<String, AdminError> {
     v.as_str()
         .map(str::to_owned)
         .ok_or_else(|| AdminError::invalid(field, "must be a string"))
@@ -218,7 +229,7 @@ fn decimal(v: &Value, field: &str) -> Result<Decimal, AdminError> {
 }
 
 /// A whole number in `min..=max`.
-fn whole(v: &Value, field: &str, min: u64, max: u64) -> Result<u64, AdminError> {
+pub(crate) fn whole(v: &Value, field: &str, min: u64, max: u64) -> Result<u64, AdminError> {
     wire::integer(v)
         .and_then(|n| u64::try_from(n).ok())
         .filter(|n| (min..=max).contains(n))
@@ -347,10 +358,11 @@ fn parse_match(v: &Value) -> Result<Match, AdminError> {
     }
 }
 
-/// `POST /__admin/faults`'s body: `{"fault": {..}, "match": {..}, "times": n}`.
+/// `POST /__admin/faults`'s body: `{"fault": {..}, "match": {..}, "times": n, "operation":
+/// "refund"|"read"}`.
 fn parse_fault_request(v: &Value) -> Result<(Fault, Trigger), AdminError> {
     let obj = object(v, "body")?;
-    only_fields(obj, &["fault", "match", "times"])?;
+    only_fields(obj, &["fault", "match", "times", "operation"])?;
     let fault = parse_fault(required(obj, "fault")?).map_err(|e| e.within("fault"))?;
     let matcher = match member(obj, "match") {
         Some(m) => parse_match(m).map_err(|e| e.within("match"))?,
@@ -360,11 +372,30 @@ fn parse_fault_request(v: &Value) -> Result<(Fault, Trigger), AdminError> {
         .map(|t| whole(t, "times", 1, u64::from(u32::MAX)))
         .transpose()?
         .map(|t| usize::try_from(t).unwrap_or(usize::MAX));
-    Ok((fault, Trigger { matcher, times }))
+    let operation = match member(obj, "operation") {
+        Some(v) => operation(v)?,
+        None => Operation::Refund,
+    };
+    Ok((
+        fault,
+        Trigger {
+            matcher,
+            times,
+            operation,
+        },
+    ))
+}
+
+/// An [`Operation`] as the admin API writes it.
+fn operation(v: &Value) -> Result<Operation, AdminError> {
+    [Operation::Refund, Operation::Read]
+        .into_iter()
+        .find(|op| v.as_str() == Some(op.as_str()))
+        .ok_or_else(|| AdminError::invalid("operation", "must be one of refund, read"))
 }
 
 /// A request body as JSON, numbers exact.
-fn body_json(body: &[u8]) -> Result<Value, AdminError> {
+pub(crate) fn body_json(body: &[u8]) -> Result<Value, AdminError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AdminError::invalid("body", "a JSON body is required"));
     }
@@ -419,6 +450,7 @@ pub(crate) fn routes(shared: Arc<Shared>) -> Router {
         )
         .route("/__admin/faults/{id}", get(get_fault).delete(delete_fault))
         .route("/__admin/requests", get(requests).delete(clear_requests))
+        .route("/__admin/settings", get(settings).patch(change_settings))
         .route("/__admin/reset", post(reset))
         .with_state(shared)
 }
@@ -616,6 +648,36 @@ async fn clear_requests(State(shared): St) -> Response {
     )
 }
 
+/// `GET /__admin/settings`: the server's settings an admin call can change.
+#[derive(Serialize)]
+struct Settings {
+    read_delay_ms: u64,
+}
+
+fn current_settings(shared: &Shared) -> Settings {
+    Settings {
+        read_delay_ms: u64::try_from(shared.read_delay().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+async fn settings(State(shared): St) -> Response {
+    json(StatusCode::OK, &current_settings(&shared))
+}
+
+/// `PATCH /__admin/settings`: `{"read_delay_ms": n}`; the fields given change, the others stay.
+async fn change_settings(State(shared): St, body: Bytes) -> Response {
+    let result = body_json(&body).and_then(|v| {
+        let obj = object(&v, "body")?;
+        only_fields(obj, &["read_delay_ms"])?;
+        if let Some(ms) = member(obj, "read_delay_ms") {
+            let ms = whole(ms, "read_delay_ms", 0, MAX_READ_DELAY_MS)?;
+            shared.set_read_delay(Duration::from_millis(ms));
+        }
+        Ok(current_settings(&shared))
+    });
+    answer(StatusCode::OK, result)
+}
+
 #[derive(Serialize)]
 struct ResetDone {
     orders: usize,
@@ -673,6 +735,17 @@ mod tests {
             Some("times")
         );
         assert_eq!(err(r#"{"match":{"kind":"any"}}"#).as_deref(), Some("fault"));
+        assert_eq!(
+            err(r#"{"fault":{"kind":"non_json_502"},"operation":"write"}"#).as_deref(),
+            Some("operation")
+        );
+        let (_, trigger) = parse_fault_request(&v(
+            r#"{"fault":{"kind":"non_json_502"},"match":{"kind":"nth","n":2},"operation":"read"}"#,
+        ))
+        .unwrap();
+        assert_eq!(trigger, Match::Nth(2).on(Operation::Read));
+        let (_, trigger) = parse_fault_request(&v(r#"{"fault":{"kind":"non_json_502"}}"#)).unwrap();
+        assert_eq!(trigger.operation, Operation::Refund);
     }
 
     #[test]

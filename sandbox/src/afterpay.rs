@@ -17,6 +17,39 @@
 //!   `NotFound`); an unknown `captureNumber` answers 400 `CaptureNotFound`;
 //!   a refund beyond the capture's remaining amount answers 400 with
 //!   [`OVER_REFUND_CODE`] and `fieldReference` `items`.
+//!
+//! # Reads: Get Order and Get Refunds
+//!
+//! Authored in `specs/afterpay/reads.openapi.json` (`afterpay_api::operations::{get_order,
+//! get_refunds}`), answered from the same ledger, with the refund route's `X-Auth-Key` (401
+//! without a body otherwise):
+//!
+//! - `GET /api/v3/orders/{orderNumber}` ([`GET_ORDER_PATH`]): `orderDetails` (`orderId`, a UUID
+//!   v5 of the order number; `orderNumber`; `totalGrossAmount` and `totalNetAmount`, both the
+//!   authorized amount, VAT not being modelled; `currency`; `insertedAt`, `updatedAt`),
+//!   `payment` (`Invoice`), `captures` (the seeded capture: `captureNumber`, `amount` captured,
+//!   `totalRefundedAmount` and `balance` as the listed refunds leave them) and `refunds[]`.
+//! - `GET /api/v3/orders/{orderNumber}/refunds/{refundNumber}` ([`GET_REFUNDS_PATH`]):
+//!   `{"refunds": [that refund]}`. The list-all form without a number is not documented
+//!   (`.../refunds` answers 405, since only the refund POST lives there).
+//!
+//! Each refund: `refundNumber` (the refund answer's `refundNumbers[0]`), `refundId` (a UUID v5 of
+//! order and number, stable), `reservationId`, `orderNumber`, `amount` and `balance` (both the
+//! refunded amount, NEGATIVE, as every example of the docs shows them: `-185`), `currency`,
+//! `insertedAt` (RFC 3339, when it was recorded), `captureNumber` and `refundItems[]`: the
+//! request's items (`items`, else `orderItems`) with the fields the read declares, as sent, but
+//! `netUnitPrice`, `grossUnitPrice` and `vatAmount` negated as in the docs' examples (quantities
+//! and VAT percentages stay positive), each with the refund's `refundId`; none when the request
+//! refunded the whole capture without items. Riverty refunds have no status: a listed refund is
+//! booked, so only succeeded ones are listed (every AfterPay refund here is booked at once; one
+//! settled as failed through the admin API would not be listed). A refund shows only once the
+//! read delay ([`crate::SandboxConfig::read_delay`]) has passed since it was recorded.
+//! `transactionReference` is not echoed, as Riverty documents.
+//!
+//! An unknown order or refund number answers 404 with a ResponseMessage array (code
+//! `NotFound`, `fieldReference` `orderNumber` or `refundNumber`): Riverty's "Incorrect
+//! Order/Refund Number" example could not be read, so status and body are unverified (the spec
+//! declares both 400 and 404). Faults injected on [`crate::Operation::Read`] apply to both.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -30,17 +63,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use serde::ser::SerializeMap;
+use uuid::Uuid;
 
-use crate::fault::answer_unaltered;
+use crate::fault::{Operation, answer_unaltered};
 use crate::response::{json, json_bytes};
 use crate::room::{EnvVar, Room};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, Drawn, draw_fault, run_refund,
+    self, Drawn, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, draw_fault,
+    run_read, run_refund,
 };
 use crate::shared::{RoomBook, Shared};
-use crate::state::{OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
-use crate::{money, wire};
+use crate::state::{Order, OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
+use crate::{clock, money, wire};
 
 /// The demo `X-Auth-Key`.
 pub const API_KEY: &str = "sandbox-afterpay-key";
@@ -51,6 +87,12 @@ pub const DEFAULT_CAPTURE_NUMBER: &str = "000000001";
 
 /// The refund route as Riverty's spec names it.
 pub const REFUND_PATH: &str = "/api/v3/orders/{orderNumber}/refunds";
+
+/// Get Order as the spec names it (`afterpay_api::operations::get_order::PATH`).
+pub const GET_ORDER_PATH: &str = afterpay_api::operations::get_order::PATH;
+
+/// Get Refunds as the spec names it (`afterpay_api::operations::get_refunds::PATH`).
+pub const GET_REFUNDS_PATH: &str = afterpay_api::operations::get_refunds::PATH;
 
 /// AfterPay's settings ([`crate::SandboxConfig::afterpay`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +197,13 @@ impl Room for AfterPayServer {
         REFUND_PATH
     }
 
+    fn read_routes(&self) -> &'static [&'static str] {
+        &[
+            "GET /api/v3/orders/{orderNumber}",
+            "GET /api/v3/orders/{orderNumber}/refunds/{refundNumber}",
+        ]
+    }
+
     fn credentials(&self) -> serde_json::Value {
         serde_json::json!({ "x_auth_key": API_KEY })
     }
@@ -167,7 +216,9 @@ impl Room for AfterPayServer {
         let url = self.handle.base_url();
         format!(
             r#"# AfterPay
-curl -s {url}/api/v3/orders/AP-1001/refunds -H 'X-Auth-Key: {API_KEY}' -H 'Content-Type: application/json' -d '{{"captureNumber":"{DEFAULT_CAPTURE_NUMBER}","transactionReference":"demo-1","items":[{{"productId":"0001","description":"Item 1 description","netUnitPrice":10.00,"grossUnitPrice":12.00,"quantity":5.0,"vatPercent":20.00,"vatAmount":2.00}}]}}'"#
+curl -s {url}/api/v3/orders/AP-1001/refunds -H 'X-Auth-Key: {API_KEY}' -H 'Content-Type: application/json' -d '{{"captureNumber":"{DEFAULT_CAPTURE_NUMBER}","transactionReference":"demo-1","items":[{{"productId":"0001","description":"Item 1 description","netUnitPrice":10.00,"grossUnitPrice":12.00,"quantity":5.0,"vatPercent":20.00,"vatAmount":2.00}}]}}'
+# AfterPay: read it back (Get Order; Get Refunds: .../refunds/000000002)
+curl -s {url}/api/v3/orders/AP-1001 -H 'X-Auth-Key: {API_KEY}'"#
         )
     }
 
@@ -206,24 +257,35 @@ struct Replay {
     body: Vec<u8>,
 }
 
-/// What AfterPay keeps beside the orders: its answers by order and `transactionReference`.
+/// What AfterPay keeps beside the orders: its answers by order and `transactionReference`,
+/// and each refund's items as the request sent them (by order, then refund number), for the
+/// reads' `refundItems`.
 #[derive(Debug, Default)]
 struct Book {
     replays: Mutex<HashMap<String, Replay>>,
+    items: Mutex<HashMap<String, HashMap<String, Vec<Value>>>>,
 }
 
 impl RoomBook for Book {
     fn forget(&self, order_id: &str) {
         lock(&self.replays).retain(|_, r| r.order_id != order_id);
+        lock(&self.items).remove(order_id);
     }
 
     fn forget_all(&self) {
         lock(&self.replays).clear();
+        lock(&self.items).clear();
     }
 }
 
 /// The refund route, as the router names it.
 const REFUND_ROUTE: &str = "/api/v3/orders/{order_number}/refunds";
+
+/// Get Order, as the router names it.
+const GET_ORDER_ROUTE: &str = "/api/v3/orders/{order_number}";
+
+/// Get Refunds, as the router names it.
+const GET_REFUNDS_ROUTE: &str = "/api/v3/orders/{order_number}/refunds/{refund_number}";
 
 /// The request body schema of the refund route in `settings.spec`; errors name the provider
 /// as `name`.
@@ -248,7 +310,10 @@ pub(crate) async fn start(
         book,
         replay_transaction_reference: settings.replay_transaction_reference,
     });
-    let routes = Routes::new().post(REFUND_ROUTE, MediaType::Json, refund, state);
+    let routes = Routes::new()
+        .post(REFUND_ROUTE, MediaType::Json, refund, Arc::clone(&state))
+        .get(GET_ORDER_ROUTE, get_order, Arc::clone(&state))
+        .get(GET_REFUNDS_ROUTE, get_refunds, state);
     let surface = Surface {
         routes,
         duplicate_key: "transactionReference",
@@ -273,6 +338,7 @@ pub(crate) async fn start(
                 }],
             )
         }),
+        admin: None,
     };
     let handle = server::serve(listen, shared, surface).await?;
     Ok(AfterPayServer { handle })
@@ -336,19 +402,20 @@ struct RefundOrderResponse {
     refund_numbers: Vec<String>,
 }
 
+/// [`crate::Fault::Status`]: the status alone (Riverty's 500 has no body).
+fn status_fault(code: u16) -> Response {
+    StatusCode::from_u16(code)
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        .into_response()
+}
+
 async fn refund(
     State(st): State<Arc<AfterPayState>>,
     Path(order_number): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Riverty's 500 has no body.
-    let status = |code| {
-        StatusCode::from_u16(code)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            .into_response()
-    };
-    let fault = match draw_fault(&st.shared, &[&order_number], status) {
+    let fault = match draw_fault(&st.shared, Operation::Refund, &[&order_number], status_fault) {
         Drawn::Work(fault) => fault,
         Drawn::Answer(answer) => return answer,
     };
@@ -366,6 +433,8 @@ struct Item {
 struct Request {
     capture_number: String,
     items: Vec<Item>,
+    /// The items as sent, for the reads' `refundItems`.
+    sent_items: Vec<Value>,
     /// The sum of `grossUnitPrice * quantity` over the items (checked:
     /// [`total`]).
     items_total: Decimal,
@@ -476,15 +545,33 @@ fn read(v: &Value) -> Result<Request, Vec<ResponseMessage>> {
     Ok(Request {
         capture_number,
         items,
+        sent_items: list.to_vec(),
         items_total,
         transaction_reference,
     })
 }
 
+/// Whether the request carries the demo `X-Auth-Key`.
+fn authorized(headers: &HeaderMap) -> bool {
+    headers.get("x-auth-key").and_then(|v| v.to_str().ok()) == Some(API_KEY)
+}
+
+/// 404 for an order this server does not have.
+fn order_not_found(order_number: &str) -> Response {
+    errors(
+        StatusCode::NOT_FOUND,
+        &[ResponseMessage::business(
+            "NotFound",
+            format!("Order '{order_number}' was not found."),
+            Some("orderNumber"),
+        )],
+    )
+}
+
 fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     // "API user is unauthorized. Make sure X-Auth-Key header is sent.": the
     // status alone, no body.
-    if headers.get("x-auth-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
+    if !authorized(headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -524,14 +611,7 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         return json_bytes(StatusCode::OK, replay.body.clone());
     }
     let Some(order) = store.orders.get_mut(order_number) else {
-        return errors(
-            StatusCode::NOT_FOUND,
-            &[ResponseMessage::business(
-                "NotFound",
-                format!("Order '{order_number}' was not found."),
-                Some("orderNumber"),
-            )],
-        );
+        return order_not_found(order_number);
     };
     if req.capture_number != capture_number(&order.seed) {
         return errors(
@@ -593,6 +673,10 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         status: RefundStatus::Succeeded,
         created_at: now_rfc3339(),
     });
+    lock(&st.book.items)
+        .entry(order_number.to_owned())
+        .or_default()
+        .insert(number.clone(), req.sent_items);
     let s = &order.state;
     let response = RefundOrderResponse {
         total_captured_amount: money::normalize(s.captured, exp),
@@ -614,4 +698,338 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         );
     }
     json_bytes(StatusCode::OK, bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads: Get Order and Get Refunds (see the module's "Reads").
+
+/// The fields of a refund item a read shows, in the order Riverty's read declares them; the
+/// amounts among them are negated.
+const REFUND_ITEM_FIELDS: &[(&str, bool)] = &[
+    ("productId", false),
+    ("groupId", false),
+    ("description", false),
+    ("type", false),
+    ("netUnitPrice", true),
+    ("grossUnitPrice", true),
+    ("quantity", false),
+    ("unitCode", false),
+    ("vatCategory", false),
+    ("vatPercent", false),
+    ("vatAmount", true),
+    ("imageUrl", false),
+    ("lineNumber", false),
+];
+
+/// One `refundItems[]` entry: the refund's id, then the request item's fields as sent (amounts
+/// negated), in [`REFUND_ITEM_FIELDS`]' order.
+struct RefundItem {
+    refund_id: String,
+    fields: Vec<(&'static str, Value)>,
+}
+
+impl RefundItem {
+    fn new(refund_id: &str, sent: &Value) -> Self {
+        let fields = REFUND_ITEM_FIELDS
+            .iter()
+            .filter_map(|(name, negate)| {
+                let value = sent.get(name).filter(|v| !v.is_null())?;
+                Some((*name, if *negate { wire::negated(value) } else { value.clone() }))
+            })
+            .collect();
+        RefundItem {
+            refund_id: refund_id.to_owned(),
+            fields,
+        }
+    }
+}
+
+impl Serialize for RefundItem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.fields.len() + 1))?;
+        map.serialize_entry("refundId", &self.refund_id)?;
+        for (name, value) in &self.fields {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// One refund as Get Order and Get Refunds show it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundRecord {
+    refund_id: String,
+    reservation_id: String,
+    refund_number: String,
+    order_number: String,
+    #[serde(with = "json_decimal::number")]
+    amount: Decimal,
+    #[serde(with = "json_decimal::number")]
+    balance: Decimal,
+    currency: String,
+    inserted_at: String,
+    updated_at: String,
+    capture_number: String,
+    refund_items: Vec<RefundItem>,
+}
+
+#[derive(Serialize)]
+struct GetRefundsBody {
+    refunds: Vec<RefundRecord>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GetOrderBody {
+    order_details: OrderDetails,
+    payment: Payment,
+    captures: Vec<Capture>,
+    refunds: Vec<RefundRecord>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderDetails {
+    order_id: String,
+    order_number: String,
+    #[serde(with = "json_decimal::number")]
+    total_net_amount: Decimal,
+    #[serde(with = "json_decimal::number")]
+    total_gross_amount: Decimal,
+    currency: String,
+    inserted_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+struct Payment {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Capture {
+    reservation_id: String,
+    capture_number: String,
+    order_number: String,
+    #[serde(with = "json_decimal::number")]
+    amount: Decimal,
+    #[serde(with = "json_decimal::number")]
+    balance: Decimal,
+    #[serde(with = "json_decimal::number")]
+    total_refunded_amount: Decimal,
+    currency: String,
+    inserted_at: String,
+    updated_at: String,
+}
+
+/// A stable UUID (v5) for `what` of an order.
+fn stable_uuid(what: &str, order_number: &str, more: &str) -> String {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("afterpay-{what}:{order_number}:{more}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The order's refunds a read lists, from the server's ledger and book.
+fn listed_refunds(st: &AfterPayState, order: &Order) -> Vec<RefundRecord> {
+    let items = lock(&st.book.items);
+    listed(order, st.shared.read_delay(), items.get(&order.state.id))
+}
+
+/// The order's refunds a read lists: booked (succeeded) ones recorded at least `read_delay`
+/// ago, oldest first, with the items `sent` (by refund number).
+fn listed(
+    order: &Order,
+    read_delay: std::time::Duration,
+    sent: Option<&HashMap<String, Vec<Value>>>,
+) -> Vec<RefundRecord> {
+    let id = &order.state.id;
+    let currency = &order.state.currency;
+    let exp = money::exponent(currency).unwrap_or(2);
+    let capture = capture_number(&order.seed).to_owned();
+    order
+        .readable(read_delay)
+        .into_iter()
+        .filter(|r| r.refund.status == RefundStatus::Succeeded)
+        .map(|r| {
+            let number = r.refund.id.clone();
+            let refund_id = stable_uuid("refund", id, &number);
+            let refund_items = sent
+                .and_then(|by_number| by_number.get(&number))
+                .map(|list| list.iter().map(|item| RefundItem::new(&refund_id, item)).collect())
+                .unwrap_or_default();
+            let amount = -money::normalize(r.refund.amount, exp);
+            RefundRecord {
+                reservation_id: stable_uuid("reservation", id, ""),
+                refund_number: number,
+                order_number: id.clone(),
+                amount,
+                balance: amount,
+                currency: currency.clone(),
+                inserted_at: clock::rfc3339(r.recorded_at),
+                updated_at: clock::rfc3339(r.recorded_at),
+                capture_number: capture.clone(),
+                refund_items,
+                refund_id,
+            }
+        })
+        .collect()
+}
+
+/// Get Order's answer for `order`.
+fn order_body(st: &AfterPayState, order: &Order) -> GetOrderBody {
+    let s = &order.state;
+    let exp = money::exponent(&s.currency).unwrap_or(2);
+    let refunds = listed_refunds(st, order);
+    // The refunded total the capture shows: what was refunded before seeding, plus the
+    // refunds listed.
+    let recorded: Decimal = s
+        .refunds
+        .iter()
+        .filter(|r| r.status != RefundStatus::Failed)
+        .map(|r| r.amount)
+        .sum();
+    let listed: Decimal = refunds.iter().map(|r| -r.amount).sum();
+    let refunded = (s.refunded - recorded).max(Decimal::ZERO) + listed;
+    let created = clock::rfc3339(order.created);
+    let updated = clock::rfc3339(order.updated);
+    let captures = if s.captured > Decimal::ZERO {
+        vec![Capture {
+            reservation_id: stable_uuid("reservation", &s.id, ""),
+            capture_number: capture_number(&order.seed).to_owned(),
+            order_number: s.id.clone(),
+            amount: money::normalize(s.captured, exp),
+            balance: money::normalize(s.captured - refunded, exp),
+            total_refunded_amount: money::normalize(refunded, exp),
+            currency: s.currency.clone(),
+            inserted_at: created.clone(),
+            updated_at: updated.clone(),
+        }]
+    } else {
+        Vec::new()
+    };
+    GetOrderBody {
+        order_details: OrderDetails {
+            order_id: stable_uuid("order", &s.id, ""),
+            order_number: s.id.clone(),
+            total_net_amount: money::normalize(s.authorized, exp),
+            total_gross_amount: money::normalize(s.authorized, exp),
+            currency: s.currency.clone(),
+            inserted_at: created,
+            updated_at: updated,
+        },
+        payment: Payment { kind: "Invoice" },
+        captures,
+        refunds,
+    }
+}
+
+/// Get Order (`GET /api/v3/orders/{orderNumber}`).
+async fn get_order(
+    State(st): State<Arc<AfterPayState>>,
+    Path(order_number): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = match draw_fault(&st.shared, Operation::Read, &[&order_number], status_fault) {
+        Drawn::Work(fault) => fault,
+        Drawn::Answer(answer) => return answer,
+    };
+    run_read(fault, async move {
+        if !authorized(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let store = lock(&st.shared.store);
+        match store.orders.get(&order_number) {
+            Some(order) => json(StatusCode::OK, &order_body(&st, order)),
+            None => order_not_found(&order_number),
+        }
+    })
+    .await
+}
+
+/// Get Refunds (`GET /api/v3/orders/{orderNumber}/refunds/{refundNumber}`): the one refund.
+async fn get_refunds(
+    State(st): State<Arc<AfterPayState>>,
+    Path((order_number, refund_number)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = match draw_fault(&st.shared, Operation::Read, &[&order_number], status_fault) {
+        Drawn::Work(fault) => fault,
+        Drawn::Answer(answer) => return answer,
+    };
+    run_read(fault, async move {
+        if !authorized(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let store = lock(&st.shared.store);
+        let Some(order) = store.orders.get(&order_number) else {
+            return order_not_found(&order_number);
+        };
+        let refunds: Vec<RefundRecord> = listed_refunds(&st, order)
+            .into_iter()
+            .filter(|r| r.refund_number == refund_number)
+            .collect();
+        if refunds.is_empty() {
+            return errors(
+                StatusCode::NOT_FOUND,
+                &[ResponseMessage::business(
+                    "NotFound",
+                    format!("Refund '{refund_number}' was not found for order '{order_number}'."),
+                    Some("refundNumber"),
+                )],
+            );
+        }
+        json(StatusCode::OK, &GetRefundsBody { refunds })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::build_order;
+
+    #[test]
+    fn only_booked_refunds_are_listed_negative_with_their_items() {
+        let seed = OrderSeed::new("AP-1", "EUR", Decimal::new(10000, 2));
+        let mut order = build_order(seed, Units::Major).unwrap();
+        for (number, status) in [
+            ("000000002", RefundStatus::Succeeded),
+            ("000000003", RefundStatus::Pending),
+            ("000000004", RefundStatus::Failed),
+        ] {
+            order.record(RecordedRefund {
+                id: number.to_owned(),
+                reference: None,
+                amount: Decimal::new(1250, 2),
+                status,
+                created_at: now_rfc3339(),
+            });
+        }
+        let item = crate::wire::from_slice(
+            br#"{"productId":"P","description":"d","netUnitPrice":10.50,"grossUnitPrice":12.50,"quantity":1,"vatPercent":19,"vatAmount":2.00,"refundType":"Return"}"#,
+        )
+        .unwrap();
+        let sent = HashMap::from([("000000002".to_owned(), vec![item])]);
+        let listed = listed(&order, std::time::Duration::ZERO, Some(&sent));
+        let numbers: Vec<&str> = listed.iter().map(|r| r.refund_number.as_str()).collect();
+        assert_eq!(numbers, ["000000002"], "a listed refund is booked");
+        let json = serde_json::to_value(&listed[0]).unwrap();
+        assert_eq!(json["amount"], serde_json::json!(-12.50));
+        assert_eq!(json["balance"], serde_json::json!(-12.50));
+        assert_eq!(
+            json["refundItems"][0],
+            serde_json::json!({"refundId": listed[0].refund_id, "productId":"P","description":"d",
+                "netUnitPrice":-10.50,"grossUnitPrice":-12.50,"quantity":1,"vatPercent":19,"vatAmount":-2.00})
+        );
+        assert!(listed_is_empty_when_delayed(&order));
+    }
+
+    fn listed_is_empty_when_delayed(order: &Order) -> bool {
+        listed(order, std::time::Duration::from_secs(3600), None).is_empty()
+    }
 }

@@ -107,6 +107,14 @@ pub struct Serve {
     #[arg(long, value_name = "BYTES", default_value_t = sandbox::DEFAULT_MAX_REQUEST_BODY)]
     pub max_request_body: usize,
 
+    /// Eventual consistency of the read routes (Optty's Transaction Details, AfterPay's Get
+    /// Order and Get Refunds, Moyasar's Retrieve Order): a refund shows in reads only this
+    /// long after it was recorded; every server's own can change at run time (PATCH
+    /// /__admin/settings).
+    #[arg(long, value_name = "MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=sandbox::admin::MAX_READ_DELAY_MS))]
+    pub read_delay_ms: u64,
+
     /// What is logged to stderr.
     #[arg(long, value_enum, value_name = "LEVEL", env = "SANDBOX_LOG", default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -125,6 +133,7 @@ impl Serve {
             bind: self.bind,
             port_base: self.port_base,
             max_request_body: self.max_request_body,
+            read_delay: std::time::Duration::from_millis(self.read_delay_ms),
             ..SandboxConfig::default()
         };
         self.providers.apply(&mut config);
@@ -156,6 +165,12 @@ mod tests {
             "false",
             "--optty-token-lifetime",
             "30",
+            "--read-delay-ms",
+            "250",
+            "--optty-notify-url",
+            "http://127.0.0.1:9/hook",
+            "--optty-notify-retries",
+            "5",
         ])
         .unwrap();
         let config = cli.serve.config();
@@ -172,6 +187,13 @@ mod tests {
             std::time::Duration::from_secs(30)
         );
         assert_eq!(config.fixed_port("openapp"), Some(18083));
+        assert_eq!(config.read_delay, std::time::Duration::from_millis(250));
+        assert_eq!(
+            config.optty.notify.url.as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
+        assert_eq!(config.optty.notify.retries, 5);
+        assert!(Cli::try_parse_from(["sandbox", "--optty-notify-url", "ftp://x"]).is_err());
         assert!(Cli::try_parse_from(["sandbox", "--port-base", "65535"]).is_err());
 
         // Without flags, every provider's settings are its defaults (the environment may set

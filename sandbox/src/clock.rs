@@ -1,5 +1,5 @@
 //! Wall-clock formatting without a date library: RFC 1123 (Optty's
-//! `refundDate`) and RFC 3339 in UTC (Moyasar's `created_at`).
+//! `refundDate`) and RFC 3339 in UTC (Moyasar's `created_at`), with or without milliseconds.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -55,6 +55,17 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// `2024-09-15T12:27:45.042Z`: RFC 3339 UTC with milliseconds (the request log's `time`,
+/// Optty's `createdAt`).
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, _) = civil(t);
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_millis())
+        .unwrap_or(0);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +77,8 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_726_403_265);
         assert_eq!(rfc3339(t), "2024-09-15T12:27:45Z");
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_726_403_265_042);
+        assert_eq!(rfc3339_ms(t), "2024-09-15T12:27:45.042Z");
         assert_eq!(
             epoch_ms(UNIX_EPOCH + Duration::from_millis(1_678_206_688_075)),
             1_678_206_688_075

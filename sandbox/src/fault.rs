@@ -1,7 +1,10 @@
-//! Fault injection: rules that make a provider's refund route misbehave.
+//! Fault injection: rules that make a provider's refund route, or its read routes, misbehave.
 //!
-//! Faults apply to the refund route only (not to Optty's `/token`, not to
-//! `/__admin`), so a test can break refunds while authentication still works.
+//! Each rule targets one [`Operation`]: the refund route ([`Operation::Refund`], the default,
+//! what every rule meant before reads existed) or the read routes ([`Operation::Read`]: Optty's
+//! Transaction Details, AfterPay's Get Order and Get Refunds, Moyasar's Retrieve Order). Never
+//! Optty's `/token`, never `/__admin`, so a test can break refunds or reads while
+//! authentication still works.
 //!
 //! Provider-neutral: the rules, which request draws which fault, and the note of the fault a
 //! request drew (for the request log) live here. What a fault does to an answer is applied by
@@ -18,7 +21,11 @@ use axum::response::Response;
 
 use crate::state::lock;
 
-/// What goes wrong.
+/// What goes wrong. On the refund route, "the work" is recording the refund; on a read route
+/// ([`Operation::Read`]) nothing is ever recorded, and the faults "after the work" replace or
+/// alter the read's answer the same way (a read whose connection drops, whose body is a
+/// gateway's HTML page, or too large); the signature faults change nothing there (OpenApp, the
+/// only provider that signs, has no read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Wait this long before handling the request (Moyasar: after the
@@ -142,15 +149,39 @@ impl FiredFault {
     }
 }
 
-/// Which requests a fault applies to.
+/// Which of a provider's operations a fault rule targets. Provider-neutral: each room says
+/// which of its routes is which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Operation {
+    /// The refund route (`POST .../refund(s)`). The default: a rule that names no operation
+    /// targets refunds.
+    #[default]
+    Refund,
+    /// The read routes: Optty's `POST /orders/{merchantReference}/details`, AfterPay's
+    /// `GET /api/v3/orders/{orderNumber}` and `GET .../refunds/{refundNumber}`, Moyasar's
+    /// `GET /v1/orders/{id}` (OpenApp has none).
+    Read,
+}
+
+impl Operation {
+    /// `refund` or `read`, as the admin API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Refund => "refund",
+            Operation::Read => "read",
+        }
+    }
+}
+
+/// Which requests (of the rule's [`Operation`]) a fault applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
-    /// Every refund request.
+    /// Every request.
     Any,
-    /// Refund requests for this order id (the path id; for OpenApp the
+    /// Requests for this order id (the path id; for an OpenApp refund the
     /// `oaOrderId` or `shopOrderId` in the body).
     Order(String),
-    /// Only the n-th refund request (1-based) counted from when the fault was
+    /// Only the n-th request (1-based) of the rule's operation counted from when the fault was
     /// injected.
     Nth(usize),
 }
@@ -163,20 +194,46 @@ impl Match {
 
     /// This match, firing `n` times and then clearing itself.
     pub fn times(self, n: usize) -> Trigger {
-        Trigger {
-            matcher: self,
-            times: Some(n),
-        }
+        Trigger::from(self).times(n)
+    }
+
+    /// This match on `operation`'s requests (`Match::Any.on(Operation::Read).once()`), until
+    /// cleared.
+    pub fn on(self, operation: Operation) -> Trigger {
+        Trigger::from(self).on(operation)
     }
 }
 
-/// A [`Match`] with an optional limit on how often the fault fires.
+/// A [`Match`] on an [`Operation`]'s requests, with an optional limit on how often the fault
+/// fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     /// Which requests.
     pub matcher: Match,
     /// How many times at most; `None` = until cleared.
     pub times: Option<usize>,
+    /// Which operation's requests (default [`Operation::Refund`]).
+    pub operation: Operation,
+}
+
+impl Trigger {
+    /// This trigger, firing once and then clearing itself.
+    pub fn once(self) -> Trigger {
+        self.times(1)
+    }
+
+    /// This trigger, firing `n` times and then clearing itself.
+    pub fn times(self, n: usize) -> Trigger {
+        Trigger {
+            times: Some(n),
+            ..self
+        }
+    }
+
+    /// This trigger on `operation`'s requests instead.
+    pub fn on(self, operation: Operation) -> Trigger {
+        Trigger { operation, ..self }
+    }
 }
 
 impl From<Match> for Trigger {
@@ -184,6 +241,7 @@ impl From<Match> for Trigger {
         Trigger {
             matcher,
             times: None,
+            operation: Operation::Refund,
         }
     }
 }
@@ -198,10 +256,12 @@ pub struct FaultRule {
     pub fault: Fault,
     /// Which requests.
     pub matcher: Match,
+    /// Which operation's requests.
+    pub operation: Operation,
     /// Firings left; `None` = until cleared. A rule at 0 stays listed (and
     /// fires no more) until cleared.
     pub times_left: Option<usize>,
-    /// Refund requests this rule has seen since it was injected (what
+    /// Requests of its operation this rule has seen since it was injected (what
     /// [`Match::Nth`] counts).
     pub seen: usize,
     /// Requests it fired on.
@@ -213,6 +273,7 @@ struct Rule {
     id: u64,
     fault: Fault,
     matcher: Match,
+    operation: Operation,
     remaining: Option<usize>,
     seen: usize,
     fired: usize,
@@ -239,6 +300,7 @@ impl Faults {
             id,
             fault,
             matcher: trigger.matcher,
+            operation: trigger.operation,
             remaining: trigger.times,
             seen: 0,
             fired: 0,
@@ -270,6 +332,7 @@ impl Faults {
                 id: r.id,
                 fault: r.fault.clone(),
                 matcher: r.matcher.clone(),
+                operation: r.operation,
                 times_left: r.remaining,
                 seen: r.seen,
                 fired: r.fired,
@@ -277,13 +340,14 @@ impl Faults {
             .collect()
     }
 
-    /// Decides the fault for one refund request about `orders` (the ids the
-    /// request names). Every rule counts the request for [`Match::Nth`]; the
-    /// first matching rule with firings left wins.
-    pub fn take(&self, orders: &[&str]) -> Option<Fault> {
+    /// Decides the fault for one request of `operation` about `orders` (the ids the request
+    /// names). Every rule of that operation counts the request for [`Match::Nth`]; the first
+    /// matching rule with firings left wins. Rules of the other operation neither see nor
+    /// fire on it.
+    pub fn take(&self, operation: Operation, orders: &[&str]) -> Option<Fault> {
         let mut rules = lock(&self.inner);
         let mut chosen = None;
-        for rule in &mut rules.rules {
+        for rule in rules.rules.iter_mut().filter(|r| r.operation == operation) {
             rule.seen += 1;
             if chosen.is_some() || rule.remaining == Some(0) {
                 continue;
@@ -355,19 +419,43 @@ mod tests {
     #[test]
     fn once_fires_once_and_nth_counts_from_injection() {
         let faults = Arc::new(Faults::default());
+        let refund = |orders: &[&str]| faults.take(Operation::Refund, orders);
         let h = faults.add(Fault::Status(500), Match::Any.once());
-        assert_eq!(faults.take(&["a"]), Some(Fault::Status(500)));
-        assert_eq!(faults.take(&["a"]), None);
+        assert_eq!(refund(&["a"]), Some(Fault::Status(500)));
+        assert_eq!(refund(&["a"]), None);
         assert_eq!(h.fired(), 1);
         faults.add(Fault::NonJson502, Match::Nth(2).into());
-        assert_eq!(faults.take(&["a"]), None);
-        assert_eq!(faults.take(&["a"]), Some(Fault::NonJson502));
-        assert_eq!(faults.take(&["a"]), None);
+        assert_eq!(refund(&["a"]), None);
+        assert_eq!(refund(&["a"]), Some(Fault::NonJson502));
+        assert_eq!(refund(&["a"]), None);
         faults.clear();
         let h = faults.add(Fault::MalformedBody, Match::Order("b".into()).into());
-        assert_eq!(faults.take(&["a"]), None);
-        assert_eq!(faults.take(&["x", "b"]), Some(Fault::MalformedBody));
+        assert_eq!(refund(&["a"]), None);
+        assert_eq!(refund(&["x", "b"]), Some(Fault::MalformedBody));
         h.clear();
-        assert_eq!(faults.take(&["b"]), None);
+        assert_eq!(refund(&["b"]), None);
+    }
+
+    #[test]
+    fn a_rule_sees_only_its_operations_requests() {
+        let faults = Arc::new(Faults::default());
+        faults.add(Fault::Status(503), Match::Nth(2).on(Operation::Read).once());
+        faults.add(Fault::NonJson502, Match::Any.once());
+        // Refunds do not count towards the read rule's n-th.
+        assert_eq!(faults.take(Operation::Read, &["a"]), None);
+        assert_eq!(
+            faults.take(Operation::Refund, &["a"]),
+            Some(Fault::NonJson502)
+        );
+        assert_eq!(
+            faults.take(Operation::Read, &["a"]),
+            Some(Fault::Status(503))
+        );
+        let rules = faults.list();
+        assert_eq!(
+            (rules[0].operation, rules[0].seen, rules[1].seen),
+            (Operation::Read, 2, 1)
+        );
+        assert_eq!(Trigger::from(Match::Any).operation, Operation::Refund);
     }
 }

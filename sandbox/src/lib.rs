@@ -3,7 +3,8 @@
 //! on its own port (`127.0.0.1` unless [`SandboxConfig::bind`] says
 //! otherwise), faithful to the provider's documented contract: routes, auth,
 //! units, success bodies, error bodies byte for byte where the docs show
-//! them, and each provider's duplicate rule.
+//! them, and each provider's duplicate rule. The providers' read operations
+//! answer from the same ledger as their refund routes (see "Reads").
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -41,11 +42,44 @@
 //! | provider | route | auth |
 //! |---|---|---|
 //! | Optty | `POST /orders/{orderReference}/refund`, `POST /token` | bearer token from `/token` ([`optty::CLIENT_ID`]/[`optty::CLIENT_SECRET`]) |
+//! | Optty, read | `POST /orders/{merchantReference}/details` (Transaction Details) | the same bearer token |
 //! | AfterPay | `POST /api/v3/orders/{orderNumber}/refunds` | `X-Auth-Key: `[`afterpay::API_KEY`] |
+//! | AfterPay, read | `GET /api/v3/orders/{orderNumber}` (Get Order), `GET /api/v3/orders/{orderNumber}/refunds/{refundNumber}` (Get Refunds) | the same `X-Auth-Key` |
 //! | Moyasar | `POST /v1/orders/{id}/refund` | `Authorization: Bearer `[`moyasar::SECRET_KEY`] |
+//! | Moyasar, read | `GET /v1/orders/{id}` (Retrieve Order) | the same key, or [`moyasar::KEY_WITHOUT_REFUND`] |
 //! | OpenApp | `POST /merchant/v1/orders/refund` | HMAC ([`openapp`]) with [`openapp::API_KEY`]/[`openapp::API_SECRET`] |
 //!
-//! [`credentials`] gathers the demo credentials under one path.
+//! OpenApp publishes no read and no notification, so its room serves none. Optty's room also
+//! sends refund notifications (see "Reads"). [`credentials`] gathers the demo credentials under
+//! one path.
+//!
+//! # Reads
+//!
+//! Each read answers from the provider's ledger, the same orders and refunds the refund route
+//! records and the admin API shows, in the shape of the provider's authored read spec
+//! (`specs/<provider>/`, decoded by the generated types): [`optty`] (Transaction Details:
+//! `refunds[]` with `refundId` = the client's `refundReference`, a decision the room documents;
+//! `SUCCESSFUL`, `PENDING`, `FAILED`), [`afterpay`] (Get Order and Get Refunds: booked refunds
+//! only, `amount` and `balance` negative, the request's items as `refundItems`), [`moyasar`]
+//! (Retrieve Order: the refund route's Order object, refund transactions `initiated`,
+//! `approved` or `failed`). Each room's documentation has the details and the choices made
+//! where the docs are open.
+//!
+//! - **Settlement.** Settling a pending refund through the admin API
+//!   ([`ProviderHandle::settle`]) changes what reads say at once.
+//! - **Eventual consistency.** A refund shows in reads only once [`SandboxConfig::read_delay`]
+//!   (default zero; `sandbox --read-delay-ms`) has passed since it was recorded; each server's
+//!   own changes at run time ([`ProviderHandle::set_read_delay`], `PATCH /__admin/settings`
+//!   `{"read_delay_ms": n}`), every server's with [`Sandbox::set_read_delay`]. The refund's own
+//!   answer is never delayed.
+//! - **Faults.** A fault rule targets one [`Operation`]: refunds (the default) or reads
+//!   (`Match::Any.on(Operation::Read)`, `"operation": "read"` in the admin API); see "Faults".
+//! - **Notifications.** Optty's server POSTs `{"event", "data"}` (Optty's `OrderNotification`)
+//!   to a URL (`--optty-notify-url`, `PATCH /__admin/notifications`,
+//!   [`OpttyServer::set_notify_settings`]) on every status change of a refund, recorded or
+//!   settled, unsigned, from a task of its own (never holding up an answer), retried with a
+//!   doubling backoff a bounded number of times; [`OpttyServer::notifications`] lists them and
+//!   their attempts.
 //!
 //! Each provider's module documents its assumptions where the docs are
 //! silent: [`optty`], [`afterpay`], [`moyasar`], [`openapp`].
@@ -67,8 +101,10 @@
 //! [`ProviderHandle::requests_received`], the admin API under `/__admin`:
 //! seed, read and remove orders (`/__admin/orders`), read the refund ledger
 //! (`/__admin/refunds`), settle a pending refund, add, list and clear faults
-//! (`/__admin/faults`), read the request log (`/__admin/requests`) and reset
-//! everything (`/__admin/reset`). JSON in and out; errors are
+//! (`/__admin/faults`), read the request log (`/__admin/requests`), read and
+//! change the server's settings (`/__admin/settings`: the read delay) and reset
+//! everything (`/__admin/reset`). Optty's server adds its notifications
+//! (`/__admin/notifications`). JSON in and out; errors are
 //! `{"error":..,"field":..}` naming the field at fault. The contract is
 //! `sandbox/admin.openapi.json`; [`admin`] lists each operation beside the
 //! [`ProviderHandle`] method that does the same (both call one function).
@@ -85,7 +121,9 @@
 //!
 //! [`ProviderHandle::inject`] makes the refund route misbehave for requests
 //! matching a [`Match`], until cleared or for a number of times
-//! (`Match::Any.once()`); see [`Fault`] for what each does. Before the work:
+//! (`Match::Any.once()`), or the read routes (`Match::Any.on(Operation::Read).once()`: a rule
+//! sees, counts and fires on its [`Operation`]'s requests only); see [`Fault`] for what each
+//! does. Before the work:
 //! [`Fault::Status`], [`Fault::NonJson502`] (nothing recorded),
 //! [`Fault::Latency`]. After the work, the refund already recorded, an
 //! ambiguous answer: [`Fault::DropAfterCommit`] (none at all),
@@ -98,9 +136,9 @@
 //!
 //! # Not emulated
 //!
-//! Order creation, capture and void flows, webhooks (Optty's
-//! REFUND_CALLBACK), Riverty's refund read-back, OpenApp's wallet balance
-//! and settlement reports, rate limits, and TLS.
+//! Order creation, capture and void flows, Optty's other webhooks (order events,
+//! `ORDER_ASYNC_CALLBACK`), Riverty's list-all refunds form (undocumented), OpenApp's wallet
+//! balance and settlement reports, rate limits, and TLS.
 
 #![warn(missing_docs)]
 
@@ -121,9 +159,10 @@ mod wire;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 pub use admin::{AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest};
-pub use fault::{Fault, FaultHandle, FaultRule, Match, Trigger};
+pub use fault::{Fault, FaultHandle, FaultRule, Match, Operation, Trigger};
 pub use room::{EnvVar, Room};
 pub use server::ProviderHandle;
 pub use state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError};
@@ -158,6 +197,12 @@ macro_rules! providers {
             /// The largest request body a server reads, in bytes (default 1 MiB, nginx's
             /// default); a larger one answers 413 in the provider's shape.
             pub max_request_body: usize,
+            /// Eventual consistency of the read routes: a recorded refund shows in a provider's
+            /// reads only once this long has passed since it was recorded (default zero: at
+            /// once). Every server starts with it; each can change its own at run time
+            /// ([`ProviderHandle::set_read_delay`], `PATCH /__admin/settings`), all at once with
+            /// [`Sandbox::set_read_delay`]. `sandbox --read-delay-ms`.
+            pub read_delay: Duration,
             $(
                 #[doc = concat!("[`", stringify!($name), "`]'s settings: port, spec and its own.")]
                 pub $name: $name::Settings,
@@ -170,6 +215,7 @@ macro_rules! providers {
                     bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
                     port_base: None,
                     max_request_body: DEFAULT_MAX_REQUEST_BODY,
+                    read_delay: Duration::ZERO,
                     $($name: $name::Settings::default(),)+
                 }
             }
@@ -271,6 +317,7 @@ impl SandboxConfig {
         Ok(server::Listen {
             addr: SocketAddr::new(self.bind, self.port(fixed, place)?),
             max_request_body: self.max_request_body,
+            read_delay: self.read_delay,
         })
     }
 
@@ -321,6 +368,13 @@ impl Sandbox {
     /// [`facade_env`]), in list order.
     pub fn rooms(&self) -> impl ExactSizeIterator<Item = &dyn Room> {
         self.servers.iter().map(|(_, room)| &**room)
+    }
+
+    /// Sets every server's read delay ([`ProviderHandle::set_read_delay`]).
+    pub fn set_read_delay(&self, delay: Duration) {
+        for server in self.providers() {
+            server.set_read_delay(delay);
+        }
     }
 
     /// Stops every server gracefully.

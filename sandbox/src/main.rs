@@ -140,6 +140,7 @@ fn machine_config(config: &SandboxConfig, seeded: &Seeded) -> Value {
                 "admin_url": format!("{}/__admin", handle.base_url()),
                 "port": handle.addr().port(),
                 "refund_path": room.refund_path(),
+                "read_routes": room.read_routes(),
                 "credentials": room.credentials(),
                 "orders": orders,
             }),
@@ -151,6 +152,12 @@ fn machine_config(config: &SandboxConfig, seeded: &Seeded) -> Value {
         .map(|(name, value)| (name.to_owned(), value))
         .collect();
     settings.insert("max_request_body".into(), config.max_request_body.into());
+    settings.insert(
+        "read_delay_ms".into(),
+        u64::try_from(config.read_delay.as_millis())
+            .unwrap_or(u64::MAX)
+            .into(),
+    );
     out.insert("settings".into(), settings.into());
     out.into()
 }
@@ -178,6 +185,8 @@ Admin API (every server, under /__admin; contract: sandbox/admin.openapi.json)
   settle    POST /__admin/orders/{{order_id}}/refunds/{{refund_id}}/settle {{"status":"SUCCEEDED"|"FAILED"}}
   faults    POST/GET/DELETE /__admin/faults, GET/DELETE /__admin/faults/{{id}}
   requests  GET/DELETE /__admin/requests;  reset: POST /__admin/reset
+  settings  GET/PATCH /__admin/settings {{"read_delay_ms":N}}  (reads lag refunds by N ms)
+  notify    GET/PATCH/DELETE /__admin/notifications {{"url":"http://.."}}  (Optty only)
 
 Try it"#
     );

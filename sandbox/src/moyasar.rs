@@ -2,6 +2,22 @@
 //! key as a bearer token; success is the whole order with the refund as a
 //! transaction; amounts in integer minor units.
 //!
+//! # Retrieve Order
+//!
+//! `GET /v1/orders/{id}` (`moyasar_api::operations::retrieve_order`, authored in
+//! `specs/moyasar/reads.openapi.json`) answers the same Order object the refund route answers,
+//! from the same ledger: the capture, a refund transaction for any amount refunded before
+//! seeding, then one refund transaction per recorded refund that the read delay lets through
+//! ([`crate::SandboxConfig::read_delay`]), each with `id` = the client's `transaction_id` (a
+//! UUID made here when the refund carried none) and `status` as the ledger says: `initiated`
+//! (pending), `approved` (succeeded) or `failed` (settled as failed through the admin API, with
+//! `message` `DECLINED` and `response_code` `05`). The order's `refunded_amount` is the sum of the
+//! approved refund transactions it lists (and the seeded amount), as Moyasar documents it.
+//! Auth as the refund route, except that [`KEY_WITHOUT_REFUND`] may read (it lacks only the
+//! refund permission); an unknown order answers 404 `{"message":"Object not found"}` (not
+//! listed on the show page, Moyasar's convention for not found; unverified). Faults injected
+//! on [`crate::Operation::Read`] apply here.
+//!
 //! Assumptions where the docs are silent (wording is ours):
 //! - The key may also come as HTTP Basic (`<key>:` as user), as Moyasar's
 //!   public API takes it.
@@ -26,7 +42,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::wire::Value;
 use axum::body::Bytes;
@@ -38,12 +54,13 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::fault::{Fault, answer_unaltered};
+use crate::fault::{Fault, Operation, answer_unaltered};
 use crate::response::json;
 use crate::room::{EnvVar, Room};
 use crate::schema::{self, Problem, RequestSchema};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached, Drawn, draw_fault,
+    self, Drawn, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached,
+    draw_fault, run_read,
 };
 use crate::shared::{RoomBook, Shared};
 use crate::state::{Order, OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
@@ -58,6 +75,10 @@ pub const KEY_WITHOUT_REFUND: &str = "sk_test_sandbox_read_only";
 
 /// The refund route as Moyasar's spec names it.
 pub const REFUND_PATH: &str = "/v1/orders/{id}/refund";
+
+/// The read route (Retrieve Order) as Moyasar's spec names it
+/// (`moyasar_api::operations::retrieve_order::PATH`).
+pub const READ_PATH: &str = moyasar_api::operations::retrieve_order::PATH;
 
 /// The largest refund `amount` Moyasar accepts, in minor units: its spec's `maximum`.
 pub const MAX_AMOUNT: i64 = moyasar_api::constraints::refund_order::amount::MAXIMUM;
@@ -141,6 +162,10 @@ impl Room for MoyasarServer {
         REFUND_PATH
     }
 
+    fn read_routes(&self) -> &'static [&'static str] {
+        &["GET /v1/orders/{id}"]
+    }
+
     fn credentials(&self) -> serde_json::Value {
         serde_json::json!({
             "secret_key": SECRET_KEY,
@@ -158,7 +183,9 @@ impl Room for MoyasarServer {
         let url = self.handle.base_url();
         format!(
             r#"# Moyasar
-curl -s {url}/v1/orders/{DEMO_ORDER}/refund -H 'Authorization: Bearer {SECRET_KEY}' -H 'Content-Type: application/json' -d '{{"amount":1000,"transaction_id":"f351a2a3-97c4-4f12-add3-80c1044091f5"}}'"#
+curl -s {url}/v1/orders/{DEMO_ORDER}/refund -H 'Authorization: Bearer {SECRET_KEY}' -H 'Content-Type: application/json' -d '{{"amount":1000,"transaction_id":"f351a2a3-97c4-4f12-add3-80c1044091f5"}}'
+# Moyasar: read it back (Retrieve Order)
+curl -s {url}/v1/orders/{DEMO_ORDER} -H 'Authorization: Bearer {SECRET_KEY}'"#
         )
     }
 
@@ -185,6 +212,9 @@ const FACADE_ENV: &[EnvVar] = &[
 
 /// The refund route, as the router names it.
 const REFUND_ROUTE: &str = "/v1/orders/{id}/refund";
+
+/// The read route (Retrieve Order), as the router names it.
+const READ_ROUTE: &str = "/v1/orders/{id}";
 
 /// The request body schema of the refund route in `settings.spec`; errors name the provider
 /// as `name`.
@@ -237,11 +267,14 @@ pub(crate) async fn start(
         schema,
         book,
     });
-    let routes = Routes::new().post(REFUND_ROUTE, MediaType::Json, refund, state);
+    let routes = Routes::new()
+        .post(REFUND_ROUTE, MediaType::Json, refund, Arc::clone(&state))
+        .get(READ_ROUTE, retrieve_order, state);
     let surface = Surface {
         routes,
         duplicate_key: "transaction_id",
         reject: Arc::new(|r, method, uri| message(r.status(), &r.message(method, uri))),
+        admin: None,
     };
     let handle = server::serve(listen, shared, surface).await?;
     Ok(MoyasarServer { handle })
@@ -352,16 +385,33 @@ struct Transaction {
 
 impl Transaction {
     fn approved(kind: &'static str, id: String, seq: usize, amount: i64, at: String) -> Self {
+        Self::in_status(RefundStatus::Succeeded, kind, id, seq, amount, at)
+    }
+
+    /// A transaction in the status the ledger gives it: `approved`, `initiated` or `failed`.
+    fn in_status(
+        status: RefundStatus,
+        kind: &'static str,
+        id: String,
+        seq: usize,
+        amount: i64,
+        at: String,
+    ) -> Self {
+        let (status, message, response_code) = match status {
+            RefundStatus::Succeeded => ("approved", "APPROVED", "00"),
+            RefundStatus::Pending => ("initiated", "INITIATED", ""),
+            RefundStatus::Failed => ("failed", "DECLINED", "05"),
+        };
         Transaction {
             id,
-            status: "approved",
+            status,
             kind,
             source_type: "merchant",
             reverse_reason: None,
             justification: None,
             reversed_transaction_id: None,
-            message: "APPROVED",
-            response_code: "00",
+            message,
+            response_code,
             retrieval_reference: format!("2425900{seq:05}"),
             stan: format!("{seq:06}"),
             auth_code: (kind == "capture").then(|| "663390".to_owned()),
@@ -373,8 +423,10 @@ impl Transaction {
 }
 
 /// The order as Moyasar answers it: the capture, a refund transaction for
-/// any amount refunded before seeding, then one per recorded refund.
-fn order_body(order: &Order) -> OrderBody {
+/// any amount refunded before seeding, then one per recorded refund recorded at least
+/// `read_delay` ago (every one for the refund route's answer, which passes zero), in the
+/// ledger's status. `refunded_amount` sums the approved ones and the seeded amount.
+fn order_body(order: &Order, read_delay: Duration) -> OrderBody {
     let s = &order.state;
     let exp = money::exponent(&s.currency).unwrap_or(2);
     let minor = |d| money::to_minor(d, exp).unwrap_or_default();
@@ -386,8 +438,21 @@ fn order_body(order: &Order) -> OrderBody {
         minor(s.captured),
         created.clone(),
     )];
-    let recorded: rust_decimal::Decimal = s.refunds.iter().map(|r| r.amount).sum();
+    // What the order's refunded total holds beside the recorded refunds that count (all but
+    // the failed ones): the amount refunded before seeding.
+    let recorded: rust_decimal::Decimal = s
+        .refunds
+        .iter()
+        .filter(|r| r.status != RefundStatus::Failed)
+        .map(|r| r.amount)
+        .sum();
     let seeded = s.refunded - recorded;
+    let listed = order.readable(read_delay);
+    let approved: rust_decimal::Decimal = listed
+        .iter()
+        .filter(|r| r.refund.status == RefundStatus::Succeeded)
+        .map(|r| r.refund.amount)
+        .sum();
     if seeded > rust_decimal::Decimal::ZERO {
         transactions.push(Transaction::approved(
             "refund",
@@ -401,8 +466,9 @@ fn order_body(order: &Order) -> OrderBody {
             created.clone(),
         ));
     }
-    for r in &s.refunds {
-        transactions.push(Transaction::approved(
+    for r in listed.iter().map(|r| r.refund) {
+        transactions.push(Transaction::in_status(
+            r.status,
             "refund",
             r.id.clone(),
             transactions.len(),
@@ -423,7 +489,7 @@ fn order_body(order: &Order) -> OrderBody {
         currency: s.currency.clone(),
         amount: minor(s.authorized),
         captured_amount: minor(s.captured),
-        refunded_amount: minor(s.refunded),
+        refunded_amount: minor(seeded.max(rust_decimal::Decimal::ZERO) + approved),
         voided_amount: 0,
         description: format!("Sandbox order {}", s.id),
         created_at: created,
@@ -455,8 +521,9 @@ fn order_body(order: &Order) -> OrderBody {
     }
 }
 
-/// Why the key was refused, or `None` when it may refund.
-fn auth_error(headers: &HeaderMap) -> Option<Response> {
+/// Why the key was refused for `operation`, or `None` when it may go ahead: the secret key may
+/// refund and read, [`KEY_WITHOUT_REFUND`] may only read.
+fn auth_error(headers: &HeaderMap, operation: Operation) -> Option<Response> {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -477,10 +544,12 @@ fn auth_error(headers: &HeaderMap) -> Option<Response> {
     } else {
         None
     };
-    match key.as_deref() {
-        Some(SECRET_KEY) => None,
-        Some(KEY_WITHOUT_REFUND) => Some(message(StatusCode::FORBIDDEN, "Unauthorized")),
-        Some("") => Some(message(
+    match (key.as_deref(), operation) {
+        (Some(SECRET_KEY), _) | (Some(KEY_WITHOUT_REFUND), Operation::Read) => None,
+        (Some(KEY_WITHOUT_REFUND), Operation::Refund) => {
+            Some(message(StatusCode::FORBIDDEN, "Unauthorized"))
+        }
+        (Some(""), _) => Some(message(
             StatusCode::UNAUTHORIZED,
             "Missing authentication information",
         )),
@@ -540,17 +609,42 @@ fn read(v: &Value) -> Result<Request, BTreeMap<String, Vec<String>>> {
     })
 }
 
+/// [`Fault::Status`]: `{"message": <the status' reason phrase>}`.
+fn status_fault(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    message(status, status.canonical_reason().unwrap_or("Error"))
+}
+
+/// Retrieve Order (`GET /v1/orders/{id}`): see the module's "Retrieve Order".
+async fn retrieve_order(
+    State(st): State<Arc<MoyasarState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let fault = match draw_fault(&st.shared, Operation::Read, &[&id], status_fault) {
+        Drawn::Work(fault) => fault,
+        Drawn::Answer(answer) => return answer,
+    };
+    run_read(fault, async move {
+        if let Some(res) = auth_error(&headers, Operation::Read) {
+            return res;
+        }
+        let delay = st.shared.read_delay();
+        match lock(&st.shared.store).orders.get(&id) {
+            Some(order) => json(StatusCode::OK, &order_body(order, delay)),
+            None => message(StatusCode::NOT_FOUND, "Object not found"),
+        }
+    })
+    .await
+}
+
 async fn refund(
     State(st): State<Arc<MoyasarState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let status = |code| {
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        message(status, status.canonical_reason().unwrap_or("Error"))
-    };
-    let fault = match draw_fault(&st.shared, &[&id], status) {
+    let fault = match draw_fault(&st.shared, Operation::Refund, &[&id], status_fault) {
         Drawn::Work(fault) => fault,
         Drawn::Answer(answer) => return answer,
     };
@@ -583,7 +677,7 @@ async fn handle(
     body: &[u8],
     fault: Option<&Fault>,
 ) -> Response {
-    if let Some(res) = auth_error(headers) {
+    if let Some(res) = auth_error(headers, Operation::Refund) {
         return res;
     }
     if !lock(&st.shared.store).orders.contains_key(id) {
@@ -625,7 +719,7 @@ async fn handle(
                     return validation(errors);
                 }
                 return match store.orders.get(id) {
-                    Some(order) => json(StatusCode::OK, &order_body(order)),
+                    Some(order) => json(StatusCode::OK, &order_body(order, Duration::ZERO)),
                     None => message(StatusCode::NOT_FOUND, "Object not found"),
                 };
             }
@@ -663,9 +757,66 @@ async fn handle(
         created_at: now_rfc3339(),
     });
     order.updated = SystemTime::now();
-    let body = order_body(order);
+    let body = order_body(order, Duration::ZERO);
     lock(&st.book.used).insert(tx_id, id.to_owned());
     drop(store);
     drop(guard);
     json(StatusCode::OK, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::build_order;
+
+    fn refund(id: &str, minor: i64, status: RefundStatus) -> RecordedRefund {
+        RecordedRefund {
+            id: id.to_owned(),
+            reference: Some(id.to_owned()),
+            amount: money::from_minor(minor, 2),
+            status,
+            created_at: now_rfc3339(),
+        }
+    }
+
+    #[test]
+    fn refund_transactions_carry_the_ledgers_status_and_only_approved_ones_count() {
+        let seed = OrderSeed::from_minor("O-1", "SAR", 10_000).refunded(money::from_minor(500, 2));
+        let mut order = build_order(seed, Units::IsoMinor).unwrap();
+        order.record(refund("a", 1_000, RefundStatus::Succeeded));
+        order.record(refund("b", 2_000, RefundStatus::Pending));
+        order.record(refund("c", 3_000, RefundStatus::Pending));
+        // Settled as failed: what `Shared::settle` does to the order.
+        order.state.refunds[2].status = RefundStatus::Failed;
+        order.state.refunded -= order.state.refunds[2].amount;
+
+        let body = order_body(&order, Duration::ZERO);
+        let refunds: Vec<(&str, &str, &str, i64)> = body
+            .transactions
+            .iter()
+            .filter(|t| t.kind == "refund")
+            .map(|t| (t.id.as_str(), t.status, t.message, t.amount))
+            .collect();
+        assert_eq!(refunds.len(), 4, "the seeded refund, then the three recorded");
+        assert_eq!(refunds[0].1, "approved");
+        assert_eq!(refunds[0].3, 500);
+        assert_eq!(
+            &refunds[1..],
+            [
+                ("a", "approved", "APPROVED", 1_000),
+                ("b", "initiated", "INITIATED", 2_000),
+                ("c", "failed", "DECLINED", 3_000),
+            ]
+        );
+        // The seeded 500 and the approved 1000; not the initiated nor the failed ones.
+        assert_eq!(body.refunded_amount, 1_500);
+
+        // A read delay longer than the refunds' age lists none of the recorded ones.
+        let body = order_body(&order, Duration::from_secs(3600));
+        assert_eq!(
+            body.transactions.iter().filter(|t| t.kind == "refund").count(),
+            1
+        );
+        assert_eq!(body.refunded_amount, 500);
+    }
 }

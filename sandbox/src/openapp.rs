@@ -34,6 +34,15 @@
 //! outside the workspace with Python's standard library and OpenSSL (`facade/tests/it/signing.rs`
 //! and `sandbox/tests/signing_vectors.rs`).
 //!
+//! # No read route
+//!
+//! OpenApp publishes no way to read a refund back and no refund notification
+//! (`specs/openapp/READS.md`; its settlement report is the only record, and its format is not
+//! public), so this room serves none: every other path answers 404 `NotFoundException`, and a
+//! fault injected on [`crate::Operation::Read`] never fires here. The only read-back a client
+//! has is resending the same `caseId`: 409 `RefundExistsException` says the refund was
+//! registered. Its status stays in the admin API's ledger (`GET /__admin/refunds`), for tests.
+//!
 //! # Assumptions where the docs are silent (ours)
 //!
 //! - Success is 200 `{"caseId":"<caseId>","status":"REGISTERED"}`; the
@@ -69,7 +78,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::fault::Fault;
+use crate::fault::{Fault, Operation};
 use crate::response::{json, json_bytes};
 use crate::room::{EnvVar, Room};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
@@ -441,6 +450,11 @@ impl Room for OpenAppServer {
         REFUND_PATH
     }
 
+    /// None: OpenApp publishes no read (see the module's "No read route").
+    fn read_routes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn credentials(&self) -> serde_json::Value {
         serde_json::json!({ "api_key": API_KEY, "api_secret": API_SECRET })
     }
@@ -569,6 +583,7 @@ pub(crate) async fn start(
             };
             signed_exception(&signer, method, uri, r.status(), name, &r.message(method, uri))
         }),
+        admin: None,
     };
     let handle = server::serve(listen, shared, surface).await?;
     Ok(OpenAppServer { handle, state })
@@ -749,7 +764,7 @@ async fn refund(
         let reason = status.canonical_reason().unwrap_or("Error");
         signed_exception(&st, &method, &uri, status, "InternalServerErrorException", reason)
     };
-    let fault = match draw_fault(&st.shared, &ids, status) {
+    let fault = match draw_fault(&st.shared, Operation::Refund, &ids, status) {
         Drawn::Work(fault) => fault,
         Drawn::Answer(answer) => return answer,
     };

@@ -26,6 +26,11 @@ pub trait Room: Any + Debug + Send + Sync {
     /// (`/orders/{orderReference}/refund`).
     fn refund_path(&self) -> &'static str;
 
+    /// The read routes, as `METHOD path` with the path parameters named as in the provider's
+    /// spec (`POST /orders/{merchantReference}/details`); none for a provider that publishes no
+    /// read (OpenApp).
+    fn read_routes(&self) -> &'static [&'static str];
+
     /// The demo credentials ([`crate::credentials`]) and where they are used, as JSON: what
     /// `sandbox --print-config json` shows under `credentials`.
     fn credentials(&self) -> serde_json::Value;

@@ -1,8 +1,9 @@
 //! The plumbing every provider's server shares: the handle, serving, the router-level answers
 //! (unknown route, wrong method, oversized body, wrong content type) in each provider's own
-//! error shape, request counting and the request log, and applying a refund's fault to its
-//! answer. The state and its operations live in [`crate::shared`], the admin routes over them
-//! in [`crate::admin`], the responses faults answer with in [`crate::response`].
+//! error shape, request counting and the request log, and applying a refund's or a read's
+//! fault to its answer. The state and its operations live in [`crate::shared`], the admin
+//! routes over them in [`crate::admin`], the responses faults answer with in
+//! [`crate::response`].
 
 use std::future::Future;
 use std::io;
@@ -24,7 +25,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin;
-use crate::fault::{AlterAnswer, Fault, FaultHandle, FaultRule, FiredFault, Trigger};
+use crate::fault::{
+    AlterAnswer, Fault, FaultHandle, FaultRule, FiredFault, Operation, Trigger, answer_unaltered,
+};
 use crate::response::{
     drop_connection, gateway_status, is_dropped, malformed_body, non_json_502, oversized_body,
     with_padding_header,
@@ -178,11 +181,13 @@ impl ProviderHandle {
         self.shared.in_flight()
     }
 
-    /// Injects a fault for refund requests matching `when`: a [`Match`]
-    /// (until cleared) or a [`Trigger`] such as `Match::Any.once()`. Rules
-    /// are tried in the order they were injected. `POST /__admin/faults`.
+    /// Injects a fault for requests matching `when`: a [`Match`] (refund requests, until
+    /// cleared) or a [`Trigger`] such as `Match::Any.once()` (the next refund request) or
+    /// `Match::Any.on(`[`Operation::Read`]`).once()` (the next read). Rules are tried in the order
+    /// they were injected. `POST /__admin/faults`.
     ///
     /// [`Match`]: crate::Match
+    /// [`Operation`]: crate::Operation
     pub fn inject(&self, fault: Fault, when: impl Into<Trigger>) -> FaultHandle {
         self.shared.add_fault(fault, when.into())
     }
@@ -204,12 +209,27 @@ impl ProviderHandle {
         self.shared.clear_faults();
     }
 
+    /// How long a recorded refund stays out of this provider's reads (eventual consistency;
+    /// default [`crate::SandboxConfig::read_delay`], zero unless set). `GET /__admin/settings`.
+    pub fn read_delay(&self) -> Duration {
+        self.shared.read_delay()
+    }
+
+    /// Sets how long a refund recorded from now or before stays out of this provider's reads:
+    /// a read lists a refund only once `delay` has passed since it was recorded (the refund's
+    /// own answer is not delayed). Zero lists every refund at once.
+    /// `PATCH /__admin/settings` with `{"read_delay_ms": ..}`.
+    pub fn set_read_delay(&self, delay: Duration) {
+        self.shared.set_read_delay(delay);
+    }
+
     /// Settles a refund (by [`crate::RecordedRefund::id`]) on an order (by
     /// its id or the provider's other id for it, OpenApp's `oaOrderId`) as
     /// [`RefundStatus::Succeeded`] or [`RefundStatus::Failed`], as a settlement report or callback
     /// would. A failed refund gives its amount back to the order's
-    /// refundable total. Settling again to the same status is a no-op; a
-    /// settled refund cannot change its outcome.
+    /// refundable total. Reads show the new status at once (Optty also sends a notification).
+    /// Settling again to the same status is a no-op; a settled refund cannot change its
+    /// outcome.
     /// `POST /__admin/orders/{order_id}/refunds/{refund_id}/settle`.
     pub fn settle(
         &self,
@@ -267,6 +287,8 @@ pub(crate) struct Listen {
     /// The largest request body read, in bytes; a larger one answers 413 in
     /// the provider's shape.
     pub max_request_body: usize,
+    /// The read delay the server starts with ([`ProviderHandle::set_read_delay`]).
+    pub read_delay: Duration,
 }
 
 /// The media type a route's request body must have.
@@ -293,7 +315,10 @@ struct RouteSpec {
     method: Method,
     /// axum syntax: `/orders/{order_reference}/refund`.
     path: &'static str,
-    media: MediaType,
+    /// The media type its body must have; `None` for a route that takes no body (its
+    /// `Content-Type`, if any, is not checked and its body is read within the limit and
+    /// ignored).
+    media: Option<MediaType>,
 }
 
 /// A provider's routes: the axum router and, from the same calls, the table
@@ -331,7 +356,25 @@ impl Routes {
         self.table.push(RouteSpec {
             method: Method::POST,
             path,
-            media,
+            media: Some(media),
+        });
+        self
+    }
+
+    /// `GET path` (no body), served by `handler` with `state`.
+    pub fn get<H, T, S>(mut self, path: &'static str, handler: H, state: S) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+        S: Clone + Send + Sync + 'static,
+    {
+        self.router = self
+            .router
+            .route(path, axum::routing::get(handler).with_state(state));
+        self.table.push(RouteSpec {
+            method: Method::GET,
+            path,
+            media: None,
         });
         self
     }
@@ -399,6 +442,9 @@ pub(crate) struct Surface {
     /// key, for the request log.
     pub duplicate_key: &'static str,
     pub reject: Reject,
+    /// Admin routes of the provider's own, under `/__admin` beside the shared ones (Optty's
+    /// notifications), answered like them: no auth, not counted, errors as `AdminError`.
+    pub admin: Option<Router>,
 }
 
 /// What the edge middleware needs.
@@ -428,10 +474,12 @@ pub(crate) async fn serve(
         max_body: listen.max_request_body,
     });
     let (not_found, wrong_method) = (Arc::clone(&edge), Arc::clone(&edge));
+    shared.set_read_delay(listen.read_delay);
     let app = surface
         .routes
         .router
         .merge(admin::routes(Arc::clone(&shared)))
+        .merge(surface.admin.unwrap_or_default())
         .fallback(move |method: Method, uri: Uri| {
             let edge = Arc::clone(&not_found);
             async move { fallback(&edge, &method, &uri) }
@@ -614,7 +662,7 @@ async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> 
         match check_and_read(&edge, &parts.headers, media, body).await {
             Err(rejection) => reject(rejection),
             Ok(bytes) => {
-                if media == MediaType::Json {
+                if media == Some(MediaType::Json) {
                     log.duplicate_key = duplicate_key(&bytes, edge.duplicate_key);
                 }
                 let req = Request::from_parts(parts, Body::from(bytes));
@@ -639,7 +687,7 @@ async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> 
 async fn check_and_read(
     edge: &Edge,
     headers: &HeaderMap,
-    media: MediaType,
+    media: Option<MediaType>,
     body: Body,
 ) -> Result<Bytes, Rejection> {
     let too_large = Rejection::PayloadTooLarge {
@@ -658,7 +706,8 @@ async fn check_and_read(
     // A wrong content type is refused before the body is read. A missing one
     // is read as the route's own (clients that omit it keep working; their
     // body is validated like any other).
-    if let Some(got) = content_type
+    if let Some(media) = media
+        && let Some(got) = content_type
         && essence(&got) != media.essence()
     {
         return Err(Rejection::UnsupportedMediaType {
@@ -736,7 +785,7 @@ where
     }
 }
 
-/// What a refund request does under the fault it drew ([`draw_fault`]).
+/// What a request does under the fault it drew ([`draw_fault`]).
 pub(crate) enum Drawn {
     /// The work runs, under this fault if any.
     Work(Option<Fault>),
@@ -744,16 +793,17 @@ pub(crate) enum Drawn {
     Answer(Response),
 }
 
-/// Draws the fault of a refund request about `orders` (the order ids it names) and answers at
-/// once the faults that act before any work: [`Fault::Status`] in the provider's own shape,
-/// through its `status` hook, and [`Fault::NonJson502`] as a gateway in front of any provider
-/// would.
+/// Draws the fault of a request of `operation` about `orders` (the order ids it names) and
+/// answers at once the faults that act before any work: [`Fault::Status`] in the provider's own
+/// shape, through its `status` hook, and [`Fault::NonJson502`] as a gateway in front of any
+/// provider would.
 pub(crate) fn draw_fault(
     shared: &Shared,
+    operation: Operation,
     orders: &[&str],
     status: impl FnOnce(u16) -> Response,
 ) -> Drawn {
-    match shared.faults.take(orders) {
+    match shared.faults.take(operation, orders) {
         Some(Fault::Status(code)) => Drawn::Answer(status(code)),
         Some(Fault::NonJson502) => Drawn::Answer(non_json_502()),
         fault => Drawn::Work(fault),
@@ -775,6 +825,16 @@ where
         after_commit(fault.as_ref(), alter, res)
     })
     .await
+}
+
+/// A read handler's work under its fault ([`draw_fault`] with [`Operation::Read`]):
+/// [`Fault::Latency`] delays it, and the faults "after the work" replace or pad its answer as
+/// they do a refund's (nothing was recorded; no provider with a read signs its answers).
+pub(crate) async fn run_read<F>(fault: Option<Fault>, work: F) -> Response
+where
+    F: Future<Output = Response> + Send + 'static,
+{
+    run_refund(fault, answer_unaltered, work).await
 }
 
 /// Applies a fault that fired to the response the work produced. The provider's own effect

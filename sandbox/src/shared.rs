@@ -1,5 +1,6 @@
 //! The state every provider's server keeps and every operation on it, in one place: orders,
-//! the refund ledger and settlement, fault rules, request counting and the request log.
+//! the refund ledger and settlement, fault rules, request counting and the request log, and
+//! the read delay (how long a recorded refund stays out of the provider's reads).
 //!
 //! Provider-neutral: the provider rooms ([`crate::optty`] and the others) read and record
 //! refunds through [`Shared::store`], and keep what only they have (duplicate keys, in-flight
@@ -49,6 +50,11 @@ pub(crate) trait RoomBook: Debug + Send + Sync {
     fn in_flight(&self) -> usize {
         0
     }
+
+    /// A refund of `order` was settled through the admin API: its status changed to
+    /// `refund.status` (a settlement to the status it has already calls nothing). Called with
+    /// the orders locked, so it must not block (Optty queues a notification).
+    fn settled(&self, _order: &OrderState, _refund: &RecordedRefund) {}
 }
 
 /// The state every provider keeps.
@@ -65,6 +71,8 @@ pub(crate) struct Shared {
     requests: AtomicUsize,
     /// Only through the operations below.
     log: Mutex<RequestLog>,
+    /// How long a recorded refund stays out of reads: only through the operations below.
+    read_delay: Mutex<Duration>,
 }
 
 impl Shared {
@@ -77,9 +85,13 @@ impl Shared {
             book,
             requests: AtomicUsize::new(0),
             log: Mutex::new(RequestLog::default()),
+            read_delay: Mutex::new(Duration::ZERO),
         })
     }
 }
+
+/// The longest read delay the admin API accepts (1 hour).
+pub const MAX_READ_DELAY_MS: u64 = 3_600_000;
 
 /// What kind of error an admin operation met, and so its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,19 +291,6 @@ struct RequestLog {
     entries: VecDeque<LoggedRequest>,
 }
 
-/// `time` of the log: RFC 3339 with milliseconds.
-fn rfc3339_ms(t: SystemTime) -> String {
-    let seconds = clock::rfc3339(t);
-    let ms = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_millis())
-        .unwrap_or(0);
-    match seconds.strip_suffix('Z') {
-        Some(s) => format!("{s}.{ms:03}Z"),
-        None => seconds,
-    }
-}
-
 /// The operations, shared by [`crate::ProviderHandle`] and the admin HTTP handlers.
 impl Shared {
     /// The key of an order by its seed id or the other id its provider knows it by
@@ -429,10 +428,12 @@ impl Shared {
             (from, to) if from == to => {}
             (RefundStatus::Pending, to) => {
                 refund.status = to;
+                let settled = refund.clone();
                 if to == RefundStatus::Failed {
-                    order.state.refunded -= refund.amount;
+                    order.state.refunded -= settled.amount;
                 }
                 order.updated = SystemTime::now();
+                self.book.settled(&order.state, &settled);
             }
             (from, to) => {
                 return Err(AdminError::new(
@@ -453,6 +454,15 @@ impl Shared {
             .find(|r| r.id == refund_id)
             .map(|r| LedgerEntry::new(&key, r));
         entry.ok_or_else(|| AdminError::not_found("refund_id", "the refund vanished"))
+    }
+
+    /// How long a recorded refund stays out of the provider's reads.
+    pub fn read_delay(&self) -> Duration {
+        *lock(&self.read_delay)
+    }
+
+    pub fn set_read_delay(&self, delay: Duration) {
+        *lock(&self.read_delay) = delay;
     }
 
     pub fn add_fault(self: &Arc<Self>, fault: Fault, trigger: Trigger) -> FaultHandle {
@@ -507,7 +517,7 @@ impl Shared {
         log.next_seq += 1;
         let entry = LoggedRequest {
             seq: log.next_seq,
-            time: rfc3339_ms(at),
+            time: clock::rfc3339_ms(at),
             method,
             path,
             status,
@@ -530,16 +540,5 @@ pub(crate) fn status_name(s: RefundStatus) -> &'static str {
         RefundStatus::Succeeded => "SUCCEEDED",
         RefundStatus::Pending => "PENDING",
         RefundStatus::Failed => "FAILED",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_times_carry_milliseconds() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_726_403_265_042);
-        assert_eq!(rfc3339_ms(t), "2024-09-15T12:27:45.042Z");
     }
 }

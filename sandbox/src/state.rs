@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -216,6 +216,25 @@ pub(crate) struct Order {
     pub seed: OrderSeed,
     pub created: SystemTime,
     pub updated: SystemTime,
+    /// When each refund of `state.refunds` was recorded, in the same order: what the read
+    /// delay counts from.
+    recorded: Vec<Recorded>,
+}
+
+/// When a refund was recorded: on the wall clock (for the times a read shows) and on the
+/// monotonic one (for the read delay).
+#[derive(Debug, Clone, Copy)]
+struct Recorded {
+    at: SystemTime,
+    instant: Instant,
+}
+
+/// A refund as a read shows it: one recorded at least the read delay ago.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Readable<'a> {
+    pub refund: &'a RecordedRefund,
+    /// When it was recorded (wall clock, to the nanosecond).
+    pub recorded_at: SystemTime,
 }
 
 impl Order {
@@ -223,7 +242,28 @@ impl Order {
     pub fn record(&mut self, refund: RecordedRefund) {
         self.state.refunded += refund.amount;
         self.state.refunds.push(refund);
-        self.updated = SystemTime::now();
+        let now = Recorded {
+            at: SystemTime::now(),
+            instant: Instant::now(),
+        };
+        self.recorded.push(now);
+        self.updated = now.at;
+    }
+
+    /// The refunds a read shows, oldest first: those recorded at least `delay` ago (all of them
+    /// for a zero delay). Each in its current status: a settlement shows at once on a refund
+    /// already shown.
+    pub fn readable(&self, delay: Duration) -> Vec<Readable<'_>> {
+        self.state
+            .refunds
+            .iter()
+            .zip(&self.recorded)
+            .filter(|(_, recorded)| delay.is_zero() || recorded.instant.elapsed() >= delay)
+            .map(|(refund, recorded)| Readable {
+                refund,
+                recorded_at: recorded.at,
+            })
+            .collect()
     }
 }
 
@@ -324,6 +364,7 @@ pub(crate) fn build_order(seed: OrderSeed, units: Units) -> Result<Order, SeedEr
         seed,
         created: now,
         updated: now,
+        recorded: Vec::new(),
     })
 }
 

@@ -159,6 +159,18 @@ pub fn decimal(v: &Value) -> Option<Decimal> {
     }
 }
 
+/// A JSON number with its sign turned, exactly as written otherwise (`12.50` becomes `-12.50`,
+/// `-3` becomes `3`); anything that is not a number is returned as it is.
+pub fn negated(v: &Value) -> Value {
+    match v {
+        Value::Number(Number(text)) => Value::Number(Number(match text.strip_prefix('-') {
+            Some(positive) => positive.to_owned(),
+            None => format!("-{text}"),
+        })),
+        other => other.clone(),
+    }
+}
+
 /// A JSON number that is an integer as written (`100`, not `100.0`).
 pub fn integer(v: &Value) -> Option<i64> {
     match v {
@@ -193,6 +205,12 @@ mod tests {
         assert!(decimal(&v["d"]).is_none());
         assert_eq!(integer(&v["b"]), Some(100));
         assert_eq!(integer(&v["a"]), None);
+        assert_eq!(serde_json::to_string(&negated(&v["a"])).unwrap(), "-24.98");
+        assert_eq!(
+            serde_json::to_string(&negated(&negated(&v["c"]))).unwrap(),
+            "1e2"
+        );
+        assert_eq!(negated(&v["d"]), v["d"]);
         assert_eq!(decimal(&v["c"]).unwrap().to_string(), "100");
         assert_eq!(
             decimal(&v["e"]).unwrap().to_string(),

@@ -364,10 +364,18 @@ async fn every_admin_answer_matches_the_document() {
                 json!({"kind":"nth","n":3}),
             ][i % 3]
                 .clone();
-            let body = json!({"fault": fault, "match": matcher, "times": if i % 2 == 0 { json!(1) } else { Value::Null }});
+            let mut body = json!({"fault": fault, "match": matcher, "times": if i % 2 == 0 { json!(1) } else { Value::Null }});
+            let operation = ["refund", "read"][i % 2];
+            if i % 4 != 0 {
+                body["operation"] = json!(operation);
+            }
             let (status, rule) = call(k, base, Method::POST, "/__admin/faults", Some(body)).await;
             assert_eq!((status, &rule["fault"]), (201, &fault), "{p}");
+            assert_eq!(rule["operation"], operation, "{p}");
         }
+        let bad = json!({"fault":{"kind":"non_json_502"},"operation":"write"});
+        let (status, e) = call(k, base, Method::POST, "/__admin/faults", Some(bad)).await;
+        assert_eq!((status, e["field"].as_str()), (400, Some("operation")));
         let bad = json!({"fault":{"kind":"status","status":1000}});
         let (status, e) = call(k, base, Method::POST, "/__admin/faults", Some(bad)).await;
         assert_eq!((status, e["field"].as_str()), (400, Some("fault.status")));
@@ -419,6 +427,90 @@ async fn every_admin_answer_matches_the_document() {
         let (status, e) = call(k, base, Method::GET, "/__admin/requests?since=x", None).await;
         assert_eq!((status, e["field"].as_str()), (400, Some("since")));
         call(k, base, Method::DELETE, "/__admin/requests", None).await;
+
+        // Settings: the read delay.
+        let (_, settings) = call(k, base, Method::GET, "/__admin/settings", None).await;
+        assert_eq!(settings["read_delay_ms"], 0);
+        let (status, settings) = call(
+            k,
+            base,
+            Method::PATCH,
+            "/__admin/settings",
+            Some(json!({"read_delay_ms": 250})),
+        )
+        .await;
+        assert_eq!((status, &settings["read_delay_ms"]), (200, &json!(250)));
+        let (status, e) = call(
+            k,
+            base,
+            Method::PATCH,
+            "/__admin/settings",
+            Some(json!({"read_delay_ms": -1})),
+        )
+        .await;
+        assert_eq!((status, e["field"].as_str()), (400, Some("read_delay_ms")));
+        call(
+            k,
+            base,
+            Method::PATCH,
+            "/__admin/settings",
+            Some(json!({"read_delay_ms": 0})),
+        )
+        .await;
+
+        // Optty's notifications; the other servers have no such route.
+        let optty = p == "optty";
+        let (status, view) = call(k, base, Method::GET, "/__admin/notifications", None).await;
+        assert_eq!(status, if optty { 200 } else { 404 }, "{p}");
+        if optty {
+            assert_eq!(view["url"], Value::Null);
+            assert_eq!(view["event"], "ORDER_STATUS_UPDATE");
+        }
+        let change = json!({"url": "http://127.0.0.1:9/hook", "retries": 0, "backoff_ms": 1});
+        let (status, view) = call(
+            k,
+            base,
+            Method::PATCH,
+            "/__admin/notifications",
+            Some(change),
+        )
+        .await;
+        assert_eq!(status, if optty { 200 } else { 404 }, "{p}");
+        if optty {
+            assert_eq!(view["url"], "http://127.0.0.1:9/hook");
+            let bad = json!({"url": "ftp://example.com/"});
+            let (status, e) =
+                call(k, base, Method::PATCH, "/__admin/notifications", Some(bad)).await;
+            assert_eq!((status, e["field"].as_str()), (400, Some("url")));
+            // A refund's notification, to a port nobody listens on: given up after one try.
+            let res = refund_request(&sb, p, "O-1", &key(3)).await.unwrap();
+            assert_eq!(res.status(), 200);
+            let mut view = Value::Null;
+            for _ in 0..500 {
+                view = call(k, base, Method::GET, "/__admin/notifications", None)
+                    .await
+                    .1;
+                if view["notifications"][0]["delivery"] == "gave_up" {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                view["notifications"][0]["attempts"],
+                json!([null]),
+                "{view}"
+            );
+            call(
+                k,
+                base,
+                Method::PATCH,
+                "/__admin/notifications",
+                Some(json!({"url": null})),
+            )
+            .await;
+        }
+        let (status, _) = call(k, base, Method::DELETE, "/__admin/notifications", None).await;
+        assert_eq!(status, if optty { 200 } else { 404 }, "{p}");
 
         // Removing and resetting.
         call(k, base, Method::DELETE, "/__admin/orders/O-1", None).await;

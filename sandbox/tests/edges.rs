@@ -120,7 +120,7 @@ async fn unknown_routes_answer_404_in_the_providers_shape() {
             (Method::POST, "/nowhere"),
             (Method::GET, "/"),
             (Method::POST, "/orders//refund"),
-            (Method::POST, "/api/v3/orders/O-1/refunds/extra"),
+            (Method::POST, "/api/v3/orders/O-1/refunds/extra/more"),
         ] {
             let (status, body, _) = send(&sb, p, method.clone(), path, None, Vec::new()).await;
             assert_eq!(status, 404, "{p} {method} {path}: {body}");

@@ -11,6 +11,7 @@
 mod config;
 mod deadline;
 mod e2e;
+mod find;
 mod model;
 mod model_schema;
 mod money_props;
