@@ -153,7 +153,7 @@ macro_rules! root_configs {
 }
 provider::providers!(root_configs);
 pub use error::{ErrorKind, ErrorSummary, FieldProblem, Outcome, ProviderMessage, RefundError};
-pub use lookup::{Finding, Lookup, RecordedRefund};
+pub use lookup::{Finding, Lookup, Notification, RecordedRefund};
 pub use model::{
     ByProvider, LineItem, Provider, Refund, RefundReason, RefundRequest, RefundStatus,
 };

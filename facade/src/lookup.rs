@@ -66,3 +66,44 @@ pub struct Lookup {
     /// The provider's answer body exactly as received, for audit.
     pub raw: RawAnswer,
 }
+
+/// A notification a provider POSTed to the service (Optty's webhooks), read by
+/// [`Notification::read`]: a **hint to read back, never a status to trust**. Optty documents no
+/// signature for its notifications, so anyone who knows the URL can send one; and its documented
+/// body names no order or refund of ours. What a service does with one is read its records
+/// back ([`Refunds::find`](crate::Refunds::find), or the journal's `settle_notified`), which is
+/// safe whatever the notification says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    /// The provider that (says it) sent it.
+    pub provider: Provider,
+    /// Its event type as sent (Optty: `ORDER_STATUS_UPDATE`, `ORDER_ASYNC_CALLBACK`, ...).
+    pub event: String,
+    /// The status it claims, as sent; informational only.
+    pub claimed_status: Option<String>,
+    /// The provider's transaction id it names, if any.
+    pub transaction_id: Option<String>,
+    /// The body exactly as received.
+    pub raw: RawAnswer,
+}
+
+impl Notification {
+    /// Reads the body of a notification from `provider`. A body that is not the provider's
+    /// notification shape, or a provider that sends no notifications (AfterPay, Moyasar and
+    /// OpenApp document none), is an [`ErrorKind::InvalidRequest`](crate::ErrorKind) on
+    /// `notification`: answer the sender 400 and read nothing.
+    ///
+    /// ```
+    /// use refunds::{Notification, Provider};
+    ///
+    /// let body = br#"{"event":"ORDER_STATUS_UPDATE","data":{"status":"SUCCESSFUL","transactionId":"T-1"}}"#;
+    /// let hint = Notification::read(Provider::Optty, body)?;
+    /// assert_eq!(hint.event, "ORDER_STATUS_UPDATE");
+    /// assert_eq!(hint.transaction_id.as_deref(), Some("T-1"));
+    /// assert!(Notification::read(Provider::Moyasar, body).is_err());
+    /// # Ok::<(), refunds::RefundError>(())
+    /// ```
+    pub fn read(provider: Provider, body: &[u8]) -> Result<Notification, crate::RefundError> {
+        crate::providers::read_notification(provider, body)
+    }
+}

@@ -64,6 +64,21 @@ macro_rules! rooms {
             }
         }
 
+        /// [`crate::Notification::read`], in `provider`'s room.
+        pub(crate) fn read_notification(
+            provider: Provider,
+            body: &[u8],
+        ) -> Result<crate::Notification, RefundError> {
+            match provider {
+                $(
+                    #[cfg(feature = $name)]
+                    Provider::$variant => <$room::$client as room::Room>::read_notification(body),
+                    #[cfg(not(feature = $name))]
+                    Provider::$variant => Err(not_compiled(provider)),
+                )*
+            }
+        }
+
         /// The pure mapping of a read of `request.provider`'s record (see [`crate::lookup`]):
         /// the same function each adapter runs on what it received at `read_at`.
         pub fn read_result(
@@ -110,4 +125,14 @@ providers!(rooms);
 #[allow(dead_code)] // used only when a provider's feature is off
 pub(crate) fn not_compiled(provider: Provider) -> RefundError {
     RefundError::invalid("provider", "not compiled in (cargo feature)").with_provider(provider)
+}
+
+/// The error of a notification from a provider that documents none.
+#[allow(dead_code)] // used only by the rooms of providers without notifications
+pub(crate) fn no_notifications(provider: Provider) -> RefundError {
+    RefundError::invalid(
+        "notification",
+        format!("{provider} documents no notifications: nothing to read"),
+    )
+    .with_provider(provider)
 }

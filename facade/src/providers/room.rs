@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use crate::answer::Answer;
 use crate::capabilities::Capabilities;
 use crate::error::RefundError;
-use crate::lookup::Lookup;
+use crate::lookup::{Lookup, Notification};
 use crate::model::{Refund, RefundRequest};
 
 /// One provider's room: its config, its client, its features and limits, and the pure mapping
@@ -51,6 +51,10 @@ pub(crate) trait Room: Sized + Send + Sync + 'static {
         request: &RefundRequest,
         known_refund_id: Option<&str>,
     ) -> impl Future<Output = Result<Lookup, RefundError>> + Send;
+
+    /// Reads a notification the provider POSTed to us ([`Notification::read`]); a provider
+    /// that sends none answers an error.
+    fn read_notification(body: &[u8]) -> Result<Notification, RefundError>;
 
     /// Sends one refund; the request has passed validation.
     fn refund(

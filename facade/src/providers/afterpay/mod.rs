@@ -110,6 +110,10 @@ impl Room for AfterPay {
         crate::providers::transport::body_json(PROVIDER, &transformers::refund_body(request)?, pretty)
     }
 
+    fn read_notification(_body: &[u8]) -> Result<crate::Notification, RefundError> {
+        Err(crate::providers::no_notifications(PROVIDER))
+    }
+
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
         transformers::refund_result(request, answer)
     }

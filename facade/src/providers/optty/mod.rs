@@ -190,6 +190,10 @@ impl Room for Optty {
         crate::providers::transport::body_json(PROVIDER, &transformers::refund_body(request), pretty)
     }
 
+    fn read_notification(body: &[u8]) -> Result<crate::Notification, RefundError> {
+        transformers::notification(body)
+    }
+
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {
         transformers::refund_result(request, answer)
     }

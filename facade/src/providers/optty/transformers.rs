@@ -15,11 +15,11 @@ use secrecy::ExposeSecret;
 
 use std::time::SystemTime;
 
-use optty_api::types::{TransactionDetails, TransactionRefund};
+use optty_api::types::{OrderNotification, TransactionDetails, TransactionRefund};
 
 use crate::answer::Answer;
 use crate::error::{ErrorKind, RefundError};
-use crate::lookup::{Finding, Lookup, RecordedRefund};
+use crate::lookup::{Finding, Lookup, Notification, RecordedRefund};
 use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
@@ -192,6 +192,32 @@ pub fn read_result(
         finding,
         read_at,
         raw: raw(answer),
+    })
+}
+
+/// Reads a notification's body through the generated `OrderNotification` (the documented
+/// `{event, data: {status, transactionId, ..}}`, `status` and `transactionId` also read at the
+/// top level, where the docs' field table may mean them). Unsigned and naming no order of ours,
+/// it is a hint to read back ([`crate::Notification`]).
+pub fn notification(body: &[u8]) -> Result<Notification, RefundError> {
+    let parsed: OrderNotification = serde_json::from_slice(crate::answer::json_text(body))
+        .map_err(|err| {
+            RefundError::invalid("notification", format!("not an Optty notification: {err}"))
+                .with_provider(PROVIDER)
+        })?;
+    let data = parsed.data.as_ref();
+    Ok(Notification {
+        provider: PROVIDER,
+        event: parsed.event.trim().to_owned(),
+        claimed_status: parsed
+            .status
+            .clone()
+            .or_else(|| data.and_then(|data| data.status.clone())),
+        transaction_id: parsed
+            .transaction_id
+            .clone()
+            .or_else(|| data.and_then(|data| data.transaction_id.clone())),
+        raw: crate::answer::RawAnswer::new(bytes::Bytes::copy_from_slice(body)),
     })
 }
 
@@ -545,6 +571,30 @@ mod tests {
         ] {
             let error = read_result(&request(), None, &answer, SystemTime::UNIX_EPOCH).unwrap_err();
             assert_eq!(error.outcome(), Outcome::Unknown, "{answer:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn notifications_are_read_in_the_documented_shape_and_at_the_top_level() {
+        let documented = br#"{"event":"ORDER_ASYNC_CALLBACK","data":{"initiator":"payment-link","metadata":{"invoiceNumber":"000098"}}}"#;
+        let hint = notification(documented).unwrap();
+        assert_eq!(hint.event, "ORDER_ASYNC_CALLBACK");
+        assert_eq!(hint.claimed_status, None);
+        let nested = br#"{"event":"ORDER_STATUS_UPDATE","data":{"type":"REFUND","status":"FAILED","transactionId":"RF-1","merchantReference":"ORDER-1"}}"#;
+        let hint = notification(nested).unwrap();
+        assert_eq!(
+            (hint.claimed_status.as_deref(), hint.transaction_id.as_deref()),
+            (Some("FAILED"), Some("RF-1"))
+        );
+        let top = "\u{feff}{\"event\":\"ORDER_STATUS_UPDATE\",\"status\":\"SUCCESSFUL\",\"transactionId\":\"T-9\"}";
+        let hint = notification(top.as_bytes()).unwrap();
+        assert_eq!(hint.transaction_id.as_deref(), Some("T-9"));
+        for junk in [&b"{}"[..], b"not json", b"[]"] {
+            let error = notification(junk).unwrap_err();
+            assert!(
+                matches!(error.kind(), ErrorKind::InvalidRequest { field, .. } if field == "notification"),
+                "{error}"
+            );
         }
     }
 }
