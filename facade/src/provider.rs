@@ -1,4 +1,4 @@
-//! The providers the facade refunds through: the one provider list ([`providers!`]), the
+//! The providers the facade refunds through: the one provider list (`providers!`), the
 //! [`Provider`] enum made from it, and [`ByProvider`] for code outside the crate that needs one
 //! value per provider without a wildcard `match` arm.
 

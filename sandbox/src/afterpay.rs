@@ -415,7 +415,12 @@ async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = match draw_fault(&st.shared, Operation::Refund, &[&order_number], status_fault) {
+    let fault = match draw_fault(
+        &st.shared,
+        Operation::Refund,
+        &[&order_number],
+        status_fault,
+    ) {
         Drawn::Work(fault) => fault,
         Drawn::Answer(answer) => return answer,
     };
@@ -734,7 +739,14 @@ impl RefundItem {
             .iter()
             .filter_map(|(name, negate)| {
                 let value = sent.get(name).filter(|v| !v.is_null())?;
-                Some((*name, if *negate { wire::negated(value) } else { value.clone() }))
+                Some((
+                    *name,
+                    if *negate {
+                        wire::negated(value)
+                    } else {
+                        value.clone()
+                    },
+                ))
             })
             .collect();
         RefundItem {
@@ -860,7 +872,11 @@ fn listed(
             let refund_id = stable_uuid("refund", id, &number);
             let refund_items = sent
                 .and_then(|by_number| by_number.get(&number))
-                .map(|list| list.iter().map(|item| RefundItem::new(&refund_id, item)).collect())
+                .map(|list| {
+                    list.iter()
+                        .map(|item| RefundItem::new(&refund_id, item))
+                        .collect()
+                })
                 .unwrap_or_default();
             let amount = -money::normalize(r.refund.amount, exp);
             RefundRecord {

@@ -174,9 +174,7 @@ impl Room for MoyasarServer {
     }
 
     fn credentials_text(&self) -> String {
-        format!(
-            "Authorization: Bearer {SECRET_KEY}   (no refund permission: {KEY_WITHOUT_REFUND})"
-        )
+        format!("Authorization: Bearer {SECRET_KEY}   (no refund permission: {KEY_WITHOUT_REFUND})")
     }
 
     fn example(&self) -> String {
@@ -261,7 +259,11 @@ pub(crate) async fn start(
     _settings: &Settings,
 ) -> std::io::Result<MoyasarServer> {
     let book = Arc::new(Book::default());
-    let shared = Shared::new(name, Units::IsoMinor, Arc::clone(&book) as Arc<dyn RoomBook>);
+    let shared = Shared::new(
+        name,
+        Units::IsoMinor,
+        Arc::clone(&book) as Arc<dyn RoomBook>,
+    );
     let state = Arc::new(MoyasarState {
         shared: Arc::clone(&shared),
         schema,
@@ -797,7 +799,11 @@ mod tests {
             .filter(|t| t.kind == "refund")
             .map(|t| (t.id.as_str(), t.status, t.message, t.amount))
             .collect();
-        assert_eq!(refunds.len(), 4, "the seeded refund, then the three recorded");
+        assert_eq!(
+            refunds.len(),
+            4,
+            "the seeded refund, then the three recorded"
+        );
         assert_eq!(refunds[0].1, "approved");
         assert_eq!(refunds[0].3, 500);
         assert_eq!(
@@ -814,7 +820,10 @@ mod tests {
         // A read delay longer than the refunds' age lists none of the recorded ones.
         let body = order_body(&order, Duration::from_secs(3600));
         assert_eq!(
-            body.transactions.iter().filter(|t| t.kind == "refund").count(),
+            body.transactions
+                .iter()
+                .filter(|t| t.kind == "refund")
+                .count(),
             1
         );
         assert_eq!(body.refunded_amount, 500);

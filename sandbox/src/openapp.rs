@@ -83,7 +83,8 @@ use crate::response::{json, json_bytes};
 use crate::room::{EnvVar, Room};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
-    self, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, Drawn, draw_fault, run_refund,
+    self, Drawn, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, draw_fault,
+    run_refund,
 };
 use crate::shared::{RoomBook, Shared};
 use crate::state::{OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
@@ -474,8 +475,12 @@ impl Room for OpenAppServer {
 
     fn demo_orders(&self) -> Vec<OrderSeed> {
         vec![
-            OrderSeed::new("WS1213ASDZXC231A", "PLN", rust_decimal::Decimal::new(10000, 2))
-                .oa_order_id("OA12345678901234"),
+            OrderSeed::new(
+                "WS1213ASDZXC231A",
+                "PLN",
+                rust_decimal::Decimal::new(10000, 2),
+            )
+            .oa_order_id("OA12345678901234"),
         ]
     }
 
@@ -557,7 +562,11 @@ pub(crate) async fn start(
     settings: &Settings,
 ) -> std::io::Result<OpenAppServer> {
     let book = Arc::new(Book::default());
-    let shared = Shared::new(name, Units::Hundredths, Arc::clone(&book) as Arc<dyn RoomBook>);
+    let shared = Shared::new(
+        name,
+        Units::Hundredths,
+        Arc::clone(&book) as Arc<dyn RoomBook>,
+    );
     let state = Arc::new(OpenAppState {
         shared: Arc::clone(&shared),
         schema,
@@ -581,7 +590,14 @@ pub(crate) async fn start(
                 Rejection::PayloadTooLarge { .. } => "PayloadTooLargeException",
                 Rejection::UnsupportedMediaType { .. } => "UnsupportedMediaTypeException",
             };
-            signed_exception(&signer, method, uri, r.status(), name, &r.message(method, uri))
+            signed_exception(
+                &signer,
+                method,
+                uri,
+                r.status(),
+                name,
+                &r.message(method, uri),
+            )
         }),
         admin: None,
     };
@@ -762,7 +778,14 @@ async fn refund(
     let status = |code| {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let reason = status.canonical_reason().unwrap_or("Error");
-        signed_exception(&st, &method, &uri, status, "InternalServerErrorException", reason)
+        signed_exception(
+            &st,
+            &method,
+            &uri,
+            status,
+            "InternalServerErrorException",
+            reason,
+        )
     };
     let fault = match draw_fault(&st.shared, Operation::Refund, &ids, status) {
         Drawn::Work(fault) => fault,

@@ -213,11 +213,17 @@ impl Settings {
     /// The settings as `sandbox --print-config json` reports them.
     pub fn report(&self) -> Vec<(&'static str, serde_json::Value)> {
         vec![
-            ("optty_token_lifetime_s", self.token_lifetime.as_secs().into()),
+            (
+                "optty_token_lifetime_s",
+                self.token_lifetime.as_secs().into(),
+            ),
             ("optty_notify_url", self.notify.url.clone().into()),
             ("optty_notify_event", self.notify.event.clone().into()),
             ("optty_notify_retries", self.notify.retries.into()),
-            ("optty_notify_backoff_ms", millis(self.notify.backoff).into()),
+            (
+                "optty_notify_backoff_ms",
+                millis(self.notify.backoff).into(),
+            ),
         ]
     }
 }
@@ -600,8 +606,7 @@ async fn token(State(st): State<Arc<OpttyState>>, body: Bytes) -> Response {
         Err(_) => return bad_request("Invalid form body"),
     };
     let field = |name: &str| form.get(name).map(String::as_str);
-    if field("client_id") != Some(CLIENT_ID) || field("client_secret") != Some(CLIENT_SECRET)
-    {
+    if field("client_id") != Some(CLIENT_ID) || field("client_secret") != Some(CLIENT_SECRET) {
         return unauthorized();
     }
     if field("grant_type") != Some("client_credentials") {
@@ -663,7 +668,12 @@ async fn refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = match draw_fault(&st.shared, Operation::Refund, &[&order_reference], status_fault) {
+    let fault = match draw_fault(
+        &st.shared,
+        Operation::Refund,
+        &[&order_reference],
+        status_fault,
+    ) {
         Drawn::Work(fault) => fault,
         Drawn::Answer(answer) => return answer,
     };
@@ -769,7 +779,10 @@ fn read(v: &Value) -> Result<Request, String> {
         .ok_or("refundAmount.currency must be a string")?
         .to_owned();
     // Required by the schema; kept for Transaction Details' `refundReason`.
-    let description = v["refundDescription"].as_str().unwrap_or_default().to_owned();
+    let description = v["refundDescription"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     Ok(Request {
         reference,
         amount,

@@ -7,16 +7,16 @@ pub mod transformers;
 use afterpay_api::constraints::refund_order as body;
 
 use crate::answer::Answer;
-use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
+use crate::lookup::Lookup;
+use crate::providers::mapping::read_failed;
 use crate::providers::room::Room;
+use crate::providers::transport::receive;
 use crate::settings::check_base_url;
 use afterpay_api::operations::{get_order, refund_order as operation};
-use crate::providers::mapping::read_failed;
-use crate::providers::transport::receive;
-use std::time::SystemTime;
 use reqwest::header::{HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
+use std::time::SystemTime;
 
 use crate::answer::AnswerLimits;
 use crate::error::RefundError;
@@ -107,7 +107,11 @@ impl Room for AfterPay {
     }
 
     fn refund_body_json(request: &RefundRequest, pretty: bool) -> Result<String, RefundError> {
-        crate::providers::transport::body_json(PROVIDER, &transformers::refund_body(request)?, pretty)
+        crate::providers::transport::body_json(
+            PROVIDER,
+            &transformers::refund_body(request)?,
+            pretty,
+        )
     }
 
     fn read_notification(_body: &[u8]) -> Result<crate::Notification, RefundError> {
@@ -139,7 +143,6 @@ impl Room for AfterPay {
         AfterPay::find(self, request, known_refund_id).await
     }
 }
-
 
 /// AfterPay's refund features (afterpay-refund.txt: `items[]` required for a partial refund,
 /// no documented duplicate key) and the limits its spec states.

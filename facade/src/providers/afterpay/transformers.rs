@@ -402,7 +402,7 @@ fn refund_success(
 /// | 2xx | the order with no refunds | none | [`Finding::Absent`] |
 /// | 2xx | the order with refunds | none | [`Finding::Unattributed`]: every refund, for the journal to attribute (Riverty echoes no reference of ours) |
 /// | 2xx | not an order | either | [`ErrorKind::Protocol`] |
-/// | other | any | either | by status ([`read_error`]) |
+/// | other | any | either | by status (as a refund answer of that status, outcome unknown) |
 ///
 /// Every error leaves the refund's outcome unknown.
 pub fn read_result(
@@ -594,13 +594,21 @@ mod tests {
     #[test]
     fn a_failed_read_leaves_the_outcome_unknown() {
         for (status, body) in [
-            (400, r#"[{"type":"BusinessError","code":"400.003","message":"Order not found"}]"#),
+            (
+                400,
+                r#"[{"type":"BusinessError","code":"400.003","message":"Order not found"}]"#,
+            ),
             (401, ""),
             (404, ""),
             (502, "<html>bad gateway</html>"),
         ] {
-            let error = read_result(&request(), None, &Answer::new(status, body), SystemTime::UNIX_EPOCH)
-                .unwrap_err();
+            let error = read_result(
+                &request(),
+                None,
+                &Answer::new(status, body),
+                SystemTime::UNIX_EPOCH,
+            )
+            .unwrap_err();
             assert_eq!(error.outcome(), crate::Outcome::Unknown, "{status}");
         }
     }

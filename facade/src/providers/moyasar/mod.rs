@@ -7,22 +7,22 @@ pub mod transformers;
 use moyasar_api::constraints::refund_order as body;
 
 use crate::answer::Answer;
-use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
+use crate::lookup::Lookup;
 use crate::providers::room::Room;
-use crate::settings::check_base_url;
 use crate::reference::MerchantReference;
+use crate::settings::check_base_url;
 use moyasar_api::operations::{refund_order as operation, retrieve_order};
-use std::time::SystemTime;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
+use std::time::SystemTime;
 use uuid::{Uuid, uuid};
 
 use crate::answer::AnswerLimits;
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::moyasar::config::MoyasarConfig;
 use crate::providers::mapping::read_failed;
+use crate::providers::moyasar::config::MoyasarConfig;
 use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, receive, secret_header,
     send_json,
@@ -132,7 +132,11 @@ impl Room for Moyasar {
     }
 
     fn refund_body_json(request: &RefundRequest, pretty: bool) -> Result<String, RefundError> {
-        crate::providers::transport::body_json(PROVIDER, &transformers::refund_body(request)?, pretty)
+        crate::providers::transport::body_json(
+            PROVIDER,
+            &transformers::refund_body(request)?,
+            pretty,
+        )
     }
 
     fn read_notification(_body: &[u8]) -> Result<crate::Notification, RefundError> {
@@ -164,7 +168,6 @@ impl Room for Moyasar {
         Moyasar::find(self, request, known_refund_id).await
     }
 }
-
 
 /// Moyasar's refund features (`transaction_id` is the idempotency key; amounts in integer
 /// minor units) and the limits its spec states (`amount` maximum).

@@ -23,8 +23,7 @@ use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
 use crate::providers::mapping::{
-    answer_error, decode, raw, read_error, read_failed, refusal_kind, undocumented,
-    with_body_text,
+    answer_error, decode, raw, read_error, read_failed, refusal_kind, undocumented, with_body_text,
 };
 
 const PROVIDER: Provider = Provider::Moyasar;
@@ -174,7 +173,7 @@ fn refund_success(
 /// | 2xx | the order, with a transaction of `type` `refund` whose `id` is our `transaction_id` | [`Finding::Found`], status by [`transaction_status`], amount in the order's currency |
 /// | 2xx | the order without one (none with our id, or ours is not a refund) | [`Finding::Absent`] |
 /// | 2xx | not an order | [`ErrorKind::Protocol`] |
-/// | other | any | by status ([`read_error`]; Moyasar documents 401 and 403) |
+/// | other | any | by status (as a refund answer of that status, outcome unknown; Moyasar documents 401 and 403) |
 ///
 /// `known_refund_id` is not needed: our refund is found by the same rule as in the refund's
 /// answer, its `transaction_id` as the refund transaction's `id`. The public pages do not say
@@ -195,9 +194,10 @@ pub fn read_result(
         .merchant_reference
         .moyasar_transaction_id()
         .to_string();
-    let ours = order.transactions.iter().find(|t| {
-        t.id.as_deref().map(str::trim) == Some(transaction_id.as_str()) && is_refund(t)
-    });
+    let ours = order
+        .transactions
+        .iter()
+        .find(|t| t.id.as_deref().map(str::trim) == Some(transaction_id.as_str()) && is_refund(t));
     let finding = match ours {
         Some(transaction) => {
             let status = transaction_status(transaction.status.as_deref().unwrap_or_default());
@@ -375,7 +375,10 @@ mod tests {
     #[test]
     fn a_failed_read_leaves_the_outcome_unknown() {
         for status in [401, 403, 404, 500] {
-            let answer = Answer::new(status, r#"{"type":"authentication_error","message":"Invalid authorization credentials"}"#);
+            let answer = Answer::new(
+                status,
+                r#"{"type":"authentication_error","message":"Invalid authorization credentials"}"#,
+            );
             let error =
                 read_result(&sar_request(), None, &answer, SystemTime::UNIX_EPOCH).unwrap_err();
             assert_eq!(error.outcome(), crate::Outcome::Unknown, "{status}");

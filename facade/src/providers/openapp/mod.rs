@@ -10,8 +10,8 @@ pub mod transformers;
 use openapp_api::constraints::refund_order as body;
 
 use crate::answer::Answer;
-use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
+use crate::lookup::Lookup;
 use crate::providers::room::Room;
 use crate::settings::check_base_url;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -112,7 +112,11 @@ impl Room for OpenApp {
     }
 
     fn refund_body_json(request: &RefundRequest, pretty: bool) -> Result<String, RefundError> {
-        crate::providers::transport::body_json(PROVIDER, &transformers::refund_body(request)?, pretty)
+        crate::providers::transport::body_json(
+            PROVIDER,
+            &transformers::refund_body(request)?,
+            pretty,
+        )
     }
 
     fn read_notification(_body: &[u8]) -> Result<crate::Notification, RefundError> {
@@ -144,7 +148,6 @@ impl Room for OpenApp {
         Err(no_record_read())
     }
 }
-
 
 /// The error of every read: OpenApp publishes no read of a refund and no callback (its pages,
 /// checked for `specs/openapp/READS.md`, list none); the refund's execution shows only in its

@@ -8,11 +8,11 @@ pub mod transformers;
 use optty_api::constraints::refunds_controller_refund_order as body;
 
 use crate::answer::Answer;
-use crate::lookup::Lookup;
 use crate::capabilities::Capabilities;
+use crate::lookup::Lookup;
 use crate::providers::room::Room;
-use crate::settings::check_base_url;
 use crate::reference::MerchantReference;
+use crate::settings::check_base_url;
 use std::time::{Duration, Instant, SystemTime};
 
 use optty_api::operations::{
@@ -24,8 +24,8 @@ use tokio::sync::Mutex;
 
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
-use crate::providers::optty::config::OpttyConfig;
 use crate::providers::mapping::read_failed;
+use crate::providers::optty::config::OpttyConfig;
 use crate::providers::transport::receive;
 use crate::providers::transport::{
     http_client, operation_path, operation_request, operation_url, secret_header, send_json,
@@ -187,7 +187,11 @@ impl Room for Optty {
     }
 
     fn refund_body_json(request: &RefundRequest, pretty: bool) -> Result<String, RefundError> {
-        crate::providers::transport::body_json(PROVIDER, &transformers::refund_body(request), pretty)
+        crate::providers::transport::body_json(
+            PROVIDER,
+            &transformers::refund_body(request),
+            pretty,
+        )
     }
 
     fn read_notification(body: &[u8]) -> Result<crate::Notification, RefundError> {
@@ -219,7 +223,6 @@ impl Room for Optty {
         Optty::find(self, request, known_refund_id).await
     }
 }
-
 
 /// Optty's refund features (optty-refund-openapi.md: `OrderRefundDto`; refundReference is
 /// "unique per merchant"; the answer carries `refundStatus`, SUCCESSFUL or PENDING settled by

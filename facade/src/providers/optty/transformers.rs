@@ -24,8 +24,7 @@ use crate::model::{Provider, Refund, RefundRequest, RefundStatus};
 use crate::money::{Currency, Money};
 use crate::providers::error_body::ErrorBody;
 use crate::providers::mapping::{
-    answer_error, decode, raw, read_error, read_failed, refusal_kind, undocumented,
-    with_body_text,
+    answer_error, decode, raw, read_error, read_failed, refusal_kind, undocumented, with_body_text,
 };
 use crate::providers::optty::config::OpttyConfig;
 
@@ -159,7 +158,7 @@ pub fn refund_status(status: &str) -> RefundStatus {
 /// | 2xx | the order; a `refunds[]` entry whose `refundId` is our refund reference or `known_refund_id` (our `bnplRefundId`) | [`Finding::Found`], status by [`refund_status`], amount read exactly from a string or a number |
 /// | 2xx | the order, no such entry | [`Finding::Absent`] |
 /// | 2xx | not an order | [`ErrorKind::Protocol`] |
-/// | other | any | by status ([`read_error`]) |
+/// | other | any | by status (as a refund answer of that status, outcome unknown) |
 ///
 /// Every error leaves the refund's outcome unknown: a read says nothing about it when it fails.
 pub fn read_result(
@@ -173,9 +172,13 @@ pub fn read_result(
     }
     let details: TransactionDetails = decode(PROVIDER, answer).map_err(read_failed)?;
     let ours = |refund: &&TransactionRefund| {
-        refund.refund_id.as_deref().map(str::trim).is_some_and(|id| {
-            id == request.merchant_reference.as_str() || Some(id) == known_refund_id
-        })
+        refund
+            .refund_id
+            .as_deref()
+            .map(str::trim)
+            .is_some_and(|id| {
+                id == request.merchant_reference.as_str() || Some(id) == known_refund_id
+            })
     };
     let finding = match details.refunds.iter().find(ours) {
         Some(refund) => Finding::Found(RecordedRefund {
@@ -564,7 +567,10 @@ mod tests {
     fn details_without_our_refund_are_absent_and_failed_reads_say_nothing() {
         assert_eq!(finding(&details("[]"), None), Finding::Absent);
         for answer in [
-            Answer::new(401, r#"{"statusCode":401,"message":"You are not authorized to view this transaction...!","error":"Unauthorized"}"#),
+            Answer::new(
+                401,
+                r#"{"statusCode":401,"message":"You are not authorized to view this transaction...!","error":"Unauthorized"}"#,
+            ),
             Answer::new(404, ""),
             Answer::new(503, "<html>busy</html>"),
             Answer::new(200, r#"{"refunds":"none"}"#),
@@ -583,7 +589,10 @@ mod tests {
         let nested = br#"{"event":"ORDER_STATUS_UPDATE","data":{"type":"REFUND","status":"FAILED","transactionId":"RF-1","merchantReference":"ORDER-1"}}"#;
         let hint = notification(nested).unwrap();
         assert_eq!(
-            (hint.claimed_status.as_deref(), hint.transaction_id.as_deref()),
+            (
+                hint.claimed_status.as_deref(),
+                hint.transaction_id.as_deref()
+            ),
             (Some("FAILED"), Some("RF-1"))
         );
         let top = "\u{feff}{\"event\":\"ORDER_STATUS_UPDATE\",\"status\":\"SUCCESSFUL\",\"transactionId\":\"T-9\"}";
