@@ -123,7 +123,10 @@ impl Capabilities {
     }
 
     /// The shorter of our own reference limit and the provider's field limit.
-    #[cfg(any(feature = "afterpay", feature = "openapp"))]
+    #[allow(
+        dead_code,
+        reason = "shared by the rooms: a build with some providers' features off leaves it unused"
+    )]
     pub(crate) const fn reference_len(provider_max: usize) -> usize {
         if provider_max < MerchantReference::MAX_LEN {
             provider_max

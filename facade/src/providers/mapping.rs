@@ -115,6 +115,10 @@ pub(crate) fn decode<T: DeserializeOwned>(
 
 /// A read's error from a non-2xx answer: judged by its status ([`undocumented`]), the
 /// provider's text kept, and then [`read_failed`].
+#[allow(
+    dead_code,
+    reason = "shared by the rooms: a build with some providers' features off leaves it unused"
+)]
 pub(crate) fn read_error(provider: Provider, answer: &Answer) -> RefundError {
     read_failed(undocumented(provider, answer))
 }
