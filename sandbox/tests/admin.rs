@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 async fn orders_can_be_seeded_and_read_over_http() {
     let sb = start().await;
     let c = client();
-    for name in ["optty", "afterpay", "moyasar", "openapp"] {
+    for &name in sandbox::PROVIDERS {
         let p = provider(&sb, name);
         let res = c
             .post(format!("{}/__admin/orders", p.base_url()))

@@ -250,7 +250,7 @@ async fn refund_request(
 async fn every_admin_answer_matches_the_document() {
     let sb = start().await;
     let mut k = Contract::new();
-    for p in ["optty", "afterpay", "moyasar", "openapp"] {
+    for &p in sandbox::PROVIDERS {
         let base = provider(&sb, p).base_url();
         let base = base.as_str();
         let key = |n: u8| format!("00000000-0000-4000-8000-00000000000{n}");
