@@ -473,7 +473,8 @@ impl From<StatusColumn> for RefundStatus {
     }
 }
 
-#[cfg(test)]
+/// Through a SQLite database (the column types are alike on both backends).
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use sqlx::SqlitePool;

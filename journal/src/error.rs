@@ -90,11 +90,38 @@ pub enum JournalError {
         /// Why it could not be recorded (usually [`JournalError::Database`]).
         source: Box<JournalError>,
     },
+    /// The database could not be reached, or did not answer, within the journal's time limits
+    /// ([`Database::acquire_timeout`](crate::Database::acquire_timeout),
+    /// [`Database::statement_timeout`](crate::Database::statement_timeout),
+    /// [`Database::startup_timeout`](crate::Database::startup_timeout)): a stopped or
+    /// unreachable server, refused credentials, every connection busy, a lock held too long.
+    /// [`ErrorOutcome::NothingSent`], as [`JournalError::Database`] (a failure to record an
+    /// answer is [`JournalError::AnswerNotRecorded`] around it). It names the database (host,
+    /// port and database name, or the SQLite file), what failed and the cause, never a
+    /// password:
+    ///
+    /// `PostgreSQL at 127.0.0.1:5433/refunds: no connection within 5 s (connection refused)`
+    ///
+    /// The journal stays usable: the next call works once the database does.
+    #[error("{database}: {problem} ({cause})")]
+    Unavailable {
+        /// Which database: `PostgreSQL at host:port/database` (or its Unix socket directory),
+        /// `SQLite at <path>`, `SQLite in memory`.
+        database: String,
+        /// What failed: `no connection within 5 s`, `a statement ran past the 5 s statement
+        /// limit`, `start-up (connect and migrate) not done within 10 s`, `the connection
+        /// failed`, ...
+        problem: String,
+        /// Why, as the server or the operating system said (`connection refused`, `password
+        /// authentication failed for user "refunds"`, `database is locked`, ...).
+        cause: String,
+    },
     /// The journal's migrations could not be applied.
     #[error("refund journal migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The request is invalid ([`RefundRequest::validate`](refunds::RefundRequest::validate)):
-    /// nothing was recorded or sent.
+    /// The request is invalid ([`RefundRequest::validate`](refunds::RefundRequest::validate)),
+    /// or a manual [`Resolution`](crate::Resolution) is (an amount in another currency, a
+    /// refund id on a refund found not applied): nothing was recorded or sent.
     #[error("refused before any I/O: {0}")]
     Invalid(RefundError),
     /// The merchant reference is already journaled for a different request (order, amount,
@@ -189,6 +216,7 @@ impl JournalError {
                 ErrorOutcome::SentNotRecorded
             }
             JournalError::Database(_)
+            | JournalError::Unavailable { .. }
             | JournalError::Migrate(_)
             | JournalError::Invalid(_)
             | JournalError::Conflict { .. }
@@ -266,6 +294,11 @@ mod tests {
             },
             JournalError::Config("c".into()),
             JournalError::Corrupt("c".into()),
+            JournalError::Unavailable {
+                database: "PostgreSQL at 127.0.0.1:5433/refunds".into(),
+                problem: "no connection within 5 s".into(),
+                cause: "connection refused".into(),
+            },
         ];
         for error in &nothing {
             assert_eq!(error.outcome(), ErrorOutcome::NothingSent, "{error:?}");

@@ -7,20 +7,21 @@ use std::time::{Duration, Instant};
 
 use refunds::retry::Decision;
 use refunds::{
-    Finding, Lookup, MerchantReference, Outcome, Provider, RecordedRefund, Refund, RefundError,
-    RefundRequest, RefundStatus, Refunds, RetryPolicy,
+    Finding, Lookup, MerchantReference, Money, Outcome, Provider, RecordedRefund, Refund,
+    RefundError, RefundRequest, RefundStatus, Refunds, RetryPolicy,
 };
 
 use serde::Serialize;
 
 use crate::attribution::{self, Attribution, Evidence};
+use crate::database::Database;
 use crate::entry::{Entry, EntryState, Event, EventKind};
 use crate::error::JournalError;
 use crate::fingerprint::canonical_json;
 use crate::machine::{
     self, AttemptAnswer, Mode, NewEvent, Refused, Step, Then, Transition, Verdict, Write,
 };
-use crate::store::{Database, Listed, Store};
+use crate::store::{Listed, Store};
 
 /// How a [`Journal`] sends.
 #[derive(Debug, Clone)]
@@ -310,6 +311,76 @@ impl std::fmt::Display for ReconcileFailure {
     }
 }
 
+/// What an operator found at the provider about an unresolved refund, for
+/// [`Journal::resolve_manually_with`]: the outcome, and for a refund found applied its refund
+/// id and amount, with a note for the audit trail (who decided, on what evidence).
+///
+/// ```
+/// use refunds::Money;
+/// use refunds_journal::Resolution;
+///
+/// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let found = Resolution::applied("ops/jane: Riverty portal, order ORD-1, refund 4000123")
+///     .with_provider_refund_id("4000123")
+///     .with_amount(Money::parse("26.00", "EUR")?);
+/// let not_found = Resolution::not_applied("ops/jane: no refund on the order in the portal");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Resolution {
+    /// [`Outcome::Applied`] or [`Outcome::NotApplied`] ([`Outcome::Unknown`] is refused).
+    pub outcome: Outcome,
+    /// The provider's id of the refund found applied (AfterPay: its refund number).
+    pub provider_refund_id: Option<String>,
+    /// The amount of the refund found applied, in the request's currency.
+    pub amount: Option<Money>,
+    /// For the audit trail: who decided, on what evidence.
+    pub note: String,
+}
+
+impl Resolution {
+    /// `outcome`, with `note`, nothing else recorded.
+    pub fn new(outcome: Outcome, note: impl Into<String>) -> Resolution {
+        Resolution {
+            outcome,
+            provider_refund_id: None,
+            amount: None,
+            note: note.into(),
+        }
+    }
+
+    /// The refund exists at the provider.
+    pub fn applied(note: impl Into<String>) -> Resolution {
+        Resolution::new(Outcome::Applied, note)
+    }
+
+    /// No refund exists at the provider: the next call sends it again.
+    pub fn not_applied(note: impl Into<String>) -> Resolution {
+        Resolution::new(Outcome::NotApplied, note)
+    }
+
+    /// The provider's id of the refund found applied.
+    #[must_use]
+    pub fn with_provider_refund_id(mut self, id: impl Into<String>) -> Resolution {
+        self.provider_refund_id = Some(id.into());
+        self
+    }
+
+    /// The amount of the refund found applied.
+    #[must_use]
+    pub fn with_amount(mut self, amount: Money) -> Resolution {
+        self.amount = Some(amount);
+        self
+    }
+}
+
+/// [`Journal::refund_or_wait`]'s first pause before it reads the entry again.
+const WAIT_FIRST_POLL: Duration = Duration::from_millis(25);
+/// [`Journal::refund_or_wait`]'s longest pause between two reads.
+const WAIT_MAX_POLL: Duration = Duration::from_millis(500);
+
 /// A durable journal of refund intents and outcomes in front of a [`Refunds`] client.
 ///
 /// Cheap to clone (the clones share one pool). See the [crate docs](crate) for the rules, the
@@ -382,6 +453,22 @@ impl Journal {
         self.inner.store.now_ms().await
     }
 
+    /// For health checks: one round trip to the database (`SELECT 1`), within the
+    /// [`Database`]'s acquire and statement limits (5 s each by default; and, should a
+    /// connection hang, a limit of both plus a second on the client side). `Ok(())`, or the
+    /// error that names the database and the cause
+    /// ([`JournalError::Unavailable`]: `PostgreSQL at 10.0.0.5:5432/refunds: no connection
+    /// within 5 s (connection refused)`). Sends nothing to any provider, writes nothing.
+    pub async fn ping(&self) -> Result<(), JournalError> {
+        self.inner.store.ping().await
+    }
+
+    /// Which database, as the journal's errors name it: `PostgreSQL at host:port/database`,
+    /// `SQLite at <path>` or `SQLite in memory` (never a password).
+    pub fn database(&self) -> &str {
+        self.inner.store.name()
+    }
+
     fn lease_ms(&self) -> i64 {
         i64::try_from(self.inner.config.lease.as_millis()).unwrap_or(i64::MAX / 4)
     }
@@ -429,6 +516,70 @@ impl Journal {
         request.validate().map_err(JournalError::Invalid)?;
         self.run_to_completion(refunds, request, Mode::Call, Start::Claim(Vec::new()))
             .await
+    }
+
+    /// [`refund`](Journal::refund), and, when another caller (task, process or replica) holds
+    /// the entry's lease ([`JournaledRefund::InProgress`]), waits for its outcome instead of
+    /// answering at once: it reads the entry with a short back-off (25 ms, doubling up to
+    /// 500 ms, never past `wait`) until it leaves in flight (or its holder's lease lapses), then
+    /// asks again, which decides from the record as a later [`refund`](Journal::refund) does:
+    ///
+    /// - **applied**: [`JournaledRefund::Applied`], replayed, nothing sent;
+    /// - **unknown** (or its holder died): re-sent under the same merchant reference where the
+    ///   provider deduplicates; on AfterPay, [`JournaledRefund::Unresolved`] with nothing sent;
+    /// - **not applied** (the holder's attempt was refused): sent again, as a later call would
+    ///   (nothing was refunded);
+    ///
+    /// and if another caller took the entry meanwhile, it waits again. When `wait` passes with
+    /// the entry still in flight under a live lease, it returns the
+    /// [`JournaledRefund::InProgress`] it last saw (the entry as last read). `wait` bounds the
+    /// waiting only: an attempt this call sends once the entry is free runs as in
+    /// [`refund`](Journal::refund). Errors as [`refund`](Journal::refund)'s (a read that fails
+    /// while waiting ends the wait with its error: nothing was sent by this call then).
+    ///
+    /// For a service whose callers want an answer, not "ask again": a request that meets its
+    /// own retry, a replica that meets another's attempt.
+    pub async fn refund_or_wait(
+        &self,
+        refunds: &Refunds,
+        request: &RefundRequest,
+        wait: Duration,
+    ) -> Result<JournaledRefund, JournalError> {
+        let deadline = Instant::now() + wait;
+        let mut pause = WAIT_FIRST_POLL;
+        loop {
+            let result = self.refund(refunds, request).await?;
+            let JournaledRefund::InProgress { entry } = result else {
+                return Ok(result);
+            };
+            let mut last = entry;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(JournaledRefund::InProgress { entry: last });
+                }
+                // A little jitter, so that waiters on one entry do not read in step.
+                let jitter = pause.mul_f64(fastrand::f64() * 0.1);
+                tokio::time::sleep((pause + jitter).min(left)).await;
+                pause = (pause * 2).min(WAIT_MAX_POLL);
+                match self
+                    .inner
+                    .store
+                    .read(request.provider, &request.merchant_reference)
+                    .await?
+                {
+                    Some((entry, now_ms)) => {
+                        let free = entry.state != EntryState::InFlight || !entry.is_leased(now_ms);
+                        last = entry;
+                        if free {
+                            break;
+                        }
+                    }
+                    // Gone (removed by hand): ask again.
+                    None => break,
+                }
+            }
+        }
     }
 
     /// Runs a call on its own task, so that a caller who stops waiting (a dropped future, a
@@ -1105,6 +1256,11 @@ impl Journal {
     /// next call sends it again). `note` goes into the audit trail; say who decided and on what
     /// evidence.
     ///
+    /// [`resolve_manually_with`](Journal::resolve_manually_with) records what the operator
+    /// found besides (the provider's refund id and amount); prefer it for a refund found
+    /// applied on AfterPay, whose later attribution on the same order counts only the refund
+    /// numbers on record.
+    ///
     /// Refused ([`JournalError::WrongState`]) for [`Outcome::Unknown`], for an entry that is not
     /// unresolved, and for one under a live lease (its sender is still at work).
     pub async fn resolve_manually(
@@ -1114,6 +1270,70 @@ impl Journal {
         outcome: Outcome,
         note: &str,
     ) -> Result<Entry, JournalError> {
+        self.resolve_manually_with(provider, reference, Resolution::new(outcome, note))
+            .await
+    }
+
+    /// Records an operator's decision on an unresolved entry with what they found at the
+    /// provider ([`Resolution`]): the outcome, and for a refund found applied its
+    /// **refund id** (the provider's number of it) and **amount** (exact, in the request's
+    /// currency), stored in the entry ([`Entry::provider_refund_id`], [`Entry::amount`]) and
+    /// written in the audit event with the note (`<note> [recorded: refund id "R-1",
+    /// amount EUR 9.99]`).
+    ///
+    /// On AfterPay the refund id matters beyond the record: attribution counts the refund
+    /// numbers on record on the order as accounted for, and a refund applied **without** one
+    /// may own any refund of the order, which leaves every later unknown refund on that order
+    /// for a person (see [reconciliation](crate#afterpay-attribution)). With its number on
+    /// record, the next unknown refund on the order is attributed by reading as usual.
+    ///
+    /// Without an id, the provider's own rule gives one where its id is the reference; without
+    /// an amount, the request's. Refused before any write:
+    ///
+    /// - [`JournalError::Invalid`]: an amount in another currency than the request's, or not
+    ///   positive; an empty refund id; a refund id or an amount with
+    ///   [`Outcome::NotApplied`] (nothing was refunded);
+    /// - [`JournalError::WrongState`]: [`Outcome::Unknown`], an entry that is not unresolved,
+    ///   one under a live lease (its sender is still at work).
+    pub async fn resolve_manually_with(
+        &self,
+        provider: Provider,
+        reference: &MerchantReference,
+        resolution: Resolution,
+    ) -> Result<Entry, JournalError> {
+        let Resolution {
+            outcome,
+            provider_refund_id,
+            amount,
+            note,
+        } = resolution;
+        let provider_refund_id = provider_refund_id.map(|id| id.trim().to_owned());
+        let invalid = |field: &str, reason: &str| {
+            Err(JournalError::Invalid(RefundError::invalid(field, reason)))
+        };
+        if outcome == Outcome::NotApplied {
+            if provider_refund_id.is_some() {
+                return invalid(
+                    "provider_refund_id",
+                    "a refund found not applied has no refund id",
+                );
+            }
+            if amount.is_some() {
+                return invalid("amount", "a refund found not applied has no amount");
+            }
+        }
+        if provider_refund_id.as_deref() == Some("") {
+            return invalid("provider_refund_id", "must not be empty");
+        }
+        if let Some(amount) = amount
+            && !amount.is_positive()
+        {
+            return invalid("amount", "must be positive");
+        }
+        let found = machine::Found {
+            provider_refund_id,
+            amount,
+        };
         let store = &self.inner.store;
         loop {
             let (entry, now_ms) = self.read_existing(provider, reference).await?;
@@ -1131,8 +1351,20 @@ impl Journal {
                     "a sender holds a live lease on it; wait for its answer",
                 ));
             }
+            if let Some(amount) = found.amount
+                && amount.currency() != entry.request.amount.currency()
+            {
+                return invalid(
+                    "amount",
+                    &format!(
+                        "in {}, the refund request's currency (not {})",
+                        entry.request.amount.currency().code(),
+                        amount.currency().code()
+                    ),
+                );
+            }
             // Refused unless unresolved: unknown, or in flight under a lapsed lease.
-            let write = machine::resolve(&entry, transition, note)
+            let write = machine::resolve_with(&entry, transition, &note, &found)
                 .map_err(|refused| wrong_state(&entry, refused))?;
             if let Some(written) = store.write(entry.version, &write).await? {
                 return Ok(written);

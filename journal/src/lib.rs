@@ -46,6 +46,85 @@
 //! # }
 //! ```
 //!
+//! ## Features: one backend or both
+//!
+//! | feature | default | gives |
+//! |---|---|---|
+//! | `sqlite` | on | [`Database::sqlite`], [`Database::sqlite_in_memory`] (SQLite, bundled: `libsqlite3-sys`) |
+//! | `postgres` | on | [`Database::postgres`], [`Database::schema`], [`DEFAULT_SCHEMA`] |
+//!
+//! A service on one backend turns the other off, and does not compile it: with
+//! `default-features = false, features = ["postgres"]`, no SQLite is built. At least one is
+//! needed.
+//!
+//! ## A service on PostgreSQL
+//!
+//! Several replicas share one database. Each opens the journal at start-up (the migrations
+//! run once, whoever comes first), answers its health checks with [`Journal::ping`], waits
+//! for another replica's attempt instead of answering "in progress"
+//! ([`Journal::refund_or_wait`]), and runs the reconciler (running it on every replica is safe:
+//! writers compare versions, and a live lease is left to its sender). The [`Database`]'s time
+//! limits make a database that is stopped or out of reach fail each call within seconds, with
+//! an error that names it ([`JournalError::Unavailable`]: host, port, database and cause, never
+//! the password), rather than block it:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use refunds::{RefundRequest, Refunds};
+//! use refunds_journal::{Database, Journal, JournalError, JournaledRefund};
+//!
+//! # async fn service() -> Result<(), Box<dyn std::error::Error>> {
+//! let refunds = Refunds::from_env()?;
+//! let database = Database::postgres(std::env::var("DATABASE_URL")?)
+//!     .max_connections(10)
+//!     // The defaults, spelled out: a connection within 5 s, a statement within 5 s (the
+//!     // server's `statement_timeout`), start-up (connect, schema, migrations) within 10 s.
+//!     .acquire_timeout(Duration::from_secs(5))
+//!     .statement_timeout(Duration::from_secs(5))
+//!     .startup_timeout(Duration::from_secs(10));
+//! // A database that is not there fails here within seconds, e.g. "PostgreSQL at
+//! // 10.0.0.5:5432/refunds: no connection within 5 s (connection refused)".
+//! let journal = Journal::open(database).await?;
+//!
+//! // The reconciler: now (at start-up), then every minute.
+//! tokio::spawn({
+//!     let (journal, refunds) = (journal.clone(), refunds.clone());
+//!     async move {
+//!         let mut every = tokio::time::interval(Duration::from_secs(60));
+//!         loop {
+//!             every.tick().await;
+//!             match journal.reconcile(&refunds).await {
+//!                 Ok(report) => {
+//!                     for failure in &report.failed {
+//!                         eprintln!("not reconciled, tried again next run: {failure}");
+//!                     }
+//!                 }
+//!                 // The database is out of reach: the next run tries again.
+//!                 Err(error) => eprintln!("reconcile: {error}"),
+//!             }
+//!         }
+//!     }
+//! });
+//!
+//! // Readiness: one round trip to the database within the limits.
+//! async fn ready(journal: &Journal) -> Result<(), JournalError> {
+//!     journal.ping().await
+//! }
+//!
+//! // A refund request: a retry that meets the first attempt (on this replica or another)
+//! // waits up to 10 s for its outcome instead of answering "in progress".
+//! async fn refund(
+//!     journal: &Journal,
+//!     refunds: &Refunds,
+//!     request: &RefundRequest,
+//! ) -> Result<JournaledRefund, JournalError> {
+//!     journal.refund_or_wait(refunds, request, Duration::from_secs(10)).await
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## The rules
 //!
 //! A refund is journaled under its key, (provider, merchant reference), with the
@@ -158,9 +237,14 @@
 //! An AfterPay read that cannot be attributed (rows 3 to 7); on OpenApp (no read), a refusal
 //! after an ambiguous attempt (the ambiguous one may have been applied: e.g. "exceeds the
 //! refundable amount" because it was); an entry whose row cannot be read. Those wait for
-//! [`Journal::resolve_manually`]. A manual [`Outcome::Applied`](refunds::Outcome::Applied)
-//! makes every later call answer from the record; [`Outcome::NotApplied`](refunds::Outcome::NotApplied)
-//! lets the next call send it again.
+//! [`Journal::resolve_manually_with`] (or [`Journal::resolve_manually`], the outcome and a
+//! note alone). A manual [`Outcome::Applied`](refunds::Outcome::Applied) makes every later
+//! call answer from the record; [`Outcome::NotApplied`](refunds::Outcome::NotApplied) lets the
+//! next call send it again. The operator records what they found ([`Resolution`]): the
+//! provider's refund id and the amount, stored in the entry (exact), with the note in the
+//! audit event. On AfterPay, record the refund number: attribution counts it as accounted for,
+//! whereas a refund applied without one may own any refund of its order and leaves every later
+//! unknown refund there for a person (row 3).
 //!
 //! Each run tries every entry: one that fails (the database refuses its write, its row cannot
 //! be read) is reported in [`ReconcileReport::failed`] with its error, stays as it was, and
@@ -174,6 +258,13 @@
 //! trail.
 //!
 //! ## When the database fails
+//!
+//! Every wait on the database is bounded ([`Database`]'s time limits: a connection within
+//! 5 s, a statement within 5 s, start-up within 10 s, each configurable): a database that is
+//! stopped, out of reach, refusing the login or holding a lock too long fails the call with
+//! [`JournalError::Unavailable`], which names the database (host, port and database, or the
+//! SQLite file), what failed and the cause, and never a password. [`Journal::ping`] checks the
+//! database within the same limits, for health checks.
 //!
 //! A [`JournalError`] says what it means for the money ([`JournalError::outcome`]):
 //! [`ErrorOutcome::NothingSent`] (the intent could not be recorded, so the request never
@@ -269,11 +360,18 @@
 //! | `elapsed_ms` | bigint | how long the attempt waited for its answer |
 //!
 //! Secrets are never stored: a request holds none, no header is kept, errors display none,
-//! and a PostgreSQL URL is held as a secret and shown nowhere.
+//! and a PostgreSQL URL is held as a secret and shown nowhere (an error names the host, port
+//! and database only).
 
 #![warn(missing_docs)]
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!(
+    "refunds-journal needs a backend: turn on its `sqlite` feature, its `postgres` feature, or both"
+);
+
 mod attribution;
+mod database;
 mod entry;
 mod error;
 mod fingerprint;
@@ -282,13 +380,16 @@ mod machine;
 mod store;
 mod text;
 
+#[cfg(feature = "postgres")]
+pub use database::DEFAULT_SCHEMA;
+pub use database::Database;
 pub use entry::{Entry, EntryState, Event, EventKind, Lease, SettledBy, outcome_str};
 pub use error::{ErrorOutcome, JournalError};
 pub use fingerprint::{canonical_json, fingerprint};
 pub use journal::{
     Journal, JournalConfig, JournaledRefund, ReconcileFailure, ReconcileReport, Reconciliation,
+    Resolution,
 };
-pub use store::{DEFAULT_SCHEMA, Database};
 
 #[cfg(test)]
 mod tests {

@@ -777,10 +777,29 @@ pub(crate) fn next_attempt(
 /// An operator's decision on an unresolved entry: `transition` is
 /// [`Transition::ResolvedApplied`] or [`Transition::ResolvedNotApplied`]
 /// ([`Transition::resolved`]).
+#[cfg(test)]
 pub(crate) fn resolve(
     current: &Entry,
     transition: Transition,
     note: &str,
+) -> Result<Write, Refused> {
+    resolve_with(current, transition, note, &Found::default())
+}
+
+/// What an operator found at the provider besides the outcome: the refund's id and amount.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Found {
+    pub provider_refund_id: Option<String>,
+    pub amount: Option<refunds::Money>,
+}
+
+/// [`resolve`], recording what the operator found: on an applied refund, its id (else the one
+/// the provider's id rule gives, or the one on record) and its amount (else the request's).
+pub(crate) fn resolve_with(
+    current: &Entry,
+    transition: Transition,
+    note: &str,
+    found: &Found,
 ) -> Result<Write, Refused> {
     let mut write = Write::new(current, transition)?;
     write.lease = LeaseWrite::Release;
@@ -791,19 +810,31 @@ pub(crate) fn resolve(
     next.settled_by = Some(SettledBy::Manual);
     if next.state == EntryState::Applied {
         next.refund_status = Some(refunds::RefundStatus::Pending);
-        next.amount = Some(current.request.amount);
-        if let Some(id) = current
-            .provider
-            .capabilities()
-            .refund_id_of(&current.merchant_reference)
-        {
+        next.amount = Some(found.amount.unwrap_or(current.request.amount));
+        if let Some(id) = found.provider_refund_id.clone().or_else(|| {
+            current
+                .provider
+                .capabilities()
+                .refund_id_of(&current.merchant_reference)
+        }) {
             next.provider_refund_id = Some(id);
         }
+    }
+    let mut recorded = Vec::new();
+    if let Some(id) = &found.provider_refund_id {
+        recorded.push(format!("refund id {id:?}"));
+    }
+    if let Some(amount) = found.amount {
+        recorded.push(format!("amount {amount}"));
     }
     let mut event = NewEvent::new(EventKind::Manual);
     event.owner = Some("operator".to_owned());
     event.outcome = Some(next.outcome());
-    event.detail = Some(note.to_owned());
+    event.detail = Some(if recorded.is_empty() {
+        note.to_owned()
+    } else {
+        format!("{note} [recorded: {}]", recorded.join(", "))
+    });
     write.events.push(event);
     Ok(write)
 }
@@ -1184,6 +1215,50 @@ mod tests {
                 RefundStatus::Succeeded
             )
             .is_err()
+        );
+    }
+
+    /// An operator's finding records the refund's id and amount on an applied refund, and says
+    /// so in the event; without them, the request's amount and the provider's id rule.
+    #[test]
+    fn a_manual_resolution_records_what_the_operator_found() {
+        let unknown = entry(Provider::AfterPay, EntryState::Unknown);
+        let found = Found {
+            provider_refund_id: Some("RN-7731".to_owned()),
+            amount: Some(Money::parse("9.99", "EUR").unwrap()),
+        };
+        let write = resolve_with(
+            &unknown,
+            Transition::ResolvedApplied,
+            "seen in Riverty's portal",
+            &found,
+        )
+        .unwrap();
+        assert_eq!(write.next.state, EntryState::Applied);
+        assert_eq!(write.next.provider_refund_id.as_deref(), Some("RN-7731"));
+        assert_eq!(write.next.amount, found.amount);
+        assert_eq!(write.next.refund_status, Some(RefundStatus::Pending));
+        assert_eq!(write.next.settled_by, Some(SettledBy::Manual));
+        assert_eq!(
+            write.events[0].detail.as_deref(),
+            Some("seen in Riverty's portal [recorded: refund id \"RN-7731\", amount EUR 9.99]")
+        );
+        let plain = resolve(&unknown, Transition::ResolvedApplied, "found").unwrap();
+        assert_eq!(plain.next.provider_refund_id, None);
+        assert_eq!(plain.next.amount, Some(unknown.request.amount));
+        assert_eq!(plain.events[0].detail.as_deref(), Some("found"));
+        // Moyasar's refund id is the reference itself.
+        let moyasar = resolve(
+            &entry(Provider::Moyasar, EntryState::Unknown),
+            Transition::ResolvedApplied,
+            "found",
+        )
+        .unwrap();
+        assert_eq!(
+            moyasar.next.provider_refund_id,
+            Provider::Moyasar
+                .capabilities()
+                .refund_id_of(&moyasar.next.merchant_reference)
         );
     }
 

@@ -9,18 +9,23 @@
 //! time.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use refunds::{ExposeSecret, MerchantReference, Money, Provider, RefundRequest, SecretString};
+#[cfg(feature = "postgres")]
+use refunds::ExposeSecret;
+use refunds::{MerchantReference, Money, Provider, RefundRequest};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::query::Query;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
+
+use crate::database::{Database, Kind, Phase, Target, human};
 
 use crate::entry::{
     Entry, EntryState, Event, EventKind, Lease, OutcomeColumn, SettledBy, StatusColumn,
@@ -29,140 +34,38 @@ use crate::error::JournalError;
 use crate::machine::{LeaseWrite, NEW_ENTRY, NewEvent, Write};
 use crate::text::{escape_opt, unescape};
 
-/// Where a journal keeps its entries.
-///
-/// - [`Database::sqlite`]: a SQLite file (created when missing), WAL mode, `synchronous=FULL`
-///   so that a recorded intent survives a power cut before the request leaves. Several
-///   processes on one machine may share the file.
-/// - [`Database::sqlite_in_memory`]: a private in-memory SQLite database, gone with the
-///   journal (tests, demos).
-/// - [`Database::postgres`]: a PostgreSQL database shared by every instance of a service. The
-///   journal keeps its tables (and sqlx's `_sqlx_migrations` bookkeeping) in its own schema,
-///   `refunds_journal` unless [`Database::schema`] says otherwise, so that they never mix with
-///   the application's own migrations.
-///
-/// Give the journal a SQLite file of its own, for the same reason.
-///
-/// # Text as a provider sent it
-///
-/// What a provider sends is stored as it came, on either backend: a NUL (U+0000) in a refund
-/// id or an error message, or in the excerpt of a body nobody could decode (a compressed or
-/// binary page), which PostgreSQL's `text` columns refuse. The free-text columns are stored
-/// escaped, alike on both backends: **a backslash is written `\\` and U+0000 is written
-/// `\u0000`; nothing else changes.** [`Entry`](crate::Entry) and [`Event`](crate::Event) read
-/// back the text exactly as sent. The escaped columns are `provider_refund_id`, `lease_owner`,
-/// `error_kind`, `error_message` and `unresolved_reason` of `refund_journal_entries`, and
-/// `owner`, `error_kind` and `detail` of `refund_journal_events`; a program that reads them
-/// directly unescapes `\\` and `\u0000` (migration 2 doubled the backslashes of rows written
-/// before, so every row follows this one rule). The other columns hold only what the journal
-/// writes itself (keys, amounts, states, times) or JSON (`request`, whose strings carry a NUL
-/// as JSON's own `\u0000`).
-///
-/// # A failed write
-///
-/// A write that fails (a full disk, an I/O error, a failed commit, a refused statement) is
-/// rolled back whole, and the journal stays usable: once the database takes writes again, the
-/// next call works, without a restart. (SQLite throws a transaction away by itself after some
-/// failures, `SQLITE_FULL` and `SQLITE_IOERR` among them; the journal puts the connection back
-/// in step before it is used again.) What the failed call means for the money is
-/// [`JournalError::outcome`].
-#[derive(Clone)]
-pub struct Database {
-    kind: Kind,
-    max_connections: Option<u32>,
-}
-
-#[derive(Clone)]
-enum Kind {
-    SqliteFile(PathBuf),
-    SqliteMemory,
-    Postgres { url: SecretString, schema: String },
-}
-
-impl std::fmt::Debug for Database {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The PostgreSQL URL may hold a password: never shown.
-        match &self.kind {
-            Kind::SqliteFile(path) => write!(f, "Database::sqlite({path:?})"),
-            Kind::SqliteMemory => f.write_str("Database::sqlite_in_memory()"),
-            Kind::Postgres { schema, .. } => {
-                write!(f, "Database::postgres(<url>, schema {schema:?})")
-            }
-        }
-    }
-}
-
-/// The default PostgreSQL schema of the journal's tables.
-pub const DEFAULT_SCHEMA: &str = "refunds_journal";
-
-impl Database {
-    /// A SQLite file, created (with its tables) when missing.
-    pub fn sqlite(path: impl Into<PathBuf>) -> Database {
-        Database {
-            kind: Kind::SqliteFile(path.into()),
-            max_connections: None,
-        }
-    }
-
-    /// A private in-memory SQLite database: it lives as long as the [`Journal`](crate::Journal)
-    /// (and its clones), and no other journal sees it.
-    pub fn sqlite_in_memory() -> Database {
-        Database {
-            kind: Kind::SqliteMemory,
-            max_connections: None,
-        }
-    }
-
-    /// A PostgreSQL database by URL (`postgres://user:password@host:5432/db`). The URL is kept
-    /// as a secret: it appears in no `Debug` output and is never stored.
-    pub fn postgres(url: impl Into<String>) -> Database {
-        Database {
-            kind: Kind::Postgres {
-                url: SecretString::from(url.into()),
-                schema: DEFAULT_SCHEMA.to_owned(),
-            },
-            max_connections: None,
-        }
-    }
-
-    /// The PostgreSQL schema of the journal's tables (created when missing): lower-case ASCII
-    /// letters, digits and `_`, starting with a letter or `_`, at most 63 characters. Ignored
-    /// for SQLite.
-    #[must_use]
-    pub fn schema(mut self, schema: impl Into<String>) -> Database {
-        if let Kind::Postgres {
-            schema: current, ..
-        } = &mut self.kind
-        {
-            *current = schema.into();
-        }
-        self
-    }
-
-    /// The most connections the journal opens (default: 10 for PostgreSQL, 4 for a SQLite
-    /// file, 1 for an in-memory database, which must stay 1).
-    #[must_use]
-    pub fn max_connections(mut self, max: u32) -> Database {
-        self.max_connections = Some(max.max(1));
-        self
-    }
-}
-
 /// The pool of either backend.
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool of either backend.
+/// Runs `$body` (a block that returns a `Result<_, JournalError>`; `?` and `return` in it end
+/// the block) with `$pool` bound to the concrete pool of either backend. An error that says the
+/// database is out of reach or out of time comes out named ([`Target::named`]).
 macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
+    ($store:expr, $pool:ident => $body:expr) => {{
+        let result = match &$store.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite($pool) => named_result(async { $body }).await,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres($pool) => named_result(async { $body }).await,
+        };
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) => Err($store.target.named(error).await),
         }
-    };
+    }};
+}
+
+/// The result of `body`: fixes its error type for the `?` inside [`on_pool!`]'s blocks.
+async fn named_result<T>(
+    body: impl std::future::Future<Output = Result<T, JournalError>>,
+) -> Result<T, JournalError> {
+    body.await
 }
 
 /// A write transaction: `BEGIN IMMEDIATE` on SQLite (the write lock up front, so concurrent
@@ -172,6 +75,7 @@ trait BeginWrite {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
 }
 
+#[cfg(feature = "sqlite")]
 impl BeginWrite for SqlitePool {
     type Db = sqlx::Sqlite;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
@@ -179,6 +83,7 @@ impl BeginWrite for SqlitePool {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl BeginWrite for PgPool {
     type Db = sqlx::Postgres;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
@@ -545,7 +450,9 @@ impl<'a> Statement<'a> {
 }
 
 /// The database's clock in milliseconds since the Unix epoch.
+#[cfg(feature = "sqlite")]
 const SQLITE_NOW: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+#[cfg(feature = "postgres")]
 const POSTGRES_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 /// The journal's migrations, embedded: `migrations/<backend>/<version>_<name>.sql`. A new
@@ -659,6 +566,7 @@ async fn migrator(postgres: bool) -> Result<Migrator, JournalError> {
 /// transaction, `SAVEPOINT` begins one) for sqlx to roll back, which brings its count to zero.
 /// `Ok(false)` (close the connection) if it cannot be brought in step; a connection in step
 /// costs one atomic read.
+#[cfg(feature = "sqlite")]
 fn resync_sqlite_transaction(
     conn: &mut sqlx::SqliteConnection,
 ) -> futures_core::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
@@ -711,12 +619,68 @@ pub(crate) struct Store {
     /// one. Other processes on the same file still meet the busy timeout. `None` for
     /// PostgreSQL, whose writers run side by side.
     writers: Option<tokio::sync::Mutex<()>>,
+    /// Which database, as errors name it, and its time limits.
+    target: Target,
+}
+
+/// How to connect to a [`Database`].
+enum Connect {
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        options: Box<SqliteConnectOptions>,
+        /// An in-memory database: one connection, kept forever (the database lives in it).
+        memory: bool,
+    },
+    #[cfg(feature = "postgres")]
+    Postgres {
+        options: Box<PgConnectOptions>,
+        schema: String,
+    },
+}
+
+/// Where start-up is, for the error when its limit passes.
+type StartupPhase = std::sync::Mutex<Phase>;
+
+fn set_phase(phase: &StartupPhase, now: Phase) {
+    *phase
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+}
+
+/// A duration in whole milliseconds, for a database setting.
+#[cfg(feature = "postgres")]
+fn setting_ms(duration: Duration) -> u128 {
+    duration.as_millis().max(1)
 }
 
 impl Store {
-    /// Connects, creates what is missing and applies the migrations.
+    /// Connects, creates what is missing and applies the migrations, within the start-up limit.
     pub(crate) async fn open(database: &Database) -> Result<Store, JournalError> {
-        match &database.kind {
+        let (connect, target) = Store::prepare(database)?;
+        let phase = StartupPhase::new(Phase::Connecting);
+        let started = tokio::time::timeout(
+            target.limits.startup,
+            Store::start(connect, &target, &phase),
+        )
+        .await;
+        match started {
+            Ok(Ok(store)) => Ok(store),
+            Ok(Err(error)) => Err(target.named(error).await),
+            Err(_) => {
+                let phase = *phase
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Err(target.startup_elapsed(phase).await)
+            }
+        }
+    }
+
+    /// The connect options and the target of `database`; an unusable configuration (an
+    /// invalid schema, a URL that does not parse) is refused before any I/O.
+    fn prepare(database: &Database) -> Result<(Connect, Target), JournalError> {
+        let limits = database.limits;
+        Ok(match &database.kind {
+            #[cfg(feature = "sqlite")]
             Kind::SqliteFile(path) => {
                 let options = SqliteConnectOptions::new()
                     .filename(path)
@@ -724,27 +688,30 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(30));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(database.max_connections.unwrap_or(4))
-                    .after_release(|conn, _| resync_sqlite_transaction(conn))
-                    .connect_with(options)
-                    .await?;
-                Store::sqlite(pool).await
+                    .busy_timeout(limits.statement);
+                let max = database.max_connections.unwrap_or(4);
+                (
+                    Connect::Sqlite {
+                        options: Box::new(options),
+                        memory: false,
+                    },
+                    Target::sqlite(format!("SQLite at {}", path.display()), limits, max),
+                )
             }
+            #[cfg(feature = "sqlite")]
             Kind::SqliteMemory => {
-                // One connection, kept forever: the database lives in it.
-                let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .after_release(|conn, _| resync_sqlite_transaction(conn))
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect_with(options)
-                    .await?;
-                Store::sqlite(pool).await
+                let options = SqliteConnectOptions::from_str("sqlite::memory:")?
+                    .foreign_keys(true)
+                    .busy_timeout(limits.statement);
+                (
+                    Connect::Sqlite {
+                        options: Box::new(options),
+                        memory: true,
+                    },
+                    Target::sqlite("SQLite in memory".to_owned(), limits, 1),
+                )
             }
+            #[cfg(feature = "postgres")]
             Kind::Postgres { url, schema } => {
                 if !valid_schema(schema) {
                     return Err(JournalError::Config(format!(
@@ -752,15 +719,71 @@ impl Store {
                          starting with a letter or '_', at most 63 characters"
                     )));
                 }
-                let options = PgConnectOptions::from_str(url.expose_secret())?
-                    .options([("search_path", schema.as_str())]);
+                let options = PgConnectOptions::from_str(url.expose_secret())?.options([
+                    ("search_path", schema.clone()),
+                    (
+                        "statement_timeout",
+                        setting_ms(limits.statement).to_string(),
+                    ),
+                ]);
+                let max = database.max_connections.unwrap_or(10);
+                let target = Target::postgres(&options, limits, max);
+                (
+                    Connect::Postgres {
+                        options: Box::new(options),
+                        schema: schema.clone(),
+                    },
+                    target,
+                )
+            }
+        })
+    }
+
+    /// Connects and migrates (the start-up limit is [`Store::open`]'s).
+    async fn start(
+        connect: Connect,
+        target: &Target,
+        phase: &StartupPhase,
+    ) -> Result<Store, JournalError> {
+        let limits = target.limits;
+        match connect {
+            #[cfg(feature = "sqlite")]
+            Connect::Sqlite { options, memory } => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(target.max_connections)
+                    .acquire_timeout(limits.acquire)
+                    .after_release(|conn, _| resync_sqlite_transaction(conn));
+                let pool = if memory {
+                    pool.min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    pool
+                };
+                let pool = pool.connect_with(*options).await?;
+                set_phase(phase, Phase::Migrating);
+                Store::sqlite(pool, target).await
+            }
+            #[cfg(feature = "postgres")]
+            Connect::Postgres { options, schema } => {
                 let pool = PgPoolOptions::new()
-                    .max_connections(database.max_connections.unwrap_or(10))
-                    .connect_with(options)
+                    .max_connections(target.max_connections)
+                    .acquire_timeout(limits.acquire)
+                    .connect_with(*options)
                     .await?;
+                set_phase(phase, Phase::Schema);
+                let mut conn = pool.acquire().await?;
+                // Start-up statements (the schema's lock, the migrations, and the wait for
+                // another instance's migration lock) run under the start-up limit.
+                sqlx::query(&format!(
+                    "SET statement_timeout = {}",
+                    setting_ms(limits.startup)
+                ))
+                .execute(&mut *conn)
+                .await?;
                 // Concurrent first opens (replicas starting together) must not race on the
                 // schema: one at a time, under a transaction-scoped advisory lock.
-                let mut tx = pool.begin().await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext('refunds_journal.schema'))")
                     .execute(&mut *tx)
                     .await?;
@@ -768,33 +791,51 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                set_phase(phase, Phase::Migrating);
                 // sqlx's migrator holds an advisory lock on the database while it migrates.
                 let migrator = migrator(true).await?;
-                let mut conn = pool.acquire().await?;
                 run_migrations(&migrator, &mut conn).await?;
+                sqlx::query(&format!(
+                    "SET statement_timeout = {}",
+                    setting_ms(limits.statement)
+                ))
+                .execute(&mut *conn)
+                .await?;
                 drop(conn);
                 Ok(Store {
                     pool: Pool::Postgres(pool),
                     sql: Sql::new(POSTGRES_NOW),
                     writers: None,
+                    target: target.clone(),
                 })
             }
         }
     }
 
-    async fn sqlite(pool: SqlitePool) -> Result<Store, JournalError> {
+    #[cfg(feature = "sqlite")]
+    async fn sqlite(pool: SqlitePool, target: &Target) -> Result<Store, JournalError> {
         // SQLite has no advisory lock: processes opening one file together take turns on its
         // write lock, and the migrator's own transactions nest inside this one as savepoints.
         let mut conn = pool.acquire().await?;
+        // The wait for another process's start-up (its migrations hold the write lock) runs
+        // under the start-up limit, as on PostgreSQL.
+        let busy = |limit: Duration| format!("PRAGMA busy_timeout = {}", limit.as_millis().max(1));
+        sqlx::query(&busy(target.limits.startup))
+            .execute(&mut *conn)
+            .await?;
         let migrator = migrator(false).await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         run_migrations(&migrator, &mut tx).await?;
         tx.commit().await?;
+        sqlx::query(&busy(target.limits.statement))
+            .execute(&mut *conn)
+            .await?;
         drop(conn);
         Ok(Store {
             pool: Pool::Sqlite(pool),
             sql: Sql::new(SQLITE_NOW),
             writers: Some(tokio::sync::Mutex::new(())),
+            target: target.clone(),
         })
     }
 
@@ -809,14 +850,47 @@ impl Store {
     /// Which backend: `sqlite` or `postgres`.
     pub(crate) fn backend(&self) -> &'static str {
         match self.pool {
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
             Pool::Postgres(_) => "postgres",
         }
     }
 
+    /// Which database, as errors name it: `PostgreSQL at host:port/database`, `SQLite at
+    /// <path>`.
+    pub(crate) fn name(&self) -> &str {
+        &self.target.name
+    }
+
     /// Closes the pool.
     pub(crate) async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(pool) => pool.close().await,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// One round trip (`SELECT 1`), within the acquire and statement limits (and, should the
+    /// connection hang, a client-side limit of both plus a second).
+    pub(crate) async fn ping(&self) -> Result<(), JournalError> {
+        let limits = self.target.limits;
+        let limit = limits.acquire + limits.statement + Duration::from_secs(1);
+        let ping = async {
+            on_pool!(self, pool => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+                Ok(())
+            })
+        };
+        match tokio::time::timeout(limit, ping).await {
+            Ok(result) => result,
+            Err(_) => Err(self.target.unavailable(
+                format!("no answer within {}", human(limit)),
+                "the round trip did not finish".to_owned(),
+            )),
+        }
     }
 
     /// The database's clock.
@@ -1019,6 +1093,7 @@ impl Store {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn valid_schema(schema: &str) -> bool {
     let mut chars = schema.chars();
     schema.len() <= 63
@@ -1157,7 +1232,8 @@ where
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
+#[allow(irrefutable_let_patterns)] // with the `sqlite` feature alone, a pool is SQLite's
 mod tests {
     use super::*;
     use crate::fingerprint::canonical_json;

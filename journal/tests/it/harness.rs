@@ -89,6 +89,50 @@ impl TestDb {
         }
     }
 
+    /// This test's PostgreSQL schema on the database of `url` (the same server, reached another
+    /// way: a proxy).
+    pub fn database_at(&self, url: &str) -> Database {
+        match &self.target {
+            Target::Postgres { schema, .. } => Database::postgres(url).schema(schema),
+            Target::Sqlite { .. } => panic!("a PostgreSQL test database"),
+        }
+    }
+
+    /// Takes the write lock of the journal's entries on a connection of the test's own (as
+    /// another process, or a long transaction, would): SQLite `BEGIN EXCLUSIVE` on the file,
+    /// PostgreSQL `LOCK TABLE refund_journal_entries IN EXCLUSIVE MODE` (reads go on, writes
+    /// wait). Held until [`WriteLock::release`].
+    pub async fn hold_write_lock(&self) -> WriteLock {
+        use sqlx::Connection;
+        match &self.target {
+            Target::Sqlite { path, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .expect("connect to the test's SQLite file");
+                sqlx::raw_sql("BEGIN EXCLUSIVE")
+                    .execute(&mut conn)
+                    .await
+                    .expect("take the write lock");
+                WriteLock::Sqlite(conn)
+            }
+            Target::Postgres { url, schema } => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)
+                    .expect("the PostgreSQL URL")
+                    .options([("search_path", schema.as_str())]);
+                let mut conn = sqlx::PgConnection::connect_with(&options)
+                    .await
+                    .expect("connect to PostgreSQL");
+                sqlx::raw_sql("BEGIN; LOCK TABLE refund_journal_entries IN EXCLUSIVE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .expect("take the write lock");
+                WriteLock::Postgres(conn)
+            }
+        }
+    }
+
     /// A new journal instance on this database (as another process or replica would open).
     pub async fn open(&self, config: JournalConfig) -> Journal {
         Journal::open_with(self.database(), config)
@@ -254,6 +298,128 @@ impl TestDb {
                 .await
                 .expect("drop the test schema");
             pool.close().await;
+        }
+    }
+}
+
+/// A write lock held by [`TestDb::hold_write_lock`].
+pub enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    /// Rolls the holding transaction back and closes its connection.
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            WriteLock::Sqlite(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            WriteLock::Postgres(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+}
+
+/// A TCP proxy on a loopback port in front of a PostgreSQL server: stopping it plays a
+/// database that stops (every connection cut, nothing listening on its port), starting it
+/// again a database that comes back on the same port.
+pub struct PgProxy {
+    port: u16,
+    upstream: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl PgProxy {
+    /// A proxy to the server of `url`, listening.
+    pub async fn start(url: &str) -> PgProxy {
+        let options = sqlx::postgres::PgConnectOptions::from_str(url).expect("the PostgreSQL URL");
+        let upstream = format!("{}:{}", options.get_host(), options.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let mut proxy = PgProxy {
+            port,
+            upstream,
+            task: None,
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    /// `url` with the proxy's address instead of the server's (user, password and database
+    /// kept).
+    pub fn url(&self, url: &str) -> String {
+        let mut url = url::Url::parse(url).expect("the PostgreSQL URL");
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(self.port)).unwrap();
+        url.to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database stops: nothing listens on the port, and every connection is cut.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Gone once the runtime dropped it: the listener and every connection closed.
+            let _ = task.await;
+        }
+    }
+
+    /// The database is back, on the same port.
+    pub async fn restart(&mut self) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match socket.bind(([127, 0, 0, 1], self.port).into()) {
+                Ok(()) => break,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("rebind port {}: {e}", self.port),
+            }
+        }
+        let listener = socket.listen(64).unwrap();
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            // Every connection's copy runs in this set: aborting the task drops them all.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { continue };
+                        let upstream = upstream.clone();
+                        connections.spawn(async move {
+                            if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            }
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for PgProxy {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 }

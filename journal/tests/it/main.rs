@@ -6,9 +6,12 @@
 //! start a throwaway server (`eval "$(scripts/pg-throwaway start)"`).
 //!
 //! The scenarios of [`failures`] (a provider's text with a NUL, an entry that cannot be
-//! written, a transaction the database threw away, what a database error says about the money)
-//! and of [`reads`] (settling by reading the provider's record: pending refunds, unknown
-//! outcomes found or attributed, the per-order lease, migration 3) run the same way.
+//! written, a transaction the database threw away, what a database error says about the money),
+//! of [`reads`] (settling by reading the provider's record: pending refunds, unknown outcomes
+//! found or attributed, the per-order lease, migration 3) and of [`service`] (`refund_or_wait`,
+//! a manual resolution with the refund's id and amount, a lock held past the statement limit)
+//! run the same way; [`service`]'s PostgreSQL-only tests (a server that is not there, one that
+//! stops and comes back) run once, in `postgres_stopped`.
 //!
 //! The crash and replica tests run real child processes: this binary again, running only
 //! [`child`]'s entry point, with the sandbox in the parent.
@@ -18,6 +21,7 @@ mod failures;
 mod harness;
 mod reads;
 mod scenarios;
+mod service;
 
 /// `mod $backend { #[tokio::test] fn <scenario>() }` for every scenario.
 macro_rules! suite {
@@ -68,7 +72,24 @@ both_backends!(
     concurrent_afterpay_refunds_on_one_order_go_one_at_a_time,
     crash_afterpay_is_attributed_by_reading,
     migration_3_brings_earlier_rows_under_the_order_lease,
+    refund_or_wait_answers_the_other_callers_outcome,
+    a_manual_resolution_records_the_refund_id_and_amount,
+    a_lock_held_past_the_statement_limit_fails_the_call_and_names_the_database,
 );
+
+/// PostgreSQL out of reach: a port where nothing listens (no server needed), and a server
+/// that stops and comes back (`REFUNDS_JOURNAL_PG_URL`).
+mod postgres_stopped {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_that_is_not_there_fails_open_fast_and_says_so() {
+        crate::service::postgres_that_is_not_there_fails_open_fast_and_says_so().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_that_stops_fails_calls_fast_and_the_journal_recovers() {
+        crate::service::postgres_that_stops_fails_calls_fast_and_the_journal_recovers().await;
+    }
+}
 
 /// The in-memory SQLite journal (for tests and demos) works like the file.
 #[tokio::test]

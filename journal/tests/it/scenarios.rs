@@ -15,6 +15,7 @@ use crate::harness::{
     Backend, Env, TestDb, child, child_lines, history_kinds, request, wait_until,
 };
 pub use crate::reads::*;
+pub use crate::service::*;
 
 /// An event's kind, attempt, outcome and HTTP status.
 type EventLine = (EventKind, Option<u32>, Option<Outcome>, Option<u16>);
