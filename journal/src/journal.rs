@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use refunds::retry::Decision;
 use refunds::{
-    Finding, Lookup, MerchantReference, Money, Outcome, Provider, RecordedRefund, Refund,
-    RefundError, RefundRequest, RefundStatus, Refunds, RetryPolicy,
+    Finding, Lookup, MerchantReference, Money, Notification, Outcome, Provider, RecordedRefund,
+    Refund, RefundError, RefundRequest, RefundStatus, Refunds, RetryPolicy,
 };
 
 use serde::Serialize;
@@ -865,6 +865,61 @@ impl Journal {
     /// all (nothing was done). Run it periodically (a reconciler task) and at start-up: each
     /// run notes a reason in an entry's history only when it changed.
     pub async fn reconcile(&self, refunds: &Refunds) -> Result<ReconcileReport, JournalError> {
+        self.reconcile_where(refunds, |_| true).await
+    }
+
+    /// What to do with an Optty notification ([`Notification::read`]): [`reconcile`]'s work on
+    /// the notifying provider's entries only, its unresolved and pending refunds read back from
+    /// the provider's record. The notification itself settles nothing: it is unsigned and names
+    /// no refund of ours (see [`Notification`]), so whatever it claims, only the record read
+    /// now counts, and a forged or repeated one costs a few reads.
+    ///
+    /// [`reconcile`]: Journal::reconcile
+    ///
+    /// ```no_run
+    /// # use refunds::{Notification, Provider, Refunds};
+    /// # use refunds_journal::Journal;
+    /// // In an axum service: `POST /webhooks/optty` with the raw body.
+    /// async fn optty_webhook(
+    ///     journal: &Journal,
+    ///     refunds: &Refunds,
+    ///     body: axum_like::Bytes,
+    /// ) -> u16 {
+    ///     let Ok(notification) = Notification::read(Provider::Optty, &body) else {
+    ///         return 400; // not Optty's shape: nothing to read
+    ///     };
+    ///     // Answer at once and read in the background: Optty retries an unanswered delivery.
+    ///     let (journal, refunds) = (journal.clone(), refunds.clone());
+    ///     tokio::spawn(async move {
+    ///         if let Err(error) = journal.settle_notified(&refunds, &notification).await {
+    ///             tracing::warn!(%error, "reading back after a notification");
+    ///         }
+    ///     });
+    ///     200
+    /// }
+    /// # mod axum_like { pub type Bytes = Vec<u8>; }
+    /// ```
+    pub async fn settle_notified(
+        &self,
+        refunds: &Refunds,
+        notification: &Notification,
+    ) -> Result<ReconcileReport, JournalError> {
+        tracing::info!(
+            provider = %notification.provider,
+            event = notification.event.as_str(),
+            claimed_status = notification.claimed_status.as_deref().unwrap_or(""),
+            "a notification: reading the provider's records back"
+        );
+        self.reconcile_where(refunds, |entry| entry.provider == notification.provider)
+            .await
+    }
+
+    /// [`Journal::reconcile`] on the entries `selected` keeps.
+    async fn reconcile_where(
+        &self,
+        refunds: &Refunds,
+        selected: impl Fn(&Entry) -> bool,
+    ) -> Result<ReconcileReport, JournalError> {
         let mut report = ReconcileReport::default();
         let store = &self.inner.store;
         let unresolved = store.unresolved_rows().await?;
@@ -873,6 +928,9 @@ impl Journal {
             let Some(entry) = listed_entry(listed, &mut report) else {
                 continue;
             };
+            if !selected(&entry) {
+                continue;
+            }
             match self.reconcile_unresolved(refunds, &entry).await {
                 Ok(done) => report.reconciled.push(done),
                 Err(error) => report.failed.push(failure(entry, error)),
@@ -882,7 +940,7 @@ impl Journal {
             let Some(entry) = listed_entry(listed, &mut report) else {
                 continue;
             };
-            if !entry.provider.capabilities().record_read {
+            if !entry.provider.capabilities().record_read || !selected(&entry) {
                 continue;
             }
             match self.read_status(refunds, &entry).await {

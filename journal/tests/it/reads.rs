@@ -120,6 +120,58 @@ pub async fn pending_refunds_are_settled_by_reading(backend: Backend) {
     db.cleanup().await;
 }
 
+/// An Optty notification reads back Optty's refunds and nothing else: the pending one the
+/// provider settled is recorded from the record (whatever the notification claims, here a
+/// forged "SUCCESSFUL" for a refund that failed), and a Moyasar entry left unknown is not
+/// touched. A body that is not Optty's shape is refused before any read.
+pub async fn a_notification_reads_back_the_notifying_providers_refunds(backend: Backend) {
+    let env = Env::start().await;
+    let db = TestDb::new(backend);
+    let journal = db.journal().await;
+    let refunds = env.refunds();
+    env.seed_pending(Provider::Optty, "ORD-N-1");
+    let optty_req = request(Provider::Optty, "ORD-N-1", "10.00", "RF-N-1");
+    journal.refund(&refunds, &optty_req).await.unwrap();
+    env.seed(Provider::Moyasar, "ORD-N-2");
+    let moyasar = env.handle(Provider::Moyasar);
+    let drops = moyasar.inject(Fault::DropAfterCommit, Match::Any);
+    let moyasar_req = request(Provider::Moyasar, "ORD-N-2", "10.00", "RF-N-2");
+    let unresolved = journal.refund(&refunds, &moyasar_req).await.unwrap();
+    assert_eq!(unresolved.outcome(), Outcome::Unknown, "{unresolved:?}");
+    drop(drops);
+    moyasar.clear_faults();
+
+    env.handle(Provider::Optty)
+        .settle(
+            &optty_req.order_id,
+            &env.refund_id(&optty_req),
+            sandbox::RefundStatus::Failed,
+        )
+        .unwrap();
+    let forged = br#"{"event":"ORDER_STATUS_UPDATE","data":{"status":"SUCCESSFUL","transactionId":"RF-N-1"}}"#;
+    let notification = refunds::Notification::read(Provider::Optty, forged).unwrap();
+    let report = journal
+        .settle_notified(&refunds, &notification)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        report.reconciled.len(),
+        1,
+        "only Optty's entries: {report:?}"
+    );
+    let Reconciliation::FailedAfterApplied { entry, .. } = &report.reconciled[0] else {
+        panic!("the record, not the notification, decides: {report:?}");
+    };
+    assert_eq!(entry.merchant_reference, optty_req.merchant_reference);
+    assert_eq!(entry.refund_status, Some(RefundStatus::Failed));
+    let left = journal.unresolved().await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].provider, Provider::Moyasar);
+    assert!(refunds::Notification::read(Provider::Optty, b"<html>").is_err());
+    db.cleanup().await;
+}
+
 /// Moyasar: every attempt of the call ends ambiguous after Moyasar committed. Reconcile reads
 /// the order first and finds the refund: applied, settled by reading, nothing re-sent. An
 /// unknown outcome the record does not hold (nothing was done) is re-sent under the same key,
