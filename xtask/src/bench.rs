@@ -25,9 +25,6 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-/// The providers, in the table's order (criterion's ids).
-const PROVIDERS: [&str; 4] = ["optty", "afterpay", "moyasar", "openapp"];
-
 /// Earlier refunds on the order in the growth benchmarks.
 const EARLIER: [u64; 3] = [0, 100, 1000];
 
@@ -51,6 +48,8 @@ pub fn run(args: &[&str]) -> Result<ExitCode> {
         _ => bail!("usage: cargo xtask bench [--report-only]"),
     };
     let root = xtask::workspace_root()?;
+    // The table's rows: criterion's ids are the providers' names (`codec/<provider>`).
+    let providers: Vec<&str> = xtask::providers(&root)?.iter().map(|p| p.name).collect();
     let criterion = criterion_home(&root);
     let started = SystemTime::now();
     let load_before = load_average();
@@ -93,7 +92,7 @@ pub fn run(args: &[&str]) -> Result<ExitCode> {
             load_after.as_deref().unwrap_or("unknown")
         )
     };
-    print!("{}", table(&results, &loads));
+    print!("{}", table(&results, &providers, &loads));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -206,8 +205,8 @@ fn size(bytes: Option<u64>) -> String {
     }
 }
 
-/// The whole report.
-fn table(results: &Results, loads: &str) -> String {
+/// The whole report, one row per provider (in `providers`' order).
+fn table(results: &Results, providers: &[&str], loads: &str) -> String {
     let mut out = String::new();
     let mut verdicts: Vec<String> = Vec::new();
     let mut missing = 0;
@@ -250,7 +249,7 @@ fn table(results: &Results, loads: &str) -> String {
     );
     let mut codec_misses = Vec::new();
     let mut ratio_misses = Vec::new();
-    for provider in PROVIDERS {
+    for provider in providers {
         let codec = seen(results.median_ns(&format!("codec/{provider}")));
         let mut row = format!("{provider:<9} {:>13}", duration(codec));
         if let Some(ns) = codec.filter(|ns| *ns > CODEC_TARGET_NS) {

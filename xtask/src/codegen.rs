@@ -90,6 +90,90 @@ pub fn render(provider: &Provider, normalized: &Normalized) -> Result<String> {
     Ok(format!("{header}{}", prettyplease::unparse(&file)))
 }
 
+/// What every OpenAPI (progenitor) crate depends on, whatever its spec: the client's runtime.
+const PROGENITOR_DEPENDENCIES: &[&str] = &[
+    "serde",
+    "serde_json",
+    "progenitor-client",
+    "reqwest",
+    "bytes",
+    "futures-core",
+];
+
+/// What every JSON Schema (typify) crate depends on.
+const TYPIFY_DEPENDENCIES: &[&str] = &["serde", "serde_json"];
+
+/// Dependencies a crate has only when its generated code names them: (the crate's path in
+/// Rust, its package name), in the manifest's order. Each is a `[workspace.dependencies]`
+/// entry of the workspace (the generators' `uuid`, `chrono` and `regress` are added there the
+/// day a spec needs them).
+const USED_DEPENDENCIES: &[(&str, &str)] = &[
+    ("uuid", "uuid"),
+    ("chrono", "chrono"),
+    ("regress", "regress"),
+    ("json_decimal", "json-decimal"),
+];
+
+/// The `Cargo.toml` of a provider's generated crate `<name>-api`, whose `src/lib.rs` is
+/// `source`: the generator's runtime dependencies ([`SpecKind`]'s), then those the code names
+/// (`uuid` for `format: uuid`, `json-decimal` for exact amounts), each from the workspace.
+pub fn manifest(provider: &Provider, source: &str) -> String {
+    let name = provider.name;
+    let base = match provider.kind {
+        SpecKind::OpenApi { .. } => PROGENITOR_DEPENDENCIES,
+        SpecKind::JsonSchema { .. } => TYPIFY_DEPENDENCIES,
+    };
+    let used = USED_DEPENDENCIES
+        .iter()
+        .filter(|(path, _)| names_crate(source, path))
+        .map(|(_, package)| *package);
+    let dependencies: String = base
+        .iter()
+        .copied()
+        .chain(used)
+        .map(|package| format!("{package}.workspace = true\n"))
+        .collect();
+    format!(
+        "[package]\n\
+         name = \"{name}-api\"\n\
+         version = \"0.1.0\"\n\
+         description = \"Generated {name} refund API bindings (written by `cargo xtask generate`, \
+         do not edit src/)\"\n\
+         edition.workspace = true\n\
+         rust-version.workspace = true\n\
+         license.workspace = true\n\
+         repository.workspace = true\n\
+         readme = \"README.md\"\n\
+         \n\
+         [dependencies]\n\
+         {dependencies}"
+    )
+}
+
+/// Whether `source` names the crate `krate` in a path (`::uuid::Uuid`, `uuid::Uuid`).
+fn names_crate(source: &str, krate: &str) -> bool {
+    let needle = format!("{krate}::");
+    source.match_indices(&needle).any(|(at, _)| {
+        !source[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// The `README.md` of a provider's generated crate.
+pub fn readme(provider: &Provider) -> String {
+    let name = provider.name;
+    format!(
+        "# {name}-api\n\
+         \n\
+         Typed Rust bindings for the {name} refund API, generated from the vendored spec\n\
+         (`specs/{name}/` in the refunds workspace) by `cargo xtask generate`. `src/lib.rs` is \
+         written\n\
+         by the generator only; services use these types through the `refunds` crate.\n"
+    )
+}
+
 /// SHA-256 of the normalized spec's canonical JSON (serde_json sorts object keys).
 fn spec_digest(normalized: &Normalized) -> String {
     use sha2::Digest;

@@ -1,7 +1,24 @@
 //! The spec pipeline behind `cargo xtask generate [--check]`.
 //!
 //! vendor document(s) -> overlay (our corrections) -> normalized spec -> progenitor (OpenAPI) or
-//! typify (JSON Schema) -> prettyplease -> `generated/<provider>/src/lib.rs`.
+//! typify (JSON Schema) -> prettyplease -> `generated/<provider>/src/lib.rs`, beside the
+//! normalized spec and the crate's `Cargo.toml` and `README.md`.
+//!
+//! The providers are the folders under `specs/`, found by [`providers`]: each holds a manifest,
+//! `specs/<provider>/provider.json` ([`MANIFEST`]), that says how its contract is published:
+//!
+//! ```json
+//! {"kind": "openapi", "documents": ["openapi.json", "reads.openapi.json"]}
+//! {"kind": "json-schema", "schema": "refund-request.schema.json", "endpoint": "endpoint.openapi.json"}
+//! ```
+//!
+//! beside its documents, its `overlay.json` and its `examples/`. They are reported in name
+//! order. That folder is all a new provider needs in the xtask: `generate` writes its whole crate
+//! (`generated/<provider>/`: `src/lib.rs`, `openapi.normalized.json`, and the `Cargo.toml` and
+//! `README.md` of [`codegen::manifest`] and [`codegen::readme`], each checked by `--check`),
+//! `diff` reports a provider that the compared revision does not have as entirely added, the
+//! surface test asks for its snapshot and `bench` gives it a row. (Making the crate a workspace
+//! member, and the facade's room, are outside the xtask.)
 //!
 //! The library half exists so that tests can run exactly what the command runs: the regeneration
 //! test compares [`generate`]'s output with the checked-in files, and the surface snapshots render
@@ -26,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// How a provider's contract is published.
+/// How a provider's contract is published: the `kind` of its [`MANIFEST`].
 #[derive(Debug, Clone, Copy)]
 pub enum SpecKind {
     /// OpenAPI 3.0 documents (the first is the vendor's, the rest are authored additions that
@@ -47,6 +64,10 @@ pub enum SpecKind {
 }
 
 /// One provider of the workspace: where its spec lives and where its crate is generated.
+///
+/// Read from the provider's [`MANIFEST`] by [`providers`]. The strings are leaked (a few bytes
+/// per provider and call, in a short-lived command or test), so a provider stays `Copy` and
+/// can be written as a constant in tests.
 #[derive(Debug, Clone, Copy)]
 pub struct Provider {
     /// Short name: the folder under `specs/` and `generated/`.
@@ -55,39 +76,113 @@ pub struct Provider {
     pub kind: SpecKind,
 }
 
-/// Every provider, in the order the xtask reports them.
-pub const PROVIDERS: &[Provider] = &[
-    Provider {
-        name: "optty",
-        kind: SpecKind::OpenApi {
-            documents: &[
-                "openapi.json",
-                "token.openapi.json",
-                "details.openapi.json",
-                "notifications.openapi.json",
-            ],
-        },
+/// The file that makes a folder under `specs/` a provider, and says how its spec is published:
+///
+/// ```json
+/// {"kind": "openapi", "documents": ["openapi.json", "reads.openapi.json"]}
+/// {"kind": "json-schema", "schema": "refund-request.schema.json", "endpoint": "endpoint.openapi.json"}
+/// ```
+///
+/// - `openapi`: `documents`, the OpenAPI 3.0 files merged in order, the vendor's first
+///   ([`SpecKind::OpenApi`]);
+/// - `json-schema`: `schema`, the vendor's JSON Schema of the request body, and `endpoint`, our
+///   OpenAPI description of the endpoint around it ([`SpecKind::JsonSchema`]).
+///
+/// File names are relative to the provider's folder, which also holds [`OVERLAY`] (and
+/// `examples/`). No other key is accepted, so a misspelt one is an error rather than ignored.
+/// Every folder under `specs/` is a provider and must hold one (folders whose name starts with
+/// `.` aside); the folder's name is the provider's, made of lowercase ASCII letters and digits
+/// (it names the crate `<name>-api` and the `<name>_api` paths the xtask writes). Nothing else
+/// in the xtask names a provider (see the crate's documentation).
+pub const MANIFEST: &str = "provider.json";
+
+/// The manifest's shape (see [`MANIFEST`]).
+#[derive(serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum Manifest {
+    #[serde(rename = "openapi")]
+    OpenApi {
+        documents: Vec<String>,
     },
-    Provider {
-        name: "afterpay",
-        kind: SpecKind::OpenApi {
-            documents: &["openapi.json", "reads.openapi.json"],
-        },
+    JsonSchema {
+        schema: String,
+        endpoint: String,
     },
-    Provider {
-        name: "moyasar",
-        kind: SpecKind::OpenApi {
-            documents: &["openapi.json", "reads.openapi.json"],
+}
+
+/// Every provider of the checkout at `root`: each folder under `specs/` with its [`MANIFEST`],
+/// in name order (the order the xtask reports them in). A folder without a manifest, a
+/// manifest that does not parse, or a name that cannot name a crate is an error naming it.
+pub fn providers(root: &Path) -> Result<Vec<Provider>> {
+    let specs = root.join("specs");
+    let entries =
+        std::fs::read_dir(&specs).with_context(|| format!("reading {}", specs.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", specs.display()))?;
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let name = entry.file_name();
+        let name = name
+            .to_str()
+            .with_context(|| format!("specs/{}: the name is not UTF-8", name.display()))?;
+        if !name.starts_with('.') {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            provider_in(&specs.join(&name), &name)
+                .with_context(|| format!("specs/{name}/ is not a provider"))
+        })
+        .collect()
+}
+
+/// The provider whose folder `dir` is named `name`.
+fn provider_in(dir: &Path, name: &str) -> Result<Provider> {
+    anyhow::ensure!(
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "a provider's name is lowercase ASCII letters and digits, starting with a letter (it \
+         names the crate `<name>-api`)"
+    );
+    let path = dir.join(MANIFEST);
+    anyhow::ensure!(
+        path.is_file(),
+        "it has no {MANIFEST} (every folder under specs/ is a provider, described by its \
+         {MANIFEST}, e.g. {{\"kind\": \"openapi\", \"documents\": [\"openapi.json\"]}}; see \
+         xtask::MANIFEST)"
+    );
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {MANIFEST}"))?;
+    let manifest: Manifest =
+        serde_json::from_str(&text).with_context(|| format!("parsing {MANIFEST}"))?;
+    let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+    let kind = match manifest {
+        Manifest::OpenApi { documents } => {
+            anyhow::ensure!(
+                !documents.is_empty(),
+                "{MANIFEST}: `documents` names no document"
+            );
+            let documents: Vec<&'static str> = documents.into_iter().map(leak).collect();
+            SpecKind::OpenApi {
+                documents: Box::leak(documents.into_boxed_slice()),
+            }
+        }
+        Manifest::JsonSchema { schema, endpoint } => SpecKind::JsonSchema {
+            schema: leak(schema),
+            endpoint: leak(endpoint),
         },
-    },
-    Provider {
-        name: "openapp",
-        kind: SpecKind::JsonSchema {
-            schema: "refund-request.schema.json",
-            endpoint: "endpoint.openapi.json",
-        },
-    },
-];
+    };
+    Ok(Provider {
+        name: leak(name.to_owned()),
+        kind,
+    })
+}
 
 /// Every provider's overlay file name.
 pub const OVERLAY: &str = "overlay.json";
@@ -181,6 +276,14 @@ pub struct Generated {
     pub spec_path: PathBuf,
     /// The normalized OpenAPI document, pretty JSON with sorted keys.
     pub spec_text: String,
+    /// Path of the crate's `Cargo.toml`, relative to the root.
+    pub manifest_path: PathBuf,
+    /// The crate's manifest ([`codegen::manifest`]).
+    pub manifest_text: String,
+    /// Path of the crate's `README.md`, relative to the root.
+    pub readme_path: PathBuf,
+    /// The crate's README ([`codegen::readme`]).
+    pub readme_text: String,
     /// Number of operations in the normalized spec.
     pub operations: usize,
     /// Number of named schemas in the normalized spec.
@@ -189,10 +292,12 @@ pub struct Generated {
 
 impl Generated {
     /// The files of this provider's crate that the pipeline writes: (path, text).
-    pub fn files(&self) -> [(&Path, &str); 2] {
+    pub fn files(&self) -> [(&Path, &str); 4] {
         [
             (self.path.as_path(), self.text.as_str()),
             (self.spec_path.as_path(), self.spec_text.as_str()),
+            (self.manifest_path.as_path(), self.manifest_text.as_str()),
+            (self.readme_path.as_path(), self.readme_text.as_str()),
         ]
     }
 }
@@ -215,12 +320,15 @@ pub fn generate(root: &Path, provider: &Provider) -> Result<Generated> {
     let text = codegen::render(provider, &normalized)
         .with_context(|| format!("generating the {} client", provider.name))?;
     let spec_text = serde_json::to_string_pretty(&normalized.openapi)? + "\n";
+    let crate_dir = Path::new("generated").join(provider.name);
     Ok(Generated {
         provider: *provider,
         path: provider.output_path(),
-        spec_path: Path::new("generated")
-            .join(provider.name)
-            .join("openapi.normalized.json"),
+        spec_path: crate_dir.join("openapi.normalized.json"),
+        manifest_path: crate_dir.join("Cargo.toml"),
+        manifest_text: codegen::manifest(provider, &text),
+        readme_path: crate_dir.join("README.md"),
+        readme_text: codegen::readme(provider),
         operations: surface::operation_count(&normalized.openapi),
         schemas: surface::schema_count(&normalized.openapi),
         text,
@@ -241,8 +349,8 @@ pub enum Mode {
 pub enum ProviderReport {
     /// The pipeline ran: each file's path and state.
     Generated {
-        /// The provider's output.
-        generated: Generated,
+        /// The provider's output (boxed: it holds the crate's files).
+        generated: Box<Generated>,
         /// Per file: its path and `up to date`, `written` or `STALE`.
         states: Vec<(PathBuf, &'static str)>,
         /// The diffs of stale files (check mode).
@@ -257,17 +365,18 @@ pub enum ProviderReport {
     },
 }
 
-/// Regenerates every provider and writes (or, in [`Mode::Check`], compares) its files: the one
-/// function behind `cargo xtask generate [--check]` and the freshness test. Every provider is
-/// tried, so one broken spec does not hide the next.
+/// Regenerates every provider (see [`providers`]) and writes (or, in [`Mode::Check`],
+/// compares) its files, creating the crate's folder if needed: the one function behind
+/// `cargo xtask generate [--check]` and the freshness test. Every provider is tried, so one
+/// broken spec does not hide the next; a missing file is stale.
 pub fn write_or_check(root: &Path, mode: Mode) -> Result<Vec<ProviderReport>> {
     let mut reports = Vec::new();
-    for provider in PROVIDERS {
-        let generated = match generate(root, provider) {
+    for provider in providers(root)? {
+        let generated = match generate(root, &provider) {
             Ok(generated) => generated,
             Err(error) => {
                 reports.push(ProviderReport::Failed {
-                    provider: *provider,
+                    provider,
                     error: format!("{error:#}"),
                 });
                 continue;
@@ -284,6 +393,10 @@ pub fn write_or_check(root: &Path, mode: Mode) -> Result<Vec<ProviderReport>> {
                 diffs.push(diff(path, &current, text));
                 "STALE"
             } else {
+                if let Some(dir) = full.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
                 std::fs::write(&full, text)
                     .with_context(|| format!("writing {}", full.display()))?;
                 "written"
@@ -291,7 +404,7 @@ pub fn write_or_check(root: &Path, mode: Mode) -> Result<Vec<ProviderReport>> {
             states.push((path.to_path_buf(), state));
         }
         reports.push(ProviderReport::Generated {
-            generated,
+            generated: Box::new(generated),
             states,
             diffs,
         });

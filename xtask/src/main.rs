@@ -1,20 +1,30 @@
 //! `cargo xtask <command>`: developer commands of the refunds workspace.
 //!
-//! - `generate`: regenerate `generated/<provider>/src/lib.rs` from `specs/`.
-//! - `generate --check`: write nothing; exit 1 and show a diff if any generated file is stale.
+//! - `generate`: regenerate each provider's crate from `specs/<provider>/` (every folder there
+//!   with its `provider.json` is a provider, see `xtask::MANIFEST`): `generated/<provider>/`
+//!   `src/lib.rs`, `openapi.normalized.json`, `Cargo.toml` and `README.md`, created if missing.
+//! - `generate --check`: write nothing; exit 1 and show a diff if any generated file is stale
+//!   or missing.
 //! - `demo`: regenerate, then refund one order through every provider against the in-process
 //!   sandbox (`cargo run -p refunds --example demo`), then the same through the durable
 //!   journal with an injected fault and its reconciliation
 //!   (`cargo run -p refunds-journal --example journaled_demo`).
 //! - `diff [REV] [--accept-breaking]`: classify every change of the normalized specs between git
 //!   revision REV (default `HEAD`) and the working tree as breaking for callers, additive or
-//!   without effect, naming the hand-written code each touches; exit 1 on a breaking change
-//!   unless `--accept-breaking` acknowledges it (see `xtask::specdiff`).
+//!   without effect, naming the hand-written code each touches (a provider REV does not have:
+//!   every operation added); exit 1 on a breaking change unless `--accept-breaking`
+//!   acknowledges it (see `xtask::specdiff`).
 //! - `schema`: rewrite `facade/refund-model.schema.json`, the JSON Schema of the unified model.
-//! - `soak [--refunds N] [--seed S] [--concurrency C]`: send N refunds (default 10000) through
-//!   the facade's retry executor against the in-process sandbox under random (seeded) faults,
-//!   print a table per provider, and exit 1 if the ledger shows a refund duplicated, lost or
-//!   contradicted, a misclassified settlement or a panic (see `xtask::soak`).
+//! - `soak [--mode retry] [--refunds N] [--seed S] [--concurrency C]`: send N refunds (default
+//!   10000) through the facade's retry executor against the in-process sandbox under random
+//!   (seeded) faults, print a table per provider, and exit 1 if the ledger shows a refund
+//!   duplicated, lost or contradicted, a misclassified settlement or a panic (see `xtask::soak`).
+//! - `soak --mode settle [--refunds N] [--seed S] [--concurrency C] [--read-delay-ms D]
+//!   [--settling-ms D] [--max-rounds R]`: send N refunds (default 2000) through the durable
+//!   journal under crashes, after-commit faults, dropped connections, 503s, read faults and a
+//!   read delay, then reconcile in rounds while the sandbox settles every pending refund; print a
+//!   table per provider and exit 1 if a refund is duplicated, lost, mismatched, left pending or
+//!   for a person, or the journal failed (see `xtask::soak::settle`). `soak --help` says more.
 //! - `bench [--report-only]`: run the facade's criterion benchmarks (`cargo bench -p refunds`) and
 //!   print one table: encode + decode per refund, facade against direct generated-client
 //!   throughput on the loopback sandbox (sequential and 32 tasks), the growth of a refund's cost
@@ -27,7 +37,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use xtask::{Mode, ProviderReport, workspace_root, write_or_check};
 
-const USAGE: &str = "usage: cargo xtask generate [--check] | diff [REV] [--accept-breaking] | demo | schema | soak [--refunds N] [--seed S] [--concurrency C] | bench [--report-only]";
+const USAGE: &str = "usage: cargo xtask generate [--check] | diff [REV] [--accept-breaking] | demo | schema | soak [--mode retry|settle] [OPTIONS] (soak --help) | bench [--report-only]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -94,18 +104,35 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
     }
 }
 
-/// Runs the soak in this process (built with the `soak` feature) and exits 1 when the ledger
-/// contradicts a settlement.
+/// Runs the soak in this process (built with the `soak` feature) and exits 1 when an invariant
+/// fails: the retry soak's ledger contradicts a settlement, or the settle soak finds a refund not
+/// settled as the sandbox's ledger says.
 #[cfg(feature = "soak")]
 fn soak(args: &[&str]) -> Result<ExitCode> {
-    let options = xtask::soak::SoakOptions::parse(args)?;
-    let report = tokio::runtime::Builder::new_multi_thread()
+    use xtask::soak::{Command, HELP, run, settle};
+    let command = Command::parse(args)?;
+    if command == Command::Help {
+        print!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the tokio runtime")?
-        .block_on(xtask::soak::run(&options))?;
-    print!("{report}");
-    match report.check() {
+        .context("starting the tokio runtime")?;
+    let checked = match command {
+        Command::Retry(options) => {
+            let report = runtime.block_on(run(&options))?;
+            print!("{report}");
+            report.check()
+        }
+        Command::Settle(options) => {
+            let report = runtime.block_on(settle::run(&options))?;
+            print!("{report}");
+            report.check()
+        }
+        Command::Help => Ok(()),
+    };
+    match checked {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -146,7 +173,7 @@ fn spec_diff(args: &[&str]) -> Result<ExitCode> {
         _ => bail!("{USAGE}"),
     };
     let root = workspace_root()?;
-    let report = xtask::specdiff::Report::build(&root, rev);
+    let report = xtask::specdiff::Report::build(&root, rev)?;
     print!("{report}");
     let (errors, breaking) = (report.errors(), report.breaking());
     if errors > 0 {

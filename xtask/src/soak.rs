@@ -1,4 +1,7 @@
-//! `cargo xtask soak`: a fault soak of the facade's retry executor against the sandbox.
+//! `cargo xtask soak`: fault soaks against the sandbox, in two modes (`--mode`, [`Command`];
+//! `cargo xtask soak --help` prints [`HELP`]).
+//!
+//! # `--mode retry` (the default): the facade's retry executor
 //!
 //! Many logical refunds (the providers in turn, a fresh order each) go through
 //! [`Refunds::refund_with_retries`] on one shared client with short time-outs, while the sandbox
@@ -18,11 +21,21 @@
 //! - **panics**: a refund task that panicked, or an attempt the facade reports as ended by a
 //!   panic of its task.
 //!
-//! The AfterPay sandbox runs without its replay of a repeated `transactionReference` (Riverty
-//! documents no such rule), so a blind re-send after an unknown outcome would show up as a
-//! duplicate rather than be hidden by the emulator.
-//!
 //! [`run`] is what both the command and its test (`xtask/tests/soak.rs`) execute.
+//!
+//! # `--mode settle`: from "sent" to "settled" through the journal
+//!
+//! Every refund goes through the durable journal ([`refunds_journal::Journal::refund`], SQLite
+//! in a temporary file) under crashes, after-commit faults, dropped connections, plain 503s and
+//! eventual consistency; then [`refunds_journal::Journal::reconcile`] runs in rounds until every
+//! refund is in a final, verified state, and each is checked against the sandbox's ledger. See
+//! [`settle`] for what is injected, how pending refunds are settled (OpenApp's from the
+//! sandbox's ledger, as its settlement report would be) and the invariants;
+//! [`settle::run`] is what both the command and its test execute.
+//!
+//! In both modes the AfterPay sandbox runs without its replay of a repeated
+//! `transactionReference` (Riverty documents no such rule), so a blind re-send after an unknown
+//! outcome would show up as a duplicate rather than be hidden by the emulator.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -124,6 +137,81 @@ impl SoakOptions {
         Ok(options)
     }
 }
+
+/// What `cargo xtask soak [ARGS]` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `--mode retry` (the default): [`run`].
+    Retry(SoakOptions),
+    /// `--mode settle`: [`settle::run`].
+    Settle(settle::SettleOptions),
+    /// `--help` or `-h`: print [`HELP`].
+    Help,
+}
+
+impl Command {
+    /// Parses `[--mode retry|settle] [OPTIONS]` (also `--mode=settle`; the mode may come
+    /// anywhere), the options as the mode takes them ([`SoakOptions::parse`],
+    /// [`settle::SettleOptions::parse`]); `--help` or `-h` anywhere asks for [`HELP`].
+    pub fn parse(args: &[&str]) -> Result<Command> {
+        if args.iter().any(|arg| matches!(*arg, "--help" | "-h")) {
+            return Ok(Command::Help);
+        }
+        let mut mode = "retry";
+        let mut rest = Vec::new();
+        let mut args = args.iter().copied();
+        while let Some(arg) = args.next() {
+            if arg == "--mode" {
+                mode = args
+                    .next()
+                    .context("--mode needs a value: retry or settle")?;
+            } else if let Some(value) = arg.strip_prefix("--mode=") {
+                mode = value;
+            } else {
+                rest.push(arg);
+            }
+        }
+        match mode {
+            "retry" => Ok(Command::Retry(SoakOptions::parse(&rest)?)),
+            "settle" => Ok(Command::Settle(settle::SettleOptions::parse(&rest)?)),
+            other => bail!("unknown soak mode {other:?}: use retry or settle"),
+        }
+    }
+}
+
+/// `cargo xtask soak --help`.
+pub const HELP: &str = "\
+usage: cargo xtask soak [--mode retry|settle] [OPTIONS]
+
+--mode retry (the default): refunds through the facade's retry executor
+(Refunds::refund_with_retries) against the in-process sandbox under seeded faults, one or none
+per order; every settlement is checked against the sandbox's ledger. Exits 1 when a refund is
+duplicated, lost or contradicted, a settlement misclassified, or a task panicked.
+    --refunds N          logical refunds, round-robin over the four providers (default 10000)
+    --seed S             seed of the fault plan (default 1)
+    --concurrency C      refunds in flight at once (default 32)
+
+--mode settle: refunds through the durable journal (Journal::refund, SQLite in a temporary
+file) under crashes (a sender killed while the provider holds its request, or before it got
+there), after-commit faults (dropped connection, 502/504 gateway pages, malformed body; OpenApp
+unsigned or badly signed answers), dropped connections (latency past the client's time-out),
+plain 503s and 429s before any work, faults on the providers' read operations, and eventual
+consistency (a read delay on every sandbox server). Then reconcile rounds (Journal::reconcile,
+which reads the providers' records), the sandbox settling every pending refund between rounds
+(Optty PENDING orders, every OpenApp refund; some as failed) and OpenApp's statuses recorded
+from the sandbox's ledger as its settlement report would be (Journal::record_status), until
+nothing is left to settle, nothing changed for a while, or the bound. Prints a table per
+provider; exits 1 when a refund is duplicated or lost, an applied refund's status differs from
+the sandbox's, a refund is left pending or for a person, or the journal failed.
+    --refunds N          logical refunds, round-robin over the four providers (default 2000)
+    --seed S             seed of the plan (default 1)
+    --concurrency C      refunds in flight at once (default 16)
+    --read-delay-ms D    how long a recorded refund stays out of the providers' reads
+                         (default 200)
+    --settling-ms D      the journal's AfterPay settling delay (default 2000); must exceed the
+                         read delay plus the latest a late attempt commits (150 ms)
+    --max-rounds R       the most reconcile rounds (default 100)
+";
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T>
 where
@@ -898,6 +986,1605 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport> {
         wall,
         total: started.elapsed(),
     })
+}
+
+pub mod settle {
+    //! `cargo xtask soak --mode settle`: refunds through the durable journal under crashes, faults
+    //! and eventual consistency, then reconciliation until every refund is settled and verified.
+    //!
+    //! # What runs
+    //!
+    //! The sandbox starts with a read delay ([`SettleOptions::read_delay`]: a recorded refund shows
+    //! in the providers' reads only that long after it was recorded) and AfterPay without its
+    //! replay of a repeated reference. A journal opens on a fresh SQLite file, with a short
+    //! AfterPay settling delay ([`SettleOptions::settling_delay`]) and the retry soak's [`POLICY`].
+    //! Then [`SettleOptions::refunds`] refunds, the providers in turn, each of 10.00 on a fresh
+    //! order (40% of Optty's orders record their refunds `PENDING`; every OpenApp refund is pending
+    //! until settled), go through [`Journal::refund`] with [`SettleOptions::concurrency`] in
+    //! flight, each with at most one *disruption* drawn from the seed:
+    //!
+    //! - **a fault on the refund route** (up to 3 firings, or past the retry budget for 8% of them,
+    //!   half of the `429`s: refused until the call gives up, not applied): plain `503` and `429`
+    //!   before any work; `NonJson502` (a gateway's page, nothing done); after the refund was
+    //!   recorded, a dropped connection ([`Fault::DropAfterCommit`]), a gateway's `502`/`504` page
+    //!   ([`Fault::StatusAfterCommit`]), a malformed body and (OpenApp) an unsigned or badly signed
+    //!   answer; latency below the client's time-out, and past it (the client drops the connection,
+    //!   the provider commits later);
+    //! - **a crash** of the sender mid-attempt: the sender (its own journal instance on the same
+    //!   file, with a [`CRASH_LEASE`], and its own client) runs on a runtime of its own, which is
+    //!   dropped, every task of it where it stands, once its attempt is on the wire: either while
+    //!   the provider holds the request (a latency fault; the provider commits after the crash) or
+    //!   while the request is stuck on its way (the sender's client points at a listener that reads
+    //!   and never answers; the provider never sees it). None of its tasks runs another step, so
+    //!   nothing past the point the crash reached is recorded; its connections close (as the
+    //!   operating system closes a dead process's) and its lease lapses unrenewed;
+    //!
+    //! and, independently, 30% of the orders of providers with a read get **a fault on the read
+    //! operation** (`503`, a gateway's `502` or `504` page, a dropped connection, a malformed body,
+    //! latency past the time-out; 1 or 2 firings).
+    //!
+    //! Then **reconcile rounds**: [`Journal::reconcile`] (it reads pending refunds to their final
+    //! status, reads Optty and Moyasar unknowns before re-sending, attributes AfterPay unknowns by
+    //! reading the order, re-sends OpenApp's); after each round the sandbox **settles every pending
+    //! refund** through its API ([`sandbox::ProviderHandle::settle`]: Optty `PENDING`, every
+    //! OpenApp refund; 10% of them, drawn from the seed, as failed), and **OpenApp's settlement
+    //! report** is fed to the journal: OpenApp has no read, so its pending refunds are settled in
+    //! the journal only by [`Journal::record_status`]; the soak reads the OpenApp sandbox's ledger,
+    //! as the settlement report would list it, and records the final status of every journaled
+    //! refund still pending there (matched by `caseId`, the merchant reference). Rounds go on, a
+    //! short pause between them, until nothing is left unresolved or pending in the journal (and no
+    //! crashed sender's entry is still in flight), or no round changed anything for longer than the
+    //! settling delay and a crashed sender's lease together, or [`SettleOptions::max_rounds`].
+    //!
+    //! # What is checked
+    //!
+    //! Per refund, the journal's entry against the sandbox's refunds under its duplicate key, once
+    //! the rounds are over:
+    //!
+    //! | column | meaning | must be |
+    //! |---|---|---|
+    //! | duplicates | more than one sandbox refund under the merchant reference | 0 |
+    //! | lost | a sandbox refund the journal does not hold as applied, an applied entry without a sandbox refund, or a sandbox refund under a key no refund of the soak has | 0 |
+    //! | mismatched | an applied entry whose status is not the sandbox refund's (succeeded, failed) | 0 |
+    //! | pending left | an applied entry still pending (the sandbox settled everything) | 0 |
+    //! | left for a person | an entry still unknown or in flight (AfterPay included: in the sandbox every refund of an order goes through the journal, so attribution always decides) | 0 |
+    //! | errors | a journal call or a reconcile entry that failed with a [`refunds_journal::JournalError`] | 0 |
+    //!
+    //! and counts what happened: refunds attempted, applied, not applied, unresolved when the call
+    //! returned (crashed ones included), crashed, settled by reading (entries the journal settled
+    //! by finding or attributing the refund in the provider's record), status read (pending ones
+    //! read to their final status), reported (OpenApp statuses recorded from the settlement
+    //! report), re-sent by reconcile, failed (the sandbox settled them failed: raised by the
+    //! journal as failed after applied), and the round in which the provider's last change came.
+
+    use std::collections::{BTreeMap, HashMap};
+    use std::fmt;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context, Result, bail};
+    use refunds::{ByProvider, MerchantReference, Provider, RefundRequest, RefundStatus, Refunds};
+    use refunds_journal::{
+        Database, Entry, EntryState, Journal, JournalConfig, Reconciliation, SettledBy,
+    };
+    use rust_decimal::Decimal;
+    use sandbox::{Fault, FaultHandle, Match, Operation, Sandbox, SandboxConfig};
+    use test_support::{ClientSettings, duplicate_key, handle};
+    use tokio::sync::{Semaphore, oneshot};
+    use tokio::task::JoinSet;
+
+    use super::{
+        CAPTURED_MINOR, FaultPlan, LIMITS, LONG_LATENCY_MAX, LONG_LATENCY_MIN, Menu, POLICY,
+        SIGNED, TIMEOUT, fault_label, number, provider_index, request,
+    };
+
+    /// The lease of the main journal's calls: far longer than an attempt can take here.
+    pub const LEASE: Duration = Duration::from_secs(10);
+    /// The lease of a crashing sender's journal: once it lapses, the sender is taken for dead.
+    pub const CRASH_LEASE: Duration = Duration::from_millis(1500);
+    /// How long the provider holds a crashing sender's request (the sender is killed meanwhile).
+    const CRASH_HOLD: Duration = Duration::from_millis(700);
+    /// How long the soak waits for a crashing sender's attempt to be on the wire.
+    const CRASH_WAIT: Duration = Duration::from_secs(15);
+    /// The pause between two reconcile rounds.
+    const ROUND_PAUSE: Duration = Duration::from_millis(250);
+    /// The latest a timed-out attempt commits after the client gave up on it.
+    pub const LATE_COMMIT: Duration = LONG_LATENCY_MAX.saturating_sub(TIMEOUT);
+
+    /// Shares (in %) of the plan.
+    const NO_DISRUPTION_PERCENT: u32 = 20;
+    const CRASH_PERCENT: u32 = 8;
+    const OVER_BUDGET_PERCENT: u32 = 8;
+    const REFUSED_OVER_BUDGET_PERCENT: u32 = 50;
+    const READ_FAULT_PERCENT: u32 = 30;
+    const PENDING_PERCENT: u32 = 40;
+    const SETTLE_FAILED_PERCENT: u32 = 10;
+
+    /// Faults on the refund route.
+    const REFUND_FAULTS: Menu = &[
+        (12, |_| Fault::Status(503)),
+        (6, |_| Fault::Status(429)),
+        (8, |_| Fault::NonJson502),
+        (12, |_| Fault::DropAfterCommit),
+        (10, |_| Fault::StatusAfterCommit(502)),
+        (10, |_| Fault::StatusAfterCommit(504)),
+        (10, |_| Fault::MalformedBody),
+        (5, |rng| {
+            Fault::Latency(Duration::from_millis(rng.u64(5..=50)))
+        }),
+        (8, |rng| {
+            Fault::Latency(Duration::from_millis(rng.u64(
+                LONG_LATENCY_MIN.as_millis() as u64..=LONG_LATENCY_MAX.as_millis() as u64,
+            )))
+        }),
+    ];
+
+    /// Faults on the read operation (long latency rarer: reconcile reads one entry at a time).
+    const READ_FAULTS: Menu = &[
+        (10, |_| Fault::Status(503)),
+        (10, |_| Fault::NonJson502),
+        (10, |_| Fault::DropAfterCommit),
+        (10, |_| Fault::StatusAfterCommit(504)),
+        (10, |_| Fault::MalformedBody),
+        (3, |rng| {
+            Fault::Latency(Duration::from_millis(rng.u64(
+                LONG_LATENCY_MIN.as_millis() as u64..=LONG_LATENCY_MAX.as_millis() as u64,
+            )))
+        }),
+    ];
+
+    /// What to run.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SettleOptions {
+        /// Logical refunds in all, spread round-robin over the four providers.
+        pub refunds: usize,
+        /// Seed of the plan (disruptions, read faults, pending orders, failed settlements).
+        pub seed: u64,
+        /// Journal calls in flight at once.
+        pub concurrency: usize,
+        /// The sandbox's read delay: how long a recorded refund stays out of reads.
+        pub read_delay: Duration,
+        /// The journal's AfterPay settling delay ([`JournalConfig::settling_delay`]).
+        pub settling_delay: Duration,
+        /// The most reconcile rounds.
+        pub max_rounds: usize,
+    }
+
+    impl Default for SettleOptions {
+        fn default() -> Self {
+            SettleOptions {
+                refunds: 2_000,
+                seed: 1,
+                concurrency: 16,
+                read_delay: Duration::from_millis(200),
+                settling_delay: Duration::from_millis(2_000),
+                max_rounds: 100,
+            }
+        }
+    }
+
+    impl SettleOptions {
+        /// Parses `[--refunds N] [--seed S] [--concurrency C] [--read-delay-ms D]
+        /// [--settling-ms D] [--max-rounds R]` (also `--flag=value`). Refuses a settling delay
+        /// that does not exceed the read delay plus [`LATE_COMMIT`]: the journal would then
+        /// rightly be told a refund that shows late was never made (run such a configuration
+        /// through [`run`] to see the soak catch the duplicate).
+        pub fn parse(args: &[&str]) -> Result<SettleOptions> {
+            let mut options = SettleOptions::default();
+            let mut args = args.iter().copied();
+            while let Some(arg) = args.next() {
+                let (flag, inline) = match arg.split_once('=') {
+                    Some((flag, value)) => (flag, Some(value)),
+                    None => (arg, None),
+                };
+                let mut value = || {
+                    inline
+                        .or_else(|| args.next())
+                        .with_context(|| format!("{flag} needs a value"))
+                };
+                let millis = |value: &str| number::<u64>(flag, value).map(Duration::from_millis);
+                match flag {
+                    "--refunds" => options.refunds = number(flag, value()?)?,
+                    "--seed" => options.seed = number(flag, value()?)?,
+                    "--concurrency" => options.concurrency = number(flag, value()?)?,
+                    "--read-delay-ms" => options.read_delay = millis(value()?)?,
+                    "--settling-ms" => options.settling_delay = millis(value()?)?,
+                    "--max-rounds" => options.max_rounds = number(flag, value()?)?,
+                    _ => bail!("unknown option {arg:?} of --mode settle (see --help)"),
+                }
+            }
+            if options.concurrency == 0 {
+                bail!("--concurrency must be at least 1");
+            }
+            if options.max_rounds == 0 {
+                bail!("--max-rounds must be at least 1");
+            }
+            if options.settling_delay <= options.read_delay + LATE_COMMIT {
+                bail!(
+                    "--settling-ms {} must exceed the read delay ({} ms) plus the latest a late \
+                     attempt commits ({} ms): a shorter one lets the journal take a refund that \
+                     shows late for one never made, and send it again",
+                    options.settling_delay.as_millis(),
+                    options.read_delay.as_millis(),
+                    LATE_COMMIT.as_millis()
+                );
+            }
+            Ok(options)
+        }
+    }
+
+    /// What happens to one refund's call.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Disruption {
+        /// Nothing.
+        None,
+        /// A fault on the refund route of its order.
+        Fault(FaultPlan),
+        /// The sender crashes while the provider holds its request; the provider commits after.
+        CrashAtProvider,
+        /// The sender crashes while its request is on its way; the provider never sees it.
+        CrashOnTheWay,
+    }
+
+    impl Disruption {
+        fn label(&self) -> String {
+            match self {
+                Disruption::None => "none".to_owned(),
+                Disruption::Fault(plan) => fault_label(Some(plan)),
+                Disruption::CrashAtProvider => "crash: provider holds it".to_owned(),
+                Disruption::CrashOnTheWay => "crash: on the way".to_owned(),
+            }
+        }
+
+        fn is_crash(&self) -> bool {
+            matches!(
+                self,
+                Disruption::CrashAtProvider | Disruption::CrashOnTheWay
+            )
+        }
+    }
+
+    /// One logical refund and its plan.
+    #[derive(Debug, Clone)]
+    struct Trial {
+        index: usize,
+        provider: Provider,
+        order_id: String,
+        reference: MerchantReference,
+        key: String,
+        disruption: Disruption,
+        read_fault: Option<FaultPlan>,
+        /// (Optty) the order records its refunds `PENDING`.
+        pending: bool,
+        /// The sandbox settles the refund failed, where it is pending.
+        settle_failed: bool,
+    }
+
+    /// A fault from `menus`, weighted.
+    fn pick(rng: &mut fastrand::Rng, menus: &[Menu]) -> Fault {
+        let all = || menus.iter().flat_map(|menu| menu.iter());
+        let mut at = rng.u32(0..all().map(|(weight, _)| weight).sum::<u32>());
+        for (weight, make) in all() {
+            if at < *weight {
+                return make(rng);
+            }
+            at -= weight;
+        }
+        unreachable!("the draw is below the sum of the weights")
+    }
+
+    /// The plan of one refund through `provider`: (disruption, read fault, pending, failed).
+    fn draw(
+        rng: &mut fastrand::Rng,
+        provider: Provider,
+    ) -> (Disruption, Option<FaultPlan>, bool, bool) {
+        let roll = rng.u32(0..100);
+        let disruption = if roll < NO_DISRUPTION_PERCENT {
+            Disruption::None
+        } else if roll < NO_DISRUPTION_PERCENT + CRASH_PERCENT {
+            if rng.bool() {
+                Disruption::CrashAtProvider
+            } else {
+                Disruption::CrashOnTheWay
+            }
+        } else {
+            let menus: &[Menu] = if provider == Provider::OpenApp {
+                &[REFUND_FAULTS, SIGNED]
+            } else {
+                &[REFUND_FAULTS]
+            };
+            let fault = pick(rng, menus);
+            // A 429 is a refusal (nothing done): past the budget it settles not applied.
+            let over_budget = if fault == Fault::Status(429) {
+                REFUSED_OVER_BUDGET_PERCENT
+            } else {
+                OVER_BUDGET_PERCENT
+            };
+            let times = if rng.u32(0..100) < over_budget {
+                POLICY.max_attempts as usize + 2
+            } else {
+                rng.usize(1..=3)
+            };
+            Disruption::Fault(FaultPlan { fault, times })
+        };
+        let read_fault = (rng.u32(0..100) < READ_FAULT_PERCENT).then(|| FaultPlan {
+            fault: pick(rng, &[READ_FAULTS]),
+            times: rng.usize(1..=2),
+        });
+        let read_fault = read_fault.filter(|_| provider.capabilities().record_read);
+        let pending = provider == Provider::Optty && rng.u32(0..100) < PENDING_PERCENT;
+        let settle_failed = rng.u32(0..100) < SETTLE_FAILED_PERCENT;
+        (disruption, read_fault, pending, settle_failed)
+    }
+
+    /// The whole plan, from the seed alone.
+    fn plan(options: &SettleOptions) -> Result<Vec<Trial>> {
+        let mut rng = fastrand::Rng::with_seed(options.seed);
+        (0..options.refunds)
+            .map(|index| {
+                let provider = Provider::ALL[index % Provider::ALL.len()];
+                let text = format!("SETTLE-{}-{index}", options.seed);
+                let text = if text.len() <= MerchantReference::MAX_LEN {
+                    text
+                } else {
+                    format!("SETTLE-{index}")
+                };
+                let reference = MerchantReference::new(text.as_str())?;
+                let key = duplicate_key(provider, &reference);
+                let (disruption, read_fault, pending, settle_failed) = draw(&mut rng, provider);
+                Ok(Trial {
+                    index,
+                    provider,
+                    order_id: format!("SETTLE-ORD-{index}"),
+                    reference,
+                    key,
+                    disruption,
+                    read_fault,
+                    pending,
+                    settle_failed,
+                })
+            })
+            .collect()
+    }
+
+    /// How a refund's call through the journal ended.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum CallEnd {
+        /// [`refunds_journal::JournaledRefund::label`]: `applied`, `replayed`, `rejected`,
+        /// `unresolved`, `in_progress`.
+        Returned(&'static str),
+        /// A [`refunds_journal::JournalError`], displayed.
+        Failed(String),
+        /// The sender was killed mid-attempt.
+        Crashed,
+        /// The crash came too late: the sender's call had returned (its label).
+        CrashMissed(&'static str),
+    }
+
+    impl CallEnd {
+        /// Whether the call left the refund settled (applied or not applied).
+        fn settled(&self) -> bool {
+            matches!(
+                self,
+                CallEnd::Returned("applied" | "replayed" | "rejected")
+                    | CallEnd::CrashMissed("applied" | "replayed" | "rejected")
+            )
+        }
+
+        fn describe(&self) -> String {
+            match self {
+                CallEnd::Returned(label) => (*label).to_owned(),
+                CallEnd::Failed(error) => format!("journal error: {error}"),
+                CallEnd::Crashed => "crashed mid-attempt".to_owned(),
+                CallEnd::CrashMissed(label) => format!("{label} (the crash came too late)"),
+            }
+        }
+    }
+
+    /// What every refund task shares.
+    struct Ctx {
+        sb: Arc<Sandbox>,
+        journal: Journal,
+        refunds: Refunds,
+        urls: ByProvider<String>,
+        settings: ClientSettings,
+        db_path: PathBuf,
+        settling_delay: Duration,
+    }
+
+    /// The journal configuration of the soak: `lease`, the retry soak's policy, `settling`.
+    fn journal_config(instance: String, lease: Duration, settling: Duration) -> JournalConfig {
+        JournalConfig {
+            lease,
+            retry: POLICY,
+            settling_delay: settling,
+            instance,
+            ..JournalConfig::default()
+        }
+    }
+
+    /// Seeds the trial's order, injects its faults, and sends it through the journal (or
+    /// crashes a sender mid-attempt).
+    async fn send(ctx: Arc<Ctx>, trial: Trial) -> Result<CallEnd> {
+        let provider = trial.provider;
+        let handle = handle(&ctx.sb, provider);
+        let mut seed =
+            test_support::order_seed(provider, &trial.order_id, Decimal::new(CAPTURED_MINOR, 2));
+        if trial.pending {
+            seed = seed.refund_status(sandbox::RefundStatus::Pending);
+        }
+        handle
+            .try_seed_order(seed)
+            .with_context(|| format!("seeding {provider} order {}", trial.order_id))?;
+        if let Some(plan) = &trial.read_fault {
+            handle.inject(
+                plan.fault.clone(),
+                Match::Order(trial.order_id.clone())
+                    .on(Operation::Read)
+                    .times(plan.times),
+            );
+        }
+        let request = request(provider, &trial.order_id, trial.reference.clone())?;
+        match &trial.disruption {
+            Disruption::CrashAtProvider | Disruption::CrashOnTheWay => {
+                crash(&ctx, &trial, request).await
+            }
+            Disruption::None | Disruption::Fault(_) => {
+                if let Disruption::Fault(plan) = &trial.disruption {
+                    handle.inject(
+                        plan.fault.clone(),
+                        Match::Order(trial.order_id.clone()).times(plan.times),
+                    );
+                }
+                Ok(match ctx.journal.refund(&ctx.refunds, &request).await {
+                    Ok(result) => CallEnd::Returned(result.label()),
+                    Err(error) => CallEnd::Failed(error.to_string()),
+                })
+            }
+        }
+    }
+
+    /// A loopback listener that reads what it is sent and never answers: a request stuck on
+    /// its way to the provider. Stops (dropping every connection) when dropped.
+    struct BlackHole {
+        url: String,
+        touched: Arc<AtomicBool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl BlackHole {
+        async fn start() -> Result<BlackHole> {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding a loopback port")?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let touched = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&touched);
+            let task = tokio::spawn(async move {
+                let mut held = JoinSet::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let flag = Arc::clone(&flag);
+                    held.spawn(async move {
+                        let mut buf = [0u8; 4096];
+                        while stream.readable().await.is_ok() {
+                            match stream.try_read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(_) => flag.store(true, Ordering::SeqCst),
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(_) => break,
+                            }
+                        }
+                        // Held open, unanswered, until the listener goes.
+                        std::future::pending::<()>().await;
+                    });
+                }
+            });
+            Ok(BlackHole { url, touched, task })
+        }
+
+        fn touched(&self) -> bool {
+            self.touched.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for BlackHole {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// Sends the trial from a sender of its own (a journal instance with [`CRASH_LEASE`] on
+    /// the same file, its own client, on a runtime of its own thread) and kills it once its
+    /// attempt is on the wire: the provider holds the request ([`Disruption::CrashAtProvider`],
+    /// a latency fault of [`CRASH_HOLD`]) or a listener that never answers has it
+    /// ([`Disruption::CrashOnTheWay`]). Killing drops the runtime: every task of the sender
+    /// stops where it stands, its connections close, its lease lapses unrenewed.
+    async fn crash(ctx: &Ctx, trial: &Trial, request: RefundRequest) -> Result<CallEnd> {
+        let provider = trial.provider;
+        let mut held: Option<FaultHandle> = None;
+        let mut hole: Option<BlackHole> = None;
+        let urls = if trial.disruption == Disruption::CrashAtProvider {
+            held = Some(handle(&ctx.sb, provider).inject(
+                Fault::Latency(CRASH_HOLD),
+                Match::Order(trial.order_id.clone()).once(),
+            ));
+            ctx.urls.clone()
+        } else {
+            let started = BlackHole::start().await?;
+            let url = started.url.clone();
+            hole = Some(started);
+            ByProvider::from_fn(|p| {
+                if p == provider {
+                    url.clone()
+                } else {
+                    ctx.urls.get(p).clone()
+                }
+            })
+        };
+        let on_the_wire = || {
+            held.as_ref().is_some_and(|fault| fault.fired() > 0)
+                || hole.as_ref().is_some_and(BlackHole::touched)
+        };
+
+        let (kill, killed) = oneshot::channel::<()>();
+        let (report, mut ended) = oneshot::channel::<Result<Option<&'static str>>>();
+        let (db, settings, settling) = (ctx.db_path.clone(), ctx.settings, ctx.settling_delay);
+        let instance = format!("soak-crashing-sender-{}", trial.index);
+        std::thread::Builder::new()
+            .name(format!("soak-sender-{}", trial.index))
+            .spawn(move || {
+                let end = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting a crashing sender's runtime")
+                    .and_then(|runtime| {
+                        let end = runtime.block_on(crashing_sender(
+                            &db, urls, settings, settling, instance, request, killed,
+                        ));
+                        // The crash: every task of this sender dropped where it stands.
+                        drop(runtime);
+                        end
+                    });
+                let _ = report.send(end);
+            })
+            .context("starting a crashing sender's thread")?;
+
+        let give_up = Instant::now() + CRASH_WAIT;
+        loop {
+            match ended.try_recv() {
+                Ok(end) => return Ok(CallEnd::CrashMissed(end?.unwrap_or("killed"))),
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    bail!("a crashing sender's thread ended without a word")
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            if on_the_wire() || Instant::now() >= give_up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = kill.send(());
+        let end = ended
+            .await
+            .context("a crashing sender's thread ended without a word")??;
+        drop(hole);
+        Ok(match end {
+            None => CallEnd::Crashed,
+            Some(label) => CallEnd::CrashMissed(label),
+        })
+    }
+
+    /// The crashing sender: `None` when killed, the call's label when it returned first.
+    async fn crashing_sender(
+        db: &Path,
+        urls: ByProvider<String>,
+        settings: ClientSettings,
+        settling: Duration,
+        instance: String,
+        request: RefundRequest,
+        killed: oneshot::Receiver<()>,
+    ) -> Result<Option<&'static str>> {
+        let journal = Journal::open_with(
+            Database::sqlite(db).max_connections(1),
+            journal_config(instance, CRASH_LEASE, settling),
+        )
+        .await
+        .context("opening the crashing sender's journal")?;
+        let refunds = test_support::builder(&urls, &settings).build()?;
+        tokio::select! {
+            biased;
+            _ = killed => Ok(None),
+            result = journal.refund(&refunds, &request) => Ok(Some(match result {
+                Ok(result) => result.label(),
+                Err(_) => "journal error",
+            })),
+        }
+    }
+
+    /// Counters of one provider.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct SettleStats {
+        /// Refunds sent through the journal.
+        pub attempted: usize,
+        /// Applied at the end.
+        pub applied: usize,
+        /// Not applied at the end.
+        pub not_applied: usize,
+        /// Calls that returned without settling the refund (unresolved, in progress, a journal
+        /// error) or crashed: what reconciliation had to settle.
+        pub unresolved_after_call: usize,
+        /// Senders killed mid-attempt.
+        pub crashed: usize,
+        /// More than one sandbox refund under a merchant reference.
+        pub duplicates: usize,
+        /// A sandbox refund the journal does not hold as applied, an applied entry without a
+        /// sandbox refund, or a sandbox refund under a key of no refund of the soak.
+        pub lost: usize,
+        /// An applied entry whose status is not the sandbox refund's.
+        pub mismatched: usize,
+        /// Applied entries still pending at the end.
+        pub pending_left: usize,
+        /// Entries still unknown or in flight at the end.
+        pub left_for_person: usize,
+        /// Entries settled by reading the provider's record ([`SettledBy::Read`]).
+        pub settled_by_reading: usize,
+        /// Pending refunds whose final status reconcile read ([`Reconciliation::StatusRead`],
+        /// [`Reconciliation::FailedAfterApplied`]).
+        pub status_read: usize,
+        /// Statuses recorded from OpenApp's settlement report ([`Journal::record_status`]).
+        pub reported: usize,
+        /// Re-sent by reconcile ([`Reconciliation::Resent`]).
+        pub resent: usize,
+        /// Applied refunds whose final status is failed (the sandbox settled them failed).
+        pub failed: usize,
+        /// Journal calls and reconcile entries that failed with a journal error.
+        pub errors: usize,
+        /// The reconcile round of the provider's last change (0: none).
+        pub last_round: usize,
+    }
+
+    impl SettleStats {
+        fn add(&mut self, o: &SettleStats) {
+            self.attempted += o.attempted;
+            self.applied += o.applied;
+            self.not_applied += o.not_applied;
+            self.unresolved_after_call += o.unresolved_after_call;
+            self.crashed += o.crashed;
+            self.duplicates += o.duplicates;
+            self.lost += o.lost;
+            self.mismatched += o.mismatched;
+            self.pending_left += o.pending_left;
+            self.left_for_person += o.left_for_person;
+            self.settled_by_reading += o.settled_by_reading;
+            self.status_read += o.status_read;
+            self.reported += o.reported;
+            self.resent += o.resent;
+            self.failed += o.failed;
+            self.errors += o.errors;
+            self.last_round = self.last_round.max(o.last_round);
+        }
+
+        /// The counters [`SettleReport::check`] requires to be zero, by name.
+        fn failures(&self) -> Vec<(&'static str, usize)> {
+            [
+                ("duplicates", self.duplicates),
+                ("lost", self.lost),
+                ("mismatched", self.mismatched),
+                ("pending left", self.pending_left),
+                ("left for a person", self.left_for_person),
+                ("errors", self.errors),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect()
+        }
+    }
+
+    /// Refunds of one disruption (or read fault) kind and provider.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct KindCounts {
+        /// Refunds.
+        pub trials: usize,
+        /// Their calls that left them unresolved (or crashed).
+        pub unresolved_after_call: usize,
+        /// Settled by reading at the end.
+        pub settled_by_reading: usize,
+    }
+
+    /// Why the reconcile rounds stopped.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Stop {
+        /// Nothing left unresolved, in flight or pending in the journal.
+        Settled,
+        /// No round changed anything for longer than the settling delay and a crashed
+        /// sender's lease together.
+        Idle,
+        /// [`SettleOptions::max_rounds`].
+        Bound,
+    }
+
+    /// One refund the checks found wrong, with what is needed to replay it.
+    #[derive(Debug, Clone)]
+    pub struct SettleViolation {
+        /// The provider.
+        pub provider: Provider,
+        /// Which refund (0-based).
+        pub index: usize,
+        /// The seeded order.
+        pub order_id: String,
+        /// The merchant reference.
+        pub reference: String,
+        /// The disruption and read fault.
+        pub plan: String,
+        /// How the call ended.
+        pub call: String,
+        /// The journal's entry at the end.
+        pub entry: String,
+        /// The sandbox's refunds under the key (statuses).
+        pub sandbox: Vec<String>,
+        /// What is wrong.
+        pub problems: Vec<&'static str>,
+    }
+
+    impl fmt::Display for SettleViolation {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(
+                f,
+                "{} #{} (order {}, reference {}): {}; plan {}; call {}; journal {}; sandbox [{}]",
+                self.provider,
+                self.index,
+                self.order_id,
+                self.reference,
+                self.problems.join(" + "),
+                self.plan,
+                self.call,
+                self.entry,
+                self.sandbox.join(", ")
+            )
+        }
+    }
+
+    /// What a settle soak found.
+    #[derive(Debug, Clone)]
+    pub struct SettleReport {
+        /// What ran.
+        pub options: SettleOptions,
+        /// Counters per provider, in [`Provider::ALL`] order.
+        pub providers: Vec<(Provider, SettleStats)>,
+        /// Refunds by disruption (`read ...` rows: by read fault) and provider.
+        pub by_kind: BTreeMap<String, [KindCounts; 4]>,
+        /// Every refund the checks found wrong (and sandbox refunds of no refund of the soak).
+        pub violations: Vec<SettleViolation>,
+        /// Reconcile rounds run.
+        pub rounds: usize,
+        /// Why they stopped.
+        pub stopped: Stop,
+        /// Crashes that came too late (the sender's call had returned).
+        pub crash_missed: usize,
+        /// The journal's file, kept when a check failed (removed otherwise).
+        pub journal_file: Option<PathBuf>,
+        /// Sending every refund.
+        pub sending: Duration,
+        /// The reconcile rounds.
+        pub reconciling: Duration,
+        /// The whole run.
+        pub total: Duration,
+    }
+
+    impl SettleReport {
+        /// One provider's counters.
+        pub fn stats(&self, provider: Provider) -> &SettleStats {
+            &self.providers[provider_index(provider)].1
+        }
+
+        /// All providers together.
+        pub fn totals(&self) -> SettleStats {
+            let mut total = SettleStats::default();
+            for (_, stats) in &self.providers {
+                total.add(stats);
+            }
+            total
+        }
+
+        /// Fails unless, for every provider, nothing is duplicated, lost or mismatched, nothing
+        /// is left pending or for a person, and the journal never failed.
+        pub fn check(&self) -> Result<()> {
+            let failing: Vec<String> = self
+                .providers
+                .iter()
+                .filter_map(|(provider, stats)| {
+                    let failures = stats.failures();
+                    (!failures.is_empty()).then(|| {
+                        let list: Vec<String> = failures
+                            .iter()
+                            .map(|(name, n)| format!("{name} {n}"))
+                            .collect();
+                        format!("{provider}: {}", list.join(", "))
+                    })
+                })
+                .collect();
+            if failing.is_empty() {
+                return Ok(());
+            }
+            let mut message = format!(
+                "the settle soak (seed {}) found refunds not settled as the sandbox's ledger says: {}",
+                self.options.seed,
+                failing.join("; ")
+            );
+            for violation in self.violations.iter().take(20) {
+                message.push_str(&format!("\n  {violation}"));
+            }
+            if self.violations.len() > 20 {
+                message.push_str(&format!("\n  .. and {} more", self.violations.len() - 20));
+            }
+            bail!(message)
+        }
+    }
+
+    impl fmt::Display for SettleReport {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let o = &self.options;
+            writeln!(
+                f,
+                "settle soak: {} refunds through the journal (SQLite), seed {}, concurrency {}; \
+                 read delay {} ms, settling delay {} ms; client timeout {} ms, {} attempts; \
+                 lease {} s, crashed senders' {} ms",
+                o.refunds,
+                o.seed,
+                o.concurrency,
+                o.read_delay.as_millis(),
+                o.settling_delay.as_millis(),
+                TIMEOUT.as_millis(),
+                POLICY.max_attempts,
+                LEASE.as_secs(),
+                CRASH_LEASE.as_millis()
+            )?;
+            let header = [
+                "provider",
+                "attempted",
+                "applied",
+                "not applied",
+                "unresolved after call",
+                "crashed",
+                "duplicates",
+                "lost",
+                "mismatched",
+                "pending left",
+                "left for a person",
+                "errors",
+                "settled by reading",
+                "status read",
+                "reported",
+                "resent",
+                "failed",
+                "rounds",
+            ];
+            let widths: Vec<usize> = header.iter().map(|h| h.len().max(5)).collect();
+            let line = |cells: Vec<String>| -> String {
+                cells
+                    .iter()
+                    .zip(&widths)
+                    .enumerate()
+                    .map(|(i, (cell, width))| {
+                        if i == 0 {
+                            format!("{cell:<9}")
+                        } else {
+                            format!(" | {cell:>width$}")
+                        }
+                    })
+                    .collect()
+            };
+            writeln!(
+                f,
+                "{}",
+                line(header.iter().map(|h| (*h).to_owned()).collect())
+            )?;
+            let totals = self.totals();
+            let rows = self
+                .providers
+                .iter()
+                .map(|(provider, stats)| (provider.to_string(), stats))
+                .chain(std::iter::once(("total".to_owned(), &totals)));
+            for (name, s) in rows {
+                let rounds = if name == "total" {
+                    self.rounds
+                } else {
+                    s.last_round
+                };
+                writeln!(
+                    f,
+                    "{}",
+                    line(vec![
+                        name,
+                        s.attempted.to_string(),
+                        s.applied.to_string(),
+                        s.not_applied.to_string(),
+                        s.unresolved_after_call.to_string(),
+                        s.crashed.to_string(),
+                        s.duplicates.to_string(),
+                        s.lost.to_string(),
+                        s.mismatched.to_string(),
+                        s.pending_left.to_string(),
+                        s.left_for_person.to_string(),
+                        s.errors.to_string(),
+                        s.settled_by_reading.to_string(),
+                        s.status_read.to_string(),
+                        s.reported.to_string(),
+                        s.resent.to_string(),
+                        s.failed.to_string(),
+                        rounds.to_string(),
+                    ])
+                )?;
+            }
+            let stopped = match self.stopped {
+                Stop::Settled => "nothing left to settle",
+                Stop::Idle => "nothing changed for longer than the settling delay and a lease",
+                Stop::Bound => "the bound",
+            };
+            writeln!(
+                f,
+                "must be 0: duplicates, lost, mismatched, pending left, left for a person, errors. \
+                 rounds: the round of the provider's last change (total: rounds run, stopped at \
+                 {stopped}); crashes that came too late: {}",
+                self.crash_missed
+            )?;
+            writeln!(
+                f,
+                "wall time: {:.2} s sending, {:.2} s reconciling, {:.2} s in all",
+                self.sending.as_secs_f64(),
+                self.reconciling.as_secs_f64(),
+                self.total.as_secs_f64()
+            )?;
+            writeln!(f)?;
+            writeln!(
+                f,
+                "refunds by disruption (read ...: by fault on the read operation), \
+                 refunds/unresolved after the call/settled by reading:"
+            )?;
+            write!(f, "{:<28}", "disruption")?;
+            for provider in Provider::ALL {
+                write!(f, " {:>12}", provider.to_string())?;
+            }
+            writeln!(f)?;
+            for (label, counts) in &self.by_kind {
+                write!(f, "{label:<28}")?;
+                for c in counts {
+                    let cell = if c.trials == 0 {
+                        "-".to_owned()
+                    } else {
+                        format!(
+                            "{}/{}/{}",
+                            c.trials, c.unresolved_after_call, c.settled_by_reading
+                        )
+                    };
+                    write!(f, " {cell:>12}")?;
+                }
+                writeln!(f)?;
+            }
+            if let Some(path) = &self.journal_file {
+                writeln!(f)?;
+                writeln!(f, "the journal is kept for a look: {}", path.display())?;
+            }
+            if !self.violations.is_empty() {
+                writeln!(f)?;
+                writeln!(f, "violations ({}):", self.violations.len())?;
+                for violation in self.violations.iter().take(50) {
+                    writeln!(f, "  {violation}")?;
+                }
+                if self.violations.len() > 50 {
+                    writeln!(f, "  .. and {} more", self.violations.len() - 50)?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A journal file of this run's own in the temporary directory.
+    fn journal_path(seed: u64) -> PathBuf {
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        std::env::temp_dir().join(format!(
+            "refunds-settle-soak-{}-{seed}-{}-{nanos}.db",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// Removes a SQLite file with its WAL and shared-memory files.
+    fn remove_journal(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
+    }
+
+    /// The sandbox's refunds by (provider index, duplicate key).
+    type Ledger = HashMap<(usize, String), Vec<sandbox::RecordedRefund>>;
+
+    fn ledger(sb: &Sandbox) -> (Ledger, Vec<(usize, sandbox::RecordedRefund)>) {
+        let mut by_key: Ledger = HashMap::new();
+        let mut unkeyed = Vec::new();
+        for (p, provider) in Provider::ALL.into_iter().enumerate() {
+            for order in handle(sb, provider).orders() {
+                for refund in order.refunds {
+                    match refund.reference.clone() {
+                        Some(key) => by_key.entry((p, key)).or_default().push(refund),
+                        None => unkeyed.push((p, refund)),
+                    }
+                }
+            }
+        }
+        (by_key, unkeyed)
+    }
+
+    fn sandbox_status(status: sandbox::RefundStatus) -> RefundStatus {
+        match status {
+            sandbox::RefundStatus::Succeeded => RefundStatus::Succeeded,
+            sandbox::RefundStatus::Pending => RefundStatus::Pending,
+            sandbox::RefundStatus::Failed => RefundStatus::Failed,
+        }
+    }
+
+    /// The sandbox settles every pending refund: failed where the refund's plan says so,
+    /// succeeded otherwise. Returns how many per provider.
+    fn settle_sandbox(sb: &Sandbox, failed: &HashMap<(usize, String), bool>) -> [usize; 4] {
+        let mut settled = [0; 4];
+        for (p, provider) in Provider::ALL.into_iter().enumerate() {
+            let handle = handle(sb, provider);
+            for order in handle.orders() {
+                for refund in &order.refunds {
+                    if refund.status != sandbox::RefundStatus::Pending {
+                        continue;
+                    }
+                    let fails = refund
+                        .reference
+                        .as_ref()
+                        .and_then(|key| failed.get(&(p, key.clone())))
+                        .copied()
+                        .unwrap_or(false);
+                    let status = if fails {
+                        sandbox::RefundStatus::Failed
+                    } else {
+                        sandbox::RefundStatus::Succeeded
+                    };
+                    if handle.settle(&order.id, &refund.id, status).is_ok() {
+                        settled[p] += 1;
+                    }
+                }
+            }
+        }
+        settled
+    }
+
+    /// OpenApp's settlement report: every journaled OpenApp refund still pending whose refund
+    /// the sandbox's ledger lists final gets that status ([`Journal::record_status`]). Returns
+    /// how many, and the errors.
+    async fn feed_openapp_report(journal: &Journal, sb: &Sandbox) -> Result<(usize, Vec<String>)> {
+        let provider = Provider::OpenApp;
+        let p = provider_index(provider);
+        let (ledger, _) = ledger(sb);
+        let mut recorded = 0;
+        let mut errors = Vec::new();
+        let pending = journal.pending().await.context("listing pending refunds")?;
+        for entry in pending.iter().filter(|entry| entry.provider == provider) {
+            let key = duplicate_key(provider, &entry.merchant_reference);
+            let Some([refund]) = ledger.get(&(p, key)).map(Vec::as_slice) else {
+                continue; // not in the report (or more than one: the checks say so)
+            };
+            let status = sandbox_status(refund.status);
+            if status == RefundStatus::Pending {
+                continue;
+            }
+            match journal
+                .record_status(provider, &entry.merchant_reference, status)
+                .await
+            {
+                Ok(_) => recorded += 1,
+                Err(error) => errors.push(format!("{}: {error}", entry.merchant_reference)),
+            }
+        }
+        Ok((recorded, errors))
+    }
+
+    /// Everything in the journal that later rounds may still settle: unresolved entries,
+    /// pending ones, and crashed senders' entries still in flight under their lease.
+    async fn outstanding(journal: &Journal, crashed: &[&Trial]) -> Result<usize> {
+        let mut n = journal.unresolved().await?.len() + journal.pending().await?.len();
+        for trial in crashed {
+            if let Some(entry) = journal.entry(trial.provider, &trial.reference).await?
+                && entry.state == EntryState::InFlight
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn describe_entry(entry: Option<&Entry>) -> String {
+        let Some(entry) = entry else {
+            return "no entry".to_owned();
+        };
+        let mut text = format!("{} after {} attempt(s)", entry.state, entry.attempts);
+        if let Some(status) = entry.refund_status {
+            text.push_str(&format!(", status {status:?}"));
+        }
+        if let Some(by) = entry.settled_by {
+            text.push_str(&format!(", settled by {}", by.as_str()));
+        }
+        if let Some(reason) = &entry.unresolved_reason {
+            let reason: String = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = reason.chars().take(240).collect();
+            text.push_str(&format!(", reason: {short}"));
+        }
+        text
+    }
+
+    /// What the end state of one refund says is wrong: its entry's state and status (`None`:
+    /// no entry) against the sandbox's refunds under its key.
+    fn problems(
+        entry: Option<(EntryState, Option<RefundStatus>)>,
+        recorded: &[sandbox::RecordedRefund],
+    ) -> Vec<&'static str> {
+        let mut found = Vec::new();
+        let state = entry.map(|(state, _)| state);
+        let status = entry.and_then(|(_, status)| status);
+        let applied = state == Some(EntryState::Applied);
+        if recorded.len() > 1 {
+            found.push("duplicate");
+        }
+        if (!recorded.is_empty() && !applied) || (applied && recorded.is_empty()) {
+            found.push("lost");
+        }
+        if let [refund] = recorded
+            && applied
+            && status != Some(RefundStatus::Pending)
+            && status != Some(sandbox_status(refund.status))
+        {
+            found.push("mismatched");
+        }
+        if applied && status == Some(RefundStatus::Pending) {
+            found.push("pending left");
+        }
+        if matches!(state, Some(EntryState::Unknown | EntryState::InFlight)) {
+            found.push("left for a person");
+        }
+        found
+    }
+
+    /// Runs the settle soak (see the [module docs](self)).
+    pub async fn run(options: &SettleOptions) -> Result<SettleReport> {
+        if options.concurrency == 0 {
+            bail!("the concurrency must be at least 1");
+        }
+        let started = Instant::now();
+        let sb = Arc::new(
+            Sandbox::start(SandboxConfig {
+                read_delay: options.read_delay,
+                // Riverty documents no duplicate rule: the journal must not lean on one.
+                afterpay: sandbox::afterpay::Settings {
+                    replay_transaction_reference: false,
+                    ..Default::default()
+                },
+                ..SandboxConfig::default()
+            })
+            .await
+            .context("starting the sandbox")?,
+        );
+        let settings = ClientSettings {
+            timeout: TIMEOUT,
+            answer_limits: LIMITS,
+            ..ClientSettings::default()
+        };
+        let urls = test_support::base_urls(&sb);
+        let refunds = test_support::builder(&urls, &settings)
+            .build()
+            .context("building the facade client")?;
+        let db_path = journal_path(options.seed);
+        remove_journal(&db_path);
+        let journal = Journal::open_with(
+            Database::sqlite(&db_path),
+            journal_config("soak-main".to_owned(), LEASE, options.settling_delay),
+        )
+        .await
+        .context("opening the journal")?;
+        let ctx = Arc::new(Ctx {
+            sb: Arc::clone(&sb),
+            journal: journal.clone(),
+            refunds: refunds.clone(),
+            urls,
+            settings,
+            db_path: db_path.clone(),
+            settling_delay: options.settling_delay,
+        });
+
+        let trials = plan(options)?;
+
+        // Sending.
+        let sending = Instant::now();
+        let permits = Arc::new(Semaphore::new(options.concurrency));
+        let mut tasks = JoinSet::new();
+        let mut ends: Vec<Option<CallEnd>> = vec![None; trials.len()];
+        for trial in &trials {
+            let permit = Arc::clone(&permits)
+                .acquire_owned()
+                .await
+                .context("the semaphore closed")?;
+            let (ctx, task_trial) = (Arc::clone(&ctx), trial.clone());
+            tasks.spawn(async move {
+                let index = task_trial.index;
+                let end = send(ctx, task_trial).await;
+                drop(permit);
+                (index, end)
+            });
+            while let Some(joined) = tasks.try_join_next() {
+                let (index, end) = joined.context("a refund task failed")?;
+                ends[index] = Some(end?);
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (index, end) = joined.context("a refund task failed")?;
+            ends[index] = Some(end?);
+        }
+        let sending = sending.elapsed();
+
+        // Reconcile rounds.
+        let reconciling = Instant::now();
+        let failed_plan: HashMap<(usize, String), bool> = trials
+            .iter()
+            .map(|t| ((provider_index(t.provider), t.key.clone()), t.settle_failed))
+            .collect();
+        let crashed: Vec<&Trial> = trials.iter().filter(|t| t.disruption.is_crash()).collect();
+        let mut stats: Vec<SettleStats> = vec![SettleStats::default(); Provider::ALL.len()];
+        let mut error_notes: Vec<String> = Vec::new();
+        // Idle long enough for a settling delay and a crashed sender's lease to run out.
+        let idle_limit = ((options.settling_delay + CRASH_LEASE + options.read_delay).as_millis()
+            / ROUND_PAUSE.as_millis()) as usize
+            + 2;
+        let (mut rounds, mut idle) = (0, 0);
+        let stopped = loop {
+            rounds += 1;
+            let mut changed = [0usize; 4];
+            let report = journal
+                .reconcile(&refunds)
+                .await
+                .context("reconcile could not list the journal's entries")?;
+            for done in &report.reconciled {
+                let p = provider_index(done.entry().provider);
+                match done {
+                    Reconciliation::Resent(_) => {
+                        stats[p].resent += 1;
+                        changed[p] += 1;
+                    }
+                    Reconciliation::SettledByReading { .. } => changed[p] += 1,
+                    Reconciliation::StatusRead { .. }
+                    | Reconciliation::FailedAfterApplied { .. } => {
+                        stats[p].status_read += 1;
+                        changed[p] += 1;
+                    }
+                    Reconciliation::LeftUnresolved { .. } => {}
+                }
+            }
+            for failure in &report.failed {
+                let p = Provider::ALL
+                    .iter()
+                    .position(|provider| provider.as_str() == failure.provider)
+                    .unwrap_or(0);
+                stats[p].errors += 1;
+                error_notes.push(format!("round {rounds}: reconcile: {failure}"));
+            }
+            let settled = settle_sandbox(&sb, &failed_plan);
+            let (reported, report_errors) = feed_openapp_report(&journal, &sb).await?;
+            let openapp = provider_index(Provider::OpenApp);
+            stats[openapp].reported += reported;
+            stats[openapp].errors += report_errors.len();
+            error_notes.extend(
+                report_errors
+                    .into_iter()
+                    .map(|e| format!("round {rounds}: settlement report: {e}")),
+            );
+            changed[openapp] += reported;
+            for p in 0..changed.len() {
+                changed[p] += settled[p];
+                if changed[p] > 0 {
+                    stats[p].last_round = rounds;
+                }
+            }
+            if outstanding(&journal, &crashed).await? == 0 {
+                break Stop::Settled;
+            }
+            idle = if changed.iter().sum::<usize>() == 0 {
+                idle + 1
+            } else {
+                0
+            };
+            if rounds >= options.max_rounds {
+                break Stop::Bound;
+            }
+            if idle >= idle_limit {
+                break Stop::Idle;
+            }
+            tokio::time::sleep(ROUND_PAUSE).await;
+        };
+        let reconciling = reconciling.elapsed();
+
+        // The checks, once the sandbox is quiet.
+        let (mut ledger, unkeyed) = ledger(&sb);
+        let mut by_kind: BTreeMap<String, [KindCounts; 4]> = BTreeMap::new();
+        let mut violations = Vec::new();
+        let mut crash_missed = 0;
+        for (trial, end) in trials.iter().zip(&ends) {
+            let p = provider_index(trial.provider);
+            let end = end
+                .clone()
+                .unwrap_or(CallEnd::Failed("never ran".to_owned()));
+            let entry = journal
+                .entry(trial.provider, &trial.reference)
+                .await
+                .context("reading an entry")?;
+            let recorded = ledger.remove(&(p, trial.key.clone())).unwrap_or_default();
+            let s = &mut stats[p];
+            s.attempted += 1;
+            let unresolved = !end.settled();
+            s.unresolved_after_call += usize::from(unresolved);
+            match &end {
+                CallEnd::Crashed => s.crashed += 1,
+                CallEnd::CrashMissed(_) => crash_missed += 1,
+                CallEnd::Failed(error) => {
+                    s.errors += 1;
+                    error_notes.push(format!("{} {}: {error}", trial.provider, trial.reference));
+                }
+                CallEnd::Returned(_) => {}
+            }
+            let by_read = entry
+                .as_ref()
+                .is_some_and(|e| e.settled_by == Some(SettledBy::Read));
+            if let Some(entry) = &entry {
+                match entry.state {
+                    EntryState::Applied => s.applied += 1,
+                    EntryState::NotApplied => s.not_applied += 1,
+                    EntryState::Unknown | EntryState::InFlight => {}
+                }
+                s.failed += usize::from(entry.refund_status == Some(RefundStatus::Failed));
+            }
+            s.settled_by_reading += usize::from(by_read);
+            let found = problems(
+                entry.as_ref().map(|e| (e.state, e.refund_status)),
+                &recorded,
+            );
+            for problem in &found {
+                match *problem {
+                    "duplicate" => s.duplicates += 1,
+                    "lost" => s.lost += 1,
+                    "mismatched" => s.mismatched += 1,
+                    "pending left" => s.pending_left += 1,
+                    _ => s.left_for_person += 1,
+                }
+            }
+            let mut rows = vec![trial.disruption.label()];
+            if let Some(plan) = &trial.read_fault {
+                rows.push(format!("read {}", fault_label(Some(plan))));
+            }
+            for row in rows {
+                let counts = &mut by_kind.entry(row).or_default()[p];
+                counts.trials += 1;
+                counts.unresolved_after_call += usize::from(unresolved);
+                counts.settled_by_reading += usize::from(by_read);
+            }
+            if !found.is_empty() {
+                let read = trial
+                    .read_fault
+                    .as_ref()
+                    .map(|plan| format!(", read {:?} x{}", plan.fault, plan.times))
+                    .unwrap_or_default();
+                let disruption = match &trial.disruption {
+                    Disruption::Fault(plan) => format!("{:?} x{}", plan.fault, plan.times),
+                    other => other.label(),
+                };
+                violations.push(SettleViolation {
+                    provider: trial.provider,
+                    index: trial.index,
+                    order_id: trial.order_id.clone(),
+                    reference: trial.reference.as_str().to_owned(),
+                    plan: format!(
+                        "{disruption}{read}{}",
+                        if trial.pending { ", pending order" } else { "" }
+                    ),
+                    call: end.describe(),
+                    entry: describe_entry(entry.as_ref()),
+                    sandbox: recorded
+                        .iter()
+                        .map(|r| format!("{} {:?} at {}", r.id, r.status, r.created_at))
+                        .collect(),
+                    problems: found,
+                });
+            }
+        }
+        // Sandbox refunds of no refund of the soak.
+        let strays = ledger
+            .into_iter()
+            .flat_map(|((p, key), refunds)| {
+                refunds.into_iter().map(move |r| (p, Some(key.clone()), r))
+            })
+            .chain(unkeyed.into_iter().map(|(p, r)| (p, None, r)));
+        for (p, key, refund) in strays {
+            stats[p].lost += 1;
+            violations.push(SettleViolation {
+                provider: Provider::ALL[p],
+                index: usize::MAX,
+                order_id: String::new(),
+                reference: key.unwrap_or_default(),
+                plan: String::new(),
+                call: "none: no refund of the soak has this key".to_owned(),
+                entry: "no entry".to_owned(),
+                sandbox: vec![format!(
+                    "{} {:?} at {}",
+                    refund.id, refund.status, refund.created_at
+                )],
+                problems: vec!["lost"],
+            });
+        }
+        violations.sort_by_key(|v| v.index);
+        for note in error_notes.iter().take(20) {
+            eprintln!("journal error: {note}");
+        }
+
+        drop(ctx);
+        journal.close().await;
+        drop(refunds);
+        for provider in Provider::ALL {
+            handle(&sb, provider).shutdown().await;
+        }
+
+        let mut report = SettleReport {
+            options: *options,
+            providers: Provider::ALL.into_iter().zip(stats).collect(),
+            by_kind,
+            violations,
+            rounds,
+            stopped,
+            crash_missed,
+            journal_file: None,
+            sending,
+            reconciling,
+            total: started.elapsed(),
+        };
+        if report.check().is_ok() {
+            remove_journal(&db_path);
+        } else {
+            report.journal_file = Some(db_path);
+        }
+        Ok(report)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn options_parse_and_refuse_a_settling_delay_within_the_read_lag() {
+            assert_eq!(SettleOptions::parse(&[]).unwrap(), SettleOptions::default());
+            let options = SettleOptions::parse(&[
+                "--refunds=40",
+                "--seed",
+                "7",
+                "--read-delay-ms",
+                "50",
+                "--settling-ms=900",
+                "--max-rounds",
+                "9",
+            ])
+            .unwrap();
+            assert_eq!(
+                options,
+                SettleOptions {
+                    refunds: 40,
+                    seed: 7,
+                    read_delay: Duration::from_millis(50),
+                    settling_delay: Duration::from_millis(900),
+                    max_rounds: 9,
+                    ..SettleOptions::default()
+                }
+            );
+            for bad in [
+                &["--settling-ms", "300"][..],
+                &["--read-delay-ms", "2000"],
+                &["--max-rounds", "0"],
+                &["--concurrency", "0"],
+                &["--refunds"],
+                &["--verbose"],
+            ] {
+                assert!(SettleOptions::parse(bad).is_err(), "{bad:?}");
+            }
+        }
+
+        #[test]
+        fn the_plan_depends_on_the_seed_alone_and_covers_every_disruption() {
+            let options = |seed| SettleOptions {
+                refunds: 2_000,
+                seed,
+                ..SettleOptions::default()
+            };
+            let labels = |seed| {
+                plan(&options(seed))
+                    .unwrap()
+                    .iter()
+                    .map(|t| (t.disruption.clone(), t.read_fault.clone(), t.pending))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(labels(3), labels(3));
+            assert_ne!(labels(3), labels(4));
+            let trials = plan(&options(3)).unwrap();
+            let kinds: std::collections::BTreeSet<String> = trials
+                .iter()
+                .map(|t| t.disruption.label())
+                .map(|l| l.split(" x").next().unwrap_or_default().to_owned())
+                .collect();
+            // Every refund fault, the signature ones, both crashes and none.
+            assert_eq!(
+                kinds.len(),
+                REFUND_FAULTS.len() + SIGNED.len() + 3,
+                "{kinds:?}"
+            );
+            let reads: std::collections::BTreeSet<String> = trials
+                .iter()
+                .filter_map(|t| t.read_fault.as_ref())
+                .map(|plan| fault_label(Some(plan)))
+                .collect();
+            assert_eq!(reads.len(), READ_FAULTS.len(), "{reads:?}");
+            assert!(
+                trials
+                    .iter()
+                    .all(|t| t.provider != Provider::OpenApp || t.read_fault.is_none())
+            );
+            assert!(
+                trials
+                    .iter()
+                    .all(|t| !t.pending || t.provider == Provider::Optty)
+            );
+            assert!(trials.iter().any(|t| t.pending));
+        }
+
+        #[test]
+        fn problems_compare_the_entry_with_the_sandbox() {
+            let refund = |status| sandbox::RecordedRefund {
+                id: "rf".into(),
+                reference: Some("R-1".into()),
+                amount: Decimal::new(1000, 2),
+                status,
+                created_at: String::new(),
+            };
+            let ok = sandbox::RefundStatus::Succeeded;
+            let applied = Some((EntryState::Applied, Some(RefundStatus::Succeeded)));
+            assert!(problems(applied, &[refund(ok)]).is_empty());
+            assert_eq!(problems(applied, &[]), ["lost"]);
+            assert_eq!(problems(applied, &[refund(ok), refund(ok)]), ["duplicate"]);
+            assert_eq!(
+                problems(applied, &[refund(sandbox::RefundStatus::Failed)]),
+                ["mismatched"]
+            );
+            let failed = Some((EntryState::Applied, Some(RefundStatus::Failed)));
+            assert!(problems(failed, &[refund(sandbox::RefundStatus::Failed)]).is_empty());
+            let pending = Some((EntryState::Applied, Some(RefundStatus::Pending)));
+            assert_eq!(problems(pending, &[refund(ok)]), ["pending left"]);
+            let unknown = Some((EntryState::Unknown, None));
+            assert_eq!(
+                problems(unknown, &[refund(ok)]),
+                ["lost", "left for a person"]
+            );
+            assert_eq!(problems(unknown, &[]), ["left for a person"]);
+            let in_flight = Some((EntryState::InFlight, None));
+            assert_eq!(problems(in_flight, &[]), ["left for a person"]);
+            let not_applied = Some((EntryState::NotApplied, None));
+            assert!(problems(not_applied, &[]).is_empty());
+            assert_eq!(problems(not_applied, &[refund(ok)]), ["lost"]);
+            assert_eq!(problems(None, &[refund(ok)]), ["lost"]);
+        }
+    }
 }
 
 #[cfg(test)]

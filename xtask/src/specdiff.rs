@@ -12,7 +12,10 @@
 //!
 //! Each change names the hand-written code that consumes it, so the developer knows where to
 //! look. The same comparison serves OpenAPI and JSON Schema providers, since both are
-//! normalized to one OpenAPI document.
+//! normalized to one OpenAPI document. The providers are the working tree's
+//! ([`crate::providers`]); one that the old revision does not have (no `specs/<provider>/`
+//! there) is compared with an empty spec, so every operation and webhook is added, as are those
+//! of a document added to an existing provider since.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -973,14 +976,27 @@ pub type Lenient = anyhow::Result<(Value, Vec<String>)>;
 /// `git show`, normalized in a scratch folder exactly as the working tree's are), overlay
 /// actions that no longer apply skipped and returned.
 pub fn normalized_at(root: &std::path::Path, provider: &crate::Provider, rev: &str) -> Lenient {
-    use anyhow::Context;
     let scratch = std::env::temp_dir().join(format!(
         "xtask-diff-{}-{}-{}",
         provider.name,
         std::process::id(),
         rev.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     ));
-    std::fs::create_dir_all(&scratch)?;
+    let normalized = normalized_at_in(root, provider, rev, &scratch);
+    // Whatever failed: a revision git does not know must not leave a folder behind.
+    let _ = std::fs::remove_dir_all(&scratch);
+    normalized
+}
+
+/// [`normalized_at`], its spec files written into `scratch`.
+fn normalized_at_in(
+    root: &std::path::Path,
+    provider: &crate::Provider,
+    rev: &str,
+    scratch: &std::path::Path,
+) -> Lenient {
+    use anyhow::Context;
+    std::fs::create_dir_all(scratch)?;
     // An authored addition (an OpenAPI document after the first) that `rev` does not have yet
     // was added since: it is read as an empty addition there, so that its operations show up
     // as added instead of failing the comparison.
@@ -1020,9 +1036,26 @@ pub fn normalized_at(root: &std::path::Path, provider: &crate::Provider, rev: &s
         );
         std::fs::write(scratch.join(&name), output.stdout)?;
     }
-    let normalized = normalized_in(provider, &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
-    normalized
+    normalized_in(provider, scratch)
+}
+
+/// Whether `rev` is a revision of the repository at `root` that has no `specs/<provider>/`
+/// folder (the provider was added since). An unknown revision is not: reading its specs fails
+/// with git's own message, as for every other provider.
+pub fn is_new_at(root: &std::path::Path, provider: &crate::Provider, rev: &str) -> bool {
+    let git_has = |object: &str| {
+        std::process::Command::new("git")
+            .args(["cat-file", "-e", object])
+            .current_dir(root)
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    git_has(&format!("{rev}^{{tree}}")) && !git_has(&format!("{rev}:specs/{}", provider.name))
+}
+
+/// The spec of a provider that does not exist yet: no operation, webhook or schema.
+pub fn empty_spec() -> Value {
+    serde_json::json!({"openapi": "3.0.3", "paths": {}, "components": {"schemas": {}}})
 }
 
 /// A provider's normalized spec from the spec files in `dir`, overlay actions that no longer
@@ -1114,25 +1147,38 @@ pub fn provider_diff(
 pub struct Report {
     /// The revision compared with the working tree.
     pub rev: String,
-    /// One entry per provider, in [`crate::PROVIDERS`] order.
+    /// One entry per provider, in [`crate::providers`] order.
     pub providers: Vec<ProviderDiff>,
 }
 
 impl Report {
-    /// Compares every provider's working-tree spec under `root` with its spec at `rev`.
-    pub fn build(root: &std::path::Path, rev: &str) -> Report {
-        let providers = crate::PROVIDERS
+    /// Compares every provider's working-tree spec under `root` with its spec at `rev`. A
+    /// provider whose folder `rev` does not have is new: compared with an empty spec, every
+    /// operation and webhook is added. Fails only when the providers cannot be found.
+    pub fn build(root: &std::path::Path, rev: &str) -> anyhow::Result<Report> {
+        let providers = crate::providers(root)?
             .iter()
-            .map(|provider| {
-                let old = normalized_at(root, provider, rev);
-                let new = normalized_in(provider, &provider.spec_dir(root));
-                provider_diff(provider, rev, old, new)
-            })
+            .map(|provider| Self::provider(root, provider, rev))
             .collect();
-        Report {
+        Ok(Report {
             rev: rev.to_owned(),
             providers,
+        })
+    }
+
+    /// One provider's entry of [`Self::build`].
+    fn provider(root: &std::path::Path, provider: &crate::Provider, rev: &str) -> ProviderDiff {
+        let new = normalized_in(provider, &provider.spec_dir(root));
+        if !is_new_at(root, provider, rev) {
+            return provider_diff(provider, rev, normalized_at(root, provider, rev), new);
         }
+        let mut diff = provider_diff(provider, rev, Ok((empty_spec(), Vec::new())), new);
+        let note = format!(
+            "specs/{}/ is not in {rev}: a new provider, compared with an empty spec",
+            provider.name
+        );
+        diff.notes.insert(0, note);
+        diff
     }
 
     /// How many changes are breaking.

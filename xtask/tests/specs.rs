@@ -4,12 +4,25 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use xtask::{PROVIDERS, generate, precheck, workspace_root};
+use xtask::{Provider, generate, precheck, providers, workspace_root};
 
 /// The providers' documentation, beside the workspace (as in CI), if present.
 fn provider_docs() -> Option<PathBuf> {
     let dir = workspace_root().unwrap().join("../shared/provider-docs");
     dir.is_dir().then_some(dir)
+}
+
+/// Every provider of this checkout.
+fn all() -> Vec<Provider> {
+    providers(&workspace_root().unwrap()).unwrap()
+}
+
+/// The provider named `name`.
+fn provider(name: &str) -> Provider {
+    all()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no provider {name}"))
 }
 
 fn json_file(path: &Path) -> Value {
@@ -89,7 +102,7 @@ fn published_optty_spec_without_overlay_is_rejected_before_progenitor() {
 #[test]
 fn bodyless_error_statuses_are_kept_but_not_given_to_progenitor() {
     let root = workspace_root().unwrap();
-    let afterpay = PROVIDERS.iter().find(|p| p.name == "afterpay").unwrap();
+    let afterpay = provider("afterpay");
     let normalized = afterpay.normalized_spec(&root).unwrap().openapi;
     let responses = |spec: &serde_json::Value| {
         let operation = &spec["paths"]["/api/v3/orders/{orderNumber}/refunds"]["post"];
@@ -122,7 +135,7 @@ fn bodyless_error_statuses_are_kept_but_not_given_to_progenitor() {
 }
 
 fn copy_specs(to: &Path) {
-    for provider in PROVIDERS {
+    for provider in &all() {
         let from = workspace_root().unwrap().join("specs").join(provider.name);
         let dest = to.join("specs").join(provider.name);
         std::fs::create_dir_all(&dest).unwrap();
@@ -139,7 +152,7 @@ fn copy_specs(to: &Path) {
 fn changing_any_max_length_changes_the_generated_code() {
     let scratch = std::env::temp_dir().join(format!("xtask-maxlength-{}", std::process::id()));
     let mut edited = 0;
-    for provider in PROVIDERS {
+    for provider in &all() {
         let _ = std::fs::remove_dir_all(&scratch);
         copy_specs(&scratch);
         let before = generate(&scratch, provider).unwrap().text;
@@ -178,7 +191,7 @@ fn changing_any_max_length_changes_the_generated_code() {
 fn authored_documents_state_their_sources() {
     let root = workspace_root().unwrap();
     let mut checked = 0;
-    for provider in PROVIDERS {
+    for provider in &all() {
         let files: Vec<&str> = match provider.kind {
             xtask::SpecKind::OpenApi { documents } => documents.to_vec(),
             xtask::SpecKind::JsonSchema { endpoint, .. } => vec![endpoint],
@@ -213,7 +226,7 @@ fn authored_documents_state_their_sources() {
 fn every_example_names_an_operation_and_part_of_its_spec() {
     let root = workspace_root().unwrap();
     let mut problems = Vec::new();
-    for provider in PROVIDERS {
+    for provider in &all() {
         let spec = provider.normalized_spec(&root).unwrap().openapi;
         let operations: Vec<&Value> = xtask::spec::operations(&spec)
             .chain(xtask::spec::webhooks(&spec))
@@ -285,8 +298,7 @@ fn reads_and_the_notification_are_merged_and_get_their_constants() {
         ("openapp", &["refundOrder"]),
     ];
     for (name, operation_ids) in expected {
-        let provider = PROVIDERS.iter().find(|p| p.name == *name).unwrap();
-        let generated = generate(&root, provider).unwrap();
+        let generated = generate(&root, &provider(name)).unwrap();
         let spec: Value = serde_json::from_str(&generated.spec_text).unwrap();
         let mut found: Vec<&str> = xtask::spec::operations(&spec)
             .filter_map(|(_, _, op)| op["operationId"].as_str())
@@ -310,7 +322,7 @@ fn reads_and_the_notification_are_merged_and_get_their_constants() {
             }
         }
     }
-    let optty = PROVIDERS.iter().find(|p| p.name == "optty").unwrap();
+    let optty = provider("optty");
     let spec = optty.normalized_spec(&root).unwrap().openapi;
     let hooks: Vec<&str> = xtask::spec::webhooks(&spec)
         .filter_map(|(_, _, op)| op["operationId"].as_str())
@@ -320,6 +332,6 @@ fn reads_and_the_notification_are_merged_and_get_their_constants() {
         spec.pointer("/components/schemas/OrderNotification")
             .is_some()
     );
-    let text = generate(&root, optty).unwrap().text;
+    let text = generate(&root, &optty).unwrap().text;
     assert!(text.contains("pub const QUERY_PARAMETERS: &[&str] = &[\"merchantId\"];"));
 }
