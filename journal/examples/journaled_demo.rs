@@ -291,6 +291,25 @@ async fn main() -> Result<(), Error> {
     println!("   history:");
     history(&journal, &entry).await?;
 
+    println!("\n6. Optty answers PENDING; later Optty settles the refund; reconcile() reads it");
+    let seed = test_support::order_seed(Provider::Optty, "ORD-3", Decimal::new(100, 0))
+        .refund_status(sandbox::RefundStatus::Pending);
+    sandbox.optty().seed_order(seed);
+    let req = request(Provider::Optty, "ORD-3", "10.00", "RF-optty-3")?;
+    let result = journal.refund(&refunds, &req).await?;
+    println!("   {:<10} {}", result.label(), line(result.entry()));
+    let recorded = sandbox
+        .optty()
+        .refunds_with_reference(req.merchant_reference.as_str());
+    for refund in &recorded {
+        sandbox
+            .optty()
+            .settle("ORD-3", &refund.id, sandbox::RefundStatus::Succeeded)?;
+    }
+    println!("   (Optty settles it: SUCCESSFUL in Transaction Details)");
+    let report = journal.reconcile(&refunds).await?;
+    reconciled(&report);
+
     println!(
         "\npending(): {} refund(s) awaiting a final provider status",
         journal.pending().await?.len()
