@@ -455,7 +455,7 @@ pub struct SoakReport {
     /// Counters per provider, in [`Provider::ALL`] order.
     pub providers: Vec<(Provider, ProviderStats)>,
     /// Settlements by fault kind (see the report's rows) and provider.
-    pub by_fault: BTreeMap<String, [FaultCounts; 4]>,
+    pub by_fault: BTreeMap<String, [FaultCounts; Provider::ALL.len()]>,
     /// Every refund the ledger contradicts.
     pub violations: Vec<Violation>,
     /// From the first refund sent to the last settled.
@@ -889,7 +889,7 @@ pub async fn run(options: &SoakOptions) -> Result<SoakReport> {
         }
     }
 
-    let mut by_fault: BTreeMap<String, [FaultCounts; 4]> = BTreeMap::new();
+    let mut by_fault: BTreeMap<String, [FaultCounts; Provider::ALL.len()]> = BTreeMap::new();
     let mut violations = Vec::new();
     for s in &settled {
         let p = provider_index(s.trial.provider);
@@ -1754,7 +1754,7 @@ pub mod settle {
         /// Counters per provider, in [`Provider::ALL`] order.
         pub providers: Vec<(Provider, SettleStats)>,
         /// Refunds by disruption (`read ...` rows: by read fault) and provider.
-        pub by_kind: BTreeMap<String, [KindCounts; 4]>,
+        pub by_kind: BTreeMap<String, [KindCounts; Provider::ALL.len()]>,
         /// Every refund the checks found wrong (and sandbox refunds of no refund of the soak).
         pub violations: Vec<SettleViolation>,
         /// Reconcile rounds run.
@@ -2032,8 +2032,11 @@ pub mod settle {
 
     /// The sandbox settles every pending refund: failed where the refund's plan says so,
     /// succeeded otherwise. Returns how many per provider.
-    fn settle_sandbox(sb: &Sandbox, failed: &HashMap<(usize, String), bool>) -> [usize; 4] {
-        let mut settled = [0; 4];
+    fn settle_sandbox(
+        sb: &Sandbox,
+        failed: &HashMap<(usize, String), bool>,
+    ) -> [usize; Provider::ALL.len()] {
+        let mut settled = [0; Provider::ALL.len()];
         for (p, provider) in Provider::ALL.into_iter().enumerate() {
             let handle = handle(sb, provider);
             for order in handle.orders() {
@@ -2248,7 +2251,7 @@ pub mod settle {
         let (mut rounds, mut idle) = (0, 0);
         let stopped = loop {
             rounds += 1;
-            let mut changed = [0usize; 4];
+            let mut changed = [0usize; Provider::ALL.len()];
             let report = journal
                 .reconcile(&refunds)
                 .await
@@ -2314,7 +2317,7 @@ pub mod settle {
 
         // The checks, once the sandbox is quiet.
         let (mut ledger, unkeyed) = ledger(&sb);
-        let mut by_kind: BTreeMap<String, [KindCounts; 4]> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, [KindCounts; Provider::ALL.len()]> = BTreeMap::new();
         let mut violations = Vec::new();
         let mut crash_missed = 0;
         for (trial, end) in trials.iter().zip(&ends) {
@@ -2619,7 +2622,7 @@ mod tests {
         let plan = |seed| {
             let mut rng = fastrand::Rng::with_seed(seed);
             (0..2000)
-                .map(|i| draw(&mut rng, Provider::ALL[i % 4]))
+                .map(|i| draw(&mut rng, Provider::ALL[i % Provider::ALL.len()]))
                 .collect::<Vec<_>>()
         };
         assert_eq!(plan(3), plan(3));
@@ -2635,7 +2638,7 @@ mod tests {
             plan(3)
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| Provider::ALL[i % 4] != Provider::OpenApp)
+                .filter(|(i, _)| Provider::ALL[i % Provider::ALL.len()] != Provider::OpenApp)
                 .all(|(_, p)| !matches!(
                     p.as_ref().map(|p| &p.fault),
                     Some(Fault::UnsignedAnswer | Fault::WrongSignature)

@@ -24,7 +24,11 @@ async fn a_short_soak_finds_every_refund_settled_once_and_known() {
 
     // The run exercised the faults, not only the happy path.
     for (provider, stats) in &report.providers {
-        assert_eq!(stats.refunds, options.refunds / 4, "{provider}\n{report}");
+        assert_eq!(
+            stats.refunds,
+            options.refunds / Provider::ALL.len(),
+            "{provider}\n{report}"
+        );
         assert!(stats.faulted > 0, "{provider}: no fault injected\n{report}");
         assert!(
             stats.attempts > stats.refunds as u64,
@@ -66,7 +70,11 @@ async fn a_short_settle_soak_ends_every_refund_settled_once_and_verified() {
 
     let totals = report.totals();
     for (provider, stats) in &report.providers {
-        assert_eq!(stats.attempted, options.refunds / 4, "{provider}\n{report}");
+        assert_eq!(
+            stats.attempted,
+            options.refunds / Provider::ALL.len(),
+            "{provider}\n{report}"
+        );
         assert!(
             stats.unresolved_after_call > 0,
             "{provider}: reconciliation had nothing to do\n{report}"
