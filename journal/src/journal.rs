@@ -262,7 +262,7 @@ impl Reconciliation {
 /// error. One entry that fails (a write the database refuses, a row that cannot be read) never
 /// stops the others; it stays as it was, and the next run tries again.
 ///
-/// Serializes (`serde`) as `{"reconciled": [...], "failed": [...]}`.
+/// Serializes (`serde`) as `{"reconciled": [...], "failed": [...], "deferred": [...]}`.
 #[derive(Debug, Default, Serialize)]
 #[must_use = "a reconcile report lists the entries that failed: look at `failed`"]
 pub struct ReconcileReport {
@@ -272,6 +272,9 @@ pub struct ReconcileReport {
     pub reconciled: Vec<Reconciliation>,
     /// The entries it could not act on, oldest first, each with its error.
     pub failed: Vec<ReconcileFailure>,
+    /// The providers whose entries a reconciler round left alone this time, after failures
+    /// ([`Journal::reconcile_round`]); always empty for [`Journal::reconcile`].
+    pub deferred: Vec<Provider>,
 }
 
 impl ReconcileReport {
@@ -952,8 +955,13 @@ impl Journal {
         Ok(report)
     }
 
+    /// The store, for the reconciler.
+    pub(crate) fn store(&self) -> &crate::store::Store {
+        &self.inner.store
+    }
+
     /// Reconciles one unresolved entry (see [`Journal::reconcile`]).
-    async fn reconcile_unresolved(
+    pub(crate) async fn reconcile_unresolved(
         &self,
         refunds: &Refunds,
         listed: &Entry,
@@ -1194,7 +1202,7 @@ impl Journal {
 
     /// Reads the final status of a pending refund from the provider's record. `None`: still
     /// pending, not found, the read failed (logged), or the entry moved meanwhile.
-    async fn read_status(
+    pub(crate) async fn read_status(
         &self,
         refunds: &Refunds,
         listed: &Entry,
@@ -1510,7 +1518,7 @@ fn wrong_state(entry: &Entry, refused: Refused) -> JournalError {
 }
 
 /// The entry of a listed row; a row that cannot be read goes into the report's failures.
-fn listed_entry(listed: Listed, report: &mut ReconcileReport) -> Option<Entry> {
+pub(crate) fn listed_entry(listed: Listed, report: &mut ReconcileReport) -> Option<Entry> {
     match listed {
         Ok(entry) => Some(entry),
         Err(unreadable) => {
@@ -1537,7 +1545,7 @@ fn listed_entry(listed: Listed, report: &mut ReconcileReport) -> Option<Entry> {
 }
 
 /// An entry reconcile could not act on.
-fn failure(entry: Entry, error: JournalError) -> ReconcileFailure {
+pub(crate) fn failure(entry: Entry, error: JournalError) -> ReconcileFailure {
     tracing::error!(
         provider = %entry.provider,
         merchant_reference = entry.merchant_reference.as_str(),
@@ -1810,9 +1818,11 @@ mod tests {
                 entry: None,
                 error: JournalError::Corrupt("state \"settled\"".into()),
             }],
+            deferred: vec![Provider::AfterPay],
         };
         let value = serde_json::to_value(&report).unwrap();
         assert_eq!(value["reconciled"].as_array().unwrap().len(), 2);
+        assert_eq!(value["deferred"], json!(["afterpay"]));
         assert_eq!(
             value["failed"][0],
             json!({

@@ -377,6 +377,7 @@ mod error;
 mod fingerprint;
 mod journal;
 mod machine;
+pub mod reconciler;
 mod store;
 mod text;
 
@@ -390,6 +391,7 @@ pub use journal::{
     Journal, JournalConfig, JournaledRefund, ReconcileFailure, ReconcileReport, Reconciliation,
     Resolution,
 };
+pub use reconciler::{ProviderBackoff, ReconcilerConfig};
 
 #[cfg(test)]
 mod tests {

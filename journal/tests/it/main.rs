@@ -65,6 +65,7 @@ both_backends!(
     rows_written_before_escaping_read_back_exactly,
     pending_refunds_are_settled_by_reading,
     a_notification_reads_back_the_notifying_providers_refunds,
+    a_reconciler_round_bounds_each_entry_and_backs_off_a_failing_provider,
     moyasar_unknown_is_settled_by_reading,
     afterpay_lost_answer_is_attributed_by_reading,
     afterpay_refund_never_made_is_sent_again_after_the_settling_delay,

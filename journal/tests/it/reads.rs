@@ -172,6 +172,88 @@ pub async fn a_notification_reads_back_the_notifying_providers_refunds(backend: 
     db.cleanup().await;
 }
 
+/// A reconciler round works on entries concurrently, each within its deadline: Moyasar's reads
+/// hang past it, so its unknown entry is reported failed (and Moyasar deferred in the next
+/// round) while Optty's pending refund is read to its final status in the same round; once
+/// Moyasar answers and its backoff has passed, a round settles its entry by reading.
+pub async fn a_reconciler_round_bounds_each_entry_and_backs_off_a_failing_provider(
+    backend: Backend,
+) {
+    let env = Env::start().await;
+    let db = TestDb::new(backend);
+    let journal = db.journal().await;
+    let refunds = env.refunds();
+    env.seed_pending(Provider::Optty, "ORD-R-1");
+    let optty_req = request(Provider::Optty, "ORD-R-1", "10.00", "RF-R-1");
+    journal.refund(&refunds, &optty_req).await.unwrap();
+    env.seed(Provider::Moyasar, "ORD-R-2");
+    let moyasar = env.handle(Provider::Moyasar);
+    moyasar.inject(Fault::DropAfterCommit, Match::Any);
+    let moyasar_req = request(Provider::Moyasar, "ORD-R-2", "10.00", "RF-R-2");
+    let unresolved = journal.refund(&refunds, &moyasar_req).await.unwrap();
+    assert_eq!(unresolved.outcome(), Outcome::Unknown, "{unresolved:?}");
+    moyasar.clear_faults();
+    moyasar.inject(
+        Fault::Latency(Duration::from_secs(5)),
+        Match::Any.on(Operation::Read),
+    );
+    env.handle(Provider::Optty)
+        .settle(
+            &optty_req.order_id,
+            &env.refund_id(&optty_req),
+            sandbox::RefundStatus::Succeeded,
+        )
+        .unwrap();
+
+    let config = refunds_journal::ReconcilerConfig {
+        entry_deadline: Duration::from_millis(400),
+        backoff: Duration::from_millis(600),
+        ..refunds_journal::ReconcilerConfig::default()
+    };
+    let mut backoff = refunds_journal::ProviderBackoff::default();
+    let started = std::time::Instant::now();
+    let report = journal
+        .reconcile_round(&refunds, &config, &mut backoff)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the round waited {:?} on a hung read",
+        started.elapsed()
+    );
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].provider, "moyasar");
+    assert_eq!(report.reconciled.len(), 1, "{report:?}");
+    assert!(
+        matches!(&report.reconciled[0], Reconciliation::StatusRead { entry } if entry.provider == Provider::Optty),
+        "{report:?}"
+    );
+
+    let report = journal
+        .reconcile_round(&refunds, &config, &mut backoff)
+        .await
+        .unwrap();
+    assert_eq!(report.deferred, [Provider::Moyasar], "{report:?}");
+    assert!(
+        report.reconciled.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
+
+    moyasar.clear_faults();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let report = journal
+        .reconcile_round(&refunds, &config, &mut backoff)
+        .await
+        .unwrap();
+    assert!(report.deferred.is_empty(), "{report:?}");
+    assert!(
+        matches!(&report.reconciled[..], [Reconciliation::SettledByReading { entry, .. }] if entry.provider == Provider::Moyasar),
+        "{report:?}"
+    );
+    assert_eq!(env.recorded(&moyasar_req), 1, "nothing sent twice");
+    db.cleanup().await;
+}
+
 /// Moyasar: every attempt of the call ends ambiguous after Moyasar committed. Reconcile reads
 /// the order first and finds the refund: applied, settled by reading, nothing re-sent. An
 /// unknown outcome the record does not hold (nothing was done) is re-sent under the same key,
