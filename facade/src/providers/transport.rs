@@ -248,7 +248,7 @@ fn unparsable_answer(err: &reqwest::Error) -> bool {
 }
 
 /// A wire body's JSON text (amounts as their own decimal text: the generated types never write
-/// them through `f64`), compact or `pretty`.
+/// them through a binary float), compact or `pretty`.
 pub(crate) fn body_json<T: serde::Serialize>(
     provider: Provider,
     body: &T,
