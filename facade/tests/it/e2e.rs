@@ -197,6 +197,15 @@ macro_rules! each_provider {
     )+};
 }
 
+/// `each_provider!` names every provider: a new one adds a field to `ByProvider`, so this stops
+/// compiling until the macro above runs its scenarios too.
+const _EACH_PROVIDER: refunds::ByProvider<()> = refunds::ByProvider {
+    optty: (),
+    afterpay: (),
+    moyasar: (),
+    openapp: (),
+};
+
 each_provider! {
     full_refund_succeeds => super::full_refund;
     partial_refunds_then_over_balance => super::partial_refunds_then_over_balance;
