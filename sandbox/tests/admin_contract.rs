@@ -238,11 +238,12 @@ async fn refund_request(
             .send()
             .await
         }
-        _ => {
+        "openapp" => {
             openapp_refund(sb, &c, openapp_body(order, order, 100, key))
                 .send()
                 .await
         }
+        other => panic!("no refund request is written for {other}: add it here"),
     }
 }
 
