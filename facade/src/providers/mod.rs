@@ -127,8 +127,7 @@ pub(crate) fn not_compiled(provider: Provider) -> RefundError {
     RefundError::invalid("provider", "not compiled in (cargo feature)").with_provider(provider)
 }
 
-/// The error of a notification from a provider that documents none.
-#[allow(dead_code)] // used only by the rooms of providers without notifications
+/// The error of a notification from a provider that documents none ([`room::Room`]'s default).
 pub(crate) fn no_notifications(provider: Provider) -> RefundError {
     RefundError::invalid(
         "notification",

@@ -9,7 +9,7 @@ use crate::answer::Answer;
 use crate::capabilities::Capabilities;
 use crate::error::RefundError;
 use crate::lookup::{Lookup, Notification};
-use crate::model::{Refund, RefundRequest};
+use crate::model::{Provider, Refund, RefundRequest};
 
 /// One provider's room: its config, its client, its features and limits, and the pure mapping
 /// of its answers.
@@ -52,9 +52,14 @@ pub(crate) trait Room: Sized + Send + Sync + 'static {
         known_refund_id: Option<&str>,
     ) -> impl Future<Output = Result<Lookup, RefundError>> + Send;
 
-    /// Reads a notification the provider POSTed to us ([`Notification::read`]); a provider
-    /// that sends none answers an error.
-    fn read_notification(body: &[u8]) -> Result<Notification, RefundError>;
+    /// The provider the room serves.
+    const PROVIDER: Provider;
+
+    /// Reads a notification the provider POSTed to us ([`Notification::read`]). By default
+    /// none: most providers document no notifications.
+    fn read_notification(_body: &[u8]) -> Result<Notification, RefundError> {
+        Err(crate::providers::no_notifications(Self::PROVIDER))
+    }
 
     /// Sends one refund; the request has passed validation.
     fn refund(

@@ -89,6 +89,7 @@ impl AfterPay {
 }
 
 impl Room for AfterPay {
+    const PROVIDER: Provider = PROVIDER;
     type Config = AfterPayConfig;
 
     fn config_from_lookup(
@@ -112,10 +113,6 @@ impl Room for AfterPay {
             &transformers::refund_body(request)?,
             pretty,
         )
-    }
-
-    fn read_notification(_body: &[u8]) -> Result<crate::Notification, RefundError> {
-        Err(crate::providers::no_notifications(PROVIDER))
     }
 
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {

@@ -114,6 +114,7 @@ impl Moyasar {
 }
 
 impl Room for Moyasar {
+    const PROVIDER: Provider = PROVIDER;
     type Config = MoyasarConfig;
 
     fn config_from_lookup(
@@ -137,10 +138,6 @@ impl Room for Moyasar {
             &transformers::refund_body(request)?,
             pretty,
         )
-    }
-
-    fn read_notification(_body: &[u8]) -> Result<crate::Notification, RefundError> {
-        Err(crate::providers::no_notifications(PROVIDER))
     }
 
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {

@@ -94,6 +94,7 @@ impl OpenApp {
 }
 
 impl Room for OpenApp {
+    const PROVIDER: Provider = PROVIDER;
     type Config = OpenAppConfig;
 
     fn config_from_lookup(
@@ -117,10 +118,6 @@ impl Room for OpenApp {
             &transformers::refund_body(request)?,
             pretty,
         )
-    }
-
-    fn read_notification(_body: &[u8]) -> Result<crate::Notification, RefundError> {
-        Err(crate::providers::no_notifications(PROVIDER))
     }
 
     fn refund_result(request: &RefundRequest, answer: &Answer) -> Result<Refund, RefundError> {

@@ -168,6 +168,7 @@ impl Optty {
 }
 
 impl Room for Optty {
+    const PROVIDER: Provider = PROVIDER;
     type Config = OpttyConfig;
 
     fn config_from_lookup(
