@@ -160,6 +160,34 @@ pub fn new_refund_status(provider: Provider) -> RefundStatus {
     *NEW_REFUND_STATUS.get(provider)
 }
 
+/// What a provider does with a second request under a duplicate key it has already applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Replays the original answer (Optty's refundReference, Moyasar's transaction_id).
+    Replays,
+    /// Refuses it as a duplicate of an applied refund (OpenApp: 409 `RefundExistsException`).
+    RefusesAsApplied,
+    /// Documents no duplicate key (AfterPay): a client never re-sends an unknown outcome.
+    NoDuplicateKey,
+}
+
+/// Each provider's [`Repeat`].
+pub const REPEAT: ByProvider<Repeat> = ByProvider {
+    optty: Repeat::Replays,
+    afterpay: Repeat::NoDuplicateKey,
+    moyasar: Repeat::Replays,
+    openapp: Repeat::RefusesAsApplied,
+};
+
+/// Whether the provider's refund answer carries the order's refunded and captured totals
+/// (AfterPay and Moyasar answer with the order; the others do not).
+pub const REPORTS_TOTALS: ByProvider<bool> = ByProvider {
+    optty: false,
+    afterpay: true,
+    moyasar: true,
+    openapp: false,
+};
+
 // ---------------------------------------------------------------------------------------------
 // The sandbox: servers and seeded orders
 // ---------------------------------------------------------------------------------------------
@@ -480,6 +508,26 @@ pub mod documented {
             openapp: |request| request.with_provider_order_id("OA12345678901234"),
         };
         add.take(provider)(request)
+    }
+
+    /// `request` with what its provider needs on top of the common fields, with the
+    /// documented values: AfterPay capture number `000000001` and one goodwill line carrying the
+    /// amount, OpenApp's order id `OA12345678901234`.
+    pub fn with_provider_fields(request: RefundRequest) -> RefundRequest {
+        let add: ByProvider<fn(RefundRequest) -> RefundRequest> = ByProvider {
+            optty: |request| request,
+            // AfterPay takes its amount only as line items: one goodwill item here.
+            afterpay: |request| {
+                let amount = request.amount.amount().to_string();
+                let currency = request.amount.currency().code();
+                request
+                    .with_capture_number("000000001")
+                    .with_line_items(vec![item("goodwill", 1, &amount, "0", currency)])
+            },
+            moyasar: |request| request,
+            openapp: |request| request.with_provider_order_id("OA12345678901234"),
+        };
+        add.take(request.provider)(request)
     }
 
     /// A documented answer `text` of `request.provider`, made to answer `request`: Moyasar's

@@ -37,27 +37,10 @@ fn expected_status(provider: Provider) -> RefundStatus {
     test_support::new_refund_status(provider)
 }
 
-/// What a provider does with a second request under a duplicate key it has already applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Repeat {
-    /// Replays the original answer (Optty's refundReference, Moyasar's transaction_id).
-    Replays,
-    /// Refuses it as a duplicate of an applied refund (OpenApp: 409 `RefundExistsException`).
-    RefusesAsApplied,
-    /// Documents no duplicate key (AfterPay): a client never re-sends an unknown outcome.
-    NoDuplicateKey,
-}
-
-/// Each provider's [`Repeat`].
-const REPEAT: ByProvider<Repeat> = ByProvider {
-    optty: Repeat::Replays,
-    afterpay: Repeat::NoDuplicateKey,
-    moyasar: Repeat::Replays,
-    openapp: Repeat::RefusesAsApplied,
-};
+use test_support::Repeat;
 
 fn repeat(provider: Provider) -> Repeat {
-    *REPEAT.get(provider)
+    *test_support::REPEAT.get(provider)
 }
 
 /// A facade client with all four providers pointed at `sb`, with `credentials`.
@@ -168,61 +151,54 @@ fn assert_recorded(
     );
 }
 
-/// Runs a scenario once per provider: `mod $name { optty, afterpay, moyasar, openapp }`.
-macro_rules! each_provider {
-    ($($name:ident => $scenario:path;)+) => {$(
+/// `mod $name { #[tokio::test] async fn <room>() .. }` for each `$variant $room` of the list.
+macro_rules! scenario_per_provider {
+    ([$($variant:ident $room:ident)*] $name:ident => $scenario:path) => {
         mod $name {
             use refunds::Provider;
 
-            #[tokio::test]
-            async fn optty() {
-                $scenario(Provider::Optty).await;
-            }
-
-            #[tokio::test]
-            async fn afterpay() {
-                $scenario(Provider::AfterPay).await;
-            }
-
-            #[tokio::test]
-            async fn moyasar() {
-                $scenario(Provider::Moyasar).await;
-            }
-
-            #[tokio::test]
-            async fn openapp() {
-                $scenario(Provider::OpenApp).await;
-            }
+            $(
+                #[tokio::test]
+                async fn $room() {
+                    $scenario(Provider::$variant).await;
+                }
+            )*
         }
+    };
+}
+
+/// Each scenario's module, with one test per provider of `$providers`.
+macro_rules! scenarios {
+    ($providers:tt $($name:ident => $scenario:path;)+) => {$(
+        scenario_per_provider! { $providers $name => $scenario }
     )+};
 }
 
-/// `each_provider!` names every provider: a new one adds a field to `ByProvider`, so this stops
-/// compiling until the macro above runs its scenarios too.
-const _EACH_PROVIDER: refunds::ByProvider<()> = refunds::ByProvider {
-    optty: (),
-    afterpay: (),
-    moyasar: (),
-    openapp: (),
-};
-
-each_provider! {
-    full_refund_succeeds => super::full_refund;
-    partial_refunds_then_over_balance => super::partial_refunds_then_over_balance;
-    same_request_twice_refunds_once => super::same_request_twice;
-    dropped_connection_after_commit_then_retry => super::dropped_after_commit_then_retry;
-    wrong_credentials_are_unauthorized => super::wrong_credentials;
-    unknown_order_is_order_not_found => super::unknown_order;
-    invalid_input_never_reaches_the_provider => super::invalid_input;
-    server_error_outcome_is_unknown => super::server_error;
-    gateway_timeout_after_commit_settles_once => super::gateway_timeout_after_commit;
-    oversized_answers_are_outcome_unknown => super::oversized_answers;
-    concurrent_identical_requests_send_once => super::concurrent_identical_requests;
-    reused_reference_with_another_request_is_refused => super::reused_reference;
-    retries_wait_out_transient_failures => super::retries_after_not_applied;
-    html_bad_gateway_outcome_is_unknown => super::html_bad_gateway;
-    malformed_success_body_is_not_a_success => super::malformed_body;
+/// The scenarios run for every provider of the facade's one list (`refunds::__providers!`), so
+/// a new provider's scenarios run without an edit here.
+macro_rules! each_provider {
+    ($( $(#[$doc:meta])* $variant:ident $room:ident $name:literal $client:ident $config:ident; )*) => {
+        scenarios! { [$($variant $room)*]
+            full_refund_succeeds => super::full_refund;
+            partial_refunds_then_over_balance => super::partial_refunds_then_over_balance;
+            same_request_twice_refunds_once => super::same_request_twice;
+            dropped_connection_after_commit_then_retry => super::dropped_after_commit_then_retry;
+            wrong_credentials_are_unauthorized => super::wrong_credentials;
+            unknown_order_is_order_not_found => super::unknown_order;
+            invalid_input_never_reaches_the_provider => super::invalid_input;
+            server_error_outcome_is_unknown => super::server_error;
+            gateway_timeout_after_commit_settles_once => super::gateway_timeout_after_commit;
+            oversized_answers_are_outcome_unknown => super::oversized_answers;
+            concurrent_identical_requests_send_once => super::concurrent_identical_requests;
+            reused_reference_with_another_request_is_refused => super::reused_reference;
+            retries_wait_out_transient_failures => super::retries_after_not_applied;
+            html_bad_gateway_outcome_is_unknown => super::html_bad_gateway;
+            malformed_success_body_is_not_a_success => super::malformed_body;
+        }
+    };
 }
+
+refunds::__providers!(each_provider);
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios run for every provider
@@ -256,14 +232,7 @@ async fn full_refund(provider: Provider) {
         Some(order.refunds[0].id.as_str()),
         "{provider}: the facade's refund id is the provider's"
     );
-    // AfterPay and Moyasar answer with the order's totals; the others do not.
-    let reports_totals = ByProvider {
-        optty: false,
-        afterpay: true,
-        moyasar: true,
-        openapp: false,
-    };
-    let totals = reports_totals
+    let totals = test_support::REPORTS_TOTALS
         .get(provider)
         .then(|| money(provider, CAPTURED));
     assert_eq!(refund.refunded_total, totals, "{provider}: refunded_total");

@@ -2,8 +2,8 @@
 //! name), capabilities, merchant references, errors and serde shapes.
 
 use refunds::{
-    ByProvider, Capabilities, ErrorKind, LineItem, MerchantReference, Money, Provider, Refund,
-    RefundError, RefundReason, RefundRequest, RefundStatus,
+    Capabilities, ErrorKind, LineItem, MerchantReference, Money, Provider, Refund, RefundError,
+    RefundReason, RefundRequest, RefundStatus,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -29,17 +29,7 @@ fn request(provider: Provider, amount: &str) -> RefundRequest {
         money(amount, currency_for(provider)),
         reference("RET-123434"),
     );
-    let add: ByProvider<fn(RefundRequest) -> RefundRequest> = ByProvider {
-        optty: |r| r,
-        afterpay: |r| {
-            let amount = r.amount.amount().to_string();
-            r.with_capture_number("000000001")
-                .with_line_items(vec![item("0001", 1, &amount, "0", "EUR")])
-        },
-        moyasar: |r| r,
-        openapp: |r| r.with_provider_order_id("OA12345678901234"),
-    };
-    add.take(provider)(r)
+    test_support::documented::with_provider_fields(r)
 }
 
 #[test]

@@ -3,9 +3,7 @@
 //! generated type or a spec example shows up as a reviewable diff.
 
 use refunds::providers::refund_result;
-use refunds::{
-    Answer, ByProvider, MerchantReference, Money, Provider, RefundReason, RefundRequest,
-};
+use refunds::{Answer, MerchantReference, Money, Provider, RefundReason, RefundRequest};
 use test_support::documented::{self, item};
 
 use crate::snapshots;
@@ -26,20 +24,7 @@ fn cases(provider: Provider) -> Vec<(&'static str, RefundRequest)> {
             money(amount, currency),
             MerchantReference::new(reference).unwrap(),
         );
-        let add: ByProvider<fn(RefundRequest) -> RefundRequest> = ByProvider {
-            optty: |request| request,
-            // AfterPay takes its amount only as line items: one goodwill item here.
-            afterpay: |request| {
-                let amount = request.amount.amount().to_string();
-                let currency = request.amount.currency().code();
-                request
-                    .with_capture_number("000000001")
-                    .with_line_items(vec![item("goodwill", 1, &amount, "0", currency)])
-            },
-            moyasar: |request| request,
-            openapp: |request| request.with_provider_order_id("OA12345678901234"),
-        };
-        add.take(provider)(request)
+        test_support::documented::with_provider_fields(request)
     };
     let mut cases = vec![
         ("full_refund", base("100.00", "RF-full-1")),
