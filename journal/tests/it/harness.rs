@@ -1,6 +1,7 @@
 //! What every scenario uses: a database per test (a SQLite file, or a PostgreSQL schema of its
 //! own), the sandbox, requests per provider, facade clients, and child processes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::str::FromStr;
@@ -465,29 +466,22 @@ pub fn config_with_settling_delay(settling_delay: Duration) -> JournalConfig {
 
 pub use test_support::{duplicate_key, reference, request};
 
-/// The environment variables naming the sandbox's base URLs for a child process.
-const URL_VARS: ByProvider<&str> = ByProvider {
-    optty: "JOURNAL_IT_OPTTY_URL",
-    afterpay: "JOURNAL_IT_AFTERPAY_URL",
-    moyasar: "JOURNAL_IT_MOYASAR_URL",
-    openapp: "JOURNAL_IT_OPENAPP_URL",
-};
+/// The environment variable naming the sandbox's base URLs for a child process: a JSON object
+/// from each provider's name to its URL.
+const URLS_VAR: &str = "JOURNAL_IT_URLS";
 
-/// The sandbox's base URLs, as a child process receives them ([`URL_VARS`]).
+/// The sandbox's base URLs, as a child process receives them ([`URLS_VAR`]).
 pub struct Urls(ByProvider<String>);
 
 impl Urls {
     pub fn from_env() -> Urls {
-        let var = |provider: Provider| {
-            let name = URL_VARS.get(provider);
-            std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-        };
-        Urls(ByProvider {
-            optty: var(Provider::Optty),
-            afterpay: var(Provider::AfterPay),
-            moyasar: var(Provider::Moyasar),
-            openapp: var(Provider::OpenApp),
-        })
+        let json = std::env::var(URLS_VAR).unwrap_or_else(|_| panic!("{URLS_VAR} is not set"));
+        let mut urls: BTreeMap<String, String> =
+            serde_json::from_str(&json).expect("the sandbox's URLs");
+        Urls(ByProvider::from_fn(|provider| {
+            urls.remove(provider.as_str())
+                .unwrap_or_else(|| panic!("{URLS_VAR} names no URL for {provider}"))
+        }))
     }
 
     /// A new facade client (no replay memory shared with any other) on these URLs.
@@ -590,10 +584,12 @@ impl Env {
     /// The child-process environment naming the sandbox's URLs.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let urls = self.urls();
-        Provider::ALL
+        let by_name: BTreeMap<&str, &String> = Provider::ALL
             .into_iter()
-            .map(|provider| (*URL_VARS.get(provider), urls.0.get(provider).clone()))
-            .collect()
+            .map(|provider| (provider.as_str(), urls.0.get(provider)))
+            .collect();
+        let json = serde_json::to_string(&by_name).expect("URLs as JSON");
+        vec![(URLS_VAR, json)]
     }
 }
 
