@@ -68,7 +68,7 @@ use uuid::Uuid;
 
 use crate::fault::{Operation, answer_unaltered};
 use crate::response::{json, json_bytes};
-use crate::room::{EnvVar, Room};
+use crate::room::{EnvVar, Room, SentRefund};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
     self, Drawn, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, draw_fault,
@@ -231,6 +231,28 @@ curl -s {url}/api/v3/orders/AP-1001 -H 'X-Auth-Key: {API_KEY}'"#
 
     fn facade_env(&self) -> &'static [EnvVar] {
         FACADE_ENV
+    }
+
+    fn send_example_refund<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        order_id: &'a str,
+        _currency: &'a str,
+        reference: &'a str,
+    ) -> SentRefund<'a> {
+        let reference = crate::room::json_text(reference);
+        let body = format!(
+            r#"{{"captureNumber":"{DEFAULT_CAPTURE_NUMBER}","transactionReference":{reference},"items":[{{"productId":"0001","description":"Example item","netUnitPrice":1.00,"grossUnitPrice":1.00,"quantity":1,"vatPercent":0,"vatAmount":0}}]}}"#
+        );
+        let request = client
+            .post(format!(
+                "{}/api/v3/orders/{order_id}/refunds",
+                self.handle.base_url()
+            ))
+            .header("X-Auth-Key", API_KEY)
+            .header("content-type", "application/json")
+            .body(body);
+        Box::pin(request.send())
     }
 }
 

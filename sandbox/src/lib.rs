@@ -163,7 +163,7 @@ use std::time::Duration;
 
 pub use admin::{AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest};
 pub use fault::{Fault, FaultHandle, FaultRule, Match, Operation, Trigger};
-pub use room::{EnvVar, Room};
+pub use room::{EnvVar, Room, SentRefund};
 pub use server::ProviderHandle;
 pub use state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError};
 // Their public paths from before the rooms kept them.
@@ -262,7 +262,7 @@ macro_rules! providers {
             $(
                 #[doc = concat!("The [`", stringify!($name), "`] server.")]
                 pub fn $name(&self) -> &$Server {
-                    self.room(stringify!($name))
+                    self.server(stringify!($name))
                 }
             )+
         }
@@ -353,10 +353,16 @@ impl Sandbox {
     /// The server of the provider named `name` (`optty`, `afterpay`, `moyasar`, `openapp`: the
     /// facade's `Provider::as_str`), so a client's tests need no match of their own.
     pub fn handle(&self, name: &str) -> Option<&ProviderHandle> {
+        self.room(name).map(Room::handle)
+    }
+
+    /// The room of the provider named `name` (as [`Sandbox::handle`]): its server as the room
+    /// describes it, with [`Room::send_example_refund`].
+    pub fn room(&self, name: &str) -> Option<&dyn Room> {
         self.servers
             .iter()
             .find(|(provider, _)| *provider == name)
-            .map(|(_, room)| room.handle())
+            .map(|(_, room)| &**room)
     }
 
     /// Every server, in list order ([`PROVIDERS`]).
@@ -385,12 +391,10 @@ impl Sandbox {
     }
 
     /// The server of the provider named `name`, as its room's type.
-    fn room<S: Room>(&self, name: &str) -> &S {
+    fn server<S: Room>(&self, name: &str) -> &S {
         let server = self
-            .servers
-            .iter()
-            .find(|(provider, _)| *provider == name)
-            .and_then(|(_, room)| (&**room as &dyn Any).downcast_ref::<S>());
+            .room(name)
+            .and_then(|room| (room as &dyn Any).downcast_ref::<S>());
         match server {
             Some(server) => server,
             None => unreachable!("Sandbox::start starts a server of its room's type for {name}"),

@@ -56,7 +56,7 @@ use uuid::Uuid;
 
 use crate::fault::{Fault, Operation, answer_unaltered};
 use crate::response::json;
-use crate::room::{EnvVar, Room};
+use crate::room::{EnvVar, Room, SentRefund};
 use crate::schema::{self, Problem, RequestSchema};
 use crate::server::{
     self, Drawn, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached,
@@ -196,6 +196,32 @@ curl -s {url}/v1/orders/{DEMO_ORDER} -H 'Authorization: Bearer {SECRET_KEY}'"#
 
     fn facade_env(&self) -> &'static [EnvVar] {
         FACADE_ENV
+    }
+
+    fn send_example_refund<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        order_id: &'a str,
+        _currency: &'a str,
+        reference: &'a str,
+    ) -> SentRefund<'a> {
+        let body = serde_json::json!({
+            "amount": 100,
+            "transaction_id": self.example_key(reference),
+        });
+        let request = client
+            .post(format!(
+                "{}/v1/orders/{order_id}/refund",
+                self.handle.base_url()
+            ))
+            .bearer_auth(SECRET_KEY)
+            .json(&body);
+        Box::pin(request.send())
+    }
+
+    /// A UUID (v5 in the OID namespace) of `reference`: Moyasar's `transaction_id` must be one.
+    fn example_key(&self, reference: &str) -> String {
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, reference.as_bytes()).to_string()
     }
 }
 

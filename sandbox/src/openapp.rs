@@ -80,7 +80,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fault::{Fault, Operation};
 use crate::response::{json, json_bytes};
-use crate::room::{EnvVar, Room};
+use crate::room::{EnvVar, Room, SentRefund};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
     self, Drawn, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, draw_fault,
@@ -486,6 +486,33 @@ impl Room for OpenAppServer {
 
     fn facade_env(&self) -> &'static [EnvVar] {
         FACADE_ENV
+    }
+
+    /// OpenApp's own order id is taken to be the shop's (`order_id` for both).
+    fn send_example_refund<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        order_id: &'a str,
+        currency: &'a str,
+        reference: &'a str,
+    ) -> SentRefund<'a> {
+        let body = serde_json::json!({
+            "oaOrderId": order_id,
+            "shopOrderId": order_id,
+            "currency": currency,
+            "amount": 100,
+            "reason": "RETURNED",
+            "caseId": reference,
+        })
+        .to_string();
+        let signature = self.sign_refund(body.as_bytes());
+        let request = client
+            .post(self.refund_url())
+            .header("authorization", signature.authorization)
+            .header("x-app-signature", signature.signature)
+            .header("content-type", "application/json")
+            .body(body);
+        Box::pin(request.send())
     }
 }
 

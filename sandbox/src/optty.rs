@@ -98,7 +98,7 @@ use tokio::sync::mpsc;
 use crate::admin::{self, body_json, member, object, only_fields, whole};
 use crate::fault::{Operation, answer_unaltered};
 use crate::response::{json, json_bytes};
-use crate::room::{EnvVar, Room};
+use crate::room::{EnvVar, Room, SentRefund, json_text};
 use crate::schema::{Problem, RequestSchema, Violation, either};
 use crate::server::{
     self, Drawn, Listen, MediaType, ProviderHandle, Routes, Surface, draw_fault, run_read,
@@ -440,6 +440,46 @@ curl -s -X POST {url}/orders/ORD-1001/details -H "Authorization: Bearer $TOKEN""
 
     fn facade_env(&self) -> &'static [EnvVar] {
         FACADE_ENV
+    }
+
+    fn send_example_refund<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        order_id: &'a str,
+        currency: &'a str,
+        reference: &'a str,
+    ) -> SentRefund<'a> {
+        Box::pin(async move {
+            let token: serde_json::Value = client
+                .post(self.token_url())
+                .form(&[
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    ("grant_type", "client_credentials"),
+                    ("scope", SCOPE),
+                ])
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let token = token["access_token"].as_str().unwrap_or_default();
+            // The amount as the docs write it, a JSON number with its decimals (never f64).
+            let (reference, currency) = (json_text(reference), json_text(currency));
+            let body = format!(
+                r#"{{"refundReference":{reference},"refundAmount":{{"amount":1.00,"currency":{currency}}},"refundDescription":"Example refund"}}"#
+            );
+            client
+                .post(format!(
+                    "{}/orders/{order_id}/refund",
+                    self.handle.base_url()
+                ))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+        })
     }
 }
 

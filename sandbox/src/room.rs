@@ -4,6 +4,8 @@
 
 use std::any::Any;
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::server::ProviderHandle;
 use crate::state::OrderSeed;
@@ -11,6 +13,10 @@ use crate::state::OrderSeed;
 /// One of the `refunds` facade's `REFUNDS_*` environment variables and where its value comes
 /// from: the provider's running server (its base URL) or the demo credentials.
 pub type EnvVar = (&'static str, fn(&ProviderHandle) -> String);
+
+/// The answer to [`Room::send_example_refund`], on its way.
+pub type SentRefund<'a> =
+    Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + Send + 'a>>;
 
 /// A provider's running server as its room describes it. Each provider's server type
 /// ([`crate::OpttyServer`] and the others) implements it; [`crate::Sandbox::rooms`] lists them in
@@ -51,4 +57,29 @@ pub trait Room: Any + Debug + Send + Sync {
     /// reads; the optional `REFUNDS_<PROVIDER>_TIMEOUT_MS` and `_MAX_ANSWER_BYTES` are left to
     /// the facade's defaults.
     fn facade_env(&self) -> &'static [EnvVar];
+
+    /// Sends a valid refund of 1.00 of order `order_id` (seeded in `currency`, a two-decimal
+    /// one) under the duplicate key [`Room::example_key`] of `reference`, with the demo
+    /// credentials, as the provider's client would (Optty: a token first): for tests that need
+    /// a refund on every server without knowing each provider's request.
+    fn send_example_refund<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        order_id: &'a str,
+        currency: &'a str,
+        reference: &'a str,
+    ) -> SentRefund<'a>;
+
+    /// The duplicate key [`Room::send_example_refund`] sends for `reference`, as the server
+    /// records it ([`ProviderHandle::refunds_with_reference`](crate::ProviderHandle)): the
+    /// reference itself, or for Moyasar, whose key is a UUID, one derived from it.
+    fn example_key(&self, reference: &str) -> String {
+        reference.to_owned()
+    }
+}
+
+/// `text` as a JSON string literal, quotes and escapes included, for request bodies written
+/// with `format!` (amounts stay as written: JSON numbers, never `f64`).
+pub(crate) fn json_text(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }

@@ -2,99 +2,46 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::Client;
 use sandbox::credentials::OPENAPP_API_SECRET;
-use sandbox::{Fault, Match, OrderSeed, Sandbox, openapp};
+use sandbox::{Fault, Match, OrderSeed, Room, Sandbox, openapp};
+
+/// Every provider of the sandbox, by name.
+const PROVIDERS: &[&str] = sandbox::PROVIDERS;
 
 /// Seeds order `O-1` (PLN 100.00) on every provider.
 fn seed(sb: &Sandbox) {
-    assert_eq!(
-        sb.providers().len(),
-        PROVIDERS.len(),
-        "every server of the sandbox has its refund route in ROUTES"
-    );
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(sb, p).seed_order(OrderSeed::new("O-1", "PLN", dec("100.00")));
     }
 }
 
-/// The duplicate key of refund `n`: `key-<n>`, for Moyasar a UUID ending
-/// in `n` (its `transaction_id` must be one).
-fn key(p: &str, n: usize) -> String {
-    if p == "moyasar" {
-        format!("00000000-0000-4000-8000-{n:012}")
-    } else {
-        format!("key-{n}")
-    }
+/// The room of the provider named `p`.
+fn room<'a>(sb: &'a Sandbox, p: &str) -> &'a dyn Room {
+    sb.room(p)
+        .unwrap_or_else(|| panic!("the sandbox has no room named {p:?}"))
 }
 
-/// A request in flight, as the route functions of [`ROUTES`] return it.
-type Sent<'a> = Pin<Box<dyn Future<Output = reqwest::Result<reqwest::Response>> + 'a>>;
-
-/// How a valid refund of 1.00 of order `O-1` under a duplicate key is sent to one provider.
-type Route = for<'a> fn(&'a Sandbox, &'a Client, String) -> Sent<'a>;
-
-/// Every provider of the sandbox, by name, with its refund route: the one list these tests
-/// loop over ([`PROVIDERS`]) and dispatch on ([`refund`]), so no provider is matched by hand.
-const ROUTES: [(&str, Route); 4] = [
-    ("optty", optty_route),
-    ("afterpay", afterpay_route),
-    ("moyasar", moyasar_route),
-    ("openapp", openapp_route),
-];
-
-/// The names of [`ROUTES`].
-const PROVIDERS: [&str; ROUTES.len()] = {
-    let mut names = [""; ROUTES.len()];
-    let mut i = 0;
-    while i < ROUTES.len() {
-        names[i] = ROUTES[i].0;
-        i += 1;
-    }
-    names
-};
-
-fn optty_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
-    Box::pin(async move {
-        let token = optty_token(sb, c).await;
-        optty_refund(sb, c, &token, "O-1", optty_body(&key, "1.00", "PLN"))
-            .send()
-            .await
-    })
+/// The duplicate key of refund `n` as `p` records it: its room's key for `key-<n>`.
+fn key(sb: &Sandbox, p: &str, n: usize) -> String {
+    room(sb, p).example_key(&format!("key-{n}"))
 }
 
-fn afterpay_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
-    let body = afterpay_body("000000001", "1.00", "1", Some(&key));
-    Box::pin(afterpay_refund(sb, c, "O-1", body).send())
-}
-
-fn moyasar_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
-    let body = format!(r#"{{"amount":100,"transaction_id":"{key}"}}"#);
-    Box::pin(moyasar_refund(sb, c, "O-1", body).send())
-}
-
-fn openapp_route<'a>(sb: &'a Sandbox, c: &'a Client, key: String) -> Sent<'a> {
-    Box::pin(openapp_refund(sb, c, openapp_body("O-1", "O-1", 100, &key)).send())
-}
-
-/// A valid refund of 1.00 with duplicate key [`key`]`(p, n)`.
+/// A valid refund of 1.00 of `O-1` under the duplicate key of `key-<n>`, sent as the
+/// provider's client would (its room's [`Room::send_example_refund`]).
 async fn refund(sb: &Sandbox, c: &Client, p: &str, n: usize) -> reqwest::Result<reqwest::Response> {
-    let (_, route) = ROUTES
-        .iter()
-        .find(|(name, _)| *name == p)
-        .unwrap_or_else(|| panic!("no refund route for {p:?}"));
-    route(sb, c, key(p, n)).await
+    room(sb, p)
+        .send_example_refund(c, "O-1", "PLN", &format!("key-{n}"))
+        .await
 }
 
 /// Refund `n` of 1.00 was recorded exactly once on `p`, leaving `refunded`
 /// as O-1's total.
 fn assert_recorded(sb: &Sandbox, p: &str, n: usize, refunded: &str) {
-    let found = provider(sb, p).refunds_with_reference(&key(p, n));
+    let found = provider(sb, p).refunds_with_reference(&key(sb, p, n));
     assert_eq!(found.len(), 1, "{p}: {found:?}");
     assert_eq!(found[0].amount, dec("1.00"), "{p}");
     assert_eq!(
@@ -109,7 +56,7 @@ async fn drop_after_commit_records_then_closes_without_a_response() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         let h = provider(&sb, p).inject(Fault::DropAfterCommit, Match::Any.once());
         let err = refund(&sb, &c, p, 1).await.expect_err(p);
         assert!(!err.is_status() && !err.is_timeout(), "{p}: {err:?}");
@@ -134,7 +81,7 @@ async fn status_faults_answer_at_once_and_do_nothing() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(Fault::Status(503), Match::Order("O-1".into()).once());
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), 503, "{p}");
@@ -147,7 +94,7 @@ async fn malformed_body_is_200_html_after_recording() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(Fault::MalformedBody, Match::Any.once());
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), 200, "{p}");
@@ -166,7 +113,7 @@ async fn non_json_502_does_nothing() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(Fault::NonJson502, Match::Nth(1));
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), 502, "{p}");
@@ -187,7 +134,7 @@ async fn latency_delays_the_answer_and_outlives_an_impatient_client() {
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(
             Fault::Latency(Duration::from_millis(300)),
             Match::Any.once(),
@@ -202,21 +149,7 @@ async fn latency_delays_the_answer_and_outlives_an_impatient_client() {
             Fault::Latency(Duration::from_millis(300)),
             Match::Any.once(),
         );
-        let err = if p == "optty" {
-            let token = optty_token(&sb, &c).await;
-            optty_refund(
-                &sb,
-                &impatient,
-                &token,
-                "O-1",
-                optty_body("key-2", "1.00", "PLN"),
-            )
-            .send()
-            .await
-            .unwrap_err()
-        } else {
-            refund(&sb, &impatient, p, 2).await.unwrap_err()
-        };
+        let err = refund(&sb, &impatient, p, 2).await.unwrap_err();
         assert!(err.is_timeout(), "{p}: {err:?}");
         wait_until(|| provider(&sb, p).refund_count() == 2).await;
     }
@@ -266,7 +199,8 @@ async fn status_after_commit_records_then_answers_a_gateway_page() {
         (503, "503 Service Temporarily Unavailable"),
         (520, "520 "),
     ];
-    for (p, (code, title)) in PROVIDERS.into_iter().zip(cases) {
+    // Every provider, the gateway pages taken in turn.
+    for (p, (code, title)) in PROVIDERS.iter().copied().zip(cases.into_iter().cycle()) {
         provider(&sb, p).inject(Fault::StatusAfterCommit(code), Match::Any.once());
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), code, "{p}");
@@ -284,7 +218,7 @@ async fn unsigned_answer_records_then_drops_openapps_signature() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(Fault::UnsignedAnswer, Match::Any.once());
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), 200, "{p}");
@@ -308,7 +242,7 @@ async fn wrong_signature_records_then_signs_another_body() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(Fault::WrongSignature, Match::Any.once());
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), 200, "{p}");
@@ -346,7 +280,7 @@ async fn oversized_body_records_then_streams_exactly_n_bytes_of_json() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(Fault::OversizedBody(N), Match::Any.once());
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), 200, "{p}");
@@ -381,7 +315,7 @@ async fn oversized_headers_record_then_pad_the_real_answer() {
     let sb = start().await;
     seed(&sb);
     let c = client();
-    for p in PROVIDERS {
+    for &p in PROVIDERS {
         provider(&sb, p).inject(Fault::OversizedHeaders(SMALL), Match::Any.once());
         let res = refund(&sb, &c, p, 1).await.unwrap();
         assert_eq!(res.status(), 200, "{p}");
