@@ -1,5 +1,6 @@
-//! Helpers for the workspace tests: where the documented payloads live, and JSON equivalence
-//! that compares numbers by exact decimal value.
+//! Helpers for the workspace tests: where the documented payloads live, JSON equivalence that
+//! compares numbers by exact decimal value, and the documented payloads' round trip that each
+//! generated crate's `tests/examples.rs` (written by `cargo xtask generate`) runs.
 
 use std::path::{Path, PathBuf};
 
@@ -89,4 +90,47 @@ pub fn equivalent(a: &Value, b: &Value) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// A generated crate's `roundtrip_example`: (operation, part, JSON) to the re-encoded JSON, or
+/// `None` when the spec describes no body for that operation and part.
+pub type Roundtrip = fn(&str, &str, &str) -> Option<Result<String, serde_json::Error>>;
+
+/// The example as documented and as decoded and re-encoded by the generated type of its
+/// (operation, part).
+fn decode(example: &Example, roundtrip: Roundtrip) -> Result<(Value, Value), String> {
+    let original: Value = serde_json::from_str(&example.text).map_err(|e| e.to_string())?;
+    let encoded = roundtrip(&example.operation, &example.kind, &example.text).ok_or_else(|| {
+        format!(
+            "the spec describes no body for operation {:?}, part {:?} (an operationId or \
+             x-example-name, and `request` or a response status)",
+            example.operation, example.kind
+        )
+    })?;
+    let encoded = encoded.map_err(|e| format!("does not decode: {e}"))?;
+    let encoded: Value = serde_json::from_str(&encoded).map_err(|e| e.to_string())?;
+    Ok((original, encoded))
+}
+
+/// Every documented payload of `specs/<provider>/examples/` decodes through `roundtrip` (the
+/// provider's generated crate's `roundtrip_example`) and re-encodes to an equivalent JSON value;
+/// panics with every failure, or when the provider has no example at all.
+pub fn assert_examples_roundtrip(provider: &str, roundtrip: Roundtrip) {
+    let examples: Vec<Example> = examples()
+        .into_iter()
+        .filter(|example| example.provider == provider)
+        .collect();
+    assert!(!examples.is_empty(), "no examples in specs/{provider}/examples");
+    let mut failures = Vec::new();
+    for example in &examples {
+        match decode(example, roundtrip) {
+            Ok((original, encoded)) if equivalent(&original, &encoded) => {}
+            Ok((original, encoded)) => failures.push(format!(
+                "{}: re-encoded differently\n  documented: {original}\n  re-encoded: {encoded}",
+                example.path.display()
+            )),
+            Err(err) => failures.push(format!("{}: {err}", example.path.display())),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

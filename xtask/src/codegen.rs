@@ -144,9 +144,16 @@ pub fn manifest(provider: &Provider, source: &str) -> String {
          license.workspace = true\n\
          repository.workspace = true\n\
          readme = \"README.md\"\n\
+         # Its test needs the workspace (the examples under specs/, workspace-tests).\n\
+         exclude = [\"tests/\"]\n\
          \n\
          [dependencies]\n\
-         {dependencies}"
+         {dependencies}\
+         \n\
+         # The documented payloads' round trip (`tests/examples.rs`); a path without a version, so\n\
+         # it is left out of the published package.\n\
+         [dev-dependencies]\n\
+         workspace-tests = {{ path = \"../../tests\" }}\n"
     )
 }
 
@@ -159,6 +166,24 @@ fn names_crate(source: &str, krate: &str) -> bool {
             .next_back()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
     })
+}
+
+/// The `tests/examples.rs` of a provider's generated crate: every documented payload of
+/// `specs/<name>/examples/` through the crate's `roundtrip_example`, checked by
+/// `workspace_tests::assert_examples_roundtrip`. Written here so that a new provider's examples
+/// are checked without a hand-kept list of crates.
+pub fn examples_test(provider: &Provider) -> String {
+    let name = provider.name;
+    format!(
+        "//! Written by `cargo xtask generate`: every documented payload in `specs/{name}/examples/`\n\
+         //! decodes through the generated type of its operation and part (`roundtrip_example`)\n\
+         //! and re-encodes to an equivalent JSON value.\n\
+         \n\
+         #[test]\n\
+         fn every_documented_payload_decodes_and_reencodes() {{\n    \
+         workspace_tests::assert_examples_roundtrip(\"{name}\", {name}_api::roundtrip_example);\n\
+         }}\n"
+    )
 }
 
 /// The `README.md` of a provider's generated crate.

@@ -2,7 +2,8 @@
 //!
 //! vendor document(s) -> overlay (our corrections) -> normalized spec -> progenitor (OpenAPI) or
 //! typify (JSON Schema) -> prettyplease -> `generated/<provider>/src/lib.rs`, beside the
-//! normalized spec and the crate's `Cargo.toml` and `README.md`.
+//! normalized spec, the crate's `Cargo.toml` and `README.md`, and its test of the documented
+//! payloads (`tests/examples.rs`).
 //!
 //! The providers are the folders under `specs/`, found by [`providers`]: each holds a manifest,
 //! `specs/<provider>/provider.json` ([`MANIFEST`]), that says how its contract is published:
@@ -14,11 +15,12 @@
 //!
 //! beside its documents, its `overlay.json` and its `examples/`. They are reported in name
 //! order. That folder is all a new provider needs in the xtask: `generate` writes its whole crate
-//! (`generated/<provider>/`: `src/lib.rs`, `openapi.normalized.json`, and the `Cargo.toml` and
-//! `README.md` of [`codegen::manifest`] and [`codegen::readme`], each checked by `--check`),
-//! `diff` reports a provider that the compared revision does not have as entirely added, the
-//! surface test asks for its snapshot and `bench` gives it a row. (Making the crate a workspace
-//! member, and the facade's room, are outside the xtask.)
+//! (`generated/<provider>/`: `src/lib.rs`, `openapi.normalized.json`, and the `Cargo.toml`,
+//! `README.md` and `tests/examples.rs` of [`codegen::manifest`], [`codegen::readme`] and
+//! [`codegen::examples_test`], each checked by `--check`), the workspace takes it as a member
+//! (`generated/*`), `diff` reports a provider that the compared revision does not have as
+//! entirely added, the surface test asks for its snapshot and `bench` gives it a row. (The
+//! facade's and the sandbox's rooms are outside the xtask.)
 //!
 //! The library half exists so that tests can run exactly what the command runs: the regeneration
 //! test compares [`generate`]'s output with the checked-in files, and the surface snapshots render
@@ -284,6 +286,10 @@ pub struct Generated {
     pub readme_path: PathBuf,
     /// The crate's README ([`codegen::readme`]).
     pub readme_text: String,
+    /// Path of the crate's test of the documented payloads, relative to the root.
+    pub examples_test_path: PathBuf,
+    /// That test ([`codegen::examples_test`]).
+    pub examples_test_text: String,
     /// Number of operations in the normalized spec.
     pub operations: usize,
     /// Number of named schemas in the normalized spec.
@@ -292,12 +298,16 @@ pub struct Generated {
 
 impl Generated {
     /// The files of this provider's crate that the pipeline writes: (path, text).
-    pub fn files(&self) -> [(&Path, &str); 4] {
+    pub fn files(&self) -> [(&Path, &str); 5] {
         [
             (self.path.as_path(), self.text.as_str()),
             (self.spec_path.as_path(), self.spec_text.as_str()),
             (self.manifest_path.as_path(), self.manifest_text.as_str()),
             (self.readme_path.as_path(), self.readme_text.as_str()),
+            (
+                self.examples_test_path.as_path(),
+                self.examples_test_text.as_str(),
+            ),
         ]
     }
 }
@@ -329,6 +339,8 @@ pub fn generate(root: &Path, provider: &Provider) -> Result<Generated> {
         manifest_text: codegen::manifest(provider, &text),
         readme_path: crate_dir.join("README.md"),
         readme_text: codegen::readme(provider),
+        examples_test_path: crate_dir.join("tests/examples.rs"),
+        examples_test_text: codegen::examples_test(provider),
         operations: surface::operation_count(&normalized.openapi),
         schemas: surface::schema_count(&normalized.openapi),
         text,

@@ -2,7 +2,8 @@
 //!
 //! - `generate`: regenerate each provider's crate from `specs/<provider>/` (every folder there
 //!   with its `provider.json` is a provider, see `xtask::MANIFEST`): `generated/<provider>/`
-//!   `src/lib.rs`, `openapi.normalized.json`, `Cargo.toml` and `README.md`, created if missing.
+//!   `src/lib.rs`, `openapi.normalized.json`, `Cargo.toml`, `README.md` and `tests/examples.rs`,
+//!   created if missing.
 //! - `generate --check`: write nothing; exit 1 and show a diff if any generated file is stale
 //!   or missing.
 //! - `demo`: regenerate, then refund one order through every provider against the in-process

@@ -186,6 +186,7 @@ fn generate_writes_a_new_providers_whole_crate() {
         "generated/acme/openapi.normalized.json",
         "generated/acme/Cargo.toml",
         "generated/acme/README.md",
+        "generated/acme/tests/examples.rs",
     ];
 
     // Check: every file of the missing crate is stale, and nothing is written.
@@ -211,9 +212,10 @@ fn generate_writes_a_new_providers_whole_crate() {
             .all(|(_, state)| *state == "up to date")
     );
 
-    // The manifest and README are those of the provider it was copied from, renamed.
+    // The manifest, README and examples test are those of the provider it was copied from,
+    // renamed.
     let real = workspace_root().unwrap();
-    for file in ["Cargo.toml", "README.md"] {
+    for file in ["Cargo.toml", "README.md", "tests/examples.rs"] {
         let copied = fs::read_to_string(real.join("generated/moyasar").join(file)).unwrap();
         let new = fs::read_to_string(scratch.0.join("generated/acme").join(file)).unwrap();
         assert_eq!(new, copied.replace("moyasar", "acme"), "{file}");
