@@ -9,21 +9,19 @@
 //! # From the environment
 //!
 //! [`Refunds::from_env`](crate::Refunds::from_env) configures every provider
-//! whose `REFUNDS_<PROVIDER>_BASE_URL` is set; each `from_env` below reads one
-//! provider. A missing or malformed variable is an
-//! [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming it.
+//! whose `REFUNDS_<PROVIDER>_BASE_URL` is set (`<PROVIDER>` is the upper-case
+//! [`Provider::as_str`](crate::Provider::as_str)); each config's `from_env` reads one
+//! provider and lists its own variables (`MoyasarConfig::from_env`, ...). A missing or malformed variable is an
+//! [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming it. Every provider
+//! also reads:
 //!
-//! | variable | provider | meaning |
-//! |---|---|---|
-//! | `REFUNDS_OPTTY_BASE_URL`, `REFUNDS_OPTTY_AUTH_URL` | Optty | API and auth server base URLs |
-//! | `REFUNDS_OPTTY_CLIENT_ID`, `REFUNDS_OPTTY_CLIENT_SECRET` | Optty | OAuth2 client credentials |
-//! | `REFUNDS_AFTERPAY_BASE_URL`, `REFUNDS_AFTERPAY_API_KEY` | AfterPay | base URL, `X-Auth-Key` |
-//! | `REFUNDS_MOYASAR_BASE_URL`, `REFUNDS_MOYASAR_SECRET_KEY` | Moyasar | base URL, secret key |
-//! | `REFUNDS_OPENAPP_BASE_URL`, `REFUNDS_OPENAPP_API_KEY`, `REFUNDS_OPENAPP_API_SECRET` | OpenApp | base URL, HMAC key and secret |
-//! | `REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES` | OpenApp | optional, `true` (default) or `false` |
-//! | `REFUNDS_<PROVIDER>_TIMEOUT_MS` | each | optional per-request timeout in milliseconds (default 30000) |
-//! | `REFUNDS_<PROVIDER>_MAX_ANSWER_BYTES` | each | optional cap on an answer's body (default 524288) |
-//! | `REFUNDS_CALL_DEADLINE_MS` | all | optional total deadline of each call, retries included (default 60000; [`RefundsBuilder::deadline`](crate::RefundsBuilder::deadline)) |
+//! | variable | meaning |
+//! |---|---|
+//! | `REFUNDS_<PROVIDER>_TIMEOUT_MS` | optional per-request timeout in milliseconds (default 30000) |
+//! | `REFUNDS_<PROVIDER>_MAX_ANSWER_BYTES` | optional cap on an answer's body (default 524288) |
+//!
+//! and the client as a whole `REFUNDS_CALL_DEADLINE_MS`, the optional total deadline of each
+//! call, retries included (default 60000; [`RefundsBuilder::deadline`](crate::RefundsBuilder::deadline)).
 
 pub use crate::answer::AnswerLimits;
 pub use crate::settings::DEFAULT_TIMEOUT;

@@ -2,15 +2,12 @@
 //! [`Refunds::find`](crate::Refunds::find).
 //!
 //! A refund's own answer is not always the last word (Optty answers `PENDING`, an answer can be
-//! lost after the provider committed); the provider's record is. How each provider's record
-//! names "our" refund:
-//!
-//! | provider | read | our refund is the one whose | status |
-//! |---|---|---|---|
-//! | Optty | Transaction Details, `POST /orders/{orderReference}/details` | `refundId` is our refund reference or the `bnplRefundId` we were given (unverified: Optty describes `refundId` only as "the unique generated refund Id") | `refunds[].status` |
-//! | AfterPay | Get Order, `GET /api/v3/orders/{orderNumber}` | `refundNumber` is the one we were given; Riverty echoes none of our references, so without it the order's refunds come back [`Finding::Unattributed`] for the journal to attribute | listed means booked: succeeded |
-//! | Moyasar | Retrieve Order, `GET /v1/orders/{id}` | transaction of `type` `refund` whose `id` is our `transaction_id` | transaction `status` |
-//! | OpenApp | none: OpenApp publishes no read and no callback (its settlement report is the only record) | - | - |
+//! lost after the provider committed); the provider's record is. How a provider's record names
+//! "our" refund, and which read it is, is each room's to say: the rustdoc of
+//! `providers::<provider>::transformers::read_result` (for AfterPay, whose record echoes none of
+//! our references, the order's refunds come back [`Finding::Unattributed`] for the journal to
+//! attribute). A provider that publishes no read says so in
+//! [`Capabilities::record_read`](crate::Capabilities::record_read).
 
 use std::time::SystemTime;
 

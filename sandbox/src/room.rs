@@ -52,10 +52,10 @@ pub trait Room: Any + Debug + Send + Sync {
     fn demo_orders(&self) -> Vec<OrderSeed>;
 
     /// The facade's variables that point a client at this server, in the order
-    /// `sandbox --print-config env` prints them. Keep in step with the table in
-    /// `facade/src/config.rs` (the `refunds::config` documentation), which is what the facade
-    /// reads; the optional `REFUNDS_<PROVIDER>_TIMEOUT_MS` and `_MAX_ANSWER_BYTES` are left to
-    /// the facade's defaults.
+    /// `sandbox --print-config env` prints them. Keep in step with the provider's config in the
+    /// facade (its `from_env`, whose documentation lists them), which is what the facade reads
+    /// (the facade's test of these lines refunds through every provider); the optional
+    /// `REFUNDS_<PROVIDER>_TIMEOUT_MS` and `_MAX_ANSWER_BYTES` are left to the facade's defaults.
     fn facade_env(&self) -> &'static [EnvVar];
 
     /// Sends a valid refund of 1.00 of order `order_id` (seeded in `currency`, a two-decimal

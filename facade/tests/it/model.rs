@@ -808,7 +808,7 @@ fn json_schema_of_the_unified_model() {
     );
     assert_eq!(
         enum_values(&schema["definitions"]["Provider"]),
-        ["optty", "afterpay", "moyasar", "openapp"]
+        Provider::ALL.map(Provider::as_str)
     );
     assert_eq!(
         schema["definitions"]["LineItem"]["properties"]["vat_percent"]["type"],

@@ -48,7 +48,13 @@ impl AfterPayConfig {
 }
 
 impl AfterPayConfig {
-    /// Reads `REFUNDS_AFTERPAY_*` from the process environment (the `refunds::config` table).
+    /// Reads `REFUNDS_AFTERPAY_*` from the process environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `REFUNDS_AFTERPAY_BASE_URL`, `REFUNDS_AFTERPAY_API_KEY` | base URL, `X-Auth-Key` |
+    ///
+    /// and the optional variables every provider has (the [`crate::config`] table).
     pub fn from_env() -> Result<AfterPayConfig, RefundError> {
         AfterPayConfig::from_lookup(&from_process_env)
     }

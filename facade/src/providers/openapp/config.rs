@@ -66,7 +66,14 @@ impl OpenAppConfig {
 }
 
 impl OpenAppConfig {
-    /// Reads `REFUNDS_OPENAPP_*` from the process environment (the `refunds::config` table).
+    /// Reads `REFUNDS_OPENAPP_*` from the process environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `REFUNDS_OPENAPP_BASE_URL`, `REFUNDS_OPENAPP_API_KEY`, `REFUNDS_OPENAPP_API_SECRET` | base URL, HMAC key and secret |
+    /// | `REFUNDS_OPENAPP_VERIFY_RESPONSE_SIGNATURES` | optional, `true` (default) or `false` |
+    ///
+    /// and the optional variables every provider has (the [`crate::config`] table).
     pub fn from_env() -> Result<OpenAppConfig, RefundError> {
         OpenAppConfig::from_lookup(&from_process_env)
     }

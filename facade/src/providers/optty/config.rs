@@ -61,7 +61,14 @@ impl OpttyConfig {
 }
 
 impl OpttyConfig {
-    /// Reads `REFUNDS_OPTTY_*` from the process environment (the `refunds::config` table).
+    /// Reads `REFUNDS_OPTTY_*` from the process environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `REFUNDS_OPTTY_BASE_URL`, `REFUNDS_OPTTY_AUTH_URL` | API and auth server base URLs |
+    /// | `REFUNDS_OPTTY_CLIENT_ID`, `REFUNDS_OPTTY_CLIENT_SECRET` | OAuth2 client credentials |
+    ///
+    /// and the optional variables every provider has (the [`crate::config`] table).
     pub fn from_env() -> Result<OpttyConfig, RefundError> {
         OpttyConfig::from_lookup(&from_process_env)
     }
