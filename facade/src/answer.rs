@@ -15,23 +15,55 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Caps on the size of a provider's answer. An answer past a cap is not read further: the
-/// refund's outcome is unknown (the provider may have applied it) and memory stays bounded.
+/// refund's outcome is unknown (the provider may have applied it), the error says which cap it
+/// passed, and memory stays bounded.
+///
+/// # A cap per provider, not a streaming read
+///
+/// An answer is read whole, up to its cap, and then mapped by the provider's one pure function
+/// from its status, headers and bytes (the function the tests run), and those bytes stay on the
+/// result as [`RawAnswer`]. So the memory one call holds for its answer is at most its body cap
+/// (the buffer is sized from `Content-Length`; a body of unknown length grows its buffer by
+/// doubling, briefly up to half as much again while it moves), and the mapping adds little to
+/// it: Moyasar's, the one whose answers grow, reads the order in place without building it. A
+/// streaming read would bound memory without any cap, but it would have to drop the answer's
+/// bytes from the result and split the one mapping in two; and no provider documents an answer
+/// size to stream towards.
+///
+/// Each provider's config starts from its own default:
+///
+/// - Optty, AfterPay, OpenApp: [`AnswerLimits::DEFAULT`] (512 KiB of body). Their answers
+///   describe one refund, or an order's totals and refund numbers: kilobytes.
+/// - Moyasar: `MoyasarConfig::DEFAULT_ANSWER_LIMITS` (4 MiB of body). Moyasar answers a refund
+///   with the whole order, every earlier refund listed, and documents no limit on refunds per
+///   order nor on an order's size (its refund and Retrieve Order pages, in
+///   `provider-docs/moyasar-refund.txt` and `reads.md`). A refund transaction is about 360 bytes,
+///   so 512 KiB stops at about 1,400 earlier refunds: an applied refund on an order with 3,000
+///   (about 1.1 MB) would be reported unknown. 4 MiB holds about 11,000.
+///
+/// A config's `with_answer_limits` and `REFUNDS_<PROVIDER>_MAX_ANSWER_BYTES` set them per
+/// provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnswerLimits {
-    /// The largest body read, in bytes (default 512 KiB; a Moyasar order with a thousand
-    /// refund transactions is about 400 KiB).
+    /// The largest body read, in bytes (default 512 KiB, Moyasar 4 MiB: see above).
     pub max_body_bytes: usize,
     /// The largest total of header names and values, in bytes (default 64 KiB). hyper refuses
     /// a response head above about 400 KiB before it reaches us, so that bounds memory too.
     pub max_header_bytes: usize,
 }
 
+impl AnswerLimits {
+    /// The default caps of every provider but Moyasar: 512 KiB of body, 64 KiB of headers.
+    pub const DEFAULT: AnswerLimits = AnswerLimits {
+        max_body_bytes: 512 * 1024,
+        max_header_bytes: 64 * 1024,
+    };
+}
+
 impl Default for AnswerLimits {
+    /// [`AnswerLimits::DEFAULT`].
     fn default() -> Self {
-        AnswerLimits {
-            max_body_bytes: 512 * 1024,
-            max_header_bytes: 64 * 1024,
-        }
+        AnswerLimits::DEFAULT
     }
 }
 

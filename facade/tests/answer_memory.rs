@@ -1,6 +1,8 @@
 //! An oversized answer keeps memory bounded: a provider (here the sandbox) that answers a
 //! refund with a 200 MB body, or a 1 MiB header, costs the facade its answer caps, not the
-//! answer's size.
+//! answer's size. Each provider runs with its own default caps, as in production: 512 KiB of
+//! body (`AnswerLimits::DEFAULT`), Moyasar 4 MiB (`MoyasarConfig::DEFAULT_ANSWER_LIMITS`, for
+//! its whole-order answers).
 //!
 //! How the measurement works: Linux keeps, per process, the peak resident set size reached so
 //! far (`VmHWM`, "high water mark", in kB, in `/proc/self/status`). It only ever grows, so
@@ -19,7 +21,11 @@
 
 use std::time::Duration;
 
-use refunds::{ErrorKind, Provider, RefundError, RefundRequest, Refunds};
+use refunds::{
+    AnswerLimits, ByProvider, ErrorKind, MoyasarConfig, Provider, RefundError, RefundRequest,
+    Refunds,
+};
+use sandbox::credentials::MOYASAR_SECRET_KEY;
 use sandbox::{Fault, Match, Sandbox, SandboxConfig};
 use test_support::{ClientSettings, handle, seed};
 
@@ -29,9 +35,20 @@ const BODY_BYTES: usize = 200 * 1024 * 1024;
 /// The oversized header: 1 MiB, beyond what hyper accepts in a response head.
 const HEADER_BYTES: usize = 1024 * 1024;
 
-/// How much the peak RSS may grow over the whole test, in kB: the runtime, the sandbox, the
-/// clients and a capped answer at a time, with room to spare, far below one oversized body.
+/// How much the peak RSS may grow over the whole test, in kB: the runtime, the sandbox and the
+/// clients (about 16 MB), Moyasar's 1.1 MB order rendered by the in-process sandbox and read by
+/// the client (about 4 MB), and a capped answer at a time (at most Moyasar's 4 MiB, which a body
+/// of unknown length holds as up to 6 MiB while its buffer doubles): about 26 MB measured, far
+/// below one oversized body.
 const MAX_GROWTH_KB: u64 = 32 * 1024;
+
+/// Each provider's default body cap, as its config's `new` sets it.
+const BODY_CAP: ByProvider<usize> = ByProvider {
+    optty: AnswerLimits::DEFAULT.max_body_bytes,
+    afterpay: AnswerLimits::DEFAULT.max_body_bytes,
+    moyasar: MoyasarConfig::DEFAULT_ANSWER_LIMITS.max_body_bytes,
+    openapp: AnswerLimits::DEFAULT.max_body_bytes,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -50,9 +67,18 @@ fn request(provider: Provider, order_id: &str, reference: &str) -> RefundRequest
     test_support::request(provider, order_id, "10.00", reference)
 }
 
-/// A client for all four providers with the default answer limits.
+/// A client for all four providers, each with its own default answer limits (the test
+/// settings give every provider `AnswerLimits::DEFAULT`; Moyasar's config is made again from
+/// `MoyasarConfig::new`, which carries Moyasar's).
 fn client(sb: &Sandbox) -> Refunds {
-    test_support::client_with(sb, &ClientSettings::default().with_timeout(TIMEOUT))
+    let settings = ClientSettings::default().with_timeout(TIMEOUT);
+    test_support::builder(&test_support::base_urls(sb), &settings)
+        .moyasar(
+            MoyasarConfig::new(handle(sb, Provider::Moyasar).base_url(), MOYASAR_SECRET_KEY)
+                .with_timeout(TIMEOUT),
+        )
+        .build()
+        .expect("a client of every provider")
 }
 
 async fn refund_err(refunds: &Refunds, request: &RefundRequest) -> RefundError {
@@ -78,9 +104,28 @@ fn oversized_answers_keep_memory_bounded() {
             .await
             .expect("starting the sandbox");
         let refunds = client(&sb);
-        let cap = refunds::AnswerLimits::default().max_body_bytes;
+
+        // A large answer within its cap: Moyasar's whole order with 3,000 earlier refunds
+        // (about 1.1 MB) is read and mapped, at the cost of about its size.
+        test_support::seed_amount(&sb, Provider::Moyasar, "ORD-LARGE", "3010.00");
+        sb.moyasar()
+            .record_refunds("ORD-LARGE", 3_000, 100)
+            .expect("3,000 earlier refunds");
+        let large = request(Provider::Moyasar, "ORD-LARGE", "RF-LARGE-1");
+        let refund = refunds
+            .refund(&large)
+            .await
+            .expect("an answer within the cap is read");
+        assert!(refund.raw.as_bytes().len() > AnswerLimits::DEFAULT.max_body_bytes);
+        eprintln!(
+            "moyasar: {} byte order read; VmHWM {} kB",
+            refund.raw.as_bytes().len(),
+            peak_rss_kb()
+        );
+        drop(refund);
 
         for provider in Provider::ALL {
+            let cap = *BODY_CAP.get(provider);
             seed(&sb, provider, "ORD-BIG-BODY");
             handle(&sb, provider).inject(Fault::OversizedBody(BODY_BYTES), Match::Any.once());
             let request = request(provider, "ORD-BIG-BODY", "RF-BIG-BODY-1");

@@ -247,6 +247,16 @@ impl FromStr for JsonInteger {
 
     /// Parses a JSON number literal with an integer value exactly.
     fn from_str(text: &str) -> Result<Self, ParseError> {
+        // The common form, plain digits with an optional minus (`1000`, `-3`), read as an `i64`
+        // directly; any other form (`1000.00`, `1e3`), and digits beyond `i64`, as a decimal.
+        let trimmed = text.trim();
+        let digits = trimmed.strip_prefix('-').unwrap_or(trimmed);
+        if !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(value) = trimmed.parse::<i64>()
+        {
+            return Ok(JsonInteger(value));
+        }
         let value = parse_number(text)?;
         if !value.fract().is_zero() {
             return Err(ParseError(format!("{text} is not an integer")));
@@ -382,6 +392,36 @@ mod tests {
         for text in ["100.5", "1e-2", "9223372036854775808", r#""100""#, "null"] {
             assert!(serde_json::from_str::<JsonInteger>(text).is_err(), "{text}");
         }
+        // The same through `FromStr`, plain digits included (read without a decimal).
+        for (text, value) in [
+            ("0", 0),
+            ("-0", 0),
+            (" 42 ", 42),
+            ("-9223372036854775808", i64::MIN),
+        ] {
+            assert_eq!(
+                text.parse::<JsonInteger>(),
+                Ok(JsonInteger(value)),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "-",
+            "+1",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "12a",
+        ] {
+            assert!(text.parse::<JsonInteger>().is_err(), "{text}");
+        }
+        assert_eq!(
+            "9223372036854775808"
+                .parse::<JsonInteger>()
+                .unwrap_err()
+                .to_string(),
+            "9223372036854775808 is outside the 64-bit integer range"
+        );
     }
 
     #[test]

@@ -62,8 +62,10 @@ use crate::server::{
     self, Drawn, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached,
     draw_fault, run_read,
 };
-use crate::shared::{RoomBook, Shared};
-use crate::state::{Order, OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
+use crate::shared::{AdminError, RoomBook, Shared};
+use crate::state::{
+    Order, OrderSeed, OrderState, RecordedRefund, RefundStatus, Units, lock, now_rfc3339,
+};
 use crate::{clock, money, wire};
 
 /// The demo secret key (`Authorization: Bearer <key>`), allowed to refund.
@@ -139,6 +141,83 @@ impl Flags {
 #[derive(Debug)]
 pub struct MoyasarServer {
     handle: ProviderHandle,
+    state: Arc<MoyasarState>,
+}
+
+impl MoyasarServer {
+    /// Records `count` approved refunds of `amount_minor` minor units each on order `order_id`,
+    /// as that many refund calls would: each with its own `transaction_id`
+    /// ([`earlier_refund_id`]`(order_id, n)` for n in `0..count`), used on this order from then
+    /// on, and listed by the refund route's and Retrieve Order's answers like any other refund.
+    ///
+    /// For an order with thousands of earlier refunds, whose answer (the whole order, about 360
+    /// bytes a refund) runs to megabytes: sent one by one, each refund call answers the whole
+    /// order so far, so 3,000 of them cost minutes in a debug build; recorded here they cost
+    /// milliseconds. Rust only: the admin API (`sandbox/admin.openapi.json`) has no bulk
+    /// operation, so a client in another language sends the refunds.
+    ///
+    /// # Errors
+    /// Nothing is recorded when the order is unknown (404, field `order_id`), `count` is 0 or
+    /// `amount_minor` below 1 (400), or the refunds together exceed what the order can still
+    /// refund (400, field `count`).
+    pub fn record_refunds(
+        &self,
+        order_id: &str,
+        count: usize,
+        amount_minor: i64,
+    ) -> Result<OrderState, AdminError> {
+        if count == 0 {
+            return Err(AdminError::invalid("count", "must be at least 1"));
+        }
+        if amount_minor < 1 {
+            return Err(AdminError::invalid("amount_minor", "must be at least 1"));
+        }
+        let mut store = lock(&self.state.shared.store);
+        let Some(order) = store.orders.get_mut(order_id) else {
+            return Err(AdminError::not_found(
+                "order_id",
+                format!("no order {order_id}"),
+            ));
+        };
+        let exp = money::exponent(&order.state.currency).unwrap_or(2);
+        let amount = money::from_minor(amount_minor, exp);
+        let total = i64::try_from(count)
+            .ok()
+            .and_then(|count| count.checked_mul(amount_minor))
+            .map(|minor| money::from_minor(minor, exp));
+        if total.is_none_or(|total| total > order.state.refundable()) {
+            return Err(AdminError::invalid(
+                "count",
+                format!(
+                    "{count} refunds of {amount} exceed the refundable {}",
+                    order.state.refundable()
+                ),
+            ));
+        }
+        let mut used = lock(&self.state.book.used);
+        for n in 0..count {
+            let id = earlier_refund_id(order_id, n);
+            order.record(RecordedRefund {
+                id: id.clone(),
+                reference: Some(id.clone()),
+                amount,
+                status: RefundStatus::Succeeded,
+                created_at: now_rfc3339(),
+            });
+            used.insert(id, order_id.to_owned());
+        }
+        Ok(order.state.clone())
+    }
+}
+
+/// The `transaction_id` of the `n`th refund [`MoyasarServer::record_refunds`] records on
+/// `order_id`: the UUID v5 of `earlier-refund:<order_id>:<n>` in the URL namespace.
+pub fn earlier_refund_id(order_id: &str, n: usize) -> String {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("earlier-refund:{order_id}:{n}").as_bytes(),
+    )
+    .to_string()
 }
 
 impl Deref for MoyasarServer {
@@ -297,7 +376,7 @@ pub(crate) async fn start(
     });
     let routes = Routes::new()
         .post(REFUND_ROUTE, MediaType::Json, refund, Arc::clone(&state))
-        .get(READ_ROUTE, retrieve_order, state);
+        .get(READ_ROUTE, retrieve_order, Arc::clone(&state));
     let surface = Surface {
         routes,
         duplicate_key: "transaction_id",
@@ -305,7 +384,7 @@ pub(crate) async fn start(
         admin: None,
     };
     let handle = server::serve(listen, shared, surface).await?;
-    Ok(MoyasarServer { handle })
+    Ok(MoyasarServer { handle, state })
 }
 
 #[derive(Serialize)]
@@ -795,7 +874,62 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::AdminErrorKind;
     use crate::state::build_order;
+
+    #[tokio::test]
+    async fn recorded_refunds_are_listed_in_the_order_and_keep_the_duplicate_rule() {
+        let sb = crate::Sandbox::start(crate::SandboxConfig::default())
+            .await
+            .unwrap();
+        let server = sb.moyasar();
+        server.seed_order(OrderSeed::from_minor("O-BULK", "SAR", 1_000));
+        server.seed_order(OrderSeed::from_minor("O-OTHER", "SAR", 1_000));
+
+        // Nothing recorded when refused.
+        for (order, count, minor, kind, field) in [
+            ("O-NONE", 1, 100, AdminErrorKind::NotFound, "order_id"),
+            ("O-BULK", 0, 100, AdminErrorKind::Invalid, "count"),
+            ("O-BULK", 1, 0, AdminErrorKind::Invalid, "amount_minor"),
+            ("O-BULK", 11, 100, AdminErrorKind::Invalid, "count"),
+            ("O-BULK", usize::MAX, 100, AdminErrorKind::Invalid, "count"),
+        ] {
+            let error = server.record_refunds(order, count, minor).unwrap_err();
+            assert_eq!((error.kind, error.field.as_deref()), (kind, Some(field)));
+        }
+        assert!(server.order("O-BULK").unwrap().refunds.is_empty());
+
+        let state = server.record_refunds("O-BULK", 3, 100).unwrap();
+        assert_eq!(state.refunds.len(), 3);
+        assert_eq!(state.refunded, money::from_minor(300, 2));
+        let ids: Vec<String> = (0..3).map(|n| earlier_refund_id("O-BULK", n)).collect();
+        let body = {
+            let store = lock(&server.state.shared.store);
+            let order = store.orders.get("O-BULK").unwrap();
+            order_body(order, Duration::ZERO)
+        };
+        let listed: Vec<(&str, &str, i64)> = body
+            .transactions
+            .iter()
+            .filter(|t| t.kind == "refund")
+            .map(|t| (t.id.as_str(), t.status, t.amount))
+            .collect();
+        assert_eq!(
+            listed,
+            ids.iter()
+                .map(|id| (id.as_str(), "approved", 100))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(body.refunded_amount, 300);
+        // Each id is marked used on this order (the duplicate rule's book), as a sent refund's.
+        assert_eq!(
+            lock(&server.state.book.used)
+                .get(&ids[0])
+                .map(String::as_str),
+            Some("O-BULK")
+        );
+        sb.shutdown().await;
+    }
 
     fn refund(id: &str, minor: i64, status: RefundStatus) -> RecordedRefund {
         RecordedRefund {

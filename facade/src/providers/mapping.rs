@@ -1,7 +1,7 @@
 //! From an answer's status and body to our error: the rules every provider's room falls back
 //! on (a status's kind, the provider's text kept, a body decoded through its generated type).
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::answer::json_text;
 use crate::answer::{Answer, RawAnswer};
@@ -95,22 +95,48 @@ pub(crate) fn with_body_text(
 
 /// Decodes a provider body through its generated type. A body that does not decode says
 /// nothing we can trust: [`ErrorKind::Protocol`], or [`ErrorKind::ServerError`] for a 5xx such
-/// as a gateway's HTML 502; the outcome is unknown either way.
+/// as a gateway's HTML 502; the outcome is unknown either way ([`decode_error`]).
+#[allow(
+    dead_code,
+    reason = "shared by the rooms: a build with some providers' features off leaves it unused"
+)]
 pub(crate) fn decode<T: DeserializeOwned>(
     provider: Provider,
     answer: &Answer,
 ) -> Result<T, RefundError> {
-    serde_json::from_slice(json_text(&answer.body)).map_err(|err| {
-        let kind = match kind_for_status(answer.status) {
-            ErrorKind::ServerError => ErrorKind::ServerError,
-            _ => ErrorKind::Protocol,
-        };
-        answer_error(provider, answer, kind).with_provider_message(format!(
-            "HTTP {} body does not match the spec ({err}): {}",
-            answer.status,
-            excerpt(&answer.body)
-        ))
-    })
+    serde_json::from_slice(json_text(&answer.body))
+        .map_err(|err| decode_error(provider, answer, err))
+}
+
+/// Reads a provider body with `seed`, borrowing from the body's bytes: for a room that reads
+/// a large answer in one pass instead of building all of it (Moyasar's order). The body must be
+/// one JSON value and nothing after it, as for [`decode`], and its errors are [`decode`]'s.
+#[allow(
+    dead_code,
+    reason = "shared by the rooms: a build with some providers' features off leaves it unused"
+)]
+pub(crate) fn decode_seed<'a, S: DeserializeSeed<'a>>(
+    provider: Provider,
+    answer: &'a Answer,
+    seed: S,
+) -> Result<S::Value, RefundError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json_text(&answer.body));
+    seed.deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|err| decode_error(provider, answer, err))
+}
+
+/// The error of a body that does not decode ([`decode`]).
+fn decode_error(provider: Provider, answer: &Answer, err: serde_json::Error) -> RefundError {
+    let kind = match kind_for_status(answer.status) {
+        ErrorKind::ServerError => ErrorKind::ServerError,
+        _ => ErrorKind::Protocol,
+    };
+    answer_error(provider, answer, kind).with_provider_message(format!(
+        "HTTP {} body does not match the spec ({err}): {}",
+        answer.status,
+        excerpt(&answer.body)
+    ))
 }
 
 /// A read's error from a non-2xx answer: judged by its status ([`undocumented`]), the

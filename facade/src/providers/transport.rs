@@ -115,8 +115,10 @@ pub(crate) fn secret_header(value: &str) -> Result<reqwest::header::HeaderValue,
     Ok(value)
 }
 
-/// Sends `request` and reads the answer within `limits`. A failure here never saw a complete
-/// answer: see [`transport_error`] for its outcome.
+/// Sends `request` and reads the answer within `limits` (a cap, not a streaming read: see
+/// [`AnswerLimits`]). A failure here never saw a complete answer: see [`transport_error`] for
+/// its outcome; an answer past a cap is [`ErrorKind::Protocol`], outcome unknown, and its
+/// message names the cap.
 pub(crate) async fn receive(
     provider: Provider,
     request: reqwest::RequestBuilder,
@@ -152,7 +154,8 @@ pub(crate) async fn receive(
         && length > limits.max_body_bytes as u64
     {
         return Err(too_large(format!(
-            "its body is {length} bytes, more than the {} allowed",
+            "its body is {length} bytes, more than the {} allowed (the provider's answer cap, \
+             AnswerLimits::max_body_bytes)",
             limits.max_body_bytes
         )));
     }
@@ -171,7 +174,8 @@ pub(crate) async fn receive(
     {
         if body.len() + chunk.len() > limits.max_body_bytes {
             return Err(too_large(format!(
-                "its body is larger than the {} bytes allowed",
+                "its body is larger than the {} bytes allowed (the provider's answer cap, \
+                 AnswerLimits::max_body_bytes)",
                 limits.max_body_bytes
             )));
         }

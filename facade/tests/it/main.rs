@@ -15,6 +15,8 @@ mod find;
 mod model;
 mod model_schema;
 mod money_props;
+mod moyasar_large_order;
+mod moyasar_order;
 mod one_path;
 mod schema_agreement;
 mod secrets;

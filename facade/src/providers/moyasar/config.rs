@@ -78,6 +78,7 @@ impl MoyasarConfig {
     /// | variable | meaning |
     /// |---|---|
     /// | `REFUNDS_MOYASAR_BASE_URL`, `REFUNDS_MOYASAR_SECRET_KEY` | base URL, secret key |
+    /// | `REFUNDS_MOYASAR_MAX_ANSWER_BYTES` | optional cap on an answer's body: Moyasar's default is 4194304 ([`MoyasarConfig::DEFAULT_ANSWER_LIMITS`]), not the other providers' 524288 |
     ///
     /// and the optional variables every provider has (the [`crate::config`] table).
     pub fn from_env() -> Result<MoyasarConfig, RefundError> {

@@ -1,5 +1,10 @@
 //! Moyasar transport: the secret key as a bearer token, the generated request body sent to the
 //! generated operation's path, and the answer read within the configured limits.
+//!
+//! Moyasar answers a refund (and Retrieve Order) with the whole order, every earlier refund
+//! listed, so its answers grow with the order: its default answer cap is its own, 4 MiB
+//! ([`MoyasarConfig::DEFAULT_ANSWER_LIMITS`], where the choice is explained), and the mapping
+//! reads the order in one pass without building it (`transformers`).
 
 pub mod config;
 pub mod transformers;
