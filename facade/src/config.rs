@@ -18,7 +18,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `REFUNDS_<PROVIDER>_TIMEOUT_MS` | optional per-request timeout in milliseconds (default 30000) |
-//! | `REFUNDS_<PROVIDER>_MAX_ANSWER_BYTES` | optional cap on an answer's body (default 524288) |
+//! | `REFUNDS_<PROVIDER>_MAX_ANSWER_BYTES` | optional cap on an answer's body (default 524288; Moyasar, whose answer is the whole order, 4194304) |
 //!
 //! and the client as a whole `REFUNDS_CALL_DEADLINE_MS`, the optional total deadline of each
 //! call, retries included (default 60000; [`RefundsBuilder::deadline`](crate::RefundsBuilder::deadline)).
