@@ -1,37 +1,64 @@
-//! Refunds per second through the journal against the facade alone, in the same run, on the
-//! loopback sandbox (AfterPay, the provider the journal matters most for).
+//! Refunds per second through the journal against the facade alone and against a floor, in
+//! the same run, on the loopback sandbox (AfterPay, the provider the journal matters most for).
 //!
 //! ```text
 //! cargo bench -p refunds-journal                      # facade and SQLite
 //! eval "$(scripts/pg-throwaway start)"                # and PostgreSQL, when this is set
-//! cargo bench -p refunds-journal
+//! cargo bench -p refunds-journal                      # (without PG_THROWAWAY_FAST: durable)
 //! ```
 //!
-//! Each benchmark sends new refunds (a fresh merchant reference every time) either one after
-//! the other (`sequential`: the latency each layer adds) or 16 at a time (`concurrent_16`: the
-//! throughput a service gets). Criterion reports the throughput in refunds per second.
+//! Each benchmark sends new refunds (a fresh merchant reference every time), either one after
+//! the other (`journal_seq/<path>`: the latency each layer adds) or from [`TASKS`] callers at
+//! once, each sending its next refund as soon as its last one is answered
+//! (`journal_c32/<path>`: the throughput a service gets). One iteration is one refund, so
+//! criterion's time per iteration is the inverse of the throughput (refunds per second).
+//!
+//! The paths:
 //!
 //! - `facade`: [`Refunds::refund`], no journal;
+//! - `floor_sqlite`: the least a journal with the same durability can do: the facade's refund
+//!   between two write transactions on a SQLite file with the journal's settings (WAL,
+//!   `synchronous=FULL`): one that inserts a row and an event before the request leaves, one
+//!   that updates the row and inserts an event after the answer. Minimal rows, no lease, no
+//!   fingerprint, one `BEGIN IMMEDIATE ... COMMIT` each, every caller on its own;
 //! - `journal_sqlite`: [`Journal::refund`] on a SQLite file (WAL, `synchronous=FULL`);
-//! - `journal_postgres`: [`Journal::refund`] on PostgreSQL (`REFUNDS_JOURNAL_PG_URL`, in a
-//!   schema of its own that is dropped at the end).
+//! - `floor_postgres`, `journal_postgres`: the same on PostgreSQL (`REFUNDS_JOURNAL_PG_URL`,
+//!   each in a schema of its own, dropped at the end; the floor's transactions are `BEGIN ...
+//!   COMMIT`). Not measured when the variable is not set.
+//!
+//! And `journal_paired_seq/<backend>`: journal time over floor time for the same number of
+//! sequential refunds, the two taking turns in blocks of [`PAIRED_BLOCK`] within each sample
+//! (alternating which goes first), so that load from elsewhere on the machine hits both alike;
+//! journal/floor throughput is its inverse.
+//!
+//! Targets (`cargo xtask bench` prints them): SQLite sequential journal >= its floor; SQLite
+//! with 32 callers >= 4x its sequential throughput; PostgreSQL with 32 callers >= 3x.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, SamplingMode, Throughput};
 use refunds::{
     AfterPayConfig, LineItem, MerchantReference, Money, Provider, RefundRequest, Refunds,
 };
 use refunds_journal::{Database, Journal, JournalConfig, JournaledRefund};
 use rust_decimal::Decimal;
 use sandbox::{DEFAULT_CAPTURE_NUMBER, OrderSeed, Sandbox, SandboxConfig, credentials};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// Orders the refunds rotate over (each captures far more than the run refunds).
 const ORDERS: u64 = 1_000;
-/// Refunds in flight at once in the concurrent benchmarks.
-const CONCURRENCY: u64 = 16;
+/// Callers at once in the concurrent benchmarks.
+const TASKS: u64 = 32;
+/// The modes: criterion group suffix and callers.
+const MODES: [(&str, u64); 2] = [("seq", 1), ("c32", TASKS)];
+/// Refunds per turn in a paired sample.
+const PAIRED_BLOCK: u64 = 8;
 
 /// The refunds to send: a new merchant reference each time.
 struct Requests {
@@ -61,10 +88,130 @@ impl Requests {
     }
 }
 
+/// The floor's two tables: the least a record of intent and outcome takes.
+const FLOOR_SQLITE_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS floor_entries (
+        reference TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS floor_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        reference TEXT NOT NULL REFERENCES floor_entries (reference),
+        kind TEXT NOT NULL);";
+const FLOOR_POSTGRES_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS floor_entries (
+        reference TEXT PRIMARY KEY, state TEXT NOT NULL, version BIGINT NOT NULL);
+    CREATE TABLE IF NOT EXISTS floor_events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        reference TEXT NOT NULL REFERENCES floor_entries (reference),
+        kind TEXT NOT NULL);";
+
+/// The floor: the facade's refund between two durable write transactions, as plain as they
+/// come.
+#[derive(Clone)]
+enum Floor {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Floor {
+    /// A SQLite file with the journal's settings, and its pool's size (4).
+    async fn sqlite(path: &std::path::Path) -> Floor {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .expect("the floor's SQLite file");
+        sqlx::raw_sql(FLOOR_SQLITE_SCHEMA)
+            .execute(&pool)
+            .await
+            .expect("the floor's tables");
+        Floor::Sqlite(pool)
+    }
+
+    /// A PostgreSQL schema of its own, and the journal's pool size (10).
+    async fn postgres(url: &str, schema: &str) -> Floor {
+        let admin = PgPool::connect(url).await.expect("PostgreSQL");
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .execute(&admin)
+            .await
+            .expect("the floor's schema");
+        admin.close().await;
+        let options: PgConnectOptions = url.parse().expect("the PostgreSQL URL");
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect_with(options.options([("search_path", schema)]))
+            .await
+            .expect("PostgreSQL");
+        sqlx::raw_sql(FLOOR_POSTGRES_SCHEMA)
+            .execute(&pool)
+            .await
+            .expect("the floor's tables");
+        Floor::Postgres(pool)
+    }
+
+    /// The intent: a row and its event, committed.
+    async fn before(&self, reference: &str) {
+        let entry =
+            "INSERT INTO floor_entries (reference, state, version) VALUES ($1, 'in_flight', 1)";
+        let event = "INSERT INTO floor_events (reference, kind) VALUES ($1, 'intent')";
+        self.transaction(entry, event, reference).await;
+    }
+
+    /// The outcome: the row updated and its event, committed.
+    async fn after(&self, reference: &str) {
+        let entry = "UPDATE floor_entries SET state = 'applied', version = version + 1 \
+                     WHERE reference = $1 AND version = 1";
+        let event = "INSERT INTO floor_events (reference, kind) VALUES ($1, 'answer')";
+        self.transaction(entry, event, reference).await;
+    }
+
+    async fn transaction(&self, entry: &str, event: &str, reference: &str) {
+        match self {
+            Floor::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("BEGIN");
+                let written = sqlx::query(entry)
+                    .bind(reference)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("the floor's row");
+                assert_eq!(written.rows_affected(), 1);
+                sqlx::query(event)
+                    .bind(reference)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("the floor's event");
+                tx.commit().await.expect("COMMIT");
+            }
+            Floor::Postgres(pool) => {
+                let mut tx = pool.begin().await.expect("BEGIN");
+                let written = sqlx::query(entry)
+                    .bind(reference)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("the floor's row");
+                assert_eq!(written.rows_affected(), 1);
+                sqlx::query(event)
+                    .bind(reference)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("the floor's event");
+                tx.commit().await.expect("COMMIT");
+            }
+        }
+    }
+}
+
 /// What a benchmark sends through.
 #[derive(Clone)]
 enum Path {
     Facade,
+    Floor(Floor),
     Journal(Journal),
 }
 
@@ -73,6 +220,12 @@ impl Path {
         match self {
             Path::Facade => {
                 refunds.refund(request).await.expect("a refund");
+            }
+            Path::Floor(floor) => {
+                let reference = request.merchant_reference.as_str();
+                floor.before(reference).await;
+                refunds.refund(request).await.expect("a refund");
+                floor.after(reference).await;
             }
             Path::Journal(journal) => {
                 let result = journal.refund(refunds, request).await.expect("journaled");
@@ -89,114 +242,306 @@ impl Path {
             }
         }
     }
+
+    /// Sends `iters` refunds from `tasks` callers at once (each sends its next as soon as its
+    /// last is answered); the time it took.
+    async fn run(
+        &self,
+        refunds: &Refunds,
+        requests: &Arc<Requests>,
+        iters: u64,
+        tasks: u64,
+    ) -> Duration {
+        let left = Arc::new(AtomicU64::new(iters));
+        let started = Instant::now();
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..tasks.min(iters) {
+            let (path, refunds, requests, left) = (
+                self.clone(),
+                refunds.clone(),
+                Arc::clone(requests),
+                Arc::clone(&left),
+            );
+            callers.spawn(async move {
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    path.refund(&refunds, &requests.next()).await;
+                }
+            });
+        }
+        while let Some(done) = callers.join_next().await {
+            done.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+        }
+        started.elapsed()
+    }
 }
 
-fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let sandbox = runtime
-        .block_on(Sandbox::start(SandboxConfig::default()))
-        .expect("the sandbox");
-    for i in 0..ORDERS {
-        sandbox.afterpay().seed_order(OrderSeed::new(
-            format!("ORD-{i}"),
-            "EUR",
-            Decimal::new(1_000_000_000, 0),
-        ));
-    }
-    let refunds = Refunds::builder()
-        .afterpay(AfterPayConfig::new(
-            sandbox.afterpay().base_url(),
-            credentials::AFTERPAY_API_KEY,
-        ))
-        .build()
-        .expect("the facade client");
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let requests = Arc::new(Requests {
-        run: run.clone(),
-        next: AtomicU64::new(0),
-    });
+/// Everything a run needs: the sandbox, the facade client, the requests and the paths.
+struct Setup {
+    runtime: tokio::runtime::Runtime,
+    sandbox: Sandbox,
+    refunds: Refunds,
+    requests: Arc<Requests>,
+    /// The paths, in the order the table lists them.
+    paths: Vec<(&'static str, Path)>,
+    /// Per backend: the floor and the journal, for the paired benchmark.
+    pairs: Vec<(&'static str, Path, Path)>,
+    pg: Option<(String, Vec<String>)>,
+    _dir: tempfile::TempDir,
+}
 
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut paths = vec![("facade", Path::Facade)];
-    let sqlite = runtime
-        .block_on(Journal::open_with(
-            Database::sqlite(dir.path().join("bench.db")),
-            JournalConfig::default(),
-        ))
-        .expect("the SQLite journal");
-    paths.push(("journal_sqlite", Path::Journal(sqlite)));
-    let pg_schema = format!("bench_{run}");
-    let pg_url = std::env::var("REFUNDS_JOURNAL_PG_URL").ok();
-    match &pg_url {
-        Some(url) => {
-            let postgres = runtime
+impl Setup {
+    fn new() -> Setup {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let sandbox = runtime
+            .block_on(Sandbox::start(SandboxConfig::default()))
+            .expect("the sandbox");
+        for i in 0..ORDERS {
+            sandbox.afterpay().seed_order(OrderSeed::new(
+                format!("ORD-{i}"),
+                "EUR",
+                Decimal::new(1_000_000_000, 0),
+            ));
+        }
+        let refunds = Refunds::builder()
+            .afterpay(AfterPayConfig::new(
+                sandbox.afterpay().base_url(),
+                credentials::AFTERPAY_API_KEY,
+            ))
+            .build()
+            .expect("the facade client");
+        let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        let requests = Arc::new(Requests {
+            run: run.clone(),
+            next: AtomicU64::new(0),
+        });
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let floor_sqlite =
+            Path::Floor(runtime.block_on(Floor::sqlite(&dir.path().join("floor.db"))));
+        let journal_sqlite = Path::Journal(
+            runtime
                 .block_on(Journal::open_with(
-                    Database::postgres(url).schema(&pg_schema),
+                    Database::sqlite(dir.path().join("journal.db")),
                     JournalConfig::default(),
                 ))
-                .expect("the PostgreSQL journal");
-            paths.push(("journal_postgres", Path::Journal(postgres)));
+                .expect("the SQLite journal"),
+        );
+        let mut paths = vec![
+            ("facade", Path::Facade),
+            ("floor_sqlite", floor_sqlite.clone()),
+            ("journal_sqlite", journal_sqlite.clone()),
+        ];
+        let mut pairs = vec![("sqlite", floor_sqlite, journal_sqlite)];
+        let pg = match std::env::var("REFUNDS_JOURNAL_PG_URL") {
+            Ok(url) if !url.trim().is_empty() => {
+                let (floor_schema, journal_schema) =
+                    (format!("bench_floor_{run}"), format!("bench_{run}"));
+                let floor = Path::Floor(runtime.block_on(Floor::postgres(&url, &floor_schema)));
+                let journal = Path::Journal(
+                    runtime
+                        .block_on(Journal::open_with(
+                            Database::postgres(&url).schema(&journal_schema),
+                            JournalConfig::default(),
+                        ))
+                        .expect("the PostgreSQL journal"),
+                );
+                paths.push(("floor_postgres", floor.clone()));
+                paths.push(("journal_postgres", journal.clone()));
+                pairs.push(("postgres", floor, journal));
+                Some((url, vec![floor_schema, journal_schema]))
+            }
+            _ => {
+                eprintln!(
+                    "REFUNDS_JOURNAL_PG_URL is not set: PostgreSQL not measured \
+                     (eval \"$(scripts/pg-throwaway start)\", without PG_THROWAWAY_FAST)"
+                );
+                None
+            }
+        };
+        Setup {
+            runtime,
+            sandbox,
+            refunds,
+            requests,
+            paths,
+            pairs,
+            pg,
+            _dir: dir,
         }
-        None => eprintln!(
-            "REFUNDS_JOURNAL_PG_URL is not set: no PostgreSQL figures (eval \"$(scripts/pg-throwaway start)\")"
-        ),
     }
 
-    let mut group = c.benchmark_group("refunds");
+    /// Drops the PostgreSQL schemas and stops the sandbox.
+    fn finish(self) {
+        let Setup {
+            runtime,
+            sandbox,
+            paths,
+            pairs,
+            pg,
+            ..
+        } = self;
+        drop((paths, pairs));
+        runtime.block_on(async {
+            if let Some((url, schemas)) = pg {
+                let pool = PgPool::connect(&url).await.expect("connect for cleanup");
+                for schema in schemas {
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .execute(&pool)
+                        .await
+                        .expect("drop a benchmark schema");
+                }
+                pool.close().await;
+            }
+            sandbox.shutdown().await;
+        });
+    }
+}
+
+/// Runs `f` on a worker of the runtime (as a service's handler would run).
+async fn on_worker<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> T {
+    tokio::spawn(f)
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
+}
+
+fn configure<M: Measurement>(group: &mut criterion::BenchmarkGroup<'_, M>) {
     group
+        .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
+}
 
-    group.throughput(Throughput::Elements(1));
-    for (name, path) in &paths {
-        group.bench_function(format!("{name}/sequential"), |b| {
-            b.to_async(&runtime).iter(|| {
-                let request = requests.next();
-                let (path, refunds) = (path.clone(), refunds.clone());
-                async move { path.refund(&refunds, &request).await }
+/// Refunds/s of each path, sequential and with 32 callers.
+fn throughput(c: &mut Criterion, setup: &Setup) {
+    let runtime = &setup.runtime;
+    for (mode, tasks) in MODES {
+        let mut group = c.benchmark_group(format!("journal_{mode}"));
+        configure(&mut group);
+        group.throughput(Throughput::Elements(1));
+        for (name, path) in &setup.paths {
+            group.bench_function(*name, |b| {
+                b.to_async(runtime).iter_custom(|iters| {
+                    let (path, refunds, requests) = (
+                        path.clone(),
+                        setup.refunds.clone(),
+                        Arc::clone(&setup.requests),
+                    );
+                    on_worker(async move { path.run(&refunds, &requests, iters, tasks).await })
+                });
             });
-        });
+        }
+        group.finish();
     }
+}
 
-    group.throughput(Throughput::Elements(CONCURRENCY));
-    for (name, path) in &paths {
-        group.bench_function(format!("{name}/concurrent_{CONCURRENCY}"), |b| {
-            b.to_async(&runtime).iter(|| {
-                let mut tasks = tokio::task::JoinSet::new();
-                for _ in 0..CONCURRENCY {
-                    let request = requests.next();
-                    let (path, refunds) = (path.clone(), refunds.clone());
-                    tasks.spawn(async move { path.refund(&refunds, &request).await });
-                }
-                async move {
-                    while let Some(done) = tasks.join_next().await {
-                        done.expect("a refund task");
+/// Journal time over floor time for the same sequential refunds, paired within each sample.
+fn paired(c: &mut Criterion<TimeRatio>, setup: &Setup) {
+    let runtime = &setup.runtime;
+    let mut group = c.benchmark_group("journal_paired_seq");
+    configure(&mut group);
+    for (backend, floor, journal) in &setup.pairs {
+        group.bench_function(*backend, |b| {
+            b.to_async(runtime).iter_custom(|iters| {
+                let (floor, journal, refunds, requests) = (
+                    floor.clone(),
+                    journal.clone(),
+                    setup.refunds.clone(),
+                    Arc::clone(&setup.requests),
+                );
+                on_worker(async move {
+                    let (mut floor_time, mut journal_time) = (Duration::ZERO, Duration::ZERO);
+                    let (mut done, mut turn) = (0, 0u64);
+                    while done < iters {
+                        let block = PAIRED_BLOCK.min(iters - done);
+                        // Floor first on even turns, journal first on odd ones.
+                        for floor_turn in [turn % 2 == 0, turn % 2 != 0] {
+                            let (path, time) = if floor_turn {
+                                (&floor, &mut floor_time)
+                            } else {
+                                (&journal, &mut journal_time)
+                            };
+                            *time += path.run(&refunds, &requests, block, 1).await;
+                        }
+                        done += block;
+                        turn += 1;
                     }
-                }
+                    journal_time.as_secs_f64() / floor_time.as_secs_f64() * iters as f64
+                })
             });
         });
     }
     group.finish();
-
-    if let Some(url) = pg_url {
-        runtime.block_on(async {
-            let pool = sqlx::PgPool::connect(&url)
-                .await
-                .expect("connect for cleanup");
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{pg_schema}\" CASCADE"))
-                .execute(&pool)
-                .await
-                .expect("drop the benchmark schema");
-            pool.close().await;
-        });
-    }
-    runtime.block_on(sandbox.shutdown());
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// A criterion measurement whose values the benchmark computes itself: journal time over floor
+/// time for the same refunds. A sample of `iters` iterations returns `iters` times the ratio,
+/// so criterion's per-iteration statistics are statistics of the ratio.
+struct TimeRatio;
+
+impl Measurement for TimeRatio {
+    type Intermediate = ();
+    type Value = f64;
+
+    fn start(&self) {}
+
+    fn end(&self, (): ()) -> f64 {
+        // Only `iter_custom` is used: the benchmark returns the value.
+        0.0
+    }
+
+    fn add(&self, v1: &f64, v2: &f64) -> f64 {
+        v1 + v2
+    }
+
+    fn zero(&self) -> f64 {
+        0.0
+    }
+
+    fn to_f64(&self, value: &f64) -> f64 {
+        *value
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self
+    }
+}
+
+impl ValueFormatter for TimeRatio {
+    fn scale_values(&self, _typical_value: f64, _values: &mut [f64]) -> &'static str {
+        "x floor time"
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical_value: f64,
+        _throughput: &Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        ""
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ratio"
+    }
+}
+
+/// One setup (sandbox, databases, journals) for both kinds of measurement, in one run.
+fn main() {
+    let setup = Setup::new();
+    let mut wall_time = Criterion::default().configure_from_args();
+    throughput(&mut wall_time, &setup);
+    let mut ratio = Criterion::default()
+        .with_measurement(TimeRatio)
+        .configure_from_args();
+    paired(&mut ratio, &setup);
+    setup.finish();
+    wall_time.final_summary();
+}

@@ -67,14 +67,32 @@ use crate::error::JournalError;
 /// writes itself (keys, amounts, states, times) or JSON (`request`, whose strings carry a NUL
 /// as JSON's own `\u0000`).
 ///
+/// # Writes
+///
+/// Every state change of an entry is written atomically with its events, and is durable when
+/// the call that made it returns (an intent is on disk before its request leaves):
+///
+/// - **PostgreSQL**: one statement per state change (the entry's `INSERT` or `UPDATE` and its
+///   events' `INSERT` in one data-modifying `WITH`, autocommitted): no `BEGIN`, no `COMMIT`,
+///   one round trip. Callers write side by side.
+/// - **SQLite** (WAL, `synchronous=FULL`): each commit costs an fsync, and the file takes one
+///   writer at a time, so a journal's writes go to one writer task that commits whatever is
+///   queued (up to 64 writes, without waiting for more) in one `BEGIN IMMEDIATE ... COMMIT`:
+///   one fsync for the lot (group commit). Each caller is answered once that commit returned.
+///   A write that refuses or fails spoils none of the others of its batch; a failed commit
+///   fails all of them (none is durable). The writer task runs on the Tokio runtime that opens
+///   the journal and keeps one connection of the pool (an in-memory database's only one it
+///   shares); it ends when the journal is closed or dropped. Other processes on the same file
+///   take turns on its lock within the busy limit ([`statement_timeout`](Database::statement_timeout)).
+///
 /// # A failed write
 ///
 /// A write that fails (a full disk, an I/O error, a failed commit, a refused statement) is
 /// rolled back whole, and the journal stays usable: once the database takes writes again, the
 /// next call works, without a restart. (SQLite throws a transaction away by itself after some
-/// failures, `SQLITE_FULL` and `SQLITE_IOERR` among them; the journal puts the connection back
-/// in step before it is used again.) What the failed call means for the money is
-/// [`JournalError::outcome`].
+/// failures, `SQLITE_FULL` and `SQLITE_IOERR` among them; the journal rolls back whatever is
+/// left and puts the connection back in step before it is used again.) What the failed call
+/// means for the money is [`JournalError::outcome`].
 #[derive(Clone)]
 pub struct Database {
     pub(crate) kind: Kind,
@@ -202,7 +220,8 @@ impl Database {
     }
 
     /// The most connections the journal opens (default: 10 for PostgreSQL, 4 for a SQLite
-    /// file, 1 for an in-memory database, which must stay 1).
+    /// file, 1 for an in-memory database, which must stay 1). On a SQLite file, the writer
+    /// keeps one of them for its batches (see [writes](Database#writes)); the others read.
     #[must_use]
     pub fn max_connections(mut self, max: u32) -> Database {
         self.max_connections = Some(max.max(1));
@@ -227,8 +246,8 @@ impl Database {
     /// longer (a wait for another transaction's row lock included), and the call fails with
     /// [`JournalError::Unavailable`] (`a statement ran past the 5 s statement limit`). On
     /// SQLite, `busy_timeout`: how long a statement waits for another process's lock on the
-    /// file before it fails (`database is locked`); the writers of one process queue in the
-    /// journal before they reach the file. At least 1 ms.
+    /// file before it fails (`database is locked`: the writes of that batch fail); the writes
+    /// of one journal reach the file through its one writer task, in batches. At least 1 ms.
     #[must_use]
     pub fn statement_timeout(mut self, limit: Duration) -> Database {
         self.limits.statement = at_least_1_ms(limit);

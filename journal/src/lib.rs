@@ -302,10 +302,12 @@
 //! | `not_applied` | nothing refunded | sent again (attempt n+1) | not listed |
 //! | `unknown` | it may have been applied | dedup providers: re-sent; AfterPay: `Unresolved`, no I/O | Optty, Moyasar: read, else re-sent; OpenApp: re-sent; AfterPay: read and attributed, or left with the reason |
 //!
-//! Every transition is one transaction that also appends its events, and every writer checks
-//! the entry's `version` (optimistic concurrency): two replicas that race for one entry never
-//! both act on the same state; the loser reads again and decides again. Lease times come from
-//! the database's clock, shared by every replica.
+//! Every transition is written atomically with the events it appends (on PostgreSQL one
+//! statement, on SQLite within one transaction that commits several callers' writes together:
+//! see [`Database`'s writes](Database#writes)), and every writer checks the entry's `version`
+//! (optimistic concurrency): two replicas that race for one entry never both act on the same
+//! state; the loser reads again and decides again. Lease times come from the database's clock,
+//! shared by every replica.
 //!
 //! ## Schema
 //!

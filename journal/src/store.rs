@@ -29,6 +29,7 @@ use crate::database::{Database, Kind, Phase, Target, human};
 
 use crate::entry::{
     Entry, EntryState, Event, EventKind, Lease, OutcomeColumn, SettledBy, StatusColumn,
+    outcome_str, status_str,
 };
 use crate::error::JournalError;
 use crate::machine::{LeaseWrite, NEW_ENTRY, NewEvent, Write};
@@ -66,29 +67,6 @@ async fn named_result<T>(
     body: impl std::future::Future<Output = Result<T, JournalError>>,
 ) -> Result<T, JournalError> {
     body.await
-}
-
-/// A write transaction: `BEGIN IMMEDIATE` on SQLite (the write lock up front, so concurrent
-/// writers queue on the busy timeout instead of failing to upgrade), `BEGIN` on PostgreSQL.
-trait BeginWrite {
-    type Db: sqlx::Database;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
-}
-
-#[cfg(feature = "sqlite")]
-impl BeginWrite for SqlitePool {
-    type Db = sqlx::Sqlite;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl BeginWrite for PgPool {
-    type Db = sqlx::Postgres;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.begin().await
-    }
 }
 
 /// Every column of an entry, in the order [`decode_entry`] reads them by name.
@@ -155,24 +133,27 @@ impl Sql {
     }
 }
 
-/// A value a write binds, of a type both backends encode.
+/// A value a write binds, of a type both backends encode. The column enums (state, status,
+/// settler, event kind, outcome) are bound as their text, as they are stored: PostgreSQL then
+/// needs no look-up of a declared type's id on a new connection (sqlx's `SELECT
+/// $1::regtype::oid`, one more statement).
 #[derive(Debug)]
 enum Bind<'a> {
     /// Text, stored as given: escape free text first ([`Bind::escaped`]).
     Text(Option<Cow<'a, str>>),
     Int(Option<i64>),
     Bool(bool),
-    State(EntryState),
-    Status(Option<StatusColumn>),
-    SettledBy(Option<SettledBy>),
-    Kind(EventKind),
-    Outcome(Option<OutcomeColumn>),
 }
 
 impl<'a> Bind<'a> {
     /// Text the journal chooses itself (keys, amounts, JSON), stored as it is.
     fn text(text: impl Into<Cow<'a, str>>) -> Bind<'a> {
         Bind::Text(Some(text.into()))
+    }
+
+    /// A column enum's value (`EntryState::as_str`, ...), or NULL.
+    fn word(word: Option<&'static str>) -> Bind<'a> {
+        Bind::Text(word.map(Cow::Borrowed))
     }
 
     /// Free text (a provider's, an owner, a reason), stored escaped ([`crate::text`]).
@@ -187,6 +168,16 @@ impl<'a> Bind<'a> {
 
     fn int(value: impl Into<i64>) -> Bind<'a> {
         Bind::Int(Some(value.into()))
+    }
+
+    /// The same value, owning its text (for a write handed to SQLite's writer task).
+    #[cfg(feature = "sqlite")]
+    fn into_owned(self) -> Bind<'static> {
+        match self {
+            Bind::Text(text) => Bind::Text(text.map(|text| Cow::Owned(text.into_owned()))),
+            Bind::Int(value) => Bind::Int(value),
+            Bind::Bool(value) => Bind::Bool(value),
+        }
     }
 }
 
@@ -215,7 +206,7 @@ type Column<'a> = (&'static str, Value<'a>);
 fn entry_changes(write: &Write) -> Vec<Column<'_>> {
     let next = &write.next;
     let mut columns: Vec<Column<'_>> = vec![
-        ("state", Bind::State(next.state).into()),
+        ("state", Bind::text(next.state.as_str()).into()),
         ("attempts", Bind::int(next.attempts).into()),
         ("ambiguous", Bind::Bool(next.ambiguous).into()),
         (
@@ -224,7 +215,7 @@ fn entry_changes(write: &Write) -> Vec<Column<'_>> {
         ),
         (
             "refund_status",
-            Bind::Status(next.refund_status.map(StatusColumn::from)).into(),
+            Bind::word(next.refund_status.map(status_str)).into(),
         ),
         ("amount", Bind::money(next.amount).into()),
         ("refunded_total", Bind::money(next.refunded_total).into()),
@@ -246,7 +237,10 @@ fn entry_changes(write: &Write) -> Vec<Column<'_>> {
             "unresolved_reason",
             Bind::escaped(next.unresolved_reason.as_deref()).into(),
         ),
-        ("settled_by", Bind::SettledBy(next.settled_by).into()),
+        (
+            "settled_by",
+            Bind::word(next.settled_by.map(SettledBy::as_str)).into(),
+        ),
         ("wire_ms", Bind::int(next.wire_ms).into()),
         ("updated_at_ms", Value::Sql("{now}")),
         ("version", Value::Sql("version + 1")),
@@ -315,7 +309,7 @@ fn new_entry<'a>(
             "currency",
             Bind::text(request.amount.currency().code()).into(),
         ),
-        ("state", Bind::State(NEW_ENTRY).into()),
+        ("state", Bind::text(NEW_ENTRY.as_str()).into()),
         ("attempts", Bind::int(1).into()),
         ("ambiguous", Bind::Bool(false).into()),
         ("lease_owner", Bind::escaped(Some(owner)).into()),
@@ -342,13 +336,10 @@ fn new_event<'a>(provider: &'a str, reference: &'a str, event: &'a NewEvent) -> 
         ("provider", Bind::text(provider).into()),
         ("merchant_reference", Bind::text(reference).into()),
         ("at_ms", Value::Sql("{now}")),
-        ("kind", Bind::Kind(event.kind).into()),
+        ("kind", Bind::text(event.kind.as_str()).into()),
         ("attempt", Bind::Int(event.attempt.map(i64::from)).into()),
         ("owner", Bind::escaped(event.owner.as_deref()).into()),
-        (
-            "outcome",
-            Bind::Outcome(event.outcome.map(OutcomeColumn::from)).into(),
-        ),
+        ("outcome", Bind::word(event.outcome.map(outcome_str)).into()),
         (
             "http_status",
             Bind::Int(event.http_status.map(i64::from)).into(),
@@ -422,30 +413,121 @@ impl<'a> Statement<'a> {
     }
 
     /// The query, with every value bound.
+    #[cfg(feature = "postgres")]
     fn query<DB>(&'a self) -> Query<'a, DB, <DB as sqlx::Database>::Arguments<'a>>
     where
         DB: sqlx::Database,
         Option<&'a str>: Encode<'a, DB> + Type<DB>,
         Option<i64>: Encode<'a, DB> + Type<DB>,
         bool: Encode<'a, DB> + Type<DB>,
-        EntryState: Encode<'a, DB> + Type<DB>,
-        Option<StatusColumn>: Encode<'a, DB> + Type<DB>,
-        Option<SettledBy>: Encode<'a, DB> + Type<DB>,
-        EventKind: Encode<'a, DB> + Type<DB>,
-        Option<OutcomeColumn>: Encode<'a, DB> + Type<DB>,
+    {
+        self.query_of(&self.sql)
+    }
+
+    /// `sql` (this statement's SQL with more around it, no parameters of its own), with every
+    /// value of this statement bound.
+    fn query_of<DB>(&'a self, sql: &'a str) -> Query<'a, DB, <DB as sqlx::Database>::Arguments<'a>>
+    where
+        DB: sqlx::Database,
+        Option<&'a str>: Encode<'a, DB> + Type<DB>,
+        Option<i64>: Encode<'a, DB> + Type<DB>,
+        bool: Encode<'a, DB> + Type<DB>,
     {
         self.binds
             .iter()
-            .fold(sqlx::query(&self.sql), |query, bind| match bind {
+            .fold(sqlx::query(sql), |query, bind| match bind {
                 Bind::Text(text) => query.bind(text.as_deref()),
                 Bind::Int(value) => query.bind(*value),
                 Bind::Bool(value) => query.bind(*value),
-                Bind::State(state) => query.bind(*state),
-                Bind::Status(status) => query.bind(*status),
-                Bind::SettledBy(by) => query.bind(*by),
-                Bind::Kind(kind) => query.bind(*kind),
-                Bind::Outcome(outcome) => query.bind(*outcome),
             })
+    }
+
+    /// The same statement, owning its values (for SQLite's writer task).
+    #[cfg(feature = "sqlite")]
+    fn into_owned(self) -> Statement<'static> {
+        Statement {
+            sql: self.sql,
+            binds: self.binds.into_iter().map(Bind::into_owned).collect(),
+        }
+    }
+
+    /// (PostgreSQL) This statement (an INSERT or UPDATE of an entry that returns the entry's
+    /// row, or none) and the INSERT of `events` on the entry, as ONE statement: the entry's
+    /// write in a data-modifying CTE, the events inserted from its row (none when it returns
+    /// none: nothing written, as when the version did not match), and the entry's row as the
+    /// result. One autocommit statement is atomic: both or neither, no `BEGIN`/`COMMIT`.
+    ///
+    /// The events go in with one `INSERT ... SELECT ... ORDER BY` their ordinal: PostgreSQL
+    /// runs the sub-statements of a `WITH` concurrently, so one INSERT per event would leave
+    /// the order of their ids (the order the history reads them in) to the planner; within
+    /// one INSERT, the ids are drawn row by row in the order the SELECT gives.
+    #[cfg(feature = "postgres")]
+    fn with_events(
+        mut self,
+        now: &str,
+        provider: &'a str,
+        reference: &'a str,
+        events: &'a [NewEvent],
+    ) -> Statement<'a> {
+        let mut names: Vec<&str> = Vec::new();
+        let mut rows: Vec<String> = Vec::with_capacity(events.len());
+        for (ordinal, event) in events.iter().enumerate() {
+            let (columns, values): (Vec<&str>, Vec<String>) = new_event(provider, reference, event)
+                .into_iter()
+                .map(|(name, value)| (name, self.value(value)))
+                .unzip();
+            names = columns;
+            rows.push(format!("({ordinal}, {})", values.join(", ")));
+        }
+        if rows.is_empty() {
+            return self;
+        }
+        let columns = names.join(", ");
+        let selected: Vec<String> = names
+            .iter()
+            .map(|name| format!("new_event.{name}"))
+            .collect();
+        self.sql = format!(
+            "WITH entry AS ({entry}), \
+             events AS (INSERT INTO refund_journal_events ({columns}) \
+             SELECT {selected} FROM entry CROSS JOIN (VALUES {rows}) \
+             AS new_event (ordinal, {columns}) ORDER BY new_event.ordinal) \
+             SELECT {ENTRY_COLUMNS} FROM entry",
+            entry = self.sql,
+            selected = selected.join(", "),
+            rows = rows.join(", "),
+        )
+        .replace("{now}", now);
+        self
+    }
+
+    /// (SQLite) This statement (an INSERT or UPDATE of an entry that returns the entry's row,
+    /// or none), then one INSERT per event, as ONE SQL text: one command to SQLite's
+    /// connection thread, which runs its statements in order. Each event is inserted only when
+    /// the statement before it changed a row (`changes() = 1`: the entry's write for the first
+    /// event, the event before for the next), so none when the entry's statement wrote
+    /// nothing. The events' rowids follow their order. (SQLite has no data-modifying `WITH`.)
+    #[cfg(feature = "sqlite")]
+    fn then_events(
+        mut self,
+        now: &str,
+        provider: &'a str,
+        reference: &'a str,
+        events: &'a [NewEvent],
+    ) -> Statement<'a> {
+        for event in events {
+            let (names, values): (Vec<&str>, Vec<String>) = new_event(provider, reference, event)
+                .into_iter()
+                .map(|(name, value)| (name, self.value(value)))
+                .unzip();
+            let insert = format!(
+                "; INSERT INTO refund_journal_events ({}) SELECT {} WHERE changes() = 1",
+                names.join(", "),
+                values.join(", ")
+            );
+            self.sql.push_str(&insert.replace("{now}", now));
+        }
+        self
     }
 }
 
@@ -598,6 +680,363 @@ fn resync_sqlite_transaction(
     })
 }
 
+/// The most writes SQLite's writer commits in one transaction.
+#[cfg(feature = "sqlite")]
+const MAX_BATCH: usize = 64;
+
+/// How many writes may wait for SQLite's writer before a caller waits to queue.
+#[cfg(feature = "sqlite")]
+const MAX_QUEUED: usize = 1024;
+
+/// What a write comes to: the entry's row after it, `None` when nothing was written (the
+/// version did not match, the reference has an entry), or why it failed.
+type Written = Result<Option<Entry>, JournalError>;
+
+/// One write for SQLite's writer: its statements as one SQL text ([`Statement::then_events`])
+/// and where its caller waits.
+#[cfg(feature = "sqlite")]
+struct Job {
+    statement: Statement<'static>,
+    reply: tokio::sync::oneshot::Sender<Written>,
+}
+
+#[cfg(feature = "sqlite")]
+impl Job {
+    fn answer(self, written: Written) {
+        // A caller that stopped waiting no longer hears it.
+        let _ = self.reply.send(written);
+    }
+}
+
+/// SQLite's group commit: one task owns this process's writes. It takes every write queued
+/// (up to [`MAX_BATCH`]; it never waits to gather more, so a lone write goes at once), runs
+/// them one after the other in ONE `BEGIN IMMEDIATE ... COMMIT` (one fsync for all), and
+/// answers each caller once the commit returned: a write is answered as written only when it
+/// is durable. Each write is one command to SQLite's connection thread (its entry's statement
+/// and its events' INSERTs in one SQL text); a lone write takes its `BEGIN IMMEDIATE` and
+/// `COMMIT` in that same command: one round trip.
+///
+/// - A write that writes nothing (its version no longer matches, its reference has an entry)
+///   is answered `None`; the batch goes on.
+/// - A write that fails (a unique index such as the per-order lease, a trigger, a full disk, a
+///   row that cannot be read back) gets its error, and the transaction is rolled back whole
+///   (SQLite undoes a failing statement, not the write's statements before it, and throws the
+///   whole transaction away on some failures: `SQLITE_FULL`, `SQLITE_IOERR`, a
+///   `RAISE(ROLLBACK)`). The writes before it in the batch, rolled back unseen, run again with
+///   the rest in a new transaction: one write's failure spoils none of the others, and costs
+///   no fsync (only a commit syncs).
+/// - A failed `BEGIN` or `COMMIT` (another process held the lock past the busy limit, the disk
+///   filled up) fails every write of the batch: none of them is durable.
+/// - The writer keeps a connection of the pool between batches (no pool round trip, and its
+///   page cache stays valid: no other connection of this process writes); a pool of one
+///   connection (an in-memory database's) is shared with the readers, so the writer gives it
+///   back after each batch. It begins and ends its transactions itself (sqlx does not count
+///   them): after a failure it rolls back whatever SQLite left open before the connection is
+///   used again, and a connection that cannot be rolled back, or whose batch was dropped
+///   midway, is closed rather than given back to the pool.
+/// - A caller that stops waiting (its future dropped) while its write is queued: the write is
+///   left out of the next batch, nothing is written. Once in a batch, it commits or fails
+///   with the batch, whether anyone waits for it or not.
+/// - The task runs on the Tokio runtime that opened the journal. It ends when the pool closes
+///   ([`Journal::close`](crate::Journal::close)) or the store is dropped (the last clone of
+///   the journal), giving its connection back: writes still queued then fail with
+///   [`sqlx::Error::PoolClosed`].
+#[cfg(feature = "sqlite")]
+#[derive(Debug)]
+struct Writer {
+    queue: tokio::sync::mpsc::Sender<Job>,
+}
+
+#[cfg(feature = "sqlite")]
+impl Writer {
+    /// Starts the writer task on the current runtime.
+    fn start(pool: SqlitePool) -> Writer {
+        let (queue, jobs) = tokio::sync::mpsc::channel(MAX_QUEUED);
+        tokio::spawn(write_batches(pool, jobs));
+        Writer { queue }
+    }
+
+    /// Writes `statement` with the next batch; answered once it is committed (or failed).
+    async fn write(&self, statement: Statement<'static>) -> Written {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.queue.send(Job { statement, reply }).await.is_err() {
+            return Err(JournalError::Database(sqlx::Error::PoolClosed));
+        }
+        // The task dropped the write unanswered: it ended (the pool closed).
+        answer
+            .await
+            .unwrap_or(Err(JournalError::Database(sqlx::Error::PoolClosed)))
+    }
+}
+
+/// The writer task: batch after batch until the pool closes or every sender is gone.
+#[cfg(feature = "sqlite")]
+async fn write_batches(pool: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+    let keep = pool.options().get_max_connections() > 1;
+    let mut conn = None;
+    let mut closed = std::pin::pin!(pool.close_event());
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = &mut closed => break,
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // Callers that stopped waiting: nothing written for them.
+        batch.retain(|job| !job.reply.is_closed());
+        while !batch.is_empty() {
+            batch = commit_batch(&pool, &mut conn, batch).await;
+        }
+        if !keep {
+            conn = None;
+        }
+    }
+}
+
+/// A connection inside a transaction the writer began itself: dropped before the transaction
+/// ended (the batch's future dropped midway), it is closed, never given back to the pool with
+/// the transaction open.
+#[cfg(feature = "sqlite")]
+struct InTransaction(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
+
+#[cfg(feature = "sqlite")]
+impl InTransaction {
+    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        self.0.as_mut().expect("in a transaction")
+    }
+
+    /// The transaction committed: the connection, clean.
+    fn committed(mut self) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
+        self.0.take().expect("in a transaction")
+    }
+
+    /// The transaction failed: rolls back whatever SQLite left open ("no transaction is
+    /// active" when it threw the transaction away itself) and gives the connection back to the
+    /// pool; closes it when it cannot be rolled back.
+    async fn failed(mut self) {
+        let mut conn = self.0.take().expect("in a transaction");
+        match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(db)) if db.message().contains("no transaction is active") => {
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "refund journal: a failed SQLite transaction could not be rolled back; \
+                     closing its connection"
+                );
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// Runs `batch` in one transaction, on `kept` (the writer's connection) or one of the pool,
+/// and answers every write it settles; returns the writes to run again (rolled back with
+/// another write's failure). Every call answers at least one write, so that the writer moves
+/// on. After a commit the connection is in `kept`; after a failure it goes back to the pool.
+#[cfg(feature = "sqlite")]
+async fn commit_batch(
+    pool: &SqlitePool,
+    kept: &mut Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+    mut batch: Vec<Job>,
+) -> Vec<Job> {
+    let conn = match kept.take() {
+        Some(conn) => conn,
+        None => match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                fail_all(batch, error);
+                return Vec::new();
+            }
+        },
+    };
+    let mut tx = InTransaction(Some(conn));
+    if batch.len() == 1 {
+        // One command: BEGIN IMMEDIATE, the write, COMMIT. Whichever fails, the write does.
+        let job = batch.pop().expect("one write");
+        let sql = format!("BEGIN IMMEDIATE; {}; COMMIT", job.statement.sql);
+        match run_job(tx.conn(), &job, &sql).await {
+            Ok(written) => {
+                *kept = Some(tx.committed());
+                job.answer(Ok(written));
+            }
+            Err(error) => {
+                tx.failed().await;
+                job.answer(Err(error));
+            }
+        }
+        return Vec::new();
+    }
+    if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await {
+        tx.failed().await;
+        fail_all(batch, error);
+        return Vec::new();
+    }
+    let mut done: Vec<(Job, Option<Entry>)> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    while let Some(job) = jobs.next() {
+        match run_job(tx.conn(), &job, &job.statement.sql).await {
+            Ok(written) => done.push((job, written)),
+            Err(error) => {
+                tx.failed().await;
+                job.answer(Err(error));
+                let mut again: Vec<Job> = done.into_iter().map(|(job, _)| job).collect();
+                again.extend(jobs);
+                return again;
+            }
+        }
+    }
+    match sqlx::query("COMMIT").execute(tx.conn()).await {
+        Ok(_) => {
+            *kept = Some(tx.committed());
+            for (job, written) in done {
+                job.answer(Ok(written));
+            }
+        }
+        // Nothing of the batch is durable.
+        Err(error) => {
+            tx.failed().await;
+            fail_all(done.into_iter().map(|(job, _)| job).collect(), error);
+        }
+    }
+    Vec::new()
+}
+
+/// One write in the writer's transaction: `sql` (the write's SQL text, or it inside `BEGIN`
+/// and `COMMIT`), whose entry statement returns the entry's row when it wrote.
+#[cfg(feature = "sqlite")]
+async fn run_job(conn: &mut sqlx::SqliteConnection, job: &Job, sql: &str) -> Written {
+    // Every statement of the text runs (`fetch_optional` would stop at the first row).
+    let rows = job.statement.query_of(sql).fetch_all(&mut *conn).await?;
+    rows.first().map(decode_entry).transpose()
+}
+
+/// Fails every write of `jobs` with `error` (the first gets it, the others a copy).
+#[cfg(feature = "sqlite")]
+fn fail_all(jobs: Vec<Job>, error: sqlx::Error) {
+    let mut error = Some(error);
+    let mut jobs = jobs.into_iter().peekable();
+    while let Some(job) = jobs.next() {
+        let this = if jobs.peek().is_some() {
+            copy_error(error.as_ref().expect("kept for the last write"))
+        } else {
+            error.take().expect("given once")
+        };
+        job.answer(Err(JournalError::Database(this)));
+    }
+}
+
+/// `error` again, for another write that failed with it (sqlx's errors are not `Clone`): a
+/// database error keeps its message, code, constraint, table and kind, which are what the
+/// journal reads of it ([`Target::named`], [`is_order_lease_violation`]); an I/O error its
+/// kind and text; the pool's errors themselves; anything else its text.
+#[cfg(feature = "sqlite")]
+fn copy_error(error: &sqlx::Error) -> sqlx::Error {
+    match error {
+        sqlx::Error::Database(db) => sqlx::Error::Database(Box::new(CopiedDatabaseError {
+            message: db.message().to_owned(),
+            code: db.code().map(Cow::into_owned),
+            constraint: db.constraint().map(str::to_owned),
+            table: db.table().map(str::to_owned),
+            kind: same_kind(&db.kind()),
+        })),
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// A database error that failed a whole batch, as the second and later writes of that batch
+/// report it ([`copy_error`]).
+#[cfg(feature = "sqlite")]
+#[derive(Debug)]
+struct CopiedDatabaseError {
+    message: String,
+    code: Option<String>,
+    constraint: Option<String>,
+    table: Option<String>,
+    kind: sqlx::error::ErrorKind,
+}
+
+#[cfg(feature = "sqlite")]
+impl std::fmt::Display for CopiedDatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl std::error::Error for CopiedDatabaseError {}
+
+#[cfg(feature = "sqlite")]
+impl sqlx::error::DatabaseError for CopiedDatabaseError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.as_deref().map(Cow::Borrowed)
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
+    }
+
+    fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        same_kind(&self.kind)
+    }
+}
+
+/// `kind` again (sqlx's `ErrorKind` is not `Clone`).
+#[cfg(feature = "sqlite")]
+fn same_kind(kind: &sqlx::error::ErrorKind) -> sqlx::error::ErrorKind {
+    use sqlx::error::ErrorKind;
+    match kind {
+        ErrorKind::UniqueViolation => ErrorKind::UniqueViolation,
+        ErrorKind::ForeignKeyViolation => ErrorKind::ForeignKeyViolation,
+        ErrorKind::NotNullViolation => ErrorKind::NotNullViolation,
+        ErrorKind::CheckViolation => ErrorKind::CheckViolation,
+        _ => ErrorKind::Other,
+    }
+}
+
 /// One row of a listing: the entry, or a row that cannot be read.
 pub(crate) type Listed = Result<Entry, Box<Unreadable>>;
 
@@ -614,11 +1053,12 @@ pub(crate) struct Unreadable {
 pub(crate) struct Store {
     pool: Pool,
     sql: Sql,
-    /// SQLite takes one writer at a time; its busy handler makes a waiting writer sleep (1, 2,
-    /// 5, 10.. ms), so this process's writers queue here instead and reach the file one by
-    /// one. Other processes on the same file still meet the busy timeout. `None` for
-    /// PostgreSQL, whose writers run side by side.
-    writers: Option<tokio::sync::Mutex<()>>,
+    /// SQLite takes one writer at a time, and each commit costs an fsync: this process's
+    /// writes go to one writer task, which commits whatever is queued together ([`Writer`]).
+    /// Other processes on the same file meet the busy timeout. `None` for PostgreSQL, whose
+    /// writes are one statement each and run side by side.
+    #[cfg(feature = "sqlite")]
+    writer: Option<Writer>,
     /// Which database, as errors name it, and its time limits.
     target: Target,
 }
@@ -725,6 +1165,15 @@ impl Store {
                         "statement_timeout",
                         setting_ms(limits.statement).to_string(),
                     ),
+                    // Every statement planned with its values and the table as it is now. A
+                    // prepared statement's generic plan is made once, after its fifth run, and
+                    // kept until the table is next analyzed: made while the journal is new and
+                    // its tables nearly empty, it picked an index on `provider` alone
+                    // (`refund_journal_entries_by_order`) for an entry's UPDATE and for the
+                    // foreign key check of its events, which then read every entry of the
+                    // provider: a write grew from 0.5 ms to several as the table grew, until
+                    // autovacuum's next ANALYZE. Planning these statements costs far less.
+                    ("plan_cache_mode", "force_custom_plan".to_owned()),
                 ]);
                 let max = database.max_connections.unwrap_or(10);
                 let target = Target::postgres(&options, limits, max);
@@ -805,7 +1254,8 @@ impl Store {
                 Ok(Store {
                     pool: Pool::Postgres(pool),
                     sql: Sql::new(POSTGRES_NOW),
-                    writers: None,
+                    #[cfg(feature = "sqlite")]
+                    writer: None,
                     target: target.clone(),
                 })
             }
@@ -832,19 +1282,11 @@ impl Store {
             .await?;
         drop(conn);
         Ok(Store {
+            writer: Some(Writer::start(pool.clone())),
             pool: Pool::Sqlite(pool),
             sql: Sql::new(SQLITE_NOW),
-            writers: Some(tokio::sync::Mutex::new(())),
             target: target.clone(),
         })
-    }
-
-    /// Waits for this process's turn to write (SQLite only).
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.writers {
-            Some(writers) => Some(writers.lock().await),
-            None => None,
-        }
     }
 
     /// Which backend: `sqlite` or `postgres`.
@@ -863,7 +1305,8 @@ impl Store {
         &self.target.name
     }
 
-    /// Closes the pool.
+    /// Closes the pool; SQLite's writer task ends with it (a batch it is committing finishes
+    /// first; writes still queued fail, as every call after this does).
     pub(crate) async fn close(&self) {
         match &self.pool {
             #[cfg(feature = "sqlite")]
@@ -911,81 +1354,95 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<Option<Entry>, JournalError> {
-        let insert = Statement::insert(
-            self.sql.now,
-            "refund_journal_entries",
-            new_entry(request, canonical, fingerprint, owner, lease_ms),
-            &format!(
-                " ON CONFLICT (provider, merchant_reference) DO NOTHING RETURNING {ENTRY_COLUMNS}"
-            ),
-        );
-        let intent = crate::machine::intent(1, owner, None);
-        let events = [self.event(
+        let insert = self.insert_entry(request, canonical, fingerprint, owner, lease_ms);
+        let intent = [crate::machine::intent(1, owner, None)];
+        self.write_row(
+            insert,
             request.provider.as_str(),
             request.merchant_reference.as_str(),
             &intent,
-        )];
-        self.write_row(&insert, &events)
-            .await
-            .map_err(|error| order_busy(error, request))
+        )
+        .await
+        .map_err(|error| order_busy(error, request))
     }
 
     /// Applies `write` to the entry if its version is still `expected` (nobody wrote since it
-    /// was read), with its events, in one transaction. `None` when someone else wrote first.
+    /// was read), with its events, atomically. `None` when someone else wrote first.
     pub(crate) async fn write(
         &self,
         expected: i64,
         write: &Write,
     ) -> Result<Option<Entry>, JournalError> {
         let update = Statement::update(self.sql.now, write, expected);
-        let provider = write.next.provider.as_str();
-        let reference = write.next.merchant_reference.as_str();
-        let events: Vec<Statement<'_>> = write
-            .events
-            .iter()
-            .map(|event| self.event(provider, reference, event))
-            .collect();
-        self.write_row(&update, &events)
-            .await
-            .map_err(|error| order_busy(error, &write.next.request))
+        self.write_row(
+            update,
+            write.next.provider.as_str(),
+            write.next.merchant_reference.as_str(),
+            &write.events,
+        )
+        .await
+        .map_err(|error| order_busy(error, &write.next.request))
     }
 
-    /// The INSERT of `event` on the entry (provider, reference).
-    fn event<'a>(
+    /// The INSERT of a new entry for `request` ([`new_entry`]) that returns its row, or none
+    /// when the reference has an entry.
+    fn insert_entry<'a>(
         &self,
-        provider: &'a str,
-        reference: &'a str,
-        event: &'a NewEvent,
+        request: &'a RefundRequest,
+        canonical: &'a str,
+        fingerprint: &'a str,
+        owner: &'a str,
+        lease_ms: i64,
     ) -> Statement<'a> {
         Statement::insert(
             self.sql.now,
-            "refund_journal_events",
-            new_event(provider, reference, event),
-            "",
+            "refund_journal_entries",
+            new_entry(request, canonical, fingerprint, owner, lease_ms),
+            &format!(
+                " ON CONFLICT (provider, merchant_reference) DO NOTHING RETURNING {ENTRY_COLUMNS}"
+            ),
         )
     }
 
     /// Runs `entry` (a statement that returns the entry's row, or none) and, when it returns
-    /// one, `events`, in one write transaction. `None` (nothing written) when it returns none.
+    /// one, the INSERT of `events` on (provider, reference), atomically. `None` (nothing
+    /// written) when it returns none.
+    ///
+    /// - PostgreSQL: one statement ([`Statement::with_events`]), autocommitted: one round trip,
+    ///   no transaction to begin or commit.
+    /// - SQLite: one SQL text ([`Statement::then_events`]) handed to the writer task, which
+    ///   commits it with whatever other writes are queued in one transaction ([`Writer`]);
+    ///   answered once that commit returned.
     async fn write_row(
         &self,
-        entry: &Statement<'_>,
-        events: &[Statement<'_>],
-    ) -> Result<Option<Entry>, JournalError> {
-        let _turn = self.write_turn().await;
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let Some(row) = entry.query().fetch_optional(&mut *tx).await? else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let entry = decode_entry(&row)?;
-            for event in events {
-                event.query().execute(&mut *tx).await?;
+        entry: Statement<'_>,
+        provider: &str,
+        reference: &str,
+        events: &[NewEvent],
+    ) -> Written {
+        let result = match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => {
+                let statement = entry.then_events(self.sql.now, provider, reference, events);
+                match &self.writer {
+                    Some(writer) => writer.write(statement.into_owned()).await,
+                    None => unreachable!("a SQLite store has a writer"),
+                }
             }
-            tx.commit().await?;
-            Ok(Some(entry))
-        })
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                let statement = entry.with_events(self.sql.now, provider, reference, events);
+                async {
+                    let row = statement.query().fetch_optional(pool).await?;
+                    row.as_ref().map(decode_entry).transpose()
+                }
+                .await
+            }
+        };
+        match result {
+            Ok(entry) => Ok(entry),
+            Err(error) => Err(self.target.named(error).await),
+        }
     }
 
     /// The entry of (provider, reference) and the database's clock.
@@ -1237,6 +1694,10 @@ where
 mod tests {
     use super::*;
     use crate::fingerprint::canonical_json;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::sync::oneshot;
 
     fn request(reference: &str, description_len: usize) -> RefundRequest {
         RefundRequest::new(
@@ -1384,6 +1845,568 @@ mod tests {
             }
             store.close().await;
         }
+    }
+
+    /// The pool of a SQLite store.
+    fn sqlite_pool(store: &Store) -> &SqlitePool {
+        let Pool::Sqlite(pool) = &store.pool else {
+            unreachable!("a SQLite store")
+        };
+        pool
+    }
+
+    /// A SQLite store on a file of its own, with ONE connection (the writer's batches and the
+    /// test's statements meet on it), and a count of the transactions it commits (SQLite's
+    /// commit hook: a commit the database makes, not one the journal counts).
+    async fn counted_store(dir: &std::path::Path) -> (Store, Arc<AtomicUsize>) {
+        let store = Store::open(&Database::sqlite(dir.join("journal.db")).max_connections(1))
+            .await
+            .unwrap();
+        let commits = Arc::new(AtomicUsize::new(0));
+        {
+            let mut conn = sqlite_pool(&store).acquire().await.unwrap();
+            let mut handle = conn.lock_handle().await.unwrap();
+            let commits = Arc::clone(&commits);
+            handle.set_commit_hook(move || {
+                commits.fetch_add(1, Ordering::SeqCst);
+                true
+            });
+        }
+        (store, commits)
+    }
+
+    /// A write for the writer task, as [`Store::insert`] makes it, and where it is answered.
+    fn insert_job(store: &Store, request: &RefundRequest) -> (Job, oneshot::Receiver<Written>) {
+        let canonical = canonical_json(request);
+        let intent = [crate::machine::intent(1, "me/1", None)];
+        let statement = store
+            .insert_entry(request, &canonical, "fp", "me/1", 60_000)
+            .then_events(
+                store.sql.now,
+                request.provider.as_str(),
+                request.merchant_reference.as_str(),
+                &intent,
+            )
+            .into_owned();
+        let (reply, answer) = oneshot::channel();
+        (Job { statement, reply }, answer)
+    }
+
+    /// A write for the writer task, as [`Store::write`] makes it.
+    fn update_job(
+        store: &Store,
+        expected: i64,
+        write: &Write,
+    ) -> (Job, oneshot::Receiver<Written>) {
+        let statement = Statement::update(store.sql.now, write, expected)
+            .then_events(
+                store.sql.now,
+                write.next.provider.as_str(),
+                write.next.merchant_reference.as_str(),
+                &write.events,
+            )
+            .into_owned();
+        let (reply, answer) = oneshot::channel();
+        (Job { statement, reply }, answer)
+    }
+
+    fn moyasar(reference: &str) -> RefundRequest {
+        request(reference, 10)
+    }
+
+    fn afterpay(reference: &str, order: &str) -> RefundRequest {
+        RefundRequest::new(
+            Provider::AfterPay,
+            order,
+            Money::parse("1.00", "EUR").unwrap(),
+            MerchantReference::new(reference).unwrap(),
+        )
+    }
+
+    async fn history_len(store: &Store, provider: Provider, reference: &str) -> usize {
+        store
+            .history(provider, &MerchantReference::new(reference).unwrap())
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn exists(store: &Store, provider: Provider, reference: &str) -> bool {
+        store
+            .read(provider, &MerchantReference::new(reference).unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    /// One batch of seven writes is ONE commit; in it, a write a trigger refuses and a write
+    /// the per-order lease refuses each get their error (the transaction is rolled back, the
+    /// others run again), a new entry whose reference exists and an update whose version no
+    /// longer matches are answered `None`, and none of them spoils the three others, which are
+    /// written with their events.
+    #[tokio::test]
+    async fn one_batch_is_one_commit_and_a_refused_write_spoils_none_of_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, commits) = counted_store(dir.path()).await;
+        let pool = sqlite_pool(&store);
+        insert(&store, &moyasar("RF-B-3")).await.unwrap().unwrap();
+        insert(&store, &afterpay("RF-AP-1", "ORD-AP"))
+            .await
+            .unwrap()
+            .unwrap();
+        let (held, _) = store
+            .read(
+                Provider::Moyasar,
+                &MerchantReference::new("RF-B-3").unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE INSERT ON refund_journal_entries FOR EACH ROW \
+             WHEN NEW.merchant_reference = 'RF-B-2' \
+             BEGIN SELECT RAISE(ABORT, 'injected refusal'); END;",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        commits.store(0, Ordering::SeqCst);
+
+        let stale = resolve_not_applied(&held);
+        let mut jobs = Vec::new();
+        let mut answers = Vec::new();
+        for (job, answer) in [
+            insert_job(&store, &moyasar("RF-B-0")),
+            insert_job(&store, &moyasar("RF-B-1")),
+            insert_job(&store, &moyasar("RF-B-2")),
+            insert_job(&store, &moyasar("RF-B-3")),
+            insert_job(&store, &afterpay("RF-AP-2", "ORD-AP")),
+            update_job(&store, held.version + 7, &stale),
+            insert_job(&store, &moyasar("RF-B-4")),
+        ] {
+            jobs.push(job);
+            answers.push(answer);
+        }
+        // Each failure rolls the transaction back and the others run again: three
+        // transactions, one commit.
+        let mut transactions = 0;
+        while !jobs.is_empty() {
+            jobs = commit_batch(pool, &mut None, jobs).await;
+            transactions += 1;
+        }
+        assert_eq!(transactions, 3, "two failures, then the commit");
+        let mut answers = answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().unwrap());
+        for reference in ["RF-B-0", "RF-B-1"] {
+            let entry = answers.next().unwrap().unwrap().expect("written");
+            assert_eq!(entry.merchant_reference.as_str(), reference);
+        }
+        let refused = answers
+            .next()
+            .unwrap()
+            .expect_err("the trigger refuses RF-B-2");
+        assert!(
+            refused.to_string().contains("injected refusal"),
+            "{refused}"
+        );
+        assert!(answers.next().unwrap().unwrap().is_none(), "RF-B-3 exists");
+        let busy = answers
+            .next()
+            .unwrap()
+            .expect_err("the order lease refuses RF-AP-2");
+        assert!(is_order_lease_violation(&busy), "{busy:?}");
+        assert!(
+            answers.next().unwrap().unwrap().is_none(),
+            "a stale version"
+        );
+        let entry = answers.next().unwrap().unwrap().expect("written");
+        assert_eq!(entry.merchant_reference.as_str(), "RF-B-4");
+        assert_eq!(
+            commits.load(Ordering::SeqCst),
+            1,
+            "one commit for the batch"
+        );
+
+        for reference in ["RF-B-0", "RF-B-1", "RF-B-4"] {
+            assert_eq!(history_len(&store, Provider::Moyasar, reference).await, 1);
+        }
+        assert!(!exists(&store, Provider::Moyasar, "RF-B-2").await);
+        assert_eq!(history_len(&store, Provider::Moyasar, "RF-B-2").await, 0);
+        assert!(!exists(&store, Provider::AfterPay, "RF-AP-2").await);
+        let (after, _) = store
+            .read(
+                Provider::Moyasar,
+                &MerchantReference::new("RF-B-3").unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.version, held.version, "the stale write wrote nothing");
+        assert_eq!(after.state, EntryState::InFlight);
+        assert_eq!(history_len(&store, Provider::Moyasar, "RF-B-3").await, 1);
+        store.close().await;
+    }
+
+    /// A write whose failure makes SQLite throw the whole transaction away (a trigger's
+    /// `RAISE(ROLLBACK)`, as SQLite itself does on a full disk or an I/O error) fails alone: the
+    /// writes before it in the batch are lost with the transaction and run again, with the
+    /// rest, in the next one; every one of them is written.
+    #[tokio::test]
+    async fn a_write_that_throws_the_transaction_away_fails_alone_and_the_others_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, commits) = counted_store(dir.path()).await;
+        let pool = sqlite_pool(&store);
+        sqlx::query(
+            "CREATE TRIGGER lose BEFORE INSERT ON refund_journal_events FOR EACH ROW \
+             WHEN NEW.merchant_reference = 'RF-R-2' \
+             BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END;",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        commits.store(0, Ordering::SeqCst);
+        let (jobs, answers): (Vec<Job>, Vec<_>) = (0..5)
+            .map(|i| insert_job(&store, &moyasar(&format!("RF-R-{i}"))))
+            .unzip();
+
+        let again = commit_batch(pool, &mut None, jobs).await;
+        assert_eq!(
+            again.len(),
+            4,
+            "the two before the failure and the two after run again"
+        );
+        assert_eq!(commits.load(Ordering::SeqCst), 0, "nothing committed yet");
+        assert!(commit_batch(pool, &mut None, again).await.is_empty());
+        assert_eq!(commits.load(Ordering::SeqCst), 1);
+        for (i, mut answer) in answers.into_iter().enumerate() {
+            let reference = format!("RF-R-{i}");
+            match answer.try_recv().unwrap() {
+                Err(error) if i == 2 => {
+                    assert!(error.to_string().contains("injected rollback"), "{error}");
+                    assert!(!exists(&store, Provider::Moyasar, &reference).await);
+                }
+                Ok(Some(entry)) if i != 2 => {
+                    assert_eq!(entry.merchant_reference.as_str(), reference);
+                    assert_eq!(history_len(&store, Provider::Moyasar, &reference).await, 1);
+                }
+                other => panic!("{reference}: {other:?}"),
+            }
+        }
+        store.close().await;
+    }
+
+    /// A failed COMMIT fails every write of its batch, each with the commit's error (message
+    /// and code alike), and none of them is written; the next batch, on the same connection,
+    /// commits.
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_write_of_its_batch_and_the_next_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&Database::sqlite(dir.path().join("journal.db")).max_connections(1))
+                .await
+                .unwrap();
+        let pool = sqlite_pool(&store);
+        let full = Arc::new(AtomicBool::new(true));
+        {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut handle = conn.lock_handle().await.unwrap();
+            let full = Arc::clone(&full);
+            handle.set_commit_hook(move || !full.load(Ordering::SeqCst));
+        }
+        let requests: Vec<RefundRequest> = (0..3).map(|i| moyasar(&format!("RF-C-{i}"))).collect();
+        let (jobs, answers): (Vec<Job>, Vec<_>) =
+            requests.iter().map(|r| insert_job(&store, r)).unzip();
+        assert!(commit_batch(pool, &mut None, jobs).await.is_empty());
+        let mut codes = BTreeSet::new();
+        for mut answer in answers {
+            let error = answer.try_recv().unwrap().expect_err("the commit fails");
+            assert!(error.to_string().contains("constraint failed"), "{error}");
+            let JournalError::Database(sqlx::Error::Database(db)) = &error else {
+                panic!("{error:?}");
+            };
+            codes.insert(db.code().map(Cow::into_owned));
+        }
+        assert_eq!(codes.len(), 1, "one error, copied: {codes:?}");
+        for request in &requests {
+            assert!(
+                !exists(
+                    &store,
+                    Provider::Moyasar,
+                    request.merchant_reference.as_str()
+                )
+                .await
+            );
+        }
+
+        full.store(false, Ordering::SeqCst);
+        let (jobs, answers): (Vec<Job>, Vec<_>) =
+            requests.iter().map(|r| insert_job(&store, r)).unzip();
+        assert!(commit_batch(pool, &mut None, jobs).await.is_empty());
+        for mut answer in answers {
+            answer.try_recv().unwrap().unwrap().expect("written");
+        }
+        for request in &requests {
+            assert!(
+                exists(
+                    &store,
+                    Provider::Moyasar,
+                    request.merchant_reference.as_str()
+                )
+                .await
+            );
+        }
+        store.close().await;
+    }
+
+    /// 32 writes at once: each caller is answered only once its write is committed (another
+    /// pool, as another process would, reads it at once), they share commits (fewer commits
+    /// than writes: the writer took what was queued), and every entry has its event.
+    #[tokio::test]
+    async fn concurrent_writes_share_commits_and_each_is_committed_when_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, commits) = counted_store(dir.path()).await;
+        let store = Arc::new(store);
+        let other = Arc::new(
+            Store::open(&Database::sqlite(dir.path().join("journal.db")))
+                .await
+                .unwrap(),
+        );
+        commits.store(0, Ordering::SeqCst);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..32 {
+            let (store, other) = (Arc::clone(&store), Arc::clone(&other));
+            tasks.spawn(async move {
+                let request = moyasar(&format!("RF-32-{i}"));
+                let entry = insert(&store, &request).await.unwrap().expect("written");
+                assert_eq!(entry.merchant_reference, request.merchant_reference);
+                // Answered: committed, for every connection.
+                let (seen, _) = other
+                    .read(Provider::Moyasar, &request.merchant_reference)
+                    .await
+                    .unwrap()
+                    .expect("committed before the answer");
+                assert_eq!(seen.version, entry.version);
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let commits = commits.load(Ordering::SeqCst);
+        assert!((1..32).contains(&commits), "32 writes in {commits} commits");
+        for i in 0..32 {
+            assert_eq!(
+                history_len(&other, Provider::Moyasar, &format!("RF-32-{i}")).await,
+                1
+            );
+        }
+        // Two writers on one file (as two processes): each one's writer keeps or gives back
+        // its connection between batches, and holds no lock while idle.
+        for round in 0..3 {
+            insert(&other, &moyasar(&format!("RF-OTHER-{round}")))
+                .await
+                .unwrap()
+                .expect("the other writer writes");
+            insert(&store, &moyasar(&format!("RF-AGAIN-{round}")))
+                .await
+                .unwrap()
+                .expect("and this one again");
+        }
+        store.close().await;
+        other.close().await;
+    }
+
+    /// A caller that stops waiting while its write is queued writes nothing; one that stops
+    /// once its batch started has it written all the same (it is committed with the batch).
+    #[tokio::test]
+    async fn a_caller_that_stops_waiting_while_queued_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Database::sqlite(dir.path().join("journal.db")))
+            .await
+            .unwrap();
+        let queued = moyasar("RF-GONE");
+        let mut call = Box::pin(insert(&store, &queued));
+        // Queued (the first poll hands the write to the writer), then dropped before the
+        // writer, which has not run yet on this one thread, took it.
+        assert!(futures_poll_once(call.as_mut()).await.is_none());
+        drop(call);
+        insert(&store, &moyasar("RF-NEXT")).await.unwrap().unwrap();
+        assert!(!exists(&store, Provider::Moyasar, "RF-GONE").await);
+        assert!(exists(&store, Provider::Moyasar, "RF-NEXT").await);
+
+        let taken = moyasar("RF-TAKEN");
+        let mut call = Box::pin(insert(&store, &taken));
+        assert!(futures_poll_once(call.as_mut()).await.is_none());
+        // The writer runs: it takes the write into a batch and waits on SQLite.
+        tokio::task::yield_now().await;
+        drop(call);
+        insert(&store, &moyasar("RF-AFTER")).await.unwrap().unwrap();
+        assert!(exists(&store, Provider::Moyasar, "RF-TAKEN").await);
+        store.close().await;
+    }
+
+    /// Polls `future` once: its output if it finished.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+        let mut future = future;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+
+    /// Once the journal closes, the writer task ends: a write fails (the pool is closed)
+    /// instead of waiting.
+    #[tokio::test]
+    async fn a_write_after_close_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Database::sqlite(dir.path().join("journal.db")))
+            .await
+            .unwrap();
+        insert(&store, &moyasar("RF-OPEN")).await.unwrap().unwrap();
+        store.close().await;
+        let error = insert(&store, &moyasar("RF-CLOSED"))
+            .await
+            .expect_err("closed");
+        assert!(
+            matches!(error, JournalError::Database(sqlx::Error::PoolClosed)),
+            "{error:?}"
+        );
+    }
+
+    /// The events of one write are read back in the order the write lists them, on both
+    /// backends: on PostgreSQL they go in with the entry's write in one statement, whose
+    /// sub-statements run concurrently, so their order rests on the one ordered INSERT.
+    #[tokio::test]
+    async fn the_events_of_one_write_read_back_in_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+        let mut databases = vec![Database::sqlite(dir.path().join("journal.db"))];
+        #[cfg(feature = "postgres")]
+        let schema = format!("unit_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        #[cfg(feature = "postgres")]
+        databases.push(
+            Database::postgres(std::env::var("REFUNDS_JOURNAL_PG_URL").expect(
+                "REFUNDS_JOURNAL_PG_URL: start a throwaway PostgreSQL (eval \"$(scripts/pg-throwaway start)\")",
+            ))
+            .schema(&schema),
+        );
+        for database in databases {
+            let store = Store::open(&database).await.unwrap();
+            let entry = insert(&store, &moyasar("RF-ORDER")).await.unwrap().unwrap();
+            let mut write = resolve_not_applied(&entry);
+            let kinds = [
+                EventKind::Reconcile,
+                EventKind::Read,
+                EventKind::Status,
+                EventKind::Manual,
+            ];
+            let written: Vec<String> = (0..40).map(|i| format!("event {i:02}")).collect();
+            write.events = written
+                .iter()
+                .enumerate()
+                .map(|(i, detail)| NewEvent {
+                    detail: Some(detail.clone()),
+                    ..NewEvent::new(kinds[(i * 7) % kinds.len()])
+                })
+                .collect();
+            // Not in the order a sort of the text would give either.
+            write.events.reverse();
+            let after = store
+                .write(entry.version, &write)
+                .await
+                .unwrap()
+                .expect("written");
+            assert_eq!(after.version, entry.version + 1);
+            let history = store
+                .history(Provider::Moyasar, &entry.merchant_reference)
+                .await
+                .unwrap();
+            let details: Vec<&str> = history[1..]
+                .iter()
+                .map(|event| event.detail.as_deref().unwrap_or(""))
+                .collect();
+            let expected: Vec<&str> = written.iter().rev().map(String::as_str).collect();
+            assert_eq!(details, expected, "{database:?}");
+            assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
+            #[cfg(feature = "postgres")]
+            if let Pool::Postgres(pool) = &store.pool {
+                sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            store.close().await;
+        }
+    }
+
+    /// (PostgreSQL) An entry's UPDATE keeps using the primary key as the table grows: the
+    /// journal's connections plan every run with its values (`plan_cache_mode`), so a plan
+    /// made while the table was empty (a prepared statement's generic plan, kept until the
+    /// table is analyzed) cannot read every entry of the provider through another index.
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn an_entry_update_keeps_to_the_primary_key_as_the_table_grows() {
+        let url = std::env::var("REFUNDS_JOURNAL_PG_URL").expect(
+            "REFUNDS_JOURNAL_PG_URL: start a throwaway PostgreSQL (eval \"$(scripts/pg-throwaway start)\")",
+        );
+        let schema = format!("unit_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let store = Store::open(&Database::postgres(url).schema(&schema).max_connections(1))
+            .await
+            .unwrap();
+        let Pool::Postgres(pool) = &store.pool else {
+            unreachable!("a PostgreSQL store")
+        };
+        let mut conn = pool.acquire().await.unwrap();
+        // Prepared and run more than five times while the table is empty (PostgreSQL makes a
+        // statement's generic plan after its fifth run).
+        sqlx::raw_sql(
+            "PREPARE entry_update(text, text, bigint) AS UPDATE refund_journal_entries \
+             SET version = version + 1 \
+             WHERE provider = $1 AND merchant_reference = $2 AND version = $3",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        for _ in 0..8 {
+            sqlx::raw_sql("EXECUTE entry_update('afterpay', 'RF-NONE', 1)")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        // The table grows (settled entries, as a journal in use holds).
+        sqlx::raw_sql(
+            "INSERT INTO refund_journal_entries (provider, merchant_reference, fingerprint, \
+             request, order_id, currency, state, attempts, ambiguous, already_applied, wire_ms, \
+             created_at_ms, updated_at_ms, version) \
+             SELECT 'afterpay', 'RF-GROW-' || g, 'fp', '{}', 'ORD-' || g, 'EUR', 'applied', 1, \
+             false, false, 0, 0, 0, 1 FROM generate_series(1, 5000) AS g",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> =
+            sqlx::query_scalar("EXPLAIN EXECUTE entry_update('afterpay', 'RF-GROW-7', 1)")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("refund_journal_entries_pkey"),
+            "the entry's UPDATE reads through another index:\n{plan}"
+        );
+        sqlx::raw_sql("DEALLOCATE entry_update")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(pool)
+            .await
+            .unwrap();
+        store.close().await;
     }
 
     /// A real full disk, where the test is given a directory on a small file system of its own

@@ -10,12 +10,18 @@
 //!   order), through the facade and directly, the facade's extra time per refund (paired),
 //!   beside the cost of decoding that answer alone and of the facade's mapping of it (their
 //!   difference paired too);
-//! - the machine's load average before and after, and each target met or the distance to it.
+//! - the refund journal (`cargo bench -p refunds-journal`, see `journal/benches/journal.rs`):
+//!   refunds/s sequential and with 32 callers through the facade alone, a floor (the facade's
+//!   refund between two minimal durable write transactions) and the journal, on SQLite and,
+//!   when `REFUNDS_JOURNAL_PG_URL` is set, on PostgreSQL; journal/floor sequential (paired, and
+//!   from the separate runs) and 32 callers/sequential per path;
+//! - the machine's load average before and after, and each target met, the distance to it, or
+//!   "not measured" when its figures are missing (never "met" without them).
 //!
 //! Every figure is criterion's median (with its 95% confidence interval where it decides a
 //! target). The plain xtask must build when the generated code does not, so it never links the
-//! facade: the benchmarks run in `cargo bench` and only their result files are read here.
-//! `--report-only` prints the table of the last run without benchmarking.
+//! facade or the journal: the benchmarks run in `cargo bench` and only their result files are
+//! read here. `--report-only` prints the table of the last run without benchmarking.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +39,25 @@ const CODEC_TARGET_NS: f64 = 5_000.0;
 
 /// Target: facade throughput over direct throughput.
 const RATIO_TARGET: f64 = 0.97;
+
+/// Journal target: journal/floor throughput, sequential, on SQLite (paired).
+const JOURNAL_FLOOR_TARGET: f64 = 1.0;
+
+/// Journal targets: throughput with 32 callers over sequential throughput, per backend.
+const JOURNAL_C32_TARGETS: [(&str, &str, f64); 2] =
+    [("sqlite", "SQLite", 4.0), ("postgres", "PostgreSQL", 3.0)];
+
+/// The journal benchmark's paths, in the table's order.
+const JOURNAL_PATHS: [&str; 5] = [
+    "facade",
+    "floor_sqlite",
+    "journal_sqlite",
+    "floor_postgres",
+    "journal_postgres",
+];
+
+/// The variable that gives the journal benchmark its PostgreSQL database.
+const PG_URL: &str = "REFUNDS_JOURNAL_PG_URL";
 
 /// Growth target: between the fewest and the most earlier refunds, the facade's extra cost
 /// over the direct call (which reads the same answer) may grow by at most this share of the
@@ -53,6 +78,8 @@ pub fn run(args: &[&str]) -> Result<ExitCode> {
     let criterion = criterion_home(&root);
     let started = SystemTime::now();
     let load_before = load_average();
+    let pg_set = std::env::var_os(PG_URL).is_some_and(|url| !url.is_empty());
+    let mut failed = Vec::new();
     if !report_only {
         let home = criterion
             .to_str()
@@ -72,13 +99,32 @@ pub fn run(args: &[&str]) -> Result<ExitCode> {
             &[("CRITERION_HOME", home)],
         )?;
         if status != ExitCode::SUCCESS {
-            bail!("cargo bench -p refunds failed");
+            failed.push("cargo bench -p refunds");
+        }
+        if !pg_set {
+            eprintln!(
+                "cargo xtask bench: {PG_URL} is not set: the journal's PostgreSQL rows are not \
+                 measured (eval \"$(scripts/pg-throwaway start)\", without PG_THROWAWAY_FAST)"
+            );
+        }
+        let status = crate::cargo(
+            &["bench", "-p", "refunds-journal", "--bench", "journal"],
+            &[("CRITERION_HOME", home)],
+        )?;
+        if status != ExitCode::SUCCESS {
+            failed.push("cargo bench -p refunds-journal");
         }
     }
     let load_after = load_average();
     let results = Results {
         dir: criterion,
         since: (!report_only).then_some(started),
+    };
+    // Why PostgreSQL figures can be missing: known for a run, not for a report of an earlier one.
+    let postgres = if report_only || pg_set {
+        None
+    } else {
+        Some(format!("{PG_URL} was not set"))
     };
     let loads = if report_only {
         format!(
@@ -92,8 +138,16 @@ pub fn run(args: &[&str]) -> Result<ExitCode> {
             load_after.as_deref().unwrap_or("unknown")
         )
     };
-    print!("{}", table(&results, &providers, &loads));
-    Ok(ExitCode::SUCCESS)
+    print!(
+        "{}",
+        table(&results, &providers, &loads, postgres.as_deref())
+    );
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("cargo xtask bench: {} failed", failed.join(" and "));
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// Where criterion writes: `$CARGO_TARGET_DIR/criterion`, else `target/criterion`.
@@ -153,6 +207,11 @@ impl Results {
         self.median(id).map(|m| m.point)
     }
 
+    /// The refunds per second of benchmark `id`, one refund per iteration.
+    fn per_second(&self, id: &str) -> Option<f64> {
+        self.median_ns(id).map(|ns| 1e9 / ns)
+    }
+
     /// The bytes one iteration of benchmark `id` processed, as given to criterion.
     fn bytes(&self, id: &str) -> Option<u64> {
         let path = self.dir.join(id).join("new").join("benchmark.json");
@@ -205,8 +264,47 @@ fn size(bytes: Option<u64>) -> String {
     }
 }
 
-/// The whole report, one row per provider (in `providers`' order).
-fn table(results: &Results, providers: &[&str], loads: &str) -> String {
+/// A target's line: met, not met (with the distance), or not measured (its figures missing:
+/// never "met" without them).
+enum Verdict {
+    Met(String),
+    NotMet(String),
+    NotMeasured(String),
+}
+
+impl Verdict {
+    /// `target: met`, `target: NOT met: ...`, `target: not measured (...)`.
+    fn line(&self, target: &str) -> String {
+        match self {
+            Verdict::Met(detail) if detail.is_empty() => format!("{target}: met"),
+            Verdict::Met(detail) => format!("{target}: met: {detail}"),
+            Verdict::NotMet(detail) => format!("{target}: NOT met: {detail}"),
+            Verdict::NotMeasured(detail) if detail.is_empty() => {
+                format!("{target}: not measured")
+            }
+            Verdict::NotMeasured(detail) => format!("{target}: not measured ({detail})"),
+        }
+    }
+
+    /// The verdict on several figures: not met when a measured one misses, else not measured
+    /// when one is missing (`missing`, named), else met.
+    fn of(misses: &[String], missing: &[String]) -> Verdict {
+        match (misses.is_empty(), missing.is_empty()) {
+            (false, true) => Verdict::NotMet(misses.join(", ")),
+            (false, false) => Verdict::NotMet(format!(
+                "{}; not measured: {}",
+                misses.join(", "),
+                missing.join(", ")
+            )),
+            (true, false) => Verdict::NotMeasured(format!("no figures for {}", missing.join(", "))),
+            (true, true) => Verdict::Met(String::new()),
+        }
+    }
+}
+
+/// The whole report, one row per provider (in `providers`' order), then the journal's rows.
+/// `postgres`: why the journal's PostgreSQL figures are missing, where known.
+fn table(results: &Results, providers: &[&str], loads: &str, postgres: Option<&str>) -> String {
     let mut out = String::new();
     let mut verdicts: Vec<String> = Vec::new();
     let mut missing = 0;
@@ -248,9 +346,14 @@ fn table(results: &Results, providers: &[&str], loads: &str) -> String {
         "separate"
     );
     let mut codec_misses = Vec::new();
+    let mut codec_missing = Vec::new();
     let mut ratio_misses = Vec::new();
+    let mut ratio_missing = Vec::new();
     for provider in providers {
         let codec = seen(results.median_ns(&format!("codec/{provider}")));
+        if codec.is_none() {
+            codec_missing.push((*provider).to_owned());
+        }
         let mut row = format!("{provider:<9} {:>13}", duration(codec));
         if let Some(ns) = codec.filter(|ns| *ns > CODEC_TARGET_NS) {
             codec_misses.push(format!(
@@ -265,6 +368,9 @@ fn table(results: &Results, providers: &[&str], loads: &str) -> String {
             // The paired benchmark measures facade time / direct time; throughput is the inverse.
             let paired = results.median(&format!("paired_{mode}/{provider}"));
             seen(paired.map(|m| m.point));
+            if paired.is_none() {
+                ratio_missing.push(format!("{provider} {label}"));
+            }
             let ratio = paired.map(|m| 1.0 / m.point);
             let separate = facade.zip(direct).map(|(f, d)| d / f);
             let _ = write!(
@@ -299,25 +405,21 @@ fn table(results: &Results, providers: &[&str], loads: &str) -> String {
         "  paired: facade/direct throughput with both clients taking turns within each sample (the\n  \
          target's figure); separate: the same ratio from the two separate runs beside it"
     );
-    verdicts.push(if codec_misses.is_empty() {
-        format!(
-            "encode + decode <= {}: met",
-            duration(Some(CODEC_TARGET_NS))
-        )
-    } else {
-        format!(
-            "encode + decode <= {}: NOT met: {}",
-            duration(Some(CODEC_TARGET_NS)),
-            codec_misses.join(", ")
-        )
-    });
-    verdicts.push(if ratio_misses.is_empty() {
-        format!("facade/direct >= {RATIO_TARGET} (paired): met")
-    } else {
-        format!(
-            "facade/direct >= {RATIO_TARGET} (paired): NOT met:\n    {}",
-            ratio_misses.join("\n    ")
-        )
+    verdicts.push(Verdict::of(&codec_misses, &codec_missing).line(&format!(
+        "encode + decode <= {}",
+        duration(Some(CODEC_TARGET_NS))
+    )));
+    verdicts.push(match Verdict::of(&ratio_misses, &ratio_missing) {
+        Verdict::NotMet(_) => format!(
+            "facade/direct >= {RATIO_TARGET} (paired): NOT met:\n    {}{}",
+            ratio_misses.join("\n    "),
+            if ratio_missing.is_empty() {
+                String::new()
+            } else {
+                format!("\n    not measured: {}", ratio_missing.join(", "))
+            }
+        ),
+        verdict => verdict.line(&format!("facade/direct >= {RATIO_TARGET} (paired)")),
     });
 
     // Growth.
@@ -391,6 +493,8 @@ fn table(results: &Results, providers: &[&str], loads: &str) -> String {
         }
     }
 
+    journal_section(&mut out, &mut verdicts, &mut seen, results, postgres);
+
     let _ = writeln!(out, "\ntargets:");
     for verdict in verdicts {
         let _ = writeln!(out, "  {verdict}");
@@ -402,4 +506,308 @@ fn table(results: &Results, providers: &[&str], loads: &str) -> String {
         );
     }
     out
+}
+
+/// The journal's rows (refunds/s per path, sequential and with 32 callers, journal/floor and
+/// 32 callers/sequential) and its targets.
+fn journal_section(
+    out: &mut String,
+    verdicts: &mut Vec<String>,
+    seen: &mut impl FnMut(Option<f64>) -> Option<f64>,
+    results: &Results,
+    postgres: Option<&str>,
+) {
+    let _ = writeln!(
+        out,
+        "\njournal: refunds/s on the loopback sandbox (AfterPay), one refund after the other and \
+         from 32 callers at once"
+    );
+    let _ = writeln!(
+        out,
+        "{:<17} {:>10} {:>10} {:>8}",
+        "path", "sequential", "32 callers", "c32/seq"
+    );
+    let mut c32_over_seq = std::collections::BTreeMap::new();
+    for path in JOURNAL_PATHS {
+        let seq = seen(results.per_second(&format!("journal_seq/{path}")));
+        let c32 = seen(results.per_second(&format!("journal_c32/{path}")));
+        let ratio = seq.zip(c32).map(|(seq, c32)| c32 / seq);
+        c32_over_seq.insert(path, ratio);
+        let note = match postgres {
+            Some(why) if path.ends_with("_postgres") && seq.is_none() && c32.is_none() => {
+                format!("  (not measured: {why})")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{path:<17} {:>10} {:>10} {:>8}{note}",
+            seq.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}")),
+            c32.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}")),
+            ratio.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}x")),
+        );
+    }
+    let _ = writeln!(out, "journal/floor, sequential (throughput):");
+    let mut floor_ratio = None;
+    for (backend, _, _) in JOURNAL_C32_TARGETS {
+        let floor = results.per_second(&format!("journal_seq/floor_{backend}"));
+        let journal = results.per_second(&format!("journal_seq/journal_{backend}"));
+        let separate = floor.zip(journal).map(|(floor, journal)| journal / floor);
+        // Journal time over floor time, paired: the throughput ratio is its inverse.
+        let paired = results.median(&format!("journal_paired_seq/{backend}"));
+        seen(paired.map(|m| m.point));
+        let _ = writeln!(
+            out,
+            "  {backend:<9} paired {} (95% CI {}), separate runs {}",
+            two_decimals(paired.map(|m| 1.0 / m.point)),
+            paired.map_or_else(
+                || "-".to_owned(),
+                |m| format!("{:.2}-{:.2}", 1.0 / m.high, 1.0 / m.low)
+            ),
+            two_decimals(separate),
+        );
+        if backend == "sqlite" {
+            floor_ratio = paired;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  floor: the facade's refund between two minimal durable write transactions (a row and an\n  \
+         event before, the row updated and an event after; WAL, synchronous=FULL on SQLite);\n  \
+         paired: journal and floor taking turns within each sample (the target's figure)"
+    );
+
+    let target =
+        format!("journal >= floor, SQLite sequential (paired, >= {JOURNAL_FLOOR_TARGET:.2})");
+    verdicts.push(
+        match floor_ratio {
+            None => Verdict::NotMeasured(String::new()),
+            Some(m) => {
+                let detail = format!(
+                    "journal/floor {:.2} (95% CI {:.2}-{:.2})",
+                    1.0 / m.point,
+                    1.0 / m.high,
+                    1.0 / m.low
+                );
+                if 1.0 / m.point >= JOURNAL_FLOOR_TARGET {
+                    Verdict::Met(detail)
+                } else {
+                    Verdict::NotMet(format!(
+                        "{detail}; {:.2} short",
+                        JOURNAL_FLOOR_TARGET - 1.0 / m.point
+                    ))
+                }
+            }
+        }
+        .line(&target),
+    );
+    for (backend, name, goal) in JOURNAL_C32_TARGETS {
+        let target = format!("journal {name}: 32 callers >= {goal:.0}x sequential");
+        let ratio = c32_over_seq
+            .get(format!("journal_{backend}").as_str())
+            .copied()
+            .flatten();
+        let verdict = match ratio {
+            None => Verdict::NotMeasured(match postgres {
+                Some(why) if backend == "postgres" => why.to_owned(),
+                _ => String::new(),
+            }),
+            Some(ratio) if ratio >= goal => Verdict::Met(format!("{ratio:.2}x")),
+            Some(ratio) => Verdict::NotMet(format!("{ratio:.2}x ({:.2}x short)", goal - ratio)),
+        };
+        verdicts.push(verdict.line(&target));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A criterion directory of the test's own, removed at the end.
+    struct Criterion(PathBuf);
+
+    impl Criterion {
+        fn new(name: &str) -> Criterion {
+            let dir = std::env::temp_dir().join(format!(
+                "xtask-bench-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Criterion(dir)
+        }
+
+        /// Benchmark `id`'s median per iteration (a 2% confidence interval around it).
+        fn median(&self, id: &str, point: f64) -> &Criterion {
+            let dir = self.0.join(id).join("new");
+            std::fs::create_dir_all(&dir).unwrap();
+            let estimates = serde_json::json!({
+                "median": {
+                    "point_estimate": point,
+                    "confidence_interval": {
+                        "lower_bound": point * 0.99,
+                        "upper_bound": point * 1.01,
+                    },
+                },
+            });
+            std::fs::write(dir.join("estimates.json"), estimates.to_string()).unwrap();
+            self
+        }
+
+        fn table(&self, providers: &[&str], postgres: Option<&str>) -> String {
+            let results = Results {
+                dir: self.0.clone(),
+                since: None,
+            };
+            table(&results, providers, "load average unknown", postgres)
+        }
+    }
+
+    impl Drop for Criterion {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The line of the target that starts with `target`.
+    fn target<'a>(table: &'a str, target: &str) -> &'a str {
+        let targets = table.split("\ntargets:").nth(1).expect("a targets section");
+        targets
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with(target))
+            .unwrap_or_else(|| panic!("no target {target:?} in:\n{table}"))
+    }
+
+    /// With no results at all, every target says "not measured", none "met".
+    #[test]
+    fn a_target_without_its_figures_is_not_measured_never_met() {
+        let criterion = Criterion::new("empty");
+        let table = criterion.table(&["afterpay", "moyasar"], None);
+        for name in [
+            "encode + decode",
+            "facade/direct",
+            "growth",
+            "journal >= floor",
+            "journal SQLite",
+            "journal PostgreSQL",
+        ] {
+            let line = target(&table, name);
+            assert!(line.contains("not measured"), "{line}");
+            assert!(!line.contains(": met"), "{line}");
+        }
+    }
+
+    /// Some figures of a target there, within it, others missing: still not measured, naming
+    /// what is missing; a figure that misses the target makes it not met, whatever is missing.
+    #[test]
+    fn a_target_with_some_figures_missing_is_not_measured_unless_one_misses() {
+        let criterion = Criterion::new("partial");
+        criterion.median("codec/afterpay", 4_000.0);
+        let table = criterion.table(&["afterpay", "moyasar"], None);
+        let line = target(&table, "encode + decode");
+        assert!(
+            line.contains("not measured (no figures for moyasar)"),
+            "{line}"
+        );
+
+        criterion.median("codec/moyasar", 6_000.0);
+        criterion.median("paired_seq/afterpay", 1.0 / 0.9);
+        let table = criterion.table(&["afterpay", "moyasar", "optty"], None);
+        let line = target(&table, "encode + decode");
+        assert!(line.contains("NOT met: moyasar 6.00 µs"), "{line}");
+        assert!(line.contains("not measured: optty"), "{line}");
+        let facade = table
+            .split("\ntargets:")
+            .nth(1)
+            .unwrap()
+            .split("facade/direct")
+            .nth(1)
+            .unwrap();
+        assert!(facade.contains("NOT met"), "{facade}");
+        assert!(facade.contains("afterpay sequential 0.90"), "{facade}");
+
+        let criterion = Criterion::new("complete");
+        for provider in ["afterpay", "moyasar"] {
+            criterion.median(&format!("codec/{provider}"), 1_000.0);
+        }
+        let table = criterion.table(&["afterpay", "moyasar"], None);
+        assert_eq!(
+            target(&table, "encode + decode"),
+            "encode + decode <= 5.00 µs: met"
+        );
+    }
+
+    /// The journal's rows and targets come from its criterion ids: refunds/s per path, the
+    /// 32-caller/sequential ratio per path, journal/floor from the paired benchmark (journal
+    /// time over floor time).
+    #[test]
+    fn the_journal_rows_and_targets_read_the_journal_benchmark() {
+        let criterion = Criterion::new("journal");
+        criterion
+            .median("journal_seq/facade", 200_000.0)
+            .median("journal_c32/facade", 100_000.0)
+            .median("journal_seq/floor_sqlite", 1_600_000.0)
+            .median("journal_seq/journal_sqlite", 2_000_000.0)
+            .median("journal_c32/journal_sqlite", 400_000.0)
+            .median("journal_paired_seq/sqlite", 1.25)
+            .median("journal_seq/journal_postgres", 4_000_000.0)
+            .median("journal_c32/journal_postgres", 2_000_000.0);
+        let table = criterion.table(&[], None);
+        let row = table
+            .lines()
+            .find(|line| line.starts_with("journal_sqlite"))
+            .unwrap();
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            ["journal_sqlite", "500", "2500", "5.00x"]
+        );
+        assert!(
+            table.contains("sqlite    paired 0.80 (95% CI 0.79-0.81), separate runs 0.80"),
+            "{table}"
+        );
+        assert!(
+            target(&table, "journal >= floor").contains("NOT met: journal/floor 0.80"),
+            "{table}"
+        );
+        assert_eq!(
+            target(&table, "journal SQLite"),
+            "journal SQLite: 32 callers >= 4x sequential: met: 5.00x"
+        );
+        assert_eq!(
+            target(&table, "journal PostgreSQL"),
+            "journal PostgreSQL: 32 callers >= 3x sequential: NOT met: 2.00x (1.00x short)"
+        );
+
+        criterion.median("journal_paired_seq/sqlite", 0.95);
+        let table = criterion.table(&[], None);
+        assert!(
+            target(&table, "journal >= floor").contains(": met: journal/floor 1.05"),
+            "{table}"
+        );
+    }
+
+    /// A run without `REFUNDS_JOURNAL_PG_URL` says so where the PostgreSQL figures would be.
+    #[test]
+    fn postgres_figures_a_run_could_not_measure_say_why() {
+        let criterion = Criterion::new("no-postgres");
+        criterion
+            .median("journal_seq/journal_sqlite", 2_000_000.0)
+            .median("journal_c32/journal_sqlite", 400_000.0);
+        let table = criterion.table(&[], Some("REFUNDS_JOURNAL_PG_URL was not set"));
+        assert_eq!(
+            target(&table, "journal PostgreSQL"),
+            "journal PostgreSQL: 32 callers >= 3x sequential: not measured \
+             (REFUNDS_JOURNAL_PG_URL was not set)"
+        );
+        let row = table
+            .lines()
+            .find(|line| line.starts_with("journal_postgres"))
+            .unwrap();
+        assert!(
+            row.ends_with("(not measured: REFUNDS_JOURNAL_PG_URL was not set)"),
+            "{row}"
+        );
+    }
 }

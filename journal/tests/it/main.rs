@@ -18,10 +18,12 @@
 
 mod child;
 mod failures;
+mod group_commit;
 mod harness;
 mod reads;
 mod scenarios;
 mod service;
+mod statements;
 
 /// `mod $backend { #[tokio::test] fn <scenario>() }` for every scenario.
 macro_rules! suite {

@@ -1,0 +1,185 @@
+//! Many callers writing at once. On SQLite their writes share transactions (one writer task
+//! commits whatever is queued together: group commit); on PostgreSQL each write is one
+//! statement. Either way every caller's refund is recorded whole, is there for a journal opened
+//! afterwards (another process), and one caller's failing write fails that caller alone.
+
+use refunds::Provider;
+use refunds_journal::{EntryState, ErrorOutcome, EventKind};
+
+use crate::harness::{Backend, Env, TestDb, history_kinds, request};
+
+/// Callers at once.
+const CALLERS: usize = 32;
+
+/// 32 refunds at once, each on an order of its own: every one applied, with its intent and
+/// answer on record, sent once, and all of it there for a journal opened afterwards on the same
+/// database (the first one closed).
+async fn concurrent_refunds_are_all_recorded(backend: Backend) {
+    let env = Env::start().await;
+    let db = TestDb::new(backend);
+    let journal = db.journal().await;
+    let requests: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let order = format!("ORD-GC-{i}");
+            env.seed(Provider::Moyasar, &order);
+            request(Provider::Moyasar, &order, "10.00", &format!("RF-GC-{i}"))
+        })
+        .collect();
+    let mut calls = tokio::task::JoinSet::new();
+    for req in requests.clone() {
+        let (journal, refunds) = (journal.clone(), env.refunds());
+        calls.spawn(async move { (journal.refund(&refunds, &req).await, req) });
+    }
+    while let Some(done) = calls.join_next().await {
+        let (result, req) = done.unwrap();
+        let result = result.unwrap_or_else(|e| panic!("{}: {e}", req.merchant_reference));
+        assert_eq!(result.label(), "applied", "{result:?}");
+        assert_eq!(result.entry().version, 2, "the intent and the answer");
+    }
+    journal.close().await;
+
+    let reopened = db.journal().await;
+    for req in &requests {
+        let entry = reopened
+            .entry(Provider::Moyasar, &req.merchant_reference)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} is on record", req.merchant_reference));
+        assert_eq!(entry.state, EntryState::Applied);
+        assert_eq!(entry.attempts, 1);
+        assert!(entry.lease.is_none());
+        assert_eq!(
+            history_kinds(&reopened, Provider::Moyasar, &req.merchant_reference).await,
+            [EventKind::Intent, EventKind::Answer]
+        );
+        assert_eq!(env.recorded(req), 1, "sent once");
+    }
+    reopened.close().await;
+    db.cleanup().await;
+}
+
+/// 32 refunds at once, 8 of whose intents the database refuses: 4 by a failing statement
+/// (SQLite undoes the statement), 4 by a failure that throws the whole transaction away
+/// (SQLite's `RAISE(ROLLBACK)`, as on a full disk; on PostgreSQL both are an exception). The
+/// 8 fail with nothing sent and nothing on record; the 24 others, written in the same
+/// transactions on SQLite, are applied and on record.
+async fn a_failing_write_fails_its_caller_alone(backend: Backend) {
+    let env = Env::start().await;
+    let db = TestDb::new(backend);
+    let journal = db.journal().await;
+    let (statement, transaction) = match backend {
+        Backend::Sqlite => ("ABORT", "ROLLBACK"),
+        Backend::Postgres => ("", ""),
+    };
+    for (name, failure, references) in [
+        ("refuse_statement", statement, "RF-GCF-BAD-%"),
+        ("refuse_transaction", transaction, "RF-GCF-LOST-%"),
+    ] {
+        let condition = format!("NEW.merchant_reference LIKE '{references}'");
+        db.execute(&match backend {
+            Backend::Sqlite => format!(
+                "CREATE TRIGGER {name} BEFORE INSERT ON refund_journal_events FOR EACH ROW \
+                 WHEN {condition} BEGIN SELECT RAISE({failure}, 'injected failure {name}'); END;"
+            ),
+            Backend::Postgres => format!(
+                "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF {condition} THEN RAISE EXCEPTION 'injected failure {name}'; END IF; \
+                 RETURN NEW; END $$; \
+                 CREATE TRIGGER {name} BEFORE INSERT ON refund_journal_events FOR EACH ROW \
+                 EXECUTE FUNCTION {name}();"
+            ),
+        })
+        .await;
+    }
+    let requests: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let order = format!("ORD-GCF-{i}");
+            env.seed(Provider::Moyasar, &order);
+            let reference = match i % 8 {
+                3 => format!("RF-GCF-BAD-{i}"),
+                6 => format!("RF-GCF-LOST-{i}"),
+                _ => format!("RF-GCF-OK-{i}"),
+            };
+            request(Provider::Moyasar, &order, "10.00", &reference)
+        })
+        .collect();
+    let mut calls = tokio::task::JoinSet::new();
+    for req in requests.clone() {
+        let (journal, refunds) = (journal.clone(), env.refunds());
+        calls.spawn(async move { (journal.refund(&refunds, &req).await, req) });
+    }
+    let (mut applied, mut failed) = (0, 0);
+    while let Some(done) = calls.join_next().await {
+        let (result, req) = done.unwrap();
+        let reference = req.merchant_reference.as_str();
+        if reference.starts_with("RF-GCF-OK-") {
+            let result = result.unwrap_or_else(|e| panic!("{reference}: {e}"));
+            assert_eq!(result.label(), "applied", "{result:?}");
+            applied += 1;
+        } else {
+            let error = result.expect_err(reference);
+            assert!(
+                error.to_string().contains("injected failure"),
+                "{reference}: {error}"
+            );
+            assert_eq!(error.outcome(), ErrorOutcome::NothingSent, "{error:?}");
+            failed += 1;
+        }
+    }
+    assert_eq!((applied, failed), (24, 8));
+    for req in &requests {
+        let reference = req.merchant_reference.as_str();
+        let entry = journal
+            .entry(Provider::Moyasar, &req.merchant_reference)
+            .await
+            .unwrap();
+        if reference.starts_with("RF-GCF-OK-") {
+            assert_eq!(
+                entry.map(|e| e.state),
+                Some(EntryState::Applied),
+                "{reference}"
+            );
+            assert_eq!(env.recorded(req), 1, "{reference} sent once");
+        } else {
+            assert!(entry.is_none(), "{reference}: nothing on record");
+            assert!(
+                journal
+                    .history(Provider::Moyasar, &req.merchant_reference)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(env.recorded(req), 0, "{reference}: nothing sent");
+        }
+    }
+    journal.close().await;
+    db.cleanup().await;
+}
+
+mod sqlite {
+    use crate::harness::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_refunds_are_all_recorded() {
+        super::concurrent_refunds_are_all_recorded(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_fails_its_caller_alone() {
+        super::a_failing_write_fails_its_caller_alone(Backend::Sqlite).await;
+    }
+}
+
+mod postgres {
+    use crate::harness::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_refunds_are_all_recorded() {
+        super::concurrent_refunds_are_all_recorded(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_fails_its_caller_alone() {
+        super::a_failing_write_fails_its_caller_alone(Backend::Postgres).await;
+    }
+}
