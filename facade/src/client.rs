@@ -1,6 +1,8 @@
 //! [`Refunds`]: the one entry point a service calls, whichever provider took the payment.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -11,7 +13,7 @@ use crate::model::{Provider, Refund, RefundRequest};
 use crate::provider::providers;
 use crate::reference::MerchantReference;
 use crate::settings::Settings;
-use crate::single_flight::{FlightResult, Flights, Join, ReplayMemory, outcome_of};
+use crate::single_flight::{FlightResult, Flights, Join, ReplayMemory, lost, outcome_of};
 
 /// Refunds through every configured provider.
 ///
@@ -70,8 +72,10 @@ impl RefundsBuilder {
         self
     }
 
-    /// How long and how many settled results answer a repeat of their request without I/O
-    /// (default: 10 minutes, 1024 results). See [`Refunds::refund`].
+    /// How long, how many and how many bytes of settled results answer a repeat of their
+    /// request without I/O (default: 10 minutes, 1024 results, 4 MiB; past the bytes, the
+    /// oldest results' raw answer bodies are dropped first and their facts kept). See
+    /// [`ReplayMemory`] and [`Refunds::refund`].
     #[must_use]
     pub fn replay_memory(mut self, memory: ReplayMemory) -> Self {
         self.memory = memory;
@@ -184,18 +188,24 @@ impl Refunds {
     /// - The same merchant reference with a different request (order, amount, items, text)
     ///   while the first is in flight or remembered is refused before any I/O
     ///   (`InvalidRequest` on `merchant_reference`): a new refund needs a new reference.
-    /// - Once sent, an attempt runs to completion even if the caller stops waiting, so its
-    ///   result still reaches the other callers and the replay memory.
+    /// - Once sent, an attempt runs to completion even if the caller stops waiting (its future
+    ///   is dropped), so its result still reaches the other callers and the replay memory. The
+    ///   attempt runs inside the first caller's own future; only a caller that stops waiting
+    ///   hands it to a task of its own on the current tokio runtime. Dropped outside any
+    ///   runtime, it cannot finish: its outcome is then unknown for every caller.
+    /// - A result remembered past [`ReplayMemory::max_bytes`] may have lost its raw answer
+    ///   body: a replay then carries the same facts with an empty [`Refund::raw`].
     ///
     /// Every error states its [`Outcome`](crate::Outcome); to retry safely use
     /// [`Refunds::refund_with_retries`].
     pub async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let call = call_span("refund", request);
         let started = Instant::now();
-        let result = self
-            .within(self.deadline(), request, self.attempt(request, 1))
-            .instrument(call.clone())
-            .await;
+        let result = traced(
+            &call,
+            self.within(self.deadline(), request, self.attempt(request, 1)),
+        )
+        .await;
         record_result(&call, started, result.as_ref().map(|_| ()));
         result
     }
@@ -206,7 +216,7 @@ impl Refunds {
     }
 
     /// `call`'s result, or, once `remaining` has passed, [`deadline_passed`]: the attempt goes on
-    /// on its own task (see [`Refunds::refund`]), only this caller stops waiting.
+    /// on a task of its own (see [`Attempt`]), only this caller stops waiting.
     pub(crate) async fn within<T>(
         &self,
         remaining: Duration,
@@ -238,12 +248,10 @@ impl Refunds {
             outcome = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = self
-            .single_flight(request, &span)
-            .instrument(span.clone())
-            .await;
+        let result = traced(&span, self.single_flight(request, &span)).await;
         if let Err(error) = &result
             && let Some(status) = error.http_status()
+            && !span.is_disabled()
         {
             span.record("http_status", status);
         }
@@ -264,36 +272,20 @@ impl Refunds {
             )
             .with_provider(request.provider));
         }
-        let receiver = match self.shared.flights.join(request)? {
+        match self.shared.flights.join(request)? {
             Join::Replay(result) => {
-                span.record("answered_by", "replay");
-                return result;
+                answered_by(span, "replay");
+                result
             }
             Join::Follow(receiver) => {
-                span.record("answered_by", "joined");
-                receiver
+                answered_by(span, "joined");
+                outcome_of(receiver, request.provider).await
             }
-            Join::Lead(sender, receiver, request) => {
-                span.record("answered_by", "wire");
-                let publish = Publish {
-                    shared: Arc::clone(&self.shared),
-                    request,
-                    sender: Some(sender),
-                };
-                // The attempt runs on its own task: a caller that gives up cannot cancel a
-                // request already on the wire and leave the others without its result. The
-                // task publishes its result itself (a panic publishes an unknown outcome).
-                tokio::spawn(
-                    async move {
-                        let result = publish.shared.adapters.send(&publish.request).await;
-                        publish.complete(result);
-                    }
-                    .instrument(span.clone()),
-                );
-                receiver
+            Join::Lead(request) => {
+                answered_by(span, "wire");
+                Attempt::new(&self.shared, request, span).await
             }
-        };
-        outcome_of(receiver, request.provider).await
+        }
     }
 
     /// Reads the provider's own record of `request`'s refund: found (with the provider's
@@ -353,36 +345,119 @@ impl Refunds {
     }
 }
 
+/// One attempt on the wire, driven by the call that leads its flight: polled inline, in the
+/// leader's own future, so a refund costs no task of its own and no wake-up of another thread.
+///
+/// An attempt already sent runs to completion even when its leader stops waiting (its future
+/// is dropped: a deadline, a `select!`, an aborted task): dropping an unfinished `Attempt`
+/// hands the attempt, boxed and `'static` for this, to a task of its own on the current tokio
+/// runtime, which finishes it and publishes its result to the flight's followers and to the
+/// replay memory. Dropped where there is no runtime to finish it on (outside any runtime's
+/// context, or while the runtime shuts down and drops its tasks), the attempt cannot go on:
+/// its result is published as lost, outcome unknown, which the replay memory keeps for
+/// AfterPay (no blind re-send) and the other providers' deduplication makes safe to re-send.
+struct Attempt {
+    /// The attempt, which publishes its own result ([`Publish`]); `None` once it completed (or
+    /// panicked while polled).
+    wire: Option<Pin<Box<dyn Future<Output = FlightResult> + Send>>>,
+    /// The attempt's span, for the task a dropped leader hands the attempt to.
+    span: tracing::Span,
+    /// The request's provider.
+    provider: Provider,
+}
+
+impl Attempt {
+    fn new(shared: &Arc<Shared>, request: Arc<RefundRequest>, span: &tracing::Span) -> Attempt {
+        let provider = request.provider;
+        let mut publish = Publish {
+            shared: Arc::clone(shared),
+            request,
+            published: false,
+        };
+        let wire = Box::pin(async move {
+            let result = publish.shared.adapters.send(&publish.request).await;
+            publish.publish(&result);
+            result
+        });
+        Attempt {
+            wire: Some(wire),
+            span: span.clone(),
+            provider,
+        }
+    }
+}
+
+impl Future for Attempt {
+    type Output = FlightResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<FlightResult> {
+        // Out of `self` while polled: if the attempt panics, the unwinding drops it here (its
+        // `Publish` reports it lost) and `Drop` finds nothing to hand on.
+        let Some(mut wire) = self.wire.take() else {
+            return Poll::Ready(Err(lost(self.provider)));
+        };
+        let poll = wire.as_mut().poll(cx);
+        if poll.is_pending() {
+            self.wire = Some(wire);
+        }
+        poll
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        let Some(wire) = self.wire.take() else {
+            // Completed (and published), or it panicked (and `Publish` reported it lost).
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                // A runtime shutting down drops the task unpolled: `Publish` reports it lost.
+                drop(
+                    runtime.spawn(
+                        async move {
+                            // Published by the attempt itself.
+                            let _published = wire.await;
+                        }
+                        .instrument(self.span.clone()),
+                    ),
+                );
+            }
+            Err(_) => {
+                tracing::warn!(
+                    parent: &self.span,
+                    "an attempt on the wire was dropped outside a tokio runtime: it cannot \
+                     finish, its outcome is unknown"
+                );
+                // Its `Publish` reports it lost.
+                drop(wire);
+            }
+        }
+    }
+}
+
 /// Publishes an attempt's result to its flight exactly once: when the attempt completes, or,
-/// if its task panics, as an unknown outcome (the request may have left).
+/// if it ends without a result (it panicked, or was dropped with no runtime to finish it on),
+/// as an unknown outcome (the request may have left).
 struct Publish {
     shared: Arc<Shared>,
     request: Arc<RefundRequest>,
-    sender: Option<tokio::sync::watch::Sender<Option<FlightResult>>>,
+    published: bool,
 }
 
 impl Publish {
-    fn complete(mut self, result: FlightResult) {
-        self.publish(result);
-    }
-
-    fn publish(&mut self, result: FlightResult) {
-        if let Some(sender) = self.sender.take() {
-            self.shared.flights.finish(&self.request, &result);
-            sender.send_replace(Some(result));
+    fn publish(&mut self, result: &FlightResult) {
+        if !self.published {
+            self.published = true;
+            self.shared.flights.finish(&self.request, result);
         }
     }
 }
 
 impl Drop for Publish {
     fn drop(&mut self) {
-        if self.sender.is_some() {
-            let provider = self.request.provider;
-            let lost = RefundError::new(crate::ErrorKind::Protocol)
-                .with_provider(provider)
-                .with_deduplication(provider.capabilities().idempotent_retries)
-                .with_provider_message("the attempt's task ended without a result");
-            self.publish(Err(lost));
+        if !self.published {
+            self.publish(&Err(lost(self.request.provider)));
         }
     }
 }
@@ -410,12 +485,33 @@ pub(crate) fn call_span(name: &'static str, request: &RefundRequest) -> tracing:
     }
 }
 
+/// `future` inside `span`. A disabled span (no subscriber wants it) is not entered at all:
+/// entering it would change nothing (it never becomes the current span) but still cost.
+async fn traced<F: Future>(span: &tracing::Span, future: F) -> F::Output {
+    if span.is_disabled() {
+        future.await
+    } else {
+        future.instrument(span.clone()).await
+    }
+}
+
+/// Records how an attempt was answered (`wire`, `joined`, `replay`) on its span.
+fn answered_by(span: &tracing::Span, how: &'static str) {
+    if !span.is_disabled() {
+        span.record("answered_by", how);
+    }
+}
+
 /// Records the latency and outcome of a finished call or attempt on its span.
 pub(crate) fn record_result(
     span: &tracing::Span,
     started: Instant,
     result: Result<(), &RefundError>,
 ) {
+    // A disabled span records nothing, but looking its fields up by name still costs.
+    if span.is_disabled() {
+        return;
+    }
     span.record(
         "latency_ms",
         u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

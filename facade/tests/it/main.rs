@@ -22,6 +22,7 @@ mod schema_agreement;
 mod secrets;
 mod serialize;
 mod signing;
+mod single_flight;
 mod wire_snapshots;
 
 /// Runs `assertions` with insta writing and reading snapshots in `facade/tests/snapshots/` (a
