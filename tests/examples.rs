@@ -29,8 +29,15 @@ fn every_provider_folder_has_its_generated_examples_test() {
         );
         providers += 1;
     }
-    assert!(providers >= 4, "only {providers} provider folders with examples");
-    assert!(examples().len() >= 24, "only {} examples found", examples().len());
+    assert!(
+        providers >= 4,
+        "only {providers} provider folders with examples"
+    );
+    assert!(
+        examples().len() >= 24,
+        "only {} examples found",
+        examples().len()
+    );
 }
 
 #[test]

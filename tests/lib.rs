@@ -120,7 +120,10 @@ pub fn assert_examples_roundtrip(provider: &str, roundtrip: Roundtrip) {
         .into_iter()
         .filter(|example| example.provider == provider)
         .collect();
-    assert!(!examples.is_empty(), "no examples in specs/{provider}/examples");
+    assert!(
+        !examples.is_empty(),
+        "no examples in specs/{provider}/examples"
+    );
     let mut failures = Vec::new();
     for example in &examples {
         match decode(example, roundtrip) {
