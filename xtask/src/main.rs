@@ -26,10 +26,12 @@
 //!   read delay, then reconcile in rounds while the sandbox settles every pending refund; print a
 //!   table per provider and exit 1 if a refund is duplicated, lost, mismatched, left pending or
 //!   for a person, or the journal failed (see `xtask::soak::settle`). `soak --help` says more.
-//! - `bench [--report-only]`: run the facade's criterion benchmarks (`cargo bench -p refunds`) and
-//!   print one table: encode + decode per refund, facade against direct generated-client
-//!   throughput on the loopback sandbox (sequential and 32 tasks), the growth of a refund's cost
-//!   with the order's earlier refunds, and the machine's load (see `bench.rs`).
+//! - `bench [--report-only]`: run the facade's and the journal's criterion benchmarks
+//!   (`cargo bench -p refunds`, `cargo bench -p refunds-journal`) and print one table: encode +
+//!   decode per refund, facade against direct generated-client throughput on the loopback
+//!   sandbox (sequential and 32 tasks), the growth of a refund's cost with the order's earlier
+//!   refunds, journaled refunds on SQLite and PostgreSQL (with `REFUNDS_JOURNAL_PG_URL`) beside
+//!   the floor of the same durable writes, and the machine's load (see `bench.rs`).
 
 mod bench;
 
