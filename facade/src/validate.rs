@@ -319,7 +319,10 @@ impl RefundRequest {
             (Some(_), false) => {
                 problems.push(
                     "capture_number",
-                    format!("is not used by {provider} (only by afterpay)"),
+                    format!(
+                        "is not used by {provider} (only by {})",
+                        providers_that(|caps| caps.requires_capture_number)
+                    ),
                 );
             }
             (None, false) => {}
@@ -333,11 +336,25 @@ impl RefundRequest {
             }
             (Some(_), false) => problems.push(
                 "provider_order_id",
-                format!("is not used by {provider} (only by openapp)"),
+                format!(
+                    "is not used by {provider} (only by {})",
+                    providers_that(|caps| caps.requires_provider_order_id)
+                ),
             ),
             _ => {}
         }
     }
+}
+
+/// The providers whose capabilities satisfy `rule`, for messages: `afterpay` or
+/// `afterpay, openapp`.
+fn providers_that(rule: fn(&Capabilities) -> bool) -> String {
+    crate::Provider::ALL
+        .into_iter()
+        .filter(|provider| rule(&provider.capabilities()))
+        .map(crate::Provider::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The problems of one request, collected so that all are reported together.

@@ -188,6 +188,28 @@ pub const REPORTS_TOTALS: ByProvider<bool> = ByProvider {
     openapp: false,
 };
 
+/// How a provider refuses a refund beyond what is left of the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverRefund {
+    /// Documents its over-limit sentence, with the limit (Optty: "You can only refund amount up
+    /// to AUD 30.00"): `ExceedsRefundable` with the limit.
+    ExceedsWithLimit,
+    /// Documents an over-refund error without the limit (OpenApp's `RefundTooMuchException`):
+    /// `ExceedsRefundable` without it.
+    Exceeds,
+    /// Documents no over-refund code or wording that could be read (Riverty, Moyasar): a
+    /// refusal of the request (`InvalidRequest`), which is what matters for the money.
+    Refused,
+}
+
+/// Each provider's [`OverRefund`].
+pub const OVER_REFUND: ByProvider<OverRefund> = ByProvider {
+    optty: OverRefund::ExceedsWithLimit,
+    afterpay: OverRefund::Refused,
+    moyasar: OverRefund::Refused,
+    openapp: OverRefund::Exceeds,
+};
+
 // ---------------------------------------------------------------------------------------------
 // The sandbox: servers and seeded orders
 // ---------------------------------------------------------------------------------------------
@@ -528,6 +550,46 @@ pub mod documented {
             openapp: |request| request.with_provider_order_id("OA12345678901234"),
         };
         add.take(request.provider)(request)
+    }
+
+    /// The success answer of a provider that documents none: OpenApp's, as the sandbox
+    /// acknowledges a refund (OpenApp's docs show no response body).
+    pub const UNDOCUMENTED_SUCCESS: ByProvider<Option<&str>> = ByProvider {
+        optty: None,
+        afterpay: None,
+        moyasar: None,
+        openapp: Some(r#"{"caseId":"RET-123434","status":"REGISTERED"}"#),
+    };
+
+    /// The provider's documented 200 answer to a refund (the first
+    /// `specs/<provider>/examples/refund.200*.json`, or [`UNDOCUMENTED_SUCCESS`]), made to
+    /// answer [`request`]`(provider)` with [`answer`].
+    pub fn success_answer(provider: Provider) -> String {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../specs")
+            .join(provider.as_str())
+            .join("examples");
+        let mut documented: Vec<_> = std::fs::read_dir(&examples)
+            .unwrap_or_else(|e| panic!("{}: {e}", examples.display()))
+            .map(|entry| entry.expect("a directory entry").path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("refund.200") && name.ends_with(".json"))
+            })
+            .collect();
+        documented.sort();
+        let text = match (documented.first(), UNDOCUMENTED_SUCCESS.get(provider)) {
+            (Some(path), None) => {
+                std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            }
+            (None, Some(text)) => (*text).to_owned(),
+            (found, stated) => panic!(
+                "{provider}: documented 200 {found:?}, undocumented success {stated:?}: \
+                 exactly one of them"
+            ),
+        };
+        answer(&request(provider), &text)
     }
 
     /// A documented answer `text` of `request.provider`, made to answer `request`: Moyasar's

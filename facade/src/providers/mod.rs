@@ -102,6 +102,20 @@ macro_rules! rooms {
             }
         }
 
+        /// The operation `provider`'s room sends a refund with, in the spec its client was
+        /// generated from: for contract tests that hold [`refund_body_json`] against the spec's
+        /// request schema, and for tools that show where a refund goes.
+        pub fn refund_operation(provider: Provider) -> Result<SpecOperation, RefundError> {
+            match provider {
+                $(
+                    #[cfg(feature = $name)]
+                    Provider::$variant => Ok(<$room::$client as room::Room>::REFUND_OPERATION),
+                    #[cfg(not(feature = $name))]
+                    Provider::$variant => Err(not_compiled(provider)),
+                )*
+            }
+        }
+
         impl Provider {
             /// The provider's refund features and limits: the limits come from its spec (the
             /// generated `constraints` of its crate), the features from its documentation. A
@@ -120,6 +134,41 @@ macro_rules! rooms {
     };
 }
 providers!(rooms);
+
+/// One operation of a provider's spec, as the provider's generated crate states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecOperation {
+    /// The normalized OpenAPI 3.0 document the provider's client was generated from (its
+    /// generated crate's `NORMALIZED_OPENAPI`: the vendor's spec with our overlay applied).
+    pub openapi: &'static str,
+    /// The HTTP method, upper case (`POST`).
+    pub method: &'static str,
+    /// The path template, as written under the document's `paths`.
+    pub path: &'static str,
+}
+
+impl SpecOperation {
+    /// The JSON Schema of the operation's JSON request body: the document itself with its root
+    /// `$ref`ing the body schema, so the document's `#/components/...` references resolve
+    /// (OpenAPI 3.0's schema objects follow JSON Schema draft 4). `None` when the operation
+    /// has no JSON request body.
+    pub fn request_body_schema(&self) -> Option<serde_json::Value> {
+        let mut document: serde_json::Value = serde_json::from_str(self.openapi).ok()?;
+        let schema = document
+            .pointer(&format!(
+                "/paths/{}/{}/requestBody/content/application~1json/schema",
+                self.path.replace('~', "~0").replace('/', "~1"),
+                self.method.to_ascii_lowercase()
+            ))?
+            .clone();
+        let root = document.as_object_mut()?;
+        match schema {
+            serde_json::Value::Object(schema) => root.extend(schema),
+            _ => return None,
+        }
+        Some(document)
+    }
+}
 
 /// The error for a provider whose cargo feature is off.
 #[allow(dead_code)] // used only when a provider's feature is off

@@ -10,6 +10,7 @@ use crate::capabilities::Capabilities;
 use crate::error::RefundError;
 use crate::lookup::{Lookup, Notification};
 use crate::model::{Provider, Refund, RefundRequest};
+use crate::providers::SpecOperation;
 
 /// One provider's room: its config, its client, its features and limits, and the pure mapping
 /// of its answers.
@@ -54,6 +55,9 @@ pub(crate) trait Room: Sized + Send + Sync + 'static {
 
     /// The provider the room serves.
     const PROVIDER: Provider;
+
+    /// The refund operation the room sends, in the provider's normalized spec.
+    const REFUND_OPERATION: SpecOperation;
 
     /// Reads a notification the provider POSTed to us ([`Notification::read`]). By default
     /// none: most providers document no notifications.

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use refunds::signing::{OpenAppSignature, openapp_signature, verify_openapp_signature};
 use refunds::{
-    ByProvider, ErrorKind, MerchantReference, Money, Outcome, Provider, Refund, RefundError,
-    RefundRequest, RefundStatus, Refunds, RetryPolicy, SecretString, Settlement,
+    ErrorKind, MerchantReference, Money, Outcome, Provider, Refund, RefundError, RefundRequest,
+    RefundStatus, Refunds, RetryPolicy, SecretString, Settlement,
 };
 use rust_decimal::Decimal;
 use sandbox::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
@@ -24,8 +24,8 @@ use sandbox::{
     SandboxConfig,
 };
 use test_support::{
-    CAPTURED, ClientSettings, Credentials, DEMO, TIMEOUT, WRONG, currency, dec, duplicate_key,
-    line_item, money, oa_order_id, reference, request,
+    CAPTURED, ClientSettings, Credentials, DEMO, OverRefund, TIMEOUT, WRONG, currency, dec,
+    duplicate_key, line_item, money, oa_order_id, reference, request,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -278,25 +278,7 @@ async fn partial_refunds_then_over_balance(provider: Provider) {
         .refund_err(&request(provider, "ORD-PART", "30.01", ref3.as_str()))
         .await;
     let remaining = money(provider, "30.00");
-    /// How a provider refuses a refund beyond what is left.
-    #[derive(Clone, Copy)]
-    enum OverRefund {
-        /// Optty documents its over-limit sentence, with the limit ("You can only refund
-        /// amount up to AUD 30.00").
-        ExceedsWithLimit,
-        /// OpenApp documents its `RefundTooMuchException`, without the limit.
-        Exceeds,
-        /// Riverty and Moyasar document no over-refund code or wording that we could read: a
-        /// refusal of the request, which is what matters for the money.
-        Refused,
-    }
-    let over_refund = ByProvider {
-        optty: OverRefund::ExceedsWithLimit,
-        afterpay: OverRefund::Refused,
-        moyasar: OverRefund::Refused,
-        openapp: OverRefund::Exceeds,
-    };
-    match (over_refund.get(provider), err.kind()) {
+    match (test_support::OVER_REFUND.get(provider), err.kind()) {
         (OverRefund::ExceedsWithLimit, ErrorKind::ExceedsRefundable { limit }) => {
             assert_eq!(limit, &Some(remaining), "{provider}: {err}")
         }
@@ -489,8 +471,6 @@ async fn invalid_input(provider: Provider) {
         req.line_items.clear();
         req
     };
-    let kwd = Money::parse("1.234", "KWD").unwrap();
-
     let mut cases: Vec<(&str, RefundRequest)> = vec![
         ("amount", request(provider, "ORD-BAD", "-5.00", "RF-BAD-1")),
         ("amount", request(provider, "ORD-BAD", "0.00", "RF-BAD-1")),
@@ -500,95 +480,76 @@ async fn invalid_input(provider: Provider) {
             valid().with_description("x".repeat(refunds::Capabilities::MAX_DESCRIPTION_LEN + 1)),
         ),
     ];
-    // What each provider refuses on top (every case is built, the provider's are sent).
-    let specific: ByProvider<Vec<(&str, RefundRequest)>> = ByProvider {
-        optty: vec![
-            (
-                "line_items",
-                valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
-            ),
-            // Optty's spec: multipleOf 0.01.
-            ("amount", with_amount(kwd)),
-            (
+    // What the provider refuses on top, one case per limit or rule its capabilities state (the
+    // limits are its spec's, which `schema_agreement` holds the validation to).
+    let caps = provider.capabilities();
+    let ten = money(provider, "10.00");
+    if caps.line_items {
+        let item = line_item(money(provider, "9.99"));
+        cases.push(("line_items", valid().with_line_items(vec![item])));
+        let mut item = line_item(ten);
+        item.quantity = 0;
+        cases.push((
+            "line_items[0].quantity",
+            valid().with_line_items(vec![item]),
+        ));
+        if let Some(max) = caps.max_product_id_len {
+            let mut item = line_item(ten);
+            item.product_id = "P".repeat(max + 1);
+            cases.push((
+                "line_items[0].product_id",
+                valid().with_line_items(vec![item]),
+            ));
+        }
+    } else {
+        cases.push(("line_items", valid().with_line_items(vec![line_item(ten)])));
+    }
+    // 1.234 KWD: three decimals, and not a whole multiple of a cent.
+    let kwd = Money::parse("1.234", "KWD").unwrap();
+    if caps
+        .currency_exponents
+        .is_some_and(|exponents| !exponents.contains(&kwd.currency().exponent()))
+    {
+        cases.push(("amount.currency", with_amount(kwd)));
+    } else if caps
+        .amount_multiple_of
+        .is_some_and(|step| !(kwd.amount() % step).is_zero())
+    {
+        cases.push(("amount", with_amount(kwd)));
+    }
+    if let Some(max) = caps.max_minor_units {
+        let over = Money::from_minor_units(max + 1, ten.currency());
+        cases.push(("amount", with_amount(over)));
+    }
+    if let Some(max) = caps.max_order_id_len {
+        let mut req = valid();
+        req.order_id = "O".repeat(max + 1);
+        cases.push(("order_id", req));
+    }
+    if caps.requires_capture_number {
+        let mut req = valid();
+        req.capture_number = None;
+        cases.push(("capture_number", req));
+        if let Some(max) = caps.max_capture_number_len {
+            cases.push((
                 "capture_number",
-                valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
-            ),
-            (
-                "provider_order_id",
-                valid().with_provider_order_id("OA-ORD-BAD"),
-            ),
-        ],
-        afterpay: vec![
-            ("capture_number", {
-                let mut req = valid();
-                req.capture_number = None;
-                req
-            }),
-            (
-                "capture_number",
-                valid().with_capture_number("9".repeat(
-                    afterpay_api::constraints::refund_order::capture_number::MAX_LENGTH + 1,
-                )),
-            ),
-            (
-                "line_items",
-                valid().with_line_items(vec![line_item(money(provider, "9.99"))]),
-            ),
-            ("line_items[0].quantity", {
-                let mut item = line_item(money(provider, "10.00"));
-                item.quantity = 0;
-                valid().with_line_items(vec![item])
-            }),
-            (
-                "provider_order_id",
-                valid().with_provider_order_id("OA-ORD-BAD"),
-            ),
-        ],
-        moyasar: vec![
-            (
-                "line_items",
-                valid().with_line_items(vec![line_item(money(provider, "10.00"))]),
-            ),
-            // One halala more than Moyasar's maximum.
-            (
-                "amount",
-                with_amount(Money::from_minor_units(
-                    moyasar_api::constraints::refund_order::amount::MAXIMUM + 1,
-                    money(provider, "1.00").currency(),
-                )),
-            ),
-            (
-                "capture_number",
-                valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
-            ),
-        ],
-        openapp: vec![
-            ("provider_order_id", {
-                let mut req = valid();
-                req.provider_order_id = None;
-                req
-            }),
-            ("order_id", {
-                let mut req = valid();
-                req.order_id = "O"
-                    .repeat(openapp_api::constraints::refund_order::shop_order_id::MAX_LENGTH + 1);
-                req
-            }),
-            ("amount.currency", with_amount(kwd)),
-            (
-                "capture_number",
-                valid().with_capture_number(DEFAULT_CAPTURE_NUMBER),
-            ),
-            ("line_items[0].product_id", {
-                let mut item = line_item(money(provider, "10.00"));
-                item.product_id = "P".repeat(
-                    openapp_api::constraints::refund_order::products::items::id::MAX_LENGTH + 1,
-                );
-                valid().with_line_items(vec![item])
-            }),
-        ],
-    };
-    cases.extend(specific.take(provider));
+                valid().with_capture_number("9".repeat(max + 1)),
+            ));
+        }
+    } else {
+        let req = valid().with_capture_number(DEFAULT_CAPTURE_NUMBER);
+        cases.push(("capture_number", req));
+    }
+    if caps.requires_provider_order_id {
+        let mut req = valid();
+        req.provider_order_id = None;
+        cases.push(("provider_order_id", req));
+    } else {
+        cases.push((
+            "provider_order_id",
+            valid().with_provider_order_id("OA-ORD-BAD"),
+        ));
+    }
 
     for (field, req) in &cases {
         let err = env.refund_err(req).await;
@@ -907,22 +868,23 @@ async fn reused_reference(provider: Provider) {
         Match::Any.once(),
     );
     let other = request(provider, "ORD-REUSE", "20.00", "RF-REUSE-1");
-    // Optty fetches its token first.
-    let sent = *ByProvider {
-        optty: 2,
-        afterpay: 1,
-        moyasar: 1,
-        openapp: 1,
-    }
-    .get(provider);
-    let (first, during) = tokio::join!(env.refund(&req), async {
+    // While the first is held on the wire (its first request, Optty's token or the refund,
+    // waits out the latency), the second is refused without a request of its own.
+    let (first, (during, sent_during)) = tokio::join!(env.refund(&req), async {
         wait_until("the first is on the wire", || {
-            env.handle(provider).requests_received() == sent
+            env.handle(provider).requests_received() > 0
         })
         .await;
-        env.refund(&other).await
+        let before = env.handle(provider).requests_received();
+        let during = env.refund(&other).await;
+        (during, env.handle(provider).requests_received() - before)
     });
+    assert_eq!(
+        sent_during, 0,
+        "{provider}: sent while the first was in flight"
+    );
     first.unwrap_or_else(|e| panic!("{provider}: {e:?}"));
+    let sent = env.handle(provider).requests_received();
     let after = env.refund(&other).await;
     for err in [during, after] {
         let err = err.expect_err("a reused reference");

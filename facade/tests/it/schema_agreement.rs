@@ -1,8 +1,9 @@
 //! The facade's validation agrees with the spec: for requests generated around every boundary a
 //! provider's spec states, `RefundRequest::validate()` accepts exactly when the wire body the
-//! adapter would send (`transformers::refund_body`) exists and validates against the normalized
-//! request schema (the generated crate's `NORMALIZED_OPENAPI`, checked with the `jsonschema`
-//! crate as JSON Schema draft 4, which OpenAPI 3.0's schema objects follow).
+//! adapter would send (`refunds::providers::refund_body_json`) exists and validates against the
+//! request body schema of the room's refund operation in the normalized spec
+//! (`refunds::providers::refund_operation`, checked with the `jsonschema` crate as JSON Schema
+//! draft 4, which OpenAPI 3.0's schema objects follow).
 //!
 //! Requests are generated inside the facade's own generic rules (charset of the reference,
 //! line totals summing to the amount, ...), so every disagreement is about a spec constraint.
@@ -12,22 +13,19 @@ use refunds::{ByProvider, LineItem, MerchantReference, Money, Provider, RefundRe
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-/// A validator of the request body of the provider's refund operation.
-fn request_validator(openapi: &str, body_schema: &str) -> jsonschema::Validator {
-    let mut document: Value = serde_json::from_str(openapi).expect("normalized spec");
-    document["$ref"] = Value::String(format!("#/components/schemas/{body_schema}"));
-    jsonschema::draft4::new(&document).expect("a valid schema")
-}
-
-/// The validators of every provider's refund request body.
+/// The validators of every provider's refund request body: its refund operation's JSON request
+/// body schema in its normalized spec, as the facade's room names the operation.
 fn schemas() -> &'static ByProvider<jsonschema::Validator> {
     static SCHEMAS: std::sync::OnceLock<ByProvider<jsonschema::Validator>> =
         std::sync::OnceLock::new();
-    SCHEMAS.get_or_init(|| ByProvider {
-        optty: request_validator(optty_api::NORMALIZED_OPENAPI, "OrderRefundDto"),
-        afterpay: request_validator(afterpay_api::NORMALIZED_OPENAPI, "RefundOrderRequest"),
-        moyasar: request_validator(moyasar_api::NORMALIZED_OPENAPI, "RefundRequest"),
-        openapp: request_validator(openapp_api::NORMALIZED_OPENAPI, "RefundRequest"),
+    SCHEMAS.get_or_init(|| {
+        ByProvider::from_fn(|provider| {
+            let operation = refunds::providers::refund_operation(provider).expect("compiled in");
+            let schema = operation
+                .request_body_schema()
+                .unwrap_or_else(|| panic!("{provider}: {operation:?} has no JSON request body"));
+            jsonschema::draft4::new(&schema).expect("a valid schema")
+        })
     })
 }
 

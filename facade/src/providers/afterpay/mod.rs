@@ -9,6 +9,7 @@ use afterpay_api::constraints::refund_order as body;
 use crate::answer::Answer;
 use crate::capabilities::Capabilities;
 use crate::lookup::Lookup;
+use crate::providers::SpecOperation;
 use crate::providers::mapping::read_failed;
 use crate::providers::room::Room;
 use crate::providers::transport::receive;
@@ -90,6 +91,11 @@ impl AfterPay {
 
 impl Room for AfterPay {
     const PROVIDER: Provider = PROVIDER;
+    const REFUND_OPERATION: SpecOperation = SpecOperation {
+        openapi: afterpay_api::NORMALIZED_OPENAPI,
+        method: operation::METHOD,
+        path: operation::PATH,
+    };
     type Config = AfterPayConfig;
 
     fn config_from_lookup(

@@ -14,6 +14,7 @@ use moyasar_api::constraints::refund_order as body;
 use crate::answer::Answer;
 use crate::capabilities::Capabilities;
 use crate::lookup::Lookup;
+use crate::providers::SpecOperation;
 use crate::providers::room::Room;
 use crate::reference::MerchantReference;
 use crate::settings::check_base_url;
@@ -120,6 +121,11 @@ impl Moyasar {
 
 impl Room for Moyasar {
     const PROVIDER: Provider = PROVIDER;
+    const REFUND_OPERATION: SpecOperation = SpecOperation {
+        openapi: moyasar_api::NORMALIZED_OPENAPI,
+        method: operation::METHOD,
+        path: operation::PATH,
+    };
     type Config = MoyasarConfig;
 
     fn config_from_lookup(

@@ -12,6 +12,7 @@ use openapp_api::constraints::refund_order as body;
 use crate::answer::Answer;
 use crate::capabilities::Capabilities;
 use crate::lookup::Lookup;
+use crate::providers::SpecOperation;
 use crate::providers::room::Room;
 use crate::settings::check_base_url;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -95,6 +96,11 @@ impl OpenApp {
 
 impl Room for OpenApp {
     const PROVIDER: Provider = PROVIDER;
+    const REFUND_OPERATION: SpecOperation = SpecOperation {
+        openapi: openapp_api::NORMALIZED_OPENAPI,
+        method: operation::METHOD,
+        path: operation::PATH,
+    };
     type Config = OpenAppConfig;
 
     fn config_from_lookup(

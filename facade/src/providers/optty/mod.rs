@@ -10,6 +10,7 @@ use optty_api::constraints::refunds_controller_refund_order as body;
 use crate::answer::Answer;
 use crate::capabilities::Capabilities;
 use crate::lookup::Lookup;
+use crate::providers::SpecOperation;
 use crate::providers::room::Room;
 use crate::reference::MerchantReference;
 use crate::settings::check_base_url;
@@ -169,6 +170,11 @@ impl Optty {
 
 impl Room for Optty {
     const PROVIDER: Provider = PROVIDER;
+    const REFUND_OPERATION: SpecOperation = SpecOperation {
+        openapi: optty_api::NORMALIZED_OPENAPI,
+        method: operation::METHOD,
+        path: operation::PATH,
+    };
     type Config = OpttyConfig;
 
     fn config_from_lookup(
