@@ -301,16 +301,17 @@ pub const WRONG: Credentials = Credentials {
     openapp_api_secret: "not-the-openapp-secret",
 };
 
-/// How a test client is configured: [`DEMO`] credentials, [`TIMEOUT`], the default answer
-/// limits, OpenApp's response signatures verified.
+/// How a test client is configured: [`DEMO`] credentials, [`TIMEOUT`], each provider's own
+/// default answer limits, OpenApp's response signatures verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientSettings {
     /// The credentials of every provider.
     pub credentials: Credentials,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Caps on the answers' size.
-    pub answer_limits: AnswerLimits,
+    /// Caps on the answers' size of every provider; `None` keeps each provider's default
+    /// (Moyasar's is larger: its answer is the whole order).
+    pub answer_limits: Option<AnswerLimits>,
     /// Whether OpenApp's answers must carry a valid signature.
     pub verify_openapp_signatures: bool,
 }
@@ -320,7 +321,7 @@ impl Default for ClientSettings {
         ClientSettings {
             credentials: DEMO,
             timeout: TIMEOUT,
-            answer_limits: AnswerLimits::default(),
+            answer_limits: None,
             verify_openapp_signatures: true,
         }
     }
@@ -344,13 +345,7 @@ impl ClientSettings {
 /// The base URL of every provider's server of `sb` (Optty's token endpoint is served by the
 /// Optty server itself, at `/token` under it).
 pub fn base_urls(sb: &Sandbox) -> ByProvider<String> {
-    let url = |provider| handle(sb, provider).base_url();
-    ByProvider {
-        optty: url(Provider::Optty),
-        afterpay: url(Provider::AfterPay),
-        moyasar: url(Provider::Moyasar),
-        openapp: url(Provider::OpenApp),
-    }
+    ByProvider::from_fn(|provider| handle(sb, provider).base_url())
 }
 
 /// `builder` with `provider` configured at `base_url`.
@@ -364,46 +359,58 @@ pub fn configure(
     let configure: ByProvider<Configure> = ByProvider {
         optty: |builder, url, settings| {
             let credentials = &settings.credentials;
-            builder.optty(
+            builder.optty(limited(
                 OpttyConfig::new(
                     url,
                     url,
                     credentials.optty_client_id,
                     credentials.optty_client_secret,
                 )
-                .with_timeout(settings.timeout)
-                .with_answer_limits(settings.answer_limits),
-            )
+                .with_timeout(settings.timeout),
+                settings,
+                OpttyConfig::with_answer_limits,
+            ))
         },
         afterpay: |builder, url, settings| {
-            builder.afterpay(
+            builder.afterpay(limited(
                 AfterPayConfig::new(url, settings.credentials.afterpay_api_key)
-                    .with_timeout(settings.timeout)
-                    .with_answer_limits(settings.answer_limits),
-            )
+                    .with_timeout(settings.timeout),
+                settings,
+                AfterPayConfig::with_answer_limits,
+            ))
         },
         moyasar: |builder, url, settings| {
-            builder.moyasar(
+            builder.moyasar(limited(
                 MoyasarConfig::new(url, settings.credentials.moyasar_secret_key)
-                    .with_timeout(settings.timeout)
-                    .with_answer_limits(settings.answer_limits),
-            )
+                    .with_timeout(settings.timeout),
+                settings,
+                MoyasarConfig::with_answer_limits,
+            ))
         },
         openapp: |builder, url, settings| {
             let credentials = &settings.credentials;
-            builder.openapp(
+            builder.openapp(limited(
                 OpenAppConfig::new(
                     url,
                     credentials.openapp_api_key,
                     credentials.openapp_api_secret,
                 )
                 .with_timeout(settings.timeout)
-                .with_answer_limits(settings.answer_limits)
                 .with_verify_response_signatures(settings.verify_openapp_signatures),
-            )
+                settings,
+                OpenAppConfig::with_answer_limits,
+            ))
         },
     };
     configure.take(provider)(builder, base_url, settings)
+}
+
+/// `config` with the settings' answer limits, if they set any.
+fn limited<C>(config: C, settings: &ClientSettings, with: fn(C, AnswerLimits) -> C) -> C {
+    match settings.answer_limits {
+        Some(limits) => with(config, limits),
+        None => config,
+    }
 }
 
 /// A client builder with every provider configured at `urls`.

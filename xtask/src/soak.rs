@@ -637,7 +637,7 @@ fn request(
 fn client(sb: &Sandbox) -> Result<Refunds> {
     let settings = ClientSettings {
         timeout: TIMEOUT,
-        answer_limits: LIMITS,
+        answer_limits: Some(LIMITS),
         ..ClientSettings::default()
     };
     Ok(test_support::builder(&test_support::base_urls(sb), &settings).build()?)
@@ -2180,7 +2180,7 @@ pub mod settle {
         );
         let settings = ClientSettings {
             timeout: TIMEOUT,
-            answer_limits: LIMITS,
+            answer_limits: Some(LIMITS),
             ..ClientSettings::default()
         };
         let urls = test_support::base_urls(&sb);

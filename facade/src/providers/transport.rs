@@ -71,7 +71,9 @@ pub(crate) async fn send_json(
     body: &impl serde::Serialize,
     limits: crate::answer::AnswerLimits,
 ) -> Result<Answer, RefundError> {
-    let body = serde_json::to_vec(body).map_err(|err| {
+    // Room for a typical refund body up front: no regrowth while it is written.
+    let mut bytes = Vec::with_capacity(512);
+    serde_json::to_writer(&mut bytes, body).map_err(|err| {
         RefundError::new(ErrorKind::Protocol)
             .with_outcome(crate::Outcome::NotApplied)
             .with_provider(provider)
@@ -80,7 +82,7 @@ pub(crate) async fn send_json(
     let request = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::ACCEPT, "application/json")
-        .body(body);
+        .body(bytes);
     receive(provider, request, limits).await
 }
 
@@ -160,8 +162,10 @@ pub(crate) async fn receive(
         )));
     }
     let headers = std::mem::take(response.headers_mut());
-    // Sized from Content-Length (already checked against the cap), so the buffer is allocated
-    // once instead of growing chunk by chunk.
+    // Copied into a buffer of its own, sized from Content-Length (already checked against the
+    // cap), so it is allocated once instead of growing chunk by chunk. Not kept as hyper's
+    // chunk: that shares hyper's whole read buffer, which the replay memory would then hold
+    // for every remembered answer while counting only the answer's length.
     let expected = response
         .content_length()
         .and_then(|length| usize::try_from(length).ok())
