@@ -21,11 +21,7 @@
 
 use std::time::Duration;
 
-use refunds::{
-    AnswerLimits, ByProvider, ErrorKind, MoyasarConfig, Provider, RefundError, RefundRequest,
-    Refunds,
-};
-use sandbox::credentials::MOYASAR_SECRET_KEY;
+use refunds::{AnswerLimits, ErrorKind, Provider, RefundError, RefundRequest, Refunds};
 use sandbox::{Fault, Match, Sandbox, SandboxConfig};
 use test_support::{ClientSettings, handle, seed};
 
@@ -42,41 +38,17 @@ const HEADER_BYTES: usize = 1024 * 1024;
 /// below one oversized body.
 const MAX_GROWTH_KB: u64 = 32 * 1024;
 
-/// Each provider's default body cap, as its config's `new` sets it.
-const BODY_CAP: ByProvider<usize> = ByProvider {
-    optty: AnswerLimits::DEFAULT.max_body_bytes,
-    afterpay: AnswerLimits::DEFAULT.max_body_bytes,
-    moyasar: MoyasarConfig::DEFAULT_ANSWER_LIMITS.max_body_bytes,
-    openapp: AnswerLimits::DEFAULT.max_body_bytes,
-};
-
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The process's peak resident set size so far (`VmHWM`), in kB.
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
-}
 
 /// A refund of 10.00 on a seeded order.
 fn request(provider: Provider, order_id: &str, reference: &str) -> RefundRequest {
     test_support::request(provider, order_id, "10.00", reference)
 }
 
-/// A client for all four providers, each with its own default answer limits (the test
-/// settings give every provider `AnswerLimits::DEFAULT`; Moyasar's config is made again from
-/// `MoyasarConfig::new`, which carries Moyasar's).
+/// A client for every provider, each with its own default answer limits.
 fn client(sb: &Sandbox) -> Refunds {
     let settings = ClientSettings::default().with_timeout(TIMEOUT);
     test_support::builder(&test_support::base_urls(sb), &settings)
-        .moyasar(
-            MoyasarConfig::new(handle(sb, Provider::Moyasar).base_url(), MOYASAR_SECRET_KEY)
-                .with_timeout(TIMEOUT),
-        )
         .build()
         .expect("a client of every provider")
 }
@@ -93,7 +65,7 @@ async fn refund_err(refunds: &Refunds, request: &RefundRequest) -> RefundError {
 
 #[test]
 fn oversized_answers_keep_memory_bounded() {
-    let before = peak_rss_kb();
+    let before = test_support::peak_rss_kb();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -120,12 +92,12 @@ fn oversized_answers_keep_memory_bounded() {
         eprintln!(
             "moyasar: {} byte order read; VmHWM {} kB",
             refund.raw.as_bytes().len(),
-            peak_rss_kb()
+            test_support::peak_rss_kb()
         );
         drop(refund);
 
         for provider in Provider::ALL {
-            let cap = *BODY_CAP.get(provider);
+            let cap = provider.default_answer_limits().max_body_bytes;
             seed(&sb, provider, "ORD-BIG-BODY");
             handle(&sb, provider).inject(Fault::OversizedBody(BODY_BYTES), Match::Any.once());
             let request = request(provider, "ORD-BIG-BODY", "RF-BIG-BODY-1");
@@ -149,7 +121,7 @@ fn oversized_answers_keep_memory_bounded() {
             );
             eprintln!(
                 "{provider}: 200 MB body refused ({err}); VmHWM {} kB",
-                peak_rss_kb()
+                test_support::peak_rss_kb()
             );
         }
 
@@ -171,7 +143,7 @@ fn oversized_answers_keep_memory_bounded() {
             );
             eprintln!(
                 "{provider}: 1 MiB header refused ({err}); VmHWM {} kB",
-                peak_rss_kb()
+                test_support::peak_rss_kb()
             );
         }
 
@@ -179,7 +151,7 @@ fn oversized_answers_keep_memory_bounded() {
     });
     drop(runtime);
 
-    let after = peak_rss_kb();
+    let after = test_support::peak_rss_kb();
     let growth = after.saturating_sub(before);
     eprintln!("VmHWM before {before} kB, after {after} kB, growth {growth} kB");
     assert!(

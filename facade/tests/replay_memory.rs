@@ -25,19 +25,9 @@ const MAX_GROWTH_KB: u64 = 64 * 1024;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The process's peak resident set size so far (`VmHWM`), in kB.
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
-}
-
 #[test]
 fn many_refunds_on_one_large_order_keep_the_replay_memory_bounded() {
-    let before = peak_rss_kb();
+    let before = test_support::peak_rss_kb();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -80,7 +70,7 @@ fn many_refunds_on_one_large_order_keep_the_replay_memory_bounded() {
         eprintln!(
             "{REFUNDS} refunds; largest answer read {largest} bytes; {refused} answers past the \
              cap (from refund {first_refused:?}); VmHWM {} kB",
-            peak_rss_kb()
+            test_support::peak_rss_kb()
         );
         assert!(
             largest > 256 * 1024,
@@ -120,7 +110,7 @@ fn many_refunds_on_one_large_order_keep_the_replay_memory_bounded() {
     });
     drop(runtime);
 
-    let after = peak_rss_kb();
+    let after = test_support::peak_rss_kb();
     let growth = after.saturating_sub(before);
     eprintln!("VmHWM before {before} kB, after {after} kB, growth {growth} kB");
     assert!(

@@ -615,3 +615,15 @@ pub mod documented {
         answer.take(request.provider)(request, text)
     }
 }
+
+/// The process's peak resident set size so far (`VmHWM` in `/proc/self/status`), in kB: for the
+/// memory tests, each alone in its test binary (the mark belongs to the whole process and only
+/// ever grows).
+pub fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}

@@ -117,6 +117,23 @@ macro_rules! rooms {
         }
 
         impl Provider {
+            /// The caps on the provider's answers that its config starts with
+            /// ([`crate::AnswerLimits::DEFAULT`], or larger where the provider's answer is
+            /// larger, as Moyasar's whole order). A provider whose cargo feature is off has
+            /// [`crate::AnswerLimits::DEFAULT`].
+            pub fn default_answer_limits(self) -> crate::AnswerLimits {
+                match self {
+                    $(
+                        #[cfg(feature = $name)]
+                        Provider::$variant => {
+                            <$room::$client as room::Room>::DEFAULT_ANSWER_LIMITS
+                        }
+                        #[cfg(not(feature = $name))]
+                        Provider::$variant => crate::AnswerLimits::DEFAULT,
+                    )*
+                }
+            }
+
             /// The provider's refund features and limits: the limits come from its spec (the
             /// generated `constraints` of its crate), the features from its documentation. A
             /// provider whose cargo feature is off has [`crate::Capabilities::NOT_COMPILED`].

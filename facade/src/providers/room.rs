@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::SystemTime;
 
-use crate::answer::Answer;
+use crate::answer::{Answer, AnswerLimits};
 use crate::capabilities::Capabilities;
 use crate::error::RefundError;
 use crate::lookup::{Lookup, Notification};
@@ -58,6 +58,9 @@ pub(crate) trait Room: Sized + Send + Sync + 'static {
 
     /// The refund operation the room sends, in the provider's normalized spec.
     const REFUND_OPERATION: SpecOperation;
+
+    /// The caps on the provider's answers unless its config sets others.
+    const DEFAULT_ANSWER_LIMITS: AnswerLimits = AnswerLimits::DEFAULT;
 
     /// Reads a notification the provider POSTed to us ([`Notification::read`]). By default
     /// none: most providers document no notifications.

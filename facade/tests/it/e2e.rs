@@ -760,8 +760,7 @@ async fn gateway_timeout_after_commit(provider: Provider) {
 async fn oversized_answers(provider: Provider) {
     let env = Env::start().await;
     for (n, fault) in [
-        // Past every provider's default cap (Moyasar's, the largest, is 4 MiB).
-        Fault::OversizedBody(8 * 1024 * 1024),
+        Fault::OversizedBody(2 * provider.default_answer_limits().max_body_bytes),
         Fault::OversizedHeaders(128 * 1024),
     ]
     .into_iter()

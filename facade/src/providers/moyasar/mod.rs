@@ -126,6 +126,7 @@ impl Room for Moyasar {
         method: operation::METHOD,
         path: operation::PATH,
     };
+    const DEFAULT_ANSWER_LIMITS: AnswerLimits = MoyasarConfig::DEFAULT_ANSWER_LIMITS;
     type Config = MoyasarConfig;
 
     fn config_from_lookup(
