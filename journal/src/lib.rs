@@ -346,13 +346,17 @@
 //!
 //! A unique index over (`provider`, `order_id`) of the AfterPay rows in flight or unknown (not
 //! exempt) is the per-order lease; [`Journal::order_entries`] and
-//! [`Journal::failed_after_applied`] have indexes of their own.
+//! [`Journal::failed_after_applied`] have indexes of their own. On SQLite (migration 4) the
+//! lease's index holds every row in flight or unknown (only an AfterPay row not exempt counts
+//! against the lease), and is what [`Journal::unresolved`] reads: every index a refund's
+//! writes change is one a query reads, since each changed index is one more page written and
+//! synced per commit.
 //!
 //! `refund_journal_events`: the audit trail, insert-only.
 //!
 //! | column | type | meaning |
 //! |---|---|---|
-//! | `id` | bigint identity | order of events |
+//! | `id` | bigint identity | order of events (SQLite: the rowid, one more than the highest) |
 //! | `provider`, `merchant_reference` | text | the entry |
 //! | `at_ms` | bigint | when |
 //! | `kind` | text | `intent`, `answer`, `lease_expired`, `reconcile`, `manual`, `status`, `read`, `failed_after_applied` ([`EventKind`]) |

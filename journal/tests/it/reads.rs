@@ -1026,3 +1026,130 @@ pub async fn migration_3_brings_earlier_rows_under_the_order_lease(backend: Back
     );
     db.cleanup().await;
 }
+
+/// Migration 4 (on SQLite: one index for the per-order lease and the unresolved rows, event ids
+/// without `AUTOINCREMENT`; on PostgreSQL: nothing) over rows version 3 wrote: the per-order
+/// lease refuses what it refused (a second AfterPay refund on an order held, not one kept
+/// exempt, not another provider's), the unresolved rows are listed (every provider's, lease
+/// lapsed or outcome unknown, oldest first), and the history keeps its ids, new ids following
+/// them.
+pub async fn migration_4_keeps_the_order_lease_the_listing_and_the_history(backend: Backend) {
+    let db = TestDb::new(backend);
+    db.migrate_to(3).await;
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let row = |provider: Provider, reference: &str, state: &str, exempt: bool, created: i64| {
+        let req = request(provider, "ORD-L", "10.00", reference);
+        format!(
+            "INSERT INTO refund_journal_entries (provider, merchant_reference, fingerprint, \
+             request, currency, state, attempts, ambiguous, lease_owner, lease_expires_at_ms, \
+             already_applied, wire_ms, created_at_ms, updated_at_ms, version, order_id, \
+             order_lease_exempt) VALUES ({provider}, {reference}, {fingerprint}, {request}, \
+             {currency}, '{state}', 1, FALSE, {owner}, {lease}, FALSE, 0, {created}, \
+             {created}, 1, 'ORD-L', {exempt}); \
+             INSERT INTO refund_journal_events (provider, merchant_reference, at_ms, kind) \
+             VALUES ({provider}, {reference}, {created}, 'intent'); ",
+            provider = quote(provider.as_str()),
+            reference = quote(reference),
+            fingerprint = quote(&refunds_journal::fingerprint(&req)),
+            request = quote(&refunds_journal::canonical_json(&req)),
+            currency = quote(req.amount.currency().code()),
+            owner = if state == "in_flight" {
+                "'old/1'"
+            } else {
+                "NULL"
+            },
+            // Lapsed long ago.
+            lease = if state == "in_flight" { "1" } else { "NULL" },
+            exempt = if exempt { "TRUE" } else { "FALSE" },
+        )
+    };
+    let mut sql = String::new();
+    sql.push_str(&row(Provider::AfterPay, "RF-L-1", "unknown", false, 1_000));
+    sql.push_str(&row(Provider::AfterPay, "RF-L-2", "unknown", true, 2_000));
+    sql.push_str(&row(Provider::Moyasar, "RF-L-3", "in_flight", false, 3_000));
+    sql.push_str(&row(Provider::Moyasar, "RF-L-4", "unknown", false, 4_000));
+    sql.push_str(&row(
+        Provider::AfterPay,
+        "RF-L-5",
+        "not_applied",
+        false,
+        500,
+    ));
+    db.execute(&sql).await;
+
+    let journal = db.journal().await;
+    let unresolved: Vec<String> = journal
+        .unresolved()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.merchant_reference.as_str().to_owned())
+        .collect();
+    assert_eq!(unresolved, ["RF-L-1", "RF-L-2", "RF-L-3", "RF-L-4"]);
+
+    // The lease holds: a second AfterPay refund unresolved on the order is refused, by the
+    // journal (naming the holder) and by the database.
+    let env = Env::start().await;
+    env.seed(Provider::AfterPay, "ORD-L");
+    let new = request(Provider::AfterPay, "ORD-L", "1.00", "RF-L-6");
+    let error = journal.refund(&env.refunds(), &new).await.unwrap_err();
+    assert!(
+        matches!(&error, JournalError::OrderBusy { holder: Some(holder), .. } if holder.as_str() == "RF-L-1"),
+        "{error:?}"
+    );
+    assert!(
+        db.try_execute(&row(
+            Provider::AfterPay,
+            "RF-L-7",
+            "in_flight",
+            false,
+            5_000
+        ))
+        .await
+        .is_err(),
+        "a second AfterPay refund under the lease"
+    );
+    // Not a row kept exempt, nor another provider's.
+    db.execute(&row(Provider::AfterPay, "RF-L-8", "unknown", true, 6_000))
+        .await;
+    db.execute(&row(Provider::Moyasar, "RF-L-9", "in_flight", false, 7_000))
+        .await;
+    // Once the holder settles, the order is free.
+    journal
+        .resolve_manually(
+            Provider::AfterPay,
+            &reference("RF-L-1"),
+            Outcome::NotApplied,
+            "ops",
+        )
+        .await
+        .unwrap();
+    db.execute(&row(
+        Provider::AfterPay,
+        "RF-L-10",
+        "in_flight",
+        false,
+        8_000,
+    ))
+    .await;
+
+    // The history kept its ids (1 to 5, one intent per row, in the order written); new ids
+    // follow the highest given.
+    let history = journal
+        .history(Provider::AfterPay, &reference("RF-L-1"))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0].id, 1);
+    assert!(
+        history[1].id > 7,
+        "after the intents of RF-L-8 and RF-L-9: {history:?}"
+    );
+    let history = journal
+        .history(Provider::AfterPay, &reference("RF-L-5"))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id, 5);
+    db.cleanup().await;
+}
