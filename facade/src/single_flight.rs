@@ -581,15 +581,12 @@ mod tests {
     use crate::model::RefundStatus;
     use crate::money::Money;
 
+    /// A request of 1.00 EUR: the flights neither validate nor send it.
     fn request(provider: Provider, reference: &str) -> Arc<RefundRequest> {
-        let currency = match provider {
-            Provider::Moyasar => "SAR",
-            Provider::Optty | Provider::AfterPay | Provider::OpenApp => "EUR",
-        };
         Arc::new(RefundRequest::new(
             provider,
             "ORD-1",
-            Money::parse("1.00", currency).unwrap(),
+            Money::parse("1.00", "EUR").unwrap(),
             MerchantReference::new(reference).unwrap(),
         ))
     }

@@ -71,8 +71,8 @@ use crate::response::{json, json_bytes};
 use crate::room::{EnvVar, Room, SentRefund};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
-    self, Drawn, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, draw_fault,
-    run_read, run_refund,
+    self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface,
+    draw_fault, run_read, run_refund,
 };
 use crate::shared::{RoomBook, Shared};
 use crate::state::{Order, OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
@@ -338,7 +338,7 @@ pub(crate) async fn start(
         .get(GET_REFUNDS_ROUTE, get_refunds, state);
     let surface = Surface {
         routes,
-        duplicate_key: "transactionReference",
+        duplicate_key: DuplicateKey::BodyField("transactionReference"),
         reject: Arc::new(|r, method, uri| {
             let (code, field) = match r {
                 Rejection::NotFound => ("NotFound", None),

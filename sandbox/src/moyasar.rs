@@ -59,8 +59,8 @@ use crate::response::json;
 use crate::room::{EnvVar, Room, SentRefund};
 use crate::schema::{self, Problem, RequestSchema};
 use crate::server::{
-    self, Drawn, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit, detached,
-    draw_fault, run_read,
+    self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit,
+    detached, draw_fault, run_read,
 };
 use crate::shared::{AdminError, RoomBook, Shared};
 use crate::state::{
@@ -379,7 +379,7 @@ pub(crate) async fn start(
         .get(READ_ROUTE, retrieve_order, Arc::clone(&state));
     let surface = Surface {
         routes,
-        duplicate_key: "transaction_id",
+        duplicate_key: DuplicateKey::BodyField("transaction_id"),
         reject: Arc::new(|r, method, uri| message(r.status(), &r.message(method, uri))),
         admin: None,
     };

@@ -83,8 +83,8 @@ use crate::response::{json, json_bytes};
 use crate::room::{EnvVar, Room, SentRefund};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
-    self, Drawn, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface, draw_fault,
-    run_refund,
+    self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface,
+    draw_fault, run_refund,
 };
 use crate::shared::{RoomBook, Shared};
 use crate::state::{OrderSeed, RecordedRefund, RefundStatus, Units, lock, now_rfc3339};
@@ -608,7 +608,7 @@ pub(crate) async fn start(
     let signer = Arc::clone(&state);
     let surface = Surface {
         routes,
-        duplicate_key: "caseId",
+        duplicate_key: DuplicateKey::BodyField("caseId"),
         // Named like the documented exceptions, and signed like every answer.
         reject: Arc::new(move |r, method, uri| {
             let name = match r {

@@ -101,8 +101,8 @@ use crate::response::{json, json_bytes};
 use crate::room::{EnvVar, Room, SentRefund, json_text};
 use crate::schema::{Problem, RequestSchema, Violation, either};
 use crate::server::{
-    self, Drawn, Listen, MediaType, ProviderHandle, Routes, Surface, draw_fault, run_read,
-    run_refund,
+    self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Routes, Surface, draw_fault,
+    run_read, run_refund,
 };
 use crate::shared::{AdminError, RoomBook, Shared};
 use crate::state::{
@@ -577,7 +577,7 @@ pub(crate) async fn start(
         .post(DETAILS_ROUTE, MediaType::Json, details, Arc::clone(&state));
     let surface = Surface {
         routes,
-        duplicate_key: "refundReference",
+        duplicate_key: DuplicateKey::BodyField("refundReference"),
         // NestJS answers an unknown route `{"statusCode":404,"message":"Cannot
         // POST /x","error":"Not Found"}`; the other router-level answers take
         // the same shape with their status' reason phrase.

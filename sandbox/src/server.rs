@@ -438,20 +438,45 @@ pub(crate) type Reject = Arc<dyn Fn(&Rejection, &Method, &Uri) -> Response + Sen
 /// What a provider hands to [`serve`].
 pub(crate) struct Surface {
     pub routes: Routes,
-    /// The top-level JSON field of a refund body that holds the duplicate
-    /// key, for the request log.
-    pub duplicate_key: &'static str,
+    /// Where a refund request carries the duplicate key, for the request log.
+    pub duplicate_key: DuplicateKey,
     pub reject: Reject,
     /// Admin routes of the provider's own, under `/__admin` beside the shared ones (Optty's
     /// notifications), answered like them: no auth, not counted, errors as `AdminError`.
     pub admin: Option<Router>,
 }
 
+/// Where a provider's refund request carries its duplicate key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DuplicateKey {
+    /// A top-level string field of the JSON body (`transactionReference`).
+    BodyField(&'static str),
+    /// A request header (`Idempotency-Key`, as Stripe-like APIs send it).
+    #[allow(
+        dead_code,
+        reason = "no provider of today sends its key as a header; a new one may"
+    )]
+    Header(&'static str),
+}
+
+impl DuplicateKey {
+    /// The key of a request with `headers` and JSON `body`, if it carries one.
+    fn of(self, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+        match self {
+            DuplicateKey::BodyField(field) => body_field(body, field),
+            DuplicateKey::Header(name) => headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+}
+
 /// What the edge middleware needs.
 struct Edge {
     shared: Arc<Shared>,
     table: Vec<RouteSpec>,
-    duplicate_key: &'static str,
+    duplicate_key: DuplicateKey,
     reject: Reject,
     max_body: usize,
 }
@@ -663,7 +688,7 @@ async fn edge_layer(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> 
             Err(rejection) => reject(rejection),
             Ok(bytes) => {
                 if media == Some(MediaType::Json) {
-                    log.duplicate_key = duplicate_key(&bytes, edge.duplicate_key);
+                    log.duplicate_key = edge.duplicate_key.of(&parts.headers, &bytes);
                 }
                 let req = Request::from_parts(parts, Body::from(bytes));
                 fired.scope(next.run(req)).await
@@ -725,7 +750,7 @@ async fn check_and_read(
 }
 
 /// The string at `field` of a JSON object body.
-fn duplicate_key(body: &[u8], field: &str) -> Option<String> {
+fn body_field(body: &[u8], field: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Any(serde_json::Map<String, serde_json::Value>);
     let Any(obj) = serde_json::from_slice(body).ok()?;
@@ -862,5 +887,30 @@ pub(crate) fn after_commit(
         | Fault::NonJson502
         | Fault::UnsignedAnswer
         | Fault::WrongSignature => res,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_duplicate_key_is_read_where_the_provider_sends_it() {
+        let mut headers = HeaderMap::new();
+        headers.insert("idempotency-key", HeaderValue::from_static("RF-HEADER"));
+        let body = br#"{"refundReference":"RF-BODY","amount":1}"#;
+        assert_eq!(
+            DuplicateKey::BodyField("refundReference").of(&headers, body),
+            Some("RF-BODY".to_owned())
+        );
+        assert_eq!(
+            DuplicateKey::Header("Idempotency-Key").of(&headers, body),
+            Some("RF-HEADER".to_owned())
+        );
+        assert_eq!(DuplicateKey::BodyField("caseId").of(&headers, body), None);
+        assert_eq!(
+            DuplicateKey::Header("Idempotency-Key").of(&HeaderMap::new(), body),
+            None
+        );
     }
 }
