@@ -68,7 +68,7 @@ use uuid::Uuid;
 
 use crate::fault::{Operation, answer_unaltered};
 use crate::response::{json, json_bytes};
-use crate::room::{EnvVar, Room, SentRefund};
+use crate::room::{EnvVar, Room, SentRefund, SpecRoute};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
     self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface,
@@ -197,10 +197,17 @@ impl Room for AfterPayServer {
         REFUND_PATH
     }
 
-    fn read_routes(&self) -> &'static [&'static str] {
+    fn read_routes(&self) -> &'static [SpecRoute] {
+        use afterpay_api::operations::{get_order, get_refunds};
         &[
-            "GET /api/v3/orders/{orderNumber}",
-            "GET /api/v3/orders/{orderNumber}/refunds/{refundNumber}",
+            SpecRoute {
+                method: get_order::METHOD,
+                path: get_order::PATH,
+            },
+            SpecRoute {
+                method: get_refunds::METHOD,
+                path: get_refunds::PATH,
+            },
         ]
     }
 

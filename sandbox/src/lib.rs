@@ -163,7 +163,7 @@ use std::time::Duration;
 
 pub use admin::{AdminError, AdminErrorKind, LedgerEntry, LedgerFilter, LoggedRequest};
 pub use fault::{Fault, FaultHandle, FaultRule, Match, Operation, Trigger};
-pub use room::{EnvVar, Room, SentRefund};
+pub use room::{EnvVar, Room, SentRefund, SpecRoute};
 pub use server::ProviderHandle;
 pub use state::{OrderSeed, OrderState, RecordedRefund, RefundStatus, SeedError};
 // Their public paths from before the rooms kept them.

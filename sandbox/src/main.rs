@@ -140,7 +140,11 @@ fn machine_config(config: &SandboxConfig, seeded: &Seeded) -> Value {
                 "admin_url": format!("{}/__admin", handle.base_url()),
                 "port": handle.addr().port(),
                 "refund_path": room.refund_path(),
-                "read_routes": room.read_routes(),
+                "read_routes": room
+                    .read_routes()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
                 "credentials": room.credentials(),
                 "orders": orders,
             }),

@@ -56,7 +56,7 @@ use uuid::Uuid;
 
 use crate::fault::{Fault, Operation, answer_unaltered};
 use crate::response::json;
-use crate::room::{EnvVar, Room, SentRefund};
+use crate::room::{EnvVar, Room, SentRefund, SpecRoute};
 use crate::schema::{self, Problem, RequestSchema};
 use crate::server::{
     self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Routes, Surface, after_commit,
@@ -241,8 +241,12 @@ impl Room for MoyasarServer {
         REFUND_PATH
     }
 
-    fn read_routes(&self) -> &'static [&'static str] {
-        &["GET /v1/orders/{id}"]
+    fn read_routes(&self) -> &'static [SpecRoute] {
+        use moyasar_api::operations::retrieve_order;
+        &[SpecRoute {
+            method: retrieve_order::METHOD,
+            path: retrieve_order::PATH,
+        }]
     }
 
     fn credentials(&self) -> serde_json::Value {

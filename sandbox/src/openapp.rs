@@ -80,7 +80,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fault::{Fault, Operation};
 use crate::response::{json, json_bytes};
-use crate::room::{EnvVar, Room, SentRefund};
+use crate::room::{EnvVar, Room, SentRefund, SpecRoute};
 use crate::schema::{Problem, RequestSchema, Violation, a_type_of};
 use crate::server::{
     self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Rejection, Routes, Surface,
@@ -452,7 +452,7 @@ impl Room for OpenAppServer {
     }
 
     /// None: OpenApp publishes no read (see the module's "No read route").
-    fn read_routes(&self) -> &'static [&'static str] {
+    fn read_routes(&self) -> &'static [SpecRoute] {
         &[]
     }
 

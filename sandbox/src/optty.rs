@@ -98,7 +98,7 @@ use tokio::sync::mpsc;
 use crate::admin::{self, body_json, member, object, only_fields, whole};
 use crate::fault::{Operation, answer_unaltered};
 use crate::response::{json, json_bytes};
-use crate::room::{EnvVar, Room, SentRefund, json_text};
+use crate::room::{EnvVar, Room, SentRefund, SpecRoute, json_text};
 use crate::schema::{Problem, RequestSchema, Violation, either};
 use crate::server::{
     self, Drawn, DuplicateKey, Listen, MediaType, ProviderHandle, Routes, Surface, draw_fault,
@@ -400,8 +400,12 @@ impl Room for OpttyServer {
         REFUND_PATH
     }
 
-    fn read_routes(&self) -> &'static [&'static str] {
-        &["POST /orders/{merchantReference}/details"]
+    fn read_routes(&self) -> &'static [SpecRoute] {
+        use optty_api::operations::get_transaction_details as details;
+        &[SpecRoute {
+            method: details::METHOD,
+            path: details::PATH,
+        }]
     }
 
     fn credentials(&self) -> serde_json::Value {

@@ -32,10 +32,10 @@ pub trait Room: Any + Debug + Send + Sync {
     /// (`/orders/{orderReference}/refund`).
     fn refund_path(&self) -> &'static str;
 
-    /// The read routes, as `METHOD path` with the path parameters named as in the provider's
-    /// spec (`POST /orders/{merchantReference}/details`); none for a provider that publishes no
-    /// read (OpenApp).
-    fn read_routes(&self) -> &'static [&'static str];
+    /// The read routes, from the generated crate's `operations` (the path parameters named as
+    /// in the provider's spec: `POST /orders/{merchantReference}/details`); none for a provider
+    /// that publishes no read (OpenApp).
+    fn read_routes(&self) -> &'static [SpecRoute];
 
     /// The demo credentials ([`crate::credentials`]) and where they are used, as JSON: what
     /// `sandbox --print-config json` shows under `credentials`.
@@ -75,6 +75,23 @@ pub trait Room: Any + Debug + Send + Sync {
     /// reference itself, or for Moyasar, whose key is a UUID, one derived from it.
     fn example_key(&self, reference: &str) -> String {
         reference.to_owned()
+    }
+}
+
+/// An operation of a provider's spec: its method and path template, as the provider's generated
+/// crate names them (`<provider>_api::operations::<operation>::{METHOD, PATH}`). Shown as
+/// `METHOD path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecRoute {
+    /// The HTTP method, upper case.
+    pub method: &'static str,
+    /// The path template, its parameters named as in the spec.
+    pub path: &'static str,
+}
+
+impl std::fmt::Display for SpecRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
     }
 }
 

@@ -895,31 +895,38 @@ async fn a_slow_webhook_never_holds_up_a_refund_or_a_settlement() {
     assert_eq!(view["url"], url.as_str());
 }
 
+/// Every read route a room names (from its generated crate's operations) is one its server
+/// serves: a request without credentials is refused as unauthorized, not as an unknown route
+/// or a wrong method.
 #[tokio::test]
-async fn each_room_names_its_read_routes_as_its_spec_does() {
-    use afterpay_api::operations::{get_order, get_refunds};
-    use moyasar_api::operations::retrieve_order;
-    use optty_api::operations::get_transaction_details;
-
-    let route = |method: &str, path: &str| format!("{method} {path}");
+async fn each_room_serves_the_read_routes_it_names() {
     let sb = start().await;
-    let routes: Vec<Vec<String>> = sb
-        .rooms()
-        .map(|room| room.read_routes().iter().map(|r| (*r).to_owned()).collect())
-        .collect();
-    assert_eq!(
-        routes,
-        [
-            vec![route(
-                get_transaction_details::METHOD,
-                get_transaction_details::PATH
-            )],
-            vec![
-                route(get_order::METHOD, get_order::PATH),
-                route(get_refunds::METHOD, get_refunds::PATH),
-            ],
-            vec![route(retrieve_order::METHOD, retrieve_order::PATH)],
-            Vec::new(),
-        ]
-    );
+    let c = client();
+    let mut named = 0;
+    for room in sb.rooms() {
+        for route in room.read_routes() {
+            // Each `{parameter}` filled with a value of its own.
+            let path: String = route
+                .path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "X-1"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let method = reqwest::Method::from_bytes(route.method.as_bytes()).unwrap();
+            let res = c
+                .request(method, format!("{}{path}", room.handle().base_url()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 401, "{route} on {}", room.title());
+            named += 1;
+        }
+    }
+    assert!(named >= 4, "only {named} read routes named");
 }
