@@ -230,6 +230,17 @@ macro_rules! providers {
                 all
             }
 
+            /// The spec the server of the provider named `provider` serves (its settings'
+            /// `spec`: by default its generated crate's `NORMALIZED_OPENAPI`).
+            pub fn spec(&self, provider: &str) -> Option<&str> {
+                $(
+                    if provider == stringify!($name) {
+                        return Some(&self.$name.spec);
+                    }
+                )+
+                None
+            }
+
             /// The port the settings of the provider named `provider` fix, if any.
             fn port_setting(&self, provider: &str) -> Option<u16> {
                 $(

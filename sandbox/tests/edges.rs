@@ -61,44 +61,54 @@ async fn answer(p: &str, method: &Method, path: &str, res: Response) -> (u16, Va
     (status, json, allow)
 }
 
-/// The provider's error message, wherever its shape keeps it.
+/// The provider's error message, wherever its shape keeps it: the first string under a
+/// `message` key (AfterPay's ResponseMessage array, an object's own or nested one).
 fn message(body: &Value) -> String {
-    // AfterPay answers a ResponseMessage array; the others an object with `message`.
-    let m = if body.is_array() {
-        &body[0]["message"]
-    } else {
-        &body["message"]
-    };
-    m.as_str().unwrap_or_default().to_owned()
+    fn find(value: &Value) -> Option<&str> {
+        match value {
+            Value::Object(object) => object
+                .get("message")
+                .and_then(Value::as_str)
+                .or_else(|| object.values().find_map(find)),
+            Value::Array(items) => items.iter().find_map(find),
+            _ => None,
+        }
+    }
+    find(body).unwrap_or_default().to_owned()
 }
 
-/// Checks `body` is the provider's own error shape for `status`.
-fn assert_shape(p: &str, status: u16, body: &Value) {
-    match p {
-        "optty" => {
-            assert_eq!(body["statusCode"], status, "{body}");
-            assert!(body["error"].is_string(), "{body}");
-            assert!(body["message"].is_string(), "{body}");
-        }
-        "afterpay" => {
-            let messages = body.as_array().unwrap();
-            assert_eq!(messages.len(), 1, "{body}");
-            assert_eq!(messages[0]["type"], "TechnicalError", "{body}");
-            assert!(messages[0]["code"].is_string(), "{body}");
-        }
-        "moyasar" => {
-            assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
-            assert!(body["message"].is_string(), "{body}");
-        }
-        "openapp" => {
-            assert!(
-                body["exception"].as_str().unwrap().ends_with("Exception"),
-                "{body}"
-            );
-            assert!(body["message"].is_string(), "{body}");
-        }
-        other => panic!("no error shape is known for {other}: add it here"),
-    }
+/// Checks `body` is the provider's own error shape: the body its refund operation documents for
+/// a 400, in the spec its server serves (JSON Schema draft 4, as the sandbox reads requests).
+fn assert_shape(sb: &Sandbox, p: &str, body: &Value) {
+    let spec = SandboxConfig::default()
+        .spec(p)
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{p} is not one of the sandbox's providers"));
+    let mut document: Value = serde_json::from_str(&spec).unwrap();
+    let refund_path = sb.room(p).unwrap().refund_path();
+    let operation = document["paths"][refund_path]
+        .as_object()
+        .and_then(|item| item.values().find(|op| op["responses"].is_object()))
+        .unwrap_or_else(|| panic!("{p}: {refund_path} is not in its spec"))
+        .clone();
+    let schema = operation["responses"]["400"]["content"]["application/json"]["schema"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{p}: the refund operation documents no 400 body"))
+        .clone();
+    document.as_object_mut().unwrap().extend(schema);
+    let validator = jsonschema::draft4::new(&document).unwrap();
+    // The shape says something: not every JSON value is one (OpenApp's documents no required
+    // field, so its object type is what holds there).
+    assert!(
+        !validator.is_valid(&serde_json::json!("not an error body")),
+        "{p}: its documented error shape accepts anything"
+    );
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{p}: {body} is not its error shape: {errors:?}"
+    );
+    assert!(!message(body).is_empty(), "{p}: no message in {body}");
 }
 
 async fn send(
@@ -134,7 +144,7 @@ async fn unknown_routes_answer_404_in_the_providers_shape() {
         ] {
             let (status, body, _) = send(&sb, p, method.clone(), path, None, Vec::new()).await;
             assert_eq!(status, 404, "{p} {method} {path}: {body}");
-            assert_shape(p, 404, &body);
+            assert_shape(&sb, p, &body);
             assert!(message(&body).contains(path), "{p}: {body}");
         }
         assert_eq!(provider(&sb, p).requests_received(), 4, "{p}");
@@ -156,7 +166,7 @@ async fn wrong_methods_answer_405_with_allow_in_the_providers_shape() {
             let (status, body, allow) = send(&sb, p, method.clone(), &path, None, Vec::new()).await;
             assert_eq!(status, 405, "{p} {method}: {body}");
             assert_eq!(allow, "POST", "{p}");
-            assert_shape(p, 405, &body);
+            assert_shape(&sb, p, &body);
         }
     }
     // Optty's token route too.
@@ -186,7 +196,7 @@ async fn oversized_bodies_answer_413_in_the_providers_shape() {
         )
         .await;
         assert_eq!(status, 413, "{p}: {body}");
-        assert_shape(p, 413, &body);
+        assert_shape(&sb, p, &body);
         assert!(message(&body).contains("1024 bytes"), "{p}: {body}");
 
         // Chunked, without a length: refused once the limit is passed.
@@ -199,7 +209,7 @@ async fn oversized_bodies_answer_413_in_the_providers_shape() {
             "{p}: {head}"
         );
         let body: Value = serde_json::from_str(&body).unwrap_or_default();
-        assert_shape(p, 413, &body);
+        assert_shape(&sb, p, &body);
         assert_eq!(provider(&sb, p).refund_count(), 0, "{p}");
     }
     // A body at the limit is read (and then refused for what it says).
@@ -266,7 +276,7 @@ async fn wrong_content_types_answer_415_in_the_providers_shape() {
             )
             .await;
             assert_eq!(status, 415, "{p} {ct}: {body}");
-            assert_shape(p, 415, &body);
+            assert_shape(&sb, p, &body);
             assert!(message(&body).contains("application/json"), "{body}");
         }
         // Parameters and case do not matter.
