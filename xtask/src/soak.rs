@@ -1333,7 +1333,13 @@ pub mod settle {
                 };
                 let reference = MerchantReference::new(text.as_str())?;
                 let key = duplicate_key(provider, &reference);
-                let (disruption, read_fault, pending, settle_failed) = draw(&mut rng, provider);
+                let (mut disruption, read_fault, pending, settle_failed) = draw(&mut rng, provider);
+                // Each provider's first refund crashes its sender while the provider holds the
+                // request, whatever the seed draws: every provider's recovery from a crash is
+                // exercised, however many providers share the refunds.
+                if index < Provider::ALL.len() {
+                    disruption = Disruption::CrashAtProvider;
+                }
                 Ok(Trial {
                     index,
                     provider,
