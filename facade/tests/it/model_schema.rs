@@ -44,5 +44,6 @@ fn schema_names_the_required_request_fields() {
     for field in ["provider", "order_id", "amount", "merchant_reference"] {
         assert!(required.iter().any(|f| f == field), "{field} not required");
     }
-    crate::snapshots(|| insta::assert_snapshot!(schema_text()));
+    // The whole schema's diff is reviewed in `refund-model.schema.json` itself (kept current by
+    // `checked_in_schema_is_current`), not in a snapshot of the same text.
 }
