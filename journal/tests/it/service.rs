@@ -354,10 +354,14 @@ pub async fn a_lock_held_past_the_statement_limit_fails_the_call_and_names_the_d
     db.cleanup().await;
 }
 
-/// A free loopback port: bound, then let go, so that nothing listens there.
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+/// A loopback port where nothing listens, held for as long as the socket lives: bound but never
+/// listening, so a connection there is refused, and no other test (the statement-counting
+/// proxy, a sandbox) can be given the port meanwhile, as it could once a bound port is let go.
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 /// A PostgreSQL URL on a loopback port where nothing listens, with a password in it: `open`
@@ -366,7 +370,7 @@ async fn free_port() -> u16 {
 /// and the cause, and never the password (in its text, its JSON, its `Debug`). With a start-up
 /// limit below the acquire limit, start-up ends first, saying where it was.
 pub async fn postgres_that_is_not_there_fails_open_fast_and_says_so() {
-    let port = free_port().await;
+    let (_held, port) = refusing_port();
     let password = "pw-not-to-be-shown-9d1c";
     let url = format!("postgres://refunds:{password}@127.0.0.1:{port}/refunds");
 
