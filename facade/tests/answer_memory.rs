@@ -151,11 +151,5 @@ fn oversized_answers_keep_memory_bounded() {
     });
     drop(runtime);
 
-    let after = test_support::peak_rss_kb();
-    let growth = after.saturating_sub(before);
-    eprintln!("VmHWM before {before} kB, after {after} kB, growth {growth} kB");
-    assert!(
-        growth < MAX_GROWTH_KB,
-        "peak RSS grew by {growth} kB (from {before} to {after}), more than {MAX_GROWTH_KB} kB"
-    );
+    test_support::assert_peak_growth_below(before, MAX_GROWTH_KB);
 }

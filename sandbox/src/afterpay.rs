@@ -86,7 +86,7 @@ pub const API_KEY: &str = "sandbox-afterpay-key";
 pub const DEFAULT_CAPTURE_NUMBER: &str = "000000001";
 
 /// The refund route as Riverty's spec names it.
-pub const REFUND_PATH: &str = "/api/v3/orders/{orderNumber}/refunds";
+pub const REFUND_PATH: &str = afterpay_api::operations::refund_order::PATH;
 
 /// Get Order as the spec names it (`afterpay_api::operations::get_order::PATH`).
 pub const GET_ORDER_PATH: &str = afterpay_api::operations::get_order::PATH;

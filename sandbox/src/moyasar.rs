@@ -76,7 +76,7 @@ pub const SECRET_KEY: &str = "sk_test_sandbox_refunds";
 pub const KEY_WITHOUT_REFUND: &str = "sk_test_sandbox_read_only";
 
 /// The refund route as Moyasar's spec names it.
-pub const REFUND_PATH: &str = "/v1/orders/{id}/refund";
+pub const REFUND_PATH: &str = moyasar_api::operations::refund_order::PATH;
 
 /// The read route (Retrieve Order) as Moyasar's spec names it
 /// (`moyasar_api::operations::retrieve_order::PATH`).

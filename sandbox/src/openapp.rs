@@ -103,7 +103,7 @@ pub const API_SECRET: &str = "sandbox-openapp-secret-0f4b1c2d";
 pub const SANDBOX_MERCHANT: &str = "sandbox-merchant";
 
 /// The refund route.
-pub const REFUND_PATH: &str = "/merchant/v1/orders/refund";
+pub const REFUND_PATH: &str = openapp_api::operations::refund_order::PATH;
 
 /// The docs' example refund, of the demo order: what `sandbox sign` signs unless given a body.
 pub const DEMO_REFUND_BODY: &str = r#"{"oaOrderId":"OA12345678901234","shopOrderId":"WS1213ASDZXC231A","currency":"PLN","amount":1999,"reason":"RETURNED","caseId":"RET-123434","notes":"Returned without charger cables.","products":[{"id":"id123","refundedQuantity":1,"amount":1999}]}"#;

@@ -123,7 +123,7 @@ pub const BNPL_PROVIDER: &str = "KLARNA_AU";
 pub const SCOPE: &str = "api-user";
 
 /// The refund route as Optty's spec names it.
-pub const REFUND_PATH: &str = "/orders/{orderReference}/refund";
+pub const REFUND_PATH: &str = optty_api::operations::refunds_controller_refund_order::PATH;
 
 /// Transaction Details as Optty's spec names it
 /// (`optty_api::operations::get_transaction_details::PATH`).

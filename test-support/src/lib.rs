@@ -627,3 +627,15 @@ pub fn peak_rss_kb() -> u64 {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/self/status")
 }
+
+/// Panics unless the peak resident set size grew by less than `max_kb` since it was `before_kb`
+/// ([`peak_rss_kb`] read before the test started anything); prints both readings.
+pub fn assert_peak_growth_below(before_kb: u64, max_kb: u64) {
+    let after = peak_rss_kb();
+    let growth = after.saturating_sub(before_kb);
+    eprintln!("VmHWM before {before_kb} kB, after {after} kB, growth {growth} kB");
+    assert!(
+        growth < max_kb,
+        "peak RSS grew by {growth} kB (from {before_kb} to {after}), more than {max_kb} kB"
+    );
+}
