@@ -77,8 +77,8 @@ pub(crate) fn from_process_env(name: &str) -> Option<String> {
 }
 
 /// Checks that `url` can be a base URL: an `http` or `https` scheme, a host, no query or
-/// fragment. `setting` names it in the error.
-pub(crate) fn check_base_url(setting: &str, url: &str) -> Result<(), RefundError> {
+/// fragment; the URL parsed. `setting` names it in the error.
+pub(crate) fn check_base_url(setting: &str, url: &str) -> Result<url::Url, RefundError> {
     let parsed = url::Url::parse(url.trim()).map_err(|err| {
         RefundError::invalid_config(setting, format!("{url:?} is not a URL ({err})"))
     })?;
@@ -100,5 +100,5 @@ pub(crate) fn check_base_url(setting: &str, url: &str) -> Result<(), RefundError
             format!("{url:?} must not carry a query or fragment"),
         ));
     }
-    Ok(())
+    Ok(parsed)
 }

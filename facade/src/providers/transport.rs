@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use crate::answer::{Answer, AnswerLimits};
 use crate::error::{ErrorKind, Outcome, RefundError};
 use crate::provider::Provider;
+use crate::settings::check_base_url;
 
 #[allow(
     dead_code,
@@ -44,16 +45,32 @@ pub(crate) fn operation_path(template: &str, values: &[&str]) -> String {
     path
 }
 
-/// `base_url` + `path`, with a trailing slash on the base URL harmless.
-pub(crate) fn operation_url(base_url: &str, path: &str) -> String {
-    format!("{}{path}", base_url.trim_end_matches('/'))
+/// A provider's base URL (checked as [`check_base_url`] does), parsed once: each request's URL
+/// is a copy with the operation's path appended, so no request parses a whole URL again.
+#[derive(Debug, Clone)]
+pub(crate) struct BaseUrl(url::Url);
+
+impl BaseUrl {
+    /// `text` as a base URL; `setting` names it in the error.
+    pub(crate) fn new(setting: &str, text: &str) -> Result<BaseUrl, RefundError> {
+        check_base_url(setting, text).map(BaseUrl)
+    }
+
+    /// The base URL + `path` (an [`operation_path`], already encoded), with a trailing slash on
+    /// the base URL harmless.
+    pub(crate) fn join(&self, path: &str) -> url::Url {
+        let mut url = self.0.clone();
+        let joined = format!("{}{path}", self.0.path().trim_end_matches('/'));
+        url.set_path(&joined);
+        url
+    }
 }
 
 /// The request of a generated operation: its method (from the generated constant) to `url`.
 pub(crate) fn operation_request(
     http: &reqwest::Client,
     method: &str,
-    url: String,
+    url: url::Url,
 ) -> reqwest::RequestBuilder {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
     http.request(method, url)
@@ -131,8 +148,11 @@ pub(crate) async fn receive(
         .await
         .map_err(|err| transport_error(provider, err))?;
     let status = response.status().as_u16();
-    // The attempt's span (see `Refunds::refund`) carries the status of what came back.
-    tracing::Span::current().record("http_status", status);
+    // The attempt's span (see `Refunds::refund`) carries the status of what came back; with no
+    // subscriber for it, finding the current span would cost for nothing.
+    if tracing::level_enabled!(tracing::Level::INFO) {
+        tracing::Span::current().record("http_status", status);
+    }
     let too_large = |what: String| {
         RefundError::new(ErrorKind::Protocol)
             .with_provider(provider)
@@ -290,6 +310,25 @@ mod tests {
             "/v1/orders/..%5Cpayments%5Cx%3By%252e%3F%23%C3%A9/refund"
         );
         assert_eq!(operation_path("/token", &[]), "/token");
-        assert_eq!(operation_url("http://h:1/", "/token"), "http://h:1/token");
+    }
+
+    #[test]
+    fn base_urls_keep_their_path_and_take_the_operation_path_once_encoded() {
+        let join = |base: &str, path: &str| {
+            BaseUrl::new("base_url", base)
+                .expect("a base URL")
+                .join(path)
+                .to_string()
+        };
+        assert_eq!(join("http://h:1/", "/token"), "http://h:1/token");
+        assert_eq!(join("http://h:1", "/token"), "http://h:1/token");
+        assert_eq!(join("https://h/api/", "/v1/x"), "https://h/api/v1/x");
+        // Already encoded by `operation_path`: kept as it is, one segment.
+        let path = operation_path("/v1/orders/{id}/refund", &[r"..\a/b?c#d"]);
+        assert_eq!(
+            join("https://h/api", &path),
+            "https://h/api/v1/orders/..%5Ca%2Fb%3Fc%23d/refund"
+        );
+        assert!(BaseUrl::new("base_url", "https://h/?q=1").is_err());
     }
 }

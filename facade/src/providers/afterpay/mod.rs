@@ -13,7 +13,6 @@ use crate::providers::SpecOperation;
 use crate::providers::mapping::read_failed;
 use crate::providers::room::Room;
 use crate::providers::transport::receive;
-use crate::settings::check_base_url;
 use afterpay_api::operations::{get_order, refund_order as operation};
 use reqwest::header::{HeaderMap, HeaderName};
 use secrecy::ExposeSecret;
@@ -24,7 +23,7 @@ use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
 use crate::providers::afterpay::config::AfterPayConfig;
 use crate::providers::transport::{
-    http_client, operation_path, operation_request, operation_url, secret_header, send_json,
+    BaseUrl, http_client, operation_path, operation_request, secret_header, send_json,
 };
 
 const PROVIDER: Provider = Provider::AfterPay;
@@ -37,7 +36,7 @@ pub(crate) const DEDUPLICATES: bool = false;
 /// Refunds through AfterPay (Riverty).
 pub struct AfterPay {
     http: reqwest::Client,
-    base_url: String,
+    base_url: BaseUrl,
     limits: AnswerLimits,
 }
 
@@ -51,7 +50,7 @@ impl AfterPay {
         );
         Ok(AfterPay {
             http: http_client(config.timeout, headers)?,
-            base_url: config.base_url.clone(),
+            base_url: BaseUrl::new("afterpay.base_url", &config.base_url)?,
             limits: config.limits,
         })
     }
@@ -66,7 +65,7 @@ impl AfterPay {
     async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
         let path = operation_path(operation::PATH, &[&request.order_id]);
-        let url = operation_url(&self.base_url, &path);
+        let url = self.base_url.join(&path);
         let outgoing = operation_request(&self.http, operation::METHOD, url);
         let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
         transformers::refund_result(request, &answer)
@@ -80,7 +79,7 @@ impl AfterPay {
         known_refund_id: Option<&str>,
     ) -> Result<Lookup, RefundError> {
         let path = operation_path(get_order::PATH, &[&request.order_id]);
-        let url = operation_url(&self.base_url, &path);
+        let url = self.base_url.join(&path);
         let outgoing = operation_request(&self.http, get_order::METHOD, url);
         let answer = receive(PROVIDER, outgoing, self.limits)
             .await
@@ -105,7 +104,6 @@ impl Room for AfterPay {
     }
 
     fn connect(config: AfterPayConfig) -> Result<AfterPay, RefundError> {
-        check_base_url("afterpay.base_url", &config.base_url)?;
         AfterPay::new(&config)
     }
 

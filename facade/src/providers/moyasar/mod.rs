@@ -17,7 +17,6 @@ use crate::lookup::Lookup;
 use crate::providers::SpecOperation;
 use crate::providers::room::Room;
 use crate::reference::MerchantReference;
-use crate::settings::check_base_url;
 use moyasar_api::operations::{refund_order as operation, retrieve_order};
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
@@ -30,8 +29,7 @@ use crate::model::{Provider, Refund, RefundRequest};
 use crate::providers::mapping::read_failed;
 use crate::providers::moyasar::config::MoyasarConfig;
 use crate::providers::transport::{
-    http_client, operation_path, operation_request, operation_url, receive, secret_header,
-    send_json,
+    BaseUrl, http_client, operation_path, operation_request, receive, secret_header, send_json,
 };
 
 const PROVIDER: Provider = Provider::Moyasar;
@@ -67,7 +65,7 @@ impl MerchantReference {
 /// Refunds through Moyasar.
 pub struct Moyasar {
     http: reqwest::Client,
-    base_url: String,
+    base_url: BaseUrl,
     limits: AnswerLimits,
 }
 
@@ -81,7 +79,7 @@ impl Moyasar {
         );
         Ok(Moyasar {
             http: http_client(config.timeout, headers)?,
-            base_url: config.base_url.clone(),
+            base_url: BaseUrl::new("moyasar.base_url", &config.base_url)?,
             limits: config.limits,
         })
     }
@@ -96,7 +94,7 @@ impl Moyasar {
     async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
         let path = operation_path(operation::PATH, &[&request.order_id]);
-        let url = operation_url(&self.base_url, &path);
+        let url = self.base_url.join(&path);
         let outgoing = operation_request(&self.http, operation::METHOD, url);
         let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
         transformers::refund_result(request, &answer)
@@ -110,7 +108,7 @@ impl Moyasar {
         known_refund_id: Option<&str>,
     ) -> Result<Lookup, RefundError> {
         let path = operation_path(retrieve_order::PATH, &[&request.order_id]);
-        let url = operation_url(&self.base_url, &path);
+        let url = self.base_url.join(&path);
         let outgoing = operation_request(&self.http, retrieve_order::METHOD, url);
         let answer = receive(PROVIDER, outgoing, self.limits)
             .await
@@ -136,7 +134,6 @@ impl Room for Moyasar {
     }
 
     fn connect(config: MoyasarConfig) -> Result<Moyasar, RefundError> {
-        check_base_url("moyasar.base_url", &config.base_url)?;
         Moyasar::new(&config)
     }
 

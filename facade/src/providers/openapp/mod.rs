@@ -14,7 +14,6 @@ use crate::capabilities::Capabilities;
 use crate::lookup::Lookup;
 use crate::providers::SpecOperation;
 use crate::providers::room::Room;
-use crate::settings::check_base_url;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openapp_api::operations::refund_order as operation;
@@ -26,7 +25,7 @@ use crate::error::{ErrorKind, Outcome, RefundError};
 use crate::model::{Provider, Refund, RefundRequest};
 use crate::providers::openapp::config::OpenAppConfig;
 use crate::providers::transport::receive;
-use crate::providers::transport::{http_client, operation_request, operation_url};
+use crate::providers::transport::{BaseUrl, http_client, operation_request};
 
 pub use transformers::SIGNATURE_HEADER;
 
@@ -41,14 +40,15 @@ pub(crate) const DEDUPLICATES: bool = true;
 pub struct OpenApp {
     config: OpenAppConfig,
     http: reqwest::Client,
-    url: String,
+    /// The refund operation's URL, parsed once.
+    url: url::Url,
 }
 
 impl OpenApp {
     /// A client for `config`.
     pub fn new(config: OpenAppConfig) -> Result<OpenApp, RefundError> {
         let http = http_client(config.timeout, HeaderMap::new())?;
-        let url = operation_url(&config.base_url, operation::PATH);
+        let url = BaseUrl::new("openapp.base_url", &config.base_url)?.join(operation::PATH);
         Ok(OpenApp { config, http, url })
     }
 
@@ -110,7 +110,6 @@ impl Room for OpenApp {
     }
 
     fn connect(config: OpenAppConfig) -> Result<OpenApp, RefundError> {
-        check_base_url("openapp.base_url", &config.base_url)?;
         OpenApp::new(config)
     }
 

@@ -13,7 +13,6 @@ use crate::lookup::Lookup;
 use crate::providers::SpecOperation;
 use crate::providers::room::Room;
 use crate::reference::MerchantReference;
-use crate::settings::check_base_url;
 use std::time::{Duration, Instant, SystemTime};
 
 use optty_api::operations::{
@@ -29,7 +28,7 @@ use crate::providers::mapping::read_failed;
 use crate::providers::optty::config::OpttyConfig;
 use crate::providers::transport::receive;
 use crate::providers::transport::{
-    http_client, operation_path, operation_request, operation_url, secret_header, send_json,
+    BaseUrl, http_client, operation_path, operation_request, secret_header, send_json,
 };
 
 const PROVIDER: Provider = Provider::Optty;
@@ -53,6 +52,8 @@ struct Session {
 pub struct Optty {
     config: OpttyConfig,
     http: reqwest::Client,
+    base_url: BaseUrl,
+    auth_url: BaseUrl,
     session: Mutex<Option<Session>>,
 }
 
@@ -61,6 +62,8 @@ impl Optty {
     pub fn new(config: OpttyConfig) -> Result<Optty, RefundError> {
         Ok(Optty {
             http: http_client(config.timeout, HeaderMap::new())?,
+            base_url: BaseUrl::new("optty.base_url", &config.base_url)?,
+            auth_url: BaseUrl::new("optty.auth_url", &config.auth_url)?,
             config,
             session: Mutex::new(None),
         })
@@ -94,7 +97,7 @@ impl Optty {
         body: &optty_api::types::OrderRefundDto,
     ) -> Result<Refund, RefundError> {
         let path = operation_path(operation::PATH, &[&request.order_id]);
-        let url = operation_url(&self.config.base_url, &path);
+        let url = self.base_url.join(&path);
         let outgoing = operation_request(&self.http, operation::METHOD, url)
             .header(AUTHORIZATION, authorization);
         let answer = send_json(PROVIDER, outgoing, body, self.config.limits).await?;
@@ -113,7 +116,7 @@ impl Optty {
         let read = async |renew: bool| -> Result<Answer, RefundError> {
             let authorization = self.authorization(renew).await?;
             let path = operation_path(get_transaction_details::PATH, &[&request.order_id]);
-            let url = operation_url(&self.config.base_url, &path);
+            let url = self.base_url.join(&path);
             let outgoing = operation_request(&self.http, get_transaction_details::METHOD, url)
                 .header(AUTHORIZATION, authorization);
             receive(PROVIDER, outgoing, self.config.limits).await
@@ -146,7 +149,7 @@ impl Optty {
 
     async fn fetch_token(&self) -> Result<Session, RefundError> {
         let requested = Instant::now();
-        let url = operation_url(&self.config.auth_url, create_access_token::PATH);
+        let url = self.auth_url.join(create_access_token::PATH);
         let form = transformers::token_body(&self.config);
         let outgoing = operation_request(&self.http, create_access_token::METHOD, url).form(&form);
         let answer = receive(PROVIDER, outgoing, self.config.limits)
@@ -184,8 +187,6 @@ impl Room for Optty {
     }
 
     fn connect(config: OpttyConfig) -> Result<Optty, RefundError> {
-        check_base_url("optty.base_url", &config.base_url)?;
-        check_base_url("optty.auth_url", &config.auth_url)?;
         Optty::new(config)
     }
 
