@@ -1063,6 +1063,35 @@ async fn optty_token_close_to_expiry_is_renewed_before_use() {
     assert_eq!(optty.refund_count(), 2);
 }
 
+/// Scenario 6c: Refunds that start together on a client with no token yet share one token: one
+/// `POST /token`, then each refund once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optty_refunds_that_start_together_fetch_one_token() {
+    let env = Env::start().await;
+    env.seed(Provider::Optty, "ORD-TOGETHER");
+    let optty = env.sb.optty();
+    let requests: Vec<RefundRequest> = (0..4)
+        .map(|i| {
+            request(
+                Provider::Optty,
+                "ORD-TOGETHER",
+                "1.00",
+                &format!("RF-TOGETHER-{i}"),
+            )
+        })
+        .collect();
+
+    let before = optty.requests_received();
+    tokio::join!(
+        env.refund_ok(&requests[0]),
+        env.refund_ok(&requests[1]),
+        env.refund_ok(&requests[2]),
+        env.refund_ok(&requests[3]),
+    );
+    assert_eq!(optty.requests_received() - before, 1 + 4);
+    assert_eq!(optty.refund_count(), 4);
+}
+
 /// Optty reports `PENDING` refunds as such (settled later by its webhook).
 #[tokio::test]
 async fn optty_pending_refund_is_pending() {

@@ -20,7 +20,6 @@ use optty_api::operations::{
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Mutex;
 
 use crate::error::RefundError;
 use crate::model::{Provider, Refund, RefundRequest};
@@ -54,7 +53,10 @@ pub struct Optty {
     http: reqwest::Client,
     base_url: BaseUrl,
     auth_url: BaseUrl,
-    session: Mutex<Option<Session>>,
+    /// The token in use: read by every refund (a lock held only to copy the header out).
+    session: std::sync::RwLock<Option<Session>>,
+    /// Held while a token is fetched, so that calls which find none fetch one, not one each.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl Optty {
@@ -65,7 +67,8 @@ impl Optty {
             base_url: BaseUrl::new("optty.base_url", &config.base_url)?,
             auth_url: BaseUrl::new("optty.auth_url", &config.auth_url)?,
             config,
-            session: Mutex::new(None),
+            session: std::sync::RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -134,17 +137,37 @@ impl Optty {
         &self,
         renew: bool,
     ) -> Result<reqwest::header::HeaderValue, RefundError> {
-        let mut session = self.session.lock().await;
-        if let Some(current) = session.as_ref()
-            && !renew
-            && Instant::now() < current.renew_at
-        {
-            return Ok(current.authorization.clone());
+        if !renew && let Some(current) = self.current_token() {
+            return Ok(current);
+        }
+        let _fetching = self.fetching.lock().await;
+        // Fetched by the call this one waited for.
+        if !renew && let Some(current) = self.current_token() {
+            return Ok(current);
         }
         let fresh = self.fetch_token().await?;
         let authorization = fresh.authorization.clone();
-        *session = Some(fresh);
+        *self.session_mut() = Some(fresh);
         Ok(authorization)
+    }
+
+    /// The token in use, unless there is none or it is due for renewal.
+    fn current_token(&self) -> Option<reqwest::header::HeaderValue> {
+        // A panic elsewhere while holding the lock leaves a plain value behind: still usable.
+        let session = self
+            .session
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        session
+            .as_ref()
+            .filter(|current| Instant::now() < current.renew_at)
+            .map(|current| current.authorization.clone())
+    }
+
+    fn session_mut(&self) -> std::sync::RwLockWriteGuard<'_, Option<Session>> {
+        self.session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn fetch_token(&self) -> Result<Session, RefundError> {
@@ -167,7 +190,10 @@ impl Optty {
 
     /// Whether a token is cached (for tests and diagnostics; the token itself is never exposed).
     pub async fn has_token(&self) -> bool {
-        self.session.lock().await.is_some()
+        self.session
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
     }
 }
 
