@@ -249,7 +249,7 @@ criterion_group! {
 }
 criterion_group! {
     name = paired_ratio;
-    config = Criterion::default().with_measurement(Derived::time_ratio()).nresamples(20_000);
+    config = Criterion::default().with_measurement(Derived::time_ratio("x direct time")).nresamples(20_000);
     targets = paired
 }
 criterion_main!(wall_time, paired_ratio);

@@ -34,12 +34,20 @@
 //! Targets (`cargo xtask bench` prints them): SQLite sequential journal >= its floor; SQLite
 //! with 32 callers >= 4x its sequential throughput; PostgreSQL with 32 callers >= 3x.
 
+#[allow(
+    dead_code,
+    reason = "the journal's paired benchmark measures a time ratio only"
+)]
+#[path = "../../facade/benches/common/derived.rs"]
+mod derived;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, SamplingMode, Throughput};
+use derived::Derived;
 use refunds::{
     AfterPayConfig, LineItem, MerchantReference, Money, Provider, RefundRequest, Refunds,
 };
@@ -443,7 +451,7 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
 }
 
 /// Journal time over floor time for the same sequential refunds, paired within each sample.
-fn paired(c: &mut Criterion<TimeRatio>, setup: &Setup) {
+fn paired(c: &mut Criterion<Derived>, setup: &Setup) {
     let runtime = &setup.runtime;
     let mut group = c.benchmark_group("journal_paired_seq");
     configure(&mut group);
@@ -481,65 +489,13 @@ fn paired(c: &mut Criterion<TimeRatio>, setup: &Setup) {
     group.finish();
 }
 
-/// A criterion measurement whose values the benchmark computes itself: journal time over floor
-/// time for the same refunds. A sample of `iters` iterations returns `iters` times the ratio,
-/// so criterion's per-iteration statistics are statistics of the ratio.
-struct TimeRatio;
-
-impl Measurement for TimeRatio {
-    type Intermediate = ();
-    type Value = f64;
-
-    fn start(&self) {}
-
-    fn end(&self, (): ()) -> f64 {
-        // Only `iter_custom` is used: the benchmark returns the value.
-        0.0
-    }
-
-    fn add(&self, v1: &f64, v2: &f64) -> f64 {
-        v1 + v2
-    }
-
-    fn zero(&self) -> f64 {
-        0.0
-    }
-
-    fn to_f64(&self, value: &f64) -> f64 {
-        *value
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        self
-    }
-}
-
-impl ValueFormatter for TimeRatio {
-    fn scale_values(&self, _typical_value: f64, _values: &mut [f64]) -> &'static str {
-        "x floor time"
-    }
-
-    fn scale_throughputs(
-        &self,
-        _typical_value: f64,
-        _throughput: &Throughput,
-        _values: &mut [f64],
-    ) -> &'static str {
-        ""
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ratio"
-    }
-}
-
 /// One setup (sandbox, databases, journals) for both kinds of measurement, in one run.
 fn main() {
     let setup = Setup::new();
     let mut wall_time = Criterion::default().configure_from_args();
     throughput(&mut wall_time, &setup);
     let mut ratio = Criterion::default()
-        .with_measurement(TimeRatio)
+        .with_measurement(Derived::time_ratio("x floor time"))
         .configure_from_args();
     paired(&mut ratio, &setup);
     setup.finish();
