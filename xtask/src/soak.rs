@@ -482,36 +482,47 @@ impl SoakReport {
     /// Fails unless, for every provider, no refund was duplicated, lost or contradicted, no
     /// settlement misclassified (every unresolved one is outcome unknown) and nothing panicked.
     pub fn check(&self) -> Result<()> {
-        let failing: Vec<String> = self
-            .providers
-            .iter()
-            .filter_map(|(provider, stats)| {
-                let failures = stats.failures();
-                (!failures.is_empty()).then(|| {
-                    let list: Vec<String> = failures
-                        .iter()
-                        .map(|(name, n)| format!("{name} {n}"))
-                        .collect();
-                    format!("{provider}: {}", list.join(", "))
-                })
-            })
-            .collect();
-        if failing.is_empty() {
-            return Ok(());
-        }
-        let mut message = format!(
-            "the soak (seed {}) found refunds the ledger contradicts: {}",
-            self.options.seed,
-            failing.join("; ")
-        );
-        for violation in self.violations.iter().take(20) {
-            message.push_str(&format!("\n  {violation}"));
-        }
-        if self.violations.len() > 20 {
-            message.push_str(&format!("\n  .. and {} more", self.violations.len() - 20));
-        }
-        bail!(message)
+        check_failures(
+            &format!(
+                "the soak (seed {}) found refunds the ledger contradicts",
+                self.options.seed
+            ),
+            self.providers
+                .iter()
+                .map(|(provider, stats)| (*provider, stats.failures())),
+            &self.violations,
+        )
     }
+}
+
+/// Fails, saying `what`, each provider's failures (counters by name) and the first violations,
+/// unless no provider has a failure: the end of both soaks' checks.
+fn check_failures(
+    what: &str,
+    failures: impl Iterator<Item = (Provider, Vec<(&'static str, usize)>)>,
+    violations: &[impl fmt::Display],
+) -> Result<()> {
+    let failing: Vec<String> = failures
+        .filter(|(_, failures)| !failures.is_empty())
+        .map(|(provider, failures)| {
+            let list: Vec<String> = failures
+                .iter()
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
+            format!("{provider}: {}", list.join(", "))
+        })
+        .collect();
+    if failing.is_empty() {
+        return Ok(());
+    }
+    let mut message = format!("{what}: {}", failing.join("; "));
+    for violation in violations.iter().take(20) {
+        message.push_str(&format!("\n  {violation}"));
+    }
+    if violations.len() > 20 {
+        message.push_str(&format!("\n  .. and {} more", violations.len() - 20));
+    }
+    bail!(message)
 }
 
 impl fmt::Display for SoakReport {
@@ -1797,35 +1808,17 @@ pub mod settle {
         /// Fails unless, for every provider, nothing is duplicated, lost or mismatched, nothing
         /// is left pending or for a person, and the journal never failed.
         pub fn check(&self) -> Result<()> {
-            let failing: Vec<String> = self
-                .providers
-                .iter()
-                .filter_map(|(provider, stats)| {
-                    let failures = stats.failures();
-                    (!failures.is_empty()).then(|| {
-                        let list: Vec<String> = failures
-                            .iter()
-                            .map(|(name, n)| format!("{name} {n}"))
-                            .collect();
-                        format!("{provider}: {}", list.join(", "))
-                    })
-                })
-                .collect();
-            if failing.is_empty() {
-                return Ok(());
-            }
-            let mut message = format!(
-                "the settle soak (seed {}) found refunds not settled as the sandbox's ledger says: {}",
-                self.options.seed,
-                failing.join("; ")
-            );
-            for violation in self.violations.iter().take(20) {
-                message.push_str(&format!("\n  {violation}"));
-            }
-            if self.violations.len() > 20 {
-                message.push_str(&format!("\n  .. and {} more", self.violations.len() - 20));
-            }
-            bail!(message)
+            super::check_failures(
+                &format!(
+                    "the settle soak (seed {}) found refunds not settled as the sandbox's ledger \
+                     says",
+                    self.options.seed
+                ),
+                self.providers
+                    .iter()
+                    .map(|(provider, stats)| (*provider, stats.failures())),
+                &self.violations,
+            )
         }
     }
 
@@ -2599,6 +2592,35 @@ pub mod settle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_fails_naming_each_failing_provider_and_the_first_violations() {
+        let none: [String; 0] = [];
+        let clean = [
+            (Provider::Optty, Vec::new()),
+            (Provider::AfterPay, Vec::new()),
+        ];
+        assert!(check_failures("the soak", clean.into_iter(), &none).is_ok());
+
+        let failures = [
+            (Provider::Optty, Vec::new()),
+            (Provider::AfterPay, vec![("duplicated", 2), ("lost", 1)]),
+        ];
+        let violations: Vec<String> = (0..23).map(|i| format!("refund {i}")).collect();
+        let message = check_failures("the soak", failures.into_iter(), &violations)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("the soak: afterpay: duplicated 2, lost 1\n  refund 0\n"),
+            "{message}"
+        );
+        assert!(!message.contains("optty"), "{message}");
+        assert!(
+            message.contains("\n  refund 19\n  .. and 3 more"),
+            "{message}"
+        );
+        assert!(!message.contains("refund 20"), "{message}");
+    }
 
     #[test]
     fn options_parse_flags_with_or_without_equals() {
