@@ -567,6 +567,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_fewer_index_writes.sql"),
         include_str!("../migrations/postgres/0004_fewer_index_writes.sql"),
     ),
+    (
+        5,
+        "generic plans",
+        include_str!("../migrations/sqlite/0005_generic_plans.sql"),
+        include_str!("../migrations/postgres/0005_generic_plans.sql"),
+    ),
 ];
 
 /// The unique index of the per-order lease (migration 3; on SQLite, migration 4's, which also
@@ -1179,15 +1185,6 @@ impl Store {
                         "statement_timeout",
                         setting_ms(limits.statement).to_string(),
                     ),
-                    // Every statement planned with its values and the table as it is now. A
-                    // prepared statement's generic plan is made once, after its fifth run, and
-                    // kept until the table is next analyzed: made while the journal is new and
-                    // its tables nearly empty, it picked an index on `provider` alone
-                    // (`refund_journal_entries_by_order`) for an entry's UPDATE and for the
-                    // foreign key check of its events, which then read every entry of the
-                    // provider: a write grew from 0.5 ms to several as the table grew, until
-                    // autovacuum's next ANALYZE. Planning these statements costs far less.
-                    ("plan_cache_mode", "force_custom_plan".to_owned()),
                 ]);
                 let max = database.max_connections.unwrap_or(10);
                 let target = Target::postgres(&options, limits, max);
@@ -2356,10 +2353,11 @@ mod tests {
         }
     }
 
-    /// (PostgreSQL) An entry's UPDATE keeps using the primary key as the table grows: the
-    /// journal's connections plan every run with its values (`plan_cache_mode`), so a plan
-    /// made while the table was empty (a prepared statement's generic plan, kept until the
-    /// table is analyzed) cannot read every entry of the provider through another index.
+    /// (PostgreSQL) An entry's UPDATE keeps using the primary key as the table grows: a
+    /// prepared statement's generic plan, made while the table was empty and kept until the
+    /// table is analyzed, cannot read every entry of the provider through another index (no
+    /// index but the primary key leads with `provider`, migration 5), and the order's
+    /// entries are still read through their own index.
     #[cfg(feature = "postgres")]
     #[tokio::test]
     async fn an_entry_update_keeps_to_the_primary_key_as_the_table_grows() {
@@ -2384,11 +2382,21 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
+        sqlx::raw_sql(&format!(
+            "PREPARE order_entries(text, text) AS {}",
+            store.sql.select_order
+        ))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
         for _ in 0..8 {
-            sqlx::raw_sql("EXECUTE entry_update('afterpay', 'RF-NONE', 1)")
-                .execute(&mut *conn)
-                .await
-                .unwrap();
+            sqlx::raw_sql(
+                "EXECUTE entry_update('afterpay', 'RF-NONE', 1); \
+                 EXECUTE order_entries('afterpay', 'ORD-NONE')",
+            )
+            .execute(&mut *conn)
+            .await
+            .unwrap();
         }
         // The table grows (settled entries, as a journal in use holds).
         sqlx::raw_sql(
@@ -2411,7 +2419,17 @@ mod tests {
             plan.contains("refund_journal_entries_pkey"),
             "the entry's UPDATE reads through another index:\n{plan}"
         );
-        sqlx::raw_sql("DEALLOCATE entry_update")
+        let plan: Vec<String> =
+            sqlx::query_scalar("EXPLAIN EXECUTE order_entries('afterpay', 'ORD-7')")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("refund_journal_entries_by_order"),
+            "an order's entries are read through another index:\n{plan}"
+        );
+        sqlx::raw_sql("DEALLOCATE entry_update; DEALLOCATE order_entries")
             .execute(&mut *conn)
             .await
             .unwrap();
