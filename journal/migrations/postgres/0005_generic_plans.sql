@@ -8,7 +8,9 @@
 -- through `refund_journal_entries_by_order` on (provider, order_id) with only `provider`
 -- known: every entry of the provider, a write growing with the table. With `order_id` first,
 -- that index serves only what it is for (an order's entries: both columns known), and no
--- index but the primary key leads with `provider` for any plan to pick.
+-- index but the primary key leads with `provider` for any plan to pick. The index is rebuilt
+-- inside the migration's transaction (`CONCURRENTLY` cannot run in one): on a large journal,
+-- writes wait for it.
 DROP INDEX refund_journal_entries_by_order;
 
 -- order_entries(): the journal's refunds on an order, and the refund numbers it accounts for.
