@@ -2409,26 +2409,29 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
-        let plan: Vec<String> =
-            sqlx::query_scalar("EXPLAIN EXECUTE entry_update('afterpay', 'RF-GROW-7', 1)")
+        // Each prepared statement, as planned now, reads through its index.
+        for (execute, index, what) in [
+            (
+                "EXECUTE entry_update('afterpay', 'RF-GROW-7', 1)",
+                "refund_journal_entries_pkey",
+                "the entry's UPDATE",
+            ),
+            (
+                "EXECUTE order_entries('afterpay', 'ORD-7')",
+                "refund_journal_entries_by_order",
+                "an order's entries",
+            ),
+        ] {
+            let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {execute}"))
                 .fetch_all(&mut *conn)
                 .await
                 .unwrap();
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("refund_journal_entries_pkey"),
-            "the entry's UPDATE reads through another index:\n{plan}"
-        );
-        let plan: Vec<String> =
-            sqlx::query_scalar("EXPLAIN EXECUTE order_entries('afterpay', 'ORD-7')")
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("refund_journal_entries_by_order"),
-            "an order's entries are read through another index:\n{plan}"
-        );
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains(index),
+                "{what}: read through another index than {index}:\n{plan}"
+            );
+        }
         sqlx::raw_sql("DEALLOCATE entry_update; DEALLOCATE order_entries")
             .execute(&mut *conn)
             .await
