@@ -350,7 +350,11 @@
 //! lease's index holds every row in flight or unknown (only an AfterPay row not exempt counts
 //! against the lease), and is what [`Journal::unresolved`] reads: every index a refund's
 //! writes change is one a query reads, since each changed index is one more page written and
-//! synced per commit.
+//! synced per commit. On PostgreSQL (migration 5) the index of [`Journal::order_entries`] is on
+//! (`order_id`, `provider`), so that no index but the primary key leads with `provider`: the
+//! journal's prepared statements keep the one plan PostgreSQL makes after their fifth run
+//! (its default `plan_cache_mode`), and a plan made while the table was empty still reads an
+//! entry by its primary key once the table has grown.
 //!
 //! `refund_journal_events`: the audit trail, insert-only.
 //!
