@@ -197,6 +197,19 @@ impl Logged {
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
+
+    /// Forgets what was logged and makes sure sqlx's events will reach this subscriber.
+    ///
+    /// tracing caches each callsite's interest when the callsite is first hit. While only one
+    /// dispatcher exists, it asks the *hitting thread's* default: if another test's thread, with
+    /// no subscriber, runs sqlx's first query, sqlx's callsite is cached as "never" for every
+    /// thread, and this subscriber sees nothing (it happened once in CI; the test
+    /// `sqlx_log_is_counted_when_another_thread_ran_the_first_query` shows it). Rebuilding the
+    /// cache from this thread asks every live dispatcher again.
+    fn restart(&self) {
+        self.take();
+        tracing::callsite::rebuild_interest_cache();
+    }
 }
 
 /// The SQL of one `sqlx::query` event: `db.statement`, or the summary of a short statement.
@@ -350,7 +363,7 @@ async fn measure(
     // that pass before counting.
     tokio::task::yield_now().await;
     proxy.take();
-    logged.take();
+    logged.restart();
     let result = journal.refund(&env.refunds(), req).await.unwrap();
     tokio::task::yield_now().await;
     Measured {
@@ -455,7 +468,7 @@ fn the_wire_count_sees_every_statement_and_sqlx_log_misses_begin() {
         sqlx::query("SELECT 1").execute(&pool).await.unwrap();
         tokio::task::yield_now().await;
         proxy.take();
-        logged.take();
+        logged.restart();
         let mut tx = pool.begin().await.unwrap();
         sqlx::query("SELECT $1::int")
             .bind(3)
@@ -477,6 +490,33 @@ fn the_wire_count_sees_every_statement_and_sqlx_log_misses_begin() {
             ]
         );
         assert_eq!(logged.take(), ["SELECT $1::int", "COMMIT"]);
+        pool.close().await;
+    });
+}
+
+/// sqlx's events reach the counting subscriber even when a thread with no subscriber ran sqlx's
+/// first query (and so cached its callsite's interest as "never"): what `Logged::restart` is for.
+#[test]
+fn sqlx_log_is_counted_when_another_thread_ran_the_first_query() {
+    let logged = Logged::default();
+    on_one_thread(&logged, async {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();
+                sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+                pool.close().await;
+            });
+        })
+        .join()
+        .unwrap();
+        let pool = sqlx::PgPool::connect(&pg_url()).await.unwrap();
+        logged.restart();
+        sqlx::query("SELECT 2").execute(&pool).await.unwrap();
+        assert_eq!(logged.take(), ["SELECT 2"]);
         pool.close().await;
     });
 }
