@@ -354,7 +354,9 @@
 //! (`order_id`, `provider`), so that no index but the primary key leads with `provider`: the
 //! journal's prepared statements keep the one plan PostgreSQL makes after their fifth run
 //! (its default `plan_cache_mode`), and a plan made while the table was empty still reads an
-//! entry by its primary key once the table has grown.
+//! entry by its primary key once the table has grown. On SQLite (migration 6) the columns whose
+//! values are listed above are checked by comparisons joined by `OR`, not by an `IN` list,
+//! which SQLite checks through a temporary b-tree built anew on every write.
 //!
 //! `refund_journal_events`: the audit trail, insert-only.
 //!
