@@ -8,7 +8,7 @@
 //! The scenarios of [`failures`] (a provider's text with a NUL, an entry that cannot be
 //! written, a transaction the database threw away, what a database error says about the money),
 //! of [`reads`] (settling by reading the provider's record: pending refunds, unknown outcomes
-//! found or attributed, the per-order lease, migrations 3 and 4) and of [`service`] (`refund_or_wait`,
+//! found or attributed, the per-order lease, migrations 3, 4 and 6) and of [`service`] (`refund_or_wait`,
 //! a manual resolution with the refund's id and amount, a lock held past the statement limit)
 //! run the same way; [`service`]'s PostgreSQL-only tests (a server that is not there, one that
 //! stops and comes back) run once, in `postgres_stopped`.
@@ -77,6 +77,7 @@ both_backends!(
     crash_afterpay_is_attributed_by_reading,
     migration_3_brings_earlier_rows_under_the_order_lease,
     migration_4_keeps_the_order_lease_the_listing_and_the_history,
+    migration_6_keeps_every_row_and_checks_the_same_values,
     refund_or_wait_answers_the_other_callers_outcome,
     a_manual_resolution_records_the_refund_id_and_amount,
     a_lock_held_past_the_statement_limit_fails_the_call_and_names_the_database,

@@ -1153,3 +1153,131 @@ pub async fn migration_4_keeps_the_order_lease_the_listing_and_the_history(backe
     assert_eq!(history[0].id, 5);
     db.cleanup().await;
 }
+
+/// Every column of the entries, then of the events, as migration 5 left them (a dump's order).
+const ENTRY_COLUMNS: &str = "provider, merchant_reference, fingerprint, request, currency, \
+    state, attempts, ambiguous, lease_owner, lease_expires_at_ms, provider_refund_id, \
+    refund_status, amount, refunded_total, captured_total, already_applied, http_status, \
+    error_kind, error_message, unresolved_reason, settled_by, wire_ms, created_at_ms, \
+    updated_at_ms, settled_at_ms, version, order_id, attempt_at_ms, attempt_deadline_ms, \
+    order_lease_exempt";
+const EVENT_COLUMNS: &str = "id, provider, merchant_reference, at_ms, kind, attempt, owner, \
+    outcome, http_status, error_kind, detail, elapsed_ms";
+
+/// Both tables as text: one JSON array per row, in key order.
+async fn dump(db: &TestDb) -> String {
+    let mut tables = String::new();
+    for (table, columns, order) in [
+        (
+            "refund_journal_entries",
+            ENTRY_COLUMNS,
+            "provider, merchant_reference",
+        ),
+        ("refund_journal_events", EVENT_COLUMNS, "id"),
+    ] {
+        let sql = match db.backend() {
+            Backend::Sqlite => format!(
+                "SELECT group_concat(json_array({columns}), char(10)) \
+                 FROM (SELECT * FROM {table} ORDER BY {order})"
+            ),
+            Backend::Postgres => format!(
+                "SELECT string_agg(json_build_array({columns})::text, E'\\n' ORDER BY {order}) \
+                 FROM {table}"
+            ),
+        };
+        tables.push_str(&db.stored_text(&sql).await.expect("rows"));
+        tables.push('\n');
+    }
+    tables
+}
+
+/// Migration 6 (on SQLite: the checks' `IN` lists written as comparisons, both tables rebuilt;
+/// on PostgreSQL: nothing) over rows version 5 wrote, with every value each checked column
+/// allows: every row of both tables is kept as it was (every column, the events' ids), the
+/// checks refuse what they refused, and the events' foreign key still holds.
+pub async fn migration_6_keeps_every_row_and_checks_the_same_values(backend: Backend) {
+    let db = TestDb::new(backend);
+    db.migrate_to(5).await;
+    let entry = |reference: &str, state: &str, status: &str, settled_by: &str| {
+        format!(
+            "INSERT INTO refund_journal_entries (provider, merchant_reference, fingerprint, \
+             request, currency, state, attempts, ambiguous, already_applied, wire_ms, \
+             created_at_ms, updated_at_ms, version, order_id, refund_status, settled_by, \
+             amount) VALUES ('optty', '{reference}', 'fp', '{{}}', 'EUR', '{state}', 1, FALSE, \
+             FALSE, 7, 1000, 2000, 3, 'ORD-6', {status}, {settled_by}, '1.50');"
+        )
+    };
+    let event = |reference: &str, kind: &str, outcome: &str| {
+        format!(
+            "INSERT INTO refund_journal_events (provider, merchant_reference, at_ms, kind, \
+             outcome, detail) VALUES ('optty', '{reference}', 1500, '{kind}', {outcome}, \
+             'a \\\\ detail');"
+        )
+    };
+    let mut sql = String::new();
+    let states = ["in_flight", "applied", "not_applied", "unknown"];
+    let statuses = ["NULL", "'succeeded'", "'pending'", "'failed'"];
+    let settlers = ["NULL", "'answer'", "'reconcile'", "'manual'", "'read'"];
+    for (i, state) in states.iter().enumerate() {
+        for (j, status) in statuses.iter().enumerate() {
+            let settled_by = settlers[(i + j) % settlers.len()];
+            sql.push_str(&entry(&format!("RF-6-{i}-{j}"), state, status, settled_by));
+        }
+    }
+    sql.push_str(&entry("RF-6-read", "applied", "'succeeded'", "'read'"));
+    let kinds = [
+        "intent",
+        "answer",
+        "lease_expired",
+        "reconcile",
+        "manual",
+        "status",
+        "read",
+        "failed_after_applied",
+    ];
+    let outcomes = ["NULL", "'applied'", "'not_applied'", "'unknown'"];
+    for (i, kind) in kinds.iter().enumerate() {
+        sql.push_str(&event("RF-6-0-0", kind, outcomes[i % outcomes.len()]));
+    }
+    db.execute(&sql).await;
+    let before = dump(&db).await;
+    assert_eq!(before.lines().count(), 17 + 8, "{before}");
+
+    let journal = db.journal().await;
+    assert_eq!(dump(&db).await, before, "every row as it was");
+    journal.close().await;
+
+    use sqlx::error::ErrorKind::{CheckViolation, ForeignKeyViolation};
+    let refused = [
+        (
+            entry("RF-6-bad-1", "settled", "NULL", "NULL"),
+            CheckViolation,
+        ),
+        (
+            entry("RF-6-bad-2", "applied", "'refunded'", "NULL"),
+            CheckViolation,
+        ),
+        (
+            entry("RF-6-bad-3", "applied", "NULL", "'operator'"),
+            CheckViolation,
+        ),
+        (event("RF-6-0-0", "note", "NULL"), CheckViolation),
+        (event("RF-6-0-0", "answer", "'maybe'"), CheckViolation),
+        (event("RF-6-none", "intent", "NULL"), ForeignKeyViolation),
+    ];
+    for (sql, kind) in refused {
+        match db.try_execute(&sql).await {
+            Err(sqlx::Error::Database(error))
+                if std::mem::discriminant(&error.kind()) == std::mem::discriminant(&kind) => {}
+            other => panic!("{sql}: {other:?}, not a {kind:?}"),
+        }
+    }
+    // What the checks allow still goes in, after them.
+    db.execute(&format!(
+        "{}{}",
+        entry("RF-6-after", "unknown", "'pending'", "'manual'"),
+        event("RF-6-after", "failed_after_applied", "'not_applied'")
+    ))
+    .await;
+    db.cleanup().await;
+}
