@@ -29,10 +29,15 @@
 //! And `journal_paired_seq/<backend>`: journal time over floor time for the same number of
 //! sequential refunds, the two taking turns in blocks of [`PAIRED_BLOCK`] within each sample
 //! (alternating which goes first), so that load from elsewhere on the machine hits both alike;
-//! journal/floor throughput is its inverse.
+//! journal/floor throughput is its inverse. `journal_paired_c32/<backend>` pairs the journal
+//! with itself the same way: its time per refund from 32 callers over its time per refund one
+//! after the other, in turns of [`PAIRED_C32_BLOCK`] and [`PAIRED_C32_SEQ_BLOCK`] refunds; the
+//! 32 callers' throughput over the sequential throughput is its inverse. (Two separate runs of
+//! `journal_c32` and `journal_seq`, seconds apart, differ by load as much as by the code.)
 //!
 //! Targets (`cargo xtask bench` prints them): SQLite sequential journal >= its floor; SQLite
-//! with 32 callers >= 4x its sequential throughput; PostgreSQL with 32 callers >= 3x.
+//! with 32 callers >= 4x its sequential throughput; PostgreSQL with 32 callers >= 3x (each
+//! from the paired figures).
 
 #[allow(
     dead_code,
@@ -67,6 +72,12 @@ const TASKS: u64 = 32;
 const MODES: [(&str, u64); 2] = [("seq", 1), ("c32", TASKS)];
 /// Refunds per turn in a paired sample.
 const PAIRED_BLOCK: u64 = 8;
+/// Refunds per turn of the 32 callers in a paired sample of [`paired_c32`]: thirty-two each, so
+/// that the turn's start and end (fewer than 32 callers busy) weigh little.
+const PAIRED_C32_BLOCK: u64 = TASKS * 32;
+/// Refunds per sequential turn in a paired sample of [`paired_c32`] (about as long as a turn of
+/// the 32 callers, at the target's ratio).
+const PAIRED_C32_SEQ_BLOCK: u64 = PAIRED_C32_BLOCK / 4;
 
 /// The refunds to send: a new merchant reference each time.
 struct Requests {
@@ -489,6 +500,50 @@ fn paired(c: &mut Criterion<Derived>, setup: &Setup) {
     group.finish();
 }
 
+/// The journal's time per refund from [`TASKS`] callers over its time per refund one after the
+/// other, paired within each sample.
+fn paired_c32(c: &mut Criterion<Derived>, setup: &Setup) {
+    let runtime = &setup.runtime;
+    let mut group = c.benchmark_group("journal_paired_c32");
+    configure(&mut group);
+    for (backend, _, journal) in &setup.pairs {
+        group.bench_function(*backend, |b| {
+            b.to_async(runtime).iter_custom(|iters| {
+                let (journal, refunds, requests) = (
+                    journal.clone(),
+                    setup.refunds.clone(),
+                    Arc::clone(&setup.requests),
+                );
+                on_worker(async move {
+                    let (mut seq_time, mut c32_time) = (Duration::ZERO, Duration::ZERO);
+                    let (mut seq_done, mut c32_done, mut turn) = (0, 0, 0u64);
+                    // At least one turn of each, however few refunds criterion asks for.
+                    while seq_done + c32_done < iters || turn == 0 {
+                        // Sequential first on even turns, the 32 callers first on odd ones.
+                        for seq_turn in [turn % 2 == 0, turn % 2 != 0] {
+                            if seq_turn {
+                                seq_time += journal
+                                    .run(&refunds, &requests, PAIRED_C32_SEQ_BLOCK, 1)
+                                    .await;
+                                seq_done += PAIRED_C32_SEQ_BLOCK;
+                            } else {
+                                c32_time += journal
+                                    .run(&refunds, &requests, PAIRED_C32_BLOCK, TASKS)
+                                    .await;
+                                c32_done += PAIRED_C32_BLOCK;
+                            }
+                        }
+                        turn += 1;
+                    }
+                    let per_refund = |time: Duration, done: u64| time.as_secs_f64() / done as f64;
+                    per_refund(c32_time, c32_done) / per_refund(seq_time, seq_done) * iters as f64
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
 /// One setup (sandbox, databases, journals) for both kinds of measurement, in one run.
 fn main() {
     let setup = Setup::new();
@@ -498,6 +553,10 @@ fn main() {
         .with_measurement(Derived::time_ratio("x floor time"))
         .configure_from_args();
     paired(&mut ratio, &setup);
+    let mut c32_ratio = Criterion::default()
+        .with_measurement(Derived::time_ratio("x sequential time"))
+        .configure_from_args();
+    paired_c32(&mut c32_ratio, &setup);
     setup.finish();
     wall_time.final_summary();
 }
