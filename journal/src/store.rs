@@ -2499,7 +2499,6 @@ mod tests {
         store.close().await;
     }
 
-    /// SQLite's query plan of `sql` (its `$n` bound to `binds`), one line per step.
     /// No statement of a write builds a temporary b-tree (`OpenEphemeral` in its program).
     /// SQLite builds one on every run of a statement for each CHECK with an `IN` list of three
     /// values or more (migration 6 wrote them as comparisons) and for a `RETURNING` clause (the
@@ -2544,6 +2543,7 @@ mod tests {
         }
     }
 
+    /// SQLite's query plan of `sql` (its `$n` bound to `binds`), one line per step.
     async fn plan(pool: &SqlitePool, sql: &str, binds: &[&str]) -> Vec<String> {
         let explain = format!("EXPLAIN QUERY PLAN {sql}");
         let query = binds
