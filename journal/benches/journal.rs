@@ -70,13 +70,13 @@ const ORDERS: u64 = 1_000;
 const TASKS: u64 = 32;
 /// The modes: criterion group suffix and callers.
 const MODES: [(&str, u64); 2] = [("seq", 1), ("c32", TASKS)];
-/// Refunds per turn in a paired sample.
+/// Refunds per turn of the journal and of its floor in `journal_paired_seq`.
 const PAIRED_BLOCK: u64 = 8;
-/// Refunds per turn of the 32 callers in a paired sample of [`paired_c32`]: thirty-two each, so
-/// that the turn's start and end (fewer than 32 callers busy) weigh little.
+/// Refunds per turn of the 32 callers in `journal_paired_c32`: thirty-two each, so that the
+/// turn's start and end (fewer than 32 callers busy) weigh little.
 const PAIRED_C32_BLOCK: u64 = TASKS * 32;
-/// Refunds per sequential turn in a paired sample of [`paired_c32`] (about as long as a turn of
-/// the 32 callers, at the target's ratio).
+/// Refunds per sequential turn in `journal_paired_c32` (about as long as a turn of the 32
+/// callers, at the target's ratio).
 const PAIRED_C32_SEQ_BLOCK: u64 = PAIRED_C32_BLOCK / 4;
 
 /// The refunds to send: a new merchant reference each time.
@@ -461,82 +461,71 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
     }
 }
 
-/// Journal time over floor time for the same sequential refunds, paired within each sample.
-fn paired(c: &mut Criterion<Derived>, setup: &Setup) {
-    let runtime = &setup.runtime;
-    let mut group = c.benchmark_group("journal_paired_seq");
-    configure(&mut group);
-    for (backend, floor, journal) in &setup.pairs {
-        group.bench_function(*backend, |b| {
-            b.to_async(runtime).iter_custom(|iters| {
-                let (floor, journal, refunds, requests) = (
-                    floor.clone(),
-                    journal.clone(),
-                    setup.refunds.clone(),
-                    Arc::clone(&setup.requests),
-                );
-                on_worker(async move {
-                    let (mut floor_time, mut journal_time) = (Duration::ZERO, Duration::ZERO);
-                    let (mut done, mut turn) = (0, 0u64);
-                    while done < iters {
-                        let block = PAIRED_BLOCK.min(iters - done);
-                        // Floor first on even turns, journal first on odd ones.
-                        for floor_turn in [turn % 2 == 0, turn % 2 != 0] {
-                            let (path, time) = if floor_turn {
-                                (&floor, &mut floor_time)
-                            } else {
-                                (&journal, &mut journal_time)
-                            };
-                            *time += path.run(&refunds, &requests, block, 1).await;
-                        }
-                        done += block;
-                        turn += 1;
-                    }
-                    journal_time.as_secs_f64() / floor_time.as_secs_f64() * iters as f64
-                })
-            });
-        });
-    }
-    group.finish();
+/// One side of a paired benchmark: a path, the refunds it sends per turn, from how many
+/// callers at once.
+struct Side {
+    path: Path,
+    block: u64,
+    tasks: u64,
 }
 
-/// The journal's time per refund from [`TASKS`] callers over its time per refund one after the
-/// other, paired within each sample.
-fn paired_c32(c: &mut Criterion<Derived>, setup: &Setup) {
+/// `measured`'s time per refund over `baseline`'s, the two taking turns (the baseline first on
+/// even turns, `measured` on odd ones, so that load from elsewhere hits both alike) until
+/// together they sent `iters` refunds, at least one turn each.
+async fn paired_ratio(
+    measured: &Side,
+    baseline: &Side,
+    refunds: &Refunds,
+    requests: &Arc<Requests>,
+    iters: u64,
+) -> f64 {
+    let mut time = [Duration::ZERO; 2];
+    let mut done = [0u64; 2];
+    let mut turn = 0u64;
+    while done[0] + done[1] < iters || turn == 0 {
+        let even = turn.is_multiple_of(2);
+        for baseline_turn in [even, !even] {
+            let (side, at) = if baseline_turn {
+                (baseline, 1)
+            } else {
+                (measured, 0)
+            };
+            time[at] += side
+                .path
+                .run(refunds, requests, side.block, side.tasks)
+                .await;
+            done[at] += side.block;
+        }
+        turn += 1;
+    }
+    let per_refund = |at: usize| time[at].as_secs_f64() / done[at] as f64;
+    per_refund(0) / per_refund(1)
+}
+
+/// Per backend, the paired ratio ([`paired_ratio`]) of the two sides `sides` makes of the
+/// backend's floor and journal, in criterion group `group`.
+fn paired(
+    c: &mut Criterion<Derived>,
+    setup: &Setup,
+    group: &str,
+    sides: impl Fn(&Path, &Path) -> (Side, Side),
+) {
     let runtime = &setup.runtime;
-    let mut group = c.benchmark_group("journal_paired_c32");
+    let mut group = c.benchmark_group(group);
     configure(&mut group);
-    for (backend, _, journal) in &setup.pairs {
+    for (backend, floor, journal) in &setup.pairs {
+        let sides = Arc::new(sides(floor, journal));
         group.bench_function(*backend, |b| {
             b.to_async(runtime).iter_custom(|iters| {
-                let (journal, refunds, requests) = (
-                    journal.clone(),
+                let (sides, refunds, requests) = (
+                    Arc::clone(&sides),
                     setup.refunds.clone(),
                     Arc::clone(&setup.requests),
                 );
                 on_worker(async move {
-                    let (mut seq_time, mut c32_time) = (Duration::ZERO, Duration::ZERO);
-                    let (mut seq_done, mut c32_done, mut turn) = (0, 0, 0u64);
-                    // At least one turn of each, however few refunds criterion asks for.
-                    while seq_done + c32_done < iters || turn == 0 {
-                        // Sequential first on even turns, the 32 callers first on odd ones.
-                        for seq_turn in [turn % 2 == 0, turn % 2 != 0] {
-                            if seq_turn {
-                                seq_time += journal
-                                    .run(&refunds, &requests, PAIRED_C32_SEQ_BLOCK, 1)
-                                    .await;
-                                seq_done += PAIRED_C32_SEQ_BLOCK;
-                            } else {
-                                c32_time += journal
-                                    .run(&refunds, &requests, PAIRED_C32_BLOCK, TASKS)
-                                    .await;
-                                c32_done += PAIRED_C32_BLOCK;
-                            }
-                        }
-                        turn += 1;
-                    }
-                    let per_refund = |time: Duration, done: u64| time.as_secs_f64() / done as f64;
-                    per_refund(c32_time, c32_done) / per_refund(seq_time, seq_done) * iters as f64
+                    let (measured, baseline) = &*sides;
+                    paired_ratio(measured, baseline, &refunds, &requests, iters).await
+                        * iters as f64
                 })
             });
         });
@@ -552,11 +541,38 @@ fn main() {
     let mut ratio = Criterion::default()
         .with_measurement(Derived::time_ratio("x floor time"))
         .configure_from_args();
-    paired(&mut ratio, &setup);
+    // Journal time over floor time for the same sequential refunds.
+    paired(
+        &mut ratio,
+        &setup,
+        "journal_paired_seq",
+        |floor, journal| {
+            let side = |path: &Path| Side {
+                path: path.clone(),
+                block: PAIRED_BLOCK,
+                tasks: 1,
+            };
+            (side(journal), side(floor))
+        },
+    );
     let mut c32_ratio = Criterion::default()
         .with_measurement(Derived::time_ratio("x sequential time"))
         .configure_from_args();
-    paired_c32(&mut c32_ratio, &setup);
+    // The journal's time per refund from 32 callers over its time per refund one after the
+    // other.
+    paired(
+        &mut c32_ratio,
+        &setup,
+        "journal_paired_c32",
+        |_, journal| {
+            let side = |block, tasks| Side {
+                path: journal.clone(),
+                block,
+                tasks,
+            };
+            (side(PAIRED_C32_BLOCK, TASKS), side(PAIRED_C32_SEQ_BLOCK, 1))
+        },
+    );
     setup.finish();
     wall_time.final_summary();
 }
