@@ -1154,35 +1154,30 @@ pub async fn migration_4_keeps_the_order_lease_the_listing_and_the_history(backe
     db.cleanup().await;
 }
 
-/// Every column of the entries, then of the events, as migration 5 left them (a dump's order).
-const ENTRY_COLUMNS: &str = "provider, merchant_reference, fingerprint, request, currency, \
-    state, attempts, ambiguous, lease_owner, lease_expires_at_ms, provider_refund_id, \
-    refund_status, amount, refunded_total, captured_total, already_applied, http_status, \
-    error_kind, error_message, unresolved_reason, settled_by, wire_ms, created_at_ms, \
-    updated_at_ms, settled_at_ms, version, order_id, attempt_at_ms, attempt_deadline_ms, \
-    order_lease_exempt";
-const EVENT_COLUMNS: &str = "id, provider, merchant_reference, at_ms, kind, attempt, owner, \
-    outcome, http_status, error_kind, detail, elapsed_ms";
-
-/// Both tables as text: one JSON array per row, in key order.
+/// Both tables as text: one JSON object per row (every column, named), in key order.
 async fn dump(db: &TestDb) -> String {
     let mut tables = String::new();
-    for (table, columns, order) in [
-        (
-            "refund_journal_entries",
-            ENTRY_COLUMNS,
-            "provider, merchant_reference",
-        ),
-        ("refund_journal_events", EVENT_COLUMNS, "id"),
+    for (table, order) in [
+        ("refund_journal_entries", "provider, merchant_reference"),
+        ("refund_journal_events", "id"),
     ] {
         let sql = match db.backend() {
-            Backend::Sqlite => format!(
-                "SELECT group_concat(json_array({columns}), char(10)) \
-                 FROM (SELECT * FROM {table} ORDER BY {order})"
-            ),
+            Backend::Sqlite => {
+                // SQLite has no row-to-JSON: the object is built from the table's own columns.
+                let pairs = db
+                    .stored_text(&format!(
+                        "SELECT group_concat('''' || name || ''', ' || name, ', ') \
+                         FROM (SELECT name FROM pragma_table_info('{table}') ORDER BY cid)"
+                    ))
+                    .await
+                    .expect("the table's columns");
+                format!(
+                    "SELECT group_concat(json_object({pairs}), char(10)) \
+                     FROM (SELECT * FROM {table} ORDER BY {order})"
+                )
+            }
             Backend::Postgres => format!(
-                "SELECT string_agg(json_build_array({columns})::text, E'\\n' ORDER BY {order}) \
-                 FROM {table}"
+                "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY {order}) FROM {table} t"
             ),
         };
         tables.push_str(&db.stored_text(&sql).await.expect("rows"));
@@ -1198,20 +1193,27 @@ async fn dump(db: &TestDb) -> String {
 pub async fn migration_6_keeps_every_row_and_checks_the_same_values(backend: Backend) {
     let db = TestDb::new(backend);
     db.migrate_to(5).await;
+    // Every column set, each to a value of its own, so that a column copied into another
+    // shows in the dump.
     let entry = |reference: &str, state: &str, status: &str, settled_by: &str| {
         format!(
             "INSERT INTO refund_journal_entries (provider, merchant_reference, fingerprint, \
-             request, currency, state, attempts, ambiguous, already_applied, wire_ms, \
-             created_at_ms, updated_at_ms, version, order_id, refund_status, settled_by, \
-             amount) VALUES ('optty', '{reference}', 'fp', '{{}}', 'EUR', '{state}', 1, FALSE, \
-             FALSE, 7, 1000, 2000, 3, 'ORD-6', {status}, {settled_by}, '1.50');"
+             request, currency, state, attempts, ambiguous, lease_owner, lease_expires_at_ms, \
+             provider_refund_id, refund_status, amount, refunded_total, captured_total, \
+             already_applied, http_status, error_kind, error_message, unresolved_reason, \
+             settled_by, wire_ms, created_at_ms, updated_at_ms, settled_at_ms, version, \
+             order_id, attempt_at_ms, attempt_deadline_ms, order_lease_exempt) VALUES \
+             ('optty', '{reference}', 'fp', '{{}}', 'EUR', '{state}', 2, TRUE, 'me/1', 4000, \
+             'RFD-1', {status}, '1.50', '2.50', '3.50', TRUE, 201, 'declined', 'a \\\\ message', \
+             'a reason', {settled_by}, 7, 1000, 2000, 3000, 3, 'ORD-6', 1100, 1200, TRUE);"
         )
     };
     let event = |reference: &str, kind: &str, outcome: &str| {
         format!(
             "INSERT INTO refund_journal_events (provider, merchant_reference, at_ms, kind, \
-             outcome, detail) VALUES ('optty', '{reference}', 1500, '{kind}', {outcome}, \
-             'a \\\\ detail');"
+             attempt, owner, outcome, http_status, error_kind, detail, elapsed_ms) VALUES \
+             ('optty', '{reference}', 1500, '{kind}', 2, 'me/1', {outcome}, 502, 'timeout', \
+             'a \\\\ detail', 35);"
         )
     };
     let mut sql = String::new();
