@@ -469,6 +469,16 @@ struct Side {
     tasks: u64,
 }
 
+impl Side {
+    fn new(path: &Path, block: u64, tasks: u64) -> Side {
+        Side {
+            path: path.clone(),
+            block,
+            tasks,
+        }
+    }
+}
+
 /// `measured`'s time per refund over `baseline`'s, the two taking turns (the baseline first on
 /// even turns, `measured` on odd ones, so that load from elsewhere hits both alike) until
 /// together they sent `iters` refunds, at least one turn each.
@@ -503,14 +513,18 @@ async fn paired_ratio(
 }
 
 /// Per backend, the paired ratio ([`paired_ratio`]) of the two sides `sides` makes of the
-/// backend's floor and journal, in criterion group `group`.
+/// backend's floor and journal, in criterion group `group`; `per` names the baseline in the
+/// output (`x floor time`).
 fn paired(
-    c: &mut Criterion<Derived>,
     setup: &Setup,
     group: &str,
+    per: &'static str,
     sides: impl Fn(&Path, &Path) -> (Side, Side),
 ) {
     let runtime = &setup.runtime;
+    let mut c = Criterion::default()
+        .with_measurement(Derived::time_ratio(per))
+        .configure_from_args();
     let mut group = c.benchmark_group(group);
     configure(&mut group);
     for (backend, floor, journal) in &setup.pairs {
@@ -538,39 +552,29 @@ fn main() {
     let setup = Setup::new();
     let mut wall_time = Criterion::default().configure_from_args();
     throughput(&mut wall_time, &setup);
-    let mut ratio = Criterion::default()
-        .with_measurement(Derived::time_ratio("x floor time"))
-        .configure_from_args();
     // Journal time over floor time for the same sequential refunds.
     paired(
-        &mut ratio,
         &setup,
         "journal_paired_seq",
+        "x floor time",
         |floor, journal| {
-            let side = |path: &Path| Side {
-                path: path.clone(),
-                block: PAIRED_BLOCK,
-                tasks: 1,
-            };
-            (side(journal), side(floor))
+            (
+                Side::new(journal, PAIRED_BLOCK, 1),
+                Side::new(floor, PAIRED_BLOCK, 1),
+            )
         },
     );
-    let mut c32_ratio = Criterion::default()
-        .with_measurement(Derived::time_ratio("x sequential time"))
-        .configure_from_args();
     // The journal's time per refund from 32 callers over its time per refund one after the
     // other.
     paired(
-        &mut c32_ratio,
         &setup,
         "journal_paired_c32",
+        "x sequential time",
         |_, journal| {
-            let side = |block, tasks| Side {
-                path: journal.clone(),
-                block,
-                tasks,
-            };
-            (side(PAIRED_C32_BLOCK, TASKS), side(PAIRED_C32_SEQ_BLOCK, 1))
+            (
+                Side::new(journal, PAIRED_C32_BLOCK, TASKS),
+                Side::new(journal, PAIRED_C32_SEQ_BLOCK, 1),
+            )
         },
     );
     setup.finish();
