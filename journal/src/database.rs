@@ -76,13 +76,15 @@ use crate::error::JournalError;
 ///   events' `INSERT` in one data-modifying `WITH`, autocommitted): no `BEGIN`, no `COMMIT`,
 ///   one round trip. Callers write side by side.
 /// - **SQLite** (WAL, `synchronous=FULL`): each commit costs an fsync, and the file takes one
-///   writer at a time, so a journal's writes go to one writer task that commits whatever is
+///   writer at a time, so a journal's writes go to one writer that commits whatever is
 ///   queued (up to 64 writes, without waiting for more) in one `BEGIN IMMEDIATE ... COMMIT`:
-///   one fsync for the lot (group commit). Each caller is answered once that commit returned.
-///   A write that refuses or fails spoils none of the others of its batch; a failed commit
-///   fails all of them (none is durable). The writer task runs on the Tokio runtime that opens
-///   the journal and keeps one connection of the pool (an in-memory database's only one it
-///   shares); it ends when the journal is closed or dropped. Other processes on the same file
+///   one fsync for the lot (group commit), with the writes of one shape sent to SQLite
+///   together. Each caller is answered once that commit returned. A write that refuses or
+///   fails spoils none of the others of its batch; a failed commit fails all of them (none is
+///   durable). The writer runs on a thread of its own (named `refunds-journal-writer`, with a
+///   Tokio runtime of its own, so it does not depend on the runtime that opens the journal)
+///   and keeps one connection of the pool (an in-memory database's only one it shares); it
+///   ends when the journal is closed or dropped. Other processes on the same file
 ///   take turns on its lock within the busy limit ([`statement_timeout`](Database::statement_timeout)).
 ///
 /// # A failed write
@@ -247,7 +249,7 @@ impl Database {
     /// [`JournalError::Unavailable`] (`a statement ran past the 5 s statement limit`). On
     /// SQLite, `busy_timeout`: how long a statement waits for another process's lock on the
     /// file before it fails (`database is locked`: the writes of that batch fail); the writes
-    /// of one journal reach the file through its one writer task, in batches. At least 1 ms.
+    /// of one journal reach the file through its one writer, in batches. At least 1 ms.
     #[must_use]
     pub fn statement_timeout(mut self, limit: Duration) -> Database {
         self.limits.statement = at_least_1_ms(limit);

@@ -172,7 +172,25 @@ impl<'a> Bind<'a> {
         Bind::Int(Some(value.into()))
     }
 
-    /// The same value, owning its text (for a write handed to SQLite's writer task).
+    /// `query` with this value bound as its next parameter.
+    fn onto<'q, DB>(
+        query: Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+        bind: &'q Bind<'_>,
+    ) -> Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        Option<i64>: Encode<'q, DB> + Type<DB>,
+        bool: Encode<'q, DB> + Type<DB>,
+    {
+        match bind {
+            Bind::Text(text) => query.bind(text.as_deref()),
+            Bind::Int(value) => query.bind(*value),
+            Bind::Bool(value) => query.bind(*value),
+        }
+    }
+
+    /// The same value, owning its text (for a write handed to SQLite's writer).
     #[cfg(feature = "sqlite")]
     fn into_owned(self) -> Bind<'static> {
         match self {
@@ -435,16 +453,10 @@ impl<'a> Statement<'a> {
         Option<i64>: Encode<'a, DB> + Type<DB>,
         bool: Encode<'a, DB> + Type<DB>,
     {
-        self.binds
-            .iter()
-            .fold(sqlx::query(sql), |query, bind| match bind {
-                Bind::Text(text) => query.bind(text.as_deref()),
-                Bind::Int(value) => query.bind(*value),
-                Bind::Bool(value) => query.bind(*value),
-            })
+        self.binds.iter().fold(sqlx::query(sql), Bind::onto)
     }
 
-    /// The same statement, owning its values (for SQLite's writer task).
+    /// The same statement, owning its values (for SQLite's writer).
     #[cfg(feature = "sqlite")]
     fn into_owned(self) -> Statement<'static> {
         Statement {
@@ -513,6 +525,10 @@ impl<'a> Statement<'a> {
     /// none when the entry's statement wrote nothing. The events' rowids follow their order.
     /// (SQLite has no data-modifying `WITH`; and its `RETURNING` fills a temporary table per
     /// statement, which costs more than reading the row back by its primary key.)
+    ///
+    /// The text's LAST parameter is the write's place among the writes of one command, which
+    /// the row read back carries as its `place` column (bound 0 here: a write alone; the writer
+    /// binds each write's place when it sends several writes in one command, [`run_together`]).
     #[cfg(feature = "sqlite")]
     fn then_events(
         mut self,
@@ -535,11 +551,33 @@ impl<'a> Statement<'a> {
         }
         let provider = self.param(Bind::text(provider));
         let reference = self.param(Bind::text(reference));
+        let place = self.param(Bind::int(0));
         self.sql.push_str(&format!(
-            "; SELECT {ENTRY_COLUMNS} FROM refund_journal_entries WHERE provider = {provider} \
-             AND merchant_reference = {reference} AND changes() = 1"
+            "; SELECT {ENTRY_COLUMNS}, {place} AS place FROM refund_journal_entries \
+             WHERE provider = {provider} AND merchant_reference = {reference} AND changes() = 1"
         ));
         self
+    }
+
+    /// (SQLite) This statement's SQL with every parameter `$n` renumbered `$(n + by)`: for a
+    /// command that sends it after other statements' `by` parameters. (Every value is bound:
+    /// the only `$` in the journal's SQL are parameters.)
+    #[cfg(feature = "sqlite")]
+    fn sql_shifted(&self, by: usize) -> String {
+        let mut pieces = self.sql.split('$');
+        let mut sql = pieces.next().unwrap_or_default().to_owned();
+        for piece in pieces {
+            let digits = piece.bytes().take_while(u8::is_ascii_digit).count();
+            sql.push('$');
+            match piece[..digits].parse::<usize>() {
+                Ok(n) => {
+                    sql.push_str(&(n + by).to_string());
+                    sql.push_str(&piece[digits..]);
+                }
+                Err(_) => sql.push_str(piece),
+            }
+        }
+        sql
     }
 }
 
@@ -720,6 +758,13 @@ fn resync_sqlite_transaction(
 #[cfg(feature = "sqlite")]
 const MAX_BATCH: usize = 64;
 
+/// The most writes of one SQL text SQLite's writer sends in one command ([`run_together`]):
+/// the chunks are of 1, 2, 4, 8 or 16 writes, five texts per shape of write to keep prepared;
+/// a larger chunk would save little more than its round trips and cost a large prepared
+/// statement.
+#[cfg(feature = "sqlite")]
+const MAX_TOGETHER: usize = 16;
+
 /// How many writes may wait for SQLite's writer before a caller waits to queue.
 #[cfg(feature = "sqlite")]
 const MAX_QUEUED: usize = 1024;
@@ -744,23 +789,25 @@ impl Job {
     }
 }
 
-/// SQLite's group commit: one task owns this process's writes. It takes every write queued
+/// SQLite's group commit: one thread owns this process's writes. It takes every write queued
 /// (up to [`MAX_BATCH`]; it never waits to gather more, so a lone write goes at once), runs
-/// them one after the other in ONE `BEGIN IMMEDIATE ... COMMIT` (one fsync for all), and
-/// answers each caller once the commit returned: a write is answered as written only when it
-/// is durable. Each write is one command to SQLite's connection thread (its entry's statement
-/// and its events' INSERTs in one SQL text); a lone write takes its `BEGIN IMMEDIATE` and
-/// `COMMIT` in that same command: one round trip.
+/// them in ONE `BEGIN IMMEDIATE ... COMMIT` (one fsync for all), and answers each caller once
+/// the commit returned: a write is answered as written only when it is durable.
 ///
+/// - The writes of a batch that share their SQL text (most do: a write is one of a handful
+///   of shapes) go to SQLite's connection thread together, several in one command
+///   ([`run_together`]): one round trip to that thread for each group, not one per write. A
+///   lone write takes its `BEGIN IMMEDIATE` and `COMMIT` in its own command: one round trip.
 /// - A write that writes nothing (its version no longer matches, its reference has an entry)
 ///   is answered `None`; the batch goes on.
 /// - A write that fails (a unique index such as the per-order lease, a trigger, a full disk, a
 ///   row that cannot be read back) gets its error, and the transaction is rolled back whole
 ///   (SQLite undoes a failing statement, not the write's statements before it, and throws the
 ///   whole transaction away on some failures: `SQLITE_FULL`, `SQLITE_IOERR`, a
-///   `RAISE(ROLLBACK)`). The writes before it in the batch, rolled back unseen, run again with
-///   the rest in a new transaction: one write's failure spoils none of the others, and costs
-///   no fsync (only a commit syncs).
+///   `RAISE(ROLLBACK)`). A command of several writes does not tell which of them failed: the
+///   batch then runs again one write per command, which finds it. The writes before it in
+///   the batch, rolled back unseen, run again with the rest in a new transaction: one write's
+///   failure spoils none of the others, and costs no fsync (only a commit syncs).
 /// - A failed `BEGIN` or `COMMIT` (another process held the lock past the busy limit, the disk
 ///   filled up) fails every write of the batch: none of them is durable.
 /// - The writer keeps a connection of the pool between batches (no pool round trip, and its
@@ -773,10 +820,13 @@ impl Job {
 /// - A caller that stops waiting (its future dropped) while its write is queued: the write is
 ///   left out of the next batch, nothing is written. Once in a batch, it commits or fails
 ///   with the batch, whether anyone waits for it or not.
-/// - The task runs on the Tokio runtime that opened the journal. It ends when the pool closes
+/// - The writer runs on a thread of its own, on a runtime of its own: each batch waits on
+///   SQLite's connection thread several times (`BEGIN`, each group, `COMMIT`), and on a
+///   service's runtime each of those wake-ups would queue behind the service's tasks while
+///   every writer of the process waits. It ends when the pool closes
 ///   ([`Journal::close`](crate::Journal::close)) or the store is dropped (the last clone of
 ///   the journal), giving its connection back: writes still queued then fail with
-///   [`sqlx::Error::PoolClosed`].
+///   [`sqlx::Error::PoolClosed`]. It does not depend on the runtime that opened the journal.
 #[cfg(feature = "sqlite")]
 #[derive(Debug)]
 struct Writer {
@@ -785,11 +835,18 @@ struct Writer {
 
 #[cfg(feature = "sqlite")]
 impl Writer {
-    /// Starts the writer task on the current runtime.
-    fn start(pool: SqlitePool) -> Writer {
+    /// Starts the writer's thread.
+    fn start(pool: SqlitePool) -> Result<Writer, JournalError> {
         let (queue, jobs) = tokio::sync::mpsc::channel(MAX_QUEUED);
-        tokio::spawn(write_batches(pool, jobs));
-        Writer { queue }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(sqlx::Error::Io)?;
+        std::thread::Builder::new()
+            .name("refunds-journal-writer".to_owned())
+            .spawn(move || runtime.block_on(write_batches(pool, jobs)))
+            .map_err(sqlx::Error::Io)?;
+        Ok(Writer { queue })
     }
 
     /// Writes `statement` with the next batch; answered once it is committed (or failed).
@@ -798,14 +855,14 @@ impl Writer {
         if self.queue.send(Job { statement, reply }).await.is_err() {
             return Err(JournalError::Database(sqlx::Error::PoolClosed));
         }
-        // The task dropped the write unanswered: it ended (the pool closed).
+        // The writer dropped the write unanswered: it ended (the pool closed).
         answer
             .await
             .unwrap_or(Err(JournalError::Database(sqlx::Error::PoolClosed)))
     }
 }
 
-/// The writer task: batch after batch until the pool closes or every sender is gone.
+/// The writer: batch after batch until the pool closes or every sender is gone.
 #[cfg(feature = "sqlite")]
 async fn write_batches(pool: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
     let keep = pool.options().get_max_connections() > 1;
@@ -829,13 +886,27 @@ async fn write_batches(pool: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<J
         }
         // Callers that stopped waiting: nothing written for them.
         batch.retain(|job| !job.reply.is_closed());
+        let mut commands = Commands::Together;
         while !batch.is_empty() {
-            batch = commit_batch(&pool, &mut conn, batch).await;
+            batch = commit_batch(&pool, &mut conn, batch, commands).await;
+            // Only a failure leaves writes to run again: one per command, to find it.
+            commands = Commands::OnePerWrite;
         }
         if !keep {
             conn = None;
         }
     }
+}
+
+/// How [`commit_batch`] sends a batch's writes to SQLite's connection thread.
+#[cfg(feature = "sqlite")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commands {
+    /// The writes that share their SQL text together ([`run_together`]); a failure fails the
+    /// command without telling which write failed.
+    Together,
+    /// One command per write: a failure is that write's.
+    OnePerWrite,
 }
 
 /// A connection inside a transaction the writer began itself: dropped before the transaction
@@ -886,14 +957,17 @@ impl Drop for InTransaction {
 }
 
 /// Runs `batch` in one transaction, on `kept` (the writer's connection) or one of the pool,
-/// and answers every write it settles; returns the writes to run again (rolled back with
-/// another write's failure). Every call answers at least one write, so that the writer moves
-/// on. After a commit the connection is in `kept`; after a failure it goes back to the pool.
+/// sending its writes as `commands` says, and answers every write it settles; returns the
+/// writes to run again after a failure (rolled back with it, or all of them when a command
+/// of several writes failed). One write per command, every call answers at least one write,
+/// so that the writer moves on. After a commit the connection is in `kept`; after a failure
+/// it goes back to the pool.
 #[cfg(feature = "sqlite")]
 async fn commit_batch(
     pool: &SqlitePool,
     kept: &mut Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
     mut batch: Vec<Job>,
+    commands: Commands,
 ) -> Vec<Job> {
     let conn = match kept.take() {
         Some(conn) => conn,
@@ -927,34 +1001,100 @@ async fn commit_batch(
         fail_all(batch, error);
         return Vec::new();
     }
-    let mut done: Vec<(Job, Option<Entry>)> = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    while let Some(job) = jobs.next() {
-        match run_job(tx.conn(), &job, &job.statement.sql).await {
-            Ok(written) => done.push((job, written)),
-            Err(error) => {
+    let written = match commands {
+        Commands::Together => match run_together(tx.conn(), &batch).await {
+            Ok(written) => written,
+            Err(_) => {
+                // Which write failed is not known: all run again, one per command.
                 tx.failed().await;
-                job.answer(Err(error));
-                let mut again: Vec<Job> = done.into_iter().map(|(job, _)| job).collect();
-                again.extend(jobs);
-                return again;
+                return batch;
             }
+        },
+        Commands::OnePerWrite => {
+            let mut written = Vec::with_capacity(batch.len());
+            for (at, job) in batch.iter().enumerate() {
+                match run_job(tx.conn(), job, &job.statement.sql).await {
+                    Ok(row) => written.push(row),
+                    Err(error) => {
+                        tx.failed().await;
+                        batch.remove(at).answer(Err(error));
+                        return batch;
+                    }
+                }
+            }
+            written
         }
-    }
+    };
     match sqlx::query("COMMIT").execute(tx.conn()).await {
         Ok(_) => {
             *kept = Some(tx.committed());
-            for (job, written) in done {
+            for (job, written) in batch.into_iter().zip(written) {
                 job.answer(Ok(written));
             }
         }
         // Nothing of the batch is durable.
         Err(error) => {
             tx.failed().await;
-            fail_all(done.into_iter().map(|(job, _)| job).collect(), error);
+            fail_all(batch, error);
         }
     }
     Vec::new()
+}
+
+/// Runs the writes of `batch` in the writer's transaction with those that share their SQL text
+/// in one command: their texts one after the other, each write's parameters numbered after
+/// the ones before it ([`Statement::sql_shifted`]) and its last one, its place, bound to its
+/// index in `batch` ([`Statement::then_events`]). A group goes in chunks of a power of two
+/// writes, up to [`MAX_TOGETHER`], so that the commands' texts are few (a shape and a size)
+/// and stay prepared in the connection's statement cache. Returns the row each write read back, in `batch`'s order;
+/// a failure is the first error of a command, whichever write it came from.
+#[cfg(feature = "sqlite")]
+async fn run_together(
+    conn: &mut sqlx::SqliteConnection,
+    batch: &[Job],
+) -> Result<Vec<Option<Entry>>, JournalError> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (at, job) in batch.iter().enumerate() {
+        match groups.iter_mut().find(|(sql, _)| *sql == job.statement.sql) {
+            Some((_, members)) => members.push(at),
+            None => groups.push((&job.statement.sql, vec![at])),
+        }
+    }
+    let mut written: Vec<Option<Entry>> = batch.iter().map(|_| None).collect();
+    for (_, members) in groups {
+        let mut rest = &members[..];
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at(1 << rest.len().min(MAX_TOGETHER).ilog2());
+            rest = after;
+            let mut sql = Vec::with_capacity(chunk.len());
+            let mut shift = 0;
+            for &at in chunk {
+                let statement = &batch[at].statement;
+                sql.push(statement.sql_shifted(shift));
+                shift += statement.binds.len();
+            }
+            let sql = sql.join("; ");
+            let mut query = sqlx::query(&sql);
+            for &at in chunk {
+                let (_place, binds) = batch[at]
+                    .statement
+                    .binds
+                    .split_last()
+                    .expect("a write's last parameter is its place");
+                let place = i64::try_from(at).expect("a place in a batch of MAX_BATCH");
+                query = binds.iter().fold(query, Bind::onto).bind(place);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let place: i64 = get(&row, "place")?;
+                let slot = usize::try_from(place)
+                    .ok()
+                    .and_then(|at| written.get_mut(at))
+                    .ok_or_else(|| corrupt(format!("place = {place} is out of range")))?;
+                *slot = Some(decode_entry(&row)?);
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// One write in the writer's transaction: `sql` (the write's SQL text, or it inside `BEGIN`
@@ -1090,7 +1230,7 @@ pub(crate) struct Store {
     pool: Pool,
     sql: Sql,
     /// SQLite takes one writer at a time, and each commit costs an fsync: this process's
-    /// writes go to one writer task, which commits whatever is queued together ([`Writer`]).
+    /// writes go to one writer, which commits whatever is queued together ([`Writer`]).
     /// Other processes on the same file meet the busy timeout. `None` for PostgreSQL, whose
     /// writes are one statement each and run side by side.
     #[cfg(feature = "sqlite")]
@@ -1309,7 +1449,7 @@ impl Store {
             .await?;
         drop(conn);
         Ok(Store {
-            writer: Some(Writer::start(pool.clone())),
+            writer: Some(Writer::start(pool.clone())?),
             pool: Pool::Sqlite(pool),
             sql: Sql::new(SQLITE_NOW),
             target: target.clone(),
@@ -1332,7 +1472,7 @@ impl Store {
         &self.target.name
     }
 
-    /// Closes the pool; SQLite's writer task ends with it (a batch it is committing finishes
+    /// Closes the pool; SQLite's writer ends with it (a batch it is committing finishes
     /// first; writes still queued fail, as every call after this does).
     pub(crate) async fn close(&self) {
         match &self.pool {
@@ -1435,7 +1575,7 @@ impl Store {
     ///
     /// - PostgreSQL: one statement ([`Statement::with_events`]), autocommitted: one round trip,
     ///   no transaction to begin or commit.
-    /// - SQLite: one SQL text ([`Statement::then_events`]) handed to the writer task, which
+    /// - SQLite: one SQL text ([`Statement::then_events`]) handed to the writer, which
     ///   commits it with whatever other writes are queued in one transaction ([`Writer`]);
     ///   answered once that commit returned.
     async fn write_row(
@@ -1900,7 +2040,7 @@ mod tests {
         (store, commits)
     }
 
-    /// A write for the writer task, as [`Store::insert`] makes it, and where it is answered.
+    /// A write for the writer, as [`Store::insert`] makes it, and where it is answered.
     fn insert_job(store: &Store, request: &RefundRequest) -> (Job, oneshot::Receiver<Written>) {
         let canonical = canonical_json(request);
         let intent = [crate::machine::intent(1, "me/1", None)];
@@ -1917,7 +2057,7 @@ mod tests {
         (Job { statement, reply }, answer)
     }
 
-    /// A write for the writer task, as [`Store::write`] makes it.
+    /// A write for the writer, as [`Store::write`] makes it.
     fn update_job(
         store: &Store,
         expected: i64,
@@ -1968,7 +2108,8 @@ mod tests {
     /// the per-order lease refuses each get their error (the transaction is rolled back, the
     /// others run again), a new entry whose reference exists and an update whose version no
     /// longer matches are answered `None`, and none of them spoils the three others, which are
-    /// written with their events.
+    /// written with their events. Sent together, the first failure fails the command (which
+    /// write is not known): the batch runs again one write per command, as the writer does.
     #[tokio::test]
     async fn one_batch_is_one_commit_and_a_refused_write_spoils_none_of_the_others() {
         let dir = tempfile::tempdir().unwrap();
@@ -2012,14 +2153,23 @@ mod tests {
             jobs.push(job);
             answers.push(answer);
         }
-        // Each failure rolls the transaction back and the others run again: three
+        // Each failure rolls the transaction back and the others run again: four
         // transactions, one commit.
+        let mut commands = Commands::Together;
         let mut transactions = 0;
         while !jobs.is_empty() {
-            jobs = commit_batch(pool, &mut None, jobs).await;
+            let before = jobs.len();
+            jobs = commit_batch(pool, &mut None, jobs, commands).await;
+            if commands == Commands::Together {
+                assert_eq!(jobs.len(), before, "together, none answered: all run again");
+            }
+            commands = Commands::OnePerWrite;
             transactions += 1;
         }
-        assert_eq!(transactions, 3, "two failures, then the commit");
+        assert_eq!(
+            transactions, 4,
+            "together, then one per write: two failures, then the commit"
+        );
         let mut answers = answers
             .into_iter()
             .map(|mut answer| answer.try_recv().unwrap());
@@ -2095,14 +2245,20 @@ mod tests {
             .map(|i| insert_job(&store, &moyasar(&format!("RF-R-{i}"))))
             .unzip();
 
-        let again = commit_batch(pool, &mut None, jobs).await;
+        let again = commit_batch(pool, &mut None, jobs, Commands::Together).await;
+        assert_eq!(again.len(), 5, "together: which write failed is not known");
+        let again = commit_batch(pool, &mut None, again, Commands::OnePerWrite).await;
         assert_eq!(
             again.len(),
             4,
             "the two before the failure and the two after run again"
         );
         assert_eq!(commits.load(Ordering::SeqCst), 0, "nothing committed yet");
-        assert!(commit_batch(pool, &mut None, again).await.is_empty());
+        assert!(
+            commit_batch(pool, &mut None, again, Commands::OnePerWrite)
+                .await
+                .is_empty()
+        );
         assert_eq!(commits.load(Ordering::SeqCst), 1);
         for (i, mut answer) in answers.into_iter().enumerate() {
             let reference = format!("RF-R-{i}");
@@ -2142,7 +2298,11 @@ mod tests {
         let requests: Vec<RefundRequest> = (0..3).map(|i| moyasar(&format!("RF-C-{i}"))).collect();
         let (jobs, answers): (Vec<Job>, Vec<_>) =
             requests.iter().map(|r| insert_job(&store, r)).unzip();
-        assert!(commit_batch(pool, &mut None, jobs).await.is_empty());
+        assert!(
+            commit_batch(pool, &mut None, jobs, Commands::Together)
+                .await
+                .is_empty()
+        );
         let mut codes = BTreeSet::new();
         for mut answer in answers {
             let error = answer.try_recv().unwrap().expect_err("the commit fails");
@@ -2167,7 +2327,11 @@ mod tests {
         full.store(false, Ordering::SeqCst);
         let (jobs, answers): (Vec<Job>, Vec<_>) =
             requests.iter().map(|r| insert_job(&store, r)).unzip();
-        assert!(commit_batch(pool, &mut None, jobs).await.is_empty());
+        assert!(
+            commit_batch(pool, &mut None, jobs, Commands::Together)
+                .await
+                .is_empty()
+        );
         for mut answer in answers {
             answer.try_recv().unwrap().unwrap().expect("written");
         }
@@ -2243,31 +2407,193 @@ mod tests {
 
     /// A caller that stops waiting while its write is queued writes nothing; one that stops
     /// once its batch started has it written all the same (it is committed with the batch).
+    /// Another connection holds the write lock meanwhile, so that the writer waits in a batch
+    /// (on `BEGIN IMMEDIATE`, within the busy limit) while the test queues and drops.
     #[tokio::test]
     async fn a_caller_that_stops_waiting_while_queued_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Database::sqlite(dir.path().join("journal.db")))
+        let path = dir.path().join("journal.db");
+        let store = Store::open(&Database::sqlite(&path)).await.unwrap();
+        let mut lock = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+            "sqlite://{}",
+            path.display()
+        ))
+        .await
+        .unwrap();
+
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut lock)
             .await
             .unwrap();
+        let blocker = moyasar("RF-BLOCKER");
+        let mut waiting = Box::pin(insert(&store, &blocker));
+        assert!(futures_poll_once(waiting.as_mut()).await.is_none());
+        taken_by_the_writer(&store).await;
+        // Queued behind the blocked batch (the first poll hands the write to the queue), then
+        // dropped before the writer took it.
         let queued = moyasar("RF-GONE");
         let mut call = Box::pin(insert(&store, &queued));
-        // Queued (the first poll hands the write to the writer), then dropped before the
-        // writer, which has not run yet on this one thread, took it.
         assert!(futures_poll_once(call.as_mut()).await.is_none());
         drop(call);
+        sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+        waiting.await.unwrap().expect("the blocker is written");
         insert(&store, &moyasar("RF-NEXT")).await.unwrap().unwrap();
         assert!(!exists(&store, Provider::Moyasar, "RF-GONE").await);
         assert!(exists(&store, Provider::Moyasar, "RF-NEXT").await);
 
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut lock)
+            .await
+            .unwrap();
         let taken = moyasar("RF-TAKEN");
         let mut call = Box::pin(insert(&store, &taken));
         assert!(futures_poll_once(call.as_mut()).await.is_none());
-        // The writer runs: it takes the write into a batch and waits on SQLite.
-        tokio::task::yield_now().await;
+        // The writer took it into a batch, which waits for the lock.
+        taken_by_the_writer(&store).await;
         drop(call);
+        sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
         insert(&store, &moyasar("RF-AFTER")).await.unwrap().unwrap();
         assert!(exists(&store, Provider::Moyasar, "RF-TAKEN").await);
         store.close().await;
+    }
+
+    /// Waits until SQLite's writer has taken every queued write into a batch.
+    async fn taken_by_the_writer(store: &Store) {
+        let queue = &store.writer.as_ref().expect("a SQLite store").queue;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while queue.capacity() < MAX_QUEUED {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the writer takes what is queued");
+    }
+
+    /// The writes of one batch that share their SQL text go to SQLite in one command per chunk
+    /// of a power of two (here five new entries in a chunk of four and one of one, two updates
+    /// of one entry in a chunk of two: three commands, three texts prepared), and each write
+    /// gets its own row back, or none when it wrote nothing, in the batch's order.
+    #[tokio::test]
+    async fn writes_that_share_their_text_go_together_and_each_gets_its_own_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&Database::sqlite(dir.path().join("journal.db")).max_connections(1))
+                .await
+                .unwrap();
+        insert(&store, &moyasar("RF-T-OLD")).await.unwrap().unwrap();
+        let held = insert(&store, &moyasar("RF-T-UPD")).await.unwrap().unwrap();
+        let settle = resolve_not_applied(&held);
+        let (batch, _answers): (Vec<Job>, Vec<_>) = [
+            insert_job(&store, &moyasar("RF-T-0")),
+            update_job(&store, held.version, &settle),
+            insert_job(&store, &moyasar("RF-T-1")),
+            insert_job(&store, &moyasar("RF-T-OLD")),
+            // The same version again: the first update moved it on.
+            update_job(&store, held.version, &settle),
+            insert_job(&store, &moyasar("RF-T-2")),
+            insert_job(&store, &moyasar("RF-T-3")),
+        ]
+        .into_iter()
+        .unzip();
+
+        let mut conn = sqlite_pool(&store).acquire().await.unwrap();
+        sqlx::Connection::clear_cached_statements(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let written = run_together(&mut conn, &batch).await.unwrap();
+        assert_eq!(
+            sqlx::Connection::cached_statements_size(&*conn),
+            3,
+            "one text per command"
+        );
+        sqlx::raw_sql("COMMIT").execute(&mut *conn).await.unwrap();
+        drop(conn);
+
+        let found: Vec<Option<(String, i64, EntryState)>> = written
+            .into_iter()
+            .map(|entry| {
+                entry.map(|entry| {
+                    (
+                        entry.merchant_reference.as_str().to_owned(),
+                        entry.version,
+                        entry.state,
+                    )
+                })
+            })
+            .collect();
+        let new = |reference: &str| Some((reference.to_owned(), 1, EntryState::InFlight));
+        assert_eq!(
+            found,
+            [
+                new("RF-T-0"),
+                Some((
+                    "RF-T-UPD".to_owned(),
+                    held.version + 1,
+                    EntryState::NotApplied
+                )),
+                new("RF-T-1"),
+                None,
+                None,
+                new("RF-T-2"),
+                new("RF-T-3"),
+            ]
+        );
+        for reference in ["RF-T-0", "RF-T-1", "RF-T-2", "RF-T-3", "RF-T-OLD"] {
+            assert_eq!(history_len(&store, Provider::Moyasar, reference).await, 1);
+        }
+        assert_eq!(
+            history_len(&store, Provider::Moyasar, "RF-T-UPD").await,
+            1 + settle.events.len(),
+            "one update wrote its events"
+        );
+        store.close().await;
+    }
+
+    /// A statement's parameters renumbered after another's: every `$n`, of one digit or
+    /// several, and nothing else.
+    #[test]
+    fn a_statement_shifted_renumbers_its_parameters_and_nothing_else() {
+        let statement = Statement {
+            sql: "SELECT $1, $12 FROM t WHERE a = $3 AND b = 'x'".to_owned(),
+            binds: Vec::new(),
+        };
+        assert_eq!(
+            statement.sql_shifted(9),
+            "SELECT $10, $21 FROM t WHERE a = $12 AND b = 'x'"
+        );
+        assert_eq!(statement.sql_shifted(0), statement.sql);
+    }
+
+    /// SQLite's writer has a thread and a runtime of its own: a journal opened on one runtime
+    /// writes on another once the first is gone.
+    #[test]
+    fn a_sqlite_store_writes_after_the_runtime_that_opened_it_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let store = runtime().block_on(async {
+            let store = Store::open(&Database::sqlite(dir.path().join("journal.db")))
+                .await
+                .unwrap();
+            insert(&store, &moyasar("RF-FIRST")).await.unwrap().unwrap();
+            store
+        });
+        runtime().block_on(async {
+            insert(&store, &moyasar("RF-LATER"))
+                .await
+                .unwrap()
+                .expect("written");
+            assert!(exists(&store, Provider::Moyasar, "RF-LATER").await);
+            store.close().await;
+        });
     }
 
     /// Polls `future` once: its output if it finished.
@@ -2282,7 +2608,7 @@ mod tests {
         .await
     }
 
-    /// Once the journal closes, the writer task ends: a write fails (the pool is closed)
+    /// Once the journal closes, the writer ends: a write fails (the pool is closed)
     /// instead of waiting.
     #[tokio::test]
     async fn a_write_after_close_fails() {

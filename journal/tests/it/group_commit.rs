@@ -1,4 +1,4 @@
-//! Many callers writing at once. On SQLite their writes share transactions (one writer task
+//! Many callers writing at once. On SQLite their writes share transactions (one writer
 //! commits whatever is queued together: group commit); on PostgreSQL each write is one
 //! statement. Either way every caller's refund is recorded whole, is there for a journal opened
 //! afterwards (another process), and one caller's failing write fails that caller alone.
