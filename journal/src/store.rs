@@ -835,11 +835,12 @@ struct Writer {
 
 #[cfg(feature = "sqlite")]
 impl Writer {
-    /// Starts the writer's thread.
+    /// Starts the writer's thread. Its runtime has a clock (the pool's acquire limit) and no
+    /// I/O driver: SQLite's connections are threads and channels, not sockets.
     fn start(pool: SqlitePool) -> Result<Writer, JournalError> {
         let (queue, jobs) = tokio::sync::mpsc::channel(MAX_QUEUED);
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_time()
             .build()
             .map_err(sqlx::Error::Io)?;
         std::thread::Builder::new()
