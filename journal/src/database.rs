@@ -84,8 +84,8 @@ use crate::error::JournalError;
 ///   durable). The writer runs on a thread of its own (named `refunds-journal-writer`, with a
 ///   Tokio runtime of its own, so it does not depend on the runtime that opens the journal)
 ///   and keeps one connection of the pool (an in-memory database's only one it shares); it
-///   ends when the journal is closed or dropped. Other processes on the same file
-///   take turns on its lock within the busy limit ([`statement_timeout`](Database::statement_timeout)).
+///   ends when the journal is closed or dropped. Other processes on the same file take turns
+///   on its lock within the busy limit ([`statement_timeout`](Database::statement_timeout)).
 ///
 /// # A failed write
 ///

@@ -1047,8 +1047,13 @@ async fn commit_batch(
 /// the ones before it ([`Statement::sql_shifted`]) and its last one, its place, bound to its
 /// index in `batch` ([`Statement::then_events`]). A group goes in chunks of a power of two
 /// writes, up to [`MAX_TOGETHER`], so that the commands' texts are few (a shape and a size)
-/// and stay prepared in the connection's statement cache. Returns the row each write read back, in `batch`'s order;
-/// a failure is the first error of a command, whichever write it came from.
+/// and stay prepared in the connection's statement cache. Returns the row each write read
+/// back, in `batch`'s order; a failure is the first error of a command, whichever write it
+/// came from.
+///
+/// Grouping changes the order the writes run in. Any order is one the callers could have
+/// met: each write of a batch is a different caller's, none of them is answered yet, and a
+/// caller queues its next write only once its last one is answered.
 #[cfg(feature = "sqlite")]
 async fn run_together(
     conn: &mut sqlx::SqliteConnection,
