@@ -823,7 +823,7 @@ impl Job {
 /// - The writer runs on a thread of its own, on a runtime of its own: each batch waits on
 ///   SQLite's connection thread several times (`BEGIN`, each group, `COMMIT`), and on a
 ///   service's runtime each of those wake-ups would queue behind the service's tasks while
-///   every writer of the process waits. It ends when the pool closes
+///   every caller with a write in the batch waits. It ends when the pool closes
 ///   ([`Journal::close`](crate::Journal::close)) or the store is dropped (the last clone of
 ///   the journal), giving its connection back: writes still queued then fail with
 ///   [`sqlx::Error::PoolClosed`]. It does not depend on the runtime that opened the journal.
