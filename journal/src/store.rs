@@ -887,11 +887,11 @@ async fn write_batches(pool: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<J
         }
         // Callers that stopped waiting: nothing written for them.
         batch.retain(|job| !job.reply.is_closed());
-        let mut commands = Commands::Together;
+        let mut together = MAX_TOGETHER;
         while !batch.is_empty() {
-            batch = commit_batch(&pool, &mut conn, batch, commands).await;
+            batch = commit_batch(&pool, &mut conn, batch, together).await;
             // Only a failure leaves writes to run again: one per command, to find it.
-            commands = Commands::OnePerWrite;
+            together = 1;
         }
         if !keep {
             conn = None;
@@ -899,15 +899,13 @@ async fn write_batches(pool: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<J
     }
 }
 
-/// How [`commit_batch`] sends a batch's writes to SQLite's connection thread.
+/// A command of [`run_together`] failed: its error, and the place in the batch of the write
+/// that failed when the command held that write alone (a command of several writes does not
+/// tell which of them failed).
 #[cfg(feature = "sqlite")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Commands {
-    /// The writes that share their SQL text together ([`run_together`]); a failure fails the
-    /// command without telling which write failed.
-    Together,
-    /// One command per write: a failure is that write's.
-    OnePerWrite,
+struct CommandFailed {
+    write: Option<usize>,
+    error: JournalError,
 }
 
 /// A connection inside a transaction the writer began itself: dropped before the transaction
@@ -958,17 +956,17 @@ impl Drop for InTransaction {
 }
 
 /// Runs `batch` in one transaction, on `kept` (the writer's connection) or one of the pool,
-/// sending its writes as `commands` says, and answers every write it settles; returns the
-/// writes to run again after a failure (rolled back with it, or all of them when a command
-/// of several writes failed). One write per command, every call answers at least one write,
-/// so that the writer moves on. After a commit the connection is in `kept`; after a failure
-/// it goes back to the pool.
+/// with up to `together` writes of one SQL text per command ([`run_together`]), and answers
+/// every write it settles; returns the writes to run again after a failure (rolled back with
+/// it, or all of them when a command of several writes failed). With one write per command
+/// (`together` 1), every call answers at least one write, so that the writer moves on. After
+/// a commit the connection is in `kept`; after a failure it goes back to the pool.
 #[cfg(feature = "sqlite")]
 async fn commit_batch(
     pool: &SqlitePool,
     kept: &mut Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
     mut batch: Vec<Job>,
-    commands: Commands,
+    together: usize,
 ) -> Vec<Job> {
     let conn = match kept.take() {
         Some(conn) => conn,
@@ -1002,28 +1000,16 @@ async fn commit_batch(
         fail_all(batch, error);
         return Vec::new();
     }
-    let written = match commands {
-        Commands::Together => match run_together(tx.conn(), &batch).await {
-            Ok(written) => written,
-            Err(_) => {
-                // Which write failed is not known: all run again, one per command.
-                tx.failed().await;
-                return batch;
+    let written = match run_together(tx.conn(), &batch, together).await {
+        Ok(written) => written,
+        Err(CommandFailed { write, error }) => {
+            tx.failed().await;
+            // Which write failed is known when its command held it alone; else all of them
+            // run again (one per command, to find it).
+            if let Some(at) = write {
+                batch.remove(at).answer(Err(error));
             }
-        },
-        Commands::OnePerWrite => {
-            let mut written = Vec::with_capacity(batch.len());
-            for (at, job) in batch.iter().enumerate() {
-                match run_job(tx.conn(), job, &job.statement.sql).await {
-                    Ok(row) => written.push(row),
-                    Err(error) => {
-                        tx.failed().await;
-                        batch.remove(at).answer(Err(error));
-                        return batch;
-                    }
-                }
-            }
-            written
+            return batch;
         }
     };
     match sqlx::query("COMMIT").execute(tx.conn()).await {
@@ -1046,10 +1032,9 @@ async fn commit_batch(
 /// in one command: their texts one after the other, each write's parameters numbered after
 /// the ones before it ([`Statement::sql_shifted`]) and its last one, its place, bound to its
 /// index in `batch` ([`Statement::then_events`]). A group goes in chunks of a power of two
-/// writes, up to [`MAX_TOGETHER`], so that the commands' texts are few (a shape and a size)
-/// and stay prepared in the connection's statement cache. Returns the row each write read
-/// back, in `batch`'s order; a failure is the first error of a command, whichever write it
-/// came from.
+/// writes, up to `together` (at most [`MAX_TOGETHER`]), so that the commands' texts are few (a
+/// shape and a size) and stay prepared in the connection's statement cache. Returns the row
+/// each write read back, in `batch`'s order, or the first failing command's error.
 ///
 /// Grouping changes the order the writes run in. Any order is one the callers could have
 /// met: each write of a batch is a different caller's, none of them is answered yet, and a
@@ -1058,7 +1043,8 @@ async fn commit_batch(
 async fn run_together(
     conn: &mut sqlx::SqliteConnection,
     batch: &[Job],
-) -> Result<Vec<Option<Entry>>, JournalError> {
+    together: usize,
+) -> Result<Vec<Option<Entry>>, CommandFailed> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     for (at, job) in batch.iter().enumerate() {
         match groups.iter_mut().find(|(sql, _)| *sql == job.statement.sql) {
@@ -1070,8 +1056,15 @@ async fn run_together(
     for (_, members) in groups {
         let mut rest = &members[..];
         while !rest.is_empty() {
-            let (chunk, after) = rest.split_at(1 << rest.len().min(MAX_TOGETHER).ilog2());
+            let (chunk, after) = rest.split_at(1 << rest.len().min(together).ilog2());
             rest = after;
+            let failed = |error: JournalError| CommandFailed {
+                write: match chunk {
+                    [alone] => Some(*alone),
+                    _ => None,
+                },
+                error,
+            };
             let mut sql = Vec::with_capacity(chunk.len());
             let mut shift = 0;
             for &at in chunk {
@@ -1090,13 +1083,17 @@ async fn run_together(
                 let place = i64::try_from(at).expect("a place in a batch of MAX_BATCH");
                 query = binds.iter().fold(query, Bind::onto).bind(place);
             }
-            for row in query.fetch_all(&mut *conn).await? {
-                let place: i64 = get(&row, "place")?;
+            let rows = query
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|error| failed(error.into()))?;
+            for row in rows {
+                let place: i64 = get(&row, "place").map_err(failed)?;
                 let slot = usize::try_from(place)
                     .ok()
                     .and_then(|at| written.get_mut(at))
-                    .ok_or_else(|| corrupt(format!("place = {place} is out of range")))?;
-                *slot = Some(decode_entry(&row)?);
+                    .ok_or_else(|| failed(corrupt(format!("place = {place} is out of range"))))?;
+                *slot = Some(decode_entry(&row).map_err(failed)?);
             }
         }
     }
@@ -2161,15 +2158,15 @@ mod tests {
         }
         // Each failure rolls the transaction back and the others run again: four
         // transactions, one commit.
-        let mut commands = Commands::Together;
+        let mut together = MAX_TOGETHER;
         let mut transactions = 0;
         while !jobs.is_empty() {
             let before = jobs.len();
-            jobs = commit_batch(pool, &mut None, jobs, commands).await;
-            if commands == Commands::Together {
+            jobs = commit_batch(pool, &mut None, jobs, together).await;
+            if together > 1 {
                 assert_eq!(jobs.len(), before, "together, none answered: all run again");
             }
-            commands = Commands::OnePerWrite;
+            together = 1;
             transactions += 1;
         }
         assert_eq!(
@@ -2251,20 +2248,16 @@ mod tests {
             .map(|i| insert_job(&store, &moyasar(&format!("RF-R-{i}"))))
             .unzip();
 
-        let again = commit_batch(pool, &mut None, jobs, Commands::Together).await;
+        let again = commit_batch(pool, &mut None, jobs, MAX_TOGETHER).await;
         assert_eq!(again.len(), 5, "together: which write failed is not known");
-        let again = commit_batch(pool, &mut None, again, Commands::OnePerWrite).await;
+        let again = commit_batch(pool, &mut None, again, 1).await;
         assert_eq!(
             again.len(),
             4,
             "the two before the failure and the two after run again"
         );
         assert_eq!(commits.load(Ordering::SeqCst), 0, "nothing committed yet");
-        assert!(
-            commit_batch(pool, &mut None, again, Commands::OnePerWrite)
-                .await
-                .is_empty()
-        );
+        assert!(commit_batch(pool, &mut None, again, 1).await.is_empty());
         assert_eq!(commits.load(Ordering::SeqCst), 1);
         for (i, mut answer) in answers.into_iter().enumerate() {
             let reference = format!("RF-R-{i}");
@@ -2305,7 +2298,7 @@ mod tests {
         let (jobs, answers): (Vec<Job>, Vec<_>) =
             requests.iter().map(|r| insert_job(&store, r)).unzip();
         assert!(
-            commit_batch(pool, &mut None, jobs, Commands::Together)
+            commit_batch(pool, &mut None, jobs, MAX_TOGETHER)
                 .await
                 .is_empty()
         );
@@ -2334,7 +2327,7 @@ mod tests {
         let (jobs, answers): (Vec<Job>, Vec<_>) =
             requests.iter().map(|r| insert_job(&store, r)).unzip();
         assert!(
-            commit_batch(pool, &mut None, jobs, Commands::Together)
+            commit_batch(pool, &mut None, jobs, MAX_TOGETHER)
                 .await
                 .is_empty()
         );
@@ -2510,7 +2503,10 @@ mod tests {
             .execute(&mut *conn)
             .await
             .unwrap();
-        let written = run_together(&mut conn, &batch).await.unwrap();
+        let written = match run_together(&mut conn, &batch, MAX_TOGETHER).await {
+            Ok(written) => written,
+            Err(failed) => panic!("{:?}", failed.error),
+        };
         assert_eq!(
             sqlx::Connection::cached_statements_size(&*conn),
             3,
