@@ -81,26 +81,31 @@ pub(crate) fn operation_request(
     reason = "shared by the rooms: a build with some providers' features off leaves it unused"
 )]
 /// Sends `body` as JSON with `request` and reads the answer within `limits`: the transport of
-/// every adapter.
-pub(crate) async fn send_json(
+/// every adapter. The body is encoded now, before any I/O, and dropped (taken by value, it is
+/// not kept in the caller's future either; see [`receive`]).
+pub(crate) fn send_json<T: serde::Serialize>(
     provider: Provider,
     request: reqwest::RequestBuilder,
-    body: &impl serde::Serialize,
-    limits: crate::answer::AnswerLimits,
-) -> Result<Answer, RefundError> {
+    body: T,
+    limits: AnswerLimits,
+) -> impl Future<Output = Result<Answer, RefundError>> + Send + use<T> {
     // Room for a typical refund body up front: no regrowth while it is written.
     let mut bytes = Vec::with_capacity(512);
-    serde_json::to_writer(&mut bytes, body).map_err(|err| {
-        RefundError::new(ErrorKind::Protocol)
-            .with_outcome(crate::Outcome::NotApplied)
-            .with_provider(provider)
-            .with_provider_message(format!("could not encode the request: {err}"))
-    })?;
-    let request = request
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(reqwest::header::ACCEPT, "application/json")
-        .body(bytes);
-    receive(provider, request, limits).await
+    let sent = serde_json::to_writer(&mut bytes, &body)
+        .map(|()| {
+            request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(bytes)
+                .send()
+        })
+        .map_err(|err| {
+            RefundError::new(ErrorKind::Protocol)
+                .with_outcome(crate::Outcome::NotApplied)
+                .with_provider(provider)
+                .with_provider_message(format!("could not encode the request: {err}"))
+        });
+    async move { read_answer(provider, sent?, limits).await }
 }
 
 /// A reqwest client with the provider's timeout, rustls, and the given default headers (marked
@@ -138,15 +143,26 @@ pub(crate) fn secret_header(value: &str) -> Result<reqwest::header::HeaderValue,
 /// [`AnswerLimits`]). A failure here never saw a complete answer: see [`transport_error`] for
 /// its outcome; an answer past a cap is [`ErrorKind::Protocol`], outcome unknown, and its
 /// message names the cap.
-pub(crate) async fn receive(
+///
+/// The request is built now and sent once the future is polled: the future holds reqwest's
+/// pending request, a pointer, not the builder. That keeps every room's refund future small,
+/// and each attempt boxes one (`client::Attempt`): under 1 KiB, the box comes from the
+/// allocator's per-thread cache (glibc's tcache) instead of an arena that other threads lock.
+pub(crate) fn receive(
     provider: Provider,
     request: reqwest::RequestBuilder,
     limits: AnswerLimits,
+) -> impl Future<Output = Result<Answer, RefundError>> + Send + use<> {
+    read_answer(provider, request.send(), limits)
+}
+
+/// The answer to `sent`, read as [`receive`] says.
+async fn read_answer(
+    provider: Provider,
+    sent: impl Future<Output = Result<reqwest::Response, reqwest::Error>>,
+    limits: AnswerLimits,
 ) -> Result<Answer, RefundError> {
-    let mut response = request
-        .send()
-        .await
-        .map_err(|err| transport_error(provider, err))?;
+    let mut response = sent.await.map_err(|err| transport_error(provider, err))?;
     let status = response.status().as_u16();
     // The attempt's span (see `Refunds::refund`) carries the status of what came back; with no
     // subscriber for it, finding the current span would cost for nothing.

@@ -93,10 +93,16 @@ impl Moyasar {
 
     async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
-        let path = operation_path(operation::PATH, &[&request.order_id]);
-        let url = self.base_url.join(&path);
-        let outgoing = operation_request(&self.http, operation::METHOD, url);
-        let answer = send_json(PROVIDER, outgoing, &body, self.limits).await?;
+        let url = self
+            .base_url
+            .join(&operation_path(operation::PATH, &[&request.order_id]));
+        let sent = send_json(
+            PROVIDER,
+            operation_request(&self.http, operation::METHOD, url),
+            body,
+            self.limits,
+        );
+        let answer = sent.await?;
         transformers::refund_result(request, &answer)
     }
 

@@ -99,11 +99,17 @@ impl Optty {
         request: &RefundRequest,
         body: &optty_api::types::OrderRefundDto,
     ) -> Result<Refund, RefundError> {
-        let path = operation_path(operation::PATH, &[&request.order_id]);
-        let url = self.base_url.join(&path);
-        let outgoing = operation_request(&self.http, operation::METHOD, url)
-            .header(AUTHORIZATION, authorization);
-        let answer = send_json(PROVIDER, outgoing, body, self.config.limits).await?;
+        let url = self
+            .base_url
+            .join(&operation_path(operation::PATH, &[&request.order_id]));
+        let sent = send_json(
+            PROVIDER,
+            operation_request(&self.http, operation::METHOD, url)
+                .header(AUTHORIZATION, authorization),
+            body,
+            self.config.limits,
+        );
+        let answer = sent.await?;
         transformers::refund_result(request, &answer)
     }
 
