@@ -64,16 +64,9 @@ impl AfterPay {
 
     async fn send(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
         let body = transformers::refund_body(request)?;
-        let url = self
-            .base_url
-            .join(&operation_path(operation::PATH, &[&request.order_id]));
-        let sent = send_json(
-            PROVIDER,
-            operation_request(&self.http, operation::METHOD, url),
-            body,
-            self.limits,
-        );
-        let answer = sent.await?;
+        let path = operation_path(operation::PATH, &[&request.order_id]);
+        let outgoing = operation_request(&self.http, operation::METHOD, self.base_url.join(&path));
+        let answer = send_json(PROVIDER, outgoing, body, self.limits).await?;
         transformers::refund_result(request, &answer)
     }
 

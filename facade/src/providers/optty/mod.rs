@@ -99,17 +99,10 @@ impl Optty {
         request: &RefundRequest,
         body: &optty_api::types::OrderRefundDto,
     ) -> Result<Refund, RefundError> {
-        let url = self
-            .base_url
-            .join(&operation_path(operation::PATH, &[&request.order_id]));
-        let sent = send_json(
-            PROVIDER,
-            operation_request(&self.http, operation::METHOD, url)
-                .header(AUTHORIZATION, authorization),
-            body,
-            self.config.limits,
-        );
-        let answer = sent.await?;
+        let path = operation_path(operation::PATH, &[&request.order_id]);
+        let outgoing = operation_request(&self.http, operation::METHOD, self.base_url.join(&path))
+            .header(AUTHORIZATION, authorization);
+        let answer = send_json(PROVIDER, outgoing, body, self.config.limits).await?;
         transformers::refund_result(request, &answer)
     }
 
