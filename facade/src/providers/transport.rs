@@ -81,8 +81,8 @@ pub(crate) fn operation_request(
     reason = "shared by the rooms: a build with some providers' features off leaves it unused"
 )]
 /// Sends `body` as JSON with `request` and reads the answer within `limits`: the transport of
-/// every adapter. The body is encoded now, before any I/O, and dropped (taken by value, it is
-/// not kept in the caller's future either; see [`receive`]).
+/// every adapter. The body is taken by value and encoded now, before any I/O, so the returned
+/// future does not hold it (see [`receive`]).
 pub(crate) fn send_json<T: serde::Serialize>(
     provider: Provider,
     request: reqwest::RequestBuilder,
