@@ -56,6 +56,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
+use crate::by_order::ByOrder;
 use crate::wire::{Map, Value};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -277,27 +278,20 @@ struct AfterPayState {
     replay_transaction_reference: bool,
 }
 
-/// An answer kept for a repeat of its `transactionReference` on its order.
-#[derive(Debug, Clone)]
-struct Replay {
-    /// The order the reference was used on.
-    order_id: String,
-    /// The original response body.
-    body: Vec<u8>,
-}
-
 /// What AfterPay keeps beside the orders: its answers by order and `transactionReference`,
 /// and each refund's items as the request sent them (by order, then refund number), for the
 /// reads' `refundItems`.
 #[derive(Debug, Default)]
 struct Book {
-    replays: Mutex<HashMap<String, Replay>>,
+    /// The original answer body of each `transactionReference` on its order, answered again
+    /// to a repeat.
+    replays: Mutex<ByOrder<Vec<u8>>>,
     items: Mutex<HashMap<String, HashMap<String, Vec<Value>>>>,
 }
 
 impl RoomBook for Book {
     fn forget(&self, order_id: &str) {
-        lock(&self.replays).retain(|_, r| r.order_id != order_id);
+        lock(&self.replays).forget_order(order_id);
         lock(&self.items).remove(order_id);
     }
 
@@ -642,7 +636,7 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         .map(|r| format!("{order_number}\n{r}"));
     let mut replays = lock(&st.book.replays);
     if let Some(replay) = replay_key.as_ref().and_then(|k| replays.get(k)) {
-        return json_bytes(StatusCode::OK, replay.body.clone());
+        return json_bytes(StatusCode::OK, replay.clone());
     }
     let Some(order) = store.orders.get_mut(order_number) else {
         return order_not_found(order_number);
@@ -723,13 +717,7 @@ fn handle(st: &AfterPayState, order_number: &str, headers: &HeaderMap, body: &[u
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     if let Some(key) = replay_key {
-        replays.insert(
-            key,
-            Replay {
-                order_id: order_number.to_owned(),
-                body: bytes.clone(),
-            },
-        );
+        replays.insert(key, order_number, bytes.clone());
     }
     json_bytes(StatusCode::OK, bytes)
 }

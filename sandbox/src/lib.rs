@@ -143,6 +143,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+mod by_order;
 mod clock;
 pub mod credentials;
 pub mod facade_env;

@@ -39,11 +39,12 @@
 //!   (the order's `refunded_amount` carries the total).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::by_order::ByOrder;
 use crate::wire::Value;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -204,7 +205,7 @@ impl MoyasarServer {
                 status: RefundStatus::Succeeded,
                 created_at: now_rfc3339(),
             });
-            used.insert(id, order_id.to_owned());
+            used.insert(id, order_id, ());
         }
         Ok(order.state.clone())
     }
@@ -343,13 +344,13 @@ struct MoyasarState {
 /// on, for its duplicate rule) and those whose first attempt is still running.
 #[derive(Debug, Default)]
 struct Book {
-    used: Mutex<HashMap<String, String>>,
+    used: Mutex<ByOrder<()>>,
     in_flight: Mutex<HashSet<String>>,
 }
 
 impl RoomBook for Book {
     fn forget(&self, order_id: &str) {
-        lock(&self.used).retain(|_, order| order != order_id);
+        lock(&self.used).forget_order(order_id);
     }
 
     fn forget_all(&self) {
@@ -820,7 +821,7 @@ async fn handle(
             if in_flight.contains(tx) {
                 return message(StatusCode::BAD_REQUEST, STILL_PROCESSING);
             }
-            if let Some(used_on) = lock(&st.book.used).get(tx) {
+            if let Some(used_on) = lock(&st.book.used).order_of(tx) {
                 if used_on != id {
                     let mut errors = BTreeMap::new();
                     errors.insert(
@@ -869,7 +870,7 @@ async fn handle(
     });
     order.updated = SystemTime::now();
     let body = order_body(order, Duration::ZERO);
-    lock(&st.book.used).insert(tx_id, id.to_owned());
+    lock(&st.book.used).insert(tx_id, id, ());
     drop(store);
     drop(guard);
     json(StatusCode::OK, &body)
@@ -927,9 +928,7 @@ mod tests {
         assert_eq!(body.refunded_amount, 300);
         // Each id is marked used on this order (the duplicate rule's book), as a sent refund's.
         assert_eq!(
-            lock(&server.state.book.used)
-                .get(&ids[0])
-                .map(String::as_str),
+            lock(&server.state.book.used).order_of(&ids[0]),
             Some("O-BULK")
         );
         sb.shutdown().await;

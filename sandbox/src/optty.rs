@@ -84,6 +84,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::by_order::ByOrder;
 use crate::wire::Value;
 use axum::Router;
 use axum::body::Bytes;
@@ -508,8 +509,6 @@ struct OpttyState {
 /// A refund kept under its `refundReference`, which is unique per merchant.
 #[derive(Debug, Clone)]
 struct Replay {
-    /// The order the reference was used on.
-    order_id: String,
     /// The order, amount and currency: what must match for a repeat to be a replay.
     fingerprint: String,
     /// The original response body, answered again to a replay.
@@ -522,13 +521,13 @@ struct Replay {
 /// settlement tells.
 #[derive(Debug)]
 struct Book {
-    replays: Mutex<HashMap<String, Replay>>,
+    replays: Mutex<ByOrder<Replay>>,
     notifier: Arc<Notifier>,
 }
 
 impl RoomBook for Book {
     fn forget(&self, order_id: &str) {
-        lock(&self.replays).retain(|_, r| r.order_id != order_id);
+        lock(&self.replays).forget_order(order_id);
     }
 
     fn forget_all(&self) {
@@ -563,7 +562,7 @@ pub(crate) async fn start(
 ) -> std::io::Result<OpttyServer> {
     let notifier = Notifier::start(settings.notify.clone())?;
     let book = Arc::new(Book {
-        replays: Mutex::new(HashMap::new()),
+        replays: Mutex::new(ByOrder::default()),
         notifier: Arc::clone(&notifier),
     });
     let shared = Shared::new(name, Units::Major, Arc::clone(&book) as Arc<dyn RoomBook>);
@@ -938,8 +937,8 @@ fn handle(st: &OpttyState, order_reference: &str, headers: &HeaderMap, body: &[u
     };
     replays.insert(
         req.reference,
+        order_reference,
         Replay {
-            order_id: order_reference.to_owned(),
             fingerprint,
             body: bytes.clone(),
             description: req.description,
@@ -1027,7 +1026,7 @@ fn refund_id(refund: &RecordedRefund) -> &str {
     refund.reference.as_deref().unwrap_or(&refund.id)
 }
 
-fn details_body(order: &Order, read_delay: Duration, replays: &HashMap<String, Replay>) -> Details {
+fn details_body(order: &Order, read_delay: Duration, replays: &ByOrder<Replay>) -> Details {
     let s = &order.state;
     let created = clock::rfc3339_ms(order.created);
     let refunds = order
