@@ -352,7 +352,7 @@ impl Flights {
         // The entry is made before taking the lock, which is held only to file it.
         let slot = (remembers(request.provider, result) && self.memory.capacity > 0).then(|| {
             let mut slot = Slot {
-                live: Some((Keyed(Arc::clone(request)), result.clone())),
+                live: Some((Keyed(Arc::clone(request)), kept(result))),
                 at: Instant::now(),
                 bytes: retained_bytes(request, result),
                 raw: raw_bytes(result),
@@ -471,8 +471,28 @@ const ENTRY_OVERHEAD: usize = std::mem::size_of::<Slot>()
 /// and of an underlying cause.
 const ERROR_OVERHEAD: usize = 512;
 
-/// The raw body a result holds, in bytes (its length: the facade reads each body into a buffer
-/// of its `Content-Length`, so the length is what the buffer holds).
+/// What the memory keeps of `result`: a clone whose raw body is a copy of its own. A clone of
+/// the caller's body would share it: every refund would pay for making the caller's buffer a
+/// shared one, and the memory would hold that buffer until the result is forgotten, by then
+/// cold and freed, often on another thread. The copy is one allocation of the body's length,
+/// and the caller's buffer is freed wherever the caller drops it.
+fn kept(result: &FlightResult) -> FlightResult {
+    let Ok(refund) = result else {
+        return result.clone();
+    };
+    Ok(Refund {
+        provider: refund.provider,
+        provider_refund_id: refund.provider_refund_id.clone(),
+        status: refund.status,
+        amount: refund.amount,
+        refunded_total: refund.refunded_total,
+        captured_total: refund.captured_total,
+        raw: RawAnswer::new(refund.raw.as_bytes().to_vec()),
+    })
+}
+
+/// The raw body a result holds, in bytes (its length: what the memory keeps is a copy of exactly
+/// that length, see [`kept`]).
 fn raw_bytes(result: &FlightResult) -> usize {
     match result {
         Ok(refund) => refund.raw.as_bytes().len(),
@@ -663,6 +683,22 @@ mod tests {
         let settled: usize = state.flights.iter().map(HashMap::len).sum();
         assert_eq!(settled, live.len(), "one entry per live slot");
         state.bytes
+    }
+
+    #[test]
+    fn a_remembered_body_is_a_copy_of_its_own() {
+        let flights = Flights::new(ReplayMemory::default());
+        let first = request(Provider::AfterPay, "R-1");
+        let answered = refund(&first, 300);
+        settle(&flights, &first, &answered);
+        let replayed = replay(&flights, &first).expect("remembered").unwrap();
+        let answered = answered.unwrap();
+        assert_eq!(replayed, answered, "the same refund, body included");
+        assert_ne!(
+            replayed.raw.as_bytes().as_ptr(),
+            answered.raw.as_bytes().as_ptr(),
+            "the memory holds a copy, not a share of the caller's buffer"
+        );
     }
 
     #[test]
