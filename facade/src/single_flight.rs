@@ -351,14 +351,16 @@ impl Flights {
     pub(crate) fn finish(&self, request: &Arc<RefundRequest>, result: &FlightResult) {
         // The entry is made before taking the lock, which is held only to file it.
         let slot = (remembers(request.provider, result) && self.memory.capacity > 0).then(|| {
+            // A raw body larger than the whole budget is not copied: remembered for its facts
+            // alone.
+            let with_raw = raw_bytes(result) <= self.memory.max_bytes;
             let mut slot = Slot {
-                live: Some((Keyed(Arc::clone(request)), kept(result))),
+                live: Some((Keyed(Arc::clone(request)), kept(result, with_raw))),
                 at: Instant::now(),
                 bytes: retained_bytes(request, result),
                 raw: raw_bytes(result),
             };
-            if slot.raw > self.memory.max_bytes {
-                // Larger than the whole budget: remembered for its facts alone.
+            if !with_raw {
                 strip_raw(&mut slot);
             }
             slot
@@ -471,12 +473,13 @@ const ENTRY_OVERHEAD: usize = std::mem::size_of::<Slot>()
 /// and of an underlying cause.
 const ERROR_OVERHEAD: usize = 512;
 
-/// What the memory keeps of `result`: a clone whose raw body is a copy of its own. A clone of
-/// the caller's body would share it: every refund would pay for making the caller's buffer a
-/// shared one, and the memory would hold that buffer until the result is forgotten, by then
-/// cold and freed, often on another thread. The copy is one allocation of the body's length,
-/// and the caller's buffer is freed wherever the caller drops it.
-fn kept(result: &FlightResult) -> FlightResult {
+/// What the memory keeps of `result`: a clone whose raw body is a copy of its own, or, without
+/// `with_raw`, empty. A clone of the caller's body would share it: every refund would pay for
+/// making the caller's buffer a shared one, and the memory would hold that buffer until the
+/// result is forgotten, by then cold and freed, often on another thread. The copy is one
+/// allocation of the body's length, and the caller's buffer is freed wherever the caller drops
+/// it.
+fn kept(result: &FlightResult, with_raw: bool) -> FlightResult {
     let Ok(refund) = result else {
         return result.clone();
     };
@@ -487,7 +490,11 @@ fn kept(result: &FlightResult) -> FlightResult {
         amount: refund.amount,
         refunded_total: refund.refunded_total,
         captured_total: refund.captured_total,
-        raw: RawAnswer::new(refund.raw.as_bytes().to_vec()),
+        raw: if with_raw {
+            RawAnswer::new(refund.raw.as_bytes().to_vec())
+        } else {
+            RawAnswer::default()
+        },
     })
 }
 
