@@ -504,7 +504,7 @@ mod tests {
     }
 
     /// The column enums' `sqlx::Type` writes what their `as_str` (the documented column
-    /// values, the migrations' CHECK lists) says, and reads it back. PostgreSQL takes the same
+    /// values, the values the migrations' checks allow) says, and reads it back. PostgreSQL takes the same
     /// text (`journal/tests/it` writes and reads every state on both backends).
     #[tokio::test]
     async fn column_enums_are_stored_as_their_documented_text() {

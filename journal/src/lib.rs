@@ -356,7 +356,12 @@
 //! (its default `plan_cache_mode`), and a plan made while the table was empty still reads an
 //! entry by its primary key once the table has grown. On SQLite (migration 6) the columns whose
 //! values are listed above are checked by comparisons joined by `OR`, not by an `IN` list,
-//! which SQLite checks through a temporary b-tree built anew on every write.
+//! which SQLite checks through a temporary b-tree built anew on every write. On PostgreSQL
+//! (migration 7) the same columns, here and in `refund_journal_events`, are of domains over
+//! text (`refund_journal_state`, `refund_journal_refund_status`, `refund_journal_settled_by`,
+//! `refund_journal_event_kind`, `refund_journal_outcome`) that check the same values: a
+//! domain's check is prepared once per connection, a table's CHECK rebuilt from its stored
+//! text by every statement that writes the table. Clients read and bind them as text.
 //!
 //! `refund_journal_events`: the audit trail, insert-only.
 //!

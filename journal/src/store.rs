@@ -627,6 +627,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_checks_without_lists.sql"),
         include_str!("../migrations/postgres/0006_checks_without_lists.sql"),
     ),
+    (
+        7,
+        "checks as domains",
+        include_str!("../migrations/sqlite/0007_checks_as_domains.sql"),
+        include_str!("../migrations/postgres/0007_checks_as_domains.sql"),
+    ),
 ];
 
 /// The unique index of the per-order lease (migration 3; on SQLite, migration 4's, which also

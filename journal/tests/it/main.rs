@@ -77,7 +77,7 @@ both_backends!(
     crash_afterpay_is_attributed_by_reading,
     migration_3_brings_earlier_rows_under_the_order_lease,
     migration_4_keeps_the_order_lease_the_listing_and_the_history,
-    migration_6_keeps_every_row_and_checks_the_same_values,
+    migrations_6_and_7_keep_every_row_and_check_the_same_values,
     refund_or_wait_answers_the_other_callers_outcome,
     a_manual_resolution_records_the_refund_id_and_amount,
     a_lock_held_past_the_statement_limit_fails_the_call_and_names_the_database,
