@@ -478,7 +478,7 @@ const ERROR_OVERHEAD: usize = 512;
 /// making the caller's buffer a shared one, and the memory would hold that buffer until the
 /// result is forgotten, by then cold and freed, often on another thread. The copy is one
 /// allocation of the body's length, and the caller's buffer is freed wherever the caller drops
-/// it.
+/// it. Built field by field: `refund.clone()` would already share the body.
 fn kept(result: &FlightResult, with_raw: bool) -> FlightResult {
     let Ok(refund) = result else {
         return result.clone();
