@@ -6,6 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -13,18 +14,28 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sandbox");
 
-/// A base port with it and the next three free right now.
+/// A base port with it and the next three free right now, below Linux's ephemeral ports
+/// (32768 and up by default, where a connection's own end could take one before the sandbox
+/// binds it), and handed to no other test of this binary: the tests run in parallel in one
+/// process, and a base checked free is free again for the next test to find.
 fn free_port_base() -> u16 {
-    let start = 20_000 + (std::process::id() % 20_000) as u16;
-    (0..2_000)
-        .map(|i| start + i * 7)
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    // Bases 10000..32760, seven apart, starting where this process's id says.
+    let slots = (32_760 - 10_000) / 7;
+    let start = std::process::id() % slots;
+    let base = (0..slots)
+        .map(|i| 10_000 + ((start + i) % slots * 7) as u16)
+        .filter(|base| !handed_out.contains(base))
         .find(|&base| {
             let listeners: Vec<_> = (0..4)
                 .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
                 .collect();
             listeners.len() == 4
         })
-        .expect("four free consecutive ports")
+        .expect("four free consecutive ports");
+    handed_out.push(base);
+    base
 }
 
 /// One free port.
@@ -244,7 +255,7 @@ fn print_config_env_exports_the_facade_variables_for_eval() {
         // Not what the facade should do: it still verifies (see sandbox::facade_env).
         .args(["--openapp-response-signing", "absent"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let url = |offset: u16| format!("http://127.0.0.1:{}", base + offset);
@@ -276,7 +287,15 @@ fn print_config_env_exports_the_facade_variables_for_eval() {
     let _ = child.kill();
     let _ = child.wait();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{text}");
+    if lines.len() != expected.len() {
+        let mut stderr = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+        panic!(
+            "{} lines, not {}: {text}\nstderr: {stderr}",
+            lines.len(),
+            expected.len()
+        );
+    }
     for (line, (name, value)) in lines.iter().zip(&expected) {
         assert_eq!(*line, format!("export {name}='{value}'"));
     }
