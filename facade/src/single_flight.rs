@@ -353,12 +353,13 @@ impl Flights {
         let slot = (remembers(request.provider, result) && self.memory.capacity > 0).then(|| {
             // A raw body larger than the whole budget is not copied: remembered for its facts
             // alone.
-            let with_raw = raw_bytes(result) <= self.memory.max_bytes;
+            let raw = raw_bytes(result);
+            let with_raw = raw <= self.memory.max_bytes;
             let mut slot = Slot {
                 live: Some((Keyed(Arc::clone(request)), kept(result, with_raw))),
                 at: Instant::now(),
                 bytes: retained_bytes(request, result),
-                raw: raw_bytes(result),
+                raw,
             };
             if !with_raw {
                 strip_raw(&mut slot);
