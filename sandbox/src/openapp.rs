@@ -32,7 +32,7 @@
 //! surrounding whitespace before it is Base64-decoded, and an `authorization` header that does
 //! not parse verifies nothing. Both are tested against the same published vectors, computed
 //! outside the workspace with Python's standard library and OpenSSL (`facade/tests/it/signing.rs`
-//! and `sandbox/tests/signing_vectors.rs`).
+//! and `sandbox/tests/it/signing_vectors.rs`).
 //!
 //! # No read route
 //!

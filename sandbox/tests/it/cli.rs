@@ -1,15 +1,13 @@
 //! The `sandbox` binary: its flags, fixed ports, a seed file, the
 //! machine-readable startup line, and a clean stop on SIGTERM.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sandbox");

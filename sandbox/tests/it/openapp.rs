@@ -1,15 +1,13 @@
 //! OpenApp over real HTTP: HMAC auth, signed responses, named exceptions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Response;
 use sandbox::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use sandbox::openapp::{self, ResponseSigning};
 use sandbox::{OrderSeed, RefundStatus, Sandbox};
 
 /// The docs' request (`specs/openapp/examples/`), as documented.
-const DOC_REQUEST: &str = include_str!("../../specs/openapp/examples/refund.request.json");
+const DOC_REQUEST: &str = include_str!("../../../specs/openapp/examples/refund.request.json");
 
 fn seed(sb: &Sandbox) {
     sb.openapp().seed_order(

@@ -1,12 +1,10 @@
 //! AfterPay (Riverty) over real HTTP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use sandbox::{Fault, Match, OrderSeed, Sandbox, SandboxConfig};
 
 /// The docs' request (`specs/afterpay/examples/`, with the legacy `orderItems` name).
-const DOC_REQUEST: &str = include_str!("../../specs/afterpay/examples/refund.request.json");
+const DOC_REQUEST: &str = include_str!("../../../specs/afterpay/examples/refund.request.json");
 
 #[tokio::test]
 async fn auth_key_is_required() {

@@ -2,12 +2,10 @@
 //! operation and status, and what the generated request types serialize is
 //! accepted by the sandbox.
 
-mod common;
-
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::Response;
 use sandbox::credentials::*;
 use sandbox::{Fault, Match, OrderSeed, Sandbox};
@@ -158,7 +156,7 @@ async fn afterpay_bodies_decode_and_generated_requests_are_accepted() {
 
     // The docs' request (legacy orderItems) and the current `items` name.
     let legacy: RefundOrderRequest = serde_json::from_str(include_str!(
-        "../../specs/afterpay/examples/refund.request.json"
+        "../../../specs/afterpay/examples/refund.request.json"
     ))
     .unwrap();
     let mut current = legacy.clone();

@@ -1,10 +1,8 @@
 //! Optty over real HTTP: tokens, refunds, limits, duplicates, errors.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use optty_api::constraints::create_access_token as token_form;
 use optty_api::constraints::refunds_controller_refund_order::refund_amount::amount as refund_amount;
 use sandbox::credentials::{OPTTY_CLIENT_ID, OPTTY_CLIENT_SECRET};

@@ -2,9 +2,7 @@
 //! wrong methods, oversized bodies and wrong content types (OpenApp's
 //! signed), and checked arithmetic on AfterPay amounts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, Response};
 use sandbox::credentials::OPENAPP_API_SECRET;
 use sandbox::{OrderSeed, Sandbox, SandboxConfig, openapp};

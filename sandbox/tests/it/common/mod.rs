@@ -1,6 +1,4 @@
-//! Helpers shared by the sandbox's integration tests. Each test binary uses
-//! a different subset, hence the allow.
-#![allow(dead_code)]
+//! Helpers shared by the sandbox's integration tests.
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -6,16 +6,14 @@
 //! Every documented operation and status is exercised, so the document
 //! cannot describe something the server no longer does.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use sandbox::{OrderSeed, RefundStatus, Sandbox};
 use serde_json::{Value, json};
 
-const DOC: &str = include_str!("../admin.openapi.json");
+const DOC: &str = include_str!("../../admin.openapi.json");
 
 /// OpenAPI 3.0's `nullable` in JSON Schema terms, recursively.
 fn to_json_schema(v: &Value) -> Value {

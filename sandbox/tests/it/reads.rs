@@ -5,16 +5,14 @@
 //! say; faults target reads without touching refunds and the other way round; Optty's
 //! notifications arrive, in order, are retried, and never hold up an answer.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::*;
 use reqwest::Client;
 use sandbox::credentials::*;
 use sandbox::optty::{Delivery, NotifySettings};

@@ -8,11 +8,9 @@
 //! changed one refuses in the provider's own 400 (422) shape naming the field, and a request that
 //! follows the change is accepted again.
 
-mod common;
-
 use std::borrow::Cow;
 
-use common::*;
+use crate::common::*;
 use sandbox::{OrderSeed, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 

@@ -1,11 +1,9 @@
 //! Moyasar over real HTTP.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use sandbox::credentials::{MOYASAR_KEY_WITHOUT_REFUND, MOYASAR_SECRET_KEY};
 use sandbox::{Fault, Match, OrderSeed};
 use serde_json::Value;

@@ -1,10 +1,8 @@
 //! Every fault kind, on every provider, as a client sees it.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use reqwest::Client;
 use sandbox::credentials::OPENAPP_API_SECRET;
 use sandbox::{Fault, Match, OrderSeed, Room, Sandbox, openapp};

@@ -1,8 +1,6 @@
 //! The admin endpoints, startup and shutdown.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::Client;
 use sandbox::{
     Fault, LedgerFilter, Match, OrderSeed, OrderState, PROVIDERS, RefundStatus, Sandbox,
