@@ -1,7 +1,7 @@
 //! OpenApp over real HTTP: HMAC auth, signed responses, named exceptions.
 
 use crate::common::*;
-use reqwest::Response;
+use reqwest::{Client, Response};
 use sandbox::credentials::{OPENAPP_API_KEY, OPENAPP_API_SECRET};
 use sandbox::openapp::{self, ResponseSigning};
 use sandbox::{OrderSeed, RefundStatus, Sandbox};
@@ -39,6 +39,41 @@ fn unauthorized(message: &str) -> (u16, String) {
         401,
         format!(r#"{{"exception":"UnauthorizedException","message":"{message}"}}"#),
     )
+}
+
+/// The docs' request signed as a POST with these parts: each case below changes one of them.
+fn doc_signature(
+    api_key: &str,
+    api_secret: &str,
+    path: &str,
+    epoch_ms: u64,
+    nonce: &str,
+) -> openapp::Signature {
+    openapp::sign(
+        api_key,
+        api_secret,
+        "POST",
+        path,
+        epoch_ms,
+        nonce,
+        DOC_REQUEST.as_bytes(),
+    )
+}
+
+/// Posts `body` to the refund route with `sig`'s headers.
+async fn post_signed(
+    sb: &Sandbox,
+    c: &Client,
+    sig: &openapp::Signature,
+    body: impl Into<reqwest::Body>,
+) -> Response {
+    c.post(sb.openapp().refund_url())
+        .header("authorization", &sig.authorization)
+        .header("x-app-signature", &sig.signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -130,97 +165,54 @@ async fn missing_wrong_or_tampered_signatures_are_rejected() {
 
     // Signed over one body, sent with another.
     let sig = sb.openapp().sign_refund(DOC_REQUEST.as_bytes());
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST.replace("1999", "2999"))
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST.replace("1999", "2999")).await;
     assert_eq!(read_signed(res).await, unauthorized("Invalid signature"));
 
     // Right scheme, wrong secret.
-    let sig = openapp::sign(
+    let sig = doc_signature(
         OPENAPP_API_KEY,
         "not-the-secret",
-        "POST",
         openapp::REFUND_PATH,
         sb.openapp().now_ms(),
         "n-1",
-        DOC_REQUEST.as_bytes(),
     );
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST)
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST).await;
     assert_eq!(read_signed(res).await, unauthorized("Invalid signature"));
 
     // Unknown key.
-    let sig = openapp::sign(
+    let sig = doc_signature(
         "someone-else",
         OPENAPP_API_SECRET,
-        "POST",
         openapp::REFUND_PATH,
         sb.openapp().now_ms(),
         "n-2",
-        DOC_REQUEST.as_bytes(),
     );
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST)
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST).await;
     assert_eq!(read_signed(res).await, unauthorized("Unknown API key"));
 
     // Signed for another path.
-    let sig = openapp::sign(
+    let sig = doc_signature(
         OPENAPP_API_KEY,
         OPENAPP_API_SECRET,
-        "POST",
         "/merchant/order/status",
         sb.openapp().now_ms(),
         "n-3",
-        DOC_REQUEST.as_bytes(),
     );
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST)
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST).await;
     assert_eq!(
         read_signed(res).await,
         unauthorized("Signed method or path does not match the request")
     );
 
     // A nonce longer than 64 characters.
-    let sig = openapp::sign(
+    let sig = doc_signature(
         OPENAPP_API_KEY,
         OPENAPP_API_SECRET,
-        "POST",
         openapp::REFUND_PATH,
         sb.openapp().now_ms(),
         &"n".repeat(65),
-        DOC_REQUEST.as_bytes(),
     );
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST)
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST).await;
     assert_eq!(read_signed(res).await, unauthorized("Invalid nonce"));
     assert_eq!(sb.openapp().refund_count(), 0);
 }
@@ -232,67 +224,40 @@ async fn stale_timestamps_are_rejected() {
     let c = client();
     let stale = unauthorized("Request timestamp is outside the allowed window");
     // Signed 61 s ago.
-    let sig = openapp::sign(
+    let sig = doc_signature(
         OPENAPP_API_KEY,
         OPENAPP_API_SECRET,
-        "POST",
         openapp::REFUND_PATH,
         sb.openapp().now_ms() - 61_000,
         "old-1",
-        DOC_REQUEST.as_bytes(),
     );
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST)
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST).await;
     assert_eq!(read_signed(res).await, stale);
 
     // A client whose clock is 2 minutes behind the server's.
     let client_now = sb.openapp().now_ms();
     sb.openapp().set_clock_skew_ms(120_000);
-    let sig = openapp::sign(
+    let sig = doc_signature(
         OPENAPP_API_KEY,
         OPENAPP_API_SECRET,
-        "POST",
         openapp::REFUND_PATH,
         client_now,
         "old-2",
-        DOC_REQUEST.as_bytes(),
     );
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST)
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST).await;
     assert_eq!(read_signed(res).await, stale);
 
     // A wider window lets the same skew through.
     sb.openapp()
         .set_timestamp_window(std::time::Duration::from_secs(300));
-    let sig = openapp::sign(
+    let sig = doc_signature(
         OPENAPP_API_KEY,
         OPENAPP_API_SECRET,
-        "POST",
         openapp::REFUND_PATH,
         client_now,
         "old-3",
-        DOC_REQUEST.as_bytes(),
     );
-    let res = c
-        .post(sb.openapp().refund_url())
-        .header("authorization", sig.authorization)
-        .header("x-app-signature", sig.signature)
-        .body(DOC_REQUEST)
-        .send()
-        .await
-        .unwrap();
+    let res = post_signed(&sb, &c, &sig, DOC_REQUEST).await;
     assert_eq!(res.status(), 200);
     assert_eq!(sb.openapp().refund_count(), 1);
 }
@@ -303,16 +268,10 @@ async fn replayed_nonce_is_rejected() {
     seed(&sb);
     let c = client();
     let sig = sb.openapp().sign_refund(DOC_REQUEST.as_bytes());
-    let send = || {
-        c.post(sb.openapp().refund_url())
-            .header("authorization", sig.authorization.clone())
-            .header("x-app-signature", sig.signature.clone())
-            .body(DOC_REQUEST)
-            .send()
-    };
-    assert_eq!(send().await.unwrap().status(), 200);
+    let send = || post_signed(&sb, &c, &sig, DOC_REQUEST);
+    assert_eq!(send().await.status(), 200);
     assert_eq!(
-        read_signed(send().await.unwrap()).await,
+        read_signed(send().await).await,
         unauthorized("Nonce has already been used")
     );
     assert_eq!(sb.openapp().refund_count(), 1);
