@@ -164,23 +164,18 @@ async fn faults_apply_per_order_and_can_be_cleared() {
         .afterpay()
         .inject(Fault::Status(500), Match::Order("O-2".into()));
     assert_eq!(refund(&sb, &c, "afterpay", 1).await.unwrap().status(), 200);
-    let res = afterpay_refund(&sb, &c, "O-2", afterpay_body("000000001", "1", "1", None))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 500);
-    let res = afterpay_refund(&sb, &c, "O-2", afterpay_body("000000001", "1", "1", None))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 500);
+    let refund_o2 = async || {
+        afterpay_refund(&sb, &c, "O-2", afterpay_body("000000001", "1", "1", None))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(refund_o2().await, 500);
+    assert_eq!(refund_o2().await, 500);
     assert_eq!(h.fired(), 2);
     h.clear();
-    let res = afterpay_refund(&sb, &c, "O-2", afterpay_body("000000001", "1", "1", None))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(refund_o2().await, 200);
     sb.afterpay().inject(Fault::NonJson502, Match::Any).times(2);
     sb.afterpay().clear_faults();
     assert_eq!(refund(&sb, &c, "afterpay", 3).await.unwrap().status(), 200);
