@@ -107,7 +107,7 @@ async fn signed_documented_request_is_registered_and_pending() {
 async fn signature_is_computed_as_documented() {
     // Independent of the sandbox: the README's scheme, by hand.
     use base64::Engine as _;
-    use hmac::{Hmac, KeyInit, Mac};
+    use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
     let body = br#"{"a":1}"#;
     let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
