@@ -83,8 +83,8 @@ both_backends!(
     a_lock_held_past_the_statement_limit_fails_the_call_and_names_the_database,
 );
 
-/// PostgreSQL out of reach: a port where nothing listens (no server needed), and a server
-/// that stops and comes back (`REFUNDS_JOURNAL_PG_URL`).
+/// PostgreSQL out of reach: a port where nothing listens (no server needed), a server that
+/// stops and comes back, and one that restarts between calls (`REFUNDS_JOURNAL_PG_URL`).
 mod postgres_stopped {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_that_is_not_there_fails_open_fast_and_says_so() {
@@ -94,6 +94,11 @@ mod postgres_stopped {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_that_stops_fails_calls_fast_and_the_journal_recovers() {
         crate::service::postgres_that_stops_fails_calls_fast_and_the_journal_recovers().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_restarted_between_calls_costs_no_write() {
+        crate::service::postgres_restarted_between_calls_costs_no_write().await;
     }
 }
 

@@ -488,3 +488,50 @@ pub async fn postgres_that_stops_fails_calls_fast_and_the_journal_recovers() {
     journal.close().await;
     db.cleanup().await;
 }
+
+/// A PostgreSQL server that restarts between two calls (every pooled connection cut, the
+/// server back at once): the next refunds, as many at once as the pool held connections, are
+/// all applied with their answers recorded. Each connection that died idle is found dead before
+/// it carries a write (sqlx pings a pooled connection before handing it out) and replaced; a
+/// write on it would have failed, and an answer's write failing leaves a sent refund unrecorded
+/// until its lease lapses.
+pub async fn postgres_restarted_between_calls_costs_no_write() {
+    const AT_ONCE: usize = 4;
+    let env = Env::start().await;
+    let db = TestDb::new(Backend::Postgres);
+    let real = pg_url();
+    let mut proxy = PgProxy::start(&real).await;
+    let journal = Journal::open_with(
+        db.database_at(&proxy.url(&real))
+            .max_connections(AT_ONCE as u32),
+        config(),
+    )
+    .await
+    .unwrap();
+    env.seed(Provider::Moyasar, "ORD-RESTART");
+    // `AT_ONCE` refunds at once: each on a connection of its own.
+    let run = async |round: usize| {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..AT_ONCE {
+            let (journal, refunds) = (journal.clone(), env.refunds());
+            let reference = format!("RF-RESTART-{round}-{i}");
+            let req = request(Provider::Moyasar, "ORD-RESTART", "1.00", &reference);
+            calls.spawn(async move { (journal.refund(&refunds, &req).await, reference) });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (result, reference) = done.unwrap();
+            let refund = result.unwrap_or_else(|error| panic!("{reference}: {error:?}"));
+            assert_eq!(refund.label(), "applied", "{reference}: {refund:?}");
+            assert_eq!(refund.entry().state, EntryState::Applied, "{reference}");
+        }
+    };
+    // Every connection of the pool opened, then idle.
+    run(0).await;
+
+    proxy.stop().await;
+    proxy.restart().await;
+    run(1).await;
+    assert_eq!(env.sb.moyasar().requests_received(), 2 * AT_ONCE);
+    journal.close().await;
+    db.cleanup().await;
+}
