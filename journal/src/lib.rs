@@ -409,25 +409,3 @@ pub use journal::{
     Resolution,
 };
 pub use reconciler::{ProviderBackoff, ReconcilerConfig};
-
-#[cfg(test)]
-mod tests {
-    /// Every migration file is embedded, for both backends, in the same versions.
-    #[test]
-    fn every_migration_file_is_embedded() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        for backend in ["sqlite", "postgres"] {
-            let mut files: Vec<String> = std::fs::read_dir(dir.join(backend))
-                .unwrap()
-                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            files.sort();
-            let versions: Vec<i64> = files
-                .iter()
-                .map(|name| name.split('_').next().unwrap().parse().unwrap())
-                .collect();
-            let embedded: Vec<i64> = crate::store::MIGRATIONS.iter().map(|m| m.0).collect();
-            assert_eq!(versions, embedded, "{backend}: {files:?}");
-        }
-    }
-}
