@@ -152,7 +152,7 @@ pub struct Entry {
     pub provider: Provider,
     /// The merchant reference: with the provider, the entry's key.
     pub merchant_reference: MerchantReference,
-    /// SHA-256 of the request's canonical JSON ([`fingerprint`](crate::fingerprint)).
+    /// SHA-256 of the request's canonical JSON ([`fingerprint`](fn@crate::fingerprint)).
     pub fingerprint: String,
     /// The request as recorded (what reconciliation re-sends). No secrets: a request has none.
     pub request: RefundRequest,

@@ -196,7 +196,7 @@ pub enum Reconciliation {
     /// refund's final status, or an unknown one found failed). Nothing was refunded; the entry
     /// stays applied under its reference (the provider holds a failed refund under it), is
     /// listed by [`Journal::failed_after_applied`], and its history holds an
-    /// [`EventKind::FailedAfterApplied`](crate::EventKind::FailedAfterApplied) event. Refunding
+    /// [`EventKind::FailedAfterApplied`] event. Refunding
     /// the customer takes a new refund under a new merchant reference.
     FailedAfterApplied {
         /// The entry (status [`RefundStatus::Failed`]).
@@ -1282,7 +1282,7 @@ impl Journal {
     /// Refunds believed applied whose provider's final status is **failed** (state applied,
     /// status failed), oldest first: the provider's record said so when reconcile read it
     /// ([`Reconciliation::FailedAfterApplied`], an
-    /// [`EventKind::FailedAfterApplied`](crate::EventKind::FailedAfterApplied) event), or an
+    /// [`EventKind::FailedAfterApplied`] event), or an
     /// answer or [`record_status`](Journal::record_status) did. Nothing was refunded for them;
     /// they stay listed (the journal records no follow-up): refunding the customer takes a new
     /// refund under a new merchant reference.

@@ -128,7 +128,7 @@
 //! ## The rules
 //!
 //! A refund is journaled under its key, (provider, merchant reference), with the
-//! [`fingerprint`] of its request (SHA-256 of its canonical JSON: provider, order, amount,
+//! [`fingerprint()`] of its request (SHA-256 of its canonical JSON: provider, order, amount,
 //! items, texts, provider ids). [`Journal::refund`]:
 //!
 //! 1. records the **intent** (attempt number, a lease for this call: owner and expiry) before

@@ -774,9 +774,7 @@ pub(crate) fn next_attempt(
     Some(write)
 }
 
-/// An operator's decision on an unresolved entry: `transition` is
-/// [`Transition::ResolvedApplied`] or [`Transition::ResolvedNotApplied`]
-/// ([`Transition::resolved`]).
+/// [`resolve_with`] with nothing found besides the outcome (for tests).
 #[cfg(test)]
 pub(crate) fn resolve(
     current: &Entry,
@@ -793,8 +791,11 @@ pub(crate) struct Found {
     pub amount: Option<refunds::Money>,
 }
 
-/// [`resolve`], recording what the operator found: on an applied refund, its id (else the one
-/// the provider's id rule gives, or the one on record) and its amount (else the request's).
+/// An operator's decision on an unresolved entry: `transition` is
+/// [`Transition::ResolvedApplied`] or [`Transition::ResolvedNotApplied`]
+/// ([`Transition::resolved`]), recording what the operator found: on an applied refund, its id
+/// (else the one the provider's id rule gives, or the one on record) and its amount (else the
+/// request's).
 pub(crate) fn resolve_with(
     current: &Entry,
     transition: Transition,

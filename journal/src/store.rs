@@ -5,7 +5,7 @@
 //! epoch, replaced per backend. The writes (a new entry, an entry's change, an event) are built
 //! from one list of columns each, name and value side by side ([`statement::entry_changes`],
 //! [`statement::new_entry`], [`statement::new_event`]): a new column is one line there. Each
-//! operation's body is written once and compiled for both pools by [`on_pool!`]. Nothing is
+//! operation's body is written once and compiled for both pools by `on_pool!`. Nothing is
 //! checked against a database at build time.
 //!
 //! The rest has a room each: the embedded [`migrations`], SQLite's group commit
@@ -76,7 +76,7 @@ macro_rules! on_pool {
     }};
 }
 
-/// The result of `body`: fixes its error type for the `?` inside [`on_pool!`]'s blocks.
+/// The result of `body`: fixes its error type for the `?` inside `on_pool!`'s blocks.
 async fn named_result<T>(
     body: impl std::future::Future<Output = Result<T, JournalError>>,
 ) -> Result<T, JournalError> {
