@@ -509,7 +509,7 @@ pub async fn postgres_restarted_between_calls_costs_no_write() {
     .await
     .unwrap();
     env.seed(Provider::Moyasar, "ORD-RESTART");
-    // `AT_ONCE` refunds at once: each on a connection of its own.
+    // `AT_ONCE` refunds at once, on as many pooled connections as the pool opens for them.
     let run = async |round: usize| {
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..AT_ONCE {
@@ -525,7 +525,7 @@ pub async fn postgres_restarted_between_calls_costs_no_write() {
             assert_eq!(refund.entry().state, EntryState::Applied, "{reference}");
         }
     };
-    // Every connection of the pool opened, then idle.
+    // The pool's connections opened (at most `AT_ONCE`), then idle.
     run(0).await;
 
     proxy.stop().await;
