@@ -160,7 +160,7 @@ fn criterion_home(root: &Path) -> PathBuf {
 }
 
 /// `/proc/loadavg`'s three load averages, where there is one.
-fn load_average() -> Option<String> {
+pub(crate) fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     Some(
         text.split_whitespace()
@@ -171,7 +171,7 @@ fn load_average() -> Option<String> {
 }
 
 /// The estimates of one run.
-struct Results {
+pub(crate) struct Results {
     dir: PathBuf,
     /// Only results written since then count (`None`: any).
     since: Option<SystemTime>,
@@ -179,15 +179,20 @@ struct Results {
 
 /// A median with its 95% confidence interval, per iteration (ns for times).
 #[derive(Debug, Clone, Copy)]
-struct Median {
-    point: f64,
+pub(crate) struct Median {
+    pub(crate) point: f64,
     low: f64,
     high: f64,
 }
 
 impl Results {
+    /// The estimates under criterion directory `dir`, whenever written.
+    pub(crate) fn new(dir: PathBuf) -> Results {
+        Results { dir, since: None }
+    }
+
     /// The median per iteration of benchmark `id` (criterion's directory path).
-    fn median(&self, id: &str) -> Option<Median> {
+    pub(crate) fn median(&self, id: &str) -> Option<Median> {
         let path = self.dir.join(id).join("new").join("estimates.json");
         if let Some(since) = self.since {
             let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;

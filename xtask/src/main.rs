@@ -33,6 +33,7 @@
 //!   refunds, journaled refunds on SQLite and PostgreSQL (with `REFUNDS_JOURNAL_PG_URL`) beside
 //!   the floor of the same durable writes, and the machine's load (see `bench.rs`).
 
+mod ab;
 mod bench;
 
 use std::process::ExitCode;
@@ -40,7 +41,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use xtask::{Mode, ProviderReport, workspace_root, write_or_check};
 
-const USAGE: &str = "usage: cargo xtask generate [--check] | diff [REV] [--accept-breaking] | demo | schema | soak [--mode retry|settle] [OPTIONS] (soak --help) | bench [--report-only]";
+const USAGE: &str = "usage: cargo xtask generate [--check] | diff [REV] [--accept-breaking] | demo | schema | soak [--mode retry|settle] [OPTIONS] (soak --help) | bench [--report-only] | ab <REV> <BENCH> [FILTER] [--rounds N]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -103,6 +104,8 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         // The benchmarks link the facade; they run in `cargo bench`, whose results are read back
         // from criterion's files, so the xtask itself still does not link it.
         ["bench", options @ ..] => bench::run(options),
+        // One benchmark at REV and from the working tree, in alternating rounds.
+        ["ab", options @ ..] => ab::run(options),
         _ => bail!("{USAGE}"),
     }
 }
