@@ -238,10 +238,11 @@ fn report(
         );
         let _ = writeln!(
             out,
-            "  head {} | mean {} | head/base {:.3}",
+            "  head {} | mean {} | head/base {:.3} | {}",
             list(&side.head),
             figure(head_mean),
-            head_mean / base_mean
+            head_mean / base_mean,
+            apart(side)
         );
     }
     let _ = writeln!(out, "load average (1, 5, 15 min) before each run:");
@@ -249,6 +250,21 @@ fn report(
         let _ = writeln!(out, "  {load}");
     }
     out
+}
+
+/// Whether the two sides' rounds are told apart: every round of one side below every round of
+/// the other, or not (a mean that moved within the rounds' spread is noise until more rounds
+/// say otherwise).
+fn apart(side: &Side) -> &'static str {
+    let low = |values: &[f64]| values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = |values: &[f64]| values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if high(&side.head) < low(&side.base) {
+        "every head round below every base round"
+    } else if low(&side.head) > high(&side.base) {
+        "every head round above every base round"
+    } else {
+        "the rounds overlap"
+    }
 }
 
 /// A median as criterion's raw number: four significant digits.
@@ -487,10 +503,23 @@ mod tests {
             "{table}"
         );
         assert!(
-            table.contains("  head 1.050 1.070 | mean 1.060 | head/base 0.972\n"),
+            table.contains(
+                "  head 1.050 1.070 | mean 1.060 | head/base 0.972 | every head round below every \
+                 base round\n"
+            ),
             "{table}"
         );
         assert!(table.contains("  round 1 base: 0.50\n"), "{table}");
+        let overlapping = Side {
+            base: vec![1.0, 1.2],
+            head: vec![1.1, 1.3],
+        };
+        assert_eq!(apart(&overlapping), "the rounds overlap");
+        let above = Side {
+            base: vec![1.0, 1.1],
+            head: vec![1.2, 1.15],
+        };
+        assert_eq!(apart(&above), "every head round above every base round");
         assert_eq!(figure(135_400.0), "135400");
         assert_eq!(figure(0.0123456), "0.01235");
     }
