@@ -32,12 +32,13 @@ use crate::bench::{Results, load_average};
 const USAGE: &str = "usage: cargo xtask ab <REV> <BENCH> [FILTER] [--rounds N] \
                      (BENCH: codec, throughput, growth, journal)";
 
-/// The benchmark targets and their packages.
-const BENCHES: [(&str, &str); 4] = [
-    ("codec", "refunds"),
-    ("throughput", "refunds"),
-    ("growth", "refunds"),
-    ("journal", "refunds-journal"),
+/// The benchmark targets, their packages and the packages' directories (a benchmark runs from
+/// its package's directory, as `cargo bench` runs it).
+const BENCHES: [(&str, &str, &str); 4] = [
+    ("codec", "refunds", "facade"),
+    ("throughput", "refunds", "facade"),
+    ("growth", "refunds", "facade"),
+    ("journal", "refunds-journal", "journal"),
 ];
 
 /// Rounds unless `--rounds` says otherwise.
@@ -49,6 +50,8 @@ struct Plan<'a> {
     rev: &'a str,
     bench: &'a str,
     package: &'a str,
+    /// The package's directory in the workspace.
+    package_dir: &'a str,
     filter: Option<&'a str>,
     rounds: usize,
 }
@@ -77,15 +80,16 @@ impl<'a> Plan<'a> {
             [rev, bench, filter] => (*rev, *bench, Some(*filter)),
             _ => bail!("{USAGE}"),
         };
-        let package = BENCHES
+        let (package, package_dir) = BENCHES
             .iter()
-            .find(|(name, _)| *name == bench)
-            .map(|(_, package)| *package)
+            .find(|(name, ..)| *name == bench)
+            .map(|(_, package, dir)| (*package, *dir))
             .with_context(|| format!("{bench}: not a benchmark target; {USAGE}"))?;
         Ok(Plan {
             rev,
             bench,
             package,
+            package_dir,
             filter,
             rounds,
         })
@@ -111,14 +115,10 @@ pub fn run(args: &[&str]) -> Result<ExitCode> {
     let base = dir.join(format!("base-{}", plan.bench));
     copy_executable(&build(&worktree.path, &target, &plan)?, &base)?;
 
-    let package_dir = |tree: &Path| {
-        tree.join(if plan.package == "refunds" {
-            "facade"
-        } else {
-            "journal"
-        })
-    };
-    let (base_dir, head_dir) = (package_dir(&worktree.path), package_dir(&root));
+    let (base_dir, head_dir) = (
+        worktree.path.join(plan.package_dir),
+        root.join(plan.package_dir),
+    );
     let mut medians: BTreeMap<String, Side> = BTreeMap::new();
     let mut loads = Vec::new();
     for round in 0..plan.rounds {
@@ -254,7 +254,8 @@ fn report(
 
 /// Whether the two sides' rounds are told apart: every round of one side below every round of
 /// the other, or not (a mean that moved within the rounds' spread is noise until more rounds
-/// say otherwise).
+/// say otherwise). Apart is necessary, not sufficient: two builds of the same code differ by a
+/// few per cent in layout alone, which an A/A run (`REV` = `HEAD`, a clean tree) shows.
 fn apart(side: &Side) -> &'static str {
     let low = |values: &[f64]| values.iter().copied().fold(f64::INFINITY, f64::min);
     let high = |values: &[f64]| values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -418,14 +419,20 @@ mod tests {
                 rev: "HEAD~1",
                 bench: "throughput",
                 package: "refunds",
+                package_dir: "facade",
                 filter: Some("paired_seq/optty"),
                 rounds: DEFAULT_ROUNDS,
             }
         );
         let journal = Plan::parse(&["main", "--rounds", "5", "journal"]).unwrap();
         assert_eq!(
-            (journal.package, journal.filter, journal.rounds),
-            ("refunds-journal", None, 5)
+            (
+                journal.package,
+                journal.package_dir,
+                journal.filter,
+                journal.rounds
+            ),
+            ("refunds-journal", "journal", None, 5)
         );
         for wrong in [
             &["main"][..],
