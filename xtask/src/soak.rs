@@ -191,8 +191,8 @@ duplicated, lost or contradicted, a settlement misclassified, or a task panicked
     --seed S             seed of the fault plan (default 1)
     --concurrency C      refunds in flight at once (default 32)
 
---mode settle: refunds through the durable journal (Journal::refund, SQLite in a temporary
-file) under crashes (a sender killed while the provider holds its request, or before it got
+--mode settle: refunds through the durable journal (Journal::refund; SQLite in a temporary
+file, or PostgreSQL with --database postgres) under crashes (a sender killed while the provider holds its request, or before it got
 there), after-commit faults (dropped connection, 502/504 gateway pages, malformed body; OpenApp
 unsigned or badly signed answers), dropped connections (latency past the client's time-out),
 plain 503s and 429s before any work, faults on the providers' read operations, and eventual
@@ -211,6 +211,9 @@ the sandbox's, a refund is left pending or for a person, or the journal failed.
     --settling-ms D      the journal's AfterPay settling delay (default 2000); must exceed the
                          read delay plus the latest a late attempt commits (150 ms)
     --max-rounds R       the most reconcile rounds (default 100)
+    --database D         the journal's backend: sqlite (a temporary file, the default) or
+                         postgres (a schema of the run's own on REFUNDS_JOURNAL_PG_URL's
+                         server, dropped at the end unless a check failed)
 ";
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T>
@@ -1007,7 +1010,8 @@ pub mod settle {
     //!
     //! The sandbox starts with a read delay ([`SettleOptions::read_delay`]: a recorded refund shows
     //! in the providers' reads only that long after it was recorded) and AfterPay without its
-    //! replay of a repeated reference. A journal opens on a fresh SQLite file, with a short
+    //! replay of a repeated reference. A journal opens on a fresh SQLite file (or, with
+    //! [`Backend::Postgres`], a fresh schema on the server of `REFUNDS_JOURNAL_PG_URL`), with a short
     //! AfterPay settling delay ([`SettleOptions::settling_delay`]) and the retry soak's [`POLICY`].
     //! Then [`SettleOptions::refunds`] refunds, the providers in turn, each of 10.00 on a fresh
     //! order (40% of Optty's orders record their refunds `PENDING`; every OpenApp refund is pending
@@ -1070,7 +1074,7 @@ pub mod settle {
 
     use std::collections::{BTreeMap, HashMap};
     use std::fmt;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::{Duration, Instant};
@@ -1161,6 +1165,18 @@ pub mod settle {
         pub settling_delay: Duration,
         /// The most reconcile rounds.
         pub max_rounds: usize,
+        /// The journal's backend.
+        pub backend: Backend,
+    }
+
+    /// Where the soak's journal lives.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum Backend {
+        /// A SQLite file of the run's own in the temporary directory.
+        #[default]
+        Sqlite,
+        /// A schema of the run's own on the PostgreSQL server of `REFUNDS_JOURNAL_PG_URL`.
+        Postgres,
     }
 
     impl Default for SettleOptions {
@@ -1172,13 +1188,15 @@ pub mod settle {
                 read_delay: Duration::from_millis(200),
                 settling_delay: Duration::from_millis(2_000),
                 max_rounds: 100,
+                backend: Backend::Sqlite,
             }
         }
     }
 
     impl SettleOptions {
         /// Parses `[--refunds N] [--seed S] [--concurrency C] [--read-delay-ms D]
-        /// [--settling-ms D] [--max-rounds R]` (also `--flag=value`). Refuses a settling delay
+        /// [--settling-ms D] [--max-rounds R] [--database sqlite|postgres]` (also
+        /// `--flag=value`). Refuses a settling delay
         /// that does not exceed the read delay plus [`LATE_COMMIT`]: the journal would then
         /// rightly be told a refund that shows late was never made (run such a configuration
         /// through [`run`] to see the soak catch the duplicate).
@@ -1203,6 +1221,13 @@ pub mod settle {
                     "--read-delay-ms" => options.read_delay = millis(value()?)?,
                     "--settling-ms" => options.settling_delay = millis(value()?)?,
                     "--max-rounds" => options.max_rounds = number(flag, value()?)?,
+                    "--database" => {
+                        options.backend = match value()? {
+                            "sqlite" => Backend::Sqlite,
+                            "postgres" => Backend::Postgres,
+                            other => bail!("--database {other:?}: sqlite or postgres"),
+                        }
+                    }
                     _ => bail!("unknown option {arg:?} of --mode settle (see --help)"),
                 }
             }
@@ -1407,7 +1432,7 @@ pub mod settle {
         refunds: Refunds,
         urls: ByProvider<String>,
         settings: ClientSettings,
-        db_path: PathBuf,
+        store: SoakStore,
         settling_delay: Duration,
     }
 
@@ -1547,7 +1572,7 @@ pub mod settle {
 
         let (kill, killed) = oneshot::channel::<()>();
         let (report, mut ended) = oneshot::channel::<Result<Option<&'static str>>>();
-        let (db, settings, settling) = (ctx.db_path.clone(), ctx.settings, ctx.settling_delay);
+        let (db, settings, settling) = (ctx.store.clone(), ctx.settings, ctx.settling_delay);
         let instance = format!("soak-crashing-sender-{}", trial.index);
         std::thread::Builder::new()
             .name(format!("soak-sender-{}", trial.index))
@@ -1595,7 +1620,7 @@ pub mod settle {
 
     /// The crashing sender: `None` when killed, the call's label when it returned first.
     async fn crashing_sender(
-        db: &Path,
+        db: &SoakStore,
         urls: ByProvider<String>,
         settings: ClientSettings,
         settling: Duration,
@@ -1604,7 +1629,7 @@ pub mod settle {
         killed: oneshot::Receiver<()>,
     ) -> Result<Option<&'static str>> {
         let journal = Journal::open_with(
-            Database::sqlite(db).max_connections(1),
+            db.database().max_connections(1),
             journal_config(instance, CRASH_LEASE, settling),
         )
         .await
@@ -1780,8 +1805,9 @@ pub mod settle {
         pub stopped: Stop,
         /// Crashes that came too late (the sender's call had returned).
         pub crash_missed: usize,
-        /// The journal's file, kept when a check failed (removed otherwise).
-        pub journal_file: Option<PathBuf>,
+        /// The journal's database (file or schema), kept when a check failed (removed
+        /// otherwise).
+        pub kept_journal: Option<SoakStore>,
         /// Sending every refund.
         pub sending: Duration,
         /// The reconcile rounds.
@@ -1827,10 +1853,14 @@ pub mod settle {
             let o = &self.options;
             writeln!(
                 f,
-                "settle soak: {} refunds through the journal (SQLite), seed {}, concurrency {}; \
+                "settle soak: {} refunds through the journal ({}), seed {}, concurrency {}; \
                  read delay {} ms, settling delay {} ms; client timeout {} ms, {} attempts; \
                  lease {} s, crashed senders' {} ms",
                 o.refunds,
+                match o.backend {
+                    Backend::Sqlite => "SQLite",
+                    Backend::Postgres => "PostgreSQL",
+                },
                 o.seed,
                 o.concurrency,
                 o.read_delay.as_millis(),
@@ -1962,9 +1992,9 @@ pub mod settle {
                 }
                 writeln!(f)?;
             }
-            if let Some(path) = &self.journal_file {
+            if let Some(store) = &self.kept_journal {
                 writeln!(f)?;
-                writeln!(f, "the journal is kept for a look: {}", path.display())?;
+                writeln!(f, "the journal is kept for a look: {store}")?;
             }
             if !self.violations.is_empty() {
                 writeln!(f)?;
@@ -1980,25 +2010,95 @@ pub mod settle {
         }
     }
 
-    /// A journal file of this run's own in the temporary directory.
-    fn journal_path(seed: u64) -> PathBuf {
-        static RUNS: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        std::env::temp_dir().join(format!(
-            "refunds-settle-soak-{}-{seed}-{}-{nanos}.db",
-            std::process::id(),
-            RUNS.fetch_add(1, Ordering::Relaxed)
-        ))
+    /// The soak's journal database: a SQLite file or a PostgreSQL schema of the run's own.
+    #[derive(Debug, Clone)]
+    pub enum SoakStore {
+        /// A SQLite file in the temporary directory.
+        Sqlite(PathBuf),
+        /// A schema on the server of `REFUNDS_JOURNAL_PG_URL`.
+        Postgres {
+            /// The server's URL (printed without its password).
+            url: String,
+            /// The run's schema.
+            schema: String,
+        },
     }
 
-    /// Removes a SQLite file with its WAL and shared-memory files.
-    fn remove_journal(path: &Path) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(name));
+    impl SoakStore {
+        /// A new database of `backend` for a run of `seed`, named so that no other run (of this
+        /// process or another) shares it.
+        fn new(backend: Backend, seed: u64) -> Result<SoakStore> {
+            static RUNS: AtomicU64 = AtomicU64::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let run = format!(
+                "{}_{seed}_{}_{nanos}",
+                std::process::id(),
+                RUNS.fetch_add(1, Ordering::Relaxed)
+            );
+            Ok(match backend {
+                Backend::Sqlite => SoakStore::Sqlite(
+                    std::env::temp_dir().join(format!("refunds-settle-soak-{run}.db")),
+                ),
+                Backend::Postgres => SoakStore::Postgres {
+                    url: std::env::var("REFUNDS_JOURNAL_PG_URL")
+                        .ok()
+                        .filter(|url| !url.trim().is_empty())
+                        .context(
+                            "--database postgres needs REFUNDS_JOURNAL_PG_URL (a throwaway \
+                             server: eval \"$(scripts/pg-throwaway start)\")",
+                        )?,
+                    // PostgreSQL's identifiers are at most 63 bytes.
+                    schema: format!("soak_{run}").chars().take(63).collect(),
+                },
+            })
+        }
+
+        /// The journal's [`Database`].
+        pub fn database(&self) -> Database {
+            match self {
+                SoakStore::Sqlite(path) => Database::sqlite(path),
+                SoakStore::Postgres { url, schema } => {
+                    Database::postgres(url.clone()).schema(schema.clone())
+                }
+            }
+        }
+
+        /// Removes the file (with its WAL and shared-memory files) or drops the schema.
+        pub async fn remove(&self) -> Result<()> {
+            match self {
+                SoakStore::Sqlite(path) => {
+                    for suffix in ["", "-wal", "-shm"] {
+                        let mut name = path.as_os_str().to_owned();
+                        name.push(suffix);
+                        let _ = std::fs::remove_file(PathBuf::from(name));
+                    }
+                }
+                SoakStore::Postgres { url, schema } => {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(url)
+                        .await
+                        .context("connecting to drop the soak's schema")?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .execute(&mut conn)
+                        .await
+                        .with_context(|| format!("dropping schema {schema}"))?;
+                    let _ = conn.close().await;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl fmt::Display for SoakStore {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                SoakStore::Sqlite(path) => write!(f, "{}", path.display()),
+                SoakStore::Postgres { schema, .. } => {
+                    write!(f, "schema {schema} on REFUNDS_JOURNAL_PG_URL's database")
+                }
+            }
         }
     }
 
@@ -2186,10 +2286,10 @@ pub mod settle {
         let refunds = test_support::builder(&urls, &settings)
             .build()
             .context("building the facade client")?;
-        let db_path = journal_path(options.seed);
-        remove_journal(&db_path);
+        let store = SoakStore::new(options.backend, options.seed)?;
+        store.remove().await?;
         let journal = Journal::open_with(
-            Database::sqlite(&db_path),
+            store.database(),
             journal_config("soak-main".to_owned(), LEASE, options.settling_delay),
         )
         .await
@@ -2200,7 +2300,7 @@ pub mod settle {
             refunds: refunds.clone(),
             urls,
             settings,
-            db_path: db_path.clone(),
+            store: store.clone(),
             settling_delay: options.settling_delay,
         });
 
@@ -2450,15 +2550,15 @@ pub mod settle {
             rounds,
             stopped,
             crash_missed,
-            journal_file: None,
+            kept_journal: None,
             sending,
             reconciling,
             total: started.elapsed(),
         };
         if report.check().is_ok() {
-            remove_journal(&db_path);
+            store.remove().await?;
         } else {
-            report.journal_file = Some(db_path);
+            report.kept_journal = Some(store);
         }
         Ok(report)
     }
@@ -2479,6 +2579,8 @@ pub mod settle {
                 "--settling-ms=900",
                 "--max-rounds",
                 "9",
+                "--database",
+                "postgres",
             ])
             .unwrap();
             assert_eq!(
@@ -2489,8 +2591,15 @@ pub mod settle {
                     read_delay: Duration::from_millis(50),
                     settling_delay: Duration::from_millis(900),
                     max_rounds: 9,
+                    backend: Backend::Postgres,
                     ..SettleOptions::default()
                 }
+            );
+            assert_eq!(
+                SettleOptions::parse(&["--database=sqlite"])
+                    .unwrap()
+                    .backend,
+                Backend::Sqlite
             );
             for bad in [
                 &["--settling-ms", "300"][..],
@@ -2499,6 +2608,7 @@ pub mod settle {
                 &["--concurrency", "0"],
                 &["--refunds"],
                 &["--verbose"],
+                &["--database", "mysql"],
             ] {
                 assert!(SettleOptions::parse(bad).is_err(), "{bad:?}");
             }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use refunds::Provider;
-use xtask::soak::settle::{self, SettleOptions, Stop};
+use xtask::soak::settle::{self, Backend, SettleOptions, Stop};
 use xtask::soak::{SoakOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,14 +51,27 @@ async fn a_short_soak_finds_every_refund_settled_once_and_known() {
 }
 
 /// A short settle soak, the same `xtask::soak::settle::run` as `cargo xtask soak --mode settle`
-/// (which runs 2000 refunds): about 200 refunds through the journal under crashes, faults and a
-/// read delay, then reconcile rounds until everything is settled as the sandbox's ledger says.
+/// (which runs 2000 refunds): about 200 refunds through the journal on SQLite under crashes,
+/// faults and a read delay, then reconcile rounds until everything is settled as the sandbox's
+/// ledger says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_settle_soak_ends_every_refund_settled_once_and_verified() {
+    short_settle_soak(Backend::Sqlite).await;
+}
+
+/// The same on PostgreSQL (`--database postgres`): crashing senders are other journals on the
+/// same database, their connections dropped mid-call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_settle_soak_on_postgres_ends_every_refund_settled_once_and_verified() {
+    short_settle_soak(Backend::Postgres).await;
+}
+
+async fn short_settle_soak(backend: Backend) {
     let options = SettleOptions {
         refunds: 200,
         seed: 20_240_516,
         settling_delay: Duration::from_millis(1_000),
+        backend,
         ..SettleOptions::default()
     };
     let report = settle::run(&options).await.expect("the settle soak runs");
@@ -128,8 +141,6 @@ async fn a_settling_delay_within_the_read_lag_shows_as_duplicates() {
     let err = report.check().expect_err("duplicates fail the check");
     assert!(err.to_string().contains("afterpay: duplicates"), "{err:#}");
     // The journal kept for a look at a failure: not wanted here.
-    let kept = report.journal_file.expect("kept when a check fails");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", kept.display()));
-    }
+    let kept = report.kept_journal.expect("kept when a check fails");
+    kept.remove().await.expect("the kept journal removed");
 }
