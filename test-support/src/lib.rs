@@ -38,6 +38,9 @@ use sandbox::{DEFAULT_CAPTURE_NUMBER, OrderSeed, ProviderHandle, Sandbox, Sandbo
 
 pub use refunds::ByProvider;
 
+mod proxy;
+pub use proxy::DatabaseProxy;
+
 // ---------------------------------------------------------------------------------------------
 // Money and references
 // ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ use crate::{Provider, SpecKind};
 
 /// The exact types schemas become instead of typify's defaults, matched on `(type, format)`:
 ///
-/// - `{type: number, format: decimal}`: [`json_decimal::JsonDecimal`], so money is never an
+/// - `{type: number, format: decimal}`: `json_decimal::JsonDecimal`, so money is never an
 ///   `f64` in a generated API;
 /// - `{type: string, format: decimal}` (a vendor that declares an amount as a string, while
 ///   its servers send numbers too: Optty's `refundedAmount`): `DecimalText`, read exactly from

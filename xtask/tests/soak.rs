@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use refunds::Provider;
-use xtask::soak::settle::{self, Backend, SettleOptions, Stop};
+use xtask::soak::settle::{self, Backend, SettleOptions, SettleReport, Stop};
 use xtask::soak::{SoakOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,24 +56,49 @@ async fn a_short_soak_finds_every_refund_settled_once_and_known() {
 /// ledger says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_settle_soak_ends_every_refund_settled_once_and_verified() {
-    short_settle_soak(Backend::Sqlite).await;
+    short_settle_soak(short()).await;
 }
 
 /// The same on PostgreSQL (`--database postgres`): crashing senders are other journals on the
 /// same database, their connections dropped mid-call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_settle_soak_on_postgres_ends_every_refund_settled_once_and_verified() {
-    short_settle_soak(Backend::Postgres).await;
+    short_settle_soak(SettleOptions {
+        backend: Backend::Postgres,
+        ..short()
+    })
+    .await;
 }
 
-async fn short_settle_soak(backend: Backend) {
-    let options = SettleOptions {
+/// The same on PostgreSQL with the database cut (every connection, as a server restart does)
+/// every 250 ms while the refunds are sent: the calls it fails are not errors, and every refund
+/// still ends settled once, as the ledger says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_settle_soak_with_database_cuts_ends_every_refund_settled_once_and_verified() {
+    let report = short_settle_soak(SettleOptions {
+        backend: Backend::Postgres,
+        database_cuts: Some(Duration::from_millis(250)),
+        ..short()
+    })
+    .await;
+    assert!(report.database_cuts > 0, "{report}");
+    assert!(
+        report.totals().failed_by_cuts > 0,
+        "no journal call met a cut\n{report}"
+    );
+}
+
+/// The short settle soak's options: 200 refunds, on SQLite.
+fn short() -> SettleOptions {
+    SettleOptions {
         refunds: 200,
         seed: 20_240_516,
         settling_delay: Duration::from_millis(1_000),
-        backend,
         ..SettleOptions::default()
-    };
+    }
+}
+
+async fn short_settle_soak(options: SettleOptions) -> SettleReport {
     let report = settle::run(&options).await.expect("the settle soak runs");
     println!("{report}");
     if let Err(err) = report.check() {
@@ -110,6 +135,7 @@ async fn short_settle_soak(backend: Backend) {
     assert!(totals.failed > 0, "no refund settled failed\n{report}");
     assert!(totals.resent > 0, "{report}");
     assert!(totals.not_applied > 0, "{report}");
+    report
 }
 
 /// The settle soak's checks catch what they are for: with a settling delay shorter than the

@@ -15,7 +15,8 @@ use refunds_journal::{
 };
 use sandbox::{Fault, Match};
 
-use crate::harness::{Backend, Env, PgProxy, TestDb, config, pg_url, request, wait_until};
+use crate::harness::{Backend, Env, TestDb, config, pg_url, request, wait_until};
+use test_support::DatabaseProxy;
 
 /// Two callers on one request: while the first one's attempt is on the wire (its answer held
 /// back), `refund` answers the second `InProgress` at once, `refund_or_wait` with a short wait
@@ -427,7 +428,7 @@ pub async fn postgres_that_stops_fails_calls_fast_and_the_journal_recovers() {
     let env = Env::start().await;
     let db = TestDb::new(Backend::Postgres);
     let real = pg_url();
-    let mut proxy = PgProxy::start(&real).await;
+    let mut proxy = DatabaseProxy::start(&real).await;
     let journal = Journal::open_with(
         db.database_at(&proxy.url(&real))
             .acquire_timeout(Duration::from_secs(1)),
@@ -500,7 +501,7 @@ pub async fn postgres_restarted_between_calls_costs_no_write() {
     let env = Env::start().await;
     let db = TestDb::new(Backend::Postgres);
     let real = pg_url();
-    let mut proxy = PgProxy::start(&real).await;
+    let mut proxy = DatabaseProxy::start(&real).await;
     let journal = Journal::open_with(
         db.database_at(&proxy.url(&real))
             .max_connections(AT_ONCE as u32),
