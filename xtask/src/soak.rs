@@ -214,10 +214,11 @@ the sandbox's, a refund is left pending or for a person, or the journal failed.
     --database D         the journal's backend: sqlite (a temporary file, the default) or
                          postgres (a schema of the run's own on REFUNDS_JOURNAL_PG_URL's
                          server, dropped at the end unless a check failed)
-    --database-cuts-ms D with postgres: while refunds are sent, cut every connection to the
-                         database every D ms (a proxy in front of the server); the calls it
-                         fails are counted apart, and their refunds must end settled as the
-                         ledger says like every other
+    --database-cuts-ms D with postgres: while refunds are sent and reconciled, cut every
+                         connection to the database every D ms (a proxy in front of the
+                         server); the calls and reconcile rounds it fails are counted apart,
+                         and their refunds must end settled as the ledger says like every
+                         other
 ";
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T>
@@ -1016,8 +1017,8 @@ pub mod settle {
     //! in the providers' reads only that long after it was recorded) and AfterPay without its
     //! replay of a repeated reference. A journal opens on a fresh SQLite file (or, with
     //! [`Backend::Postgres`], a fresh schema on the server of `REFUNDS_JOURNAL_PG_URL`, through a
-    //! [`DatabaseProxy`] that cuts every connection every [`SettleOptions::database_cuts`] while
-    //! refunds are sent, where asked), with a short AfterPay settling delay
+    //! [`DatabaseProxy`] that cuts every connection every [`SettleOptions::database_cuts`] until
+    //! the checks, where asked), with a short AfterPay settling delay
     //! ([`SettleOptions::settling_delay`]) and the retry soak's [`POLICY`].
     //! Then [`SettleOptions::refunds`] refunds, the providers in turn, each of 10.00 on a fresh
     //! order (40% of Optty's orders record their refunds `PENDING`; every OpenApp refund is pending
@@ -1176,8 +1177,8 @@ pub mod settle {
         pub max_rounds: usize,
         /// The journal's backend.
         pub backend: Backend,
-        /// PostgreSQL only: while refunds are sent, every connection to the database is cut
-        /// this often (a server that restarts; see [`DatabaseProxy::cut`]).
+        /// PostgreSQL only: while refunds are sent and reconciled, every connection to the
+        /// database is cut this often (a server that restarts; see [`DatabaseProxy::cut`]).
         pub database_cuts: Option<Duration>,
     }
 
@@ -1505,18 +1506,21 @@ pub mod settle {
                 }
                 Ok(match ctx.journal.refund(&ctx.refunds, &request).await {
                     Ok(result) => CallEnd::Returned(result.label()),
-                    Err(error) => {
-                        let by_database = matches!(
-                            error,
-                            JournalError::Database(_)
-                                | JournalError::Unavailable { .. }
-                                | JournalError::AnswerNotRecorded { .. }
-                        );
-                        CallEnd::Failed(error.to_string(), by_database)
-                    }
+                    Err(error) => CallEnd::Failed(error.to_string(), by_database(&error)),
                 })
             }
         }
+    }
+
+    /// Whether the database failed `error` (a database error, the database out of reach, or an
+    /// answer it could not record): what a database cut does.
+    fn by_database(error: &JournalError) -> bool {
+        matches!(
+            error,
+            JournalError::Database(_)
+                | JournalError::Unavailable { .. }
+                | JournalError::AnswerNotRecorded { .. }
+        )
     }
 
     /// A loopback listener that reads what it is sent and never answers: a request stuck on
@@ -1855,8 +1859,11 @@ pub mod settle {
         pub stopped: Stop,
         /// Crashes that came too late (the sender's call had returned).
         pub crash_missed: usize,
-        /// Times every database connection was cut while refunds were sent.
+        /// Times every database connection was cut (while refunds were sent and reconciled).
         pub database_cuts: usize,
+        /// Reconcile rounds a cut spoiled (a call or an entry failed by the database): tried
+        /// again, not errors.
+        pub rounds_cut: usize,
         /// The journal's database (file or schema), kept when a check failed (removed
         /// otherwise).
         pub kept_journal: Option<SoakStore>,
@@ -2019,10 +2026,12 @@ pub mod settle {
                     .collect();
                 writeln!(
                     f,
-                    "database cuts: {} (every {} ms while sending); journal calls they failed: {}",
+                    "database cuts: {} (every {} ms while sending and reconciling); journal calls \
+                     they failed: {}; reconcile rounds they spoiled: {}",
                     self.database_cuts,
                     every.as_millis(),
-                    failed.join(", ")
+                    failed.join(", "),
+                    self.rounds_cut
                 )?;
             }
             writeln!(
@@ -2249,7 +2258,10 @@ pub mod settle {
     /// OpenApp's settlement report: every journaled OpenApp refund still pending whose refund
     /// the sandbox's ledger lists final gets that status ([`Journal::record_status`]). Returns
     /// how many, and the errors.
-    async fn feed_openapp_report(journal: &Journal, sb: &Sandbox) -> Result<(usize, Vec<String>)> {
+    async fn feed_openapp_report(
+        journal: &Journal,
+        sb: &Sandbox,
+    ) -> Result<(usize, Vec<(MerchantReference, JournalError)>)> {
         let provider = Provider::OpenApp;
         let p = provider_index(provider);
         let (ledger, _) = ledger(sb);
@@ -2270,7 +2282,7 @@ pub mod settle {
                 .await
             {
                 Ok(_) => recorded += 1,
-                Err(error) => errors.push(format!("{}: {error}", entry.merchant_reference)),
+                Err(error) => errors.push((entry.merchant_reference.clone(), error)),
             }
         }
         Ok((recorded, errors))
@@ -2440,14 +2452,6 @@ pub mod settle {
             ends[index] = Some(end?);
         }
         let sending = sending.elapsed();
-        let _ = stop_cutting.send(());
-        let (_proxy, database_cuts) = match cutter {
-            Some(cutter) => {
-                let (proxy, cuts) = cutter.await.context("the database cutter failed")?;
-                (Some(proxy), cuts)
-            }
-            None => (None, 0),
-        };
 
         // Reconcile rounds.
         let reconciling = Instant::now();
@@ -2478,13 +2482,29 @@ pub mod settle {
             / ROUND_PAUSE.as_millis()) as usize
             + 2;
         let (mut rounds, mut idle) = (0, 0);
+        // A failure a database cut explains: counted apart, and the round tried again.
+        let cut_by = |error: &JournalError| options.database_cuts.is_some() && by_database(error);
+        let cut = |error: &anyhow::Error| error.downcast_ref::<JournalError>().is_some_and(cut_by);
+        let mut rounds_cut = 0;
         let stopped = loop {
             rounds += 1;
             let mut changed = [0usize; Provider::ALL.len()];
-            let report = journal
+            let report = match journal
                 .reconcile(&refunds)
                 .await
-                .context("reconcile could not list the journal's entries")?;
+                .context("reconcile could not list the journal's entries")
+            {
+                Ok(report) => report,
+                Err(error) if cut(&error) => {
+                    rounds_cut += 1;
+                    if rounds >= options.max_rounds {
+                        break Stop::Bound;
+                    }
+                    tokio::time::sleep(ROUND_PAUSE).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             for done in &report.reconciled {
                 let p = provider_index(done.entry().provider);
                 match done {
@@ -2501,35 +2521,54 @@ pub mod settle {
                     Reconciliation::LeftUnresolved { .. } => {}
                 }
             }
+            let mut was_cut = false;
             for failure in &report.failed {
                 let p = Provider::ALL
                     .iter()
                     .position(|provider| provider.as_str() == failure.provider)
                     .unwrap_or(0);
+                if cut_by(&failure.error) {
+                    was_cut = true;
+                    continue;
+                }
                 stats[p].errors += 1;
                 error_notes.push(format!("round {rounds}: reconcile: {failure}"));
             }
             let settled = settle_sandbox(&sb, &failed_plan);
-            let (reported, report_errors) = feed_openapp_report(&journal, &sb).await?;
             let openapp = provider_index(Provider::OpenApp);
-            stats[openapp].reported += reported;
-            stats[openapp].errors += report_errors.len();
-            error_notes.extend(
-                report_errors
-                    .into_iter()
-                    .map(|e| format!("round {rounds}: settlement report: {e}")),
-            );
-            changed[openapp] += reported;
+            match feed_openapp_report(&journal, &sb).await {
+                Ok((reported, report_errors)) => {
+                    stats[openapp].reported += reported;
+                    changed[openapp] += reported;
+                    for (reference, error) in report_errors {
+                        if cut_by(&error) {
+                            was_cut = true;
+                            continue;
+                        }
+                        stats[openapp].errors += 1;
+                        error_notes.push(format!(
+                            "round {rounds}: settlement report: {reference}: {error}"
+                        ));
+                    }
+                }
+                Err(error) if cut(&error) => was_cut = true,
+                Err(error) => return Err(error),
+            }
             for p in 0..changed.len() {
                 changed[p] += settled[p];
                 if changed[p] > 0 {
                     stats[p].last_round = rounds;
                 }
             }
-            if outstanding(&journal, &may_be_in_flight).await? == 0 {
-                break Stop::Settled;
+            match outstanding(&journal, &may_be_in_flight).await {
+                Ok(0) if !was_cut => break Stop::Settled,
+                Ok(_) => {}
+                Err(error) if cut(&error) => was_cut = true,
+                Err(error) => return Err(error),
             }
-            idle = if changed.iter().sum::<usize>() == 0 {
+            rounds_cut += usize::from(was_cut);
+            // A round a cut spoiled is no sign that nothing is left to do.
+            idle = if changed.iter().sum::<usize>() == 0 && !was_cut {
                 idle + 1
             } else {
                 0
@@ -2543,8 +2582,16 @@ pub mod settle {
             tokio::time::sleep(ROUND_PAUSE).await;
         };
         let reconciling = reconciling.elapsed();
+        let _ = stop_cutting.send(());
+        let (_proxy, database_cuts) = match cutter {
+            Some(cutter) => {
+                let (proxy, cuts) = cutter.await.context("the database cutter failed")?;
+                (Some(proxy), cuts)
+            }
+            None => (None, 0),
+        };
 
-        // The checks, once the sandbox is quiet.
+        // The checks, once the sandbox and the database are quiet.
         let (mut ledger, unkeyed) = ledger(&sb);
         let mut by_kind: BTreeMap<String, [KindCounts; Provider::ALL.len()]> = BTreeMap::new();
         let mut violations = Vec::new();
@@ -2686,6 +2733,7 @@ pub mod settle {
             stopped,
             crash_missed,
             database_cuts,
+            rounds_cut,
             kept_journal: None,
             sending,
             reconciling,
