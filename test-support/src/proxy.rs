@@ -77,9 +77,11 @@ impl DatabaseProxy {
         self.serve(listener);
     }
 
-    /// Every connection cut, and the port listening again at once: a server that restarted.
-    pub async fn cut(&mut self) {
+    /// Every connection cut, nothing listening for `down` (connections refused), then the port
+    /// listening again: a server that restarted.
+    pub async fn cut(&mut self, down: Duration) {
         self.stop().await;
+        tokio::time::sleep(down).await;
         self.restart().await;
     }
 

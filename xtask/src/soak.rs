@@ -219,6 +219,8 @@ the sandbox's, a refund is left pending or for a person, or the journal failed.
                          server); the calls and reconcile rounds it fails are counted apart,
                          and their refunds must end settled as the ledger says like every
                          other
+    --database-down-ms D with --database-cuts-ms: each cut keeps the database down this long
+                         (connections refused) before it is back (default 0)
 ";
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T>
@@ -1180,6 +1182,9 @@ pub mod settle {
         /// PostgreSQL only: while refunds are sent and reconciled, every connection to the
         /// database is cut this often (a server that restarts; see [`DatabaseProxy::cut`]).
         pub database_cuts: Option<Duration>,
+        /// How long each cut keeps the database down (nothing listening: connections refused)
+        /// before it is back; zero for a server that is back at once.
+        pub database_down: Duration,
     }
 
     /// Where the soak's journal lives.
@@ -1203,6 +1208,7 @@ pub mod settle {
                 max_rounds: 100,
                 backend: Backend::Sqlite,
                 database_cuts: None,
+                database_down: Duration::ZERO,
             }
         }
     }
@@ -1210,10 +1216,10 @@ pub mod settle {
     impl SettleOptions {
         /// Parses `[--refunds N] [--seed S] [--concurrency C] [--read-delay-ms D]
         /// [--settling-ms D] [--max-rounds R] [--database sqlite|postgres]
-        /// [--database-cuts-ms D]` (also `--flag=value`). Refuses a settling delay
-        /// that does not exceed the read delay plus [`LATE_COMMIT`]: the journal would then
-        /// rightly be told a refund that shows late was never made (run such a configuration
-        /// through [`run`] to see the soak catch the duplicate).
+        /// [--database-cuts-ms D] [--database-down-ms D]` (also `--flag=value`). Refuses a
+        /// settling delay that does not exceed the read delay plus [`LATE_COMMIT`]: the journal
+        /// would then rightly be told a refund that shows late was never made (run such a
+        /// configuration through [`run`] to see the soak catch the duplicate).
         pub fn parse(args: &[&str]) -> Result<SettleOptions> {
             let mut options = SettleOptions::default();
             let mut args = args.iter().copied();
@@ -1243,6 +1249,7 @@ pub mod settle {
                         }
                     }
                     "--database-cuts-ms" => options.database_cuts = Some(millis(value()?)?),
+                    "--database-down-ms" => options.database_down = millis(value()?)?,
                     _ => bail!("unknown option {arg:?} of --mode settle (see --help)"),
                 }
             }
@@ -1253,6 +1260,9 @@ pub mod settle {
                 bail!("--max-rounds must be at least 1");
             }
             match options.database_cuts {
+                None if !options.database_down.is_zero() => {
+                    bail!("--database-down-ms needs --database-cuts-ms")
+                }
                 Some(every) if every.is_zero() => bail!("--database-cuts-ms must be at least 1"),
                 Some(_) if options.backend != Backend::Postgres => {
                     bail!("--database-cuts-ms needs --database postgres")
@@ -2026,10 +2036,11 @@ pub mod settle {
                     .collect();
                 writeln!(
                     f,
-                    "database cuts: {} (every {} ms while sending and reconciling); journal calls \
-                     they failed: {}; reconcile rounds they spoiled: {}",
+                    "database cuts: {} (every {} ms while sending and reconciling, down {} ms \
+                     each); journal calls they failed: {}; reconcile rounds they spoiled: {}",
                     self.database_cuts,
                     every.as_millis(),
+                    o.database_down.as_millis(),
                     failed.join(", "),
                     self.rounds_cut
                 )?;
@@ -2409,6 +2420,7 @@ pub mod settle {
 
         // Sending, with the database cut every so often where asked.
         let (stop_cutting, cutting) = oneshot::channel::<()>();
+        let down = options.database_down;
         let cutter = options.database_cuts.zip(proxy).map(|(every, mut proxy)| {
             tokio::spawn(async move {
                 let mut cuts = 0;
@@ -2417,7 +2429,7 @@ pub mod settle {
                     tokio::select! {
                         _ = &mut cutting => break,
                         () = tokio::time::sleep(every) => {
-                            proxy.cut().await;
+                            proxy.cut(down).await;
                             cuts += 1;
                         }
                     }
@@ -2786,6 +2798,16 @@ pub mod settle {
                 Some(Duration::from_millis(250))
             );
             assert_eq!(
+                SettleOptions::parse(&[
+                    "--database=postgres",
+                    "--database-cuts-ms=250",
+                    "--database-down-ms=100"
+                ])
+                .unwrap()
+                .database_down,
+                Duration::from_millis(100)
+            );
+            assert_eq!(
                 SettleOptions::parse(&["--database=sqlite"])
                     .unwrap()
                     .backend,
@@ -2801,6 +2823,7 @@ pub mod settle {
                 &["--database", "mysql"],
                 &["--database-cuts-ms", "250"],
                 &["--database", "postgres", "--database-cuts-ms", "0"],
+                &["--database", "postgres", "--database-down-ms", "100"],
             ] {
                 assert!(SettleOptions::parse(bad).is_err(), "{bad:?}");
             }

@@ -71,13 +71,15 @@ async fn a_short_settle_soak_on_postgres_ends_every_refund_settled_once_and_veri
 }
 
 /// The same on PostgreSQL with the database cut (every connection, as a server restart does)
-/// every 250 ms while the refunds are sent and reconciled: the calls and rounds it fails are not
-/// errors, and every refund still ends settled once, as the ledger says.
+/// every 250 ms while the refunds are sent and reconciled, down 50 ms each time (connections
+/// refused): the calls and rounds it fails are not errors, and every refund still ends settled
+/// once, as the ledger says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_settle_soak_with_database_cuts_ends_every_refund_settled_once_and_verified() {
     let report = short_settle_soak(SettleOptions {
         backend: Backend::Postgres,
         database_cuts: Some(Duration::from_millis(250)),
+        database_down: Duration::from_millis(50),
         ..short()
     })
     .await;
