@@ -26,8 +26,9 @@
 //! # `--mode settle`: from "sent" to "settled" through the journal
 //!
 //! Every refund goes through the durable journal ([`refunds_journal::Journal::refund`], SQLite
-//! in a temporary file) under crashes, after-commit faults, dropped connections, plain 503s and
-//! eventual consistency; then [`refunds_journal::Journal::reconcile`] runs in rounds until every
+//! in a temporary file or PostgreSQL) under crashes, after-commit faults, dropped connections,
+//! plain 503s, eventual consistency and (PostgreSQL) database cuts; then
+//! [`refunds_journal::Journal::reconcile`] (or the reconciler's rounds) runs in rounds until every
 //! refund is in a final, verified state, and each is checked against the sandbox's ledger. See
 //! [`settle`] for what is injected, how pending refunds are settled (OpenApp's from the
 //! sandbox's ledger, as its settlement report would be) and the invariants;
@@ -221,6 +222,9 @@ the sandbox's, a refund is left pending or for a person, or the journal failed.
                          other
     --database-down-ms D with --database-cuts-ms: each cut keeps the database down this long
                          (connections refused) before it is back (default 0)
+    --reconciler         reconcile with the reconciler's rounds (Journal::reconcile_round:
+                         8 entries at once, a provider whose entry failed left alone for a
+                         while), as a service runs it, instead of Journal::reconcile
 ";
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T>
@@ -1047,9 +1051,10 @@ pub mod settle {
     //! operation** (`503`, a gateway's `502` or `504` page, a dropped connection, a malformed body,
     //! latency past the time-out; 1 or 2 firings).
     //!
-    //! Then **reconcile rounds**: [`Journal::reconcile`] (it reads pending refunds to their final
-    //! status, reads Optty and Moyasar unknowns before re-sending, attributes AfterPay unknowns by
-    //! reading the order, re-sends OpenApp's); after each round the sandbox **settles every pending
+    //! Then **reconcile rounds**: [`Journal::reconcile`] (or, with [`SettleOptions::reconciler`],
+    //! [`Journal::reconcile_round`], as a service's reconciler runs it; either reads pending
+    //! refunds to their final status, reads Optty and Moyasar unknowns before re-sending,
+    //! attributes AfterPay unknowns by reading the order, re-sends OpenApp's); after each round the sandbox **settles every pending
     //! refund** through its API ([`sandbox::ProviderHandle::settle`]: Optty `PENDING`, every
     //! OpenApp refund; 10% of them, drawn from the seed, as failed), and **OpenApp's settlement
     //! report** is fed to the journal: OpenApp has no read, so its pending refunds are settled in
@@ -1091,8 +1096,8 @@ pub mod settle {
     use anyhow::{Context, Result, bail};
     use refunds::{ByProvider, MerchantReference, Provider, RefundRequest, RefundStatus, Refunds};
     use refunds_journal::{
-        Database, Entry, EntryState, Journal, JournalConfig, JournalError, Reconciliation,
-        SettledBy,
+        Database, Entry, EntryState, Journal, JournalConfig, JournalError, ProviderBackoff,
+        ReconcilerConfig, Reconciliation, SettledBy,
     };
     use rust_decimal::Decimal;
     use sandbox::{Fault, FaultHandle, Match, Operation, Sandbox, SandboxConfig};
@@ -1185,7 +1190,22 @@ pub mod settle {
         /// How long each cut keeps the database down (nothing listening: connections refused)
         /// before it is back; zero for a server that is back at once.
         pub database_down: Duration,
+        /// Reconcile with [`Journal::reconcile_round`] ([`RECONCILER`]: several entries at once,
+        /// a deadline per entry, a provider whose entry failed left alone for a while), as a
+        /// service's reconciler does, instead of [`Journal::reconcile`].
+        pub reconciler: bool,
     }
+
+    /// The reconciler's settings with `--reconciler`: [`ReconcilerConfig::default`]'s
+    /// concurrency and entry deadline, a round every 250 ms (the soak's pause between rounds)
+    /// and backoffs to match.
+    pub const RECONCILER: ReconcilerConfig = ReconcilerConfig {
+        every: ROUND_PAUSE,
+        concurrency: 8,
+        entry_deadline: Duration::from_secs(30),
+        backoff: ROUND_PAUSE,
+        max_backoff: Duration::from_secs(2),
+    };
 
     /// Where the soak's journal lives.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1209,6 +1229,7 @@ pub mod settle {
                 backend: Backend::Sqlite,
                 database_cuts: None,
                 database_down: Duration::ZERO,
+                reconciler: false,
             }
         }
     }
@@ -1216,7 +1237,8 @@ pub mod settle {
     impl SettleOptions {
         /// Parses `[--refunds N] [--seed S] [--concurrency C] [--read-delay-ms D]
         /// [--settling-ms D] [--max-rounds R] [--database sqlite|postgres]
-        /// [--database-cuts-ms D] [--database-down-ms D]` (also `--flag=value`). Refuses a
+        /// [--database-cuts-ms D] [--database-down-ms D] [--reconciler]` (also `--flag=value`).
+        /// Refuses a
         /// settling delay that does not exceed the read delay plus [`LATE_COMMIT`]: the journal
         /// would then rightly be told a refund that shows late was never made (run such a
         /// configuration through [`run`] to see the soak catch the duplicate).
@@ -1250,6 +1272,7 @@ pub mod settle {
                     }
                     "--database-cuts-ms" => options.database_cuts = Some(millis(value()?)?),
                     "--database-down-ms" => options.database_down = millis(value()?)?,
+                    "--reconciler" => options.reconciler = true,
                     _ => bail!("unknown option {arg:?} of --mode settle (see --help)"),
                 }
             }
@@ -1924,7 +1947,7 @@ pub mod settle {
                 f,
                 "settle soak: {} refunds through the journal ({}), seed {}, concurrency {}; \
                  read delay {} ms, settling delay {} ms; client timeout {} ms, {} attempts; \
-                 lease {} s, crashed senders' {} ms",
+                 lease {} s, crashed senders' {} ms; reconciled by {}",
                 o.refunds,
                 match o.backend {
                     Backend::Sqlite => "SQLite",
@@ -1937,7 +1960,12 @@ pub mod settle {
                 TIMEOUT.as_millis(),
                 POLICY.max_attempts,
                 LEASE.as_secs(),
-                CRASH_LEASE.as_millis()
+                CRASH_LEASE.as_millis(),
+                if o.reconciler {
+                    "Journal::reconcile_round (the reconciler's rounds)"
+                } else {
+                    "Journal::reconcile"
+                }
             )?;
             let header = [
                 "provider",
@@ -2301,10 +2329,13 @@ pub mod settle {
 
     /// Everything in the journal that later rounds may still settle: unresolved entries,
     /// pending ones, and crashed senders' entries still in flight under their lease.
-    async fn outstanding(journal: &Journal, may_be_in_flight: &[&Trial]) -> Result<usize> {
+    async fn outstanding(
+        journal: &Journal,
+        may_be_in_flight: &[(Provider, MerchantReference)],
+    ) -> Result<usize> {
         let mut n = journal.unresolved().await?.len() + journal.pending().await?.len();
-        for trial in may_be_in_flight {
-            if let Some(entry) = journal.entry(trial.provider, &trial.reference).await?
+        for (provider, reference) in may_be_in_flight {
+            if let Some(entry) = journal.entry(*provider, reference).await?
                 && entry.state == EntryState::InFlight
             {
                 n += 1;
@@ -2471,15 +2502,16 @@ pub mod settle {
             .iter()
             .map(|t| ((provider_index(t.provider), t.key.clone()), t.settle_failed))
             .collect();
-        // Entries a call may have left in flight: a crashed sender's, and, with database cuts,
-        // the main journal's where the database failed the call.
-        let may_be_in_flight: Vec<&Trial> = trials
+        // Entries a call may have left in flight (`unresolved` does not list them): a crashed
+        // sender's, and, with database cuts, the main journal's where the database failed the
+        // call, or later a reconcile round's re-send (its answer not recorded).
+        let mut may_be_in_flight: Vec<(Provider, MerchantReference)> = trials
             .iter()
             .zip(&ends)
             .filter(|(t, end)| {
                 t.disruption.is_crash() || matches!(end, Some(CallEnd::Failed(_, true)))
             })
-            .map(|(t, _)| t)
+            .map(|(t, _)| (t.provider, t.reference.clone()))
             .collect();
         let mut stats: Vec<SettleStats> = vec![SettleStats::default(); Provider::ALL.len()];
         let mut error_notes: Vec<String> = Vec::new();
@@ -2498,14 +2530,18 @@ pub mod settle {
         let cut_by = |error: &JournalError| options.database_cuts.is_some() && by_database(error);
         let cut = |error: &anyhow::Error| error.downcast_ref::<JournalError>().is_some_and(cut_by);
         let mut rounds_cut = 0;
+        let mut backoff = ProviderBackoff::default();
         let stopped = loop {
             rounds += 1;
             let mut changed = [0usize; Provider::ALL.len()];
-            let report = match journal
-                .reconcile(&refunds)
-                .await
-                .context("reconcile could not list the journal's entries")
-            {
+            let listed = if options.reconciler {
+                journal
+                    .reconcile_round(&refunds, &RECONCILER, &mut backoff)
+                    .await
+            } else {
+                journal.reconcile(&refunds).await
+            };
+            let report = match listed.context("reconcile could not list the journal's entries") {
                 Ok(report) => report,
                 Err(error) if cut(&error) => {
                     rounds_cut += 1;
@@ -2541,6 +2577,12 @@ pub mod settle {
                     .unwrap_or(0);
                 if cut_by(&failure.error) {
                     was_cut = true;
+                    let reference = MerchantReference::new(&failure.merchant_reference)
+                        .context("a failed entry's merchant reference")?;
+                    let entry = (Provider::ALL[p], reference);
+                    if !may_be_in_flight.contains(&entry) {
+                        may_be_in_flight.push(entry);
+                    }
                     continue;
                 }
                 stats[p].errors += 1;
@@ -2777,6 +2819,7 @@ pub mod settle {
                 "9",
                 "--database",
                 "postgres",
+                "--reconciler",
             ])
             .unwrap();
             assert_eq!(
@@ -2788,6 +2831,7 @@ pub mod settle {
                     settling_delay: Duration::from_millis(900),
                     max_rounds: 9,
                     backend: Backend::Postgres,
+                    reconciler: true,
                     ..SettleOptions::default()
                 }
             );

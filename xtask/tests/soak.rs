@@ -70,6 +70,20 @@ async fn a_short_settle_soak_on_postgres_ends_every_refund_settled_once_and_veri
     .await;
 }
 
+/// The same through the reconciler's rounds (`--reconciler`: [`Journal::reconcile_round`], 8
+/// entries at once, a provider whose entry failed left alone for a while), as a service runs
+/// them.
+///
+/// [`Journal::reconcile_round`]: refunds_journal::Journal::reconcile_round
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_settle_soak_through_the_reconciler_ends_every_refund_settled_once_and_verified() {
+    short_settle_soak(SettleOptions {
+        reconciler: true,
+        ..short()
+    })
+    .await;
+}
+
 /// The same on PostgreSQL with the database cut (every connection, as a server restart does)
 /// every 250 ms while the refunds are sent and reconciled, down 50 ms each time (connections
 /// refused): the calls and rounds it fails are not errors, and every refund still ends settled
