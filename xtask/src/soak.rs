@@ -193,9 +193,10 @@ duplicated, lost or contradicted, a settlement misclassified, or a task panicked
     --concurrency C      refunds in flight at once (default 32)
 
 --mode settle: refunds through the durable journal (Journal::refund; SQLite in a temporary
-file, or PostgreSQL with --database postgres) under crashes (a sender killed while the provider holds its request, or before it got
-there), after-commit faults (dropped connection, 502/504 gateway pages, malformed body; OpenApp
-unsigned or badly signed answers), dropped connections (latency past the client's time-out),
+file, or PostgreSQL with --database postgres) under crashes (a sender killed while the
+provider holds its request, or before it got there), after-commit faults (dropped
+connection, 502/504 gateway pages, malformed body; OpenApp unsigned or badly signed
+answers), dropped connections (latency past the client's time-out),
 plain 503s and 429s before any work, faults on the providers' read operations, and eventual
 consistency (a read delay on every sandbox server). Then reconcile rounds (Journal::reconcile,
 which reads the providers' records), the sandbox settling every pending refund between rounds
@@ -1054,9 +1055,10 @@ pub mod settle {
     //! Then **reconcile rounds**: [`Journal::reconcile`] (or, with [`SettleOptions::reconciler`],
     //! [`Journal::reconcile_round`], as a service's reconciler runs it; either reads pending
     //! refunds to their final status, reads Optty and Moyasar unknowns before re-sending,
-    //! attributes AfterPay unknowns by reading the order, re-sends OpenApp's); after each round the sandbox **settles every pending
-    //! refund** through its API ([`sandbox::ProviderHandle::settle`]: Optty `PENDING`, every
-    //! OpenApp refund; 10% of them, drawn from the seed, as failed), and **OpenApp's settlement
+    //! attributes AfterPay unknowns by reading the order, re-sends OpenApp's); after each round
+    //! the sandbox **settles every pending refund** through its API
+    //! ([`sandbox::ProviderHandle::settle`]: Optty `PENDING`, every OpenApp refund; 10% of them,
+    //! drawn from the seed, as failed), and **OpenApp's settlement
     //! report** is fed to the journal: OpenApp has no read, so its pending refunds are settled in
     //! the journal only by [`Journal::record_status`]; the soak reads the OpenApp sandbox's ledger,
     //! as the settlement report would list it, and records the final status of every journaled
@@ -1452,10 +1454,14 @@ pub mod settle {
         /// [`refunds_journal::JournaledRefund::label`]: `applied`, `replayed`, `rejected`,
         /// `unresolved`, `in_progress`.
         Returned(&'static str),
-        /// A [`refunds_journal::JournalError`], displayed, and whether the database failed it
-        /// (a database error, the database out of reach, or an answer it could not record):
-        /// what a database cut does.
-        Failed(String, bool),
+        /// A [`refunds_journal::JournalError`], displayed.
+        Failed {
+            /// The error.
+            error: String,
+            /// Whether the database failed the call ([`by_database`]): what a database cut
+            /// does.
+            by_database: bool,
+        },
         /// The sender was killed mid-attempt.
         Crashed,
         /// The crash came too late: the sender's call had returned (its label).
@@ -1475,7 +1481,7 @@ pub mod settle {
         fn describe(&self) -> String {
             match self {
                 CallEnd::Returned(label) => (*label).to_owned(),
-                CallEnd::Failed(error, _) => format!("journal error: {error}"),
+                CallEnd::Failed { error, .. } => format!("journal error: {error}"),
                 CallEnd::Crashed => "crashed mid-attempt".to_owned(),
                 CallEnd::CrashMissed(label) => format!("{label} (the crash came too late)"),
             }
@@ -1539,7 +1545,10 @@ pub mod settle {
                 }
                 Ok(match ctx.journal.refund(&ctx.refunds, &request).await {
                     Ok(result) => CallEnd::Returned(result.label()),
-                    Err(error) => CallEnd::Failed(error.to_string(), by_database(&error)),
+                    Err(error) => CallEnd::Failed {
+                        by_database: by_database(&error),
+                        error: error.to_string(),
+                    },
                 })
             }
         }
@@ -1697,25 +1706,22 @@ pub mod settle {
         killed: oneshot::Receiver<()>,
     ) -> Result<Option<&'static str>> {
         // A database cut may fail an opening: a service starting up tries again.
-        let mut opened = None;
-        for _ in 0..OPEN_TRIES {
-            let open = Journal::open_with(
+        let mut tries = 1;
+        let journal = loop {
+            let opened = Journal::open_with(
                 db.database().max_connections(1),
                 journal_config(instance.clone(), CRASH_LEASE, settling),
             )
             .await;
-            match open {
-                Ok(journal) => {
-                    opened = Some(Ok(journal));
-                    break;
+            match opened {
+                Ok(journal) => break journal,
+                Err(_) if tries < OPEN_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(error) => opened = Some(Err(error)),
+                Err(error) => return Err(error).context("opening the crashing sender's journal"),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let journal = opened
-            .expect("tried at least once")
-            .context("opening the crashing sender's journal")?;
+        };
         let refunds = test_support::builder(&urls, &settings).build()?;
         tokio::select! {
             biased;
@@ -2509,7 +2515,14 @@ pub mod settle {
             .iter()
             .zip(&ends)
             .filter(|(t, end)| {
-                t.disruption.is_crash() || matches!(end, Some(CallEnd::Failed(_, true)))
+                t.disruption.is_crash()
+                    || matches!(
+                        end,
+                        Some(CallEnd::Failed {
+                            by_database: true,
+                            ..
+                        })
+                    )
             })
             .map(|(t, _)| (t.provider, t.reference.clone()))
             .collect();
@@ -2652,9 +2665,10 @@ pub mod settle {
         let mut crash_missed = 0;
         for (trial, end) in trials.iter().zip(&ends) {
             let p = provider_index(trial.provider);
-            let end = end
-                .clone()
-                .unwrap_or(CallEnd::Failed("never ran".to_owned(), false));
+            let end = end.clone().unwrap_or(CallEnd::Failed {
+                error: "never ran".to_owned(),
+                by_database: false,
+            });
             let entry = journal
                 .entry(trial.provider, &trial.reference)
                 .await
@@ -2669,10 +2683,12 @@ pub mod settle {
                 CallEnd::CrashMissed(_) => crash_missed += 1,
                 // A database cut fails calls; what matters is that the refund ends settled as
                 // the ledger says, which the checks below hold it to.
-                CallEnd::Failed(_, true) if options.database_cuts.is_some() => {
+                CallEnd::Failed {
+                    by_database: true, ..
+                } if options.database_cuts.is_some() => {
                     s.failed_by_cuts += 1;
                 }
-                CallEnd::Failed(error, _) => {
+                CallEnd::Failed { error, .. } => {
                     s.errors += 1;
                     error_notes.push(format!("{} {}: {error}", trial.provider, trial.reference));
                 }

@@ -143,11 +143,20 @@ async fn short_settle_soak(options: SettleOptions) -> SettleReport {
     );
     assert!(totals.settled_by_reading > report.stats(Provider::AfterPay).settled_by_reading);
     assert!(report.stats(Provider::Optty).status_read > 0, "{report}");
-    assert_eq!(
-        report.stats(Provider::OpenApp).reported,
-        report.stats(Provider::OpenApp).applied,
-        "every OpenApp refund settled from the settlement report\n{report}"
-    );
+    let openapp = report.stats(Provider::OpenApp);
+    if report.options.database_cuts.is_none() {
+        assert_eq!(
+            openapp.reported, openapp.applied,
+            "every OpenApp refund settled from the settlement report\n{report}"
+        );
+    } else {
+        // A status recorded just before a cut may be answered as failed, and is then not
+        // counted; none is left pending (the checks say so).
+        assert!(
+            openapp.reported > 0 && openapp.reported <= openapp.applied,
+            "{report}"
+        );
+    }
     assert!(totals.failed > 0, "no refund settled failed\n{report}");
     assert!(totals.resent > 0, "{report}");
     assert!(totals.not_applied > 0, "{report}");
