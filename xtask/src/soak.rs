@@ -2216,9 +2216,7 @@ pub mod settle {
             }
             Ok(())
         }
-    }
 
-    impl SoakStore {
         /// Journals connect through `proxy` (PostgreSQL's; a SQLite file has no connection to
         /// cut).
         fn through(&mut self, proxy: &DatabaseProxy) {
@@ -2406,6 +2404,17 @@ pub mod settle {
         if options.concurrency == 0 {
             bail!("the concurrency must be at least 1");
         }
+        let store = SoakStore::new(options.backend, options.seed)?;
+        store.remove().await?;
+        // A run that fails (rather than a check) keeps its journal too, and says where.
+        let kept = store.to_string();
+        run_on(options, store)
+            .await
+            .with_context(|| format!("the journal is kept for a look: {kept}"))
+    }
+
+    /// [`run`] on `store`, a new database: removed at the end unless a check failed.
+    async fn run_on(options: &SettleOptions, mut store: SoakStore) -> Result<SettleReport> {
         let started = Instant::now();
         let sb = Arc::new(
             Sandbox::start(SandboxConfig {
@@ -2429,8 +2438,6 @@ pub mod settle {
         let refunds = test_support::builder(&urls, &settings)
             .build()
             .context("building the facade client")?;
-        let mut store = SoakStore::new(options.backend, options.seed)?;
-        store.remove().await?;
         let mut proxy = None;
         if let (Some(_), SoakStore::Postgres { url, .. }) = (options.database_cuts, &store) {
             let started = DatabaseProxy::start(url).await;
