@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tracing::Instrument;
 
 use crate::error::RefundError;
@@ -217,16 +218,19 @@ impl Refunds {
 
     /// `call`'s result, or, once `remaining` has passed, [`deadline_passed`]: the attempt goes on
     /// on a task of its own (see [`Attempt`]), only this caller stops waiting.
-    pub(crate) async fn within<T>(
+    ///
+    /// A mapped time-out, not an `async fn`: that would hold `call` twice, as its argument and
+    /// inside the time-out, and every call's future would grow by it.
+    pub(crate) fn within<T>(
         &self,
         remaining: Duration,
         request: &RefundRequest,
         call: impl Future<Output = Result<T, RefundError>>,
-    ) -> Result<T, RefundError> {
-        match tokio::time::timeout(remaining, call).await {
-            Ok(result) => result,
-            Err(_) => Err(deadline_passed(request.provider, self.shared.deadline)),
-        }
+    ) -> impl Future<Output = Result<T, RefundError>> {
+        let (provider, deadline) = (request.provider, self.shared.deadline);
+        tokio::time::timeout(remaining, call).map(move |timed| {
+            timed.unwrap_or_else(|_elapsed| Err(deadline_passed(provider, deadline)))
+        })
     }
 
     /// One attempt of `request` (numbered `attempt` by the executor): validation, then the
@@ -486,12 +490,14 @@ pub(crate) fn call_span(name: &'static str, request: &RefundRequest) -> tracing:
 }
 
 /// `future` inside `span`. A disabled span (no subscriber wants it) is not entered at all:
-/// entering it would change nothing (it never becomes the current span) but still cost.
-async fn traced<F: Future>(span: &tracing::Span, future: F) -> F::Output {
+/// entering it would change nothing (it never becomes the current span) but still cost. One
+/// future type either way: an `async` choice between awaiting `future` as it is and awaiting it
+/// instrumented would hold room for both, and each layer of the call would double its size.
+fn traced<F: Future>(span: &tracing::Span, future: F) -> tracing::instrument::Instrumented<F> {
     if span.is_disabled() {
-        future.await
+        future.instrument(tracing::Span::none())
     } else {
-        future.instrument(span.clone()).await
+        future.instrument(span.clone())
     }
 }
 
