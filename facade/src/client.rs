@@ -489,10 +489,12 @@ pub(crate) fn call_span(name: &'static str, request: &RefundRequest) -> tracing:
     }
 }
 
-/// `future` inside `span`. A disabled span (no subscriber wants it) is not entered at all:
-/// entering it would change nothing (it never becomes the current span) but still cost. One
-/// future type either way: an `async` choice between awaiting `future` as it is and awaiting it
-/// instrumented would hold room for both, and each layer of the call would double its size.
+/// `future` inside `span`. A disabled span (no subscriber wants it) is swapped for
+/// [`Span::none`](tracing::Span::none), whose entering does nothing: the disabled span still
+/// carries its metadata, and with tracing's `log` feature entering it would consult the `log`
+/// crate at every poll. One future type either way: an `async` choice between awaiting `future`
+/// as it is and awaiting it instrumented would hold room for both, and each layer of the call
+/// would double its size.
 fn traced<F: Future>(span: &tracing::Span, future: F) -> tracing::instrument::Instrumented<F> {
     if span.is_disabled() {
         future.instrument(tracing::Span::none())
