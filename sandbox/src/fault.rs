@@ -111,6 +111,16 @@ impl Fault {
     }
 }
 
+/// Waits out `fault` if it is a [`Fault::Latency`]; any other fault, or a zero delay, waits
+/// for nothing (tokio's timer would still take its next tick, a millisecond, over a zero sleep).
+pub(crate) async fn wait_latency(fault: Option<&Fault>) {
+    if let Some(Fault::Latency(delay)) = fault
+        && !delay.is_zero()
+    {
+        tokio::time::sleep(*delay).await;
+    }
+}
+
 /// A provider's own effect of a fault on its answer, applied in place after the work was done
 /// and before the provider-neutral effects (OpenApp: [`Fault::UnsignedAnswer`] removes the
 /// signature headers, [`Fault::WrongSignature`] replaces the signature). The server calls it
@@ -415,6 +425,17 @@ impl FaultHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_zero_latency_waits_for_nothing() {
+        let polled_once = |fault: Fault| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            std::pin::pin!(wait_latency(Some(&fault))).poll(&mut cx)
+        };
+        assert!(polled_once(Fault::Latency(Duration::ZERO)).is_ready());
+        assert!(polled_once(Fault::Status(500)).is_ready());
+        assert!(polled_once(Fault::Latency(Duration::from_millis(50))).is_pending());
+    }
 
     #[test]
     fn once_fires_once_and_nth_counts_from_injection() {

@@ -844,9 +844,7 @@ async fn handle(
     };
     // The delay runs while the transaction_id is in flight, which is what
     // lets a concurrent duplicate see "Initial request is still processing."
-    if let Some(Fault::Latency(d)) = fault {
-        tokio::time::sleep(*d).await;
-    }
+    crate::fault::wait_latency(fault).await;
 
     let mut store = lock(&shared.store);
     let Some(order) = store.orders.get_mut(id) else {

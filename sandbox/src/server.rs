@@ -843,9 +843,7 @@ where
     F: Future<Output = Response> + Send + 'static,
 {
     detached(async move {
-        if let Some(Fault::Latency(delay)) = fault {
-            tokio::time::sleep(delay).await;
-        }
+        crate::fault::wait_latency(fault.as_ref()).await;
         let res = work.await;
         after_commit(fault.as_ref(), alter, res)
     })
