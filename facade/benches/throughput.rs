@@ -16,6 +16,10 @@
 //! every [`PER_ORDER`] refunds keeps answers small (Moyasar answers with the whole order). Each
 //! provider and mode gets a freshly started sandbox. The refunds run in spawned tasks on the
 //! runtime's workers, as in a service; the sandbox shares those workers (one loopback host).
+//!
+//! [`LATENCY_VAR`] (microseconds) makes the sandbox take that long longer over every refund (a
+//! latency fault): the facade's cost per call is fixed, so its share of a refund's time falls as
+//! a provider's round trip grows from the loopback's hundred-odd microseconds.
 
 mod common;
 
@@ -47,6 +51,10 @@ const PAIRED_BLOCK: u64 = 16;
 /// The two modes: criterion group suffix and concurrent tasks.
 const MODES: [(&str, u64); 2] = [("seq", 1), ("c32", TASKS)];
 
+/// The variable that adds latency to every refund the sandbox answers, in microseconds (unset
+/// or 0: none).
+const LATENCY_VAR: &str = "REFUNDS_BENCH_LATENCY_US";
+
 /// Which client sends.
 #[derive(Clone, Copy)]
 enum Via {
@@ -71,6 +79,16 @@ struct Bench {
 impl Bench {
     async fn start(provider: Provider) -> Arc<Bench> {
         let sandbox = common::start_sandbox().await;
+        let latency = std::env::var(LATENCY_VAR).map_or(0, |us| {
+            us.parse()
+                .unwrap_or_else(|_| panic!("{LATENCY_VAR} is microseconds, not {us:?}"))
+        });
+        if latency > 0 {
+            common::handle(&sandbox, provider).inject(
+                sandbox::Fault::Latency(Duration::from_micros(latency)),
+                sandbox::Match::Any,
+            );
+        }
         let facade = facade_client(&sandbox, provider);
         let direct = Direct::new(&sandbox, provider).await;
         Arc::new(Bench {
