@@ -73,8 +73,14 @@ use crate::error::JournalError;
 /// the call that made it returns (an intent is on disk before its request leaves):
 ///
 /// - **PostgreSQL**: one statement per state change (the entry's `INSERT` or `UPDATE` and its
-///   events' `INSERT` in one data-modifying `WITH`, autocommitted): no `BEGIN`, no `COMMIT`,
-///   one round trip. Callers write side by side.
+///   events' `INSERT` in one data-modifying `WITH`). A journal's writes go to its writers
+///   (tasks on the runtime that opens the journal, half as many as
+///   [`max_connections`](Database::max_connections), at least one), each of which takes
+///   whatever is queued (up to 64 writes, without waiting for more): a lone write is
+///   autocommitted (no `BEGIN`, no `COMMIT`, one round trip), several go in one transaction
+///   (one commit, one WAL flush, for the lot: group commit). Each caller is answered once
+///   that commit returned; a write that refuses or fails spoils none of the others of its
+///   batch; a failed commit fails all of them.
 /// - **SQLite** (WAL, `synchronous=FULL`): each commit costs an fsync, and the file takes one
 ///   writer at a time, so a journal's writes go to one writer that commits whatever is
 ///   queued (up to 64 writes, without waiting for more) in one `BEGIN IMMEDIATE ... COMMIT`:

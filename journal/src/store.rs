@@ -8,8 +8,9 @@
 //! operation's body is written once and compiled for both pools by `on_pool!`. Nothing is
 //! checked against a database at build time.
 //!
-//! The rest has a room each: the embedded [`migrations`], SQLite's group commit
-//! ([`sqlite_writer`]), and the [`rows`] an entry or event is read from.
+//! The rest has a room each: the embedded [`migrations`], the group commit of both backends
+//! ([`writer`]: the queue; [`sqlite_writer`], [`postgres_writer`]: the commits), and the
+//! [`rows`] an entry or event is read from.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,6 +32,8 @@ use crate::error::JournalError;
 use crate::machine::{NewEvent, Write};
 
 mod migrations;
+#[cfg(feature = "postgres")]
+mod postgres_writer;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite_writer;
@@ -38,16 +41,18 @@ mod statement;
 #[cfg(all(test, feature = "sqlite"))]
 #[allow(irrefutable_let_patterns)] // with the `sqlite` feature alone, a pool is SQLite's
 mod tests;
+mod writer;
 
 use migrations::{migrator, run_migrations};
 use rows::{decode_entry, decode_event, get};
 #[cfg(feature = "sqlite")]
-use sqlite_writer::{Writer, resync_sqlite_transaction};
+use sqlite_writer::resync_sqlite_transaction;
 #[cfg(feature = "postgres")]
 use statement::POSTGRES_NOW;
 #[cfg(feature = "sqlite")]
 use statement::SQLITE_NOW;
 use statement::{Sql, Statement, new_entry};
+use writer::Writer;
 
 /// The pool of either backend.
 #[derive(Debug, Clone)]
@@ -138,12 +143,11 @@ pub(crate) struct Unreadable {
 pub(crate) struct Store {
     pool: Pool,
     sql: Sql,
-    /// SQLite takes one writer at a time, and each commit costs an fsync: this process's
-    /// writes go to one writer, which commits whatever is queued together ([`Writer`]).
-    /// Other processes on the same file meet the busy timeout. `None` for PostgreSQL, whose
-    /// writes are one statement each and run side by side.
-    #[cfg(feature = "sqlite")]
-    writer: Option<Writer>,
+    /// Each commit costs a flush to disk, and SQLite takes one writer at a time: the journal's
+    /// writes go to one writer, which commits whatever is queued together ([`Writer`];
+    /// [`sqlite_writer`], [`postgres_writer`]). Other processes (replicas) on the same database
+    /// have writers of their own: SQLite's meet the busy timeout, PostgreSQL's run side by side.
+    writer: Writer,
     /// Which database, as errors name it, and its time limits.
     target: Target,
 }
@@ -334,10 +338,9 @@ impl Store {
                 .await?;
                 drop(conn);
                 Ok(Store {
+                    writer: postgres_writer::start(pool.clone(), target.max_connections),
                     pool: Pool::Postgres(pool),
                     sql: Sql::new(POSTGRES_NOW),
-                    #[cfg(feature = "sqlite")]
-                    writer: None,
                     target: target.clone(),
                 })
             }
@@ -364,7 +367,7 @@ impl Store {
             .await?;
         drop(conn);
         Ok(Store {
-            writer: Some(Writer::start(pool.clone())?),
+            writer: sqlite_writer::start(pool.clone())?,
             pool: Pool::Sqlite(pool),
             sql: Sql::new(SQLITE_NOW),
             target: target.clone(),
@@ -488,11 +491,12 @@ impl Store {
     /// no row) and, when it writes the row, the INSERT of `events` on the entry, atomically;
     /// returns the entry's row as written. `None` (nothing written) when it writes none.
     ///
-    /// - PostgreSQL: one statement ([`Statement::with_events`]), autocommitted: one round trip,
-    ///   no transaction to begin or commit.
-    /// - SQLite: one SQL text ([`Statement::then_events`]) handed to the writer, which
-    ///   commits it with whatever other writes are queued in one transaction ([`Writer`]);
-    ///   answered once that commit returned.
+    /// The write goes to the writer ([`Writer`]), which commits it with whatever other writes
+    /// are queued, in one transaction; answered once that commit returned.
+    ///
+    /// - PostgreSQL: one statement ([`Statement::with_events`]); a lone write is autocommitted
+    ///   (one round trip, no transaction to begin or commit).
+    /// - SQLite: one SQL text ([`Statement::then_events`]).
     async fn write_row(
         &self,
         entry: Statement<'_>,
@@ -500,25 +504,13 @@ impl Store {
         reference: &str,
         events: &[NewEvent],
     ) -> Written {
-        let result = match &self.pool {
+        let statement = match &self.pool {
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => {
-                let statement = entry.then_events(self.sql.now, provider, reference, events);
-                match &self.writer {
-                    Some(writer) => writer.write(statement.into_owned()).await,
-                    None => unreachable!("a SQLite store has a writer"),
-                }
-            }
+            Pool::Sqlite(_) => entry.then_events(self.sql.now, provider, reference, events),
             #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => {
-                let statement = entry.with_events(self.sql.now, provider, reference, events);
-                async {
-                    let row = statement.query().fetch_optional(pool).await?;
-                    row.as_ref().map(decode_entry).transpose()
-                }
-                .await
-            }
+            Pool::Postgres(_) => entry.with_events(self.sql.now, provider, reference, events),
         };
+        let result = self.writer.write(statement.into_owned()).await;
         match result {
             Ok(entry) => Ok(entry),
             Err(error) => Err(self.target.named(error).await),

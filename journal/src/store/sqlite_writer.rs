@@ -1,12 +1,11 @@
 //! SQLite's group commit: one writer per process commits whatever writes are queued together.
 
-use std::borrow::Cow;
-
 use sqlx::sqlite::SqlitePool;
 
 use super::Written;
 use super::rows::{corrupt, decode_entry, get};
-use super::statement::{Bind, Statement};
+use super::statement::Bind;
+use super::writer::{Job, Jobs, Writer, fail_all, next_batch};
 use crate::entry::Entry;
 use crate::error::JournalError;
 
@@ -53,34 +52,14 @@ pub(super) fn resync_sqlite_transaction(
     })
 }
 
-/// The most writes SQLite's writer commits in one transaction.
-pub(super) const MAX_BATCH: usize = 64;
-
 /// The most writes of one SQL text SQLite's writer sends in one command ([`run_together`]):
 /// the chunks are of 1, 2, 4, 8 or 16 writes, five texts per shape of write to keep prepared;
 /// a larger chunk would save little more than its round trips and cost a large prepared
 /// statement.
 pub(super) const MAX_TOGETHER: usize = 16;
 
-/// How many writes may wait for SQLite's writer before a caller waits to queue.
-pub(super) const MAX_QUEUED: usize = 1024;
-
-/// One write for SQLite's writer: its statements as one SQL text ([`Statement::then_events`])
-/// and where its caller waits.
-pub(super) struct Job {
-    pub(super) statement: Statement<'static>,
-    pub(super) reply: tokio::sync::oneshot::Sender<Written>,
-}
-
-impl Job {
-    pub(super) fn answer(self, written: Written) {
-        // A caller that stopped waiting no longer hears it.
-        let _ = self.reply.send(written);
-    }
-}
-
-/// SQLite's group commit: one thread owns this process's writes. It takes every write queued
-/// (up to [`MAX_BATCH`]; it never waits to gather more, so a lone write goes at once), runs
+/// Starts SQLite's group commit: one thread owns this process's writes. It takes every write
+/// queued (up to [`MAX_BATCH`]; it never waits to gather more, so a lone write goes at once), runs
 /// them in ONE `BEGIN IMMEDIATE ... COMMIT` (one fsync for all), and answers each caller once
 /// the commit returned: a write is answered as written only when it is durable.
 ///
@@ -117,63 +96,29 @@ impl Job {
 ///   ([`Journal::close`](crate::Journal::close)) or the store is dropped (the last clone of
 ///   the journal), giving its connection back: writes still queued then fail with
 ///   [`sqlx::Error::PoolClosed`]. It does not depend on the runtime that opened the journal.
-#[derive(Debug)]
-pub(super) struct Writer {
-    pub(super) queue: tokio::sync::mpsc::Sender<Job>,
-}
-
-impl Writer {
-    /// Starts the writer's thread. Its runtime has a clock (the pool's acquire limit) and no
-    /// I/O driver: SQLite's connections are threads and channels, not sockets.
-    pub(super) fn start(pool: SqlitePool) -> Result<Writer, JournalError> {
-        let (queue, jobs) = tokio::sync::mpsc::channel(MAX_QUEUED);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(sqlx::Error::Io)?;
-        std::thread::Builder::new()
-            .name("refunds-journal-writer".to_owned())
-            .spawn(move || runtime.block_on(write_batches(pool, jobs)))
-            .map_err(sqlx::Error::Io)?;
-        Ok(Writer { queue })
-    }
-
-    /// Writes `statement` with the next batch; answered once it is committed (or failed).
-    pub(super) async fn write(&self, statement: Statement<'static>) -> Written {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        if self.queue.send(Job { statement, reply }).await.is_err() {
-            return Err(JournalError::Database(sqlx::Error::PoolClosed));
-        }
-        // The writer dropped the write unanswered: it ended (the pool closed).
-        answer
-            .await
-            .unwrap_or(Err(JournalError::Database(sqlx::Error::PoolClosed)))
-    }
+///
+/// [`MAX_BATCH`]: super::writer::MAX_BATCH
+pub(super) fn start(pool: SqlitePool) -> Result<Writer, JournalError> {
+    // The writer's runtime has a clock (the pool's acquire limit) and no I/O driver: SQLite's
+    // connections are threads and channels, not sockets.
+    let (writer, jobs) = Writer::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(sqlx::Error::Io)?;
+    std::thread::Builder::new()
+        .name("refunds-journal-writer".to_owned())
+        .spawn(move || runtime.block_on(write_batches(pool, jobs)))
+        .map_err(sqlx::Error::Io)?;
+    Ok(writer)
 }
 
 /// The writer: batch after batch until the pool closes or every sender is gone.
-pub(super) async fn write_batches(pool: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+async fn write_batches(pool: SqlitePool, mut jobs: Jobs) {
     let keep = pool.options().get_max_connections() > 1;
     let mut conn = None;
     let mut closed = std::pin::pin!(pool.close_event());
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = &mut closed => break,
-            job = jobs.recv() => match job {
-                Some(job) => job,
-                None => break,
-            },
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        // Callers that stopped waiting: nothing written for them.
-        batch.retain(|job| !job.reply.is_closed());
+    while let Some(mut batch) = next_batch(&mut closed, &mut jobs).await {
         let mut together = MAX_TOGETHER;
         while !batch.is_empty() {
             batch = commit_batch(&pool, &mut conn, batch, together).await;
@@ -312,8 +257,8 @@ pub(super) async fn commit_batch(
 
 /// Runs the writes of `batch` in the writer's transaction with those that share their SQL text
 /// in one command: their texts one after the other, each write's parameters numbered after
-/// the ones before it ([`Statement::sql_shifted`]) and its last one, its place, bound to its
-/// index in `batch` ([`Statement::then_events`]). A group goes in chunks of a power of two
+/// the ones before it ([`Statement::sql_shifted`](super::statement::Statement::sql_shifted)) and its last one, its place, bound to its
+/// index in `batch` ([`Statement::then_events`](super::statement::Statement::then_events)). A group goes in chunks of a power of two
 /// writes, up to `together` (at most [`MAX_TOGETHER`]), so that the commands' texts are few (a
 /// shape and a size) and stay prepared in the connection's statement cache. Returns the row
 /// each write read back, in `batch`'s order, or the first failing command's error.
@@ -387,105 +332,4 @@ pub(super) async fn run_job(conn: &mut sqlx::SqliteConnection, job: &Job, sql: &
     // Every statement of the text runs (`fetch_optional` would stop at the first row).
     let rows = job.statement.query_of(sql).fetch_all(&mut *conn).await?;
     rows.first().map(decode_entry).transpose()
-}
-
-/// Fails every write of `jobs` with `error` (the first gets it, the others a copy).
-pub(super) fn fail_all(jobs: Vec<Job>, error: sqlx::Error) {
-    let mut error = Some(error);
-    let mut jobs = jobs.into_iter().peekable();
-    while let Some(job) = jobs.next() {
-        let this = if jobs.peek().is_some() {
-            copy_error(error.as_ref().expect("kept for the last write"))
-        } else {
-            error.take().expect("given once")
-        };
-        job.answer(Err(JournalError::Database(this)));
-    }
-}
-
-/// `error` again, for another write that failed with it (sqlx's errors are not `Clone`): a
-/// database error keeps its message, code, constraint, table and kind, which are what the
-/// journal reads of it ([`Target::named`](crate::database::Target::named),
-/// [`is_order_lease_violation`](super::is_order_lease_violation)); an I/O error its
-/// kind and text; the pool's errors themselves; anything else its text.
-pub(super) fn copy_error(error: &sqlx::Error) -> sqlx::Error {
-    match error {
-        sqlx::Error::Database(db) => sqlx::Error::Database(Box::new(CopiedDatabaseError {
-            message: db.message().to_owned(),
-            code: db.code().map(Cow::into_owned),
-            constraint: db.constraint().map(str::to_owned),
-            table: db.table().map(str::to_owned),
-            kind: same_kind(&db.kind()),
-        })),
-        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
-        other => sqlx::Error::Protocol(other.to_string()),
-    }
-}
-
-/// A database error that failed a whole batch, as the second and later writes of that batch
-/// report it ([`copy_error`]).
-#[derive(Debug)]
-pub(super) struct CopiedDatabaseError {
-    pub(super) message: String,
-    pub(super) code: Option<String>,
-    pub(super) constraint: Option<String>,
-    pub(super) table: Option<String>,
-    pub(super) kind: sqlx::error::ErrorKind,
-}
-
-impl std::fmt::Display for CopiedDatabaseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for CopiedDatabaseError {}
-
-impl sqlx::error::DatabaseError for CopiedDatabaseError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn code(&self) -> Option<Cow<'_, str>> {
-        self.code.as_deref().map(Cow::Borrowed)
-    }
-
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-
-    fn constraint(&self) -> Option<&str> {
-        self.constraint.as_deref()
-    }
-
-    fn table(&self) -> Option<&str> {
-        self.table.as_deref()
-    }
-
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        same_kind(&self.kind)
-    }
-}
-
-/// `kind` again (sqlx's `ErrorKind` is not `Clone`).
-pub(super) fn same_kind(kind: &sqlx::error::ErrorKind) -> sqlx::error::ErrorKind {
-    use sqlx::error::ErrorKind;
-    match kind {
-        ErrorKind::UniqueViolation => ErrorKind::UniqueViolation,
-        ErrorKind::ForeignKeyViolation => ErrorKind::ForeignKeyViolation,
-        ErrorKind::NotNullViolation => ErrorKind::NotNullViolation,
-        ErrorKind::CheckViolation => ErrorKind::CheckViolation,
-        _ => ErrorKind::Other,
-    }
 }

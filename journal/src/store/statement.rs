@@ -133,8 +133,7 @@ impl<'a> Bind<'a> {
         }
     }
 
-    /// The same value, owning its text (for a write handed to SQLite's writer).
-    #[cfg(feature = "sqlite")]
+    /// The same value, owning its text (for a write handed to the writer).
     pub(super) fn into_owned(self) -> Bind<'static> {
         match self {
             Bind::Text(text) => Bind::Text(text.map(|text| Cow::Owned(text.into_owned()))),
@@ -411,8 +410,7 @@ impl<'a> Statement<'a> {
         self.binds.iter().fold(sqlx::query(sql), Bind::onto)
     }
 
-    /// The same statement, owning its values (for SQLite's writer).
-    #[cfg(feature = "sqlite")]
+    /// The same statement, owning its values (for the writer, [`super::writer`]).
     pub(super) fn into_owned(self) -> Statement<'static> {
         Statement {
             sql: self.sql,
@@ -424,8 +422,8 @@ impl<'a> Statement<'a> {
     /// returning the entry's row, and the INSERT of `events` on the entry, as ONE statement:
     /// the entry's write in a data-modifying CTE, the events inserted from its row (none when
     /// it returns none: nothing written, as when the version did not match), and the entry's
-    /// row as the result. One autocommit statement is atomic: both or neither, no
-    /// `BEGIN`/`COMMIT`.
+    /// row as the result. One statement is atomic, both or neither: a lone write needs no
+    /// `BEGIN`/`COMMIT` (the writer autocommits it, [`super::postgres_writer`]).
     ///
     /// One event (every write on a refund's usual path) goes in as `INSERT ... SELECT <its
     /// values> FROM entry`. Several go in with one `INSERT ... SELECT ... ORDER BY` their

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use refunds::Money;
 use tokio::sync::oneshot;
 
-use super::sqlite_writer::{Job, MAX_QUEUED, MAX_TOGETHER, commit_batch, run_together};
+use super::sqlite_writer::{MAX_TOGETHER, commit_batch, run_together};
+use super::writer::Job;
 use super::*;
 use crate::entry::{EntryState, EventKind};
 use crate::fingerprint::canonical_json;
@@ -595,9 +596,8 @@ async fn a_caller_that_stops_waiting_while_queued_writes_nothing() {
 
 /// Waits until SQLite's writer has taken every queued write into a batch.
 async fn taken_by_the_writer(store: &Store) {
-    let queue = &store.writer.as_ref().expect("a SQLite store").queue;
     tokio::time::timeout(Duration::from_secs(5), async {
-        while queue.capacity() < MAX_QUEUED {
+        while store.writer.queued() > 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     })

@@ -1,7 +1,7 @@
-//! Many callers writing at once. On SQLite their writes share transactions (one writer
-//! commits whatever is queued together: group commit); on PostgreSQL each write is one
-//! statement. Either way every caller's refund is recorded whole, is there for a journal opened
-//! afterwards (another process), and one caller's failing write fails that caller alone.
+//! Many callers writing at once. Their writes share transactions (the journal's writer commits
+//! whatever is queued together: group commit; on PostgreSQL several writers side by side).
+//! Either way every caller's refund is recorded whole, is there for a journal opened afterwards
+//! (another process), and one caller's failing write fails that caller alone.
 
 use refunds::Provider;
 use refunds_journal::{EntryState, ErrorOutcome, EventKind};
@@ -62,7 +62,7 @@ async fn concurrent_refunds_are_all_recorded(backend: Backend) {
 /// (SQLite undoes the statement), 4 by a failure that throws the whole transaction away
 /// (SQLite's `RAISE(ROLLBACK)`, as on a full disk; on PostgreSQL both are an exception). The
 /// 8 fail with nothing sent and nothing on record; the 24 others, written in the same
-/// transactions on SQLite, are applied and on record.
+/// transactions, are applied and on record.
 async fn a_failing_write_fails_its_caller_alone(backend: Backend) {
     let env = Env::start().await;
     let db = TestDb::new(backend);

@@ -14,7 +14,9 @@
 //!
 //! The target: at most 2 statements per state change of an entry (a new `version`). A write
 //! is one statement (the entry's INSERT or UPDATE and its events' INSERT in one
-//! data-modifying `WITH`, autocommitted): no `BEGIN`, no `COMMIT`.
+//! data-modifying `WITH`): a lone write is autocommitted (no `BEGIN`, no `COMMIT`), and writes
+//! queued together share one transaction (group commit), so its `BEGIN` and `COMMIT` cost at
+//! most one statement per write.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -49,7 +51,8 @@ impl Sent {
 /// A proxy in front of the test's PostgreSQL server that records what clients send.
 struct WireProxy {
     port: u16,
-    sent: Arc<Mutex<Vec<Sent>>>,
+    /// What each client sent, with the number of its connection (in the order accepted).
+    sent: Arc<Mutex<Vec<(usize, Sent)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -62,7 +65,7 @@ impl WireProxy {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let record = Arc::clone(&sent);
         let task = tokio::spawn(async move {
-            loop {
+            for connection in 0.. {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
@@ -76,7 +79,10 @@ impl WireProxy {
                 });
                 let record = Arc::clone(&record);
                 tokio::spawn(async move {
-                    let mut reader = Frontend::default();
+                    let mut reader = Frontend {
+                        connection,
+                        ..Frontend::default()
+                    };
                     let mut chunk = vec![0u8; 64 * 1024];
                     loop {
                         let n = match from_client.read(&mut chunk).await {
@@ -106,6 +112,14 @@ impl WireProxy {
     }
 
     fn take(&self) -> Vec<Sent> {
+        self.take_by_connection()
+            .into_iter()
+            .map(|(_, sent)| sent)
+            .collect()
+    }
+
+    /// What was sent, each with the number of the connection it came on.
+    fn take_by_connection(&self) -> Vec<(usize, Sent)> {
         std::mem::take(&mut *self.sent.lock().unwrap())
     }
 }
@@ -120,6 +134,8 @@ impl Drop for WireProxy {
 /// `SSLRequest`, then the startup message), then `type, length, body`.
 #[derive(Default)]
 struct Frontend {
+    /// The connection's number, recorded with what it sends.
+    connection: usize,
     buffer: Vec<u8>,
     started: bool,
     /// The SQL of each prepared statement, by name (`""`: the unnamed one).
@@ -129,7 +145,7 @@ struct Frontend {
 }
 
 impl Frontend {
-    fn feed(&mut self, bytes: &[u8], record: &Mutex<Vec<Sent>>) {
+    fn feed(&mut self, bytes: &[u8], record: &Mutex<Vec<(usize, Sent)>>) {
         self.buffer.extend_from_slice(bytes);
         loop {
             let be32 = |at: usize| {
@@ -179,7 +195,7 @@ impl Frontend {
                 _ => None,
             };
             if let Some(sent) = sent {
-                record.lock().unwrap().push(sent);
+                record.lock().unwrap().push((self.connection, sent));
             }
             self.buffer.drain(..1 + length);
         }
@@ -445,6 +461,94 @@ fn postgres_sends_at_most_two_statements_per_state_change() {
                 EventKind::Intent,
                 EventKind::Answer
             ]
+        );
+        journal.close().await;
+        db.cleanup().await;
+    });
+}
+
+/// 32 refunds at once on PostgreSQL: every one applied, at most 2 statements per state change
+/// on the wire in all, and writes queued together committed together: every transaction holds
+/// at least two writes (a lone write is autocommitted), and at least one transaction was
+/// opened (32 callers' intents queue while the first ones are written).
+#[test]
+fn postgres_commits_concurrent_writes_together() {
+    const CALLERS: usize = 32;
+    let logged = Logged::default();
+    on_one_thread(&logged, async {
+        let env = Env::start().await;
+        let proxy = WireProxy::start(&pg_url()).await;
+        let db = TestDb::new(Backend::Postgres);
+        let journal = Journal::open_with(db.database_at(&proxy.url(&pg_url())), config())
+            .await
+            .unwrap();
+        let requests: Vec<RefundRequest> = (0..CALLERS)
+            .map(|i| {
+                let order = format!("ORD-STMT-GC-{i}");
+                env.seed(Provider::Moyasar, &order);
+                request(
+                    Provider::Moyasar,
+                    &order,
+                    "1.00",
+                    &format!("RF-STMT-GC-{i}"),
+                )
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        proxy.take();
+        let mut calls = tokio::task::JoinSet::new();
+        for req in requests {
+            let (journal, refunds) = (journal.clone(), env.refunds());
+            calls.spawn(async move { journal.refund(&refunds, &req).await });
+        }
+        let mut changes = 0;
+        while let Some(done) = calls.join_next().await {
+            let result = done.unwrap().unwrap();
+            assert_eq!(result.label(), "applied", "{result:?}");
+            changes += result.entry().version;
+        }
+        tokio::task::yield_now().await;
+        let by_connection = proxy.take_by_connection();
+        let wire: Vec<Sent> = by_connection.iter().map(|(_, sent)| sent.clone()).collect();
+        assert_eq!(changes, 2 * CALLERS as i64, "the intents and the answers");
+        let statements = wire.iter().filter(|sent| sent.is_statement()).count();
+        assert!(
+            statements as i64 <= 2 * changes,
+            "{statements} statements for {changes} state changes: {wire:#?}"
+        );
+        // Each transaction on the wire: how many writes (`Execute`s) it held, followed on the
+        // connection that sent it.
+        let mut transactions: Vec<usize> = Vec::new();
+        let mut open: std::collections::HashMap<usize, usize> = Default::default();
+        for (connection, sent) in &by_connection {
+            match sent {
+                Sent::Query(sql) if sql == "BEGIN" => {
+                    assert!(open.insert(*connection, 0).is_none(), "BEGIN inside BEGIN");
+                }
+                Sent::Query(sql) if sql == "COMMIT" => {
+                    let writes = open.remove(connection);
+                    transactions.push(writes.expect("a COMMIT after its BEGIN"));
+                }
+                Sent::Execute(_) => {
+                    if let Some(writes) = open.get_mut(connection) {
+                        *writes += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(open.is_empty(), "a transaction left open: {open:?}");
+        eprintln!(
+            "{CALLERS} refunds at once: {statements} statements for {changes} state changes; \
+             transactions of {transactions:?} writes, the other writes alone"
+        );
+        assert!(
+            !transactions.is_empty(),
+            "no writes were committed together"
+        );
+        assert!(
+            transactions.iter().all(|writes| *writes >= 2),
+            "a transaction of fewer than two writes: {transactions:?}"
         );
         journal.close().await;
         db.cleanup().await;
