@@ -80,7 +80,8 @@ use crate::error::JournalError;
 ///   autocommitted (no `BEGIN`, no `COMMIT`, one round trip), several go in one transaction
 ///   (one commit, one WAL flush, for the lot: group commit). Each caller is answered once
 ///   that commit returned; a write that refuses or fails spoils none of the others of its
-///   batch; a failed commit fails all of them.
+///   batch (nor does a deadlock between two writers' transactions: their writes run again one
+///   by one); a failed commit fails all of them.
 /// - **SQLite** (WAL, `synchronous=FULL`): each commit costs an fsync, and the file takes one
 ///   writer at a time, so a journal's writes go to one writer that commits whatever is
 ///   queued (up to 64 writes, without waiting for more) in one `BEGIN IMMEDIATE ... COMMIT`:

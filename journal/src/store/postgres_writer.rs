@@ -9,6 +9,7 @@ use super::Written;
 use super::rows::decode_entry;
 use super::statement::Statement;
 use super::writer::{Job, Writer, fail_all, next_batch};
+use crate::error::JournalError;
 
 /// Starts PostgreSQL's group commit: [`writers`] tasks take the journal's writes. Each takes
 /// every write queued (up to [`MAX_BATCH`](super::writer::MAX_BATCH); it never waits to gather
@@ -26,6 +27,10 @@ use super::writer::{Job, Writer, fail_all, next_batch};
 ///   trigger, a row that cannot be read back) gets its error and the transaction is rolled
 ///   back; the writes before it, rolled back unseen, run again with the rest in a new
 ///   transaction: one write's failure spoils none of the others.
+/// - Two writers' transactions can wait for each other (each holds a row the other writes
+///   next: two callers on the same references at once); the server then rolls one back
+///   (`deadlock_detected`), and its writes run again one by one, autocommitted, none of them
+///   failed for it (a lone write rolled back so runs again, up to [`DEADLOCK_RETRIES`] times).
 /// - A failed `BEGIN` or `COMMIT` fails every write of the batch. (A `COMMIT` whose answer was
 ///   lost may have committed, as may a lone write whose answer was lost: each caller gets the
 ///   error, which the journal takes as such.)
@@ -56,8 +61,9 @@ pub(super) fn start(pool: PgPool, max_connections: u32) -> Writer {
                 let Some(mut batch) = batch else {
                     break;
                 };
+                let mut together = true;
                 while !batch.is_empty() {
-                    batch = commit_batch(&pool, batch).await;
+                    (batch, together) = commit_batch(&pool, batch, together).await;
                 }
             }
         });
@@ -71,28 +77,39 @@ fn writers(max_connections: u32) -> u32 {
     (max_connections / 2).max(1)
 }
 
-/// Runs `batch` on a connection of the pool and answers every write it settles; returns the
-/// writes to run again after a write failed (rolled back with it). Every call answers at least
-/// one write, so that the writer moves on.
-async fn commit_batch(pool: &PgPool, mut batch: Vec<Job>) -> Vec<Job> {
+/// Runs `batch` on a connection of the pool, in one transaction if `together`, else its first
+/// write alone, and answers every write it settles. Returns the writes still to run, and
+/// whether they may go together: after a write failed, the writes rolled back with it run again
+/// together; after a deadlock, every write of the batch runs again alone (it was not the
+/// write's own failure, and alone, autocommitted, a write holds no lock another one waits
+/// for). Every call answers at least one write or runs the batch again alone, so that the
+/// writer moves on.
+async fn commit_batch(pool: &PgPool, mut batch: Vec<Job>, together: bool) -> (Vec<Job>, bool) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(error) => {
             fail_all(batch, error);
-            return Vec::new();
+            return (Vec::new(), together);
         }
     };
-    if batch.len() == 1 {
-        let job = batch.pop().expect("one write");
-        let written = run(&mut conn, &job.statement).await;
+    if batch.len() == 1 || !together {
+        let job = batch.remove(0);
+        let mut written = run(&mut conn, &job.statement).await;
+        for _ in 0..DEADLOCK_RETRIES {
+            // Rolled back whole by the server: nothing of it was written.
+            if !matches!(&written, Err(error) if is_deadlock(error)) {
+                break;
+            }
+            written = run(&mut conn, &job.statement).await;
+        }
         job.answer(written);
-        return Vec::new();
+        return (batch, together);
     }
     let mut tx = match sqlx::Connection::begin(&mut *conn).await {
         Ok(tx) => tx,
         Err(error) => {
             fail_all(batch, error);
-            return Vec::new();
+            return (Vec::new(), together);
         }
     };
     let mut written = Vec::with_capacity(batch.len());
@@ -103,8 +120,11 @@ async fn commit_batch(pool: &PgPool, mut batch: Vec<Job>) -> Vec<Job> {
                 // The transaction rolls back as it is dropped (before its connection is used
                 // again, sqlx sends the `ROLLBACK`).
                 drop(tx);
+                if is_deadlock(&error) {
+                    return (batch, false);
+                }
                 batch.remove(at).answer(Err(error));
-                return batch;
+                return (batch, together);
             }
         }
     }
@@ -116,7 +136,21 @@ async fn commit_batch(pool: &PgPool, mut batch: Vec<Job>) -> Vec<Job> {
         }
         Err(error) => fail_all(batch, error),
     }
-    Vec::new()
+    (Vec::new(), together)
+}
+
+/// How many times a lone write the server rolled back for a deadlock is run again before its
+/// caller gets the error.
+const DEADLOCK_RETRIES: usize = 3;
+
+/// Whether `error` is PostgreSQL's `deadlock_detected` (SQLSTATE 40P01): two transactions
+/// waited for each other's rows (two writers' batches, each holding a row the other writes
+/// next), and the server rolled this one back.
+fn is_deadlock(error: &JournalError) -> bool {
+    matches!(
+        error,
+        JournalError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("40P01")
+    )
 }
 
 /// One write's statement on `conn`: the entry's row as written, `None` when it wrote none.

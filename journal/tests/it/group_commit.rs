@@ -156,6 +156,54 @@ async fn a_failing_write_fails_its_caller_alone(backend: Backend) {
     db.cleanup().await;
 }
 
+/// PostgreSQL: a write the server rolls back for a deadlock (here a trigger raises
+/// `deadlock_detected` the first time one reference's intent is written, whether alone or in a
+/// batch) runs again: every one of 32 refunds at once is applied, each sent once, none of their
+/// callers sees the deadlock.
+async fn a_deadlock_fails_no_caller() {
+    let env = Env::start().await;
+    let db = TestDb::new(Backend::Postgres);
+    let journal = db.journal().await;
+    db.execute(
+        "CREATE SEQUENCE deadlock_once; \
+         CREATE FUNCTION deadlock_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.merchant_reference = 'RF-GCD-7' AND nextval('deadlock_once') = 1 THEN \
+         RAISE EXCEPTION 'injected deadlock' USING ERRCODE = 'deadlock_detected'; END IF; \
+         RETURN NEW; END $$; \
+         CREATE TRIGGER deadlock_once BEFORE INSERT ON refund_journal_events FOR EACH ROW \
+         EXECUTE FUNCTION deadlock_once();",
+    )
+    .await;
+    let requests: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let order = format!("ORD-GCD-{i}");
+            env.seed(Provider::Moyasar, &order);
+            request(Provider::Moyasar, &order, "10.00", &format!("RF-GCD-{i}"))
+        })
+        .collect();
+    let mut calls = tokio::task::JoinSet::new();
+    for req in requests.clone() {
+        let (journal, refunds) = (journal.clone(), env.refunds());
+        calls.spawn(async move { (journal.refund(&refunds, &req).await, req) });
+    }
+    while let Some(done) = calls.join_next().await {
+        let (result, req) = done.unwrap();
+        let result = result.unwrap_or_else(|e| panic!("{}: {e}", req.merchant_reference));
+        assert_eq!(result.label(), "applied", "{result:?}");
+    }
+    // The sequence was drawn: the trigger raised its deadlock.
+    db.execute(
+        "DO $$ BEGIN IF NOT (SELECT is_called FROM deadlock_once) THEN \
+         RAISE EXCEPTION 'no deadlock was injected'; END IF; END $$;",
+    )
+    .await;
+    for req in &requests {
+        assert_eq!(env.recorded(req), 1, "{} sent once", req.merchant_reference);
+    }
+    journal.close().await;
+    db.cleanup().await;
+}
+
 mod sqlite {
     use crate::harness::Backend;
 
@@ -181,5 +229,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_write_fails_its_caller_alone() {
         super::a_failing_write_fails_its_caller_alone(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlock_fails_no_caller() {
+        super::a_deadlock_fails_no_caller().await;
     }
 }
