@@ -3,13 +3,42 @@
 //! Either way every caller's refund is recorded whole, is there for a journal opened afterwards
 //! (another process), and one caller's failing write fails that caller alone.
 
-use refunds::Provider;
-use refunds_journal::{EntryState, ErrorOutcome, EventKind};
+use refunds::{Provider, RefundRequest};
+use refunds_journal::{
+    EntryState, ErrorOutcome, EventKind, Journal, JournalError, JournaledRefund,
+};
 
 use crate::harness::{Backend, Env, TestDb, history_kinds, request};
 
 /// Callers at once.
 const CALLERS: usize = 32;
+
+/// [`CALLERS`] Moyasar refunds of 10.00, the i-th on an order of its own, `ORD-{tag}-{i}`
+/// (seeded), under the merchant reference `reference(i)`.
+fn requests(env: &Env, tag: &str, reference: impl Fn(usize) -> String) -> Vec<RefundRequest> {
+    (0..CALLERS)
+        .map(|i| {
+            let order = format!("ORD-{tag}-{i}");
+            env.seed(Provider::Moyasar, &order);
+            request(Provider::Moyasar, &order, "10.00", &reference(i))
+        })
+        .collect()
+}
+
+/// Sends every one of `requests` through `journal` at once, each from a task of its own; each
+/// one's result with its request, in the order they finished.
+async fn all_at_once(
+    journal: &Journal,
+    env: &Env,
+    requests: &[RefundRequest],
+) -> Vec<(Result<JournaledRefund, JournalError>, RefundRequest)> {
+    let mut calls = tokio::task::JoinSet::new();
+    for req in requests.iter().cloned() {
+        let (journal, refunds) = (journal.clone(), env.refunds());
+        calls.spawn(async move { (journal.refund(&refunds, &req).await, req) });
+    }
+    calls.join_all().await
+}
 
 /// 32 refunds at once, each on an order of its own: every one applied, with its intent and
 /// answer on record, sent once, and all of it there for a journal opened afterwards on the same
@@ -18,20 +47,8 @@ async fn concurrent_refunds_are_all_recorded(backend: Backend) {
     let env = Env::start().await;
     let db = TestDb::new(backend);
     let journal = db.journal().await;
-    let requests: Vec<_> = (0..CALLERS)
-        .map(|i| {
-            let order = format!("ORD-GC-{i}");
-            env.seed(Provider::Moyasar, &order);
-            request(Provider::Moyasar, &order, "10.00", &format!("RF-GC-{i}"))
-        })
-        .collect();
-    let mut calls = tokio::task::JoinSet::new();
-    for req in requests.clone() {
-        let (journal, refunds) = (journal.clone(), env.refunds());
-        calls.spawn(async move { (journal.refund(&refunds, &req).await, req) });
-    }
-    while let Some(done) = calls.join_next().await {
-        let (result, req) = done.unwrap();
+    let requests = requests(&env, "GC", |i| format!("RF-GC-{i}"));
+    for (result, req) in all_at_once(&journal, &env, &requests).await {
         let result = result.unwrap_or_else(|e| panic!("{}: {e}", req.merchant_reference));
         assert_eq!(result.label(), "applied", "{result:?}");
         assert_eq!(result.entry().version, 2, "the intent and the answer");
@@ -91,26 +108,13 @@ async fn a_failing_write_fails_its_caller_alone(backend: Backend) {
         })
         .await;
     }
-    let requests: Vec<_> = (0..CALLERS)
-        .map(|i| {
-            let order = format!("ORD-GCF-{i}");
-            env.seed(Provider::Moyasar, &order);
-            let reference = match i % 8 {
-                3 => format!("RF-GCF-BAD-{i}"),
-                6 => format!("RF-GCF-LOST-{i}"),
-                _ => format!("RF-GCF-OK-{i}"),
-            };
-            request(Provider::Moyasar, &order, "10.00", &reference)
-        })
-        .collect();
-    let mut calls = tokio::task::JoinSet::new();
-    for req in requests.clone() {
-        let (journal, refunds) = (journal.clone(), env.refunds());
-        calls.spawn(async move { (journal.refund(&refunds, &req).await, req) });
-    }
+    let requests = requests(&env, "GCF", |i| match i % 8 {
+        3 => format!("RF-GCF-BAD-{i}"),
+        6 => format!("RF-GCF-LOST-{i}"),
+        _ => format!("RF-GCF-OK-{i}"),
+    });
     let (mut applied, mut failed) = (0, 0);
-    while let Some(done) = calls.join_next().await {
-        let (result, req) = done.unwrap();
+    for (result, req) in all_at_once(&journal, &env, &requests).await {
         let reference = req.merchant_reference.as_str();
         if reference.starts_with("RF-GCF-OK-") {
             let result = result.unwrap_or_else(|e| panic!("{reference}: {e}"));
@@ -174,20 +178,8 @@ async fn a_deadlock_fails_no_caller() {
          EXECUTE FUNCTION deadlock_once();",
     )
     .await;
-    let requests: Vec<_> = (0..CALLERS)
-        .map(|i| {
-            let order = format!("ORD-GCD-{i}");
-            env.seed(Provider::Moyasar, &order);
-            request(Provider::Moyasar, &order, "10.00", &format!("RF-GCD-{i}"))
-        })
-        .collect();
-    let mut calls = tokio::task::JoinSet::new();
-    for req in requests.clone() {
-        let (journal, refunds) = (journal.clone(), env.refunds());
-        calls.spawn(async move { (journal.refund(&refunds, &req).await, req) });
-    }
-    while let Some(done) = calls.join_next().await {
-        let (result, req) = done.unwrap();
+    let requests = requests(&env, "GCD", |i| format!("RF-GCD-{i}"));
+    for (result, req) in all_at_once(&journal, &env, &requests).await {
         let result = result.unwrap_or_else(|e| panic!("{}: {e}", req.merchant_reference));
         assert_eq!(result.label(), "applied", "{result:?}");
     }

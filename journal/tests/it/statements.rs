@@ -400,6 +400,17 @@ fn on_one_thread<F: std::future::Future<Output = ()>>(logged: &Logged, test: F) 
     runtime.block_on(test);
 }
 
+/// The sandbox, the proxy, a PostgreSQL test database and a journal on it through the proxy.
+async fn through_proxy() -> (Env, WireProxy, TestDb, Journal) {
+    let env = Env::start().await;
+    let proxy = WireProxy::start(&pg_url()).await;
+    let db = TestDb::new(Backend::Postgres);
+    let journal = Journal::open_with(db.database_at(&proxy.url(&pg_url())), config())
+        .await
+        .unwrap();
+    (env, proxy, db, journal)
+}
+
 /// A refund on PostgreSQL: 2 statements for its 2 state changes (the intent, the answer), on
 /// a fresh journal and on a warm one, and for a rejected one; the rejected refund sent again:
 /// 4 statements for 2 state changes (the claim's INSERT of a new entry, which finds the
@@ -409,12 +420,7 @@ fn on_one_thread<F: std::future::Future<Output = ()>>(logged: &Logged, test: F) 
 fn postgres_sends_at_most_two_statements_per_state_change() {
     let logged = Logged::default();
     on_one_thread(&logged, async {
-        let env = Env::start().await;
-        let proxy = WireProxy::start(&pg_url()).await;
-        let db = TestDb::new(Backend::Postgres);
-        let journal = Journal::open_with(db.database_at(&proxy.url(&pg_url())), config())
-            .await
-            .unwrap();
+        let (env, proxy, db, journal) = through_proxy().await;
 
         env.seed(Provider::Moyasar, "ORD-STMT");
         let first = request(Provider::Moyasar, "ORD-STMT", "1.00", "RF-STMT-1");
@@ -476,12 +482,7 @@ fn postgres_commits_concurrent_writes_together() {
     const CALLERS: usize = 32;
     let logged = Logged::default();
     on_one_thread(&logged, async {
-        let env = Env::start().await;
-        let proxy = WireProxy::start(&pg_url()).await;
-        let db = TestDb::new(Backend::Postgres);
-        let journal = Journal::open_with(db.database_at(&proxy.url(&pg_url())), config())
-            .await
-            .unwrap();
+        let (env, proxy, db, journal) = through_proxy().await;
         let requests: Vec<RefundRequest> = (0..CALLERS)
             .map(|i| {
                 let order = format!("ORD-STMT-GC-{i}");
