@@ -144,9 +144,10 @@ pub(crate) struct Store {
     pool: Pool,
     sql: Sql,
     /// Each commit costs a flush to disk, and SQLite takes one writer at a time: the journal's
-    /// writes go to one writer, which commits whatever is queued together ([`Writer`];
-    /// [`sqlite_writer`], [`postgres_writer`]). Other processes (replicas) on the same database
-    /// have writers of their own: SQLite's meet the busy timeout, PostgreSQL's run side by side.
+    /// writes queue for its writer (SQLite: one thread; PostgreSQL: several tasks), which
+    /// commits whatever is queued together ([`Writer`]; [`sqlite_writer`], [`postgres_writer`]).
+    /// Other processes (replicas) on the same database have writers of their own: SQLite's
+    /// meet the busy timeout, PostgreSQL's run side by side.
     writer: Writer,
     /// Which database, as errors name it, and its time limits.
     target: Target,

@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 use super::Written;
 use super::rows::decode_entry;
 use super::statement::Statement;
-use super::writer::{Job, Writer, fail_all, next_batch};
+use super::writer::{Job, Jobs, Writer, fail_all, next_batch};
 use crate::error::JournalError;
 
 /// Starts PostgreSQL's group commit: [`writers`] tasks take the journal's writes. Each takes
@@ -49,26 +49,25 @@ pub(super) fn start(pool: PgPool, max_connections: u32) -> Writer {
     let (writer, jobs) = Writer::new();
     let jobs = Arc::new(Mutex::new(jobs));
     for _ in 0..writers(max_connections) {
-        let (pool, jobs) = (pool.clone(), Arc::clone(&jobs));
-        tokio::spawn(async move {
-            loop {
-                // One writer at a time waits for the next write; the others wait their turn.
-                let batch = {
-                    let mut jobs = jobs.lock().await;
-                    let mut closed = std::pin::pin!(pool.close_event());
-                    next_batch(&mut closed, &mut jobs).await
-                };
-                let Some(mut batch) = batch else {
-                    break;
-                };
-                let mut together = true;
-                while !batch.is_empty() {
-                    (batch, together) = commit_batch(&pool, batch, together).await;
-                }
-            }
-        });
+        tokio::spawn(write_batches(pool.clone(), Arc::clone(&jobs)));
     }
     writer
+}
+
+/// One writer: batch after batch until the pool closes or every sender is gone. The writers
+/// share the queue: one at a time waits for the next write, the others wait their turn.
+async fn write_batches(pool: PgPool, jobs: Arc<Mutex<Jobs>>) {
+    let mut closed = std::pin::pin!(pool.close_event());
+    loop {
+        let batch = next_batch(&mut closed, &mut *jobs.lock().await).await;
+        let Some(mut batch) = batch else {
+            break;
+        };
+        let mut together = true;
+        while !batch.is_empty() {
+            (batch, together) = commit_batch(&pool, batch, together).await;
+        }
+    }
 }
 
 /// How many writers a pool of `max_connections` gets: half of it (at least one), so that the

@@ -59,9 +59,9 @@ pub(super) fn resync_sqlite_transaction(
 pub(super) const MAX_TOGETHER: usize = 16;
 
 /// Starts SQLite's group commit: one thread owns this process's writes. It takes every write
-/// queued (up to [`MAX_BATCH`]; it never waits to gather more, so a lone write goes at once), runs
-/// them in ONE `BEGIN IMMEDIATE ... COMMIT` (one fsync for all), and answers each caller once
-/// the commit returned: a write is answered as written only when it is durable.
+/// queued (up to [`MAX_BATCH`]; it never waits to gather more, so a lone write goes at once),
+/// runs them in ONE `BEGIN IMMEDIATE ... COMMIT` (one fsync for all), and answers each caller
+/// once the commit returned: a write is answered as written only when it is durable.
 ///
 /// - The writes of a batch that share their SQL text (most do: a write is one of a handful
 ///   of shapes) go to SQLite's connection thread together, several in one command
@@ -257,8 +257,8 @@ pub(super) async fn commit_batch(
 
 /// Runs the writes of `batch` in the writer's transaction with those that share their SQL text
 /// in one command: their texts one after the other, each write's parameters numbered after
-/// the ones before it ([`Statement::sql_shifted`](super::statement::Statement::sql_shifted)) and its last one, its place, bound to its
-/// index in `batch` ([`Statement::then_events`](super::statement::Statement::then_events)). A group goes in chunks of a power of two
+/// the ones before it ([`Statement::sql_shifted`]) and its last one, its place, bound to its
+/// index in `batch` ([`Statement::then_events`]). A group goes in chunks of a power of two
 /// writes, up to `together` (at most [`MAX_TOGETHER`]), so that the commands' texts are few (a
 /// shape and a size) and stay prepared in the connection's statement cache. Returns the row
 /// each write read back, in `batch`'s order, or the first failing command's error.
@@ -266,6 +266,9 @@ pub(super) async fn commit_batch(
 /// Grouping changes the order the writes run in. Any order is one the callers could have
 /// met: each write of a batch is a different caller's, none of them is answered yet, and a
 /// caller queues its next write only once its last one is answered.
+///
+/// [`Statement::sql_shifted`]: super::statement::Statement::sql_shifted
+/// [`Statement::then_events`]: super::statement::Statement::then_events
 pub(super) async fn run_together(
     conn: &mut sqlx::SqliteConnection,
     batch: &[Job],

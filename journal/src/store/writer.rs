@@ -1,6 +1,7 @@
-//! The journal's group commit, both backends: one writer per journal takes the writes queued
-//! and commits them together ([`sqlite_writer`](super::sqlite_writer),
-//! [`postgres_writer`](super::postgres_writer)); here, the queue and what both writers share.
+//! The journal's group commit, both backends: the journal's writer (SQLite: one thread;
+//! PostgreSQL: several tasks) takes the writes queued and commits them together
+//! ([`sqlite_writer`](super::sqlite_writer), [`postgres_writer`](super::postgres_writer));
+//! here, the queue and what both share.
 
 use std::borrow::Cow;
 use std::future::Future;
